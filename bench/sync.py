@@ -1,0 +1,743 @@
+"""Sync speed and size (`POST /api/sync/v1`) on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/sync.py [--engines sqlite,postgres] [--rows 5000] [--teams 4]
+                                   [--seconds 5] [--profile DIR]
+
+For each engine: a database made for the run (a temporary SQLite file; a PostgreSQL database
+on 127.0.0.1:5432, user postgres or FIELDCRM_TEST_PG_*, dropped after), migrated, and filled
+in bulk with --teams teams of --rows rows each (accounts with their contacts, visits, notes,
+tasks and deals), written the way server/syncing/store.py writes them. Then `fieldcrm
+serve` runs in a subprocess and clients in this process (httpx, one connection each) play:
+
+  first-sync  a fresh install of a rep pulls the team's --rows rows, pull_limit 2000 (the
+              server's cap), gzip accepted; 20 installs. Per page and for the whole pull:
+              the time the server spends (engine, JSON and gzip, measured in this process)
+              and the time a client on this machine waits, p50/p95; bytes on the wire.
+  idle        50 up-to-date clients sync with nothing to send and nothing new, each about
+              once a second (30 times the app's own pace), --seconds; then flat out for 3 s
+              (no pause: the server's capacity; latency is then just the queue).
+  reconnect   16 clients come back at once, each with 20 queued writes (edits of the team's
+              accounts and new notes), and sync; 15 rounds. Each answer carries what the
+              others wrote.
+  ingest      4 clients push batches of 500 writes (new notes and contacts, account edits)
+              as fast as the server takes them, --seconds: mutations applied per second.
+
+Targets (issue 3): first sync p95 < 150 ms and < 1 MB compressed; idle p99 < 20 ms;
+reconnect p99 < 100 ms; ingest >= 2,000 mutations/s. Latencies are as a client on the
+same 2-core machine sees them: the clients take CPU from the server. "server CPU" is the
+server process's CPU time per request, from /proc. With --profile DIR, py-spy records the
+server during each scenario and the busiest functions are printed. Prints; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import gzip
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import msgspec  # noqa: E402
+
+from bench.support import database  # noqa: E402
+from server import db  # noqa: E402
+from server.auth.actor import Actor, team_scope  # noqa: E402
+from server.auth.services import token_digest  # noqa: E402
+from server.records.schemas import SPECS  # noqa: E402
+from server.syncing.store import STORE, clocks_text  # noqa: E402
+from sync.clock import Stamp  # noqa: E402
+from sync.engine import round_trip  # noqa: E402
+from sync.protocol import MAX_PULL_LIMIT, SyncRequest  # noqa: E402
+
+REPS_PER_TEAM = 10
+PER_ACCOUNT = {"contacts": 3, "visits": 3, "notes": 3, "tasks": 2, "deals": 1}  # 13 rows
+MAX_PARAMS = 32_000  # under asyncpg's and SQLite's bind-parameter limits
+CITIES = ["Lyon", "Paris", "Lille", "Nantes", "Nice", "Rennes", "Dijon", "Metz", "Brest", "Pau"]
+GZIP = {"Accept-Encoding": "gzip"}
+
+_json = msgspec.json.Encoder()
+_decode = msgspec.json.Decoder()
+
+
+# -- the database ------------------------------------------------------------------------
+
+
+class Loader:
+    """Rows as the sync store writes them: a seq each, a scope, a clock per field, and a
+    sync_changes row."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.seq = 0
+        self.now = datetime.now(UTC)
+        self.ms = int(self.now.timestamp() * 1000) - 86_400_000
+        self.rows: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        self.changes: list[list[Any]] = []
+        self.seqs: dict[str, int] = {}
+
+    def add(self, table: str, scope: str, author: str, fields: dict[str, Any]) -> str:
+        self.seq += 1
+        record_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        values = {name: spec.default for name, spec in SPECS[table].items()} | fields
+        stamp = Stamp(self.ms, 0, "server", author, self.seq)
+        self.rows[table].append(
+            {
+                "id": record_id,
+                "created_at": self.now,
+                "updated_at": self.now,
+                "seq": self.seq,
+                "scope": scope,
+                "deleted": False,
+                "clocks": clocks_text(dict.fromkeys(values, stamp)),
+                **values,
+            }
+        )
+        self.changes.append([self.seq, table, record_id, scope, "put"])
+        self.seqs[record_id] = self.seq
+        return record_id
+
+    def account(self, team_id: str, owner_id: str, index: int) -> str:
+        rng, scope = self.rng, team_scope(team_id)
+        account_id = self.add(
+            "accounts",
+            scope,
+            owner_id,
+            {
+                "name": f"Prospect {index:05d}",
+                "status": "prospect",
+                "city": rng.choice(CITIES),
+                "street": f"{rng.randint(1, 200)} rue de la Paix",
+                "postal_code": "69001",
+                "country": "France",
+                "phone": "+33 1 23 45 67 89",
+                "email": "shop@example.com",
+                "lat": rng.uniform(43.0, 50.0),
+                "lng": rng.uniform(-1.0, 7.0),
+                "owner_id": owner_id,
+                "team_id": team_id,
+            },
+        )
+        started = self.now - timedelta(days=rng.randint(1, 300))
+        child = {
+            "contacts": lambda n: {
+                "name": f"Contact {n}",
+                "title": "Buyer",
+                "email": "buyer@example.com",
+                "phone": "+33 6 12 34 56 78",
+            },
+            "visits": lambda n: {
+                "started_at": started,
+                "outcome": "met",
+                "user_id": owner_id,
+                "summary": "Talked prices and the spring order. " * 2,
+                "lat": 45.0,
+                "lng": 4.0,
+                "accuracy_m": 12.0,
+            },
+            "notes": lambda n: {
+                "body": "Wants a quote for the spring order. " * 3,
+                "author_id": owner_id,
+            },
+            "tasks": lambda n: {
+                "title": f"Call back {n}",
+                "due_at": started + timedelta(days=7),
+                "assignee_id": owner_id,
+                "author_id": owner_id,
+            },
+            "deals": lambda n: {
+                "title": f"Order {n}",
+                "stage": "proposal",
+                "currency": "EUR",
+                "amount": float(rng.randint(100, 50_000)),
+                "owner_id": owner_id,
+            },
+        }
+        for table, count in PER_ACCOUNT.items():
+            for n in range(count):
+                self.add(table, scope, owner_id, {"account_id": account_id, **child[table](n)})
+        return account_id
+
+    async def write(self) -> None:
+        for table, rows in self.rows.items():
+            columns = list(rows[0])
+            await insert(table, columns, [[row[c] for c in columns] for row in rows])
+        await insert(
+            "sync_changes", ["seq", "record_table", "record_id", "scope", "op"], self.changes
+        )
+        async with db.write_transaction():
+            for key, value in (("seq", self.seq), ("hlc_ms", self.ms), ("hlc_counter", 0)):
+                await db.fetch("UPDATE sync_meta SET value = {} WHERE key = {}", str(value), key)
+        if db.is_postgres():
+            await db.fetch("ANALYZE")
+
+
+async def insert(table: str, columns: list[str], rows: list[list[Any]]) -> None:
+    per_insert = MAX_PARAMS // len(columns)
+    marks = "(" + ", ".join("{}" for _ in columns) + ")"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    async with db.write_transaction():
+        for start in range(0, len(rows), per_insert):
+            chunk = rows[start : start + per_insert]
+            await db.fetch(sql + ", ".join(marks for _ in chunk), *[v for r in chunk for v in r])
+
+
+async def add_user(team_id: str, role: str) -> tuple[Actor, dict[str, str]]:
+    """A user and a bearer token, straight into the database (no password hashing)."""
+    user_id, token, now = str(uuid.uuid4()), uuid.uuid4().hex, datetime.now(UTC)
+    await db.fetch(
+        "INSERT INTO users (id, username, password_hash, role, team_id, active, created_at)"
+        " VALUES ({}, {}, {}, {}, {}, {}, {})",
+        user_id,
+        f"{role}-{user_id}",
+        "-",
+        role,
+        team_id,
+        True,
+        now,
+    )
+    await db.fetch(
+        "INSERT INTO auth_tokens (id, token_hash, user_id, created_at, expires_at, revoked_at)"
+        " VALUES ({}, {}, {}, {}, {}, {})",
+        str(uuid.uuid4()),
+        token_digest(token),
+        user_id,
+        now,
+        now + timedelta(days=1),
+        None,
+    )
+    actor = Actor(user_id, f"{role}-{user_id}", role, team_id)
+    return actor, {"Authorization": f"Bearer {token}"}
+
+
+async def fill(teams: int, rows: int, rng: random.Random) -> dict[str, Any]:
+    """`teams` teams of REPS_PER_TEAM reps, each team with about `rows` rows."""
+    loader = Loader(rng)
+    reps: list[tuple[Actor, dict[str, str]]] = []
+    accounts: list[str] = []
+    per_account = 1 + sum(PER_ACCOUNT.values())
+    for team in range(teams):
+        team_id = str(uuid.uuid4())
+        await db.fetch(
+            "INSERT INTO teams (id, name, created_at) VALUES ({}, {}, {})",
+            team_id,
+            f"team-{team:02d}",
+            datetime.now(UTC),
+        )
+        members = [await add_user(team_id, "rep") for _ in range(REPS_PER_TEAM)]
+        for index in range(rows // per_account):
+            owner = members[index % REPS_PER_TEAM][0].user_id
+            account_id = loader.account(team_id, owner, index)
+            if team == 0:
+                accounts.append(account_id)
+        if team == 0:
+            reps = members
+    await loader.write()
+    total = sum(len(r) for r in loader.rows.values())
+    seqs = {account_id: loader.seqs[account_id] for account_id in accounts}
+    return {"reps": reps, "accounts": accounts, "seqs": seqs, "rows": total}
+
+
+# -- the server --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving(url: str) -> AsyncIterator[tuple[str, int]]:
+    """`fieldcrm serve` on a free port; its base URL and process id."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "FIELDCRM_DISPATCH_INTERVAL_S": "3600"}
+    log = tempfile.TemporaryFile()  # a pipe nobody reads would stall the server once full
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "serve",
+        "--port",
+        str(port),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=2) as probe:
+            for _ in range(300):
+                if process.returncode is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"the server stopped: {log.read().decode()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await probe.get("/api/health")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield base, process.pid
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=20)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        log.seek(0)
+        errors = log.read().decode(errors="replace").strip()
+        if errors:
+            print(f"    server log:\n{errors[-2000:]}")
+        log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def profiling(pid: int, directory: Path | None, name: str) -> Any:
+    """py-spy on the server while the block runs, if asked for; prints the busiest frames."""
+    if directory is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    output = directory / f"{name}.txt"
+    process = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+            "--rate",
+            "250",
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        print_profile(output)
+
+
+def print_profile(path: Path, top: int = 15) -> None:
+    if not path.exists():
+        print(f"    (no profile at {path})")
+        return
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = {
+            f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";")
+        }
+        total += int(count)
+        for frame in frames:
+            inclusive[frame] += int(count)
+    print(f"    profile {path.name}: {total} samples, inclusive:")
+    for frame, n in inclusive.most_common(top):
+        print(f"      {100 * n / max(1, total):5.1f}%  {frame}")
+
+
+# -- clients -----------------------------------------------------------------------------
+
+
+class Phone:
+    """One install: a client_id, its mids, its cursor."""
+
+    def __init__(
+        self,
+        headers: dict[str, str],
+        cursor: str | None = None,
+        seqs: dict[str, int] | None = None,
+    ) -> None:
+        self.client_id = str(uuid.uuid4())
+        self.headers = {**headers, **GZIP, "Content-Type": "application/json"}
+        self.cursor = cursor
+        self.next_mid = 1
+        self.outbox: list[dict[str, Any]] = []
+        self.seqs = dict(seqs or {})  # the seq of each row as this phone last pulled it
+
+    def write(self, table: str, record_id: str, fields: dict[str, Any]) -> None:
+        now = int(time.time() * 1000)
+        self.outbox.append(
+            {
+                "mid": self.next_mid,
+                "table": table,
+                "id": record_id,
+                "op": "upsert",
+                "fields": fields,
+                "base_seq": self.seqs.get(record_id),
+                "hlc": [now, 0],
+            }
+        )
+        self.next_mid += 1
+
+    async def sync(self, http: httpx.AsyncClient, pull_limit: int = 500) -> dict[str, Any]:
+        """One round trip; the answer, with the bytes on the wire and the wait in ms."""
+        body = {
+            "protocol": 1,
+            "client_id": self.client_id,
+            "cursor": self.cursor,
+            "pull_limit": pull_limit,
+            "mutations": self.outbox,
+        }
+        started = time.perf_counter()
+        response = await http.post("/api/sync/v1", content=_json.encode(body), headers=self.headers)
+        waited = 1000 * (time.perf_counter() - started)
+        if response.status_code != 200:
+            raise RuntimeError(f"sync answered {response.status_code}: {response.text[:300]}")
+        data: dict[str, Any] = _decode.decode(response.content)
+        last = data["ack"]["last_mid"]
+        self.outbox = [m for m in self.outbox if m["mid"] > last]
+        self.cursor = data["cursor"]
+        for change in data["changes"]:
+            if change["op"] == "put":
+                self.seqs[change["id"]] = change["seq"]
+        data["_bytes"], data["_ms"] = response.num_bytes_downloaded, waited
+        return data
+
+
+def connection(base: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base, timeout=120, limits=httpx.Limits(max_connections=1))
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+# -- scenarios ---------------------------------------------------------------------------
+
+
+async def first_sync(base: str, pid: int, rep: tuple[Actor, dict[str, str]]) -> dict[str, Any]:
+    actor, headers = rep
+    waits: list[float] = []
+    pages: dict[int, list[tuple[float, int, int]]] = collections.defaultdict(list)
+    cpu = cpu_seconds(pid)
+    requests = 0
+    cursor = None
+    async with connection(base) as http:
+        for _ in range(20):
+            phone = Phone(headers)
+            started = time.perf_counter()
+            page = 0
+            while True:
+                data = await phone.sync(http, MAX_PULL_LIMIT)
+                requests += 1
+                pages[page].append((data["_ms"], data["_bytes"], len(data["changes"])))
+                page += 1
+                if not data["has_more"]:
+                    break
+            waits.append(1000 * (time.perf_counter() - started))
+            cursor = phone.cursor
+    cpu = 1000 * (cpu_seconds(pid) - cpu) / requests
+    # The server's own time, in this process: the engine, then JSON and gzip as it answers.
+    server: list[float] = []
+    server_pages: dict[int, list[float]] = collections.defaultdict(list)
+    json_bytes = 0
+    for _ in range(20):
+        client_id, position, page, total = str(uuid.uuid4()), None, 0, 0.0
+        while True:
+            started = time.perf_counter()
+            request = SyncRequest(
+                protocol=1, client_id=client_id, cursor=position, pull_limit=MAX_PULL_LIMIT
+            )
+            response = await round_trip(STORE, actor, request, int(time.time() * 1000))
+            body = _json.encode(response)
+            gzip.compress(body, compresslevel=6)
+            took = 1000 * (time.perf_counter() - started)
+            server_pages[page].append(took)
+            total += took
+            json_bytes += len(body)
+            page += 1
+            position = response.cursor
+            if not response.has_more:
+                break
+        server.append(total)
+    return {
+        "waits": waits,
+        "pages": pages,
+        "server": server,
+        "server_pages": server_pages,
+        "json_bytes": json_bytes / 20,
+        "cpu": cpu,
+        "cursor": cursor,
+    }
+
+
+async def idle(
+    base: str, pid: int, reps: list[Any], cursor: str, seconds: float, pause: float
+) -> dict[str, Any]:
+    """50 up-to-date clients sync with nothing new; each waits `pause` s on average between
+    syncs (0: flat out, which measures capacity, not latency). Each client connects and
+    syncs once before the clock starts."""
+    phones = [Phone(reps[k % len(reps)][1], cursor) for k in range(50)]
+    https = [connection(base) for _ in phones]
+    waits: list[float] = []
+    rng = random.Random(11)
+    try:
+        await asyncio.gather(*(p.sync(h) for p, h in zip(phones, https, strict=True)))
+        stop = time.perf_counter() + seconds
+        cpu = cpu_seconds(pid)
+
+        async def loop(phone: Phone, http: httpx.AsyncClient) -> None:
+            await asyncio.sleep(rng.uniform(0, 2 * pause))
+            while time.perf_counter() < stop:
+                data = await phone.sync(http)
+                assert not data["changes"], "something new: the idle scenario is not idle"
+                waits.append(data["_ms"])
+                await asyncio.sleep(rng.uniform(0, 2 * pause))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop(p, h) for p, h in zip(phones, https, strict=True)))
+        elapsed = time.perf_counter() - started
+    finally:
+        for http in https:
+            await http.aclose()
+    return {
+        "waits": waits,
+        "rate": len(waits) / elapsed,
+        "cpu": 1000 * (cpu_seconds(pid) - cpu) / max(1, len(waits)),
+    }
+
+
+async def idle_in_process(actor: Actor, cursor: str) -> list[float]:
+    """The server's own time for a sync with nothing new: the engine and JSON."""
+    took = []
+    for _ in range(200):
+        started = time.perf_counter()
+        request = SyncRequest(protocol=1, client_id=str(uuid.uuid4()), cursor=cursor)
+        _json.encode(await round_trip(STORE, actor, request, int(time.time() * 1000)))
+        took.append(1000 * (time.perf_counter() - started))
+    return took
+
+
+def queue_edits(phone: Phone, rng: random.Random, accounts: list[str], count: int) -> None:
+    for n in range(count):
+        account = rng.choice(accounts)
+        if n % 4 == 3:
+            phone.write(
+                "notes",
+                str(uuid.uuid4()),
+                {"account_id": account, "body": "Came back online with this note."},
+            )
+        else:
+            field = rng.choice(["city", "phone", "status", "website"])
+            value = {
+                "city": rng.choice(CITIES),
+                "phone": f"+33 {rng.randint(1, 9)} 00",
+                "status": rng.choice(["prospect", "customer"]),
+                "website": f"https://shop{rng.randint(1, 99)}.example",
+            }[field]
+            phone.write("accounts", account, {field: value})
+
+
+async def reconnect(
+    base: str, pid: int, reps: list[Any], accounts: dict[str, int], cursor: str, rounds: int = 15
+) -> dict[str, Any]:
+    rng = random.Random(3)
+    phones = [Phone(reps[k % len(reps)][1], cursor, accounts) for k in range(16)]
+    https = [connection(base) for _ in phones]
+    waits: list[float] = []
+    follow_ups: list[float] = []
+    cpu = cpu_seconds(pid)
+    requests = 0
+    try:
+        for _ in range(rounds):
+            for phone in phones:
+                queue_edits(phone, rng, list(accounts), 20)
+
+            async def come_back(phone: Phone, http: httpx.AsyncClient) -> None:
+                nonlocal requests
+                started = time.perf_counter()
+                data = await phone.sync(http)
+                requests += 1
+                while data["has_more"]:
+                    data = await phone.sync(http)
+                    requests += 1
+                waits.append(1000 * (time.perf_counter() - started))
+                follow_ups.append(data["_ms"])
+
+            await asyncio.gather(*(come_back(p, h) for p, h in zip(phones, https, strict=True)))
+            await asyncio.sleep(0.2)  # the phones go quiet, then the next wave comes back
+    finally:
+        for http in https:
+            await http.aclose()
+    return {"waits": waits, "cpu": 1000 * (cpu_seconds(pid) - cpu) / max(1, requests)}
+
+
+async def ingest(
+    base: str, pid: int, reps: list[Any], accounts: dict[str, int], cursor: str, seconds: float
+) -> dict[str, Any]:
+    rng = random.Random(5)
+    ids = list(accounts)
+    applied = 0
+    waits: list[float] = []
+    stop = time.perf_counter() + seconds
+    cpu = cpu_seconds(pid)
+
+    async def loop(k: int) -> None:
+        nonlocal applied
+        phone = Phone(reps[k % len(reps)][1], cursor, accounts)
+        async with connection(base) as http:
+            while time.perf_counter() < stop:
+                for n in range(500):
+                    account = rng.choice(ids)
+                    if n % 2:
+                        phone.write(
+                            "notes", str(uuid.uuid4()), {"account_id": account, "body": f"Note {n}"}
+                        )
+                    elif n % 4 == 0:
+                        phone.write(
+                            "contacts",
+                            str(uuid.uuid4()),
+                            {"account_id": account, "name": f"Buyer {n}"},
+                        )
+                    else:
+                        phone.write("accounts", account, {"phone": f"+33 {rng.randint(1, 9)}"})
+                data = await phone.sync(http, 1)
+                waits.append(data["_ms"])
+                applied += sum(r["status"] != "rejected" for r in data["ack"]["results"])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(k) for k in range(4)))
+    elapsed = time.perf_counter() - started
+    return {
+        "rate": applied / elapsed,
+        "waits": waits,
+        "applied": applied,
+        "cpu": 1000 * (cpu_seconds(pid) - cpu) / max(1, applied),
+    }
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+async def bench(engine: str, args: argparse.Namespace) -> dict[str, str]:
+    summary: dict[str, str] = {}
+    async with database(engine) as url:
+        started = time.perf_counter()
+        filled = await fill(args.teams, args.rows, random.Random(7))
+        print(
+            f"{engine}: {filled['rows']} rows in {args.teams} teams, loaded in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        reps, accounts = filled["reps"], filled["seqs"]
+        async with serving(url) as (base, pid):
+            with profiling(pid, args.profile, f"{engine}-first-sync"):
+                first = await first_sync(base, pid, reps[0])
+            pages = first["pages"]
+            total_bytes = sum(statistics.mean(b for _, b, _ in pages[p]) for p in pages)
+            print(
+                f"  first sync of {sum(pages[p][0][2] for p in pages)} rows in {len(pages)}"
+                f" pages: server p50 {pct(first['server'], 0.5):.0f} ms, p95"
+                f" {pct(first['server'], 0.95):.0f} ms; client waits p50"
+                f" {pct(first['waits'], 0.5):.0f} ms, p95 {pct(first['waits'], 0.95):.0f} ms;"
+                f" {total_bytes / 1024:.0f} KiB gzip ({first['json_bytes'] / 1024:.0f} KiB JSON);"
+                f" server CPU {first['cpu']:.0f} ms/page",
+                flush=True,
+            )
+            for p in sorted(pages):
+                ms = [w for w, _, _ in pages[p]]
+                kib = statistics.mean(b for _, b, _ in pages[p]) / 1024
+                print(
+                    f"    page {p + 1}: {pages[p][0][2]} rows, server p95"
+                    f" {pct(first['server_pages'][p], 0.95):.0f} ms, client p95"
+                    f" {pct(ms, 0.95):.0f} ms, {kib:.0f} KiB gzip",
+                    flush=True,
+                )
+            summary["first sync p95 (server)"] = f"{pct(first['server'], 0.95):.0f} ms"
+            summary["first sync p95 (client)"] = f"{pct(first['waits'], 0.95):.0f} ms"
+            summary["first sync gzip"] = f"{total_bytes / 1024:.0f} KiB"
+            cursor = first["cursor"]
+
+            with profiling(pid, args.profile, f"{engine}-idle"):
+                quiet = await idle(base, pid, reps, cursor, args.seconds, pause=1.0)
+            flat = await idle(base, pid, reps, cursor, 3.0, pause=0.0)
+            alone = await idle_in_process(reps[0][0], cursor)
+            print(
+                f"  idle, 50 clients syncing about once a second: {quiet['rate']:.0f} syncs/s,"
+                f" p50 {pct(quiet['waits'], 0.5):.1f} ms, p99 {pct(quiet['waits'], 0.99):.1f}"
+                f" ms; server CPU {quiet['cpu']:.2f} ms/sync. Flat out: {flat['rate']:.0f}"
+                f" syncs/s, p99 {pct(flat['waits'], 0.99):.0f} ms. Engine alone: p50"
+                f" {pct(alone, 0.5):.1f} ms, p99 {pct(alone, 0.99):.1f} ms",
+                flush=True,
+            )
+            summary["idle p99"] = f"{pct(quiet['waits'], 0.99):.1f} ms"
+            summary["idle capacity"] = f"{flat['rate']:.0f} syncs/s"
+
+            with profiling(pid, args.profile, f"{engine}-reconnect"):
+                back = await reconnect(base, pid, reps, accounts, cursor)
+            print(
+                f"  reconnect, 16 clients x 20 writes: p50 {pct(back['waits'], 0.5):.0f} ms,"
+                f" p99 {pct(back['waits'], 0.99):.0f} ms, max {max(back['waits']):.0f} ms;"
+                f" server CPU {back['cpu']:.1f} ms/request",
+                flush=True,
+            )
+            summary["reconnect p99"] = f"{pct(back['waits'], 0.99):.0f} ms"
+
+            with profiling(pid, args.profile, f"{engine}-ingest"):
+                fed = await ingest(base, pid, reps, accounts, cursor, args.seconds)
+            print(
+                f"  ingest, 4 clients x 500 writes: {fed['rate']:.0f} mutations/s"
+                f" ({fed['applied']} applied), request p50 {pct(fed['waits'], 0.5):.0f} ms;"
+                f" server CPU {fed['cpu']:.2f} ms/mutation",
+                flush=True,
+            )
+            summary["ingest"] = f"{fed['rate']:.0f} mutations/s"
+    return summary
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engines", default="sqlite,postgres")
+    parser.add_argument("--rows", type=int, default=5000, help="rows per team")
+    parser.add_argument("--teams", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy output directory")
+    args = parser.parse_args()
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    print(f"{os.cpu_count()} cores", flush=True)
+    results = {engine: await bench(engine.strip(), args) for engine in args.engines.split(",")}
+    print(
+        "\ntargets: first sync p95 < 150 ms and < 1 MB gzip; idle p99 < 20 ms;"
+        " reconnect p99 < 100 ms; ingest >= 2,000 mutations/s"
+    )
+    for engine, summary in results.items():
+        print(f"{engine:8} " + "; ".join(f"{k} {v}" for k, v in summary.items()))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

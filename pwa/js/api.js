@@ -1,0 +1,57 @@
+// JSON over fetch, with a timeout. Every call but login carries the bearer token.
+// Answers {status, data}; throws NetworkError when no HTTP answer arrived at all.
+
+export class NetworkError extends Error {
+  constructor(message, { timeout = false } = {}) {
+    super(message);
+    this.name = "NetworkError";
+    this.timeout = timeout;
+  }
+}
+
+export async function apiFetch(path, { method = "GET", body, token, timeoutMs = 15000 } = {}) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (token) headers.Authorization = `Bearer ${token}`;
+  try {
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: controller.signal,
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch (err) {
+      const timeout = err && err.name === "AbortError";
+      throw new NetworkError(timeout ? "The server did not answer in time" : "No connection", {
+        timeout,
+      });
+    }
+    let data = null;
+    const type = response.headers.get("Content-Type") || "";
+    if (response.status !== 204 && type.includes("json")) {
+      try {
+        data = await response.json();
+      } catch (err) {
+        if (err && err.name === "AbortError") throw new NetworkError("The answer was cut off");
+        data = null;
+      }
+    }
+    return { status: response.status, data };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// A sentence to show for a failed call.
+export function errorDetail(result, fallback = "Something went wrong") {
+  const data = result && result.data;
+  if (data && typeof data.detail === "string" && data.detail) return data.detail;
+  if (data && typeof data.error === "string") return data.error;
+  return fallback;
+}

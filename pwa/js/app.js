@@ -1,0 +1,100 @@
+// Entry point: open the local database, restore the session, draw the current screen,
+// then start syncing. Everything on screen comes from IndexedDB, so it all works offline.
+
+import { read } from "./db.js";
+import { on } from "./events.js";
+import { startPush } from "./push.js";
+import { pendingCount } from "./records.js";
+import { route, startRouter } from "./router.js";
+import { accountScreen } from "./screens/account.js";
+import { accountsScreen } from "./screens/accounts.js";
+import { conflictsScreen, unresolvedConflicts } from "./screens/conflicts.js";
+import { loginScreen } from "./screens/login.js";
+import { nearbyScreen } from "./screens/nearby.js";
+import { newNoteScreen } from "./screens/note.js";
+import { recordForm } from "./screens/record-form.js";
+import { rejectedScreen } from "./screens/rejected.js";
+import { settingsScreen } from "./screens/settings.js";
+import { tasksScreen } from "./screens/tasks.js";
+import { todayScreen } from "./screens/today.js";
+import { newVisitScreen, visitScreen } from "./screens/visit.js";
+import { loadSession, session } from "./session.js";
+import { startBadge } from "./status.js";
+import { controlled, startServiceWorker } from "./sw-update.js";
+import { currentStatus, refreshStatus, startSync, syncNow } from "./sync.js";
+
+route("/login", loginScreen, { public: true });
+route("/today", todayScreen);
+route("/accounts", accountsScreen);
+route("/account/new", recordForm("accounts"));
+route("/account/:id/edit", recordForm("accounts"));
+route("/account/:id", accountScreen);
+route("/visit/new", newVisitScreen);
+route("/visit/:id", visitScreen);
+route("/note/new", newNoteScreen);
+route("/contact/new", recordForm("contacts"));
+route("/contact/:id/edit", recordForm("contacts"));
+route("/deal/new", recordForm("deals"));
+route("/deal/:id/edit", recordForm("deals"));
+route("/task/new", recordForm("tasks"));
+route("/task/:id/edit", recordForm("tasks"));
+route("/tasks", tasksScreen);
+route("/conflicts", conflictsScreen);
+route("/rejected", rejectedScreen);
+route("/settings", settingsScreen);
+route("/nearby", nearbyScreen);
+
+function showChrome(root) {
+  const signedIn = !!session().token;
+  root.querySelector("nav.tabs").hidden = !signedIn;
+  root.querySelector("[data-testid=sync-now]").hidden = !signedIn;
+  document.body.dataset.signedIn = signedIn ? "yes" : "no";
+}
+
+async function updateConflictCount(root) {
+  const badge = root.querySelector("[data-testid=nav-conflicts-count]");
+  const n = (await unresolvedConflicts()).length;
+  badge.textContent = n ? String(n) : "";
+  badge.dataset.count = String(n);
+  badge.hidden = n === 0;
+}
+
+// A handle for end-to-end tests and for poking at the app from devtools.
+function debugHandle() {
+  return {
+    syncNow: () => syncNow(),
+    pendingCount: () => pendingCount(),
+    status: () => currentStatus(),
+    outbox: () => read(["outbox"], (s) => s.outbox.getAll()),
+    meta: (key) => read(["meta"], (s) => s.meta.get(key)),
+    rows: (table) => read([table], (s) => s[table].getAll()),
+    controlled: () => controlled(),
+    ready: null,
+  };
+}
+
+async function boot() {
+  const root = document;
+  startBadge(root);
+  root.querySelector("[data-testid=sync-now]").addEventListener("click", () => syncNow());
+  await loadSession();
+  showChrome(root);
+  on("session", () => showChrome(root));
+  on("data", () => updateConflictCount(root));
+  updateConflictCount(root);
+  startServiceWorker(root);
+  startPush({ syncNow });
+  await startRouter(root.querySelector("main"));
+  await refreshStatus();
+  startSync();
+  document.body.dataset.ready = "yes";
+}
+
+const handle = debugHandle();
+window.fieldcrm = handle;
+handle.ready = boot();
+handle.ready.catch((err) => {
+  console.error("fieldcrm failed to start", err);
+  const main = document.querySelector("main");
+  main.textContent = "fieldcrm could not open its storage on this phone. " + String(err && err.message);
+});

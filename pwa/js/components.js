@@ -1,0 +1,113 @@
+// Pieces shared by several screens.
+
+import { saveWrites, upsert } from "./records.js";
+import { LABELS, formatDateTime, h, toast, uid } from "./ui.js";
+
+const HOUR_MS = 60 * 60 * 1000;
+
+export function pendingMark(pending, table, id) {
+  return pending && pending.has(`${table}/${id}`)
+    ? h("span", { class: "pill pill-pending", testid: "row-pending", title: "Not sent yet" }, "unsent")
+    : null;
+}
+
+export function verificationBadge(visit, pending) {
+  const unsynced = visit._seq === null || visit._seq === undefined || pending.has(`visits/${visit.id}`);
+  const value = unsynced ? "pending" : visit.verification || "unverified";
+  const text = unsynced ? "Waiting to sync" : LABELS.verification[value] || value;
+  return h(
+    "span",
+    { class: `pill pill-${value}`, testid: "visit-verification", dataset: { verification: value } },
+    text,
+  );
+}
+
+export function visitRow(visit, accountName, pending) {
+  return h(
+    "li",
+    { class: "row", testid: "visit-row", dataset: { id: visit.id } },
+    h(
+      "a",
+      { href: `#/visit/${visit.id}`, class: "row-main", testid: "visit-open" },
+      h("span", { class: "row-title" }, accountName || LABELS.outcome[visit.outcome] || "Visit"),
+      h(
+        "span",
+        { class: "row-sub" },
+        formatDateTime(visit.started_at),
+        visit.outcome ? ` · ${LABELS.outcome[visit.outcome] || visit.outcome}` : "",
+      ),
+      visit.summary ? h("span", { class: "row-sub clamp" }, visit.summary) : null,
+    ),
+    verificationBadge(visit, pending),
+  );
+}
+
+export function isOverdue(task, now = Date.now()) {
+  return !task.done && task.due_at && new Date(task.due_at).getTime() < now;
+}
+
+// A task with its done checkbox and "snooze 1 h".
+export function taskRow(task, accountName, pending) {
+  const checkId = uid("task");
+  const overdue = isOverdue(task);
+  return h(
+    "li",
+    { class: `row task${task.done ? " done" : ""}`, testid: "task-row", dataset: { id: task.id } },
+    h("input", {
+      type: "checkbox",
+      id: checkId,
+      class: "task-check",
+      testid: "task-done",
+      checked: !!task.done,
+      onchange: async (event) => {
+        await upsert("tasks", task.id, { done: event.target.checked });
+        toast(event.target.checked ? "Task done" : "Task reopened");
+      },
+    }),
+    h(
+      "div",
+      { class: "row-main" },
+      h("label", { for: checkId, class: "row-title", testid: "task-title" }, task.title),
+      h(
+        "span",
+        { class: `row-sub${overdue ? " overdue" : ""}`, testid: "task-due" },
+        task.due_at ? `${overdue ? "Overdue · " : "Due "}${formatDateTime(task.due_at)}` : "No due date",
+      ),
+      task.remind_at
+        ? h("span", { class: "row-sub", testid: "task-remind" }, `Reminder ${formatDateTime(task.remind_at)}`)
+        : null,
+      accountName
+        ? h("a", { href: `#/account/${task.account_id}`, class: "row-sub", testid: "task-account" }, accountName)
+        : null,
+    ),
+    h(
+      "div",
+      { class: "row-actions" },
+      pendingMark(pending, "tasks", task.id),
+      task.done
+        ? null
+        : h(
+            "button",
+            { type: "button", class: "small", testid: "task-snooze", onclick: () => snooze(task) },
+            "Snooze 1 h",
+          ),
+      h("a", { href: `#/task/${task.id}/edit`, class: "small button-link", testid: "task-edit",
+        "aria-label": `Edit ${task.title}` }, "Edit"),
+    ),
+  );
+}
+
+// Snooze: the reminder moves an hour on (from now when it is already past or unset, so it
+// does not fire again at once) and the due time moves an hour on.
+async function snooze(task) {
+  const now = Date.now();
+  const remind = task.remind_at ? new Date(task.remind_at).getTime() : now;
+  const fields = { remind_at: new Date(Math.max(remind, now) + HOUR_MS).toISOString() };
+  if (task.due_at) fields.due_at = new Date(new Date(task.due_at).getTime() + HOUR_MS).toISOString();
+  await saveWrites([{ table: "tasks", id: task.id, op: "upsert", fields }]);
+  toast("Snoozed for an hour");
+}
+
+export function accountNames(accounts) {
+  return new Map(accounts.map((a) => [a.id, a.name]));
+}

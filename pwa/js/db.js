@@ -1,0 +1,117 @@
+// A tiny promise wrapper over IndexedDB. Only IndexedDB requests may be awaited inside
+// `transact`: awaiting anything else (fetch, timers) lets the transaction auto-commit.
+
+export const TABLES = ["accounts", "contacts", "visits", "notes", "tasks", "deals", "conflicts"];
+export const STORES = [...TABLES, "outbox", "meta"];
+
+const DB_NAME = "fieldcrm";
+const DB_VERSION = 1;
+// Rows that hang off an account, indexed so an evicted account takes them along.
+const BY_ACCOUNT = ["contacts", "visits", "notes", "tasks", "deals", "conflicts"];
+
+let opening = null;
+
+export function request(req) {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+export function openDb() {
+  if (opening) return opening;
+  opening = new Promise((resolve, reject) => {
+    const req = indexedDB.open(DB_NAME, DB_VERSION);
+    req.onupgradeneeded = () => {
+      const db = req.result;
+      for (const table of TABLES) {
+        const store = db.createObjectStore(table, { keyPath: "id" });
+        if (BY_ACCOUNT.includes(table)) store.createIndex("account_id", "account_id");
+        if (table === "conflicts") store.createIndex("record_id", "record_id");
+      }
+      const outbox = db.createObjectStore("outbox", { keyPath: "key", autoIncrement: true });
+      outbox.createIndex("mid", "mid", { unique: true });
+      outbox.createIndex("row", ["table", "id"]);
+      db.createObjectStore("meta");
+    };
+    req.onsuccess = () => {
+      const db = req.result;
+      // Another tab wants a newer schema: step aside so it is not blocked.
+      db.onversionchange = () => {
+        db.close();
+        opening = null;
+      };
+      resolve(db);
+    };
+    req.onerror = () => {
+      opening = null;
+      reject(req.error);
+    };
+    req.onblocked = () => console.warn("fieldcrm: database upgrade blocked by another tab");
+  });
+  return opening;
+}
+
+// A store handle whose methods answer promises.
+function wrapStore(store) {
+  return {
+    get: (key) => request(store.get(key)),
+    getAll: (query, count) => request(store.getAll(query, count)),
+    put: (value, key) => request(key === undefined ? store.put(value) : store.put(value, key)),
+    add: (value) => request(store.add(value)),
+    delete: (key) => request(store.delete(key)),
+    clear: () => request(store.clear()),
+    count: (query) => request(store.count(query)),
+    index: (name) => {
+      const index = store.index(name);
+      return {
+        getAll: (query, count) => request(index.getAll(query, count)),
+        getAllKeys: (query) => request(index.getAllKeys(query)),
+        count: (query) => request(index.count(query)),
+      };
+    },
+    raw: store,
+  };
+}
+
+// Run `work(stores)` in one transaction over `names`; resolves with its result once the
+// transaction has committed, rejects (and aborts) if `work` throws.
+export async function transact(names, mode, work) {
+  const db = await openDb();
+  const tx = db.transaction(names, mode);
+  const done = new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onabort = () => reject(tx.error || new DOMException("Transaction aborted", "AbortError"));
+    tx.onerror = () => {}; // onabort follows with the error
+  });
+  const stores = {};
+  for (const name of names) stores[name] = wrapStore(tx.objectStore(name));
+  let result;
+  try {
+    result = await work(stores, tx);
+  } catch (err) {
+    try {
+      tx.abort();
+    } catch {
+      // already finished
+    }
+    await done.catch(() => {});
+    throw err;
+  }
+  await done;
+  return result;
+}
+
+export const read = (names, work) => transact(names, "readonly", work);
+export const write = (names, work) => transact(names, "readwrite", work);
+
+export async function getMeta(key) {
+  return read(["meta"], (s) => s.meta.get(key));
+}
+
+// Empty every store in one transaction (sign-out): nothing of the user stays on the device.
+export async function clearAll() {
+  return write(STORES, async (s) => {
+    for (const name of STORES) await s[name].clear();
+  });
+}

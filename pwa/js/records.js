@@ -1,0 +1,108 @@
+// Local records. A row in a table store is the optimistic state the views show: the
+// server's last row (`_base`, at `_seq`) with this device's pending writes applied on top.
+// A local write puts the row and its outbox entry in one transaction; sending is sync.js's job.
+
+import { TABLES, read, write } from "./db.js";
+import { tick } from "./hlc.js";
+import { emit } from "./events.js";
+
+// Build the local row from the server's row and the pending outbox entries (mid order).
+// Answers null when there is nothing to show.
+export function overlay(base, seq, pending) {
+  let row = base ? { ...base } : null;
+  let deleted = false;
+  for (const entry of pending) {
+    if (entry.op === "delete") deleted = true;
+    else row = { ...(row || { id: entry.id }), ...entry.fields, id: entry.id };
+  }
+  if (!row) return null;
+  row._base = base || null;
+  row._seq = seq ?? null;
+  if (deleted) row._deleted = true;
+  else delete row._deleted;
+  return row;
+}
+
+export async function pendingFor(stores, table, id) {
+  const entries = await stores.outbox.index("row").getAll([table, id]);
+  return entries.sort((a, b) => a.mid - b.mid);
+}
+
+// Queue writes: [{table, id, op: "upsert"|"delete", fields}], all in one transaction with
+// their outbox entries, each with the next mid and a fresh HLC.
+// pwa/sw.js repeats this for a notification's Done / Snooze (writeTaskChange): keep in step.
+export async function saveWrites(writes) {
+  const tables = [...new Set(writes.map((w) => w.table))];
+  for (const t of tables) if (!TABLES.includes(t)) throw new Error(`unknown table ${t}`);
+  const entries = await write([...tables, "outbox", "meta"], async (s) => {
+    let mid = (await s.meta.get("next_mid")) || 1;
+    let clock = await s.meta.get("hlc");
+    const queued = [];
+    for (const w of writes) {
+      clock = tick(clock);
+      const row = await s[w.table].get(w.id);
+      const entry = {
+        mid,
+        table: w.table,
+        id: w.id,
+        op: w.op,
+        fields: w.op === "delete" ? {} : { ...w.fields },
+        base_seq: row ? row._seq ?? null : null,
+        hlc: clock,
+      };
+      mid += 1;
+      await s.outbox.add(entry);
+      queued.push(entry);
+      if (w.op === "delete") {
+        if (row) await s[w.table].put({ ...row, _deleted: true });
+      } else {
+        const next = row
+          ? { ...row, ...entry.fields }
+          : { id: w.id, ...entry.fields, _base: null, _seq: null };
+        await s[w.table].put(next);
+      }
+    }
+    await s.meta.put(mid, "next_mid");
+    await s.meta.put(clock, "hlc");
+    return queued;
+  });
+  emit("data", { local: true });
+  emit("outbox", entries);
+  return entries;
+}
+
+export const upsert = (table, id, fields) => saveWrites([{ table, id, op: "upsert", fields }]);
+export const remove = (table, id) => saveWrites([{ table, id, op: "delete" }]);
+
+export function newId() {
+  return crypto.randomUUID();
+}
+
+export const visible = (row) => row && !row._deleted;
+
+// Queries for the screens. The data set is one team's: reading a store whole is fine.
+
+export async function allRows(table) {
+  const rows = await read([table], (s) => s[table].getAll());
+  return rows.filter(visible);
+}
+
+export async function getRecord(table, id) {
+  const row = await read([table], (s) => s[table].get(id));
+  return visible(row) ? row : null;
+}
+
+export async function rowsOfAccount(table, accountId) {
+  const rows = await read([table], (s) => s[table].index("account_id").getAll(accountId));
+  return rows.filter(visible);
+}
+
+export async function pendingCount() {
+  return read(["outbox"], (s) => s.outbox.count());
+}
+
+export async function pendingKeys() {
+  // "table/id" of every row with an unsent write, to mark it in lists.
+  const entries = await read(["outbox"], (s) => s.outbox.getAll());
+  return new Set(entries.map((e) => `${e.table}/${e.id}`));
+}

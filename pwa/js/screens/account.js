@@ -1,0 +1,129 @@
+import { pendingMark, taskRow, visitRow } from "../components.js";
+import { positionText } from "../map.js";
+import { allRows, getRecord, pendingKeys, rowsOfAccount } from "../records.js";
+import { userNames } from "../session.js";
+import { LABELS, empty, formatDate, formatDateTime, h, link, section } from "../ui.js";
+
+const byNewest = (key) => (a, b) => String(b[key] || "").localeCompare(String(a[key] || ""));
+
+function detail(label, value, testid, href = null) {
+  if (value === null || value === undefined || value === "") return null;
+  return [
+    h("dt", {}, label),
+    h("dd", { testid }, href ? h("a", { href, rel: "noopener" }, String(value)) : String(value)),
+  ];
+}
+
+function safeWebsite(url) {
+  // Only http(s) links: a synced value must not become a javascript: URL.
+  const text = String(url || "");
+  if (/^https?:\/\//i.test(text)) return text;
+  return /^[\w.-]+\.[a-z]{2,}(\/.*)?$/i.test(text) ? `https://${text}` : null;
+}
+
+export async function accountScreen({ id }) {
+  const account = await getRecord("accounts", id);
+  if (!account) {
+    return {
+      title: "Account",
+      live: true,
+      el: h("div", { class: "screen" }, h("h1", {}, "Account not found"),
+        empty("This account is not on this phone. It may not have synced yet, or it left your team.",
+          "account-missing"),
+        link("Back to accounts", "#/accounts", "account-back", "button-link")),
+    };
+  }
+  const [contacts, visits, notes, tasks, deals, conflicts, pending, names] = await Promise.all([
+    rowsOfAccount("contacts", id),
+    rowsOfAccount("visits", id),
+    rowsOfAccount("notes", id),
+    rowsOfAccount("tasks", id),
+    rowsOfAccount("deals", id),
+    allRows("conflicts"),
+    pendingKeys(),
+    userNames(),
+  ]);
+  // Conflicts name their record, not its account: match the account and what hangs off it.
+  const mine = new Set([id, ...[contacts, visits, notes, tasks, deals].flat().map((r) => r.id)]);
+  const open = conflicts.filter((c) => !c.resolved && mine.has(c.record_id));
+  const address = [account.street, [account.postal_code, account.city].filter(Boolean).join(" "),
+    account.region, account.country].filter(Boolean).join(", ");
+  const website = safeWebsite(account.website);
+
+  const el = h(
+    "div",
+    { class: "screen", testid: "account-screen", dataset: { id } },
+    h("div", { class: "title-row" },
+      h("h1", { testid: "account-name" }, account.name),
+      h("span", { class: `pill pill-${account.status}`, testid: "account-status" },
+        LABELS.status[account.status] || account.status),
+      pendingMark(pending, "accounts", id)),
+    h("div", { class: "actions" },
+      link("Log a visit", `#/visit/new?account=${id}`, "account-log-visit", "button-link primary"),
+      link("Add a note", `#/note/new?account=${id}`, "account-add-note", "button-link"),
+      link("Edit", `#/account/${id}/edit`, "account-edit", "button-link")),
+    open.length
+      ? h("p", { class: "notice" }, link(`${open.length} unresolved conflict${open.length === 1 ? "" : "s"}`,
+          "#/conflicts", "account-conflicts"))
+      : null,
+    section("Details", "account-details",
+      h("dl", { class: "details" },
+        detail("Phone", account.phone, "account-phone", account.phone ? `tel:${account.phone}` : null),
+        detail("Email", account.email, "account-email", account.email ? `mailto:${account.email}` : null),
+        detail("Website", account.website, "account-website", website),
+        detail("Address", address, "account-address"),
+        detail("Position", positionText(account), "account-position"),
+        detail("Owner", account.owner_id ? names.get(account.owner_id) || "Another user" : null,
+          "account-owner"))),
+    section(`Contacts (${contacts.length})`, "account-contacts",
+      contacts.length
+        ? h("ul", { class: "list" }, contacts.sort((a, b) => a.name.localeCompare(b.name)).map((c) =>
+            h("li", { class: "row", testid: "contact-row", dataset: { id: c.id } },
+              h("div", { class: "row-main" },
+                h("span", { class: "row-title", testid: "contact-name" }, c.name),
+                h("span", { class: "row-sub" }, [c.title, c.phone, c.email].filter(Boolean).join(" · "))),
+              pendingMark(pending, "contacts", c.id),
+              c.phone ? h("a", { href: `tel:${c.phone}`, class: "small button-link", testid: "contact-call",
+                "aria-label": `Call ${c.name}` }, "Call") : null,
+              link("Edit", `#/contact/${c.id}/edit`, "contact-edit", "small button-link"))))
+        : empty("No contacts yet.", "contacts-empty"),
+      link("Add a contact", `#/contact/new?account=${id}`, "account-add-contact", "button-link")),
+    section(`Visits (${visits.length})`, "account-visits",
+      visits.length
+        ? h("ul", { class: "list timeline" },
+            visits.sort(byNewest("started_at")).map((v) => visitRow(v, null, pending)))
+        : empty("No visits yet.", "visits-empty")),
+    section(`Notes (${notes.length})`, "account-notes",
+      notes.length
+        ? h("ul", { class: "list" }, notes.sort(byNewest("created_at")).map((n) =>
+            h("li", { class: "row note", testid: "note-row", dataset: { id: n.id } },
+              h("div", { class: "row-main" },
+                h("p", { class: "note-body", testid: "note-text" }, n.body),
+                h("span", { class: "row-sub" },
+                  [names.get(n.author_id), n.created_at ? formatDateTime(n.created_at) : "not synced yet"]
+                    .filter(Boolean).join(" · "))),
+              pendingMark(pending, "notes", n.id))))
+        : empty("No notes yet.", "notes-empty")),
+    section(`Tasks (${tasks.filter((t) => !t.done).length} open)`, "account-tasks",
+      tasks.length
+        ? h("ul", { class: "list" }, tasks
+            .sort((a, b) => Number(a.done) - Number(b.done) || String(a.due_at || "~").localeCompare(String(b.due_at || "~")))
+            .map((t) => taskRow(t, null, pending)))
+        : empty("No tasks.", "tasks-empty"),
+      link("Add a task", `#/task/new?account=${id}`, "account-add-task", "button-link")),
+    section(`Deals (${deals.length})`, "account-deals",
+      deals.length
+        ? h("ul", { class: "list" }, deals.sort(byNewest("updated_at")).map((d) =>
+            h("li", { class: "row", testid: "deal-row", dataset: { id: d.id } },
+              h("div", { class: "row-main" },
+                h("span", { class: "row-title", testid: "deal-title" }, d.title),
+                h("span", { class: "row-sub" }, [LABELS.stage[d.stage] || d.stage,
+                  d.amount !== null && d.amount !== undefined ? `${d.amount} ${d.currency || ""}`.trim() : null,
+                  d.close_date ? `closes ${formatDate(d.close_date)}` : null].filter(Boolean).join(" · "))),
+              pendingMark(pending, "deals", d.id),
+              link("Edit", `#/deal/${d.id}/edit`, "deal-edit", "small button-link"))))
+        : empty("No deals.", "deals-empty"),
+      link("Add a deal", `#/deal/new?account=${id}`, "account-add-deal", "button-link")),
+  );
+  return { title: account.name, el, live: true };
+}

@@ -1,0 +1,105 @@
+// The conflicts inbox: every value that lost a merge, until someone decides. "Keep mine"
+// writes the lost value back as a new upsert; "Keep theirs" only marks the conflict
+// resolved (the only field a client may write on a conflict).
+
+import { allRows, getRecord, saveWrites } from "../records.js";
+import { me, userNames } from "../session.js";
+import { LABELS, empty, formatDateTime, h, link, toast } from "../ui.js";
+
+const ISO_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+
+export function conflictTable(c) {
+  return c.table || c.record_table;
+}
+
+export function formatValue(value) {
+  if (value === null || value === undefined || value === "") return "(empty)";
+  if (value === true) return "Yes";
+  if (value === false) return "No";
+  if (typeof value === "object") return JSON.stringify(value);
+  if (typeof value === "string" && ISO_DATETIME.test(value)) return formatDateTime(value);
+  return String(value);
+}
+
+function clockTime(hlc, fallback) {
+  return Array.isArray(hlc) && hlc[0] ? new Date(hlc[0]).toISOString() : fallback;
+}
+
+function parseClock(value) {
+  if (Array.isArray(value)) return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return null;
+  }
+}
+
+async function keepMine(c) {
+  await saveWrites([
+    { table: conflictTable(c), id: c.record_id, op: "upsert", fields: { [c.field]: c.lost_value } },
+    { table: "conflicts", id: c.id, op: "upsert", fields: { resolved: true } },
+  ]);
+  toast("Your value is written back");
+}
+
+async function keepTheirs(c) {
+  await saveWrites([{ table: "conflicts", id: c.id, op: "upsert", fields: { resolved: true } }]);
+  toast("Conflict resolved");
+}
+
+async function recordLink(c) {
+  const table = conflictTable(c);
+  if (table === "accounts") return `#/account/${c.record_id}`;
+  if (table === "visits") return `#/visit/${c.record_id}`;
+  if (c.account_id) return `#/account/${c.account_id}`;
+  const row = await getRecord(table, c.record_id);
+  if (row && row.account_id) return `#/account/${row.account_id}`;
+  return table === "tasks" ? "#/tasks" : null;
+}
+
+async function conflictRow(c, names) {
+  const userId = me() && me().id;
+  const who = (id) => (id === userId ? "you" : names.get(id) || "someone");
+  const mineLost = c.lost_by === userId;
+  const href = await recordLink(c);
+  const table = conflictTable(c);
+  const title = `${LABELS.table[table] || table} · ${c.field}`;
+  const lostAt = clockTime(parseClock(c.lost_hlc), c.created_at);
+  const keptAt = clockTime(parseClock(c.kept_hlc), c.created_at);
+  return h("li", { class: "card conflict", testid: "conflict-row", dataset: { id: c.id } },
+    h("p", { class: "row-title" },
+      href ? link(title, href, "conflict-record") : h("span", { testid: "conflict-record" }, title)),
+    h("span", { hidden: true, testid: "conflict-table" }, table),
+    h("span", { hidden: true, testid: "conflict-field" }, c.field),
+    h("dl", { class: "details" },
+      h("dt", {}, "Kept"),
+      h("dd", {}, h("strong", { testid: "conflict-kept" }, formatValue(c.kept_value)),
+        h("span", { class: "row-sub", testid: "conflict-kept-by" }, ` by ${who(c.kept_by)}, ${formatDateTime(keptAt)}`)),
+      h("dt", {}, "Lost"),
+      h("dd", {}, h("strong", { testid: "conflict-lost" }, formatValue(c.lost_value)),
+        h("span", { class: "row-sub", testid: "conflict-lost-by" }, ` by ${who(c.lost_by)}, ${formatDateTime(lostAt)}`))),
+    h("p", { class: "row-sub", testid: "conflict-when" }, `Found ${formatDateTime(c.created_at)}`),
+    h("div", { class: "actions" },
+      h("button", { type: "button", testid: "conflict-keep-mine", onclick: () => keepMine(c) },
+        mineLost ? "Keep mine" : "Restore lost value"),
+      h("button", { type: "button", testid: "conflict-keep-theirs", onclick: () => keepTheirs(c) },
+        mineLost ? "Keep theirs" : "Keep current value")));
+}
+
+export async function unresolvedConflicts() {
+  return (await allRows("conflicts")).filter((c) => !c.resolved);
+}
+
+export async function conflictsScreen() {
+  const [conflicts, names] = await Promise.all([unresolvedConflicts(), userNames()]);
+  conflicts.sort((a, b) => String(b.created_at || "").localeCompare(String(a.created_at || "")));
+  const rows = await Promise.all(conflicts.map((c) => conflictRow(c, names)));
+  const el = h("div", { class: "screen" },
+    h("h1", {}, "Conflicts"),
+    h("p", { class: "hint" }, "When your edit and a colleague's touched the same field, the later one " +
+      "was kept. Nothing is lost: decide here."),
+    h("p", { class: "count", testid: "conflict-count", dataset: { count: String(conflicts.length) } },
+      `${conflicts.length} unresolved`),
+    rows.length ? h("ul", { class: "list cards" }, rows) : empty("No conflicts. All clear.", "conflicts-empty"));
+  return { title: "Conflicts", el, live: true };
+}

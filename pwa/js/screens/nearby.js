@@ -1,0 +1,267 @@
+// Nearby: the accounts around the rep, on a map and in a list sorted by distance, each with
+// one tap to log a visit and one for directions. Online the server ranks them by geodesic
+// distance (GET /api/nearby); offline the phone measures its own copy of the team's accounts,
+// approximately, and says so. "Capture a prospect here" saves a new account at the rep's
+// position through the normal local write path, so it syncs like any other.
+
+import { apiFetch, NetworkError } from "../api.js";
+import {
+  approximateDistanceM, directionsHref, formatDistance, hasPosition, loadLeaflet, mapConfig,
+  NearbyMap,
+} from "../map.js";
+import { allRows, newId, pendingKeys, saveWrites } from "../records.js";
+import { replaceQuery } from "../router.js";
+import { session } from "../session.js";
+import { LABELS, field, h, link, options, toast } from "../ui.js";
+
+const RADII = { 1000: "1 km", 5000: "5 km", 25000: "25 km", 100000: "100 km" };
+const DEFAULT_RADIUS = 25000;
+const LIMIT = 100;
+const GEO_TIMEOUT_MS = 20_000;
+
+let shownMap = null; // one map at a time: the previous screen's is removed
+
+function locate() {
+  return new Promise((resolve, reject) => {
+    if (!("geolocation" in navigator)) {
+      reject(new Error("This phone cannot share its location."));
+      return;
+    }
+    navigator.geolocation.getCurrentPosition(resolve, reject, {
+      enableHighAccuracy: true,
+      timeout: GEO_TIMEOUT_MS,
+      maximumAge: 60_000,
+    });
+  });
+}
+
+function geoError(err) {
+  if (err && err.code === 1) return "Location permission denied: allow it to see what is near you.";
+  if (err && err.code === 3) return "No GPS fix in time. Try again outdoors.";
+  return (err && err.message) || "Location unavailable.";
+}
+
+// The phone's own ranking: every local account with a position, by approximate distance.
+export function measureLocally(accounts, position, radiusM, status, limit = LIMIT) {
+  return accounts
+    .filter((a) => hasPosition(a) && (!status || a.status === status))
+    .map((account) => ({
+      account,
+      distance_m: approximateDistanceM(position.lat, position.lng, account.lat, account.lng),
+      approximate: true,
+    }))
+    .filter((r) => r.distance_m <= radiusM)
+    .sort((a, b) => a.distance_m - b.distance_m || (a.account.id < b.account.id ? -1 : 1))
+    .slice(0, limit);
+}
+
+// The server's answer with this phone's unsent writes on top: an account edited or captured
+// here and not synced yet is measured here (approximately), the rest keep the server's figure.
+function withLocalWrites(serverResults, local, pending, position, radiusM, status) {
+  const localById = new Map(local.map((a) => [a.id, a]));
+  const unsent = (id) => pending.has(`accounts/${id}`);
+  const kept = serverResults
+    .filter((r) => !unsent(r.account.id))
+    .map((r) => ({ account: localById.get(r.account.id) || r.account, distance_m: r.distance_m }));
+  const edited = measureLocally(local.filter((a) => unsent(a.id)), position, radiusM, status);
+  return [...kept, ...edited].sort((a, b) => a.distance_m - b.distance_m).slice(0, LIMIT);
+}
+
+async function search(position, radiusM, status) {
+  const [local, pending] = await Promise.all([allRows("accounts"), pendingKeys()]);
+  const token = session().token;
+  if (token && navigator.onLine) {
+    const params = new URLSearchParams({
+      lat: String(position.lat), lng: String(position.lng), radius_m: String(radiusM), limit: String(LIMIT),
+    });
+    if (status) params.set("status", status);
+    try {
+      const result = await apiFetch(`/api/nearby?${params}`, { token, timeoutMs: 8000 });
+      if (result.status === 200 && result.data && Array.isArray(result.data.results)) {
+        const results = withLocalWrites(result.data.results, local, pending, position, radiusM, status);
+        return { source: "server", results };
+      }
+    } catch (err) {
+      if (!(err instanceof NetworkError)) throw err;
+    }
+  }
+  return { source: "phone", results: measureLocally(local, position, radiusM, status) };
+}
+
+function popupFor(account) {
+  return h("div", { class: "stack" },
+    link(account.name || "Account", `#/account/${account.id}`, null, "row-title"),
+    link("Log visit", `#/visit/new?account=${account.id}`, null, "small button-link"));
+}
+
+function nearbyRow({ account, distance_m: distance, approximate }) {
+  const status = account.status || "prospect";
+  const place = [account.city, account.region].filter(Boolean).join(", ");
+  return h("li", { class: "row", testid: "nearby-row", dataset: { id: account.id, distance: String(Math.round(distance)) } },
+    h("a", { href: `#/account/${account.id}`, class: "row-main", testid: "nearby-open" },
+      h("span", { class: "row-title", testid: "nearby-name" }, account.name),
+      h("span", { class: "row-sub" },
+        h("span", { testid: "nearby-distance" }, formatDistance(distance, { approximate })),
+        place ? ` · ${place}` : "")),
+    h("span", { class: `pill pill-${status}` }, LABELS.status[status] || status),
+    h("div", { class: "row-actions" },
+      link("Log visit", `#/visit/new?account=${account.id}`, "nearby-log-visit", "small button-link primary"),
+      h("a", { href: directionsHref(account), class: "small button-link", testid: "nearby-directions",
+        "aria-label": `Directions to ${account.name}` }, "Directions")));
+}
+
+export async function nearbyScreen(_params, query) {
+  if (shownMap) {
+    shownMap.remove();
+    shownMap = null;
+  }
+  let radius = Number(query.get("radius")) in RADII ? Number(query.get("radius")) : DEFAULT_RADIUS;
+  let status = LABELS.status[query.get("status")] ? query.get("status") : "";
+  let position = null;
+  let nearbyMap = null;
+  let refit = true;
+
+  const positionLine = h("p", { class: "hint", testid: "nearby-position", "aria-live": "polite",
+    dataset: { state: "locating" } }, "Finding your position…");
+  const source = h("p", { class: "notice", testid: "nearby-source", hidden: true });
+  const count = h("p", { class: "count", testid: "nearby-count", "aria-live": "polite" });
+  const list = h("ul", { class: "list", testid: "nearby-list" });
+  const mapBox = h("div", { class: "nearby-map", testid: "nearby-map", role: "region",
+    "aria-label": "Map of the accounts near you" });
+  const mapNote = h("p", { class: "hint", testid: "nearby-map-note", hidden: true });
+  const radiusField = field({ name: "radius", label: "Within", type: "select", testid: "nearby-radius",
+    value: String(radius), options: Object.entries(RADII) });
+  const statusField = field({ name: "status", label: "Status", type: "select", testid: "nearby-status-filter",
+    value: status, options: options(LABELS.status, { blank: "All" }) });
+  const relocate = h("button", { type: "button", class: "small", testid: "nearby-locate" }, "Update");
+  const capture = h("button", { type: "button", class: "primary", testid: "nearby-capture", disabled: true },
+    "Capture a prospect here");
+  const captureName = field({ name: "capture_name", label: "Prospect's name", testid: "capture-name",
+    maxlength: 200, required: true });
+  const captureError = h("p", { class: "error", role: "alert", testid: "capture-error", hidden: true });
+  const captureForm = h("form", { class: "stack card", testid: "capture-form", hidden: true, novalidate: true },
+    captureName, captureError,
+    h("div", { class: "actions" },
+      h("button", { type: "submit", class: "primary", testid: "capture-save" }, "Save here"),
+      h("button", { type: "button", testid: "capture-cancel", onclick: () => { captureForm.hidden = true; } },
+        "Cancel")));
+
+  async function drawMap(found) {
+    // The first position can arrive before the router has put the screen in the page.
+    if (!mapBox.isConnected) await new Promise((resolve) => requestAnimationFrame(resolve));
+    if (!mapBox.isConnected) return;
+    if (!nearbyMap) {
+      try {
+        const [L, config] = await Promise.all([loadLeaflet(), mapConfig()]);
+        if (!mapBox.isConnected || nearbyMap) return;
+        nearbyMap = new NearbyMap(L, mapBox, { tileUrl: config.tile_url, attribution: config.tile_attribution });
+        shownMap = nearbyMap;
+        if (!config.tile_url) {
+          mapNote.textContent = "No map background is set up on this server: the map shows positions only.";
+          mapNote.hidden = false;
+        }
+      } catch (err) {
+        mapBox.hidden = true;
+        mapNote.textContent = `${(err && err.message) || "The map could not be loaded."} The list below works without it.`;
+        mapNote.hidden = false;
+        return;
+      }
+    }
+    nearbyMap.show(position, radius, found.results, popupFor, { refit });
+    refit = false;
+  }
+
+  async function refresh() {
+    if (!position) return;
+    const found = await search(position, radius, status);
+    source.dataset.source = found.source;
+    source.textContent = found.source === "server"
+      ? "Distances measured by the server."
+      : "Offline: distances measured on this phone from your synced accounts; they are approximate.";
+    source.hidden = false;
+    list.replaceChildren(...found.results.map(nearbyRow));
+    count.dataset.count = String(found.results.length);
+    count.textContent = found.results.length
+      ? `${found.results.length} account${found.results.length === 1 ? "" : "s"} within ${RADII[radius]}`
+      : `No accounts with a position within ${RADII[radius]}.`;
+    await drawMap(found);
+  }
+
+  async function findMe() {
+    positionLine.dataset.state = "locating";
+    positionLine.textContent = "Finding your position…";
+    relocate.disabled = true;
+    try {
+      const pos = await locate();
+      position = { lat: pos.coords.latitude, lng: pos.coords.longitude, accuracy: pos.coords.accuracy };
+      positionLine.dataset.state = "located";
+      positionLine.textContent = `You are here, within ${Math.round(position.accuracy)} m.`;
+      capture.disabled = false;
+      refit = true;
+    } catch (err) {
+      positionLine.dataset.state = "error";
+      positionLine.textContent = geoError(err);
+    } finally {
+      relocate.disabled = false;
+    }
+    await onData();
+  }
+
+  function onFilter() {
+    radius = Number(radiusField.querySelector("select").value);
+    status = statusField.querySelector("select").value;
+    const q = new URLSearchParams();
+    if (radius !== DEFAULT_RADIUS) q.set("radius", String(radius));
+    if (status) q.set("status", status);
+    replaceQuery("/nearby", q);
+    refit = true;
+    refresh();
+  }
+  radiusField.querySelector("select").addEventListener("change", onFilter);
+  statusField.querySelector("select").addEventListener("change", onFilter);
+  relocate.addEventListener("click", () => findMe());
+  capture.addEventListener("click", () => {
+    captureForm.hidden = false;
+    captureError.hidden = true;
+    captureName.querySelector("input").focus();
+  });
+  captureForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = captureName.querySelector("input");
+    const name = input.value.trim();
+    if (!name) {
+      captureError.textContent = "Give the prospect a name.";
+      captureError.hidden = false;
+      input.focus();
+      return;
+    }
+    if (!position) return;
+    const fields = { name, status: "prospect", lat: position.lat, lng: position.lng };
+    await saveWrites([{ table: "accounts", id: newId(), op: "upsert", fields }]);
+    input.value = "";
+    captureForm.hidden = true;
+    toast(`${name} saved here`);
+  });
+
+  const el = h("div", { class: "screen" },
+    h("h1", {}, "Nearby"),
+    h("div", { class: "title-row" }, positionLine, relocate),
+    h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, radiusField, statusField),
+    mapBox,
+    mapNote,
+    h("div", { class: "nearby-legend", testid: "nearby-legend", "aria-hidden": "true" },
+      Object.entries(LABELS.status).map(([key, label]) =>
+        h("span", {}, h("span", { class: `nearby-dot nearby-dot-${key}` }), label))),
+    h("div", { class: "actions" }, capture),
+    captureForm,
+    source,
+    count,
+    list);
+  const onData = () => refresh().catch((err) => {
+    source.dataset.source = "error";
+    source.textContent = `Could not update the list: ${(err && err.message) || err}`;
+    source.hidden = false;
+  });
+  findMe();
+  return { title: "Nearby", el, onData };
+}

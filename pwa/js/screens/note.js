@@ -1,0 +1,42 @@
+import { getRecord, newId, saveWrites } from "../records.js";
+import { navigate } from "../router.js";
+import { empty, field, h, link, toast } from "../ui.js";
+
+export async function newNoteScreen(_params, query) {
+  const accountId = query.get("account");
+  const visitId = query.get("visit");
+  const account = accountId ? await getRecord("accounts", accountId) : null;
+  if (!account) {
+    return { title: "Add a note", el: h("div", { class: "screen" }, h("h1", {}, "Add a note"),
+      empty("Open an account first, then add the note from there.", "note-no-account")) };
+  }
+  const back = visitId ? `#/visit/${visitId}` : `#/account/${account.id}`;
+  const body = field({ name: "body", label: "Note", type: "textarea", testid: "note-body",
+    required: true, maxlength: 20000, rows: 8 });
+  const error = h("p", { class: "error", role: "alert", testid: "note-error", hidden: true });
+  const form = h("form", { class: "stack", testid: "note-form", novalidate: true },
+    body, error,
+    h("div", { class: "actions" },
+      h("button", { type: "submit", class: "primary", testid: "note-save" }, "Save note"),
+      link("Cancel", back, "note-cancel", "button-link")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = body.querySelector("textarea").value.trim();
+    if (!text) {
+      error.textContent = "Write something first.";
+      error.hidden = false;
+      body.querySelector("textarea").focus();
+      return;
+    }
+    const fields = { account_id: account.id, body: text };
+    if (visitId) fields.visit_id = visitId;
+    await saveWrites([{ table: "notes", id: newId(), op: "upsert", fields }]);
+    toast("Note saved");
+    navigate(back);
+  });
+  const el = h("div", { class: "screen" },
+    h("h1", {}, "Add a note"),
+    h("p", { class: "lead", testid: "note-account" }, account.name),
+    form);
+  return { title: "Add a note", el };
+}

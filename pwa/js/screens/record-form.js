@@ -1,0 +1,194 @@
+// One form for creating and editing accounts, contacts, deals and tasks. An edit sends
+// only the fields the rep changed, so a colleague's edit to another field is not undone.
+
+import { getRecord, newId, remove, saveWrites } from "../records.js";
+import { navigate } from "../router.js";
+import { me, teamUsers } from "../session.js";
+import { LABELS, field, fromLocalInput, h, options, toLocalInput, toast } from "../ui.js";
+
+const TEXT = 200;
+
+const FORMS = {
+  accounts: {
+    noun: "account",
+    deletable: false,
+    fields: [
+      { name: "name", label: "Name", required: true, maxlength: TEXT },
+      { name: "status", label: "Status", type: "select", options: options(LABELS.status), initial: "prospect" },
+      { name: "phone", label: "Phone", type: "tel", maxlength: 50 },
+      { name: "email", label: "Email", type: "email", maxlength: 254 },
+      { name: "website", label: "Website", type: "url", maxlength: 500, hint: "https://…" },
+      { name: "street", label: "Street", maxlength: TEXT },
+      { name: "postal_code", label: "Postal code", maxlength: 20 },
+      { name: "city", label: "City", maxlength: 100 },
+      { name: "region", label: "Region", maxlength: 100 },
+      { name: "country", label: "Country", maxlength: 100 },
+      { name: "lat", label: "Latitude", type: "number", kind: "number", min: -90, max: 90, step: "any" },
+      { name: "lng", label: "Longitude", type: "number", kind: "number", min: -180, max: 180, step: "any" },
+      { name: "owner_id", label: "Owner", type: "select", kind: "user" },
+    ],
+    back: (row) => `#/account/${row.id}`,
+  },
+  contacts: {
+    noun: "contact",
+    deletable: true,
+    parent: true,
+    fields: [
+      { name: "name", label: "Name", required: true, maxlength: TEXT },
+      { name: "title", label: "Job title", maxlength: TEXT },
+      { name: "phone", label: "Phone", type: "tel", maxlength: 50 },
+      { name: "email", label: "Email", type: "email", maxlength: 254 },
+    ],
+  },
+  deals: {
+    noun: "deal",
+    deletable: true,
+    parent: true,
+    fields: [
+      { name: "title", label: "Title", required: true, maxlength: TEXT },
+      { name: "stage", label: "Stage", type: "select", options: options(LABELS.stage), initial: "lead" },
+      { name: "amount", label: "Amount", type: "number", kind: "number", min: 0, step: "any" },
+      { name: "currency", label: "Currency", maxlength: 3, hint: "Three letters, e.g. EUR" },
+      { name: "close_date", label: "Expected close", type: "date" },
+      { name: "owner_id", label: "Owner", type: "select", kind: "user" },
+    ],
+  },
+  tasks: {
+    noun: "task",
+    deletable: true,
+    fields: [
+      { name: "title", label: "Title", required: true, maxlength: TEXT },
+      { name: "due_at", label: "Due", type: "datetime-local", kind: "datetime" },
+      { name: "remind_at", label: "Remind me at", type: "datetime-local", kind: "datetime" },
+      { name: "assignee_id", label: "Assignee", type: "select", kind: "user" },
+      { name: "done", label: "Done", type: "checkbox", kind: "bool" },
+    ],
+  },
+};
+
+function backTo(table, row) {
+  const form = FORMS[table];
+  if (form.back) return form.back(row);
+  if (row.account_id) return `#/account/${row.account_id}`;
+  return table === "tasks" ? "#/tasks" : "#/accounts";
+}
+
+// What the control shows for a stored value.
+function shown(spec, value) {
+  if (spec.kind === "datetime") return toLocalInput(value);
+  if (spec.kind === "bool") return !!value;
+  return value === null || value === undefined ? "" : String(value);
+}
+
+// The stored value for what the control holds.
+function parsed(spec, control) {
+  if (spec.kind === "bool") return control.checked;
+  const raw = control.value.trim();
+  if (raw === "") return null;
+  if (spec.kind === "number") return Number(raw);
+  if (spec.kind === "datetime") return fromLocalInput(raw);
+  if (spec.name === "currency") return raw.toUpperCase();
+  return raw;
+}
+
+function rawOf(spec, control) {
+  return spec.kind === "bool" ? control.checked : control.value;
+}
+
+export function recordForm(table) {
+  return async function screen(params, query) {
+    const form = FORMS[table];
+    const editing = !!params.id;
+    const row = editing ? await getRecord(table, params.id) : null;
+    if (editing && !row) {
+      return { title: "Not found", el: h("div", { class: "screen" }, h("h1", {}, "Not found"),
+        h("p", { class: "empty", testid: "form-missing" }, `This ${form.noun} is not on this phone.`)) };
+    }
+    const accountId = row ? row.account_id : query.get("account");
+    if (form.parent && !accountId) {
+      return { title: "Pick an account", el: h("div", { class: "screen" }, h("h1", {}, "Pick an account first"),
+        h("p", { class: "empty" }, h("a", { href: "#/accounts" }, "Open an account"), ` to add a ${form.noun}.`)) };
+    }
+    const users = await teamUsers();
+    const userOptions = [["", "Nobody"], ...users.map((u) => [u.id, u.username])];
+    const initial = {};
+    const controls = {};
+    const blocks = form.fields.map((spec) => {
+      let value = row ? row[spec.name] : spec.initial;
+      if (!row && spec.kind === "user") value = me() && me().id; // new records are mine
+      const block = field({
+        ...spec,
+        value: shown(spec, value),
+        options: spec.kind === "user" ? userOptions : spec.options,
+      });
+      const control = block.querySelector("input, select, textarea");
+      controls[spec.name] = control;
+      initial[spec.name] = rawOf(spec, control);
+      return block;
+    });
+
+    const error = h("p", { class: "error", role: "alert", testid: "form-error", hidden: true });
+    const formEl = h("form", { class: "stack", testid: `${form.noun}-form`, novalidate: true },
+      ...blocks, error,
+      h("div", { class: "actions" },
+        h("button", { type: "submit", class: "primary", testid: "form-save" }, "Save"),
+        h("a", { href: row ? backTo(table, row) : accountId ? `#/account/${accountId}` : "#/accounts",
+          class: "button-link", testid: "form-cancel" }, "Cancel")));
+
+    formEl.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const invalid = form.fields.find((spec) => {
+        const control = controls[spec.name];
+        return !control.validity.valid || (spec.required && !control.value.trim());
+      });
+      if (invalid) {
+        error.textContent = `Check “${invalid.label}”: ${controls[invalid.name].validationMessage || "it is required."}`;
+        error.hidden = false;
+        controls[invalid.name].focus();
+        return;
+      }
+      const fields = {};
+      for (const spec of form.fields) {
+        const control = controls[spec.name];
+        if (editing && rawOf(spec, control) === initial[spec.name]) continue;
+        const value = parsed(spec, control);
+        if (!editing && (value === null || (spec.kind === "bool" && value === false))) continue;
+        fields[spec.name] = value;
+      }
+      if (!editing && form.parent) fields.account_id = accountId;
+      if (!editing && table === "tasks" && accountId) fields.account_id = accountId;
+      if (editing && Object.keys(fields).length === 0) {
+        navigate(backTo(table, row));
+        return;
+      }
+      const id = editing ? row.id : newId();
+      await saveWrites([{ table, id, op: "upsert", fields }]);
+      toast(`${form.noun[0].toUpperCase()}${form.noun.slice(1)} saved`);
+      navigate(backTo(table, { ...(row || {}), ...fields, id }));
+    });
+
+    let armed = false;
+    const deleteButton = editing && form.deletable
+      ? h("button", {
+          type: "button",
+          class: "danger",
+          testid: "form-delete",
+          onclick: async (event) => {
+            // Deletes are final on the server: ask for a second tap instead of a dialog.
+            if (!armed) {
+              armed = true;
+              event.target.textContent = `Tap again to delete this ${form.noun}`;
+              return;
+            }
+            await remove(table, row.id);
+            toast(`${form.noun[0].toUpperCase()}${form.noun.slice(1)} deleted`);
+            navigate(backTo(table, row));
+          },
+        }, `Delete ${form.noun}`)
+      : null;
+
+    const title = `${editing ? "Edit" : "New"} ${form.noun}`;
+    const el = h("div", { class: "screen" }, h("h1", {}, title), formEl, deleteButton);
+    return { title, el };
+  };
+}

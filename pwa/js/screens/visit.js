@@ -1,0 +1,170 @@
+// Log a visit (check-in, outcome, summary, optional follow-up task) and see one visit.
+// Everything is saved on the phone first; the server checks the position when it arrives.
+
+import { verificationBadge } from "../components.js";
+import { getRecord, newId, pendingKeys, rowsOfAccount, saveWrites } from "../records.js";
+import { navigate } from "../router.js";
+import { me } from "../session.js";
+import {
+  LABELS, empty, field, formatDateTime, fromLocalInput, h, link, nowIso, options, section, toast,
+} from "../ui.js";
+
+const GEO_TIMEOUT_MS = 20_000;
+
+function locate() {
+  return new Promise((resolve, reject) => {
+    if (!("geolocation" in navigator)) {
+      reject(new Error("This phone cannot share its location."));
+      return;
+    }
+    navigator.geolocation.getCurrentPosition(resolve, reject, {
+      enableHighAccuracy: true,
+      timeout: GEO_TIMEOUT_MS,
+      maximumAge: 30_000,
+    });
+  });
+}
+
+function geoError(err) {
+  if (err && err.code === 1) return "Location permission denied. The visit is saved without a position.";
+  if (err && err.code === 3) return "No GPS fix in time. Try again outdoors, or save without a position.";
+  return (err && err.message) || "Location unavailable.";
+}
+
+export async function newVisitScreen(_params, query) {
+  const accountId = query.get("account");
+  const account = accountId ? await getRecord("accounts", accountId) : null;
+  if (!account) {
+    return { title: "Log a visit", el: h("div", { class: "screen" }, h("h1", {}, "Log a visit"),
+      empty("Open an account first, then log the visit from there.", "visit-no-account"),
+      link("Accounts", "#/accounts", "visit-pick-account", "button-link")) };
+  }
+  let startedAt = nowIso();
+  let position = null;
+
+  const positionText = h("p", { class: "hint", testid: "visit-position", "aria-live": "polite",
+    dataset: { state: "none" } }, "Not checked in yet. Tap “Check in” at the customer's door.");
+  const checkin = h("button", { type: "button", class: "primary", testid: "visit-checkin" }, "Check in");
+  checkin.addEventListener("click", async () => {
+    checkin.disabled = true;
+    positionText.dataset.state = "locating";
+    positionText.textContent = "Finding your position…";
+    startedAt = nowIso();
+    try {
+      const pos = await locate();
+      position = {
+        lat: pos.coords.latitude,
+        lng: pos.coords.longitude,
+        accuracy_m: pos.coords.accuracy,
+      };
+      positionText.dataset.state = "located";
+      positionText.textContent =
+        `Checked in at ${new Date(startedAt).toLocaleTimeString()}, ` +
+        `position within ${Math.round(position.accuracy_m)} m.`;
+      checkin.textContent = "Check in again";
+    } catch (err) {
+      positionText.dataset.state = "error";
+      positionText.textContent = geoError(err);
+    } finally {
+      checkin.disabled = false;
+    }
+  });
+
+  const outcome = field({ name: "outcome", label: "Outcome", type: "select", testid: "visit-outcome",
+    options: options(LABELS.outcome, { blank: "Choose…" }) });
+  const summary = field({ name: "summary", label: "Summary", type: "textarea", testid: "visit-summary",
+    maxlength: 20000, rows: 5 });
+  const fuTitle = field({ name: "followup_title", label: "Follow-up task", testid: "followup-title",
+    maxlength: 200, hint: "Leave empty for no follow-up." });
+  const fuDue = field({ name: "followup_due_at", label: "Due", type: "datetime-local", testid: "followup-due-at" });
+  const fuRemind = field({ name: "followup_remind_at", label: "Remind me at", type: "datetime-local",
+    testid: "followup-remind-at" });
+  const error = h("p", { class: "error", role: "alert", testid: "visit-error", hidden: true });
+  const save = h("button", { type: "submit", class: "primary", testid: "visit-save" }, "Save visit");
+
+  const form = h("form", { class: "stack", testid: "visit-form", novalidate: true },
+    h("fieldset", {}, h("legend", {}, "Check-in"), checkin, positionText),
+    outcome, summary,
+    h("fieldset", { testid: "followup" }, h("legend", {}, "Follow-up (optional)"), fuTitle, fuDue, fuRemind),
+    error,
+    h("div", { class: "actions" }, save,
+      link("Cancel", `#/account/${account.id}`, "visit-cancel", "button-link")));
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const value = (block) => block.querySelector("input, select, textarea").value.trim();
+    const followTitle = value(fuTitle);
+    if (!followTitle && (value(fuDue) || value(fuRemind))) {
+      error.textContent = "Give the follow-up task a title, or clear its dates.";
+      error.hidden = false;
+      fuTitle.querySelector("input").focus();
+      return;
+    }
+    const visitId = newId();
+    const visit = { account_id: account.id, started_at: startedAt, ended_at: nowIso() };
+    if (position) Object.assign(visit, position);
+    if (value(outcome)) visit.outcome = value(outcome);
+    if (value(summary)) visit.summary = value(summary);
+    const writes = [{ table: "visits", id: visitId, op: "upsert", fields: visit }];
+    if (followTitle) {
+      const task = { title: followTitle, account_id: account.id, done: false };
+      if (me()) task.assignee_id = me().id;
+      const due = fromLocalInput(value(fuDue));
+      const remind = fromLocalInput(value(fuRemind));
+      if (due) task.due_at = due;
+      if (remind) task.remind_at = remind;
+      writes.push({ table: "tasks", id: newId(), op: "upsert", fields: task });
+    }
+    save.disabled = true;
+    await saveWrites(writes);
+    toast(followTitle ? "Visit and follow-up saved" : "Visit saved");
+    navigate(`#/visit/${visitId}`);
+  });
+
+  const el = h("div", { class: "screen" },
+    h("h1", {}, "Log a visit"),
+    h("p", { class: "lead", testid: "visit-account" }, account.name),
+    form);
+  return { title: "Log a visit", el };
+}
+
+export async function visitScreen({ id }) {
+  const visit = await getRecord("visits", id);
+  if (!visit) {
+    return { title: "Visit", live: true, el: h("div", { class: "screen" }, h("h1", {}, "Visit not found"),
+      empty("This visit is not on this phone.", "visit-missing")) };
+  }
+  const [account, pending, notes] = await Promise.all([
+    getRecord("accounts", visit.account_id),
+    pendingKeys(),
+    rowsOfAccount("notes", visit.account_id),
+  ]);
+  const visitNotes = notes.filter((n) => n.visit_id === id);
+  const hasPosition = visit.lat !== null && visit.lat !== undefined;
+  const el = h("div", { class: "screen", testid: "visit-screen", dataset: { id } },
+    h("h1", {}, "Visit"),
+    account ? h("p", { class: "lead" }, link(account.name, `#/account/${account.id}`, "visit-account-link")) : null,
+    h("p", {}, verificationBadge(visit, pending),
+      visit.distance_m !== null && visit.distance_m !== undefined
+        ? h("span", { class: "hint", testid: "visit-distance" }, ` ${Math.round(visit.distance_m)} m from the account`)
+        : null),
+    section("Details", "visit-details",
+      h("dl", { class: "details" },
+        h("dt", {}, "Started"), h("dd", { testid: "visit-started" }, formatDateTime(visit.started_at)),
+        visit.ended_at ? [h("dt", {}, "Ended"), h("dd", {}, formatDateTime(visit.ended_at))] : null,
+        h("dt", {}, "Outcome"), h("dd", { testid: "visit-outcome-text" },
+          LABELS.outcome[visit.outcome] || visit.outcome || "—"),
+        h("dt", {}, "Position"), h("dd", { testid: "visit-position-text" }, hasPosition
+          ? `${visit.lat.toFixed(5)}, ${visit.lng.toFixed(5)} (±${Math.round(visit.accuracy_m || 0)} m)`
+          : "Not recorded")),
+      visit.summary ? h("p", { class: "note-body", testid: "visit-summary-text" }, visit.summary) : null),
+    section(`Notes (${visitNotes.length})`, "visit-notes",
+      visitNotes.length
+        ? h("ul", { class: "list" }, visitNotes.map((n) =>
+            h("li", { class: "row note", testid: "note-row", dataset: { id: n.id } },
+              h("p", { class: "note-body", testid: "note-text" }, n.body))))
+        : empty("No notes on this visit.", "visit-notes-empty"),
+      link("Add a note", `#/note/new?account=${visit.account_id}&visit=${id}`, "visit-add-note", "button-link")),
+  );
+  return { title: "Visit", el, live: true };
+}

@@ -1,0 +1,90 @@
+// The sync status, everywhere: the header badge, an aria-live line for screen readers, and
+// any element a screen binds to it.
+
+import { on } from "./events.js";
+import { formatTime } from "./ui.js";
+
+const STATE_TEXT = {
+  idle: "Ready",
+  offline: "Offline",
+  syncing: "Syncing…",
+  synced: "Synced",
+  retrying: "Retrying…",
+  error: "Sync error",
+  blocked: "Sync stuck",
+  "signed-out": "Signed out",
+  upgrade: "Update needed",
+};
+
+export function stateText(state) {
+  return STATE_TEXT[state] || state;
+}
+
+export function syncText(status, { long = false } = {}) {
+  const parts = [stateText(status.state)];
+  if (status.pending) parts.push(`${status.pending} pending`);
+  if (status.rejected) parts.push(`${status.rejected} rejected`);
+  if (long) {
+    parts.push(status.lastSyncAt ? `last sync ${formatTime(status.lastSyncAt)}` : "not synced yet");
+    if (status.message) parts.push(status.message);
+  }
+  return parts.join(" · ");
+}
+
+// Keep `el`'s text in step with the status while it is on the page.
+export function bindSyncText(el, options) {
+  const off = on("sync", (status) => {
+    if (!el.isConnected) {
+      off();
+      return;
+    }
+    el.textContent = syncText(status, options);
+    el.dataset.state = status.state;
+  });
+}
+
+export function startBadge(root) {
+  const badge = root.querySelector("[data-testid=sync-badge]");
+  const state = badge.querySelector("[data-testid=sync-state]");
+  const pending = badge.querySelector("[data-testid=pending-count]");
+  const rejected = root.querySelector("[data-testid=rejected-indicator]");
+  const last = badge.querySelector("[data-testid=last-sync]");
+  const live = root.querySelector("[data-testid=live-status]");
+  let previous = null;
+
+  on("sync", (status) => {
+    badge.dataset.state = status.state;
+    state.textContent = stateText(status.state);
+    pending.dataset.count = String(status.pending);
+    pending.textContent = `${status.pending} pending`;
+    pending.hidden = status.pending === 0;
+    rejected.dataset.count = String(status.rejected);
+    rejected.textContent = `${status.rejected} rejected`;
+    rejected.hidden = status.rejected === 0;
+    last.textContent = status.lastSyncAt ? formatTime(status.lastSyncAt) : "";
+    last.title = status.lastSyncAt ? `Last sync ${new Date(status.lastSyncAt).toLocaleString()}` : "";
+    const message = announcement(previous, status);
+    if (message) live.textContent = message;
+    previous = status;
+  });
+}
+
+// Say what matters, not every 30-second round trip.
+function announcement(before, now) {
+  if (!before) return null;
+  if (now.state !== before.state) {
+    if (now.state === "offline") return "You are offline. Changes are saved on this phone.";
+    if (before.state === "offline") return "Back online.";
+    if (["error", "blocked", "signed-out", "upgrade"].includes(now.state)) {
+      return `${stateText(now.state)}. ${now.message || ""}`.trim();
+    }
+  }
+  if (now.rejected > before.rejected) {
+    const n = now.rejected - before.rejected;
+    return `${n} change${n === 1 ? " was" : "s were"} rejected by the server.`;
+  }
+  if (before.pending > 0 && now.pending === 0 && now.state === "synced") {
+    return "All changes synced.";
+  }
+  return null;
+}

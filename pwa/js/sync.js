@@ -1,0 +1,420 @@
+// The sync client for SPEC section 4: push the outbox, pull changes, one round trip at a
+// time. Network calls happen between IndexedDB transactions, never inside one: a batch is
+// read in one transaction, sent, and the whole answer is stored in another.
+
+import { apiFetch, errorDetail, NetworkError } from "./api.js";
+import { TABLES, read, write } from "./db.js";
+import { emit, on } from "./events.js";
+import { observe } from "./hlc.js";
+import { overlay, pendingFor } from "./records.js";
+import { expireSession, refreshUsers, session } from "./session.js";
+
+const SYNC_PATH = "/api/sync/v1";
+const PROTOCOL = 1;
+const PULL_LIMIT = 500;
+const MAX_MUTATIONS = 500; // the server takes 1,000
+const MAX_BODY_CHARS = 1_000_000; // at most 3 bytes a char in UTF-8: well under 4 MiB
+const TIMEOUT_MS = 30_000;
+const INTERVAL_MS = 30_000;
+const BACKOFF_BASE_MS = 2_000;
+const BACKOFF_MAX_MS = 5 * 60_000;
+const REJECTED_KEPT = 100;
+const MAX_ROUNDS = 10_000;
+const CHILD_TABLES = ["contacts", "visits", "notes", "tasks", "deals"];
+
+// state: idle | offline | syncing | synced | retrying | error | signed-out | upgrade | blocked
+let status = { state: "idle", pending: 0, rejected: 0, lastSyncAt: null, message: "" };
+let running = null;
+let again = false;
+let failures = 0;
+let retryTimer = null;
+let soonTimer = null;
+let batchLimit = MAX_MUTATIONS;
+
+export function currentStatus() {
+  return status;
+}
+
+async function setStatus(state, message = "") {
+  const [pending, rejected, lastSyncAt] = await read(["outbox", "meta"], (s) =>
+    Promise.all([s.outbox.count(), s.meta.get("rejected"), s.meta.get("last_sync_at")]),
+  );
+  status = {
+    state: state || status.state,
+    message: state ? message : status.message,
+    pending,
+    rejected: (rejected || []).length,
+    lastSyncAt: lastSyncAt || null,
+  };
+  emit("sync", status);
+  return status;
+}
+
+// Recount pending and rejected without changing the state (after a local write).
+export function refreshStatus() {
+  let state = null;
+  if (!navigator.onLine && status.state !== "signed-out") state = "offline";
+  else if (status.state === "offline") state = "idle";
+  return setStatus(state);
+}
+
+// Run a sync now; resolves with the status when done, never rejects. A call while one is
+// running queues one more pass, so writes made meanwhile go out too.
+export function syncNow() {
+  if (running) {
+    again = true;
+    return running;
+  }
+  running = (async () => {
+    try {
+      do {
+        again = false;
+        await runExclusive();
+      } while (again);
+    } finally {
+      running = null;
+    }
+    return status;
+  })();
+  return running;
+}
+
+// Tabs of the app share one outbox: only one of them talks to the server at a time.
+function runExclusive() {
+  if (navigator.locks) return navigator.locks.request("fieldcrm-sync", () => runOnce());
+  return runOnce();
+}
+
+class RetryLater extends Error {}
+
+async function runOnce() {
+  if (!session().token) {
+    await setStatus(session().user ? "signed-out" : "idle");
+    return;
+  }
+  if (!navigator.onLine) {
+    await setStatus("offline");
+    return;
+  }
+  clearRetry();
+  await setStatus("syncing");
+  try {
+    const outcome = await exchange();
+    if (outcome !== "done") return;
+    failures = 0;
+    await write(["meta"], (s) => s.meta.put(Date.now(), "last_sync_at"));
+    await setStatus("synced");
+    refreshUsers().catch(() => {});
+  } catch (err) {
+    if (err instanceof NetworkError || err instanceof RetryLater) {
+      failures += 1;
+      scheduleRetry();
+      await setStatus(navigator.onLine ? "retrying" : "offline", err.message);
+    } else {
+      console.error("fieldcrm sync failed", err);
+      failures += 1;
+      scheduleRetry();
+      await setStatus("error", String((err && err.message) || err));
+    }
+  }
+}
+
+// Round trips until the outbox is sent and the pull has no more pages.
+// Answers "done", or "stopped" when the status was already set to why.
+async function exchange() {
+  let fromMid = 0;
+  for (let round = 0; round < MAX_ROUNDS; round += 1) {
+    const batch = await readBatch(fromMid);
+    const body = {
+      protocol: PROTOCOL,
+      client_id: batch.clientId,
+      cursor: batch.cursor,
+      pull_limit: PULL_LIMIT,
+      mutations: batch.mutations,
+    };
+    const result = await apiFetch(SYNC_PATH, {
+      method: "POST",
+      body,
+      token: session().token,
+      timeoutMs: TIMEOUT_MS,
+    });
+    const data = result.data || {};
+    if (result.status >= 200 && result.status < 300) {
+      const acked = await applyResponse(data, batch.cursor);
+      fromMid = 0;
+      batchLimit = MAX_MUTATIONS;
+      // Go on while the pull has pages, or the outbox had more than one request could
+      // carry and the server took some (a server taking none must not make us spin).
+      if (!data.has_more && !(batch.more && acked > 0)) return "done";
+      continue;
+    }
+    if (result.status === 409 && data.error === "mid_gap") {
+      // Never renumber: mids already sent may have been applied. Resend from `expected`.
+      const expected = Number(data.expected);
+      console.warn(`fieldcrm sync: mid_gap, server expects mid ${expected}`, data);
+      if (Number.isInteger(expected) && expected !== fromMid && (await hasMid(expected))) {
+        fromMid = expected;
+        continue;
+      }
+      scheduleRetry();
+      await setStatus("blocked", `Sync is stuck: the server expects change #${expected}.`);
+      return "stopped";
+    }
+    if (result.status === 401) {
+      await expireSession();
+      await setStatus("signed-out", "Sign in again to sync. Your unsent changes are kept.");
+      return "stopped";
+    }
+    if (result.status === 426) {
+      await setStatus("upgrade", errorDetail(result, "This version of the app is too old."));
+      emit("upgrade-required");
+      return "stopped";
+    }
+    if (result.status === 413 && batchLimit > 1) {
+      batchLimit = Math.max(1, Math.floor(batch.mutations.length / 2));
+      continue;
+    }
+    if (result.status >= 500 || result.status === 408 || result.status === 429) {
+      throw new RetryLater(`The server answered ${result.status}`);
+    }
+    failures += 1;
+    scheduleRetry();
+    await setStatus("error", errorDetail(result, `Sync refused (${result.status})`));
+    return "stopped";
+  }
+  return "done";
+}
+
+async function hasMid(mid) {
+  return read(["outbox"], async (s) => (await s.outbox.index("mid").count(mid)) > 0);
+}
+
+// The next request's mutations: outbox entries from `fromMid` on, in mid order, within
+// the count and size limits.
+async function readBatch(fromMid) {
+  return read(["outbox", "meta"], async (s) => {
+    const [clientId, cursor, total] = await Promise.all([
+      s.meta.get("client_id"),
+      s.meta.get("cursor"),
+      s.outbox.count(),
+    ]);
+    const range = IDBKeyRange.lowerBound(fromMid || 0);
+    const entries = await s.outbox.index("mid").getAll(range, batchLimit);
+    const mutations = [];
+    let size = 0;
+    for (const e of entries) {
+      const mutation = {
+        mid: e.mid,
+        table: e.table,
+        id: e.id,
+        op: e.op,
+        fields: e.fields || {},
+        base_seq: e.base_seq ?? null,
+        hlc: e.hlc,
+      };
+      size += JSON.stringify(mutation).length;
+      if (mutations.length > 0 && size > MAX_BODY_CHARS) break;
+      mutations.push(mutation);
+    }
+    return { clientId, cursor: cursor ?? null, mutations, more: total > mutations.length };
+  });
+}
+
+// Store one answer in one transaction: acknowledged writes leave the outbox, rejected
+// ones are kept for the user, the page of changes and its cursor land together.
+async function applyResponse(data, sentCursor) {
+  const outcome = await write([...TABLES, "outbox", "meta"], async (s) => {
+    const touched = new Set();
+    const refresh = new Map();
+
+    const ack = data.ack || { last_mid: 0, results: [] };
+    const lastMid = Number(ack.last_mid) || 0;
+    const acked = lastMid > 0 ? await s.outbox.index("mid").getAll(IDBKeyRange.upperBound(lastMid)) : [];
+    const sent = new Map(acked.map((e) => [e.mid, e]));
+    for (const e of acked) await s.outbox.delete(e.key);
+
+    const rejected = (await s.meta.get("rejected")) || [];
+    for (const r of ack.results || []) {
+      if (r.status !== "rejected") continue;
+      const e = sent.get(r.mid);
+      if (!e) continue;
+      if (rejected.some((x) => x.mid === r.mid)) continue;
+      rejected.push({
+        mid: e.mid,
+        table: e.table,
+        id: e.id,
+        op: e.op,
+        fields: e.fields,
+        error: r.error || { error: "rejected", detail: "The server refused this change." },
+        at: Date.now(),
+      });
+      refresh.set(`${e.table}/${e.id}`, e);
+    }
+    await s.meta.put(rejected.slice(-REJECTED_KEPT), "rejected");
+    if ((ack.results || []).length) await s.meta.put(ack.results.slice(-50), "last_results");
+
+    const reset = await resetState(s, data, sentCursor);
+
+    for (const change of data.changes || []) {
+      if (!TABLES.includes(change.table)) continue; // a newer server's table
+      touched.add(`${change.table}/${change.id}`);
+      if (change.op === "put" && change.row) {
+        const pending = await pendingFor(s, change.table, change.id);
+        const row = overlay(change.row, change.seq, pending);
+        if (reset) row._epoch = reset.epoch;
+        await s[change.table].put(row);
+      } else if (change.op === "delete") {
+        await s[change.table].delete(change.id);
+      } else if (change.op === "evict") {
+        await evict(s, change.table, change.id);
+      }
+    }
+
+    // A rejected write's optimistic fields go: back to the server's row plus what is
+    // still pending. A row never seen by the server (a rejected create) disappears.
+    for (const [key, e] of refresh) {
+      if (touched.has(key)) continue;
+      const row = await s[e.table].get(e.id);
+      if (!row) continue;
+      const pending = await pendingFor(s, e.table, e.id);
+      const rebuilt = overlay(row._base || null, row._seq ?? null, row._base ? pending : []);
+      if (rebuilt) await s[e.table].put({ ...rebuilt, _epoch: row._epoch });
+      else await s[e.table].delete(e.id);
+    }
+
+    if (data.cursor !== undefined) await s.meta.put(data.cursor, "cursor");
+    if (reset) {
+      if (data.has_more) {
+        await s.meta.put({ epoch: reset.epoch, cursor: data.cursor }, "reset");
+      } else {
+        await sweep(s, reset.epoch);
+        await s.meta.delete("reset");
+      }
+    }
+    await s.meta.put(observe(await s.meta.get("hlc"), data.hlc_max), "hlc");
+    if (typeof data.server_time === "number") {
+      await s.meta.put(data.server_time - Date.now(), "server_offset_ms");
+    }
+    return {
+      acked: acked.length,
+      changed: acked.length + touched.size + refresh.size + (reset && !data.has_more ? 1 : 0),
+    };
+  });
+  if (outcome.changed) emit("data", { sync: true });
+  return outcome.acked;
+}
+
+// A reset pages the whole scope; rows it sends are stamped with its epoch so the last
+// page can drop the rest. A reset continues while we send the cursor its last page gave;
+// a reset answer to any other cursor starts over.
+async function resetState(s, data, sentCursor) {
+  const ongoing = await s.meta.get("reset");
+  if (ongoing && ongoing.cursor === sentCursor) return ongoing;
+  if (data.reset) return { epoch: crypto.randomUUID(), cursor: null };
+  if (ongoing) await s.meta.delete("reset"); // our cursor moved on some other way
+  return null;
+}
+
+// After the last page of a reset: every row the reset did not send goes, except rows
+// with writes still in the outbox.
+async function sweep(s, epoch) {
+  const pending = new Set((await s.outbox.getAll()).map((e) => `${e.table}/${e.id}`));
+  for (const table of TABLES) {
+    for (const row of await s[table].getAll()) {
+      if (row._epoch === epoch || pending.has(`${table}/${row.id}`)) continue;
+      await s[table].delete(row.id);
+    }
+  }
+}
+
+// An evicted row leaves with what hangs off it (SPEC 4.8).
+async function evict(s, table, id) {
+  await s[table].delete(id);
+  const gone = [id];
+  if (table === "accounts") {
+    for (const child of CHILD_TABLES) {
+      for (const key of await s[child].index("account_id").getAllKeys(id)) {
+        await s[child].delete(key);
+        gone.push(key);
+      }
+    }
+    for (const key of await s.conflicts.index("account_id").getAllKeys(id)) {
+      await s.conflicts.delete(key);
+    }
+  }
+  for (const recordId of gone) {
+    for (const key of await s.conflicts.index("record_id").getAllKeys(recordId)) {
+      await s.conflicts.delete(key);
+    }
+  }
+}
+
+function scheduleRetry() {
+  clearRetry();
+  const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1));
+  const jittered = delay / 2 + Math.random() * (delay / 2);
+  retryTimer = setTimeout(() => {
+    retryTimer = null;
+    syncNow();
+  }, jittered);
+}
+
+function clearRetry() {
+  if (retryTimer) clearTimeout(retryTimer);
+  retryTimer = null;
+}
+
+// A local write goes out shortly, unless we are waiting out a backoff.
+function syncSoon() {
+  if (soonTimer) clearTimeout(soonTimer);
+  soonTimer = setTimeout(() => {
+    soonTimer = null;
+    if (!retryTimer && navigator.onLine) syncNow();
+  }, 800);
+}
+
+export async function rejectedWrites() {
+  return (await read(["meta"], (s) => s.meta.get("rejected"))) || [];
+}
+
+export async function dismissRejected(mid = null) {
+  await write(["meta"], async (s) => {
+    const list = (await s.meta.get("rejected")) || [];
+    await s.meta.put(mid === null ? [] : list.filter((r) => r.mid !== mid), "rejected");
+  });
+  emit("data", { rejected: true });
+  await refreshStatus();
+}
+
+let started = false;
+
+export function startSync() {
+  if (started) return;
+  started = true;
+  window.addEventListener("online", () => {
+    failures = 0;
+    clearRetry();
+    syncNow();
+  });
+  window.addEventListener("offline", () => setStatus("offline"));
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") syncNow();
+  });
+  setInterval(() => {
+    if (document.visibilityState === "visible" && !retryTimer) syncNow();
+  }, INTERVAL_MS);
+  on("outbox", () => {
+    refreshStatus();
+    syncSoon();
+  });
+  on("session", (s) => {
+    if (s && s.token) {
+      failures = 0;
+      syncNow();
+    } else refreshStatus();
+  });
+  on("data", (d) => {
+    if (d && d.remote) refreshStatus(); // another tab synced or wrote
+  });
+  syncNow();
+}

@@ -1,0 +1,351 @@
+// fieldcrm's service worker: boring on purpose.
+// - install: precache the app shell into a versioned cache, every file awaited;
+// - activate: delete older shell caches, then claim the open pages;
+// - fetch: same-origin GET only; never /api/ (data lives in IndexedDB, not in caches);
+//   navigations get the cached shell, shell files come cache-first;
+//   Leaflet (/vendor/leaflet/) is kept in its own cache once fetched (stale-while-revalidate);
+//   everything else (e.g. map tiles) goes to the network untouched.
+// - a new version waits until the page, on the rep's tap, posts SKIP_WAITING;
+// - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
+
+// BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
+const VERSION = "fb31177bae31";
+const SHELL = [
+  "/",
+  "/css/app.css",
+  "/icons/icon-192.png",
+  "/icons/icon-512.png",
+  "/icons/icon-maskable-192.png",
+  "/icons/icon-maskable-512.png",
+  "/js/api.js",
+  "/js/app.js",
+  "/js/components.js",
+  "/js/db.js",
+  "/js/events.js",
+  "/js/hlc.js",
+  "/js/map.js",
+  "/js/push.js",
+  "/js/records.js",
+  "/js/router.js",
+  "/js/screens/account.js",
+  "/js/screens/accounts.js",
+  "/js/screens/conflicts.js",
+  "/js/screens/login.js",
+  "/js/screens/nearby.js",
+  "/js/screens/note.js",
+  "/js/screens/record-form.js",
+  "/js/screens/rejected.js",
+  "/js/screens/settings.js",
+  "/js/screens/tasks.js",
+  "/js/screens/today.js",
+  "/js/screens/visit.js",
+  "/js/session.js",
+  "/js/status.js",
+  "/js/sw-update.js",
+  "/js/sync.js",
+  "/js/ui.js",
+  "/manifest.webmanifest",
+];
+// END SHELL
+
+const CACHE = `fieldcrm-shell-${VERSION}`;
+const CACHE_PREFIX = "fieldcrm-shell-";
+const SHELL_PATHS = new Set(SHELL);
+// Leaflet (the Nearby map) is not in the shell: kept here on first use so the map opens
+// offline afterwards. Its own cache, so a new shell version does not drop it.
+const VENDOR_CACHE = "fieldcrm-vendor-1";
+const VENDOR_PREFIX = "/vendor/leaflet/";
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(precacheShell());
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(deleteOldShells().then(() => self.clients.claim()));
+});
+
+self.addEventListener("message", (event) => {
+  if (event.data && event.data.type === "SKIP_WAITING") self.skipWaiting();
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET") return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (url.pathname.startsWith("/api/")) return;
+  if (request.mode === "navigate") {
+    event.respondWith(shellForNavigation(request, url));
+  } else if (SHELL_PATHS.has(url.pathname)) {
+    event.respondWith(cacheFirst(request, url));
+  } else if (url.pathname.startsWith(VENDOR_PREFIX)) {
+    event.respondWith(staleWhileRevalidate(event, request));
+  }
+});
+
+// Push reminders: a "push" shows the task with "Done" and "Snooze 1 h" buttons. A button
+// works offline: the change is written to IndexedDB exactly as the app writes it
+// (js/records.js saveWrites: the row and its outbox entry in one transaction, the next mid,
+// a ticked clock), then open pages are asked to sync; otherwise the app sends it at its
+// next start. This is a classic worker (module workers are not supported everywhere), so
+// the little it needs of db.js, hlc.js and records.js is repeated below: keep them in step.
+self.addEventListener("push", (event) => {
+  event.waitUntil(showReminder(pushPayload(event)));
+});
+
+self.addEventListener("notificationclick", (event) => {
+  const notification = event.notification;
+  const reminder = notification.data || {};
+  notification.close();
+  if (event.action === "done" || event.action === "snooze") {
+    event.waitUntil(applyReminderAction(event.action, reminder));
+  } else {
+    event.waitUntil(openApp(reminder.url));
+  }
+});
+
+// The same action from a page: {type: "REMINDER_ACTION", action, reminder} with a reply
+// port. Headless browsers cannot click a notification's buttons, so tests come this way.
+self.addEventListener("message", (event) => {
+  const data = event.data;
+  if (!data || data.type !== "REMINDER_ACTION") return;
+  const port = event.ports && event.ports[0];
+  const reply = (message) => port && port.postMessage(message);
+  event.waitUntil(
+    applyReminderAction(data.action, data.reminder || {}).then(
+      (outcome) => reply({ ok: true, outcome }),
+      (err) => reply({ ok: false, error: String((err && err.message) || err) }),
+    ),
+  );
+});
+
+async function precacheShell() {
+  const cache = await caches.open(CACHE);
+  // cache: "reload" skips the HTTP cache, so a new version never precaches stale files.
+  await cache.addAll(SHELL.map((path) => new Request(path, { cache: "reload" })));
+}
+
+async function deleteOldShells() {
+  const names = await caches.keys();
+  await Promise.all(
+    names.filter((name) => name.startsWith(CACHE_PREFIX) && name !== CACHE).map((name) => caches.delete(name)),
+  );
+}
+
+// The app lives at "/" with hash routes: its navigations get the shell from the cache, at
+// once, whatever the signal. Other paths (server pages) try the network first.
+async function shellForNavigation(request, url) {
+  const cache = await caches.open(CACHE);
+  const shell = await cache.match("/");
+  if (url.pathname === "/" || url.pathname === "/index.html") {
+    return shell || fetch(request);
+  }
+  try {
+    return await fetch(request);
+  } catch (err) {
+    if (shell) return shell;
+    throw err;
+  }
+}
+
+async function cacheFirst(request, url) {
+  const cache = await caches.open(CACHE);
+  const cached = await cache.match(url.pathname);
+  return cached || fetch(request);
+}
+
+// The cached copy at once, refreshed from the network for next time; the network when
+// nothing is cached yet.
+async function staleWhileRevalidate(event, request) {
+  const cache = await caches.open(VENDOR_CACHE);
+  const cached = await cache.match(request);
+  const fresh = fetch(request).then(async (response) => {
+    if (response.ok) await cache.put(request, response.clone());
+    return response;
+  });
+  // Offline with a cached copy: the failed refresh is expected, and nothing to report.
+  event.waitUntil(fresh.catch(() => {}));
+  return cached || fresh;
+}
+
+// -- push reminders --------------------------------------------------------------------
+
+const APP_DB = "fieldcrm";
+const HOUR_MS = 60 * 60 * 1000;
+const REMINDER_ACTIONS = [
+  { action: "done", title: "Done" },
+  { action: "snooze", title: "Snooze 1 h" },
+];
+
+function pushPayload(event) {
+  try {
+    return event.data ? event.data.json() : {};
+  } catch {
+    return {};
+  }
+}
+
+async function showReminder(reminder) {
+  // userVisibleOnly: every push must show something, even one we cannot read.
+  if (!reminder || reminder.type !== "task_reminder" || typeof reminder.task_id !== "string") {
+    await self.registration.showNotification("fieldcrm", { body: "You have a reminder.", data: { url: "/#/tasks" } });
+    return;
+  }
+  const body = [];
+  if (reminder.account_name) body.push(String(reminder.account_name));
+  if (reminder.due_at) body.push(`Due ${whenText(reminder.due_at)}`);
+  await self.registration.showNotification(String(reminder.title || "Task reminder"), {
+    body: body.join(" · "),
+    tag: reminderTag(reminder.task_id),
+    renotify: true,
+    icon: "/icons/icon-192.png",
+    data: { ...reminder, url: appUrl(reminder.url) },
+    actions: REMINDER_ACTIONS,
+  });
+}
+
+function reminderTag(taskId) {
+  return `task-${taskId}`;
+}
+
+function whenText(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  return date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+// Only ever a page of this app, whatever the message says.
+function appUrl(url) {
+  try {
+    const target = new URL(url || "/#/tasks", self.location.origin);
+    if (target.origin === self.location.origin) return target.href;
+  } catch {
+    // fall through
+  }
+  return new URL("/#/tasks", self.location.origin).href;
+}
+
+async function openApp(url) {
+  const target = appUrl(url);
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  const page = windows.find((client) => new URL(client.url).origin === self.location.origin);
+  if (page) {
+    await page.focus();
+    page.postMessage({ type: "OPEN", url: target });
+    return;
+  }
+  await self.clients.openWindow(target);
+}
+
+// Done or Snooze 1 h on the task, written locally; answers "saved", "unchanged" (already
+// done, say) or "missing" (the task is not on this device: signed out, another user).
+async function applyReminderAction(action, reminder) {
+  if (action !== "done" && action !== "snooze") throw new Error(`unknown action ${action}`);
+  const taskId = reminder.task_id;
+  if (typeof taskId !== "string") throw new Error("the reminder names no task");
+  const change = (task) => (action === "done" ? doneFields(task) : snoozeFields(task, Date.now()));
+  const outcome = await writeTaskChange(taskId, change);
+  for (const shown of await self.registration.getNotifications({ tag: reminderTag(taskId) })) shown.close();
+  if (outcome === "saved") {
+    // Open tabs redraw (js/events.js listens on this channel) and send the change.
+    if ("BroadcastChannel" in self) {
+      const channel = new BroadcastChannel("fieldcrm");
+      channel.postMessage({ type: "data" });
+      channel.close();
+    }
+    await tellPages({ type: "SYNC_NOW" });
+  }
+  return outcome;
+}
+
+function doneFields(task) {
+  return task.done ? null : { done: true };
+}
+
+// As js/components.js snooze(): the reminder moves an hour on from the later of its time
+// and now (so it does not fire again at once), the due time an hour on.
+function snoozeFields(task, now) {
+  if (task.done) return null;
+  const remind = task.remind_at ? new Date(task.remind_at).getTime() : now;
+  const fields = { remind_at: new Date(Math.max(remind, now) + HOUR_MS).toISOString() };
+  if (task.due_at) fields.due_at = new Date(new Date(task.due_at).getTime() + HOUR_MS).toISOString();
+  return fields;
+}
+
+async function tellPages(message) {
+  const windows = await self.clients.matchAll({ type: "window" });
+  for (const page of windows) page.postMessage(message);
+}
+
+// Open the app's database as it is; never create it (the app makes it, with its stores).
+function openAppDb() {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(APP_DB);
+    req.onupgradeneeded = () => req.transaction.abort();
+    req.onsuccess = () => {
+      const db = req.result;
+      db.onversionchange = () => db.close(); // a newer app upgrading: step aside
+      resolve(db);
+    };
+    req.onerror = () => reject(req.error);
+  });
+}
+
+// One readwrite transaction over tasks, outbox and meta, as records.js saveWrites: the
+// next mid, a ticked clock, the outbox entry and the optimistic row, or nothing at all.
+async function writeTaskChange(taskId, change) {
+  let db;
+  try {
+    db = await openAppDb();
+  } catch {
+    return "missing"; // the app never ran in this browser profile
+  }
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction(["tasks", "outbox", "meta"], "readwrite");
+      const tasks = tx.objectStore("tasks");
+      const meta = tx.objectStore("meta");
+      let outcome = "missing";
+      const rowReq = tasks.get(taskId);
+      const midReq = meta.get("next_mid");
+      const clockReq = meta.get("hlc");
+      // Requests in a transaction complete in order: the row and the mid are in by now.
+      clockReq.onsuccess = () => {
+        const row = rowReq.result;
+        if (!row || row._deleted) return;
+        const fields = change(row);
+        if (!fields) {
+          outcome = "unchanged";
+          return;
+        }
+        const mid = midReq.result || 1;
+        const clock = tick(clockReq.result, Date.now());
+        tx.objectStore("outbox").add({
+          mid,
+          table: "tasks",
+          id: taskId,
+          op: "upsert",
+          fields,
+          base_seq: row._seq ?? null,
+          hlc: clock,
+        });
+        tasks.put({ ...row, ...fields });
+        meta.put(mid + 1, "next_mid");
+        meta.put(clock, "hlc");
+        outcome = "saved";
+      };
+      tx.oncomplete = () => resolve(outcome);
+      tx.onabort = () => reject(tx.error || new Error("the transaction was aborted"));
+    });
+  } finally {
+    db.close();
+  }
+}
+
+// js/hlc.js tick(): never behind the last clock; the counter breaks ties.
+function tick(last, now) {
+  const valid = Array.isArray(last) && last.length === 2 && Number.isInteger(last[0]) && Number.isInteger(last[1]);
+  const prev = valid ? last : [0, 0];
+  const ms = Math.max(now, prev[0]);
+  return ms === prev[0] ? [ms, prev[1] + 1] : [ms, 0];
+}

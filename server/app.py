@@ -1,0 +1,96 @@
+"""The Litestar application: routes, the lifespan that owns the pool, and error handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Litestar, get
+from litestar.config.compression import CompressionConfig
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+
+from server import db
+from server.auth.controllers import AuthController, UsersController
+from server.auth.dependencies import provide_actor
+from server.background import run_background_jobs
+from server.errors import EXCEPTION_HANDLERS
+from server.migrate import migrate
+from server.nearby.controllers import NearbyController
+from server.push.controllers import PushController
+from server.pwa import (
+    PWA_HANDLERS,
+    content_security_policy,
+    security_headers_middleware,
+    static_routers,
+)
+from server.records.controllers import RECORD_CONTROLLERS, ReassignController
+from server.settings import Settings, load_settings
+from server.syncing.controllers import SyncController
+from sync.protocol import MAX_BODY_BYTES
+
+
+@get("/api/health", operation_id="health", tags=["meta"])
+async def health() -> dict[str, str]:
+    await db.fetch("SELECT 1 AS ok")
+    return {"status": "ok"}
+
+
+def create_app(
+    settings: Settings | None = None, *, run_migrations: bool = True, dispatcher: bool = False
+) -> Litestar:
+    settings = settings or load_settings()
+    db.configure(settings.database)
+    background: list[asyncio.Task[Any]] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await db.start()
+        try:
+            if run_migrations:
+                await migrate()
+            if dispatcher:
+                background.append(asyncio.create_task(run_background_jobs(settings)))
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await db.stop()
+
+    async def provide_settings() -> Settings:
+        return settings
+
+    return Litestar(
+        route_handlers=[
+            health,
+            AuthController,
+            UsersController,
+            SyncController,
+            ReassignController,
+            *RECORD_CONTROLLERS,
+            PushController,
+            NearbyController,
+            *PWA_HANDLERS,
+            *static_routers(),
+        ],
+        dependencies={
+            "actor": Provide(provide_actor),
+            "settings": Provide(provide_settings, use_cache=True),
+        },
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        compression_config=CompressionConfig(
+            backend="gzip", minimum_size=1024, gzip_compress_level=6
+        ),
+        openapi_config=OpenAPIConfig(title="fieldcrm", version="1", path="/schema"),
+        middleware=[security_headers_middleware(content_security_policy(settings.tile_url))],
+        request_max_body_size=MAX_BODY_BYTES,
+        debug=False,
+    )
+
+

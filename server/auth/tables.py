@@ -1,0 +1,41 @@
+"""Teams, users, their tokens and login attempts."""
+
+from piccolo.columns import UUID, Boolean, Text, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Team(Table, tablename="teams"):
+    id = UUID(primary_key=True)
+    name = Varchar(length=100, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class User(Table, tablename="users"):
+    id = UUID(primary_key=True)
+    username = Varchar(length=100, unique=True)
+    password_hash = Text()
+    role = Varchar(length=20)
+    team_id = UUID(index=True)
+    active = Boolean(default=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class AuthToken(Table, tablename="auth_tokens"):
+    """A bearer token, stored only as its SHA-256 so a leaked table gives no logins."""
+
+    id = UUID(primary_key=True)
+    token_hash = Varchar(length=64, unique=True)
+    user_id = UUID(index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz()
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class LoginAttempt(Table, tablename="login_attempts"):
+    """Failed logins, counted per username and per address to slow guessing down."""
+
+    id = UUID(primary_key=True)
+    username = Varchar(length=100, index=True)
+    address = Varchar(length=64, index=True)
+    at = Timestamptz(default=TimestamptzNow(), index=True)

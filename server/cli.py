@@ -1,0 +1,127 @@
+"""`fieldcrm serve | migrate | user add | demo | worker`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from server import db
+from server.errors import ApiError
+from server.settings import ConfigError, Settings, load_settings
+
+
+async def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
+    from server.migrate import migrate
+
+    db.configure(settings.database)
+    await db.start()
+    try:
+        await migrate()
+        return await work()
+    finally:
+        await db.stop()
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    app = create_app(settings, dispatcher=True)
+    print(f"fieldcrm serving on http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_with_db(settings, lambda: asyncio.sleep(0)))
+    print("migrations applied")
+    return 0
+
+
+def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
+    from server.auth.services import create_user
+
+    async def work() -> tuple[str, bool]:
+        return await create_user(args.username, args.password, args.role, args.team)
+
+    try:
+        user_id, team_created = asyncio.run(_with_db(settings, work))
+    except ApiError as exc:
+        print(f"fieldcrm: {exc.detail}", file=sys.stderr)
+        return 1
+    team_note = " (new team)" if team_created else ""
+    print(f"user {args.username} ({args.role}) added to team {args.team}{team_note}: {user_id}")
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from server.demo import load_demo
+
+    async def work() -> str | None:
+        return await load_demo(if_empty=args.if_empty, seed=args.seed)
+
+    summary = asyncio.run(_with_db(settings, work))
+    print(summary or "the database already has users: demo data not loaded")
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from server.background import run_background_jobs
+
+    async def work() -> None:
+        await run_background_jobs(settings)
+
+    try:
+        asyncio.run(_with_db(settings, work))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fieldcrm", description="An offline-first field CRM.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate, then serve the API and the app")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=cmd_serve)
+
+    commands.add_parser("migrate", help="apply pending migrations").set_defaults(run=cmd_migrate)
+
+    user = commands.add_parser("user", help="manage users")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    add = user_commands.add_parser("add", help="create a user (and the team if new)")
+    add.add_argument("username")
+    add.add_argument("--password", required=True)
+    add.add_argument("--role", required=True, choices=["rep", "manager", "admin"])
+    add.add_argument("--team", required=True)
+    add.set_defaults(run=cmd_user_add)
+
+    demo = commands.add_parser("demo", help="load a demo organisation and print its logins")
+    demo.add_argument("--if-empty", action="store_true", help="only when there are no users")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(run=cmd_demo)
+
+    commands.add_parser("worker", help="run only the background jobs (reminders, geocoding)").set_defaults(
+        run=cmd_worker
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"fieldcrm: {exc}", file=sys.stderr)
+        return 2
+    return int(args.run(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Giving accounts with an address and no position their coordinates, off the request path.
+
+`run_geocoder` runs rounds a few seconds apart. A round has three steps:
+
+1. **Claim** (under the single writer's lock, so several processes never take the same
+   accounts): up to BATCH accounts, not deleted, with neither lat nor lng and some address,
+   that are not waiting: an address that was not found is not tried again until it changes,
+   and an account whose geocoding failed waits its backoff. Each claimed account gets a lease
+   in `geocoding_attempts`, so a process that dies holding it only delays it.
+2. **Geocode** each address with `geo.geocoder_from_env()` (the offline gazetteer unless
+   configured otherwise) in a worker thread, since geocoders block. `GeocodingUnavailable`
+   (the service is down or refusing) ends the round: that account backs off, the rest are
+   released, and the loop itself waits longer before the next round.
+3. **Write** through the sync write path, so devices pull the change like any other: lat,
+   lng and geo_precision for an address placed at its street, postcode or city;
+   geo_precision "none" for one that was not found, or only as a region or a country (such a
+   point would mislead a nearby search and a visit's check-in). Only when the account still
+   has no position and the same address: a position that someone set is never overwritten.
+
+The geocoder's writes carry the clock of the fields they fill, plus one: any person's later
+write wins over them, even one made offline before the geocoder ran and synced after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from geo.geocoders import geocoder_from_env
+from geo.geocoding import Geocoder, GeocodeResult, GeocodingUnavailable
+from server import db
+from server.auth.actor import Actor
+from server.settings import Settings
+from server.syncing.store import STORE, Session
+from sync.clock import Stamp
+from sync.engine import StoredRecord
+
+log = logging.getLogger("fieldcrm.geocoding")
+
+INTERVAL_S = 5.0  # between rounds that found nothing more to do
+BATCH = 100  # accounts claimed per round
+ROUND_BUDGET_S = 30.0  # a round stops geocoding after this long and writes what it has
+LEASE_MS = 120_000  # a claim outlives a round: the budget plus one slow online request
+RETRY_BASE_S = 60.0  # an account whose geocoding failed waits 1 min, 2, 4, ... up to 6 h
+RETRY_MAX_S = 6 * 3600.0
+LOOP_BACKOFF_MAX_S = 300.0  # the service down: rounds 10 s, 20 s, ... up to 5 min apart
+
+ADDRESS = ("street", "city", "region", "postal_code", "country")
+PLACED = frozenset({"street", "postcode", "city", "unknown"})  # precise enough to place
+NOT_FOUND = "none"  # geo_precision of an account whose address could not be placed
+
+# The geocoder's stamps: a client id that sorts before every device's UUID and "server", so
+# a person's write with the very same clock reading wins too.
+GEOCODER_CLIENT_ID = "+geocoder"
+# The sync store asks for an actor; nothing it does for these fields depends on who it is.
+SYSTEM_ACTOR = Actor(
+    user_id="00000000-0000-0000-0000-000000000000",
+    username="geocoder",
+    role="admin",
+    team_id="",
+)
+
+Address = tuple[str | None, ...]  # in ADDRESS order
+
+_ADDRESS_GIVEN = " OR ".join(f"COALESCE(a.{name}, '') <> ''" for name in ADDRESS)
+_ADDRESS_CHANGED = " OR ".join(f"COALESCE(g.{n}, '') <> COALESCE(a.{n}, '')" for n in ADDRESS)
+_WAITING = (
+    "SELECT a.id, a.street, a.city, a.region, a.postal_code, a.country, g.failures"
+    " FROM accounts a LEFT JOIN geocoding_attempts g ON g.account_id = a.id"
+    " WHERE a.deleted = false AND a.lat IS NULL AND a.lng IS NULL"
+    f" AND ({_ADDRESS_GIVEN})"
+    " AND (g.account_id IS NULL OR (COALESCE(g.retry_at, 0) <= {}"
+    f" AND (g.outcome <> 'not_found' OR {_ADDRESS_CHANGED})))"
+    " ORDER BY a.seq LIMIT {}"
+)
+_UPSERT = (
+    "INSERT INTO geocoding_attempts (account_id, street, city, region, postal_code, country,"
+    " outcome, failures, retry_at, attempted_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {})"
+    " ON CONFLICT (account_id) DO UPDATE SET %s"
+)
+_CLAIM = _UPSERT % "retry_at = EXCLUDED.retry_at"
+_REMEMBER = _UPSERT % ", ".join(
+    f"{name} = EXCLUDED.{name}"
+    for name in (*ADDRESS, "outcome", "failures", "retry_at", "attempted_at")
+)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An account the round took: its address as it was read, and its earlier failures."""
+
+    id: str
+    address: Address
+    failures: int
+
+
+@dataclass
+class RoundReport:
+    """What one round did, for the log, the loop's pace and tests."""
+
+    attempted: int = 0  # addresses handed to the geocoder
+    placed: int = 0  # accounts given coordinates
+    not_found: int = 0  # marked geo_precision "none"
+    failed: int = 0  # the service could not answer: backing off
+    skipped: int = 0  # a position was set, the address changed or the account went meanwhile
+    full: bool = False  # it claimed a whole batch: there may be more to do at once
+    details: list[str] = field(default_factory=list)
+
+
+_default_geocoder: Geocoder | None = None
+
+
+def default_geocoder() -> Geocoder:
+    """The process's geocoder, as the FIELDCRM_GEOCODER* variables configure it."""
+    global _default_geocoder
+    if _default_geocoder is None:
+        _default_geocoder = geocoder_from_env()
+    return _default_geocoder
+
+
+async def run_geocoder(
+    settings: Settings, geocoder: Geocoder | None = None, *, interval_s: float = INTERVAL_S
+) -> None:
+    """Run geocoding rounds forever: at once while there is a backlog, `interval_s` apart
+    when there is none, further apart while the service fails. A failed round is logged and
+    the loop goes on (the database may be back by then)."""
+    if geocoder is None:
+        try:
+            geocoder = default_geocoder()
+        except ValueError:
+            # Call geocoder_from_env() at start to refuse to start instead (docs/geo.md).
+            log.exception("geocoding is off: the FIELDCRM_GEOCODER* settings are invalid")
+            return
+    failing_rounds = 0
+    while True:
+        pause = interval_s
+        try:
+            report = await run_round(geocoder)
+            if report.placed or report.not_found or report.failed:
+                log.info(
+                    "geocoding: %d placed, %d not found, %d failed, %d skipped",
+                    report.placed, report.not_found, report.failed, report.skipped,
+                )  # fmt: skip
+            failing_rounds = failing_rounds + 1 if report.failed else 0
+            if report.full and not report.failed:
+                pause = 0.0
+        except Exception:
+            failing_rounds += 1
+            log.exception("geocoding round failed")
+        if failing_rounds:
+            pause = min(interval_s * 2**failing_rounds, LOOP_BACKOFF_MAX_S)
+        await asyncio.sleep(pause)
+
+
+async def geocode_round(
+    settings: Settings, geocoder: Geocoder | None = None, *, now_ms: int | None = None
+) -> int:
+    """One round (for tests and tools): the number of addresses it handed to the geocoder.
+    `now_ms` fixes the round's clock, e.g. to step past a backoff."""
+    report = await run_round(geocoder or default_geocoder(), now_ms=now_ms)
+    return report.attempted
+
+
+async def run_round(geocoder: Geocoder, *, now_ms: int | None = None) -> RoundReport:
+    now = now_ms if now_ms is not None else _now_ms()
+    report = RoundReport()
+    claimed = await claim(now)
+    report.full = len(claimed) >= BATCH
+    results: list[tuple[Claimed, GeocodeResult | None]] = []
+    failed: Claimed | None = None
+    deadline = time.monotonic() + ROUND_BUDGET_S
+    for account in claimed:
+        if time.monotonic() > deadline:
+            break
+        report.attempted += 1
+        try:
+            result = await asyncio.to_thread(geocoder.geocode_address, **_fields(account.address))
+        except GeocodingUnavailable as exc:
+            failed = account
+            report.details.append(f"{account.id}: {exc}")
+            break
+        except Exception:
+            # A bug or an answer the adapter did not expect: this address backs off alone.
+            log.exception("geocoding account %s failed", account.id)
+            failed = account
+            break
+        results.append((account, result))
+    if claimed:
+        done = {account.id for account, _ in results} | ({failed.id} if failed else set())
+        unattempted = [account for account in claimed if account.id not in done]
+        await save(results, failed, unattempted, now, report)
+    return report
+
+
+async def claim(now_ms: int) -> list[Claimed]:
+    """Take up to BATCH waiting accounts, with a lease, under the writer's lock."""
+    if not await db.fetch(_WAITING, now_ms, 1):
+        return []  # the usual case: no need to hold up writers to learn it
+    async with db.write_transaction():
+        rows = await db.fetch(_WAITING, now_ms, BATCH)
+        claimed = [
+            Claimed(str(r["id"]), tuple(r[n] for n in ADDRESS), int(r["failures"] or 0))
+            for r in rows
+        ]
+        for account in claimed:
+            await db.fetch(
+                _CLAIM,
+                account.id,
+                *([None] * len(ADDRESS)),
+                "pending",
+                0,
+                now_ms + LEASE_MS,
+                now_ms,
+            )
+    return claimed
+
+
+async def save(
+    results: Sequence[tuple[Claimed, GeocodeResult | None]],
+    failed: Claimed | None,
+    unattempted: Sequence[Claimed],
+    now_ms: int,
+    report: RoundReport,
+) -> None:
+    """Write what the round learnt, in one write session of the sync store."""
+    async with STORE.write() as session:
+        for account, result in results:
+            await _settle(session, account, result, now_ms, report)
+        if failed is not None:
+            report.failed += 1
+            delay_s = min(RETRY_BASE_S * 2**failed.failures, RETRY_MAX_S)
+            delay_s *= random.uniform(0.9, 1.1)  # retries from many accounts do not bunch up
+            await _remember(
+                failed, "failed", failed.failures + 1, now_ms + int(delay_s * 1000), now_ms
+            )
+        for account in unattempted:
+            await db.fetch(
+                "UPDATE geocoding_attempts SET retry_at = NULL WHERE account_id = {}", account.id
+            )
+        await session.flush()
+
+
+async def _settle(
+    session: Session,
+    account: Claimed,
+    result: GeocodeResult | None,
+    now_ms: int,
+    report: RoundReport,
+) -> None:
+    record = await session.load("accounts", account.id)
+    if record is None or record.deleted or _has_position(record):
+        report.skipped += 1
+        await _forget(account.id)
+        return
+    if _address(record.values) != account.address:
+        report.skipped += 1  # changed while it was geocoded: the next round takes the new one
+        await db.fetch(
+            "UPDATE geocoding_attempts SET retry_at = NULL WHERE account_id = {}", account.id
+        )
+        return
+    if result is not None and result.precision in PLACED:
+        report.placed += 1
+        await _fill(
+            session,
+            record,
+            {"lat": result.lat, "lng": result.lng, "geo_precision": result.precision},
+        )
+        await _forget(account.id)
+        return
+    report.not_found += 1
+    if record.values.get("geo_precision") != NOT_FOUND:
+        await _fill(session, record, {"geo_precision": NOT_FOUND})
+    await _remember(account, "not_found", 0, None, now_ms)
+
+
+async def _fill(session: Session, record: StoredRecord, changed: dict[str, Any]) -> None:
+    """Write fields through the sync path with a clock just past theirs (module docstring)."""
+    held = [record.stamps[name] for name in changed if name in record.stamps]
+    latest = max(held, key=lambda stamp: stamp.key) if held else Stamp(0, 0, "", None, 0)
+    stamp = Stamp(latest.ms, latest.counter + 1, GEOCODER_CLIENT_ID, None, 0)
+    await session.update(SYSTEM_ACTOR, record, changed, dict.fromkeys(changed, stamp))
+
+
+async def _remember(
+    account: Claimed, outcome: str, failures: int, retry_at: int | None, now_ms: int
+) -> None:
+    await db.fetch(_REMEMBER, account.id, *account.address, outcome, failures, retry_at, now_ms)
+
+
+async def _forget(account_id: str) -> None:
+    await db.fetch("DELETE FROM geocoding_attempts WHERE account_id = {}", account_id)
+
+
+def _has_position(record: StoredRecord) -> bool:
+    return record.values.get("lat") is not None or record.values.get("lng") is not None
+
+
+def _address(values: dict[str, Any]) -> Address:
+    return tuple(values.get(name) for name in ADDRESS)
+
+
+def _fields(address: Address) -> dict[str, str | None]:
+    return {
+        name: value.strip() or None if isinstance(value, str) else None
+        for name, value in zip(ADDRESS, address, strict=True)
+    }
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,19 @@
+"""Piccolo's configuration. `DB` is replaced by server.db.configure() with the process's
+engine, so migrations run on the database the server uses."""
+
+from piccolo.conf.apps import AppRegistry
+from piccolo.engine.base import Engine
+
+from server.db import make_engine
+from server.settings import load_settings
+
+DB: Engine = make_engine(load_settings().database)
+
+APP_REGISTRY = AppRegistry(
+    apps=[
+        "server.auth.piccolo_app",
+        "server.records.piccolo_app",
+        "server.syncing.piccolo_app",
+        "server.push.piccolo_app",
+    ]
+)

@@ -1,0 +1,121 @@
+"""Serving the PWA at `/`, Leaflet from the xstatic package, and the security headers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from litestar import Response, get
+from litestar.datastructures import MutableScopeHeaders
+from litestar.response import File
+from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.errors import ApiError
+
+# FIELDCRM_PWA_DIR serves another copy of the app (the e2e update test changes one).
+PWA_DIR = Path(os.environ.get("FIELDCRM_PWA_DIR") or Path(__file__).resolve().parent.parent / "pwa")
+
+
+def leaflet_dir() -> Path:
+    import xstatic.pkg.leaflet as leaflet
+
+    return Path(leaflet.BASE_DIR)
+
+
+def content_security_policy(tile_url: str) -> str:
+    img = "'self' data: blob:"
+    if tile_url:
+        parts = urlsplit(tile_url.replace("{s}", "a"))
+        host = parts.netloc.replace("a.", "*.", 1) if "{s}" in tile_url else parts.netloc
+        img += f" {parts.scheme}://{host}"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        f"img-src {img}; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
+        "font-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; "
+        "form-action 'self'"
+    )
+
+
+def security_headers_middleware(csp: str) -> Any:
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    headers = MutableScopeHeaders.from_message(message)
+                    headers["X-Content-Type-Options"] = "nosniff"
+                    headers["Referrer-Policy"] = "no-referrer"
+                    headers["X-Frame-Options"] = "DENY"
+                    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+                    headers["Permissions-Policy"] = "geolocation=(self), camera=(), microphone=()"
+                    if not scope["path"].startswith("/schema"):
+                        headers["Content-Security-Policy"] = csp
+                    if scope["path"].startswith("/api/"):
+                        headers["Cache-Control"] = "no-store"
+                await send(message)
+
+            await app(scope, receive, send_with_headers)
+
+        return wrapped
+
+    return middleware
+
+
+def _file(name: str, media_type: str | None = None) -> File:
+    path = PWA_DIR / name
+    if not path.is_file():
+        raise ApiError(404, "not_found", "The app is not installed on this server.")
+    return File(path, media_type=media_type, content_disposition_type="inline")
+
+
+@get("/", include_in_schema=False, operation_id="app_index")
+async def index() -> File:
+    return _file("index.html", "text/html")  # Litestar adds "; charset=utf-8" to text/*
+
+
+@get("/sw.js", include_in_schema=False, operation_id="service_worker", cache_control=None)
+async def service_worker() -> Response[bytes]:
+    path = PWA_DIR / "sw.js"
+    if not path.is_file():
+        raise ApiError(404, "not_found", "The app is not installed on this server.")
+    # Browsers must always revalidate the worker, or an update is never seen.
+    return Response(
+        path.read_bytes(),
+        media_type="text/javascript",  # Litestar adds the charset
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@get("/manifest.webmanifest", include_in_schema=False, operation_id="app_manifest")
+async def manifest() -> File:
+    return _file("manifest.webmanifest", "application/manifest+json")
+
+
+def static_routers() -> list[Any]:
+    routers = [
+        create_static_files_router(
+            path=f"/{folder}",
+            directories=[PWA_DIR / folder],
+            include_in_schema=False,
+            name=f"pwa-{folder}",
+        )
+        for folder in ("js", "css", "icons")
+    ]
+    routers.append(
+        create_static_files_router(
+            path="/vendor/leaflet",
+            directories=[leaflet_dir()],
+            include_in_schema=False,
+            name="leaflet",
+        )
+    )
+    return routers
+
+
+PWA_HANDLERS = [index, service_worker, manifest]

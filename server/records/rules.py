@@ -1,0 +1,159 @@
+"""The CRM's rules for writes, whichever way they arrive (sync or REST): references must
+point at records the writer sees, server-kept fields are filled in, and a visit's
+check-in is verified against its account's position."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from geopy.distance import geodesic
+
+from server import db
+from server.auth.actor import Actor, team_scope
+from server.records.schemas import clean_fields, defaults
+from sync.engine import StoredRecord
+from sync.protocol import Rejected
+
+if TYPE_CHECKING:
+    from server.syncing.store import Session
+
+CHECKIN_RADIUS_M = 200.0  # a check-in this close to the account (after accuracy) is verified
+MAX_ACCURACY_M = 250.0  # a position vaguer than this cannot verify anything
+
+
+async def prepare_create(
+    session: Session, actor: Actor, table: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    if table == "conflicts":
+        raise Rejected("read_only", "Conflicts are made by the server, not by clients.")
+    values = clean_fields(table, fields, creating=True, may_write_manager_fields=actor.is_manager)
+    await _check_references(session, actor, table, values, None)
+    return values
+
+
+async def prepare_update(
+    session: Session, actor: Actor, record: StoredRecord, fields: dict[str, Any]
+) -> dict[str, Any]:
+    table = record.table
+    if table == "conflicts":
+        if not isinstance(fields, dict) or set(fields) - {"resolved"}:
+            raise Rejected("read_only", "Only conflicts.resolved may be written by a client.")
+        if not isinstance(fields.get("resolved", False), bool):
+            raise Rejected("invalid", "conflicts.resolved must be true or false.")
+        return dict(fields)
+    values = clean_fields(table, fields, creating=False, may_write_manager_fields=actor.is_manager)
+    await _check_references(session, actor, table, values, record)
+    return values
+
+
+def check_delete(actor: Actor, record: StoredRecord) -> None:
+    if record.table == "conflicts":
+        raise Rejected("read_only", "Conflicts are resolved, not deleted.")
+    if record.table == "accounts" and not actor.is_manager:
+        if record.values.get("owner_id") != actor.user_id:
+            raise Rejected("forbidden", "Only the account's owner or a manager may delete it.")
+
+
+async def complete_new(
+    session: Session, actor: Actor, table: str, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Every field of a new record: the written ones, defaults, and server-kept ones."""
+    full = {**defaults(table), **values}
+    if table == "accounts":
+        full["owner_id"] = full["owner_id"] or actor.user_id
+        if values.get("team_id") is None:
+            full["team_id"] = await _team_of(full["owner_id"]) or actor.team_id
+    elif table == "visits":
+        full["user_id"] = actor.user_id
+        full.update(await _verify(full))
+    elif table == "notes":
+        full["author_id"] = actor.user_id
+    elif table == "tasks":
+        full["author_id"] = actor.user_id
+        full["assignee_id"] = full["assignee_id"] or actor.user_id
+    elif table == "deals":
+        full["owner_id"] = full["owner_id"] or actor.user_id
+    return full
+
+
+async def derive(
+    session: Session,
+    actor: Actor,
+    record: StoredRecord,
+    changed: dict[str, Any],
+    values: dict[str, Any],
+) -> dict[str, Any]:
+    """Server-kept fields that follow from a change."""
+    derived: dict[str, Any] = {}
+    if record.table == "accounts" and "owner_id" in changed and "team_id" not in changed:
+        owner_team = await _team_of(values["owner_id"]) if values["owner_id"] else None
+        if owner_team:
+            derived["team_id"] = owner_team
+    if record.table == "visits" and {"lat", "lng", "accuracy_m", "account_id"} & set(changed):
+        derived.update(await _verify(values))
+    if record.table == "accounts" and {"lat", "lng"} & set(changed):
+        if "geo_precision" not in changed:
+            # A position set by a person is not the geocoder's: its precision no longer applies.
+            derived["geo_precision"] = None
+    return derived
+
+
+async def _check_references(
+    session: Session,
+    actor: Actor,
+    table: str,
+    values: dict[str, Any],
+    record: StoredRecord | None,
+) -> None:
+    account_id = values.get("account_id")
+    if account_id is not None:
+        account = await session.load("accounts", account_id)
+        if account is None or account.deleted or not actor.sees(account.scope):
+            raise Rejected("not_found", "The account this belongs to does not exist.")
+    if values.get("visit_id") is not None:
+        visit = await session.load("visits", values["visit_id"])
+        if visit is None or not actor.sees(visit.scope):
+            raise Rejected("not_found", "notes.visit_id names no visit you can see.")
+    for name in ("owner_id", "assignee_id"):
+        user_id = values.get(name)
+        if user_id is None:
+            continue
+        team = await _team_of(user_id)
+        if team is None:
+            raise Rejected("not_found", f"{table}.{name} names no user.")
+        if team != actor.team_id and not actor.is_manager:
+            raise Rejected("forbidden", f"{table}.{name} must be someone in your team.")
+    if table == "accounts" and record is not None and "team_id" in values:
+        if values["team_id"] is None:
+            # An account in no team would be seen by admins only.
+            raise Rejected("invalid", "accounts.team_id cannot be null; name the team.")
+    if table == "accounts" and values.get("team_id") is not None:
+        rows = await db.fetch("SELECT id FROM teams WHERE id = {}", values["team_id"])
+        if not rows:
+            raise Rejected("not_found", "accounts.team_id names no team.")
+    if table == "accounts" and record is not None and not actor.is_manager:
+        if "owner_id" in values and values["owner_id"] is not None:
+            if team_scope(await _team_of(values["owner_id"]) or "") != record.scope:
+                raise Rejected("forbidden", "Only a manager may move an account to another team.")
+
+
+async def _team_of(user_id: str) -> str | None:
+    rows = await db.fetch("SELECT team_id FROM users WHERE id = {}", user_id)
+    return str(rows[0]["team_id"]) if rows else None
+
+
+async def _verify(visit: dict[str, Any]) -> dict[str, Any]:
+    """Check a visit's position against its account's: done on the server, so a check-in
+    made offline is still checked when it arrives."""
+    rows = await db.fetch("SELECT lat, lng FROM accounts WHERE id = {}", visit["account_id"])
+    lat, lng, accuracy = visit.get("lat"), visit.get("lng"), visit.get("accuracy_m")
+    if not rows or rows[0]["lat"] is None or rows[0]["lng"] is None or lat is None or lng is None:
+        return {"distance_m": None, "verification": "unverified"}
+    distance = geodesic((lat, lng), (rows[0]["lat"], rows[0]["lng"])).meters
+    if accuracy is None or accuracy > MAX_ACCURACY_M:
+        verification = "low_accuracy"
+    elif distance - accuracy <= CHECKIN_RADIUS_M:
+        verification = "verified"
+    else:
+        verification = "out_of_range"
+    return {"distance_m": round(distance, 1), "verification": verification}

@@ -1,0 +1,156 @@
+"""Reading and writing records for the REST endpoints. Reads are scoped to the caller in
+SQL; writes go through the sync engine's write path with the server's clock, so every
+change gets a seq and reaches devices like any phone's write."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from server import db
+from server.auth.actor import Actor
+from server.errors import REJECTION_STATUS, ApiError
+from server.records.schemas import CHILD_TABLES, SPECS
+from server.syncing.store import STORE, record_from_row, wire_row
+from sync.engine import apply_mutation
+from sync.protocol import Mutation, Rejected
+
+SERVER_CLIENT_ID = "server"
+MAX_PAGE = 200
+SEARCHED = {
+    "accounts": ("name", "city"),
+    "contacts": ("name", "email"),
+    "visits": ("summary",),
+    "notes": ("body",),
+    "tasks": ("title",),
+    "deals": ("title",),
+    "conflicts": ("field",),
+}
+ORDER = {"accounts": "name, id", "tasks": "due_at, id"}
+
+
+def parse_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ApiError(404, "not_found", "There is no record with this id.") from None
+
+
+def _scope_clause(actor: Actor) -> tuple[str, list[Any]]:
+    scopes = actor.scopes
+    if scopes is None:
+        return "", []
+    return f" AND scope IN ({', '.join('{}' for _ in scopes)})", list(scopes)
+
+
+async def list_records(
+    actor: Actor,
+    table: str,
+    *,
+    q: str | None,
+    status: str | None,
+    account_id: str | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    where, args = _scope_clause(actor)
+    sql = f"SELECT * FROM {table} WHERE deleted = {{}}{where}"
+    args = [False, *args]
+    if q:
+        like = f"%{q.lower()}%"
+        fields = SEARCHED[table]
+        sql += " AND (" + " OR ".join(f"LOWER({f}) LIKE {{}}" for f in fields) + ")"
+        args += [like] * len(fields)
+    if status is not None:
+        column = {"accounts": "status", "deals": "stage"}.get(table)
+        if column is None:
+            raise ApiError(400, "malformed", f"{table} cannot be filtered by status.")
+        sql += f" AND {column} = {{}}"
+        args.append(status)
+    if account_id is not None:
+        if "account_id" not in SPECS[table] and table != "conflicts":
+            raise ApiError(400, "malformed", f"{table} cannot be filtered by account_id.")
+        try:
+            account_uuid = str(uuid.UUID(account_id))
+        except ValueError:
+            raise ApiError(400, "malformed", "account_id must be a UUID.") from None
+        sql += " AND account_id = {}"
+        args.append(account_uuid)
+    order = ORDER.get(table, "updated_at DESC, id")
+    rows = await db.fetch(
+        f"{sql} ORDER BY {order} LIMIT {{}} OFFSET {{}}", *args, limit + 1, offset
+    )
+    items = [wire_row(record_from_row(table, row, with_stamps=False)) for row in rows[:limit]]
+    return {"items": items, "next_offset": offset + limit if len(rows) > limit else None}
+
+
+async def get_record(actor: Actor, table: str, record_id: str) -> dict[str, Any]:
+    rows = await db.fetch(f"SELECT * FROM {table} WHERE id = {{}}", parse_id(record_id))
+    record = record_from_row(table, rows[0], with_stamps=False) if rows else None
+    if record is None or record.deleted or not actor.sees(record.scope):
+        raise ApiError(404, "not_found", f"There is no {table[:-1]} with this id.")
+    return wire_row(record)
+
+
+async def get_account(actor: Actor, record_id: str) -> dict[str, Any]:
+    """An account with what hangs off it, read in one snapshot (and, on SQLite, over one
+    connection instead of one per query)."""
+    async with db.read_transaction():
+        return await _account_with_children(actor, record_id)
+
+
+async def _account_with_children(actor: Actor, record_id: str) -> dict[str, Any]:
+    account = await get_record(actor, "accounts", record_id)
+    result: dict[str, Any] = {"account": account}
+    for child in CHILD_TABLES:
+        order = "started_at DESC" if child == "visits" else ORDER.get(child, "created_at DESC")
+        rows = await db.fetch(
+            f"SELECT * FROM {child} WHERE account_id = {{}} AND deleted = {{}} ORDER BY {order}",
+            account["id"],
+            False,
+        )
+        result[child] = [wire_row(record_from_row(child, row, with_stamps=False)) for row in rows]
+    return result
+
+
+async def write(
+    actor: Actor,
+    table: str,
+    record_id: str,
+    op: str,
+    fields: dict[str, Any],
+    *,
+    may_create: bool = True,
+) -> dict[str, Any] | None:
+    """One write through the sync engine with the server's clock; the record after it.
+    An upsert creates the record only when `may_create` (POST, not PATCH)."""
+    async with STORE.write() as session:
+        existing = await session.load(table, record_id)
+        if op != "upsert" or existing is not None or not may_create:
+            if existing is None or not actor.sees(existing.scope):
+                raise ApiError(404, "not_found", f"There is no {table[:-1]} with this id.")
+            if existing.deleted:
+                raise ApiError(404, "not_found", f"This {table[:-1]} was deleted.")
+        hlc = session.server_hlc(int(time.time() * 1000))
+        mutation = Mutation(
+            mid=0,
+            table=table,
+            id=record_id,
+            op=op,
+            fields=fields,
+            base_seq=existing.seq if existing else None,
+            hlc=hlc,
+        )
+        try:
+            await apply_mutation(session, actor, SERVER_CLIENT_ID, mutation, hlc)
+        except Rejected as rejected:
+            status = REJECTION_STATUS.get(rejected.error, 422)
+            raise ApiError(status, rejected.error, rejected.detail) from None
+        record = await session.load(table, record_id)
+        await session.flush()
+    return wire_row(record) if record is not None and not record.deleted else None
+
+
+async def write_exists(table: str, record_id: str) -> bool:
+    return bool(await db.fetch(f"SELECT id FROM {table} WHERE id = {{}}", record_id))

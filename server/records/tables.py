@@ -1,0 +1,110 @@
+"""The CRM's records. Each row also carries what sync needs: its last change `seq`,
+the `scope` that decides who sees it, a tombstone flag and the per-field clocks."""
+
+from piccolo.columns import (
+    UUID,
+    BigInt,
+    Boolean,
+    Date,
+    DoublePrecision,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class SyncedRecord(Table):
+    id = UUID(primary_key=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+    seq = BigInt(default=0, index=True)
+    scope = Varchar(length=60, index=True)
+    deleted = Boolean(default=False)
+    # {"field": [ms, counter, client_id, user_id, seq]}: who set each field, when, at which seq.
+    clocks = Text(default="{}")
+
+
+class Account(SyncedRecord, tablename="accounts"):
+    name = Varchar(length=200)
+    status = Varchar(length=20, default="prospect")
+    phone = Varchar(length=50, null=True, default=None)
+    email = Varchar(length=254, null=True, default=None)
+    website = Varchar(length=500, null=True, default=None)
+    street = Varchar(length=200, null=True, default=None)
+    city = Varchar(length=100, null=True, default=None)
+    region = Varchar(length=100, null=True, default=None)
+    postal_code = Varchar(length=20, null=True, default=None)
+    country = Varchar(length=100, null=True, default=None)
+    lat = DoublePrecision(null=True, default=None, index=True)
+    lng = DoublePrecision(null=True, default=None)
+    owner_id = UUID(null=True, default=None, index=True)
+    team_id = UUID(null=True, default=None, index=True)
+    geo_precision = Varchar(length=20, null=True, default=None)
+
+
+class Contact(SyncedRecord, tablename="contacts"):
+    account_id = UUID(index=True)
+    name = Varchar(length=200)
+    title = Varchar(length=200, null=True, default=None)
+    phone = Varchar(length=50, null=True, default=None)
+    email = Varchar(length=254, null=True, default=None)
+
+
+class Visit(SyncedRecord, tablename="visits"):
+    account_id = UUID(index=True)
+    started_at = Timestamptz()
+    ended_at = Timestamptz(null=True, default=None)
+    lat = DoublePrecision(null=True, default=None)
+    lng = DoublePrecision(null=True, default=None)
+    accuracy_m = DoublePrecision(null=True, default=None)
+    outcome = Varchar(length=20, null=True, default=None)
+    summary = Text(null=True, default=None)
+    user_id = UUID(null=True, default=None, index=True)
+    distance_m = DoublePrecision(null=True, default=None)
+    verification = Varchar(length=20, default="unverified")
+
+
+class Note(SyncedRecord, tablename="notes"):
+    account_id = UUID(index=True)
+    body = Text()
+    visit_id = UUID(null=True, default=None)
+    author_id = UUID(null=True, default=None)
+
+
+class Task(SyncedRecord, tablename="tasks"):
+    title = Varchar(length=200)
+    account_id = UUID(null=True, default=None, index=True)
+    due_at = Timestamptz(null=True, default=None)
+    remind_at = Timestamptz(null=True, default=None, index=True)
+    done = Boolean(default=False)
+    assignee_id = UUID(null=True, default=None, index=True)
+    author_id = UUID(null=True, default=None)
+    reminded_at = Timestamptz(null=True, default=None)
+
+
+class Deal(SyncedRecord, tablename="deals"):
+    account_id = UUID(index=True)
+    title = Varchar(length=200)
+    stage = Varchar(length=20, default="lead")
+    amount = DoublePrecision(null=True, default=None)
+    currency = Varchar(length=3, null=True, default=None)
+    close_date = Date(null=True, default=None)
+    owner_id = UUID(null=True, default=None)
+
+
+class Conflict(SyncedRecord, tablename="conflicts"):
+    """A value that lost (or was overwritten) in a merge, kept so nobody's work vanishes."""
+
+    record_table = Varchar(length=20)
+    record_id = UUID(index=True)
+    account_id = UUID(null=True, default=None, index=True)
+    field = Varchar(length=50)
+    kept_value = Text(null=True, default=None)  # JSON
+    lost_value = Text(null=True, default=None)  # JSON
+    kept_hlc = Varchar(length=60)  # JSON [ms, counter]
+    lost_hlc = Varchar(length=60)
+    kept_by = UUID(null=True, default=None)
+    lost_by = UUID(null=True, default=None)
+    resolved = Boolean(default=False)

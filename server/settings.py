@@ -1,0 +1,90 @@
+"""Configuration, read once from the environment at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+
+DEFAULT_DATABASE_URL = "sqlite:///./fieldcrm.sqlite3"
+
+
+class DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the data lives: an embedded SQLite file or a PostgreSQL server."""
+
+    engine: str  # "sqlite" | "postgres"
+    path: str = ""  # SQLite file
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str | None = None
+    database: str = ""
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine == "postgres"
+
+    @property
+    def data_dir(self) -> Path:
+        """Where files kept beside the data (the VAPID key) go."""
+        if self.engine == "sqlite":
+            return Path(self.path).resolve().parent
+        return Path(os.environ.get("FIELDCRM_DATA_DIR", "./data")).resolve()
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database: DatabaseConfig
+    push_allowed_hosts: str | None = None
+    dispatch_interval_s: float = 5.0
+    token_ttl_s: int = 30 * 24 * 3600
+    tile_url: str = ""
+    push_subject: str = "mailto:admin@fieldcrm.invalid"
+    login_max_failures: int = 5
+    login_window_s: int = 300
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message says which and why."""
+
+
+def parse_database_url(url: str) -> DatabaseConfig:
+    """Turn `sqlite:///PATH` or `postgresql://USER@HOST:PORT/DB` into a DatabaseConfig."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if not path:
+            raise ConfigError("DATABASE_URL sqlite:/// needs a file path")
+        return DatabaseConfig(engine="sqlite", path=path)
+    parts = urlsplit(url)
+    if parts.scheme in ("postgresql", "postgres"):
+        database = parts.path.lstrip("/")
+        if not database:
+            raise ConfigError("DATABASE_URL for PostgreSQL needs a database name")
+        return DatabaseConfig(
+            engine="postgres",
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=unquote(parts.username) if parts.username else "postgres",
+            password=unquote(parts.password) if parts.password else None,
+            database=database,
+        )
+    raise ConfigError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {url!r}")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    try:
+        interval = float(env.get("FIELDCRM_DISPATCH_INTERVAL_S", "5"))
+    except ValueError as exc:
+        raise ConfigError("FIELDCRM_DISPATCH_INTERVAL_S must be a number of seconds") from exc
+    if interval <= 0:
+        raise ConfigError("FIELDCRM_DISPATCH_INTERVAL_S must be positive")
+    return Settings(
+        database=parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL)),
+        push_allowed_hosts=env.get("FIELDCRM_PUSH_ALLOWED_HOSTS"),
+        dispatch_interval_s=interval,
+        tile_url=env.get("FIELDCRM_TILE_URL", ""),
+        push_subject=env.get("FIELDCRM_PUSH_SUBJECT", "mailto:admin@fieldcrm.invalid"),
+    )

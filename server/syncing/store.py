@@ -1,0 +1,543 @@
+"""The sync engine's storage on Piccolo's engine (SQLite or PostgreSQL), with the CRM's
+record rules: who may write what, server-kept fields, and which scope a record is in."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from server import db
+from server.auth.actor import Actor, team_scope, user_scope
+from server.records import rules
+from server.records.schemas import CHILD_TABLES, SPECS, TABLES, db_column
+from sync.clock import Stamp, tick
+from sync.engine import DELETED_STAMP, Page, StoredRecord
+from sync.merge import LostValue
+from sync.protocol import Change, Mutation, Rejected
+
+RESULTS_KEPT = 5000  # per client: replays older than this answer a generic "applied"
+IN_CHUNK = 500
+
+_json = msgspec.json.Encoder()
+_clocks_decoder = msgspec.json.Decoder(dict[str, list[Any]])
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def normalize(value: Any) -> Any:
+    """Database values as the merge compares them: UUIDs as strings, datetimes in UTC."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value
+
+
+def to_json_text(value: Any) -> str:
+    return _json.encode(value).decode()
+
+
+def record_from_row(table: str, row: dict[str, Any], *, with_stamps: bool = True) -> StoredRecord:
+    """A database row as the engine sees it; reads that only show the row to a client skip
+    decoding the per-field stamps (`with_stamps=False`)."""
+    values: dict[str, Any] = {}
+    for name, spec in SPECS[table].items():
+        value = normalize(row[db_column(table, name)])
+        if spec.kind == "json" and value is not None:
+            value = msgspec.json.decode(value)
+        values[name] = value
+    values["created_at"] = normalize(row["created_at"])
+    values["updated_at"] = normalize(row["updated_at"])
+    stamps = (
+        {k: Stamp.from_json(v) for k, v in _clocks_decoder.decode(row["clocks"]).items()}
+        if with_stamps
+        else {}
+    )
+    return StoredRecord(
+        table=table,
+        id=str(row["id"]),
+        values=values,
+        stamps=stamps,
+        deleted=bool(row["deleted"]),
+        seq=int(row["seq"]),
+        scope=row["scope"],
+    )
+
+
+def wire_row(record: StoredRecord) -> dict[str, Any]:
+    """The whole row as clients see it."""
+    return {"id": record.id, **record.values}
+
+
+def clocks_text(stamps: dict[str, Stamp]) -> str:
+    return to_json_text({k: s.to_json() for k, s in stamps.items()})
+
+
+class Session:
+    """One transaction: a write session holds the writer's lock and hands out seqs."""
+
+    tables = TABLES
+
+    def __init__(self, writable: bool) -> None:
+        self.writable = writable
+        self.epoch = ""
+        self.current_seq = 0
+        self.purged_seq = 0
+        self._hlc = (0, 0)
+        self._meta_seq = 0
+        self._meta_hlc = (0, 0)
+        # Records read in this session and not written since (None: there is none), so a
+        # request's writes cost a few queries, not several each.
+        self._cache: dict[tuple[str, str], StoredRecord | None] = {}
+        # The change log is written in bulk before a pull and at flush: per record, the
+        # rows to add (seq, scope, op), and which stored rows go (None: its put or delete;
+        # a scope: its evict from that scope).
+        self._log_rows: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
+        self._log_gone: dict[tuple[str, str], set[str | None]] = {}
+
+    async def begin(self) -> None:
+        meta = {r["key"]: r["value"] for r in await db.fetch("SELECT key, value FROM sync_meta")}
+        self.epoch = meta["epoch"]
+        self.current_seq = self._meta_seq = int(meta["seq"])
+        self.purged_seq = int(meta["purged_seq"])
+        self._hlc = self._meta_hlc = (int(meta["hlc_ms"]), int(meta["hlc_counter"]))
+
+    async def flush(self) -> None:
+        """Write the change log and the counters; part of the same transaction as the
+        records."""
+        if not self.writable:
+            return
+        await self._write_log()
+        updates = []
+        if self.current_seq != self._meta_seq:
+            updates.append(("seq", str(self.current_seq)))
+        if self._hlc != self._meta_hlc:
+            updates += [("hlc_ms", str(self._hlc[0])), ("hlc_counter", str(self._hlc[1]))]
+        for key, value in updates:
+            await db.fetch("UPDATE sync_meta SET value = {} WHERE key = {}", value, key)
+        self._meta_seq, self._meta_hlc = self.current_seq, self._hlc
+
+    # -- clocks and seqs -------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        assert self.writable, "seqs are handed out in write sessions only"
+        self.current_seq += 1
+        return self.current_seq
+
+    def observe_hlc(self, hlc: tuple[int, int]) -> None:
+        self._hlc = max(self._hlc, hlc)
+
+    def hlc_max(self) -> tuple[int, int]:
+        return self._hlc
+
+    def server_hlc(self, now_ms: int) -> tuple[int, int]:
+        """The server's own clock for a REST write: past every clock it has seen."""
+        self._hlc = tick(self._hlc, now_ms)
+        return self._hlc
+
+    # -- exactly-once ----------------------------------------------------------------
+
+    async def last_mid(self, user_id: str, client_id: str) -> int:
+        rows = await db.fetch(
+            "SELECT last_mid FROM sync_clients WHERE user_id = {} AND client_id = {}",
+            user_id,
+            client_id,
+        )
+        return int(rows[0]["last_mid"]) if rows else 0
+
+    async def stored_results(
+        self, user_id: str, client_id: str, mids: Sequence[int]
+    ) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        for chunk in _chunks(list(mids), IN_CHUNK):
+            marks = ", ".join("{}" for _ in chunk)
+            rows = await db.fetch(
+                "SELECT mid, result FROM sync_results WHERE user_id = {} AND client_id = {}"
+                f" AND mid IN ({marks})",
+                user_id,
+                client_id,
+                *chunk,
+            )
+            found.update({int(r["mid"]): r["result"].encode() for r in rows})
+        return found
+
+    async def save_results(
+        self, user_id: str, client_id: str, last_mid: int, results: list[tuple[int, bytes]]
+    ) -> None:
+        await db.fetch(
+            "INSERT INTO sync_clients (user_id, client_id, last_mid) VALUES ({}, {}, {})"
+            " ON CONFLICT (user_id, client_id) DO UPDATE SET last_mid = EXCLUDED.last_mid",
+            user_id,
+            client_id,
+            last_mid,
+        )
+        for chunk in _chunks(results, 200):
+            marks = ", ".join("({}, {}, {}, {})" for _ in chunk)
+            args: list[Any] = []
+            for mid, result in chunk:
+                args += [user_id, client_id, mid, result.decode()]
+            await db.fetch(
+                f"INSERT INTO sync_results (user_id, client_id, mid, result) VALUES {marks}", *args
+            )
+        await db.fetch(
+            "DELETE FROM sync_results WHERE user_id = {} AND client_id = {} AND mid <= {}",
+            user_id,
+            client_id,
+            last_mid - RESULTS_KEPT,
+        )
+
+    # -- records ---------------------------------------------------------------------
+
+    async def load(self, table: str, record_id: str) -> StoredRecord | None:
+        key = (table, record_id)
+        if key not in self._cache:
+            rows = await db.fetch(f"SELECT * FROM {table} WHERE id = {{}}", record_id)
+            self._cache[key] = record_from_row(table, rows[0]) if rows else None
+        return self._cache[key]
+
+    async def prefetch(self, mutations: Sequence[Mutation]) -> None:
+        """Load the records these mutations name, and the accounts they point at, in one
+        query per table."""
+        wanted: dict[str, set[str]] = {}
+        for m in mutations:
+            account_id = m.fields.get("account_id") if isinstance(m.fields, dict) else None
+            for table, record_id in ((m.table, m.id), ("accounts", account_id)):
+                if table not in self.tables or not isinstance(record_id, str):
+                    continue
+                try:
+                    key = (table, str(uuid.UUID(record_id)))
+                except ValueError:
+                    continue
+                if key not in self._cache:
+                    wanted.setdefault(table, set()).add(key[1])
+        for table, ids in wanted.items():
+            found = {r.id: r for r in await self.load_many(table, sorted(ids))}
+            for record_id in ids:
+                self._cache[(table, record_id)] = found.get(record_id)
+
+    def _forget(self, table: str, record_id: str) -> None:
+        """A record was written: the next load reads it again."""
+        self._cache.pop((table, record_id), None)
+
+    async def load_many(
+        self, table: str, ids: Sequence[str], *, with_stamps: bool = True
+    ) -> list[StoredRecord]:
+        records: list[StoredRecord] = []
+        for chunk in _chunks(list(ids), IN_CHUNK):
+            marks = ", ".join("{}" for _ in chunk)
+            rows = await db.fetch(f"SELECT * FROM {table} WHERE id IN ({marks})", *chunk)
+            records += [record_from_row(table, row, with_stamps=with_stamps) for row in rows]
+        return records
+
+    async def check_access(self, actor: Actor, record: StoredRecord, op: str) -> None:
+        if not actor.sees(record.scope):
+            raise Rejected("not_found", f"There is no {record.table[:-1]} with this id.")
+        if op == "delete":
+            rules.check_delete(actor, record)
+
+    async def prepare_create(
+        self, actor: Actor, table: str, record_id: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await rules.prepare_create(self, actor, table, fields)
+
+    async def prepare_update(
+        self, actor: Actor, record: StoredRecord, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await rules.prepare_update(self, actor, record, fields)
+
+    async def create(
+        self, actor: Actor, table: str, record_id: str, values: dict[str, Any], stamp: Stamp
+    ) -> None:
+        seq = self.next_seq()
+        stamp = stamp._replace(seq=seq)
+        full = await rules.complete_new(self, actor, table, values)
+        scope = await self.scope_of(table, full)
+        now = now_utc()
+        columns = ["id", "created_at", "updated_at", "seq", "scope", "deleted", "clocks"]
+        args: list[Any] = [record_id, now, now, seq, scope, False]
+        args.append(clocks_text(dict.fromkeys(full, stamp)))
+        for name, value in full.items():
+            columns.append(db_column(table, name))
+            args.append(self._db_value(table, name, value))
+        marks = ", ".join("{}" for _ in args)
+        await db.fetch(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", *args)
+        self._forget(table, record_id)
+        await self._log(table, record_id, seq, scope, "put")
+
+    async def update(
+        self,
+        actor: Actor,
+        record: StoredRecord,
+        changed: dict[str, Any],
+        stamps: dict[str, Stamp],
+    ) -> None:
+        table = record.table
+        if not changed:
+            # Only clocks moved (the same value written later): devices need nothing.
+            merged = {**record.stamps, **{k: s._replace(seq=record.seq) for k, s in stamps.items()}}
+            await db.fetch(
+                f"UPDATE {table} SET clocks = {{}} WHERE id = {{}}", clocks_text(merged), record.id
+            )
+            self._forget(table, record.id)
+            return
+        seq = self.next_seq()
+        changed = dict(changed)
+        new_values = {**record.values, **changed}
+        derived = await rules.derive(self, actor, record, changed, new_values)
+        stamp = next(iter(stamps.values()))
+        for name, value in derived.items():
+            if record.values.get(name) != value:
+                changed[name] = value
+                stamps = {**stamps, name: stamp}
+        new_values.update(derived)
+        merged = {**record.stamps, **{k: s._replace(seq=seq) for k, s in stamps.items()}}
+        scope = await self.scope_of(table, new_values, record.scope)
+        sets = ["updated_at = {}", "seq = {}", "scope = {}", "clocks = {}"]
+        args: list[Any] = [now_utc(), seq, scope, clocks_text(merged)]
+        for name, value in changed.items():
+            sets.append(f"{db_column(table, name)} = {{}}")
+            args.append(self._db_value(table, name, value))
+        await db.fetch(f"UPDATE {table} SET {', '.join(sets)} WHERE id = {{}}", *args, record.id)
+        self._forget(table, record.id)
+        await self._log(table, record.id, seq, scope, "put")
+        if scope != record.scope:
+            await self._evict(table, record.id, record.scope)
+            await self._move_dependents(record, scope)
+
+    async def delete(self, actor: Actor, record: StoredRecord, stamp: Stamp) -> None:
+        await self._tombstone(record, stamp)
+        if record.table == "accounts":
+            # What hangs off an account goes with it.
+            for child in CHILD_TABLES:
+                rows = await db.fetch(
+                    f"SELECT * FROM {child} WHERE account_id = {{}} AND deleted = {{}}",
+                    record.id,
+                    False,
+                )
+                for row in rows:
+                    await self._tombstone(record_from_row(child, row), stamp)
+
+    async def _tombstone(self, record: StoredRecord, stamp: Stamp) -> None:
+        seq = self.next_seq()
+        stamps = {**record.stamps, DELETED_STAMP: stamp._replace(seq=seq)}
+        await db.fetch(
+            f"UPDATE {record.table} SET deleted = {{}}, seq = {{}}, updated_at = {{}},"
+            " clocks = {} WHERE id = {}",
+            True,
+            seq,
+            now_utc(),
+            clocks_text(stamps),
+            record.id,
+        )
+        self._forget(record.table, record.id)
+        await self._log(record.table, record.id, seq, record.scope, "delete")
+
+    async def keep_lost(self, actor: Actor, record: StoredRecord, lost: LostValue) -> None:
+        """Write a conflicts row beside the record, seen by whoever sees the record."""
+        if record.table == "conflicts":
+            return  # two people resolving the same conflict is not itself a conflict
+        # The record as it is now: the write whose value lost may have moved it (a task
+        # handed to someone else), and its conflicts go where it went.
+        record = await self.load(record.table, record.id) or record
+        seq = self.next_seq()
+        now = now_utc()
+        conflict_id = str(uuid.uuid4())
+        account_id = record.id if record.table == "accounts" else record.values.get("account_id")
+        values = {
+            "record_table": record.table,
+            "record_id": record.id,
+            "account_id": account_id,
+            "field": lost.field,
+            "kept_value": to_json_text(lost.kept_value),
+            "lost_value": to_json_text(lost.lost_value),
+            "kept_hlc": to_json_text(list(lost.kept.hlc)),
+            "lost_hlc": to_json_text(list(lost.lost.hlc)),
+            "kept_by": lost.kept.user_id,
+            "lost_by": lost.lost.user_id,
+            "resolved": False,
+        }
+        server = Stamp(now_ms(), 0, "server", None, seq)
+        clocks = {name: server for name in SPECS["conflicts"]}
+        columns = ["id", "created_at", "updated_at", "seq", "scope", "deleted", "clocks", *values]
+        args = [conflict_id, now, now, seq, record.scope, False, clocks_text(clocks)]
+        args += list(values.values())
+        marks = ", ".join("{}" for _ in args)
+        await db.fetch(f"INSERT INTO conflicts ({', '.join(columns)}) VALUES ({marks})", *args)
+        await self._log("conflicts", conflict_id, seq, record.scope, "put")
+
+    # -- scope -----------------------------------------------------------------------
+
+    async def scope_of(self, table: str, values: dict[str, Any], current: str = "") -> str:
+        """Which scope a record with these values is in."""
+        if table == "conflicts":
+            return current  # a conflict stays with its record, which moves it
+        if table == "accounts":
+            return team_scope(values["team_id"])
+        account_id = values.get("account_id")
+        if account_id is not None:
+            account = await self.load("accounts", str(account_id))
+            if account is not None:
+                return account.scope
+        if table == "tasks":
+            return user_scope(values.get("assignee_id") or values.get("author_id"))
+        raise Rejected("not_found", "The account this belongs to does not exist.")
+
+    async def _move_dependents(self, record: StoredRecord, scope: str) -> None:
+        """When an account changes team, what hangs off it moves too; when another record
+        changes scope (a task given to someone else), its conflicts go with it."""
+        if record.table == "accounts":
+            dependents = [(child, "account_id") for child in (*CHILD_TABLES, "conflicts")]
+        else:
+            dependents = [("conflicts", "record_id")]
+        for child, column in dependents:
+            rows = await db.fetch(
+                f"SELECT id, scope, deleted FROM {child} WHERE {column} = {{}}", record.id
+            )
+            for row in rows:
+                if row["scope"] == scope:
+                    continue
+                seq = self.next_seq()
+                child_id = str(row["id"])
+                await db.fetch(
+                    f"UPDATE {child} SET scope = {{}}, seq = {{}} WHERE id = {{}}",
+                    scope,
+                    seq,
+                    child_id,
+                )
+                self._forget(child, child_id)
+                await self._log(child, child_id, seq, scope, "delete" if row["deleted"] else "put")
+                await self._evict(child, child_id, row["scope"])
+
+    async def _log(self, table: str, record_id: str, seq: int, scope: str, op: str) -> None:
+        """Point the change log at the record's newest state. An earlier evict from the
+        scope it is now in is dropped, so a puller gets the record once."""
+        key = (table, record_id)
+        rows = [r for r in self._log_rows.get(key, []) if r[2] == "evict" and r[1] != scope]
+        self._log_rows[key] = [*rows, (seq, scope, op)]
+        self._log_gone.setdefault(key, set()).update((None, scope))
+
+    async def _evict(self, table: str, record_id: str, old_scope: str) -> None:
+        seq = self.next_seq()
+        key = (table, record_id)
+        rows = [r for r in self._log_rows.get(key, []) if r[1:] != (old_scope, "evict")]
+        self._log_rows[key] = [*rows, (seq, old_scope, "evict")]
+        self._log_gone.setdefault(key, set()).add(old_scope)
+
+    async def _write_log(self) -> None:
+        """Write what _log and _evict noted: the same rows go and come as if each had
+        written at once (stored rows only ever go, and rows noted in this session are
+        already filtered), in a few statements."""
+        groups: dict[tuple[str, frozenset[str | None]], list[str]] = {}
+        for (table, record_id), gone in self._log_gone.items():
+            groups.setdefault((table, frozenset(gone)), []).append(record_id)
+        for (table, dropped), ids in groups.items():
+            scopes = sorted(scope for scope in dropped if scope is not None)
+            which = ["op <> 'evict'"] if None in dropped else []
+            if scopes:
+                which.append(f"(op = 'evict' AND scope IN ({', '.join('{}' for _ in scopes)}))")
+            for chunk in _chunks(ids, IN_CHUNK):
+                await db.fetch(
+                    "DELETE FROM sync_changes WHERE record_table = {}"
+                    f" AND record_id IN ({', '.join('{}' for _ in chunk)})"
+                    f" AND ({' OR '.join(which)})",
+                    table,
+                    *chunk,
+                    *scopes,
+                )
+        rows = [
+            [seq, table, record_id, scope, op]
+            for (table, record_id), noted in self._log_rows.items()
+            for seq, scope, op in noted
+        ]
+        for chunk in _chunks(rows, 200):
+            await db.fetch(
+                "INSERT INTO sync_changes (seq, record_table, record_id, scope, op) VALUES "
+                + ", ".join("({}, {}, {}, {}, {})" for _ in chunk),
+                *[value for row in chunk for value in row],
+            )
+        self._log_rows.clear()
+        self._log_gone.clear()
+
+    def _db_value(self, table: str, name: str, value: Any) -> Any:
+        if SPECS[table][name].kind == "json" and value is not None and not isinstance(value, str):
+            return to_json_text(value)
+        return value
+
+    # -- pull ------------------------------------------------------------------------
+
+    async def pull(self, actor: Actor, after: int, limit: int, fresh_until: int) -> Page:
+        await self._write_log()
+        scopes = actor.scopes
+        if scopes is None:
+            where, args = "op <> 'evict'", []
+        else:
+            where = f"scope IN ({', '.join('{}' for _ in scopes)})"
+            args = list(scopes)
+        rows = await db.fetch(
+            f"SELECT seq, record_table, record_id, op FROM sync_changes WHERE {where}"
+            " AND seq > {} AND (op = 'put' OR seq > {}) ORDER BY seq LIMIT {}",
+            *args,
+            after,
+            fresh_until,
+            limit + 1,
+        )
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        wanted: dict[str, list[str]] = {}
+        for row in rows:
+            if row["op"] == "put":
+                wanted.setdefault(row["record_table"], []).append(str(row["record_id"]))
+        loaded: dict[tuple[str, str], StoredRecord] = {}
+        for table, ids in wanted.items():
+            for record in await self.load_many(table, ids, with_stamps=False):
+                loaded[(table, record.id)] = record
+        changes = []
+        for row in rows:
+            table, record_id, op = row["record_table"], str(row["record_id"]), row["op"]
+            record = loaded.get((table, record_id)) if op == "put" else None
+            changes.append(
+                Change(
+                    table=table,
+                    id=record_id,
+                    seq=int(row["seq"]),
+                    op=op,
+                    row=wire_row(record) if record is not None else None,
+                )
+            )
+        return Page(changes=changes, has_more=has_more)
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class PiccoloSyncStore:
+    """Sessions over the process's database engine."""
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Session]:
+        async with db.write_transaction():
+            session = Session(writable=True)
+            await session.begin()
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Session]:
+        async with db.read_transaction():
+            session = Session(writable=False)
+            await session.begin()
+            yield session
+
+
+STORE = PiccoloSyncStore()

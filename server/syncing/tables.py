@@ -1,0 +1,44 @@
+"""What the sync engine keeps beside the records."""
+
+from piccolo.columns import UUID, BigInt, Integer, Serial, Text, Varchar
+from piccolo.table import Table
+
+
+class SyncChange(Table, tablename="sync_changes"):
+    """The change log the cursor walks: one row per record at its newest seq (op put or
+    delete), plus one `evict` row per scope a record has left."""
+
+    seq = BigInt(primary_key=True)
+    record_table = Varchar(length=20)
+    record_id = UUID()
+    scope = Varchar(length=60)
+    op = Varchar(length=10)
+
+
+class SyncClient(Table, tablename="sync_clients"):
+    """Per (user, client_id): the last mutation id applied (exactly-once)."""
+
+    id = Serial(primary_key=True)
+    user_id = UUID()
+    client_id = Varchar(length=64)
+    last_mid = BigInt(default=0)
+
+
+class SyncResult(Table, tablename="sync_results"):
+    """The stored result of each applied mid, answered again on replay."""
+
+    id = Serial(primary_key=True)
+    user_id = UUID()
+    client_id = Varchar(length=64)
+    mid = BigInt()
+    result = Text()
+
+
+class SyncMeta(Table, tablename="sync_meta"):
+    """Counters and identity: `seq` (the last handed out), `epoch` (this database's
+    identity in cursors), `purged_seq` (tombstones older than this are gone),
+    `hlc_ms`/`hlc_counter` (the highest clock seen)."""
+
+    key = Varchar(length=40, primary_key=True)
+    value = Text()
+    version = Integer(default=0)

@@ -1,0 +1,49 @@
+"""Hybrid logical clocks and the keys that order writes to one field."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+MAX_AHEAD_MS = 300_000  # a phone whose clock runs ahead cannot win for more than 5 minutes
+
+
+class Stamp(NamedTuple):
+    """Who set a field and when: the write's effective clock, its client, its user, and
+    the seq of the change that set it (so a later writer can tell it had not seen it)."""
+
+    ms: int
+    counter: int
+    client_id: str
+    user_id: str | None
+    seq: int
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        """The order of writes: effective ms, then counter, then client id."""
+        return (self.ms, self.counter, self.client_id)
+
+    @property
+    def hlc(self) -> tuple[int, int]:
+        return (self.ms, self.counter)
+
+    def to_json(self) -> list[object]:
+        return [self.ms, self.counter, self.client_id, self.user_id, self.seq]
+
+    @classmethod
+    def from_json(cls, value: list[object]) -> Stamp:
+        ms, counter, client_id, user_id, seq = value
+        return cls(int(ms), int(counter), str(client_id), user_id, int(seq))  # type: ignore[arg-type, call-overload]
+
+
+def effective_hlc(hlc: tuple[int, int], server_now_ms: int) -> tuple[int, int]:
+    """The clock the server uses for a write: its ms is clamped to five minutes ahead of
+    the server, so a phone with a wrong clock cannot win every merge for a year."""
+    ms, counter = hlc
+    return (min(ms, server_now_ms + MAX_AHEAD_MS), counter)
+
+
+def tick(last: tuple[int, int], now_ms: int) -> tuple[int, int]:
+    """The next clock reading after `last`: wall time when it moved on, else a counter bump."""
+    if now_ms > last[0]:
+        return (now_ms, 0)
+    return (last[0], last[1] + 1)

@@ -1,0 +1,94 @@
+"""The wire types of `POST /api/sync/v1`, protocol version 1.
+
+The wire only grows: a new field always has a default, and no field changes type,
+because phones run old code for weeks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+MAX_MUTATIONS = 1000
+MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_PULL_LIMIT = 500
+MAX_PULL_LIMIT = 2000
+
+
+class Mutation(msgspec.Struct, kw_only=True):
+    mid: int
+    table: str
+    id: str
+    op: str  # "upsert" | "delete"; anything else is rejected alone
+    fields: dict[str, Any] = {}
+    base_seq: int | None = None
+    hlc: tuple[int, int]
+
+
+class SyncRequest(msgspec.Struct, kw_only=True):
+    protocol: int
+    client_id: str
+    cursor: str | None = None
+    pull_limit: int = DEFAULT_PULL_LIMIT
+    mutations: list[Mutation] = []
+
+
+class Envelope(msgspec.Struct):
+    """Just enough of a request to answer 426 before looking at the rest."""
+
+    protocol: Any = None
+
+
+class MutationError(msgspec.Struct, kw_only=True):
+    error: str
+    detail: str
+
+
+class MutationResult(msgspec.Struct, kw_only=True):
+    mid: int
+    status: str  # "applied" | "merged" | "rejected"
+    hlc: tuple[int, int]
+    replayed: bool = False
+    error: MutationError | None = None
+
+
+class Ack(msgspec.Struct, kw_only=True):
+    last_mid: int
+    results: list[MutationResult]
+
+
+class Change(msgspec.Struct, kw_only=True):
+    table: str
+    id: str
+    seq: int
+    op: str  # "put" | "delete" | "evict"
+    row: dict[str, Any] | None
+
+
+class SyncResponse(msgspec.Struct, kw_only=True):
+    ack: Ack
+    changes: list[Change]
+    cursor: str
+    has_more: bool
+    reset: bool
+    server_time: int
+    hlc_max: tuple[int, int]
+
+
+class MidGap(Exception):
+    """The first new mid is not last + 1: answered 409 with the mid expected."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(f"expected mid {expected}")
+        self.expected = expected
+
+
+class Rejected(Exception):
+    """One mutation cannot be applied; it is answered `rejected` and the rest go on."""
+
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.error = error
+        self.detail = detail

@@ -1,0 +1,111 @@
+"""Factories: users with tokens, and records made through the API."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.auth.services import create_user
+
+PASSWORD = "correct-horse-9"
+_counter = itertools.count(1)
+
+
+@dataclass
+class Login:
+    user_id: str
+    username: str
+    role: str
+    team_id: str
+    token: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+async def login_as(client: Any, role: str = "rep", team: str = "north", name: str = "") -> Login:
+    username = name or f"{role}{next(_counter)}-{uuid.uuid4().hex[:4]}"
+    await create_user(username, PASSWORD, role, team)
+    response = await client.post(
+        "/api/auth/login", json={"username": username, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    token = body["token"]
+    user = body["user"]
+    return Login(
+        user_id=user["id"],
+        username=username,
+        role=role,
+        team_id=user["team_id"],
+        token=token,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+async def make_account(client: Any, who: Login, **fields: Any) -> dict[str, Any]:
+    body = {"name": f"Account {next(_counter)}", **fields}
+    response = await client.post("/api/accounts", json=body, headers=who.headers)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def make_record(client: Any, who: Login, table: str, **fields: Any) -> dict[str, Any]:
+    response = await client.post(f"/api/{table}", json=fields, headers=who.headers)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# A valid create body for each record table that hangs off an account (the account's id
+# filled in by `child_fields`).
+CHILD_BODIES: dict[str, dict[str, Any]] = {
+    "contacts": {"name": "Ada Contact", "title": "Buyer", "email": "ada@example.com"},
+    "visits": {"started_at": "2026-05-01T09:30:00+02:00", "outcome": "met", "summary": "Met"},
+    "notes": {"body": "Wants a quote"},
+    "tasks": {"title": "Call back", "due_at": "2026-05-02T10:00:00Z"},
+    "deals": {"title": "Spring order", "amount": 1200.0, "currency": "EUR"},
+}
+
+
+def child_fields(table: str, account_id: str | None, **fields: Any) -> dict[str, Any]:
+    return {"account_id": account_id, **CHILD_BODIES[table], **fields}
+
+
+async def make_child(
+    client: Any, who: Login, table: str, account_id: str | None, **fields: Any
+) -> dict[str, Any]:
+    return await make_record(client, who, table, **child_fields(table, account_id, **fields))
+
+
+def api_routes(app: Any) -> list[tuple[str, str]]:
+    """Every (method, path) the app serves under /api/, read from the Litestar app itself so
+    that a new route is covered by the tests that walk this list."""
+    pairs = set()
+    for route in app.routes:
+        if not route.path.startswith("/api/"):
+            continue
+        for method in getattr(route, "methods", ()):
+            if method not in ("OPTIONS", "HEAD"):
+                pairs.add((method, route.path))
+    return sorted(pairs, key=lambda pair: (pair[1], pair[0]))
+
+
+def fill_path(path: str, record_id: str) -> str:
+    """A route's path with every path parameter set to `record_id`."""
+    return re.sub(r"\{[^}]+\}", record_id, path)
+
+
+def served_api_routes() -> list[tuple[str, str]]:
+    """`api_routes` of an app built the way `fieldcrm serve` builds it. Call it at import
+    (collection) time: building an app points the process's database engine at its
+    settings, which the `client` fixture then points at the test's database."""
+    from server.app import create_app
+    from server.settings import DatabaseConfig, Settings
+
+    never_opened = DatabaseConfig(engine="sqlite", path="/nonexistent/fieldcrm-routes.sqlite3")
+    return api_routes(create_app(Settings(database=never_opened), run_migrations=False))

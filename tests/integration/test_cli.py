@@ -1,0 +1,165 @@
+"""`python -m server.cli` as an operator runs it: a subprocess with DATABASE_URL pointing at
+a fresh SQLite file or a PostgreSQL database made (and dropped) here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server import db
+from server.settings import parse_database_url
+from tests.conftest import ENGINES, create_pg_database, drop_pg_database, pg_url, require_postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fieldcrm(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each engine."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+        return
+    require_postgres()
+    name = f"fieldcrm_cli_{uuid.uuid4().hex[:10]}"
+    create_pg_database(name)
+    try:
+        yield pg_url(name)
+    finally:
+        drop_pg_database(name)
+
+
+def query(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
+    async def run() -> list[dict[str, Any]]:
+        db.configure(parse_database_url(database_url))
+        await db.start()
+        try:
+            return await db.fetch(sql, *args)
+        finally:
+            await db.stop()
+
+    return asyncio.run(run())
+
+
+def test_migrate_exits_0_on_an_empty_database_and_again(database_url: str) -> None:
+    for _ in range(2):
+        result = fieldcrm(database_url, "migrate")
+        assert result.returncode == 0, result.stderr
+        assert "migrations applied" in result.stdout
+    assert query(database_url, "SELECT COUNT(*) AS n FROM sync_meta")[0]["n"] == 5
+
+
+def test_user_add_twice_fails_the_second_time_with_a_clear_message(database_url: str) -> None:
+    add = (
+        "user",
+        "add",
+        "ada",
+        "--password",
+        "secret-pw-1",
+        "--role",
+        "manager",
+        "--team",
+        "north",
+    )
+    first = fieldcrm(database_url, *add)
+    assert first.returncode == 0, first.stderr
+    assert "ada" in first.stdout and "north" in first.stdout and "new team" in first.stdout
+
+    second = fieldcrm(database_url, *add)
+    assert second.returncode != 0
+    assert "'ada' exists already" in second.stderr
+    assert "Traceback" not in second.stderr
+
+    rows = query(database_url, "SELECT username, role, password_hash FROM users")
+    assert [(r["username"], r["role"]) for r in rows] == [("ada", "manager")]
+    assert rows[0]["password_hash"].startswith("scrypt$")
+
+    teammate = fieldcrm(
+        database_url,
+        "user",
+        "add",
+        "bob",
+        "--password",
+        "secret-pw-2",
+        "--role",
+        "rep",
+        "--team",
+        "north",
+    )
+    assert teammate.returncode == 0, teammate.stderr
+    assert "new team" not in teammate.stdout
+    assert query(database_url, "SELECT COUNT(*) AS n FROM teams")[0]["n"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("user", "add", "ada", "--password", "short", "--role", "rep", "--team", "t"),
+            "at least 8 characters",
+        ),
+        (
+            ("user", "add", "ada", "--password", "secret-pw-1", "--role", "boss", "--team", "t"),
+            "invalid choice",
+        ),
+        (("user", "add", "ada", "--role", "rep", "--team", "t"), "--password"),
+        (("nonsense",), "invalid choice"),
+    ],
+)
+def test_bad_arguments_exit_non_zero_with_a_message(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = fieldcrm(f"sqlite:///{tmp_path / 'cli.sqlite3'}", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_database_url_exits_2_with_a_message() -> None:
+    result = fieldcrm("mysql://root@localhost/crm", "migrate")
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_migrations_at_once_on_postgres_both_succeed() -> None:
+    require_postgres()
+    name = f"fieldcrm_cli_{uuid.uuid4().hex[:10]}"
+    create_pg_database(name)
+    try:
+        env = {**os.environ, "DATABASE_URL": pg_url(name)}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "server.cli", "migrate"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        errors = [proc.communicate(timeout=120)[1] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0], errors
+        meta = query(pg_url(name), "SELECT key FROM sync_meta")
+        assert len(meta) == 5
+    finally:
+        drop_pg_database(name)
