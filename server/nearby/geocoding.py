@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -130,6 +131,9 @@ async def run_geocoder(
     when there is none, further apart while the service fails. A failed round is logged and
     the loop goes on (the database may be back by then)."""
     if geocoder is None:
+        if os.environ.get("FIELDCRM_GEOCODER", "").strip().lower() == "off":
+            log.info("geocoding is off (FIELDCRM_GEOCODER=off)")
+            return
         try:
             geocoder = default_geocoder()
         except ValueError:

@@ -358,6 +358,9 @@ class ServerProcess:
             "DATABASE_URL": database_url,
             "FIELDCRM_DATA_DIR": str(workdir),
             "FIELDCRM_DISPATCH_INTERVAL_S": "3600",
+            # The geocoder writes too; tests that compare rows after a burst stop at a
+            # moment of their choosing, so it stays off here (tests/integration covers it).
+            "FIELDCRM_GEOCODER": "off",
         }
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0

@@ -169,7 +169,17 @@ async def test_concurrent_pushes_and_pulls_lose_nothing(database: Database, tmp_
         # changed after its first pull, even records deleted since.
         for puller, actor in zip(pullers, pulling, strict=True):
             expected = await server_rows(actor)
-            assert puller.device.rows == expected
+            differing = {
+                key: {
+                    field: (value, expected.get(key, {}).get(field))
+                    for field, value in row.items()
+                    if expected.get(key, {}).get(field) != value
+                }
+                for key, row in puller.device.rows.items()
+                if expected.get(key) != row
+            }
+            assert not differing, f"the puller's rows differ from the server's: {differing}"
+            assert puller.device.rows.keys() == expected.keys()
             scopes = actor.scopes
             assert scopes is not None
             for table in ("accounts", "contacts", "tasks", "conflicts"):

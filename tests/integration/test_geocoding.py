@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -205,3 +206,23 @@ async def test_invalid_geocoder_settings_turn_geocoding_off(
     monkeypatch.setenv("FIELDCRM_GEOCODER", "no-such-service")
     monkeypatch.setattr(geocoding, "_default_geocoder", None)
     await asyncio.wait_for(run_geocoder(settings, interval_s=0.01), timeout=5)  # returns
+
+
+async def test_geocoding_can_be_turned_off(
+    client: Any,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("FIELDCRM_GEOCODER", "off")
+    monkeypatch.setattr(geocoding, "_default_geocoder", None)
+    rep = await login_as(client, "rep", "north")
+    nice = await make_account(client, rep, city="Nice", country="France")
+    with caplog.at_level(logging.INFO, logger=geocoding.log.name):
+        await asyncio.wait_for(run_geocoder(settings, interval_s=0.01), timeout=5)  # returns
+    placed = await account(client, rep, nice["id"])
+    assert (placed["lat"], placed["geo_precision"]) == (None, None)
+    # Off is a setting, not a mistake: said once at INFO, no error.
+    assert [
+        (r.levelno, r.getMessage()) for r in caplog.records if r.name == geocoding.log.name
+    ] == [(logging.INFO, "geocoding is off (FIELDCRM_GEOCODER=off)")]
