@@ -92,5 +92,3 @@ def create_app(
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
     )
-
-

@@ -107,9 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=cmd_demo)
 
-    commands.add_parser("worker", help="run only the background jobs (reminders, geocoding)").set_defaults(
-        run=cmd_worker
-    )
+    commands.add_parser(
+        "worker", help="run only the background jobs (reminders, geocoding)"
+    ).set_defaults(run=cmd_worker)
     return parser
 
 

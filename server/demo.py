@@ -101,7 +101,8 @@ async def load_demo(*, if_empty: bool = False, seed: int = 7) -> str | None:
     if if_empty and await db.fetch("SELECT id FROM users LIMIT 1"):
         if await db.fetch("SELECT id FROM users WHERE username = {}", ADMIN):
             names = ", ".join(r.manager + ", " + ", ".join(r.reps) for r in REGIONS)
-            return f"demo organisation already loaded; logins {names}, {ADMIN} (password {DEMO_PASSWORD})"
+            logins = f"{names}, {ADMIN} (password {DEMO_PASSWORD})"
+            return f"demo organisation already loaded; logins {logins}"
         return None
     rng = random.Random(seed)
     now = datetime.now(UTC).replace(microsecond=0)

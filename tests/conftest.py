@@ -122,8 +122,7 @@ async def truncate_pg(name: str) -> None:
         # Back to what a fresh migration leaves: a new identity and no clock seen, so a
         # test never inherits the clock a previous test pushed ahead (it decided merges).
         await conn.execute(
-            "UPDATE sync_meta SET version = 0, value = CASE key"
-            " WHEN 'epoch' THEN $1 ELSE '0' END",
+            "UPDATE sync_meta SET version = 0, value = CASE key WHEN 'epoch' THEN $1 ELSE '0' END",
             secrets.token_hex(8),
         )
     finally:

@@ -106,7 +106,10 @@ async def nearby(actor: Actor, query: NearbyQuery) -> NearbyResponse:
     async with _one_connection():
         ranked = await nearest(actor, query)
     results = [
-        NearbyResult(account=wire_row(record_from_row("accounts", row, with_stamps=False)), distance_m=round(d, 1))
+        NearbyResult(
+            account=wire_row(record_from_row("accounts", row, with_stamps=False)),
+            distance_m=round(d, 1),
+        )
         for row, d in ranked
     ]
     return NearbyResponse(results=results)

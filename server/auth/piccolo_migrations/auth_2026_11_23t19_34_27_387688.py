@@ -14,21 +14,13 @@ DESCRIPTION = "initial tables"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="auth", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="auth", description=DESCRIPTION)
 
-    manager.add_table(
-        class_name="User", tablename="users", schema=None, columns=None
-    )
+    manager.add_table(class_name="User", tablename="users", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Team", tablename="teams", schema=None, columns=None
-    )
+    manager.add_table(class_name="Team", tablename="teams", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="AuthToken", tablename="auth_tokens", schema=None, columns=None
-    )
+    manager.add_table(class_name="AuthToken", tablename="auth_tokens", schema=None, columns=None)
 
     manager.add_table(
         class_name="LoginAttempt",

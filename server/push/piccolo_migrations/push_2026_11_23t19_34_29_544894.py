@@ -14,9 +14,7 @@ DESCRIPTION = "initial tables"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="push", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="push", description=DESCRIPTION)
 
     manager.add_table(
         class_name="PushDelivery",

@@ -17,37 +17,21 @@ DESCRIPTION = "initial tables"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="records", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="records", description=DESCRIPTION)
 
-    manager.add_table(
-        class_name="Account", tablename="accounts", schema=None, columns=None
-    )
+    manager.add_table(class_name="Account", tablename="accounts", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Note", tablename="notes", schema=None, columns=None
-    )
+    manager.add_table(class_name="Note", tablename="notes", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Contact", tablename="contacts", schema=None, columns=None
-    )
+    manager.add_table(class_name="Contact", tablename="contacts", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Conflict", tablename="conflicts", schema=None, columns=None
-    )
+    manager.add_table(class_name="Conflict", tablename="conflicts", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Visit", tablename="visits", schema=None, columns=None
-    )
+    manager.add_table(class_name="Visit", tablename="visits", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Task", tablename="tasks", schema=None, columns=None
-    )
+    manager.add_table(class_name="Task", tablename="tasks", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Deal", tablename="deals", schema=None, columns=None
-    )
+    manager.add_table(class_name="Deal", tablename="deals", schema=None, columns=None)
 
     manager.add_column(
         table_class_name="Account",

@@ -14,9 +14,7 @@ DESCRIPTION = "initial tables"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="syncing", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="syncing", description=DESCRIPTION)
 
     manager.add_table(
         class_name="SyncChange",
@@ -32,9 +30,7 @@ async def forwards():
         columns=None,
     )
 
-    manager.add_table(
-        class_name="SyncMeta", tablename="sync_meta", schema=None, columns=None
-    )
+    manager.add_table(class_name="SyncMeta", tablename="sync_meta", schema=None, columns=None)
 
     manager.add_table(
         class_name="SyncClient",
