@@ -104,7 +104,7 @@ async def load(rows: list[tuple[str, float | None, float | None, str]], rng: ran
                 rng.choice(STATUSES), lat, lng, team, city,
             ]  # fmt: skip
         sql = f"INSERT INTO accounts ({', '.join(COLUMNS)}) VALUES "
-        async with db.engine().transaction():
+        async with db.transaction():
             await db.fetch(sql + ", ".join(marks for _ in chunk), *args)
     if db.is_postgres():
         await db.fetch("ANALYZE accounts")

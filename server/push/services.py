@@ -49,12 +49,8 @@ async def push_transaction() -> AsyncIterator[None]:
     """A transaction for the push tables. SQLite has one writer, so it takes the writer's lock
     (a transaction there would otherwise wait on the sync writer's, or fail as busy); on
     PostgreSQL row locks are enough and the sync writers are not held up."""
-    if db.is_postgres():
-        async with db.engine().transaction():
-            yield
-    else:
-        async with db.write_transaction():
-            yield
+    async with db.transaction():
+        yield
 
 
 async def vapid_key() -> VapidKey:
