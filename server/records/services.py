@@ -55,7 +55,7 @@ async def list_records(
     offset: int,
 ) -> dict[str, Any]:
     where, args = _scope_clause(actor)
-    sql = f"SELECT * FROM {table} WHERE deleted = {{}}{where}"
+    sql = f"SELECT id FROM {table} WHERE deleted = {{}}{where}"
     args = [False, *args]
     if q:
         like = f"%{q.lower()}%"
@@ -78,11 +78,24 @@ async def list_records(
         sql += " AND account_id = {}"
         args.append(account_uuid)
     order = ORDER.get(table, "updated_at DESC, id")
-    rows = await db.fetch(
-        f"{sql} ORDER BY {order} LIMIT {{}} OFFSET {{}}", *args, limit + 1, offset
-    )
-    items = [wire_row(record_from_row(table, row, with_stamps=False)) for row in rows[:limit]]
-    return {"items": items, "next_offset": offset + limit if len(rows) > limit else None}
+    async with db.read_transaction():
+        # The page's ids first (from the list index alone, where it covers the filter; a
+        # sort of ids, not of whole rows), then those rows.
+        ids = await db.fetch(
+            f"{sql} ORDER BY {order} LIMIT {{}} OFFSET {{}}", *args, limit + 1, offset
+        )
+        page = [row["id"] for row in ids[:limit]]
+        rows = await _rows_by_id(table, page)
+    items = [wire_row(record_from_row(table, rows[str(i)], with_stamps=False)) for i in page]
+    return {"items": items, "next_offset": offset + limit if len(ids) > limit else None}
+
+
+async def _rows_by_id(table: str, ids: list[Any]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    marks = ", ".join("{}" for _ in ids)
+    rows = await db.fetch(f"SELECT * FROM {table} WHERE id IN ({marks})", *ids)
+    return {str(row["id"]): row for row in rows}
 
 
 async def get_record(actor: Actor, table: str, record_id: str) -> dict[str, Any]:
