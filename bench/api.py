@@ -9,8 +9,9 @@ filled in bulk: accounts in 10 teams, each with 3 contacts, 3 visits, 3 notes, 2
 2 deals. Rows are written the way server/syncing/store.py writes them (a scope, per-field
 clocks, a sync_changes row each, the seq counter moved past them), so the database is one a
 server could have made. Then `fieldcrm serve` runs in a subprocess on a free port and
-`--clients` httpx.AsyncClients (in this process) hit it for `--seconds` per scenario, after a
-one-second warm-up:
+`--clients` clients (in this process, one keep-alive connection each, bench/support.py's
+LeanClient: httpx costs as much CPU per request as the server, on the same two cores) hit it
+for `--seconds` per scenario, after a one-second warm-up:
 
   read      GET /api/accounts/{id} (an account and its 13 children), as a rep, random ids
   list      GET /api/accounts?limit=50, as a rep (1,000 accounts in scope), random offsets
@@ -49,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.support import database  # noqa: E402
+from bench.support import LeanClient, LeanResponse, database  # noqa: E402
 from server import db  # noqa: E402
 from server.auth.actor import team_scope  # noqa: E402
 from server.auth.services import create_user  # noqa: E402
@@ -292,7 +293,7 @@ async def token(base: str, username: str) -> dict[str, str]:
 
 # -- load --------------------------------------------------------------------------------
 
-Request = Callable[[httpx.AsyncClient, random.Random], Awaitable[httpx.Response]]
+Request = Callable[[LeanClient, random.Random], Awaitable[LeanResponse]]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -317,16 +318,13 @@ async def run_scenario(
 
     async def client_loop(index: int) -> None:
         rng = random.Random(index)
-        limits = httpx.Limits(max_connections=1)
-        async with httpx.AsyncClient(
-            base_url=base, headers=headers, limits=limits, timeout=30
-        ) as client:
+        async with LeanClient(base, headers) as client:
             while (sent := time.perf_counter()) < stop:
                 try:
                     response = await request(client, rng)
                     if response.status_code != 200:
                         errors[str(response.status_code)] += 1
-                except httpx.HTTPError as exc:
+                except (OSError, asyncio.IncompleteReadError) as exc:
                     errors[type(exc).__name__] += 1
                 if sent >= measure_from:
                     latencies.append(time.perf_counter() - sent)
@@ -359,14 +357,14 @@ def scenarios(by_team: dict[str, list[str]]) -> dict[str, tuple[str, Request]]:
     in_scope = len(ids)
     total = sum(len(v) for v in by_team.values())
 
-    async def read(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
+    async def read(client: LeanClient, rng: random.Random) -> LeanResponse:
         return await client.get(f"/api/accounts/{rng.choice(ids)}")
 
-    async def list_rep(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
+    async def list_rep(client: LeanClient, rng: random.Random) -> LeanResponse:
         offset = rng.randrange(0, max(1, in_scope - 50))
         return await client.get(f"/api/accounts?limit=50&offset={offset}")
 
-    async def list_admin(client: httpx.AsyncClient, rng: random.Random) -> httpx.Response:
+    async def list_admin(client: LeanClient, rng: random.Random) -> LeanResponse:
         offset = rng.randrange(0, max(1, total - 50))
         return await client.get(f"/api/accounts?limit=50&offset={offset}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import tempfile
@@ -50,3 +51,78 @@ async def database(engine: str) -> AsyncIterator[str]:
         finally:
             if engine == "postgres":
                 await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class LeanResponse:
+    """What a bench needs of an answer: its status, headers and body."""
+
+    __slots__ = ("status_code", "headers", "content")
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code, self.headers, self.content = status_code, headers, content
+
+
+class LeanClient:
+    """One keep-alive HTTP/1.1 connection with as little client-side work as we can write.
+
+    The benches run their clients on the server's two cores; httpx spends about 2 ms of CPU
+    per request, as much as the server, so with it the figures measure the client. This one
+    sends a request and reads a Content-Length answer, nothing more (no redirects, no
+    chunked bodies: fieldcrm's API answers neither)."""
+
+    def __init__(self, base: str, headers: dict[str, str] | None = None) -> None:
+        host_port = base.removeprefix("http://").rstrip("/")
+        self.host, _, port = host_port.partition(":")
+        self.port = int(port or 80)
+        self.headers = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> LeanClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+            self.reader = self.writer = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> LeanResponse:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}{extra}"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode("latin-1") + body)
+        try:
+            status_line = await self.reader.readuntil(b"\r\n")
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            await self.aclose()
+            raise
+        status = int(status_line.split(b" ", 2)[1])
+        answer: dict[str, str] = {}
+        for line in raw.decode("latin-1").split("\r\n"):
+            if line:
+                name, _, value = line.partition(":")
+                answer[name.lower()] = value.strip()
+        content = await self.reader.readexactly(int(answer.get("content-length", "0")))
+        if answer.get("connection", "").lower() == "close":
+            await self.aclose()
+        return LeanResponse(status, answer, content)
+
+    async def get(self, path: str) -> LeanResponse:
+        return await self.request("GET", path)

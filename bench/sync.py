@@ -7,7 +7,8 @@ For each engine: a database made for the run (a temporary SQLite file; a Postgre
 on 127.0.0.1:5432, user postgres or FIELDCRM_TEST_PG_*, dropped after), migrated, and filled
 in bulk with --teams teams of --rows rows each (accounts with their contacts, visits, notes,
 tasks and deals), written the way server/syncing/store.py writes them. Then `fieldcrm
-serve` runs in a subprocess and clients in this process (httpx, one connection each) play:
+serve` runs in a subprocess and clients in this process (one keep-alive connection each,
+bench/support.py's LeanClient: httpx would take as much CPU as the server) play:
 
   first-sync  a fresh install of a rep pulls the team's --rows rows, pull_limit 2000 (the
               server's cap), gzip accepted; 20 installs. Per page and for the whole pull:
@@ -58,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
 
-from bench.support import database  # noqa: E402
+from bench.support import LeanClient, database  # noqa: E402
 from server import db  # noqa: E402
 from server.auth.actor import Actor, team_scope  # noqa: E402
 from server.auth.services import token_digest  # noqa: E402
@@ -400,7 +401,7 @@ class Phone:
         )
         self.next_mid += 1
 
-    async def sync(self, http: httpx.AsyncClient, pull_limit: int = 500) -> dict[str, Any]:
+    async def sync(self, http: LeanClient, pull_limit: int = 500) -> dict[str, Any]:
         """One round trip; the answer, with the bytes on the wire and the wait in ms."""
         body = {
             "protocol": 1,
@@ -410,23 +411,28 @@ class Phone:
             "mutations": self.outbox,
         }
         started = time.perf_counter()
-        response = await http.post("/api/sync/v1", content=_json.encode(body), headers=self.headers)
+        response = await http.request(
+            "POST", "/api/sync/v1", _json.encode(body), headers=self.headers
+        )
         waited = 1000 * (time.perf_counter() - started)
+        content = response.content
+        if response.headers.get("content-encoding") == "gzip":
+            content = gzip.decompress(content)
         if response.status_code != 200:
-            raise RuntimeError(f"sync answered {response.status_code}: {response.text[:300]}")
-        data: dict[str, Any] = _decode.decode(response.content)
+            raise RuntimeError(f"sync answered {response.status_code}: {content[:300]!r}")
+        data: dict[str, Any] = _decode.decode(content)
         last = data["ack"]["last_mid"]
         self.outbox = [m for m in self.outbox if m["mid"] > last]
         self.cursor = data["cursor"]
         for change in data["changes"]:
             if change["op"] == "put":
                 self.seqs[change["id"]] = change["seq"]
-        data["_bytes"], data["_ms"] = response.num_bytes_downloaded, waited
+        data["_bytes"], data["_ms"] = len(response.content), waited
         return data
 
 
-def connection(base: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=base, timeout=120, limits=httpx.Limits(max_connections=1))
+def connection(base: str) -> LeanClient:
+    return LeanClient(base)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -510,7 +516,7 @@ async def idle(
         stop = time.perf_counter() + seconds
         cpu = cpu_seconds(pid)
 
-        async def loop(phone: Phone, http: httpx.AsyncClient) -> None:
+        async def loop(phone: Phone, http: LeanClient) -> None:
             await asyncio.sleep(rng.uniform(0, 2 * pause))
             while time.perf_counter() < stop:
                 data = await phone.sync(http)
@@ -577,7 +583,7 @@ async def reconnect(
             for phone in phones:
                 queue_edits(phone, rng, list(accounts), 20)
 
-            async def come_back(phone: Phone, http: httpx.AsyncClient) -> None:
+            async def come_back(phone: Phone, http: LeanClient) -> None:
                 nonlocal requests
                 started = time.perf_counter()
                 data = await phone.sync(http)
