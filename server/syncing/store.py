@@ -36,8 +36,22 @@ def normalize(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
+        if value.tzinfo is UTC:
+            return value
         return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     return value
+
+
+# Values the database hands out as the merge compares them already (server/db.py reads
+# UUIDs as strings on both engines).
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+# Per table: (wire name, column, is JSON) for each field, worked out once.
+_COLUMNS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    table: tuple(
+        (name, db_column(table, name), spec.kind == "json") for name, spec in specs.items()
+    )
+    for table, specs in SPECS.items()
+}
 
 
 def to_json_text(value: Any) -> str:
@@ -48,9 +62,11 @@ def record_from_row(table: str, row: dict[str, Any], *, with_stamps: bool = True
     """A database row as the engine sees it; reads that only show the row to a client skip
     decoding the per-field stamps (`with_stamps=False`)."""
     values: dict[str, Any] = {}
-    for name, spec in SPECS[table].items():
-        value = normalize(row[db_column(table, name)])
-        if spec.kind == "json" and value is not None:
+    for name, column, is_json in _COLUMNS[table]:
+        value = row[column]
+        if value.__class__ not in _AS_IS:
+            value = normalize(value)
+        if is_json and value is not None:
             value = msgspec.json.decode(value)
         values[name] = value
     values["created_at"] = normalize(row["created_at"])
@@ -76,6 +92,33 @@ def wire_row(record: StoredRecord) -> dict[str, Any]:
     return {"id": record.id, **record.values}
 
 
+class WireRowCache:
+    """Rows as clients see them, by version (epoch, table, id, seq), so that a change pulled
+    by many devices (a team's phones after a wave of writes) is read and converted once.
+    A version never changes, so entries are never stale, on one server or many; the oldest
+    go first when it is full. Entries are shared: never modify one."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._rows: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+
+    def get(self, key: tuple[str, str, str, int]) -> dict[str, Any] | None:
+        return self._rows.get(key)
+
+    def put(self, key: tuple[str, str, str, int], row: dict[str, Any]) -> None:
+        rows = self._rows
+        if len(rows) >= self.size:
+            del rows[next(iter(rows))]
+        rows[key] = row
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+
+WIRE_ROWS = WireRowCache(50_000)
+db.ON_CONFIGURE.append(WIRE_ROWS.clear)  # another database: its (epoch, seq)s may repeat
+
+
 def clocks_text(stamps: dict[str, Stamp]) -> str:
     return to_json_text({k: s.to_json() for k, s in stamps.items()})
 
@@ -87,6 +130,8 @@ class Session:
 
     def __init__(self, writable: bool) -> None:
         self.writable = writable
+        # Rows this session's pulls read, for WIRE_ROWS once the transaction has committed.
+        self.wired: list[tuple[tuple[str, str, str, int], dict[str, Any]]] = []
         self.epoch = ""
         self.current_seq = 0
         self.purged_seq = 0
@@ -490,25 +535,33 @@ class Session:
         )
         has_more = len(rows) > limit
         rows = rows[:limit]
+        # A put's seq is the seq of the row it names (a later write replaces the entry), so
+        # (table, id, seq) is one version of a row: read from the cache or the table.
+        epoch = self.epoch
+        found: dict[tuple[str, str], dict[str, Any]] = {}
         wanted: dict[str, list[str]] = {}
         for row in rows:
             if row["op"] == "put":
-                wanted.setdefault(row["record_table"], []).append(str(row["record_id"]))
-        loaded: dict[tuple[str, str], StoredRecord] = {}
+                table, record_id = row["record_table"], str(row["record_id"])
+                cached = WIRE_ROWS.get((epoch, table, record_id, row["seq"]))
+                if cached is not None:
+                    found[(table, record_id)] = cached
+                else:
+                    wanted.setdefault(table, []).append(record_id)
         for table, ids in wanted.items():
             for record in await self.load_many(table, ids, with_stamps=False):
-                loaded[(table, record.id)] = record
+                found[(table, record.id)] = wired = wire_row(record)
+                self.wired.append(((epoch, table, record.id, record.seq), wired))
         changes = []
         for row in rows:
             table, record_id, op = row["record_table"], str(row["record_id"]), row["op"]
-            record = loaded.get((table, record_id)) if op == "put" else None
             changes.append(
                 Change(
                     table=table,
                     id=record_id,
                     seq=int(row["seq"]),
                     op=op,
-                    row=wire_row(record) if record is not None else None,
+                    row=found.get((table, record_id)) if op == "put" else None,
                 )
             )
         return Page(changes=changes, has_more=has_more)
@@ -531,6 +584,9 @@ class PiccoloSyncStore:
             session = Session(writable=True)
             await session.begin()
             yield session
+        # Only versions that committed: after a rollback the same seq is handed out again.
+        for key, row in session.wired:
+            WIRE_ROWS.put(key, row)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Session]:
@@ -538,6 +594,8 @@ class PiccoloSyncStore:
             session = Session(writable=False)
             await session.begin()
             yield session
+        for key, row in session.wired:
+            WIRE_ROWS.put(key, row)
 
 
 STORE = PiccoloSyncStore()
