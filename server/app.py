@@ -85,7 +85,7 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=1024, gzip_compress_level=6
+            backend="gzip", minimum_size=1024, gzip_compress_level=1
         ),
         openapi_config=OpenAPIConfig(title="fieldcrm", version="1", path="/schema"),
         middleware=[security_headers_middleware(content_security_policy(settings.tile_url))],

@@ -23,7 +23,7 @@ import asyncio
 import sqlite3
 import string
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -62,6 +62,14 @@ T = TypeVar("T")
 class _Transaction:
     connection: Any  # sqlite3.Connection or asyncpg.Connection
     write: bool
+    # Statements held back to be sent together (defer()), sent before the next one.
+    deferred: Callable[[], Awaitable[None]] | None = None
+
+
+async def _send_deferred(transaction: _Transaction) -> None:
+    if transaction.deferred is not None:
+        send, transaction.deferred = transaction.deferred, None
+        await send()
 
 
 _current: ContextVar[_Transaction | None] = ContextVar("fieldcrm_transaction", default=None)
@@ -183,7 +191,8 @@ class _SQLite:
             except BaseException:
                 self._release_writer(conn)
                 raise
-            token = _current.set(_Transaction(conn, write=True))
+            transaction = _Transaction(conn, write=True)
+            token = _current.set(transaction)
             try:
                 yield
             except BaseException:
@@ -192,6 +201,7 @@ class _SQLite:
                 raise
             else:
                 try:
+                    await _send_deferred(transaction)
                     await _in_thread(conn.execute, "COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -263,9 +273,11 @@ class _Postgres:
     async def _transaction(self, begin: str, write: bool) -> AsyncIterator[None]:
         async with self._pool().acquire() as conn:
             await conn.execute(begin)
-            token = _current.set(_Transaction(conn, write=write))
+            transaction = _Transaction(conn, write=write)
+            token = _current.set(transaction)
             try:
                 yield
+                await _send_deferred(transaction)
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
@@ -358,9 +370,21 @@ async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
     transaction = _current.get()
     if transaction is None:
         return await backend.fetch(sql, args)
+    if transaction.deferred is not None:
+        await _send_deferred(transaction)
     if isinstance(backend, _Postgres):
         return await backend.run(transaction.connection, sql, args)
     return backend.run(transaction.connection, sql, args)
+
+
+def defer(send: Callable[[], Awaitable[None]]) -> None:
+    """Have `send` (which writes what its caller held back, e.g. rows to insert in one
+    statement) run before the current write transaction's next statement, or before it
+    commits. One sender at a time: a second replaces the first, so callers share one."""
+    transaction = _current.get()
+    if transaction is None or not transaction.write:
+        raise RuntimeError("db.defer() needs a write transaction")
+    transaction.deferred = send
 
 
 @asynccontextmanager

@@ -22,6 +22,7 @@ from sync.protocol import Change, Mutation, Rejected
 
 RESULTS_KEPT = 5000  # per client: replays older than this answer a generic "applied"
 IN_CHUNK = 500
+INSERT_PARAMS = 4000  # values in one multi-row INSERT (both engines take far more)
 
 _json = msgspec.json.Encoder()
 _clocks_decoder = msgspec.json.Decoder(dict[str, list[Any]])
@@ -130,6 +131,8 @@ class Session:
 
     def __init__(self, writable: bool) -> None:
         self.writable = writable
+        # New rows held back to be inserted together: (table, columns) -> rows of values.
+        self._inserts: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
         # Rows this session's pulls read, for WIRE_ROWS once the transaction has committed.
         self.wired: list[tuple[tuple[str, str, str, int], dict[str, Any]]] = []
         self.epoch = ""
@@ -311,10 +314,22 @@ class Session:
         for name, value in full.items():
             columns.append(db_column(table, name))
             args.append(self._db_value(table, name, value))
-        marks = ", ".join("{}" for _ in args)
-        await db.fetch(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", *args)
+        # Held back and sent with the batch's other new rows of this table in one INSERT,
+        # before the transaction's next statement (which may read this row).
+        self._inserts.setdefault((table, tuple(columns)), []).append(args)
+        db.defer(self._write_inserts)
         self._forget(table, record_id)
         await self._log(table, record_id, seq, scope, "put")
+
+    async def _write_inserts(self) -> None:
+        inserts, self._inserts = self._inserts, {}
+        for (table, columns), rows in inserts.items():
+            marks = "(" + ", ".join("{}" for _ in columns) + ")"
+            head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+            for chunk in _chunks(rows, max(1, INSERT_PARAMS // len(columns))):
+                await db.fetch(
+                    head + ", ".join(marks for _ in chunk), *[v for row in chunk for v in row]
+                )
 
     async def update(
         self,
