@@ -480,7 +480,7 @@ async def first_sync(base: str, pid: int, rep: tuple[Actor, dict[str, str]]) -> 
             )
             response = await round_trip(STORE, actor, request, int(time.time() * 1000))
             body = _json.encode(response)
-            gzip.compress(body, compresslevel=6)
+            gzip.compress(body, compresslevel=1)  # as the server does (server/app.py)
             took = 1000 * (time.perf_counter() - started)
             server_pages[page].append(took)
             total += took
