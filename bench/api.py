@@ -202,7 +202,9 @@ class Loader:
             for key, value in (("seq", self.seq), ("hlc_ms", self.ms), ("hlc_counter", 0)):
                 await db.fetch("UPDATE sync_meta SET value = {} WHERE key = {}", str(value), key)
         if db.is_postgres():
-            await db.fetch("ANALYZE")
+            # What autovacuum does a while after a bulk load: statistics, and the visibility
+            # map that lets index-only scans (the list indexes) skip the table.
+            await db.fetch("VACUUM ANALYZE")
 
 
 async def insert(table: str, columns: list[str], rows: list[list[Any]]) -> None:

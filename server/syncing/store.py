@@ -593,6 +593,19 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 class PiccoloSyncStore:
     """Sessions over the process's database engine."""
 
+    _epoch: str | None = None
+
+    async def epoch(self) -> str:
+        """This database's identity (sync_meta), which never changes once made: read once
+        per process and database."""
+        if self._epoch is None:
+            rows = await db.fetch("SELECT value FROM sync_meta WHERE key = 'epoch'")
+            self._epoch = str(rows[0]["value"])
+        return self._epoch
+
+    def forget_epoch(self) -> None:
+        self._epoch = None
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Session]:
         async with db.write_transaction():
@@ -614,3 +627,4 @@ class PiccoloSyncStore:
 
 
 STORE = PiccoloSyncStore()
+db.ON_CONFIGURE.append(STORE.forget_epoch)

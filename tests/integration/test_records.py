@@ -477,3 +477,36 @@ async def test_conflicts_are_read_and_resolved_but_not_written_otherwise(client)
     response = await client.delete(path, headers=rep.headers)
     assert response.status_code == 422, response.text
     assert (await get(client, rep, path)).json()["resolved"] is True
+
+
+async def test_lists_show_each_record_as_it_is_now(client):
+    """Lists read rows from a cache of row versions: an edit, a delete and a move to
+    another team show at once, to the team that sees the record and to the one that no
+    longer does."""
+    rep = await login_as(client, "rep", "north")
+    south = await login_as(client, "rep", "south")
+    manager = await login_as(client, "manager", "north")
+    kept, edited, deleted, moved = [
+        await make_account(client, rep, name=f"Lists {n}") for n in range(4)
+    ]
+
+    async def names(who):
+        items = (await get(client, who, "/api/accounts?q=lists")).json()["items"]
+        return sorted(item["name"] for item in items)
+
+    assert await names(rep) == ["Lists 0", "Lists 1", "Lists 2", "Lists 3"]
+    response = await client.patch(
+        f"/api/accounts/{edited['id']}", json={"name": "Lists 1 edited"}, headers=rep.headers
+    )
+    assert response.status_code == 200, response.text
+    response = await client.delete(f"/api/accounts/{deleted['id']}", headers=rep.headers)
+    assert response.status_code in (200, 204), response.text
+    response = await client.post(
+        f"/api/accounts/{moved['id']}/reassign",
+        json={"team_id": south.team_id},
+        headers=manager.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert await names(rep) == ["Lists 0", "Lists 1 edited"]
+    assert await names(south) == ["Lists 3"]
+    assert kept["name"] == "Lists 0"
