@@ -28,6 +28,7 @@ SEARCHED = {
     "conflicts": ("field",),
 }
 ORDER = {"accounts": "name, id", "tasks": "due_at, id"}
+CHILD_ORDER = {"visits": "started_at DESC, id", "tasks": "due_at, id"}  # else newest first
 
 
 def parse_id(value: str) -> str:
@@ -105,7 +106,7 @@ async def _wire_rows(
         for row in await db.fetch(f"SELECT * FROM {table} WHERE id IN ({marks})", *missing):
             record = record_from_row(table, row, with_stamps=False)
             wired = wire_row(record)
-            # Committed (no transaction is open here): a version the cache may keep.
+            # Committed (read outside a transaction or in a read one): the cache may keep it.
             WIRE_ROWS.put((epoch, table, record.id, record.seq), wired)
             if not record.deleted and actor.sees(record.scope):
                 rows[record.id] = wired
@@ -130,14 +131,21 @@ async def get_account(actor: Actor, record_id: str) -> dict[str, Any]:
 async def _account_with_children(actor: Actor, record_id: str) -> dict[str, Any]:
     account = await get_record(actor, "accounts", record_id)
     result: dict[str, Any] = {"account": account}
+    # The children's (id, seq) in one query over the five tables, each numbered in its
+    # own order; then the rows, from the cache of row versions or their tables.
+    parts = []
     for child in CHILD_TABLES:
-        order = "started_at DESC" if child == "visits" else ORDER.get(child, "created_at DESC")
-        rows = await db.fetch(
-            f"SELECT * FROM {child} WHERE account_id = {{}} AND deleted = {{}} ORDER BY {order}",
-            account["id"],
-            False,
+        order = CHILD_ORDER.get(child, "created_at DESC, id")
+        parts.append(
+            f"SELECT '{child}' AS record_table, id, seq, ROW_NUMBER() OVER (ORDER BY {order})"
+            f" AS n FROM {child} WHERE account_id = {{}} AND deleted = {{}}"
         )
-        result[child] = [wire_row(record_from_row(child, row, with_stamps=False)) for row in rows]
+    rows = await db.fetch(" UNION ALL ".join(parts), *[account["id"], False] * len(parts))
+    versions: dict[str, list[tuple[str, int]]] = {child: [] for child in CHILD_TABLES}
+    for row in sorted(rows, key=lambda r: int(r["n"])):
+        versions[row["record_table"]].append((str(row["id"]), int(row["seq"])))
+    for child in CHILD_TABLES:
+        result[child] = await _wire_rows(actor, child, versions[child])
     return result
 
 

@@ -510,3 +510,34 @@ async def test_lists_show_each_record_as_it_is_now(client):
     assert await names(rep) == ["Lists 0", "Lists 1 edited"]
     assert await names(south) == ["Lists 3"]
     assert kept["name"] == "Lists 0"
+
+
+async def test_an_account_comes_with_its_children_in_order_and_up_to_date(client):
+    rep = await login_as(client)
+    account = await make_account(client, rep)
+    early = await make_child(
+        client, rep, "visits", account["id"], started_at="2026-11-20T09:00:00Z"
+    )
+    late = await make_child(client, rep, "visits", account["id"], started_at="2026-11-21T09:00:00Z")
+    soon = await make_child(client, rep, "tasks", account["id"], due_at="2026-12-01T09:00:00Z")
+    later = await make_child(client, rep, "tasks", account["id"], due_at="2026-12-09T09:00:00Z")
+    gone = await make_child(client, rep, "notes", account["id"])
+
+    async def read():
+        response = await get(client, rep, f"/api/accounts/{account['id']}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    first = await read()
+    assert [v["id"] for v in first["visits"]] == [late["id"], early["id"]]
+    assert [t["id"] for t in first["tasks"]] == [soon["id"], later["id"]]
+    assert [n["id"] for n in first["notes"]] == [gone["id"]]
+    response = await client.patch(
+        f"/api/visits/{early['id']}", json={"summary": "Signed"}, headers=rep.headers
+    )
+    assert response.status_code == 200, response.text
+    response = await client.delete(f"/api/notes/{gone['id']}", headers=rep.headers)
+    assert response.status_code in (200, 204), response.text
+    second = await read()
+    assert [v["summary"] for v in second["visits"]][1] == "Signed"
+    assert second["notes"] == []
