@@ -24,6 +24,7 @@ import sqlite3
 import string
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -92,10 +93,10 @@ def _is_read(sql: str) -> bool:
     return sql.lstrip()[:6].upper().startswith(("SELECT", "WITH"))
 
 
-async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+async def _in_thread(executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
     """Run `fn` in a worker thread; if the caller is cancelled meanwhile, wait for the thread
     to finish before handing on the cancellation (the connection is not free until then)."""
-    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
@@ -108,6 +109,9 @@ class _SQLite:
         self.path = path
         self._readers: list[sqlite3.Connection] = []
         self._writers: list[sqlite3.Connection] = []
+        # BEGIN IMMEDIATE and COMMIT get threads of their own: in the loop's default
+        # executor they would queue behind blocking work such as push sends.
+        self._executor: ThreadPoolExecutor | None = None
         # One writer per event loop at a time (an asyncio.Lock is bound to the loop it first
         # waits in; tests run one loop per test).
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
@@ -138,10 +142,18 @@ class _SQLite:
             conn.close()
 
     async def stop(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         for conn in self._readers + self._writers:
             conn.close()
         self._readers.clear()
         self._writers.clear()
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite")
+        return self._executor
 
     @staticmethod
     def run(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
@@ -187,7 +199,7 @@ class _SQLite:
         async with lock:
             conn = self._writers.pop() if self._writers else self.connect(query_only=False)
             try:
-                await _in_thread(conn.execute, "BEGIN IMMEDIATE")
+                await _in_thread(self._threads(), conn.execute, "BEGIN IMMEDIATE")
             except BaseException:
                 self._release_writer(conn)
                 raise
@@ -202,7 +214,7 @@ class _SQLite:
             else:
                 try:
                     await _send_deferred(transaction)
-                    await _in_thread(conn.execute, "COMMIT")
+                    await _in_thread(self._threads(), conn.execute, "COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")

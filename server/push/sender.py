@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http.cookiejar
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -101,6 +103,24 @@ async def send_push(
     )
 
 
+_sessions = threading.local()
+
+
+def _session() -> requests.Session:
+    """This worker thread's HTTP session: kept, so that sends to one push service reuse their
+    connections (a session each time opened a connection per message)."""
+    session: requests.Session | None = getattr(_sessions, "session", None)
+    if session is None:
+        session = requests.Session()
+        # The endpoint's host was checked against the allowed list; a redirect would lead
+        # the request somewhere that was not, so none are followed.
+        session.max_redirects = 0
+        # Nothing a push service sets is sent back with another user's messages.
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        _sessions.session = session
+    return session
+
+
 def _send_blocking(
     subscription: Mapping[str, Any],
     endpoint: str,
@@ -118,40 +138,37 @@ def _send_blocking(
         "aud": _origin(endpoint),
         "exp": int(time.time()) + VAPID_TOKEN_LIFETIME_S,
     }
-    with requests.Session() as session:
-        # The endpoint's host was checked against the allowed list; a redirect would lead
-        # the request somewhere that was not, so none are followed.
-        session.max_redirects = 0
-        try:
-            response = webpush(
-                subscription,
-                data=body,
-                vapid_private_key=key.signer,
-                vapid_claims=claims,
-                ttl=ttl,
-                timeout=timeout,
-                headers={"Urgency": urgency},
-                requests_session=session,
-            )
-        except WebPushException as exc:
-            if exc.response is None:
-                raise
-            response = exc.response
-        except requests.TooManyRedirects as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            return PushOutcome(
-                status, gone=False, retry=False, detail="push service answered with a redirect"
-            )
-        except (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.InvalidSchema,
-            requests.exceptions.MissingSchema,
-        ) as exc:
-            return PushOutcome(None, gone=False, retry=False, detail=f"bad endpoint: {exc}")
-        except requests.RequestException as exc:
-            return PushOutcome(None, gone=False, retry=True, detail=_network_detail(exc))
-        # webpush returns a str only when asked for a curl command line.
-        return _outcome_for(cast(requests.Response, response))
+    session = _session()
+    try:
+        response = webpush(
+            subscription,
+            data=body,
+            vapid_private_key=key.signer,
+            vapid_claims=claims,
+            ttl=ttl,
+            timeout=timeout,
+            headers={"Urgency": urgency},
+            requests_session=session,
+        )
+    except WebPushException as exc:
+        if exc.response is None:
+            raise
+        response = exc.response
+    except requests.TooManyRedirects as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        return PushOutcome(
+            status, gone=False, retry=False, detail="push service answered with a redirect"
+        )
+    except (
+        requests.exceptions.InvalidURL,
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.MissingSchema,
+    ) as exc:
+        return PushOutcome(None, gone=False, retry=False, detail=f"bad endpoint: {exc}")
+    except requests.RequestException as exc:
+        return PushOutcome(None, gone=False, retry=True, detail=_network_detail(exc))
+    # webpush returns a str only when asked for a curl command line.
+    return _outcome_for(cast(requests.Response, response))
 
 
 def _outcome_for(response: requests.Response) -> PushOutcome:
