@@ -12,7 +12,13 @@ from server import db
 from server.auth.actor import Actor
 from server.errors import REJECTION_STATUS, ApiError
 from server.records.schemas import CHILD_TABLES, SPECS
-from server.syncing.store import STORE, WIRE_ROWS, record_from_row, wire_row
+from server.syncing.store import (
+    STORE,
+    WIRE_ROWS,
+    record_from_row,
+    rows_by_version,
+    wire_row,
+)
 from sync.engine import apply_mutation
 from sync.protocol import Mutation, Rejected
 
@@ -99,17 +105,12 @@ async def _wire_rows(
     if not versions:
         return []
     epoch = await STORE.epoch()
-    rows = {record_id: WIRE_ROWS.get((epoch, table, record_id, seq)) for record_id, seq in versions}
-    missing = [record_id for record_id, row in rows.items() if row is None]
-    if missing:
-        marks = ", ".join("{}" for _ in missing)
-        for row in await db.fetch(f"SELECT * FROM {table} WHERE id IN ({marks})", *missing):
-            record = record_from_row(table, row, with_stamps=False)
-            wired = wire_row(record)
-            # Committed (read outside a transaction or in a read one): the cache may keep it.
-            WIRE_ROWS.put((epoch, table, record.id, record.seq), wired)
-            if not record.deleted and actor.sees(record.scope):
-                rows[record.id] = wired
+    rows, read = await rows_by_version(epoch, table, versions)
+    for record, wired in read:
+        # Committed (read outside a transaction or in a read one): the cache may keep it.
+        WIRE_ROWS.put((epoch, table, record.id, record.seq), wired)
+        if not record.deleted and actor.sees(record.scope):
+            rows[record.id] = wired
     return [row for record_id, _ in versions if (row := rows.get(record_id)) is not None]
 
 

@@ -277,12 +277,7 @@ class Session:
     async def load_many(
         self, table: str, ids: Sequence[str], *, with_stamps: bool = True
     ) -> list[StoredRecord]:
-        records: list[StoredRecord] = []
-        for chunk in _chunks(list(ids), IN_CHUNK):
-            marks = ", ".join("{}" for _ in chunk)
-            rows = await db.fetch(f"SELECT * FROM {table} WHERE id IN ({marks})", *chunk)
-            records += [record_from_row(table, row, with_stamps=with_stamps) for row in rows]
-        return records
+        return await load_records(table, ids, with_stamps=with_stamps)
 
     async def check_access(self, actor: Actor, record: StoredRecord, op: str) -> None:
         if not actor.sees(record.scope):
@@ -553,19 +548,17 @@ class Session:
         # A put's seq is the seq of the row it names (a later write replaces the entry), so
         # (table, id, seq) is one version of a row: read from the cache or the table.
         epoch = self.epoch
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        wanted: dict[str, list[str]] = {}
+        wanted: dict[str, list[tuple[str, int]]] = {}
         for row in rows:
             if row["op"] == "put":
-                table, record_id = row["record_table"], str(row["record_id"])
-                cached = WIRE_ROWS.get((epoch, table, record_id, row["seq"]))
-                if cached is not None:
-                    found[(table, record_id)] = cached
-                else:
-                    wanted.setdefault(table, []).append(record_id)
-        for table, ids in wanted.items():
-            for record in await self.load_many(table, ids, with_stamps=False):
-                found[(table, record.id)] = wired = wire_row(record)
+                versions = wanted.setdefault(row["record_table"], [])
+                versions.append((str(row["record_id"]), int(row["seq"])))
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for table, versions in wanted.items():
+            cached, read = await rows_by_version(epoch, table, versions)
+            found.update({(table, record_id): row for record_id, row in cached.items()})
+            for record, wired in read:
+                found[(table, record.id)] = wired
                 self.wired.append(((epoch, table, record.id, record.seq), wired))
         changes = []
         for row in rows:
@@ -590,6 +583,36 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+async def load_records(
+    table: str, ids: Sequence[str], *, with_stamps: bool = True
+) -> list[StoredRecord]:
+    """The records with these ids as they are now (in the current transaction, if any)."""
+    records: list[StoredRecord] = []
+    for chunk in _chunks(list(ids), IN_CHUNK):
+        marks = ", ".join("{}" for _ in chunk)
+        rows = await db.fetch(f"SELECT * FROM {table} WHERE id IN ({marks})", *chunk)
+        records += [record_from_row(table, row, with_stamps=with_stamps) for row in rows]
+    return records
+
+
+async def rows_by_version(
+    epoch: str, table: str, versions: Sequence[tuple[str, int]]
+) -> tuple[dict[str, dict[str, Any]], list[tuple[StoredRecord, dict[str, Any]]]]:
+    """Rows as clients see them for these (id, seq) versions: those WIRE_ROWS holds, by id,
+    and for the rest the records as they are now, each with its row. The caller decides
+    whether to show those, and caches them only once what it read has committed."""
+    cached: dict[str, dict[str, Any]] = {}
+    missing: list[str] = []
+    for record_id, seq in versions:
+        row = WIRE_ROWS.get((epoch, table, record_id, seq))
+        if row is None:
+            missing.append(record_id)
+        else:
+            cached[record_id] = row
+    records = await load_records(table, missing, with_stamps=False) if missing else []
+    return cached, [(record, wire_row(record)) for record in records]
+
+
 class PiccoloSyncStore:
     """Sessions over the process's database engine."""
 
@@ -612,9 +635,7 @@ class PiccoloSyncStore:
             session = Session(writable=True)
             await session.begin()
             yield session
-        # Only versions that committed: after a rollback the same seq is handed out again.
-        for key, row in session.wired:
-            WIRE_ROWS.put(key, row)
+        _keep_wired(session)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Session]:
@@ -622,8 +643,14 @@ class PiccoloSyncStore:
             session = Session(writable=False)
             await session.begin()
             yield session
-        for key, row in session.wired:
-            WIRE_ROWS.put(key, row)
+        _keep_wired(session)
+
+
+def _keep_wired(session: Session) -> None:
+    """Cache the rows a session's pulls read, once its transaction has committed: after a
+    rollback the same seqs are handed out again, to other versions."""
+    for key, row in session.wired:
+        WIRE_ROWS.put(key, row)
 
 
 STORE = PiccoloSyncStore()
