@@ -49,11 +49,14 @@ def _version() -> str:
 DEFAULT_USER_AGENT = f"fieldcrm/{_version()} (+https://github.com/fieldcrm)"
 
 
+DEFAULT_SERVICE = "offline"  # the gazetteer: city level, no network
+
+
 @dataclass(frozen=True, slots=True)
 class GeocoderConfig:
     """Which geocoder the server uses and how it may use it; see docs/geo.md."""
 
-    service: str = "offline"  # "offline", or a name geopy.geocoders knows, e.g. "nominatim"
+    service: str = DEFAULT_SERVICE  # "offline", "off", or a name geopy knows ("nominatim")
     domain: str | None = None  # e.g. a self-hosted Nominatim, "nominatim.example.com:8080"
     scheme: str | None = None  # "https" (geopy's default) or "http"
     user_agent: str = DEFAULT_USER_AGENT
@@ -63,6 +66,18 @@ class GeocoderConfig:
     max_retries: int = 2  # after a failed request, before GeocodingUnavailable
     error_wait_s: float = 5.0  # before each retry
     offline_min_population: int = DEFAULT_MIN_POPULATION
+
+
+OFF = "off"  # FIELDCRM_GEOCODER=off: no geocoding at all
+
+
+def _service(environ: Mapping[str, str]) -> str:
+    return (environ.get("FIELDCRM_GEOCODER", "").strip() or DEFAULT_SERVICE).lower()
+
+
+def geocoding_is_off(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment (os.environ by default) turns geocoding off."""
+    return _service(os.environ if environ is None else environ) == OFF
 
 
 def config_from_env(environ: Mapping[str, str]) -> GeocoderConfig:
@@ -102,7 +117,7 @@ def config_from_env(environ: Mapping[str, str]) -> GeocoderConfig:
             f" not {offline_min_population}"
         )
     return GeocoderConfig(
-        service=(text("FIELDCRM_GEOCODER") or defaults.service).lower(),
+        service=_service(environ),
         domain=text("FIELDCRM_GEOCODER_DOMAIN"),
         scheme=text("FIELDCRM_GEOCODER_SCHEME"),
         user_agent=text("FIELDCRM_GEOCODER_USER_AGENT") or defaults.user_agent,

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from geo.geocoders import geocoder_from_env
+from geo.geocoders import geocoder_from_env, geocoding_is_off
 from geo.geocoding import Geocoder, GeocodeResult, GeocodingUnavailable
 from server import db
 from server.auth.actor import Actor
@@ -131,7 +130,7 @@ async def run_geocoder(
     when there is none, further apart while the service fails. A failed round is logged and
     the loop goes on (the database may be back by then)."""
     if geocoder is None:
-        if os.environ.get("FIELDCRM_GEOCODER", "").strip().lower() == "off":
+        if geocoding_is_off():
             log.info("geocoding is off (FIELDCRM_GEOCODER=off)")
             return
         try:
