@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
 
-from bench.support import LeanClient, database  # noqa: E402
+from bench.support import LeanClient, database, settle_after_bulk_load  # noqa: E402
 from server import db  # noqa: E402
 from server.auth.actor import Actor, team_scope  # noqa: E402
 from server.auth.services import token_digest  # noqa: E402
@@ -187,10 +187,7 @@ class Loader:
         async with db.write_transaction():
             for key, value in (("seq", self.seq), ("hlc_ms", self.ms), ("hlc_counter", 0)):
                 await db.fetch("UPDATE sync_meta SET value = {} WHERE key = {}", str(value), key)
-        if db.is_postgres():
-            # What autovacuum does a while after a bulk load: statistics, and the visibility
-            # map that lets index-only scans (the list indexes) skip the table.
-            await db.fetch("VACUUM ANALYZE")
+        await settle_after_bulk_load()
 
 
 async def insert(table: str, columns: list[str], rows: list[list[Any]]) -> None:
