@@ -1,13 +1,15 @@
 """Piccolo's configuration. `DB` is replaced by server.db.configure() with the process's
 engine, so migrations run on the database the server uses."""
 
+from typing import Any
+
 from piccolo.conf.apps import AppRegistry
 from piccolo.engine.base import Engine
 
 from server.db import make_engine
 from server.settings import load_settings
 
-DB: Engine = make_engine(load_settings().database)
+DB: Engine[Any] = make_engine(load_settings().database)
 
 APP_REGISTRY = AppRegistry(
     apps=[

@@ -13,7 +13,7 @@ VERSION = "1.38.0"
 DESCRIPTION = "initial tables"
 
 
-async def forwards():
+async def forwards() -> MigrationManager:
     manager = MigrationManager(migration_id=ID, app_name="push", description=DESCRIPTION)
 
     manager.add_table(

@@ -16,7 +16,7 @@ VERSION = "1.38.0"
 DESCRIPTION = "initial tables"
 
 
-async def forwards():
+async def forwards() -> MigrationManager:
     manager = MigrationManager(migration_id=ID, app_name="records", description=DESCRIPTION)
 
     manager.add_table(class_name="Account", tablename="accounts", schema=None, columns=None)
