@@ -19,7 +19,7 @@ class SyncedRecord(Table):
     id = UUID(primary_key=True)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
-    seq = BigInt(default=0, index=True)
+    seq = BigInt(default=0)
     scope = Varchar(length=60, index=True)
     deleted = Boolean(default=False)
     # {"field": [ms, counter, client_id, user_id, seq]}: who set each field, when, at which seq.
@@ -37,7 +37,7 @@ class Account(SyncedRecord, tablename="accounts"):
     region = Varchar(length=100, null=True, default=None)
     postal_code = Varchar(length=20, null=True, default=None)
     country = Varchar(length=100, null=True, default=None)
-    lat = DoublePrecision(null=True, default=None, index=True)
+    lat = DoublePrecision(null=True, default=None)
     lng = DoublePrecision(null=True, default=None)
     owner_id = UUID(null=True, default=None, index=True)
     team_id = UUID(null=True, default=None, index=True)
