@@ -65,9 +65,11 @@ async def list_records(
     sql = f"SELECT id, seq FROM {table} WHERE deleted = {{}}{where}"
     args = [False, *args]
     if q:
-        like = f"%{q.lower()}%"
+        # The text as typed: % and _ in it are literal, not wildcards.
+        typed = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{typed}%"
         fields = SEARCHED[table]
-        sql += " AND (" + " OR ".join(f"LOWER({f}) LIKE {{}}" for f in fields) + ")"
+        sql += " AND (" + " OR ".join(f"LOWER({f}) LIKE {{}} ESCAPE '\\'" for f in fields) + ")"
         args += [like] * len(fields)
     if status is not None:
         column = {"accounts": "status", "deals": "stage"}.get(table)

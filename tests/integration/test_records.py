@@ -117,6 +117,23 @@ async def test_creating_an_existing_id_answers_409_and_changes_nothing(client):
     assert read.json()["account"]["name"] == "First"
 
 
+async def test_search_takes_percent_and_underscore_as_typed(client):
+    rep = await login_as(client)
+    await make_account(client, rep, name="100% Bio", city="Dijon")
+    await make_account(client, rep, name="1000 Bio", city="Dijon")
+    await make_account(client, rep, name="A_B Conseil", city="Dijon")
+    await make_account(client, rep, name="AxB Conseil", city="Dijon")
+    await make_account(client, rep, name="Back\\slash", city="Dijon")
+    for typed, expected in [
+        ("100%25", ["100% Bio"]),
+        ("a_b", ["A_B Conseil"]),
+        ("%25", ["100% Bio"]),
+        ("k%5C", ["Back\\slash"]),
+    ]:
+        items = (await get(client, rep, f"/api/accounts?q={typed}")).json()["items"]
+        assert [a["name"] for a in items] == expected, typed
+
+
 async def test_accounts_list_filters_and_pages(client):
     rep = await login_as(client)
     for index, (city, status) in enumerate(
