@@ -20,17 +20,18 @@ are in commit order.
 from __future__ import annotations
 
 import asyncio
+import collections
 import sqlite3
 import string
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 # Piccolo's SQLite adapters and converters (UUID, timestamps, booleans) are registered when
 # its engine module is imported; our connections use the same ones.
@@ -65,6 +66,8 @@ class _Transaction:
     write: bool
     # Statements held back to be sent together (defer()), sent before the next one.
     deferred: Callable[[], Awaitable[None]] | None = None
+    # What callers keep for as long as the database transaction lasts (shared()).
+    shared: dict[Any, Any] = field(default_factory=dict)
 
 
 async def _send_deferred(transaction: _Transaction) -> None:
@@ -81,9 +84,9 @@ def _compile(sql: str, postgres: bool) -> str:
     """`{}` placeholders (Piccolo's QueryString convention, `{{` for a brace) to `$n` or `?`."""
     out: list[str] = []
     n = 0
-    for literal, field, _, _ in string.Formatter().parse(sql):
+    for literal, name, _, _ in string.Formatter().parse(sql):
         out.append(literal)
-        if field is not None:
+        if name is not None:
             n += 1
             out.append(f"${n}" if postgres else "?")
     return "".join(out)
@@ -104,6 +107,148 @@ async def _in_thread(executor: ThreadPoolExecutor, fn: Callable[..., T], *args: 
         raise
 
 
+class _Backend(Protocol):
+    async def begin_group(self) -> Any: ...
+
+    async def end_group(self, conn: Any, commit: bool) -> None: ...
+
+    async def statements(self, conn: Any, *sql: str) -> None: ...
+
+
+@dataclass(eq=False)
+class _Group:
+    """Write transactions that run one after another in one database transaction and are
+    committed together."""
+
+    turns: collections.deque[asyncio.Future[Any]] = field(default_factory=collections.deque)
+    open: bool = True  # still takes members
+    done: asyncio.Future[None] | None = None  # set by the member whose turn it is
+    committed: asyncio.Future[None] | None = None
+    broken: BaseException | None = None  # a member could not undo its part
+    clean: bool = True  # the savepoint "member" is set and nothing has run since
+    shared: dict[Any, Any] = field(default_factory=dict)  # see shared()
+
+
+class _Groups:
+    """Group commit for the single writer. Write transactions that arrive while the writer
+    is busy (another group holds the lock or is committing) join the next group; its
+    leader takes the lock, gives each member its turn on the one connection, inside a
+    savepoint so that a member that fails undoes only its own part, and commits once for
+    all: the lock, the begin and the sync to disk are paid once per group, not once per
+    request. A member returns only after the commit, so each is durable when it returns;
+    if the commit fails, every member fails and nothing of any of them is applied."""
+
+    def __init__(self, backend: _Backend) -> None:
+        self.backend = backend
+        # Per event loop (tests run one loop per test): its writer's lock and the group
+        # taking members.
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._forming: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Group] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._leaders: set[asyncio.Task[None]] = set()
+
+    @asynccontextmanager
+    async def member(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        group = self._forming.get(loop)
+        if group is None or not group.open:
+            group = _Group(committed=loop.create_future())
+            self._forming[loop] = group
+            leader = loop.create_task(self._lead(loop, group))
+            self._leaders.add(leader)
+            leader.add_done_callback(self._leaders.discard)
+        turn: asyncio.Future[Any] = loop.create_future()
+        group.turns.append(turn)
+        try:
+            conn = await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self._finish_turn(group)  # the turn came with the cancellation
+            raise
+        try:
+            transaction = _Transaction(conn, write=True, shared=group.shared)
+            token = _current.set(transaction)
+            try:
+                # Each member starts at a savepoint: the leader sets the first with BEGIN;
+                # after a member that succeeded it is moved up (in one round trip).
+                if not group.clean:
+                    await self.backend.statements(
+                        conn, "RELEASE SAVEPOINT member", "SAVEPOINT member"
+                    )
+                group.clean = False
+                try:
+                    yield
+                    await _send_deferred(transaction)
+                except BaseException:
+                    try:
+                        await self.backend.statements(conn, "ROLLBACK TO SAVEPOINT member")
+                        group.clean = True  # back at the savepoint, which stays set
+                    except BaseException as undo:
+                        group.broken = undo
+                    raise
+            finally:
+                _current.reset(token)
+        finally:
+            self._finish_turn(group)
+        assert group.committed is not None
+        await asyncio.shield(group.committed)
+
+    @staticmethod
+    def _finish_turn(group: _Group) -> None:
+        if group.done is not None and not group.done.done():
+            group.done.set_result(None)
+
+    async def _lead(self, loop: asyncio.AbstractEventLoop, group: _Group) -> None:
+        assert group.committed is not None
+        lock = self._locks.setdefault(loop, asyncio.Lock())
+        try:
+            async with lock:
+                conn = await self.backend.begin_group()
+                commit = False
+                try:
+                    while group.broken is None:
+                        if not group.turns:
+                            await asyncio.sleep(0)  # one more round of the loop for latecomers
+                            if not group.turns:
+                                break
+                        turn = group.turns.popleft()
+                        if turn.done():
+                            continue  # its member gave up waiting
+                        group.done = loop.create_future()
+                        turn.set_result(conn)
+                        try:
+                            await asyncio.shield(group.done)
+                        except asyncio.CancelledError:
+                            # The member still has the connection: let it finish first.
+                            await asyncio.wait([group.done])
+                            raise
+                    if group.broken is not None:
+                        raise group.broken
+                    commit = True
+                finally:
+                    group.open = False
+                    await self.backend.end_group(conn, commit)
+        except BaseException as exc:
+            group.open = False
+            for turn in group.turns:
+                if not turn.done():
+                    turn.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+            if not group.committed.done():
+                group.committed.set_exception(
+                    exc if isinstance(exc, Exception) else RuntimeError("the writer stopped")
+                )
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            group.committed.set_result(None)
+        finally:
+            if self._forming.get(loop) is group:
+                del self._forming[loop]
+
+
 class _SQLite:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -112,11 +257,7 @@ class _SQLite:
         # BEGIN IMMEDIATE and COMMIT get threads of their own: in the loop's default
         # executor they would queue behind blocking work such as push sends.
         self._executor: ThreadPoolExecutor | None = None
-        # One writer per event loop at a time (an asyncio.Lock is bound to the loop it first
-        # waits in; tests run one loop per test).
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        self.groups = _Groups(self)
 
     def connect(self, *, query_only: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -130,6 +271,9 @@ class _SQLite:
         # In WAL mode FULL syncs the log on every commit: an acknowledged write survives a
         # power cut.
         conn.execute("PRAGMA synchronous = FULL")
+        # A group commit's members run in savepoints, whose undo journal is a temporary
+        # file unless kept in memory (it only ever holds one request's pages).
+        conn.execute("PRAGMA temp_store = MEMORY")
         if query_only:
             conn.execute("PRAGMA query_only = ON")
         return conn
@@ -166,7 +310,7 @@ class _SQLite:
 
     async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         if not _is_read(sql):
-            async with self.write_transaction():
+            async with self.groups.member():
                 return self.run(_current_connection(), sql, args)
         conn = self._readers.pop() if self._readers else self.connect(query_only=True)
         try:
@@ -193,35 +337,33 @@ class _SQLite:
                 conn.execute("ROLLBACK")  # it only read: nothing to keep
             self._release_reader(conn)
 
-    @asynccontextmanager
-    async def write_transaction(self) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-        async with lock:
-            conn = self._writers.pop() if self._writers else self.connect(query_only=False)
-            try:
-                await _in_thread(self._threads(), conn.execute, "BEGIN IMMEDIATE")
-            except BaseException:
-                self._release_writer(conn)
-                raise
-            transaction = _Transaction(conn, write=True)
-            token = _current.set(transaction)
-            try:
-                yield
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    await _send_deferred(transaction)
-                    await _in_thread(self._threads(), conn.execute, "COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            finally:
-                _current.reset(token)
-                self._release_writer(conn)
+    # -- the writer's group transactions (see _Groups) --
+
+    async def begin_group(self) -> sqlite3.Connection:
+        conn = self._writers.pop() if self._writers else self.connect(query_only=False)
+        try:
+            await _in_thread(self._threads(), conn.execute, "BEGIN IMMEDIATE")
+            conn.execute("SAVEPOINT member")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._release_writer(conn)
+            raise
+        return conn
+
+    async def end_group(self, conn: sqlite3.Connection, commit: bool) -> None:
+        try:
+            if commit:
+                await _in_thread(self._threads(), conn.execute, "COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._release_writer(conn)
+
+    @staticmethod
+    async def statements(conn: sqlite3.Connection, *sql: str) -> None:
+        for statement in sql:
+            conn.execute(statement)
 
     def _release_writer(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
@@ -247,6 +389,7 @@ class _Postgres:
     def __init__(self, config: DatabaseConfig) -> None:
         self.config = config
         self.pool: Any = None
+        self.groups = _Groups(self)
 
     async def start(self) -> None:
         import asyncpg
@@ -301,10 +444,29 @@ class _Postgres:
     def read_transaction(self) -> Any:
         return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ", write=False)
 
-    def write_transaction(self) -> Any:
-        return self._transaction(
-            f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})", write=True
-        )
+    # -- the writer's group transactions (see _Groups) --
+
+    async def begin_group(self) -> Any:
+        conn = await self._pool().acquire()
+        try:
+            await conn.execute(
+                f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY}); SAVEPOINT member"
+            )
+        except BaseException:
+            await self._pool().release(conn)
+            raise
+        return conn
+
+    async def end_group(self, conn: Any, commit: bool) -> None:
+        try:
+            await conn.execute("COMMIT" if commit else "ROLLBACK")
+        finally:
+            # A connection left in a transaction is reset (rolled back) by the pool.
+            await self._pool().release(conn)
+
+    @staticmethod
+    async def statements(conn: Any, *sql: str) -> None:
+        await conn.execute("; ".join(sql))
 
     def transaction(self) -> Any:
         return self._transaction("BEGIN", write=True)
@@ -389,6 +551,55 @@ async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
     return backend.run(transaction.connection, sql, args)
 
 
+async def _ready(caller: str, *, write: bool = False) -> _Transaction:
+    """The current transaction (a write one if `write`), its held-back statements sent."""
+    transaction = _current.get()
+    if transaction is None or (write and not transaction.write):
+        raise RuntimeError(f"db.{caller}() needs a {'write ' if write else ''}transaction")
+    if transaction.deferred is not None:
+        await _send_deferred(transaction)
+    return transaction
+
+
+async def fetch_rows(sql: str, *args: Any) -> Sequence[Sequence[Any]]:
+    """As fetch(), inside a transaction, with each row as a sequence of its columns (no
+    dict per row: for queries that return many)."""
+    transaction = await _ready("fetch_rows")
+    if is_postgres():
+        rows: Sequence[Sequence[Any]] = await transaction.connection.fetch(
+            _compile(sql, True), *args
+        )
+        return rows
+    found: list[tuple[Any, ...]] = transaction.connection.execute(
+        _compile(sql, False), args
+    ).fetchall()
+    return found
+
+
+async def execute_many(sql: str, rows: list[list[Any]]) -> None:
+    """Run one statement with `{}` placeholders for each row of arguments, inside the current
+    write transaction (prepared once; on PostgreSQL, sent in one pipelined batch)."""
+    transaction = await _ready("execute_many", write=True)
+    if not rows:
+        return
+    if is_postgres():
+        await transaction.connection.executemany(_compile(sql, True), rows)
+    else:
+        transaction.connection.executemany(_compile(sql, False), rows)
+
+
+def shared() -> dict[Any, Any]:
+    """A dict that lasts as long as the current database transaction, for what is true
+    only inside it (rows written but not committed). Write transactions committed together
+    share theirs; a caller adds to it only once its own part is sure to stay, i.e. after
+    its last statement (a member's part that fails is undone, and a group whose undo fails
+    is not committed at all)."""
+    transaction = _current.get()
+    if transaction is None:
+        raise RuntimeError("db.shared() needs a transaction")
+    return transaction.shared
+
+
 def defer(send: Callable[[], Awaitable[None]]) -> None:
     """Have `send` (which writes what its caller held back, e.g. rows to insert in one
     statement) run before the current write transaction's next statement, or before it
@@ -409,7 +620,7 @@ async def write_transaction() -> AsyncIterator[None]:
             raise RuntimeError("a write transaction cannot start inside a read transaction")
         yield
         return
-    async with _db().write_transaction():
+    async with _db().groups.member():
         yield
 
 
