@@ -28,7 +28,12 @@ from server.pwa import (
 )
 from server.records.controllers import RECORD_CONTROLLERS, ReassignController
 from server.settings import Settings, load_settings
-from server.syncing.controllers import SyncController
+from server.syncing.controllers import (
+    COMPRESS_FROM_BYTES,
+    GZIP_LEVEL,
+    SKIP_COMPRESSION,
+    SyncController,
+)
 from sync.protocol import MAX_BODY_BYTES
 
 
@@ -85,7 +90,10 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=1024, gzip_compress_level=1
+            backend="gzip",
+            minimum_size=COMPRESS_FROM_BYTES,
+            gzip_compress_level=GZIP_LEVEL,
+            exclude_opt_key=SKIP_COMPRESSION,
         ),
         openapi_config=OpenAPIConfig(title="fieldcrm", version="1", path="/schema"),
         middleware=[security_headers_middleware(content_security_policy(settings.tile_url))],

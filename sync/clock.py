@@ -9,7 +9,8 @@ MAX_AHEAD_MS = 300_000  # a phone whose clock runs ahead cannot win for more tha
 
 class Stamp(NamedTuple):
     """Who set a field and when: the write's effective clock, its client, its user, and
-    the seq of the change that set it (so a later writer can tell it had not seen it)."""
+    the seq of the change that set it (so a later writer can tell it had not seen it).
+    Stored and sent as the array [ms, counter, client_id, user_id, seq]."""
 
     ms: int
     counter: int
@@ -25,14 +26,6 @@ class Stamp(NamedTuple):
     @property
     def hlc(self) -> tuple[int, int]:
         return (self.ms, self.counter)
-
-    def to_json(self) -> list[object]:
-        return [self.ms, self.counter, self.client_id, self.user_id, self.seq]
-
-    @classmethod
-    def from_json(cls, value: list[object]) -> Stamp:
-        ms, counter, client_id, user_id, seq = value
-        return cls(int(ms), int(counter), str(client_id), user_id, int(seq))  # type: ignore[arg-type, call-overload]
 
 
 def effective_hlc(hlc: tuple[int, int], server_now_ms: int) -> tuple[int, int]:

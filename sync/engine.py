@@ -31,6 +31,7 @@ from sync.protocol import (
     SyncResponse,
 )
 
+MAX_CLOCK_PART = 2**53 - 1  # the largest whole number a JavaScript client holds exactly
 DELETED_STAMP = "_deleted"  # the stamp of the delete, kept among a tombstone's stamps
 
 _result_encoder = msgspec.json.Encoder()
@@ -233,6 +234,9 @@ async def apply_mutation(
         raise Rejected("invalid_op", "op must be 'upsert' or 'delete'.")
     if mutation.base_seq is not None and mutation.base_seq < 0:
         raise Rejected("invalid_base_seq", "base_seq must be a seq this client pulled.")
+    if not all(0 <= part <= MAX_CLOCK_PART for part in mutation.hlc):
+        # A clock a phone cannot have made; past 2^53 JavaScript cannot even hold it.
+        raise Rejected("invalid_hlc", "hlc must be [unix ms, counter], from 0 to 2^53 - 1.")
     session.observe_hlc(hlc)
     stamp = Stamp(hlc[0], hlc[1], client_id, actor.user_id, 0)
     record = await session.load(mutation.table, record_id)

@@ -59,12 +59,29 @@ class Ack(msgspec.Struct, kw_only=True):
     results: list[MutationResult]
 
 
+class WireRow:
+    """A row as clients see it, in one version (which never changes), with its JSON made
+    once: a change that a team's devices all pull is encoded once, not once per device.
+    Never modify `values`."""
+
+    __slots__ = ("values", "_json")
+
+    def __init__(self, values: dict[str, Any], json: msgspec.Raw | None = None) -> None:
+        self.values = values
+        self._json = json
+
+    def json(self) -> msgspec.Raw:
+        if self._json is None:
+            self._json = msgspec.Raw(_plain_json.encode(self.values))
+        return self._json
+
+
 class Change(msgspec.Struct, kw_only=True):
     table: str
     id: str
     seq: int
     op: str  # "put" | "delete" | "evict"
-    row: dict[str, Any] | None
+    row: WireRow | dict[str, Any] | None
 
 
 class SyncResponse(msgspec.Struct, kw_only=True):
@@ -75,6 +92,23 @@ class SyncResponse(msgspec.Struct, kw_only=True):
     reset: bool
     server_time: int
     hlc_max: tuple[int, int]
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, WireRow):
+        return value.json()
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+def _as_msgpack(value: Any) -> Any:
+    if isinstance(value, WireRow):
+        return value.values
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+_plain_json = msgspec.json.Encoder()
+json_encoder = msgspec.json.Encoder(enc_hook=_as_json)  # for responses (WireRow rows)
+msgpack_encoder = msgspec.msgpack.Encoder(enc_hook=_as_msgpack)
 
 
 class MidGap(Exception):

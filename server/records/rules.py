@@ -62,10 +62,10 @@ async def complete_new(
     if table == "accounts":
         full["owner_id"] = full["owner_id"] or actor.user_id
         if values.get("team_id") is None:
-            full["team_id"] = await _team_of(full["owner_id"]) or actor.team_id
+            full["team_id"] = await session.team_of(full["owner_id"]) or actor.team_id
     elif table == "visits":
         full["user_id"] = actor.user_id
-        full.update(await _verify(full))
+        full.update(await _verify(session, full))
     elif table == "notes":
         full["author_id"] = actor.user_id
     elif table == "tasks":
@@ -86,11 +86,11 @@ async def derive(
     """Server-kept fields that follow from a change."""
     derived: dict[str, Any] = {}
     if record.table == "accounts" and "owner_id" in changed and "team_id" not in changed:
-        owner_team = await _team_of(values["owner_id"]) if values["owner_id"] else None
+        owner_team = await session.team_of(values["owner_id"]) if values["owner_id"] else None
         if owner_team:
             derived["team_id"] = owner_team
     if record.table == "visits" and {"lat", "lng", "accuracy_m", "account_id"} & set(changed):
-        derived.update(await _verify(values))
+        derived.update(await _verify(session, values))
     if record.table == "accounts" and {"lat", "lng"} & set(changed):
         if "geo_precision" not in changed:
             # A position set by a person is not the geocoder's: its precision no longer applies.
@@ -118,7 +118,7 @@ async def _check_references(
         user_id = values.get(name)
         if user_id is None:
             continue
-        team = await _team_of(user_id)
+        team = await session.team_of(user_id)
         if team is None:
             raise Rejected("not_found", f"{table}.{name} names no user.")
         if team != actor.team_id and not actor.is_manager:
@@ -133,23 +133,19 @@ async def _check_references(
             raise Rejected("not_found", "accounts.team_id names no team.")
     if table == "accounts" and record is not None and not actor.is_manager:
         if "owner_id" in values and values["owner_id"] is not None:
-            if team_scope(await _team_of(values["owner_id"]) or "") != record.scope:
+            if team_scope(await session.team_of(values["owner_id"]) or "") != record.scope:
                 raise Rejected("forbidden", "Only a manager may move an account to another team.")
 
 
-async def _team_of(user_id: str) -> str | None:
-    rows = await db.fetch("SELECT team_id FROM users WHERE id = {}", user_id)
-    return str(rows[0]["team_id"]) if rows else None
-
-
-async def _verify(visit: dict[str, Any]) -> dict[str, Any]:
+async def _verify(session: Session, visit: dict[str, Any]) -> dict[str, Any]:
     """Check a visit's position against its account's: done on the server, so a check-in
     made offline is still checked when it arrives."""
-    rows = await db.fetch("SELECT lat, lng FROM accounts WHERE id = {}", visit["account_id"])
+    account = await session.load("accounts", visit["account_id"])
     lat, lng, accuracy = visit.get("lat"), visit.get("lng"), visit.get("accuracy_m")
-    if not rows or rows[0]["lat"] is None or rows[0]["lng"] is None or lat is None or lng is None:
+    at = (account.values["lat"], account.values["lng"]) if account is not None else (None, None)
+    if at[0] is None or at[1] is None or lat is None or lng is None:
         return {"distance_m": None, "verification": "unverified"}
-    distance = geodesic((lat, lng), (rows[0]["lat"], rows[0]["lng"])).meters
+    distance = geodesic((lat, lng), at).meters
     if accuracy is None or accuracy > MAX_ACCURACY_M:
         verification = "low_accuracy"
     elif distance - accuracy <= CHECKIN_RADIUS_M:

@@ -113,7 +113,7 @@ async def _wire_rows(
         WIRE_ROWS.put((epoch, table, record.id, record.seq), wired)
         if not record.deleted and actor.sees(record.scope):
             rows[record.id] = wired
-    return [row for record_id, _ in versions if (row := rows.get(record_id)) is not None]
+    return [row.values for record_id, _ in versions if (row := rows.get(record_id)) is not None]
 
 
 async def get_record(actor: Actor, table: str, record_id: str) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Any
 
 import msgspec
+import zstandard
 from litestar import Controller, Request, Response, post
 
 from server.auth.dependencies import CurrentActor
@@ -18,7 +20,17 @@ from sync.protocol import (
     MidGap,
     SyncRequest,
     SyncResponse,
+    json_encoder,
+    msgpack_encoder,
 )
+
+# Sync answers are compressed here, not by the app's middleware (routes whose opt has this
+# key are left out of it), so that clients that take zstd get it. The middleware uses the
+# same threshold and gzip level for every other answer (server/app.py).
+SKIP_COMPRESSION = "skip_compression"
+COMPRESS_FROM_BYTES = 1024
+GZIP_LEVEL = 1  # level 6 costs 2.5 times the CPU for 14% fewer bytes
+_zstd = zstandard.ZstdCompressor(level=1)
 
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = (MSGPACK, "application/x-msgpack")
@@ -27,12 +39,12 @@ _json_envelope = msgspec.json.Decoder(Envelope)
 _json_request = msgspec.json.Decoder(SyncRequest)
 _msgpack_envelope = msgspec.msgpack.Decoder(Envelope)
 _msgpack_request = msgspec.msgpack.Decoder(SyncRequest)
-_json_encoder = msgspec.json.Encoder()
-_msgpack_encoder = msgspec.msgpack.Encoder()
 
 
 def decode_request(body: bytes, content_type: str) -> SyncRequest:
     media = content_type.split(";")[0].strip().lower() or "application/json"
+    envelope_decoder: msgspec.json.Decoder[Envelope] | msgspec.msgpack.Decoder[Envelope]
+    request_decoder: msgspec.json.Decoder[SyncRequest] | msgspec.msgpack.Decoder[SyncRequest]
     if media in MSGPACK_TYPES:
         envelope_decoder, request_decoder = _msgpack_envelope, _msgpack_request
     elif media == "application/json" or media.endswith("+json"):
@@ -62,17 +74,51 @@ def decode_request(body: bytes, content_type: str) -> SyncRequest:
     return request
 
 
-def encode_response(response: SyncResponse, accept: str) -> Response[bytes]:
+def encode_response(response: SyncResponse, accept: str, accept_encoding: str) -> Response[bytes]:
     if any(kind in accept.lower() for kind in MSGPACK_TYPES):
-        return Response(_msgpack_encoder.encode(response), media_type=MSGPACK)
-    return Response(_json_encoder.encode(response), media_type="application/json")
+        body, media_type = msgpack_encoder.encode(response), MSGPACK
+    else:
+        body, media_type = json_encoder.encode(response), "application/json"
+    headers = {"Vary": "Accept-Encoding"}
+    encoding = choose_encoding(accept_encoding) if len(body) >= COMPRESS_FROM_BYTES else None
+    if encoding == "zstd":
+        body = _zstd.compress(body)
+    elif encoding == "gzip":
+        body = zlib.compress(body, GZIP_LEVEL, wbits=31)  # 31: with the gzip header
+    if encoding is not None:
+        headers["Content-Encoding"] = encoding
+    return Response(body, media_type=media_type, headers=headers)
+
+
+def choose_encoding(accept_encoding: str) -> str | None:
+    """zstd if the client takes it (Chromium does: about 4 times less CPU than gzip for a
+    quarter fewer bytes), else gzip, else none."""
+    offered = set()
+    for part in accept_encoding.lower().split(","):
+        name, _, params = part.partition(";")
+        quality = params.strip().removeprefix("q=").strip() if "q=" in params else "1"
+        try:
+            if float(quality) > 0:
+                offered.add(name.strip())
+        except ValueError:
+            continue
+    for encoding in ("zstd", "gzip"):
+        if encoding in offered:
+            return encoding
+    return None
 
 
 class SyncController(Controller):
     path = "/api/sync"
     tags = ["sync"]
 
-    @post("/v1", operation_id="sync", request_max_body_size=MAX_BODY_BYTES, status_code=200)
+    @post(
+        "/v1",
+        operation_id="sync",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        opt={SKIP_COMPRESSION: True},
+    )
     async def sync(self, request: Request[Any, Any, Any], actor: CurrentActor) -> Response[bytes]:
         """Push the client's queued writes and pull what it has not seen, in one commit."""
         body = await request.body()
@@ -88,4 +134,8 @@ class SyncController(Controller):
                 f"Mutations must continue from mid {gap.expected}; resend from there.",
                 expected=gap.expected,
             ) from None
-        return encode_response(response, request.headers.get("accept", ""))
+        return encode_response(
+            response,
+            request.headers.get("accept", ""),
+            request.headers.get("accept-encoding", ""),
+        )

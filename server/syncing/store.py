@@ -3,8 +3,9 @@ record rules: who may write what, server-kept fields, and which scope a record i
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -18,14 +19,15 @@ from server.records.schemas import CHILD_TABLES, SPECS, TABLES, db_column
 from sync.clock import Stamp, tick
 from sync.engine import DELETED_STAMP, Page, StoredRecord
 from sync.merge import LostValue
-from sync.protocol import Change, Mutation, Rejected
+from sync.protocol import Change, Mutation, Rejected, WireRow
 
 RESULTS_KEPT = 5000  # per client: replays older than this answer a generic "applied"
 IN_CHUNK = 500
 INSERT_PARAMS = 4000  # values in one multi-row INSERT (both engines take far more)
 
 _json = msgspec.json.Encoder()
-_clocks_decoder = msgspec.json.Decoder(dict[str, list[Any]])
+# A record's clocks: {"field": [ms, counter, client_id, user_id, seq]}, Stamps as arrays.
+_clocks_decoder = msgspec.json.Decoder(dict[str, Stamp])
 
 
 def now_utc() -> datetime:
@@ -55,6 +57,13 @@ _COLUMNS: dict[str, tuple[tuple[str, str, bool], ...]] = {
 }
 
 
+# Per table: the wire name of each column whose name differs.
+_WIRE_NAME: dict[str, dict[str, str]] = {
+    table: {column: name for name, column, _ in columns if column != name}
+    for table, columns in _COLUMNS.items()
+}
+
+
 def to_json_text(value: Any) -> str:
     return _json.encode(value).decode()
 
@@ -72,11 +81,7 @@ def record_from_row(table: str, row: dict[str, Any], *, with_stamps: bool = True
         values[name] = value
     values["created_at"] = normalize(row["created_at"])
     values["updated_at"] = normalize(row["updated_at"])
-    stamps = (
-        {k: Stamp.from_json(v) for k, v in _clocks_decoder.decode(row["clocks"]).items()}
-        if with_stamps
-        else {}
-    )
+    stamps = _clocks_decoder.decode(row["clocks"]) if with_stamps else {}
     return StoredRecord(
         table=table,
         id=str(row["id"]),
@@ -97,20 +102,25 @@ class WireRowCache:
     """Rows as clients see them, by version (epoch, table, id, seq), so that a change pulled
     by many devices (a team's phones after a wave of writes) is read and converted once.
     A version never changes, so entries are never stale, on one server or many; the oldest
-    go first when it is full. Entries are shared: never modify one."""
+    go first when it is full. Entries are shared: never modify one.
+
+    Each is kept as a plain tuple of the row and its JSON, which the garbage collector
+    stops tracking (nothing in it can form a cycle): tens of thousands of tracked objects
+    would make every full collection, and so some requests, tens of ms slower."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._rows: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+        self._rows: dict[tuple[str, str, str, int], tuple[dict[str, Any], msgspec.Raw]] = {}
 
-    def get(self, key: tuple[str, str, str, int]) -> dict[str, Any] | None:
-        return self._rows.get(key)
+    def get(self, key: tuple[str, str, str, int]) -> WireRow | None:
+        entry = self._rows.get(key)
+        return None if entry is None else WireRow(*entry)
 
-    def put(self, key: tuple[str, str, str, int], row: dict[str, Any]) -> None:
+    def put(self, key: tuple[str, str, str, int], row: WireRow) -> None:
         rows = self._rows
         if len(rows) >= self.size:
             del rows[next(iter(rows))]
-        rows[key] = row
+        rows[key] = (row.values, row.json())
 
     def clear(self) -> None:
         self._rows.clear()
@@ -121,7 +131,11 @@ db.ON_CONFIGURE.append(WIRE_ROWS.clear)  # another database: its (epoch, seq)s m
 
 
 def clocks_text(stamps: dict[str, Stamp]) -> str:
-    return to_json_text({k: s.to_json() for k, s in stamps.items()})
+    return to_json_text(stamps)
+
+
+# db.shared() key: sync_meta as the transaction has it (only sessions write sync_meta).
+_META = "sync_meta"
 
 
 class Session:
@@ -131,31 +145,49 @@ class Session:
 
     def __init__(self, writable: bool) -> None:
         self.writable = writable
-        # New rows held back to be inserted together: (table, columns) -> rows of values.
+        # Writes held back to be sent together before the transaction's next statement
+        # (db.defer): new rows, (table, columns) -> rows of values; and changed rows,
+        # (table, id) -> the columns to write (their values are the cached record's).
         self._inserts: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
+        self._updates: dict[tuple[str, str], set[str]] = {}
+        # Records this session wrote, whose newest versions it knows (for WIRE_ROWS).
+        self._written: set[tuple[str, str]] = set()
+        self._teams: dict[str, str | None] = {}
         # Rows this session's pulls read, for WIRE_ROWS once the transaction has committed.
-        self.wired: list[tuple[tuple[str, str, str, int], dict[str, Any]]] = []
+        self.wired: list[tuple[tuple[str, str, str, int], WireRow]] = []
         self.epoch = ""
         self.current_seq = 0
         self.purged_seq = 0
         self._hlc = (0, 0)
         self._meta_seq = 0
         self._meta_hlc = (0, 0)
-        # Records read in this session and not written since (None: there is none), so a
-        # request's writes cost a few queries, not several each.
+        # Records as they are in this transaction (None: there is none): read once, and
+        # kept up to date by this session's own writes, so a request's writes cost a few
+        # queries, not several each.
         self._cache: dict[tuple[str, str], StoredRecord | None] = {}
         # The change log is written in bulk before a pull and at flush: per record, the
         # rows to add (seq, scope, op), and which stored rows go (None: its put or delete;
         # a scope: its evict from that scope).
         self._log_rows: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
         self._log_gone: dict[tuple[str, str], set[str | None]] = {}
+        # Records created since the log was last written: none of their rows are stored.
+        self._new: set[tuple[str, str]] = set()
 
     async def begin(self) -> None:
-        meta = {r["key"]: r["value"] for r in await db.fetch("SELECT key, value FROM sync_meta")}
-        self.epoch = meta["epoch"]
-        self.current_seq = self._meta_seq = int(meta["seq"])
-        self.purged_seq = int(meta["purged_seq"])
-        self._hlc = self._meta_hlc = (int(meta["hlc_ms"]), int(meta["hlc_counter"]))
+        # A write session committed together with an earlier one (group commit) takes
+        # the counters where that one left them in sync_meta.
+        known = db.shared().get(_META) if self.writable else None
+        if known is None:
+            rows = await db.fetch("SELECT key, value FROM sync_meta")
+            meta = {r["key"]: r["value"] for r in rows}
+            hlc = (int(meta["hlc_ms"]), int(meta["hlc_counter"]))
+            known = (meta["epoch"], int(meta["seq"]), int(meta["purged_seq"]), hlc)
+        self.epoch, self.current_seq, self.purged_seq, self._hlc = known
+        self._meta_seq, self._meta_hlc = self.current_seq, self._hlc
+
+    def stored_meta(self) -> tuple[str, int, int, tuple[int, int]]:
+        """sync_meta as this session has left it in the transaction."""
+        return (self.epoch, self._meta_seq, self.purged_seq, self._meta_hlc)
 
     async def flush(self) -> None:
         """Write the change log and the counters; part of the same transaction as the
@@ -163,14 +195,21 @@ class Session:
         if not self.writable:
             return
         await self._write_log()
-        updates = []
-        if self.current_seq != self._meta_seq:
-            updates.append(("seq", str(self.current_seq)))
-        if self._hlc != self._meta_hlc:
-            updates += [("hlc_ms", str(self._hlc[0])), ("hlc_counter", str(self._hlc[1]))]
-        for key, value in updates:
-            await db.fetch("UPDATE sync_meta SET value = {} WHERE key = {}", value, key)
+        if (self.current_seq, self._hlc) != (self._meta_seq, self._meta_hlc):
+            await db.fetch(
+                "UPDATE sync_meta SET value = CASE key WHEN 'seq' THEN {} WHEN 'hlc_ms' THEN {}"
+                " ELSE {} END WHERE key IN ('seq', 'hlc_ms', 'hlc_counter')",
+                str(self.current_seq),
+                str(self._hlc[0]),
+                str(self._hlc[1]),
+            )
         self._meta_seq, self._meta_hlc = self.current_seq, self._hlc
+        # The rows this session wrote, as clients will pull them (a team's phones, next).
+        for key in self._written:
+            record = self._cache.get(key)
+            if record is not None and not record.deleted:
+                self.wired.append(((self.epoch, *key, record.seq), WireRow(wire_row(record))))
+        self._written.clear()
 
     # -- clocks and seqs -------------------------------------------------------------
 
@@ -234,12 +273,13 @@ class Session:
             await db.fetch(
                 f"INSERT INTO sync_results (user_id, client_id, mid, result) VALUES {marks}", *args
             )
-        await db.fetch(
-            "DELETE FROM sync_results WHERE user_id = {} AND client_id = {} AND mid <= {}",
-            user_id,
-            client_id,
-            last_mid - RESULTS_KEPT,
-        )
+        if last_mid > RESULTS_KEPT:
+            await db.fetch(
+                "DELETE FROM sync_results WHERE user_id = {} AND client_id = {} AND mid <= {}",
+                user_id,
+                client_id,
+                last_mid - RESULTS_KEPT,
+            )
 
     # -- records ---------------------------------------------------------------------
 
@@ -271,8 +311,36 @@ class Session:
                 self._cache[(table, record_id)] = found.get(record_id)
 
     def _forget(self, table: str, record_id: str) -> None:
-        """A record was written: the next load reads it again."""
+        """A record was written behind the cache's back: the next load reads it again."""
         self._cache.pop((table, record_id), None)
+
+    def _keep(self, record: StoredRecord) -> None:
+        """`record` as it now is in this transaction (its row is written before the
+        transaction's next statement)."""
+        key = (record.table, record.id)
+        self._cache[key] = record
+        self._written.add(key)
+
+    def _insert(self, record: StoredRecord, row: dict[str, Any]) -> None:
+        """A new record: its row (by column) goes with the batch's other new rows of its
+        table in one INSERT."""
+        self._keep(record)
+        self._new.add((record.table, record.id))
+        self._inserts.setdefault((record.table, tuple(row)), []).append(list(row.values()))
+        db.defer(self._write_pending)
+
+    def _update(self, record: StoredRecord, columns: set[str]) -> None:
+        """A record's new state: these columns of it are written with the batch."""
+        self._keep(record)
+        self._updates.setdefault((record.table, record.id), set()).update(columns)
+        db.defer(self._write_pending)
+
+    async def team_of(self, user_id: str) -> str | None:
+        """A user's team, read once per session."""
+        if user_id not in self._teams:
+            rows = await db.fetch("SELECT team_id FROM users WHERE id = {}", user_id)
+            self._teams[user_id] = str(rows[0]["team_id"]) if rows else None
+        return self._teams[user_id]
 
     async def load_many(
         self, table: str, ids: Sequence[str], *, with_stamps: bool = True
@@ -303,21 +371,19 @@ class Session:
         full = await rules.complete_new(self, actor, table, values)
         scope = await self.scope_of(table, full)
         now = now_utc()
-        columns = ["id", "created_at", "updated_at", "seq", "scope", "deleted", "clocks"]
-        args: list[Any] = [record_id, now, now, seq, scope, False]
-        args.append(clocks_text(dict.fromkeys(full, stamp)))
-        for name, value in full.items():
-            columns.append(db_column(table, name))
-            args.append(self._db_value(table, name, value))
-        # Held back and sent with the batch's other new rows of this table in one INSERT,
-        # before the transaction's next statement (which may read this row).
-        self._inserts.setdefault((table, tuple(columns)), []).append(args)
-        db.defer(self._write_inserts)
-        self._forget(table, record_id)
+        stamps = dict.fromkeys(full, stamp)
+        row = {"id": record_id, "created_at": now, "updated_at": now, "seq": seq}
+        row.update(scope=scope, deleted=False, clocks=clocks_text(stamps))
+        row.update({db_column(table, k): self._db_value(table, k, v) for k, v in full.items()})
+        values = {**full, "created_at": now, "updated_at": now}
+        self._insert(StoredRecord(table, record_id, values, stamps, False, seq, scope), row)
         await self._log(table, record_id, seq, scope, "put")
 
-    async def _write_inserts(self) -> None:
+    async def _write_pending(self) -> None:
+        """Send the held-back writes: new rows in one INSERT per table, then changed rows in
+        one prepared UPDATE per table."""
         inserts, self._inserts = self._inserts, {}
+        updates, self._updates = self._updates, {}
         for (table, columns), rows in inserts.items():
             marks = "(" + ", ".join("{}" for _ in columns) + ")"
             head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
@@ -325,6 +391,34 @@ class Session:
                 await db.fetch(
                     head + ", ".join(marks for _ in chunk), *[v for row in chunk for v in row]
                 )
+        # One UPDATE per table, of every column some row of the batch changed: a row that
+        # did not change one writes its current value (the cached record is the whole row).
+        by_table: dict[str, dict[str, set[str]]] = {}
+        for (table, record_id), names in updates.items():
+            by_table.setdefault(table, {})[record_id] = names
+        for table, changed in by_table.items():
+            written = sorted(set().union(*changed.values()))
+            values = []
+            for record_id in changed:
+                record = self._cache[(table, record_id)]
+                assert record is not None
+                values.append([*(self._column_value(record, c) for c in written), record_id])
+            sets = ", ".join(f"{column} = {{}}" for column in written)
+            await db.execute_many(f"UPDATE {table} SET {sets} WHERE id = {{}}", values)
+
+    def _column_value(self, record: StoredRecord, column: str) -> Any:
+        if column == "seq":
+            return record.seq
+        if column == "scope":
+            return record.scope
+        if column == "deleted":
+            return record.deleted
+        if column == "clocks":
+            return clocks_text(record.stamps)
+        if column in ("created_at", "updated_at"):
+            return record.values[column]
+        name = _WIRE_NAME[record.table].get(column, column)
+        return self._db_value(record.table, name, record.values[name])
 
     async def update(
         self,
@@ -337,10 +431,7 @@ class Session:
         if not changed:
             # Only clocks moved (the same value written later): devices need nothing.
             merged = {**record.stamps, **{k: s._replace(seq=record.seq) for k, s in stamps.items()}}
-            await db.fetch(
-                f"UPDATE {table} SET clocks = {{}} WHERE id = {{}}", clocks_text(merged), record.id
-            )
-            self._forget(table, record.id)
+            self._update(dataclasses.replace(record, stamps=merged), {"clocks"})
             return
         seq = self.next_seq()
         changed = dict(changed)
@@ -354,13 +445,13 @@ class Session:
         new_values.update(derived)
         merged = {**record.stamps, **{k: s._replace(seq=seq) for k, s in stamps.items()}}
         scope = await self.scope_of(table, new_values, record.scope)
-        sets = ["updated_at = {}", "seq = {}", "scope = {}", "clocks = {}"]
-        args: list[Any] = [now_utc(), seq, scope, clocks_text(merged)]
-        for name, value in changed.items():
-            sets.append(f"{db_column(table, name)} = {{}}")
-            args.append(self._db_value(table, name, value))
-        await db.fetch(f"UPDATE {table} SET {', '.join(sets)} WHERE id = {{}}", *args, record.id)
-        self._forget(table, record.id)
+        new_values["updated_at"] = now_utc()
+        columns = {"updated_at", "seq", "scope", "clocks"}
+        columns.update(db_column(table, name) for name in changed)
+        self._update(
+            dataclasses.replace(record, values=new_values, stamps=merged, seq=seq, scope=scope),
+            columns,
+        )
         await self._log(table, record.id, seq, scope, "put")
         if scope != record.scope:
             await self._evict(table, record.id, record.scope)
@@ -382,16 +473,11 @@ class Session:
     async def _tombstone(self, record: StoredRecord, stamp: Stamp) -> None:
         seq = self.next_seq()
         stamps = {**record.stamps, DELETED_STAMP: stamp._replace(seq=seq)}
-        await db.fetch(
-            f"UPDATE {record.table} SET deleted = {{}}, seq = {{}}, updated_at = {{}},"
-            " clocks = {} WHERE id = {}",
-            True,
-            seq,
-            now_utc(),
-            clocks_text(stamps),
-            record.id,
+        values = {**record.values, "updated_at": now_utc()}
+        self._update(
+            dataclasses.replace(record, values=values, stamps=stamps, deleted=True, seq=seq),
+            {"deleted", "seq", "updated_at", "clocks"},
         )
-        self._forget(record.table, record.id)
         await self._log(record.table, record.id, seq, record.scope, "delete")
 
     async def keep_lost(self, actor: Actor, record: StoredRecord, lost: LostValue) -> None:
@@ -418,13 +504,17 @@ class Session:
             "lost_by": lost.lost.user_id,
             "resolved": False,
         }
-        server = Stamp(now_ms(), 0, "server", None, seq)
-        clocks = {name: server for name in SPECS["conflicts"]}
-        columns = ["id", "created_at", "updated_at", "seq", "scope", "deleted", "clocks", *values]
-        args = [conflict_id, now, now, seq, record.scope, False, clocks_text(clocks)]
-        args += list(values.values())
-        marks = ", ".join("{}" for _ in args)
-        await db.fetch(f"INSERT INTO conflicts ({', '.join(columns)}) VALUES ({marks})", *args)
+        stamps = dict.fromkeys(SPECS["conflicts"], Stamp(now_ms(), 0, "server", None, seq))
+        row = {"id": conflict_id, "created_at": now, "updated_at": now, "seq": seq}
+        row.update(scope=record.scope, deleted=False, clocks=clocks_text(stamps), **values)
+        # The record as a read of its row gives it: JSON fields decoded again.
+        shown = {
+            name: msgspec.json.decode(str(row[column])) if is_json else row[column]
+            for name, column, is_json in _COLUMNS["conflicts"]
+        }
+        shown.update(created_at=now, updated_at=now)
+        conflict = StoredRecord("conflicts", conflict_id, shown, stamps, False, seq, record.scope)
+        self._insert(conflict, row)
         await self._log("conflicts", conflict_id, seq, record.scope, "put")
 
     # -- scope -----------------------------------------------------------------------
@@ -440,8 +530,9 @@ class Session:
             account = await self.load("accounts", str(account_id))
             if account is not None:
                 return account.scope
-        if table == "tasks":
-            return user_scope(values.get("assignee_id") or values.get("author_id"))
+        person = values.get("assignee_id") or values.get("author_id")
+        if table == "tasks" and person is not None:
+            return user_scope(str(person))
         raise Rejected("not_found", "The account this belongs to does not exist.")
 
     async def _move_dependents(self, record: StoredRecord, scope: str) -> None:
@@ -488,16 +579,19 @@ class Session:
     async def _write_log(self) -> None:
         """Write what _log and _evict noted: the same rows go and come as if each had
         written at once (stored rows only ever go, and rows noted in this session are
-        already filtered), in a few statements."""
+        already filtered), in a few statements. A record created since the log was last
+        written has no stored rows to remove."""
         groups: dict[tuple[str, frozenset[str | None]], list[str]] = {}
         for (table, record_id), gone in self._log_gone.items():
-            groups.setdefault((table, frozenset(gone)), []).append(record_id)
+            if (table, record_id) not in self._new:
+                groups.setdefault((table, frozenset(gone)), []).append(record_id)
         for (table, dropped), ids in groups.items():
             scopes = sorted(scope for scope in dropped if scope is not None)
             which = ["op <> 'evict'"] if None in dropped else []
             if scopes:
                 which.append(f"(op = 'evict' AND scope IN ({', '.join('{}' for _ in scopes)}))")
             for chunk in _chunks(ids, IN_CHUNK):
+                chunk = _padded(chunk)
                 await db.fetch(
                     "DELETE FROM sync_changes WHERE record_table = {}"
                     f" AND record_id IN ({', '.join('{}' for _ in chunk)})"
@@ -519,9 +613,10 @@ class Session:
             )
         self._log_rows.clear()
         self._log_gone.clear()
+        self._new.clear()
 
     def _db_value(self, table: str, name: str, value: Any) -> Any:
-        if SPECS[table][name].kind == "json" and value is not None and not isinstance(value, str):
+        if value is not None and SPECS[table][name].kind == "json":
             return to_json_text(value)
         return value
 
@@ -535,7 +630,7 @@ class Session:
         else:
             where = f"scope IN ({', '.join('{}' for _ in scopes)})"
             args = list(scopes)
-        rows = await db.fetch(
+        rows = await db.fetch_rows(
             f"SELECT seq, record_table, record_id, op FROM sync_changes WHERE {where}"
             " AND seq > {} AND (op = 'put' OR seq > {}) ORDER BY seq LIMIT {}",
             *args,
@@ -544,34 +639,32 @@ class Session:
             limit + 1,
         )
         has_more = len(rows) > limit
-        rows = rows[:limit]
         # A put's seq is the seq of the row it names (a later write replaces the entry), so
-        # (table, id, seq) is one version of a row: read from the cache or the table.
+        # (table, id, seq) is one version of a row: this session's own, else one written by
+        # a request committed with this one, else from the cache or the table.
         epoch = self.epoch
-        wanted: dict[str, list[tuple[str, int]]] = {}
-        for row in rows:
-            if row["op"] == "put":
-                versions = wanted.setdefault(row["record_table"], [])
-                versions.append((str(row["record_id"]), int(row["seq"])))
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for table, versions in wanted.items():
-            cached, read = await rows_by_version(epoch, table, versions)
-            found.update({(table, record_id): row for record_id, row in cached.items()})
-            for record, wired in read:
-                found[(table, record.id)] = wired
-                self.wired.append(((epoch, table, record.id, record.seq), wired))
+        committed_with = db.shared() if self.writable else {}
         changes = []
-        for row in rows:
-            table, record_id, op = row["record_table"], str(row["record_id"]), row["op"]
-            changes.append(
-                Change(
-                    table=table,
-                    id=record_id,
-                    seq=int(row["seq"]),
-                    op=op,
-                    row=found.get((table, record_id)) if op == "put" else None,
-                )
-            )
+        wanted: dict[str, list[tuple[str, int]]] = {}
+        waiting: dict[tuple[str, str], Change] = {}
+        for seq, table, record_id, op in rows[:limit]:
+            change = Change(table=table, id=record_id, seq=seq, op=op, row=None)
+            changes.append(change)
+            if op != "put":
+                continue
+            mine = self._cache.get((table, record_id))
+            if mine is not None and mine.seq == seq:
+                change.row = WireRow(wire_row(mine))
+            else:
+                wanted.setdefault(table, []).append((record_id, seq))
+                waiting[(table, record_id)] = change
+        for table, versions in wanted.items():
+            cached, read = await rows_by_version(epoch, table, versions, committed_with)
+            for record_id, row in cached.items():
+                waiting[(table, record_id)].row = row
+            for record, wired in read:
+                waiting[(table, record.id)].row = wired
+                self.wired.append(((epoch, table, record.id, record.seq), wired))
         return Page(changes=changes, has_more=has_more)
 
 
@@ -583,12 +676,23 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _padded(values: list[Any]) -> list[Any]:
+    """`values` for an IN list, its length rounded up to a power of two by repeating the
+    last: the same few statement texts come back, and PostgreSQL's prepared statements
+    (asyncpg keeps them per connection, by text) are reused instead of made each time."""
+    size = 1
+    while size < len(values):
+        size *= 2
+    return values + values[-1:] * (size - len(values))
+
+
 async def load_records(
     table: str, ids: Sequence[str], *, with_stamps: bool = True
 ) -> list[StoredRecord]:
     """The records with these ids as they are now (in the current transaction, if any)."""
     records: list[StoredRecord] = []
     for chunk in _chunks(list(ids), IN_CHUNK):
+        chunk = _padded(chunk)
         marks = ", ".join("{}" for _ in chunk)
         rows = await db.fetch(f"SELECT * FROM {table} WHERE id IN ({marks})", *chunk)
         records += [record_from_row(table, row, with_stamps=with_stamps) for row in rows]
@@ -596,21 +700,27 @@ async def load_records(
 
 
 async def rows_by_version(
-    epoch: str, table: str, versions: Sequence[tuple[str, int]]
-) -> tuple[dict[str, dict[str, Any]], list[tuple[StoredRecord, dict[str, Any]]]]:
-    """Rows as clients see them for these (id, seq) versions: those WIRE_ROWS holds, by id,
-    and for the rest the records as they are now, each with its row. The caller decides
-    whether to show those, and caches them only once what it read has committed."""
-    cached: dict[str, dict[str, Any]] = {}
+    epoch: str,
+    table: str,
+    versions: Sequence[tuple[str, int]],
+    uncommitted: Mapping[Any, WireRow] | None = None,
+) -> tuple[dict[str, WireRow], list[tuple[StoredRecord, WireRow]]]:
+    """Rows as clients see them for these (id, seq) versions: those `uncommitted` (rows
+    this transaction wrote, by version) or WIRE_ROWS holds, by id, and for the rest the
+    records as they are now, each with its row. The caller decides whether to show those,
+    and caches them only once what it read has committed."""
+    cached: dict[str, WireRow] = {}
     missing: list[str] = []
     for record_id, seq in versions:
-        row = WIRE_ROWS.get((epoch, table, record_id, seq))
+        version = (epoch, table, record_id, seq)
+        row = uncommitted.get(version) if uncommitted else None
+        row = row or WIRE_ROWS.get(version)
         if row is None:
             missing.append(record_id)
         else:
             cached[record_id] = row
     records = await load_records(table, missing, with_stamps=False) if missing else []
-    return cached, [(record, wire_row(record)) for record in records]
+    return cached, [(record, WireRow(wire_row(record))) for record in records]
 
 
 class PiccoloSyncStore:
@@ -635,6 +745,11 @@ class PiccoloSyncStore:
             session = Session(writable=True)
             await session.begin()
             yield session
+            # For the sessions committed with this one (group commit), which see its rows
+            # and continue its counters.
+            shared = db.shared()
+            shared.update(session.wired)
+            shared[_META] = session.stored_meta()
         _keep_wired(session)
 
     @asynccontextmanager

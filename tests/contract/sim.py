@@ -27,7 +27,7 @@ from server.records.schemas import CHILD_TABLES, TABLES
 from server.syncing.store import STORE, record_from_row, wire_row
 from sync.clock import tick
 from sync.engine import round_trip
-from sync.protocol import MidGap, SyncRequest
+from sync.protocol import MidGap, SyncRequest, json_encoder
 
 REPO = Path(__file__).resolve().parents[2]
 Key = tuple[str, str]  # (table, record id)
@@ -38,7 +38,7 @@ _request = msgspec.json.Decoder(SyncRequest)
 
 def wire(value: Any) -> Any:
     """A value as it looks after a trip through JSON."""
-    return msgspec.json.decode(msgspec.json.encode(value))
+    return msgspec.json.decode(json_encoder.encode(value))
 
 
 class SyncFailure(AssertionError):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import uuid
 
 import msgspec
 import pytest
+import zstandard
 
 from tests.contract.helpers import Device, mutation, new_id, now_ms
 from tests.factories import login_as
@@ -364,13 +367,16 @@ async def test_bad_mutations_are_rejected_alone(team):
         a.write("contacts", new_id(), {"account_id": theirs, "name": "spy"}),
         a.write("accounts", "not-a-uuid", {"name": "x"}),
         a.write("accounts", new_id(), {"team_id": a.login.team_id, "name": "x"}),
+        a.write("accounts", new_id(), {"name": "x"}, hlc=(-1, 0)),
+        a.write("accounts", new_id(), {"name": "x"}, hlc=(now_ms(), 2**53)),
         a.write("accounts", good, {"name": "still fine"}),
     )
     codes = [r["error"]["error"] if r["error"] else r["status"] for r in data["ack"]["results"]]
     assert codes == [
         "unknown_table", "unknown_field", "invalid", "invalid", "not_found", "not_found",
-        "invalid_id", "read_only", "applied",
+        "invalid_id", "read_only", "invalid_hlc", "invalid_hlc", "applied",
     ]  # fmt: skip
+    assert data["hlc_max"][1] < 2**53  # the refused clock moved nothing
     await c.pull_all()
     assert c.row("accounts", theirs)["name"] == "South only"
 
@@ -399,6 +405,40 @@ async def test_msgpack_and_compression(team):
     )
     assert response.headers.get("content-encoding") == "gzip"
     assert json.loads(response.content)["changes"]  # httpx decoded it
+
+
+async def test_answers_are_compressed_as_the_client_takes_them(team):
+    """zstd when offered (Chromium offers it), else gzip, else nothing; q=0 refuses."""
+    a, _, _ = team
+    for i in range(40):
+        await a.sync(a.write("accounts", new_id(), {"name": f"Padding account {i}"}))
+    decode = {
+        "zstd": lambda raw: zstandard.ZstdDecompressor().decompress(raw, max_output_size=1 << 24),
+        "gzip": gzip.decompress,
+        None: lambda raw: raw,
+    }
+    pulled = {}
+    for offered, expected in [
+        ("gzip, deflate, br, zstd", "zstd"),
+        ("gzip", "gzip"),
+        ("zstd;q=0, gzip;q=0.5", "gzip"),
+        ("identity", None),
+        ("", None),
+    ]:
+        async with a.client.stream(
+            "POST",
+            "/api/sync/v1",
+            json={"protocol": 1, "client_id": str(uuid.uuid4()), "cursor": None},
+            headers={**a.login.headers, "accept-encoding": offered},
+        ) as response:
+            raw = b"".join([chunk async for chunk in response.aiter_raw()])
+        assert response.status_code == 200
+        assert response.headers.get("content-encoding") == expected, offered
+        assert "accept-encoding" in response.headers.get("vary", "").lower()
+        body = json.loads(decode[expected](raw))
+        pulled[offered] = {c["id"]: c["row"] for c in body["changes"]}
+    assert len(set(map(json.dumps, pulled.values()))) == 1  # the same rows every way
+    assert len(next(iter(pulled.values()))) >= 40
 
 
 async def test_rest_writes_reach_devices(client, team):
