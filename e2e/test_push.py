@@ -70,13 +70,34 @@ def errors_but_incognito_push(phones: Phones) -> list[str]:
     return phones.errors()
 
 
-async def notifications(app: App, *, count: int) -> list[dict[str, Any]]:
-    for _ in range(100):
+async def notifications(app: App, *, count: int, seconds: float = 10) -> list[dict[str, Any]]:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
         shown: list[dict[str, Any]] = await app.page.evaluate(NOTIFICATIONS)
         if len(shown) == count:
             return shown
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"expected {count} notification(s), have {shown}")
         await asyncio.sleep(0.1)
-    raise AssertionError(f"expected {count} notification(s), have {shown}")
+
+
+async def reminder_shown(app: App, origin: str, reminder: dict[str, Any]) -> dict[str, Any]:
+    """Deliver a reminder and return the one notification it shows.
+
+    DevTools answers deliverPushMessage before the push event has run, and on this machine,
+    under load, about one delivery in 15 showed nothing at all, with the worker running and
+    no error anywhere (the cause is not known; any delay before the delivery made it go
+    away). A push service delivers at least once, so the app must take a repeat anyway: the
+    task's notification replaces itself (same tag), never a second one. So a delivery that
+    shows nothing within 5 s is delivered once more, and a handler that never shows
+    anything still fails the test."""
+    await deliver_push(app, origin, reminder)
+    try:
+        [shown] = await notifications(app, count=1, seconds=5)
+    except AssertionError:
+        await deliver_push(app, origin, reminder)
+        [shown] = await notifications(app, count=1)
+    return shown
 
 
 async def test_a_reminder_is_shown_and_done_from_it_offline(server: Server, phones: Phones) -> None:
@@ -107,8 +128,7 @@ async def test_a_reminder_is_shown_and_done_from_it_offline(server: Server, phon
             "due_at": task["due_at"],
             "url": f"/#/task/{task['id']}/edit",
         }
-        await deliver_push(app, server.url, reminder)
-        [shown] = await notifications(app, count=1)
+        shown = await reminder_shown(app, server.url, reminder)
         assert shown["title"] == "Bring samples"
         assert shown["body"].startswith("Boulangerie Martin · Due ")
         assert shown["tag"] == f"task-{task['id']}"
@@ -162,9 +182,12 @@ async def test_snooze_from_a_notification_moves_the_reminder_an_hour_on(
             "type": "task_reminder", "task_id": task["id"], "title": "Call back",
             "account_id": None, "account_name": None, "due_at": None, "url": "/#/tasks",
         }  # fmt: skip
-        await deliver_push(app, server.url, reminder)
-        [shown] = await notifications(app, count=1)
+        shown = await reminder_shown(app, server.url, reminder)
         assert shown["body"] == ""
+        # The same message again (push services deliver at least once): still one.
+        await deliver_push(app, server.url, reminder)
+        await asyncio.sleep(0.5)
+        [shown] = await notifications(app, count=1)
 
         await app.set_offline(True)
         pressed_at = datetime.now(UTC)
