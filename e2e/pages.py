@@ -451,6 +451,12 @@ class Rest:
         row: dict[str, Any] = response.json()
         return row
 
+    async def update(self, table: str, record_id: str, **fields: Any) -> dict[str, Any]:
+        response = await self.client.patch(f"/api/{table}/{record_id}", json=fields)
+        assert response.status_code == 200, response.text
+        row: dict[str, Any] = response.json()
+        return row
+
     async def sync(self, body: dict[str, Any]) -> httpx.Response:
         return await self.client.post("/api/sync/v1", json=body)
 

@@ -4,8 +4,11 @@ the conflicts inbox, and "Keep mine" puts it back and resolves the conflict."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from e2e.conftest import Server
 from e2e.pages import App, Phones, Rest
@@ -91,5 +94,52 @@ async def test_same_field_edited_offline_on_two_phones(
         await expect(winner.tid("nav-conflicts-count")).to_be_hidden()
         await winner.account.open(account_id)
         await expect(winner.account.phone()).to_have_text(PHONES[earlier])
+    finally:
+        await rest.close()
+
+
+async def test_an_edit_that_lost_every_field_shows_the_winner(
+    server: Server, phones: Phones
+) -> None:
+    """Bob edits while a sync is on its way; Alice's later edit reaches the server first,
+    and that sync brings it back under Bob's pending value. Bob's edit then loses every
+    field (merged): no newer row comes for it, and the phone must still show Alice's."""
+    server.add_user("alice", team="north")
+    server.add_user("bob", team="north")
+    rest = await Rest.login(server.url, "alice")
+    try:
+        account = await rest.create("accounts", name="Café du Port", phone=ORIGINAL)
+        account_id = account["id"]
+        app = await phones.open(server.url)
+        await app.open()
+        await app.login("bob")
+        await app.synced()
+
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def hold_the_first(route: Route) -> None:
+            if not held.is_set():
+                held.set()
+                await release.wait()
+            await route.continue_()
+
+        await app.page.route("**/api/sync/v1", hold_the_first)
+        pulling: asyncio.Task[Any] = asyncio.create_task(app.sync())
+        await asyncio.wait_for(held.wait(), timeout=10)  # a sync with nothing to send
+        await edit_phone(app, account_id, PHONES["B"])
+        await app.expect_pending(1)
+        await rest.update("accounts", account_id, phone=PHONES["A"])
+        release.set()
+        await pulling
+        await app.page.unroute("**/api/sync/v1")
+        await app.synced()  # sends Bob's edit
+
+        [result] = await app.meta("last_results")
+        assert result["status"] == "merged"
+        await expect(app.account.phone()).to_have_text(PHONES["A"])
+        [row] = [r for r in await app.rows("accounts") if r["id"] == account_id]
+        assert row["phone"] == PHONES["A"]
+        assert (await rest.get("accounts", account_id))["account"]["phone"] == PHONES["A"]
+        await expect(app.tid("nav-conflicts-count")).to_have_text("1")
     finally:
         await rest.close()

@@ -226,6 +226,7 @@ async function applyResponse(data, sentCursor) {
   const outcome = await write([...TABLES, "outbox", "meta"], async (s) => {
     const touched = new Set();
     const refresh = new Map();
+    const merged = new Set(); // of refresh's keys: merged, not rejected
 
     const ack = data.ack || { last_mid: 0, results: [] };
     const lastMid = Number(ack.last_mid) || 0;
@@ -235,9 +236,17 @@ async function applyResponse(data, sentCursor) {
 
     const rejected = (await s.meta.get("rejected")) || [];
     for (const r of ack.results || []) {
-      if (r.status !== "rejected") continue;
       const e = sent.get(r.mid);
       if (!e) continue;
+      // A merged write lost some fields. If the row changed, the pull brings it; if every
+      // field lost, nothing comes (the pull had brought the winner before this write went
+      // out, and it was shown under the pending value): rebuilt below, or the lost value
+      // would stay on this phone. The value itself is kept in a conflicts row.
+      if (r.status === "merged" && !refresh.has(`${e.table}/${e.id}`)) {
+        refresh.set(`${e.table}/${e.id}`, e);
+        merged.add(`${e.table}/${e.id}`);
+      }
+      if (r.status !== "rejected") continue;
       if (rejected.some((x) => x.mid === r.mid)) continue;
       rejected.push({
         mid: e.mid,
@@ -249,6 +258,7 @@ async function applyResponse(data, sentCursor) {
         at: Date.now(),
       });
       refresh.set(`${e.table}/${e.id}`, e);
+      merged.delete(`${e.table}/${e.id}`);
     }
     await s.meta.put(rejected.slice(-REJECTED_KEPT), "rejected");
     if ((ack.results || []).length) await s.meta.put(ack.results.slice(-50), "last_results");
@@ -270,12 +280,12 @@ async function applyResponse(data, sentCursor) {
       }
     }
 
-    // A rejected write's optimistic fields go: back to the server's row plus what is
-    // still pending. A row never seen by the server (a rejected create) disappears.
+    // A rejected or merged write's optimistic fields go: back to the server's row plus
+    // what is still pending. A row never seen by the server (a rejected create) disappears.
     for (const [key, e] of refresh) {
       if (touched.has(key)) continue;
       const row = await s[e.table].get(e.id);
-      if (!row) continue;
+      if (!row || (!row._base && merged.has(key))) continue;
       const pending = await pendingFor(s, e.table, e.id);
       const rebuilt = overlay(row._base || null, row._seq ?? null, row._base ? pending : []);
       if (rebuilt) await s[e.table].put({ ...rebuilt, _epoch: row._epoch });
