@@ -457,6 +457,10 @@ class Rest:
         row: dict[str, Any] = response.json()
         return row
 
+    async def delete(self, table: str, record_id: str) -> None:
+        response = await self.client.delete(f"/api/{table}/{record_id}")
+        assert response.status_code == 204, response.text
+
     async def sync(self, body: dict[str, Any]) -> httpx.Response:
         return await self.client.post("/api/sync/v1", json=body)
 

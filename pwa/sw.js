@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "d65a316febb1";
+const VERSION = "44657e237dd9";
 const SHELL = [
   "/",
   "/css/app.css",

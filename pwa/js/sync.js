@@ -326,13 +326,17 @@ async function resetState(s, data, sentCursor) {
 }
 
 // After the last page of a reset: every row the reset did not send goes, except rows
-// with writes still in the outbox.
+// with writes still in the outbox. Those stay for their writes, but the server's row they
+// were built on is gone from this phone's scope: they keep only what is pending, so that
+// if the server refuses the writes (the record was deleted, say) the row goes with them
+// instead of coming back as it once was. A write the server takes brings its row back.
 async function sweep(s, epoch) {
   const pending = new Set((await s.outbox.getAll()).map((e) => `${e.table}/${e.id}`));
   for (const table of TABLES) {
     for (const row of await s[table].getAll()) {
-      if (row._epoch === epoch || pending.has(`${table}/${row.id}`)) continue;
-      await s[table].delete(row.id);
+      if (row._epoch === epoch) continue;
+      if (!pending.has(`${table}/${row.id}`)) await s[table].delete(row.id);
+      else if (row._base) await s[table].put({ ...row, _base: null, _seq: null });
     }
   }
 }

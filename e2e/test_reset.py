@@ -1,0 +1,86 @@
+"""A reset (a cursor the server cannot honour: a database restored from elsewhere, say)
+pages the rep's whole scope again, and what it did not send leaves the phone. A row with
+writes still to send stays for them; if the server then refuses them (the record was
+deleted meanwhile), the row goes too, and the refused write is shown to the rep."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from playwright.async_api import Route, expect
+
+from e2e.conftest import Server
+from e2e.pages import Phones, Rest
+
+SET_CURSOR = """async (cursor) => {
+  const db = await new Promise((resolve, reject) => {
+    const opening = indexedDB.open("fieldcrm");
+    opening.onsuccess = () => resolve(opening.result);
+    opening.onerror = () => reject(opening.error);
+  });
+  await new Promise((resolve, reject) => {
+    const tx = db.transaction("meta", "readwrite");
+    tx.objectStore("meta").put(cursor, "cursor");
+    tx.oncomplete = resolve;
+    tx.onerror = () => reject(tx.error);
+  });
+  db.close();
+}"""
+
+
+async def test_a_row_kept_for_its_writes_goes_when_the_server_refuses_them(
+    server: Server, phones: Phones
+) -> None:
+    server.add_user("alice", team="north")
+    server.add_user("bob", team="north")
+    rest = await Rest.login(server.url, "alice")
+    try:
+        gone = await rest.create("accounts", name="Closed Shop", phone="+33 1 00 00 00 01")
+        kept = await rest.create("accounts", name="Open Shop", phone="+33 1 00 00 00 02")
+        app = await phones.open(server.url)
+        await app.open()
+        await app.login("bob")
+        await app.synced()
+        await app.account.open(gone["id"])
+
+        # Deleted on the server; the phone has not heard, and its cursor is one the
+        # server does not know: its next sync is a reset.
+        await rest.delete("accounts", gone["id"])
+        await app.page.evaluate(SET_CURSOR, "1.another-database.7.0.0")
+
+        # The rep edits the deleted account while that reset is on its way, so the reset
+        # ends with the write still in the outbox.
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def hold_the_first(route: Route) -> None:
+            if not held.is_set():
+                held.set()
+                await release.wait()
+            await route.continue_()
+
+        await app.page.route("**/api/sync/v1", hold_the_first)
+        resetting: asyncio.Task[Any] = asyncio.create_task(app.sync())
+        await asyncio.wait_for(held.wait(), timeout=10)
+        await app.account.edit()
+        await app.account_form.fill(phone="+33 6 99 99 99 99")
+        await app.account_form.save()
+        await app.expect_pending(1)
+        release.set()
+        await resetting
+        await app.page.unroute("**/api/sync/v1")
+        [row] = [r for r in await app.rows("accounts") if r["id"] == gone["id"]]
+        assert row["phone"] == "+33 6 99 99 99 99"  # kept for its write
+
+        # The write goes out and is refused: the row goes with it, nothing comes back.
+        status = await app.sync()
+        assert (status["state"], status["pending"]) == ("synced", 0), status
+        assert [r["id"] for r in await app.rows("accounts")] == [kept["id"]]
+        [refused] = await app.meta("rejected")
+        assert (refused["id"], refused["error"]["error"]) == (gone["id"], "deleted")
+        assert refused["fields"] == {"phone": "+33 6 99 99 99 99"}
+        await app.accounts.open()
+        await expect(app.accounts.row(gone["id"])).to_have_count(0)
+        await expect(app.accounts.row(kept["id"])).to_have_count(1)
+    finally:
+        await rest.close()
