@@ -206,6 +206,17 @@ class App:
     async def meta(self, key: str) -> Any:
         return await self.page.evaluate("(k) => window.fieldcrm.meta(k)", key)
 
+    async def save(self, table: str, record_id: str, **fields: Any) -> None:
+        """Queue an edit through the app's own write path (js/records.js saveWrites), as
+        its forms do, without the screens: for tests about what happens to it next."""
+        await self.page.evaluate(
+            """async ([table, id, fields]) => {
+              const records = await import("/js/records.js");
+              await records.saveWrites([{ table, id, op: "upsert", fields }]);
+            }""",
+            [table, record_id, fields],
+        )
+
     async def rows(self, table: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = await self.page.evaluate(
             "(t) => window.fieldcrm.rows(t)", table

@@ -114,6 +114,7 @@ async def test_an_edit_that_lost_every_field_shows_the_winner(
         await app.open()
         await app.login("bob")
         await app.synced()
+        await app.account.open(account_id)
 
         held, release = asyncio.Event(), asyncio.Event()
 
@@ -126,7 +127,7 @@ async def test_an_edit_that_lost_every_field_shows_the_winner(
         await app.page.route("**/api/sync/v1", hold_the_first)
         pulling: asyncio.Task[Any] = asyncio.create_task(app.sync())
         await asyncio.wait_for(held.wait(), timeout=10)  # a sync with nothing to send
-        await edit_phone(app, account_id, PHONES["B"])
+        await app.save("accounts", account_id, phone=PHONES["B"])
         await app.expect_pending(1)
         await rest.update("accounts", account_id, phone=PHONES["A"])
         release.set()

@@ -62,9 +62,7 @@ async def test_a_row_kept_for_its_writes_goes_when_the_server_refuses_them(
         await app.page.route("**/api/sync/v1", hold_the_first)
         resetting: asyncio.Task[Any] = asyncio.create_task(app.sync())
         await asyncio.wait_for(held.wait(), timeout=10)
-        await app.account.edit()
-        await app.account_form.fill(phone="+33 6 99 99 99 99")
-        await app.account_form.save()
+        await app.save("accounts", gone["id"], phone="+33 6 99 99 99 99")
         await app.expect_pending(1)
         release.set()
         await resetting
