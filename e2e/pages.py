@@ -5,6 +5,9 @@ the app's CSP forbids eval, and Playwright evaluates such strings inside the pag
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,12 +20,14 @@ from playwright.async_api import (
     Locator,
     Page,
     Response,
+    Route,
     expect,
 )
 
 PASSWORD = "secret-pw-1"
 PHONE = {"width": 360, "height": 740}
 TIMEOUT_MS = 10_000
+SYNC_URL = "**/api/sync/v1"
 
 # A loaded CI machine (two cores, a server and Chromium per test) is slower than a phone.
 expect.set_options(timeout=TIMEOUT_MS)
@@ -174,6 +179,29 @@ class App:
         """Run a sync to the end; the status it ended in."""
         status: dict[str, Any] = await self.page.evaluate("() => window.fieldcrm.syncNow()")
         return status
+
+    @asynccontextmanager
+    async def sync_in_flight(self) -> AsyncIterator[None]:
+        """Start a sync and hold its request on the way to the server for the length of
+        the block, so what the block does happens while it is in flight. The block ends
+        once that sync, and any pass it queued meanwhile, is done."""
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def hold_the_first(route: Route) -> None:
+            if not held.is_set():
+                held.set()
+                await release.wait()
+            await route.continue_()
+
+        await self.page.route(SYNC_URL, hold_the_first)
+        syncing = asyncio.create_task(self.sync())
+        try:
+            await asyncio.wait_for(held.wait(), timeout=TIMEOUT_MS / 1000)
+            yield
+        finally:
+            release.set()
+            await syncing
+            await self.page.unroute(SYNC_URL)
 
     async def synced(self) -> dict[str, Any]:
         """Sync and require that it worked and nothing is left to send."""

@@ -4,11 +4,8 @@ the conflicts inbox, and "Keep mine" puts it back and resolves the conflict."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 import pytest
-from playwright.async_api import Route, expect
+from playwright.async_api import expect
 
 from e2e.conftest import Server
 from e2e.pages import App, Phones, Rest
@@ -116,23 +113,10 @@ async def test_an_edit_that_lost_every_field_shows_the_winner(
         await app.synced()
         await app.account.open(account_id)
 
-        held, release = asyncio.Event(), asyncio.Event()
-
-        async def hold_the_first(route: Route) -> None:
-            if not held.is_set():
-                held.set()
-                await release.wait()
-            await route.continue_()
-
-        await app.page.route("**/api/sync/v1", hold_the_first)
-        pulling: asyncio.Task[Any] = asyncio.create_task(app.sync())
-        await asyncio.wait_for(held.wait(), timeout=10)  # a sync with nothing to send
-        await app.save("accounts", account_id, phone=PHONES["B"])
-        await app.expect_pending(1)
-        await rest.update("accounts", account_id, phone=PHONES["A"])
-        release.set()
-        await pulling
-        await app.page.unroute("**/api/sync/v1")
+        async with app.sync_in_flight():  # a sync with nothing to send
+            await app.save("accounts", account_id, phone=PHONES["B"])
+            await app.expect_pending(1)
+            await rest.update("accounts", account_id, phone=PHONES["A"])
         await app.synced()  # sends Bob's edit
 
         [result] = await app.meta("last_results")

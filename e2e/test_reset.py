@@ -5,10 +5,7 @@ deleted meanwhile), the row goes too, and the refused write is shown to the rep.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-from playwright.async_api import Route, expect
+from playwright.async_api import expect
 
 from e2e.conftest import Server
 from e2e.pages import Phones, Rest
@@ -51,22 +48,9 @@ async def test_a_row_kept_for_its_writes_goes_when_the_server_refuses_them(
 
         # The rep edits the deleted account while that reset is on its way, so the reset
         # ends with the write still in the outbox.
-        held, release = asyncio.Event(), asyncio.Event()
-
-        async def hold_the_first(route: Route) -> None:
-            if not held.is_set():
-                held.set()
-                await release.wait()
-            await route.continue_()
-
-        await app.page.route("**/api/sync/v1", hold_the_first)
-        resetting: asyncio.Task[Any] = asyncio.create_task(app.sync())
-        await asyncio.wait_for(held.wait(), timeout=10)
-        await app.save("accounts", gone["id"], phone="+33 6 99 99 99 99")
-        await app.expect_pending(1)
-        release.set()
-        await resetting
-        await app.page.unroute("**/api/sync/v1")
+        async with app.sync_in_flight():
+            await app.save("accounts", gone["id"], phone="+33 6 99 99 99 99")
+            await app.expect_pending(1)
         [row] = [r for r in await app.rows("accounts") if r["id"] == gone["id"]]
         assert row["phone"] == "+33 6 99 99 99 99"  # kept for its write
 
