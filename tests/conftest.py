@@ -143,6 +143,18 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 
 
 @pytest.fixture
+async def started_db(database: Database) -> AsyncIterator[Database]:
+    """`database` as the process's engine (server.db), started, for tests that use the
+    engine itself rather than the app."""
+    from server import db
+
+    db.configure(database.config)
+    await db.start()
+    yield database
+    await db.stop()
+
+
+@pytest.fixture
 def settings(database: Database) -> Settings:
     return Settings(database=database.config, login_max_failures=5, login_window_s=300)
 
