@@ -507,14 +507,8 @@ class Session:
         stamps = dict.fromkeys(SPECS["conflicts"], Stamp(now_ms(), 0, "server", None, seq))
         row = {"id": conflict_id, "created_at": now, "updated_at": now, "seq": seq}
         row.update(scope=record.scope, deleted=False, clocks=clocks_text(stamps), **values)
-        # The record as a read of its row gives it: JSON fields decoded again.
-        shown = {
-            name: msgspec.json.decode(str(row[column])) if is_json else row[column]
-            for name, column, is_json in _COLUMNS["conflicts"]
-        }
-        shown.update(created_at=now, updated_at=now)
-        conflict = StoredRecord("conflicts", conflict_id, shown, stamps, False, seq, record.scope)
-        self._insert(conflict, row)
+        # The record as a read of its row gives it (JSON fields decoded again).
+        self._insert(record_from_row("conflicts", row), row)
         await self._log("conflicts", conflict_id, seq, record.scope, "put")
 
     # -- scope -----------------------------------------------------------------------
