@@ -205,11 +205,20 @@ class Session:
             )
         self._meta_seq, self._meta_hlc = self.current_seq, self._hlc
         # The rows this session wrote, as clients will pull them (a team's phones, next).
-        for key in self._written:
+        for key in list(self._written):
             record = self._cache.get(key)
             if record is not None and not record.deleted:
-                self.wired.append(((self.epoch, *key, record.seq), WireRow(wire_row(record))))
+                self._wire(record)
         self._written.clear()
+
+    def _wire(self, record: StoredRecord) -> WireRow:
+        """The row clients see for `record` as this transaction has it, made once: for this
+        client's pull and, once the transaction has committed, for WIRE_ROWS."""
+        key = (record.table, record.id)
+        self._written.discard(key)
+        row = WireRow(wire_row(record))
+        self.wired.append(((self.epoch, *key, record.seq), row))
+        return row
 
     # -- clocks and seqs -------------------------------------------------------------
 
@@ -648,7 +657,7 @@ class Session:
                 continue
             mine = self._cache.get((table, record_id))
             if mine is not None and mine.seq == seq:
-                change.row = WireRow(wire_row(mine))
+                change.row = self._wire(mine)
             else:
                 wanted.setdefault(table, []).append((record_id, seq))
                 waiting[(table, record_id)] = change
