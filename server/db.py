@@ -69,6 +69,13 @@ class _Transaction:
     # What callers keep for as long as the database transaction lasts (shared()).
     shared: dict[Any, Any] = field(default_factory=dict)
 
+    def end(self) -> None:
+        """Let go of what the transaction kept. A timer or task made while it was the
+        current one holds it (in the context it was made in) for as long as it lasts:
+        asyncpg gives every statement it prepares a timer."""
+        self.shared = {}
+        self.deferred = None
+
 
 async def _send_deferred(transaction: _Transaction) -> None:
     if transaction.deferred is not None:
@@ -191,6 +198,7 @@ class _Groups:
                     raise
             finally:
                 _current.reset(token)
+                transaction.end()
         finally:
             self._finish_turn(group)
         assert group.committed is not None
@@ -327,12 +335,14 @@ class _SQLite:
     @asynccontextmanager
     async def read_transaction(self) -> AsyncIterator[None]:
         conn = self._readers.pop() if self._readers else self.connect(query_only=True)
-        token = _current.set(_Transaction(conn, write=False))
+        transaction = _Transaction(conn, write=False)
+        token = _current.set(transaction)
         try:
             conn.execute("BEGIN DEFERRED")
             yield
         finally:
             _current.reset(token)
+            transaction.end()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")  # it only read: nothing to keep
             self._release_reader(conn)
@@ -404,6 +414,9 @@ class _Postgres:
             max_size=20,
             reset=_keep_session,
             init=_uuids_as_text,
+            # Prepared statements leave the cache by age only if given one: each then has
+            # a timer, hundreds in all. The cache is bounded by its size anyway.
+            max_cached_statement_lifetime=0,
         )
 
     async def stop(self) -> None:
@@ -440,6 +453,7 @@ class _Postgres:
                 await conn.execute("COMMIT")
             finally:
                 _current.reset(token)
+                transaction.end()
 
     def read_transaction(self) -> Any:
         return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ", write=False)
