@@ -62,13 +62,29 @@ class Ack(msgspec.Struct, kw_only=True):
 class WireRow:
     """A row as clients see it, in one version (which never changes), with its JSON made
     once: a change that a team's devices all pull is encoded once, not once per device.
-    Never modify `values`."""
+    Never modify `values`. A row may also be made from its column names and values
+    (`packed`), which it turns into the dict only when asked for it."""
 
-    __slots__ = ("values", "_json")
+    __slots__ = ("_values", "_json", "_packed")
 
-    def __init__(self, values: dict[str, Any], json: msgspec.Raw | None = None) -> None:
-        self.values = values
+    def __init__(
+        self,
+        values: dict[str, Any] | None = None,
+        json: msgspec.Raw | None = None,
+        packed: tuple[tuple[str, ...], tuple[Any, ...]] | None = None,
+    ) -> None:
+        assert values is not None or packed is not None, "a row needs its values"
+        self._values = values
         self._json = json
+        self._packed = packed
+
+    @property
+    def values(self) -> dict[str, Any]:
+        if self._values is None:
+            assert self._packed is not None
+            names, values = self._packed
+            self._values = dict(zip(names, values, strict=True))
+        return self._values
 
     def json(self) -> msgspec.Raw:
         if self._json is None:

@@ -104,26 +104,37 @@ class WireRowCache:
     A version never changes, so entries are never stale, on one server or many; the oldest
     go first when it is full. Entries are shared: never modify one.
 
-    Each is kept as a plain tuple of the row and its JSON, which the garbage collector
-    stops tracking (nothing in it can form a cycle): tens of thousands of tracked objects
-    would make every full collection, and so some requests, tens of ms slower."""
+    Each is kept as a tuple of the row's JSON, its column names (one tuple per shape, shared)
+    and its values, which the garbage collector stops tracking at its next pass, as nothing
+    in it can form a cycle. A dict in it would keep it tracked: tens of thousands of
+    tracked entries made every full collection take tens of ms, in the middle of requests."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._rows: dict[tuple[str, str, str, int], tuple[dict[str, Any], msgspec.Raw]] = {}
+        self._rows: dict[
+            tuple[str, str, str, int], tuple[msgspec.Raw, tuple[str, ...], tuple[Any, ...]]
+        ] = {}
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def get(self, key: tuple[str, str, str, int]) -> WireRow | None:
         entry = self._rows.get(key)
-        return None if entry is None else WireRow(*entry)
+        if entry is None:
+            return None
+        raw, names, values = entry
+        return WireRow(json=raw, packed=(names, values))
 
     def put(self, key: tuple[str, str, str, int], row: WireRow) -> None:
         rows = self._rows
         if len(rows) >= self.size:
             del rows[next(iter(rows))]
-        rows[key] = (row.values, row.json())
+        values = row.values
+        names = tuple(values)
+        names = self._names.setdefault(names, names)
+        rows[key] = (row.json(), names, tuple(values.values()))
 
     def clear(self) -> None:
         self._rows.clear()
+        self._names.clear()
 
 
 WIRE_ROWS = WireRowCache(50_000)
