@@ -558,3 +558,23 @@ async def test_an_account_comes_with_its_children_in_order_and_up_to_date(client
     second = await read()
     assert [v["summary"] for v in second["visits"]][1] == "Signed"
     assert second["notes"] == []
+
+
+async def test_a_listed_row_is_the_row_read_alone(client):
+    """Lists splice each row's cached JSON into the answer: it must be what a read of the
+    record alone gives, field for field (datetimes, floats, booleans, nulls)."""
+    rep = await login_as(client)
+    account = await make_account(client, rep, name="Spliced", lat=48.8566, lng=2.3522)
+    visit = await make_child(
+        client, rep, "visits", account["id"], started_at="2026-11-20T09:00:00Z"
+    )
+    for _ in range(2):  # read from the table, then from the cache of row versions
+        listed = (await get(client, rep, "/api/accounts?q=spliced")).json()["items"]
+        alone = (await get(client, rep, f"/api/accounts/{account['id']}")).json()
+        assert listed == [alone["account"]]
+        visits = (await get(client, rep, f"/api/visits?account_id={account['id']}")).json()
+        assert (
+            visits["items"]
+            == alone["visits"]
+            == [(await get(client, rep, f"/api/visits/{visit['id']}")).json()]
+        )
