@@ -27,6 +27,8 @@ class SyncedRecord(Table):
 
 
 class Account(SyncedRecord, tablename="accounts"):
+    # Queries by scope use the list and nearby indexes, which start with it.
+    scope = Varchar(length=60)
     name = Varchar(length=200)
     status = Varchar(length=20, default="prospect")
     phone = Varchar(length=50, null=True, default=None)
@@ -39,8 +41,8 @@ class Account(SyncedRecord, tablename="accounts"):
     country = Varchar(length=100, null=True, default=None)
     lat = DoublePrecision(null=True, default=None)
     lng = DoublePrecision(null=True, default=None)
-    owner_id = UUID(null=True, default=None, index=True)
-    team_id = UUID(null=True, default=None, index=True)
+    owner_id = UUID(null=True, default=None)
+    team_id = UUID(null=True, default=None)
     geo_precision = Varchar(length=20, null=True, default=None)
 
 
