@@ -24,9 +24,9 @@ import collections
 import sqlite3
 import string
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -69,12 +69,20 @@ class _Transaction:
     # What callers keep for as long as the database transaction lasts (shared()).
     shared: dict[Any, Any] = field(default_factory=dict)
 
-    def end(self) -> None:
-        """Let go of what the transaction kept. A timer or task made while it was the
-        current one holds it (in the context it was made in) for as long as it lasts:
-        asyncpg gives every statement it prepares a timer."""
-        self.shared = {}
-        self.deferred = None
+
+@contextmanager
+def _current_while(transaction: _Transaction) -> Iterator[None]:
+    """`transaction` as the current one for the block. After it, the transaction lets go
+    of what it kept: a timer or task made during the block holds it (in the context it
+    was made in) for as long as it lasts, and asyncpg gives every statement it prepares a
+    timer."""
+    token = _current.set(transaction)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+        transaction.shared = {}
+        transaction.deferred = None
 
 
 async def _send_deferred(transaction: _Transaction) -> None:
@@ -177,8 +185,7 @@ class _Groups:
             raise
         try:
             transaction = _Transaction(conn, write=True, shared=group.shared)
-            token = _current.set(transaction)
-            try:
+            with _current_while(transaction):
                 # Each member starts at a savepoint: the leader sets the first with BEGIN;
                 # after a member that succeeded it is moved up (in one round trip).
                 if not group.clean:
@@ -196,9 +203,6 @@ class _Groups:
                     except BaseException as undo:
                         group.broken = undo
                     raise
-            finally:
-                _current.reset(token)
-                transaction.end()
         finally:
             self._finish_turn(group)
         assert group.committed is not None
@@ -335,14 +339,11 @@ class _SQLite:
     @asynccontextmanager
     async def read_transaction(self) -> AsyncIterator[None]:
         conn = self._readers.pop() if self._readers else self.connect(query_only=True)
-        transaction = _Transaction(conn, write=False)
-        token = _current.set(transaction)
         try:
-            conn.execute("BEGIN DEFERRED")
-            yield
+            with _current_while(_Transaction(conn, write=False)):
+                conn.execute("BEGIN DEFERRED")
+                yield
         finally:
-            _current.reset(token)
-            transaction.end()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")  # it only read: nothing to keep
             self._release_reader(conn)
@@ -442,18 +443,14 @@ class _Postgres:
         async with self._pool().acquire() as conn:
             await conn.execute(begin)
             transaction = _Transaction(conn, write=write)
-            token = _current.set(transaction)
-            try:
-                yield
-                await _send_deferred(transaction)
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            else:
+            with _current_while(transaction):
+                try:
+                    yield
+                    await _send_deferred(transaction)
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
                 await conn.execute("COMMIT")
-            finally:
-                _current.reset(token)
-                transaction.end()
 
     def read_transaction(self) -> Any:
         return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ", write=False)
