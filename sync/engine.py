@@ -73,6 +73,9 @@ class SyncSession(Protocol):
     current_seq: int
     purged_seq: int
 
+    async def load_clients(self, clients: Sequence[tuple[str, str]]) -> None:
+        """Read the last mids of these (user_id, client_id)s in one go (a hint)."""
+
     async def last_mid(self, user_id: str, client_id: str) -> int: ...
 
     async def stored_results(
@@ -136,45 +139,97 @@ def check_mids(mutations: Sequence[Mutation]) -> None:
             raise MidGap(before.mid + 1)
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One sync request: who sent it, what it says, and the server's time when it came."""
+
+    actor: Any
+    request: SyncRequest
+    now_ms: int
+
+
 async def round_trip(
     store: SyncStore, actor: Any, request: SyncRequest, now_ms: int
 ) -> SyncResponse:
     """Apply the request's new mutations exactly once, then pull one page of changes,
     all in one transaction that commits before this returns."""
-    mutations = request.mutations
-    check_mids(mutations)
-    limit = max(1, min(request.pull_limit, MAX_PULL_LIMIT))
-    user_id, client_id = actor.user_id, request.client_id
-    session_cm = store.write() if mutations else store.read()
+    [answer] = await round_trips(store, [Exchange(actor, request, now_ms)])
+    if isinstance(answer, MidGap):
+        raise answer
+    return answer
+
+
+async def round_trips(
+    store: SyncStore, exchanges: Sequence[Exchange]
+) -> list[SyncResponse | MidGap]:
+    """Several round trips in one transaction that commits before this returns: each
+    request's mutations are applied in turn, exactly as if the requests had come one after
+    the other, then each pulls its page, so every pull sees all their writes. A request
+    whose mids do not follow on gets its MidGap and changes nothing; the rest go on."""
+    if any(exchange.request.mutations for exchange in exchanges):
+        session_cm = store.write()
+    else:
+        session_cm = store.read()
     async with session_cm as session:
-        last = await session.last_mid(user_id, client_id)
-        old = [m for m in mutations if m.mid <= last]
-        new = [m for m in mutations if m.mid > last]
-        if new and new[0].mid != last + 1:
-            raise MidGap(last + 1)
-        results = await _replayed(session, user_id, client_id, old, now_ms)
+        await session.load_clients(
+            [(exchange.actor.user_id, exchange.request.client_id) for exchange in exchanges]
+        )
+        # Load in one go what the requests' new mutations will read.
+        new = []
+        for exchange in exchanges:
+            last = await session.last_mid(exchange.actor.user_id, exchange.request.client_id)
+            new += [m for m in exchange.request.mutations if m.mid > last]
         if new:
             await session.prefetch(new)
-        fresh: list[MutationResult] = []
-        for mutation in new:
-            fresh.append(await _apply(session, actor, client_id, mutation, now_ms))
-        if new:
-            last = new[-1].mid
-            await session.save_results(
-                user_id, client_id, last, [(r.mid, _result_encoder.encode(r)) for r in fresh]
+        acks: list[Ack | MidGap] = []
+        for exchange in exchanges:
+            try:
+                acks.append(await _push(session, exchange))
+            except MidGap as gap:
+                acks.append(gap)
+        answers: list[SyncResponse | MidGap] = []
+        for exchange, ack in zip(exchanges, acks, strict=True):
+            if isinstance(ack, MidGap):
+                answers.append(ack)
+                continue
+            limit = max(1, min(exchange.request.pull_limit, MAX_PULL_LIMIT))
+            changes, cursor, has_more, reset = await _pull(
+                session, exchange.actor, exchange.request.cursor, limit
             )
-        changes, cursor, has_more, reset = await _pull(session, actor, request.cursor, limit)
-        hlc_max = max(session.hlc_max(), (now_ms, 0))
+            answers.append(
+                SyncResponse(
+                    ack=ack,
+                    changes=changes,
+                    cursor=cursor,
+                    has_more=has_more,
+                    reset=reset,
+                    server_time=exchange.now_ms,
+                    hlc_max=max(session.hlc_max(), (exchange.now_ms, 0)),
+                )
+            )
         await session.flush()
-    return SyncResponse(
-        ack=Ack(last_mid=last, results=results + fresh),
-        changes=changes,
-        cursor=cursor,
-        has_more=has_more,
-        reset=reset,
-        server_time=now_ms,
-        hlc_max=hlc_max,
-    )
+    return answers
+
+
+async def _push(session: SyncSession, exchange: Exchange) -> Ack:
+    """Apply one request's new mutations, and answer its replayed ones as the first time."""
+    actor, request, now_ms = exchange.actor, exchange.request, exchange.now_ms
+    mutations = request.mutations
+    check_mids(mutations)
+    user_id, client_id = actor.user_id, request.client_id
+    last = await session.last_mid(user_id, client_id)
+    old = [m for m in mutations if m.mid <= last]
+    new = [m for m in mutations if m.mid > last]
+    if new and new[0].mid != last + 1:
+        raise MidGap(last + 1)
+    results = await _replayed(session, user_id, client_id, old, now_ms)
+    fresh = [await _apply(session, actor, client_id, mutation, now_ms) for mutation in new]
+    if new:
+        last = new[-1].mid
+        await session.save_results(
+            user_id, client_id, last, [(r.mid, _result_encoder.encode(r)) for r in fresh]
+        )
+    return Ack(last_mid=last, results=results + fresh)
 
 
 async def _replayed(

@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, post
 from server.auth.dependencies import CurrentActor
 from server.errors import ApiError
 from server.syncing.store import STORE
-from sync.engine import round_trip
+from sync.batching import Batcher
 from sync.protocol import (
     MAX_BODY_BYTES,
     MAX_MUTATIONS,
@@ -34,6 +34,8 @@ _zstd = zstandard.ZstdCompressor(level=1)
 
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = (MSGPACK, "application/x-msgpack")
+
+BATCHER = Batcher(STORE)
 
 _json_envelope = msgspec.json.Decoder(Envelope)
 _json_request = msgspec.json.Decoder(SyncRequest)
@@ -126,7 +128,7 @@ class SyncController(Controller):
             raise ApiError(413, "too_large", "A sync request may be at most 4 MiB.")
         sync_request = decode_request(body, request.headers.get("content-type", ""))
         try:
-            response = await round_trip(STORE, actor, sync_request, int(time.time() * 1000))
+            response = await BATCHER.round_trip(actor, sync_request, int(time.time() * 1000))
         except MidGap as gap:
             raise ApiError(
                 409,

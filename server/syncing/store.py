@@ -3,6 +3,7 @@ record rules: who may write what, server-kept fields, and which scope a record i
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -164,8 +165,14 @@ class Session:
         # Records this session wrote, whose newest versions it knows (for WIRE_ROWS).
         self._written: set[tuple[str, str]] = set()
         self._teams: dict[str, str | None] = {}
-        # Rows this session's pulls read, for WIRE_ROWS once the transaction has committed.
-        self.wired: list[tuple[tuple[str, str, str, int], WireRow]] = []
+        # Rows as clients see them, by version, that this session made or read: for its
+        # pulls (one row object however many pull it) and, once the transaction has
+        # committed, for WIRE_ROWS.
+        self.wired: dict[tuple[str, str, str, int], WireRow] = {}
+        # Each client's last mid as this transaction has it, and the results to store.
+        self._last_mids: dict[tuple[str, str], int] = {}
+        self._results: list[list[Any]] = []
+        self._saved_clients: dict[tuple[str, str], int] = {}
         self.epoch = ""
         self.current_seq = 0
         self.purged_seq = 0
@@ -223,12 +230,14 @@ class Session:
         self._written.clear()
 
     def _wire(self, record: StoredRecord) -> WireRow:
-        """The row clients see for `record` as this transaction has it, made once: for this
-        client's pull and, once the transaction has committed, for WIRE_ROWS."""
+        """The row clients see for `record` as this transaction has it, made once: for the
+        pulls in this session and, once the transaction has committed, for WIRE_ROWS."""
         key = (record.table, record.id)
         self._written.discard(key)
-        row = WireRow(wire_row(record))
-        self.wired.append(((self.epoch, *key, record.seq), row))
+        version = (self.epoch, *key, record.seq)
+        row = self.wired.get(version)
+        if row is None:
+            row = self.wired[version] = WireRow(wire_row(record))
         return row
 
     # -- clocks and seqs -------------------------------------------------------------
@@ -251,13 +260,24 @@ class Session:
 
     # -- exactly-once ----------------------------------------------------------------
 
+    async def load_clients(self, clients: Sequence[tuple[str, str]]) -> None:
+        wanted = sorted({key for key in clients if key not in self._last_mids})
+        for chunk in _chunks(wanted, IN_CHUNK // 2):
+            chunk = _padded(chunk)
+            marks = " OR ".join("(user_id = {} AND client_id = {})" for _ in chunk)
+            rows = await db.fetch(
+                f"SELECT user_id, client_id, last_mid FROM sync_clients WHERE {marks}",
+                *[part for key in chunk for part in key],
+            )
+            found = {(str(r["user_id"]), r["client_id"]): int(r["last_mid"]) for r in rows}
+            for key in chunk:
+                self._last_mids[key] = found.get(key, 0)
+
     async def last_mid(self, user_id: str, client_id: str) -> int:
-        rows = await db.fetch(
-            "SELECT last_mid FROM sync_clients WHERE user_id = {} AND client_id = {}",
-            user_id,
-            client_id,
-        )
-        return int(rows[0]["last_mid"]) if rows else 0
+        key = (user_id, client_id)
+        if key not in self._last_mids:
+            await self.load_clients([key])
+        return self._last_mids[key]
 
     async def stored_results(
         self, user_id: str, client_id: str, mids: Sequence[int]
@@ -278,28 +298,38 @@ class Session:
     async def save_results(
         self, user_id: str, client_id: str, last_mid: int, results: list[tuple[int, bytes]]
     ) -> None:
-        await db.fetch(
-            "INSERT INTO sync_clients (user_id, client_id, last_mid) VALUES ({}, {}, {})"
-            " ON CONFLICT (user_id, client_id) DO UPDATE SET last_mid = EXCLUDED.last_mid",
-            user_id,
-            client_id,
-            last_mid,
-        )
+        """Note the client's new last mid and its results; they are written with the
+        batch's other rows (_write_pending), before the transaction's next statement."""
+        key = (user_id, client_id)
+        self._last_mids[key] = self._saved_clients[key] = last_mid
+        self._results += [[user_id, client_id, mid, result.decode()] for mid, result in results]
+        db.defer(self._write_pending)
+
+    async def _write_clients(self) -> None:
+        clients, self._saved_clients = self._saved_clients, {}
+        results, self._results = self._results, []
+        rows = [[*key, last_mid] for key, last_mid in clients.items()]
+        for chunk in _chunks(rows, 200):
+            await db.fetch(
+                "INSERT INTO sync_clients (user_id, client_id, last_mid) VALUES "
+                + ", ".join("({}, {}, {})" for _ in chunk)
+                + " ON CONFLICT (user_id, client_id) DO UPDATE SET last_mid = EXCLUDED.last_mid",
+                *[value for row in chunk for value in row],
+            )
         for chunk in _chunks(results, 200):
             marks = ", ".join("({}, {}, {}, {})" for _ in chunk)
-            args: list[Any] = []
-            for mid, result in chunk:
-                args += [user_id, client_id, mid, result.decode()]
             await db.fetch(
-                f"INSERT INTO sync_results (user_id, client_id, mid, result) VALUES {marks}", *args
+                f"INSERT INTO sync_results (user_id, client_id, mid, result) VALUES {marks}",
+                *[value for row in chunk for value in row],
             )
-        if last_mid > RESULTS_KEPT:
-            await db.fetch(
-                "DELETE FROM sync_results WHERE user_id = {} AND client_id = {} AND mid <= {}",
-                user_id,
-                client_id,
-                last_mid - RESULTS_KEPT,
-            )
+        for (user_id, client_id), last_mid in clients.items():
+            if last_mid > RESULTS_KEPT:
+                await db.fetch(
+                    "DELETE FROM sync_results WHERE user_id = {} AND client_id = {} AND mid <= {}",
+                    user_id,
+                    client_id,
+                    last_mid - RESULTS_KEPT,
+                )
 
     # -- records ---------------------------------------------------------------------
 
@@ -401,7 +431,8 @@ class Session:
 
     async def _write_pending(self) -> None:
         """Send the held-back writes: new rows in one INSERT per table, then changed rows in
-        one prepared UPDATE per table."""
+        one prepared UPDATE per table, then the clients' mids and results."""
+        await self._write_clients()
         inserts, self._inserts = self._inserts, {}
         updates, self._updates = self._updates, {}
         for (table, columns), rows in inserts.items():
@@ -657,7 +688,8 @@ class Session:
         # (table, id, seq) is one version of a row: this session's own, else one written by
         # a request committed with this one, else from the cache or the table.
         epoch = self.epoch
-        committed_with = db.shared() if self.writable else {}
+        # Rows this session made or read, then those of the sessions committed with it.
+        known = collections.ChainMap(self.wired, db.shared() if self.writable else {})
         changes = []
         wanted: dict[str, list[tuple[str, int]]] = {}
         waiting: dict[tuple[str, str], Change] = {}
@@ -673,12 +705,12 @@ class Session:
                 wanted.setdefault(table, []).append((record_id, seq))
                 waiting[(table, record_id)] = change
         for table, versions in wanted.items():
-            cached, read = await rows_by_version(epoch, table, versions, committed_with)
+            cached, read = await rows_by_version(epoch, table, versions, known)
             for record_id, row in cached.items():
                 waiting[(table, record_id)].row = row
             for record, wired in read:
                 waiting[(table, record.id)].row = wired
-                self.wired.append(((epoch, table, record.id, record.seq), wired))
+                self.wired[(epoch, table, record.id, record.seq)] = wired
         return Page(changes=changes, has_more=has_more)
 
 
@@ -778,7 +810,7 @@ class PiccoloSyncStore:
 def _keep_wired(session: Session) -> None:
     """Cache the rows a session's pulls read, once its transaction has committed: after a
     rollback the same seqs are handed out again, to other versions."""
-    for key, row in session.wired:
+    for key, row in session.wired.items():
         WIRE_ROWS.put(key, row)
 
 

@@ -26,7 +26,7 @@ from server.auth.services import token_digest
 from server.records.schemas import CHILD_TABLES, TABLES
 from server.syncing.store import STORE, record_from_row, wire_row
 from sync.clock import tick
-from sync.engine import round_trip
+from sync.engine import Exchange, round_trip, round_trips
 from sync.protocol import MidGap, SyncRequest, json_encoder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -224,6 +224,24 @@ def engine_link(actor: Actor, now_ms: Callable[[], int]) -> Send:
         return 200, wire(response)
 
     return send
+
+
+async def engine_batch(
+    requests: list[tuple[Actor, dict[str, Any]]], now_ms: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """Several requests straight to the engine in one batch (as the server's Batcher gives
+    them when they come in together), each answered as engine_link answers it."""
+    exchanges = [
+        Exchange(actor, _request.decode(msgspec.json.encode(body)), now_ms)
+        for actor, body in requests
+    ]
+    answers = []
+    for answer in await round_trips(STORE, exchanges):
+        if isinstance(answer, MidGap):
+            answers.append((409, {"error": "mid_gap", "expected": answer.expected}))
+        else:
+            answers.append((200, wire(answer)))
+    return answers
 
 
 def http_link(client: Any, headers: dict[str, str]) -> Send:

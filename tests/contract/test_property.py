@@ -39,6 +39,7 @@ from tests.contract.sim import (
     Key,
     add_team,
     conflicts_about,
+    engine_batch,
     engine_link,
     server_rows,
     stored_records,
@@ -79,7 +80,7 @@ SKEWS = st.one_of(
 )
 STEPS_MS = st.one_of(st.sampled_from([1, 1000, 60_000, 300_000, 3_600_000]), st.integers(0, 10**6))
 SETTLE_EVERY = 25  # steps between two settles (and one at the end of every run)
-ACTIONS = ["write"] * 5 + ["sync"] * 5 + [
+ACTIONS = ["write"] * 5 + ["sync"] * 4 + ["sync_together"] * 2 + [
     "skew_clock", "server_time_passes", "server_time_passes", "lose_cursor", "reinstall"
 ]  # fmt: skip
 NETWORK = st.sampled_from(["ok", "ok", "ok", "drop_request", "drop_response", "repeat"])
@@ -362,6 +363,16 @@ class SyncMachine(RuleBasedStateMachine):
                 data.draw(st.sampled_from([1, 2, 1000]), label="batch"),
                 data.draw(st.sampled_from([1, 3, 500]), label="pull_limit"),
             )
+        elif action == "sync_together":
+            others = data.draw(
+                st.lists(st.integers(0, len(self.devices) - 1), min_size=1, max_size=3),
+                label="with",
+            )
+            self.sync_together(
+                [i, *others],
+                data.draw(st.sampled_from([1, 2, 1000]), label="batch"),
+                data.draw(st.sampled_from([1, 3, 500]), label="pull_limit"),
+            )
         elif action == "skew_clock":  # from a day behind to a year ahead
             self.skews[i] = data.draw(SKEWS, label="skew")
         elif action == "server_time_passes":
@@ -448,6 +459,27 @@ class SyncMachine(RuleBasedStateMachine):
         if not answer["has_more"]:
             self.check_pulled_everything(i)
 
+    def sync_together(self, indices: list[int], batch: int, pull_limit: int) -> None:
+        """Several devices' requests reach the server at once and are applied as one batch;
+        a device named twice sent its request twice (a retry racing the first)."""
+        STATS[f"sync together: {len(indices)}"] += 1
+        bodies: dict[int, dict[str, Any]] = {}
+        sent = [(i, bodies.setdefault(i, self.devices[i].request(batch, pull_limit)))
+                for i in indices]  # fmt: skip
+        answers = self.run(engine_batch([(self.actors[i], body) for i, body in sent], self.now))
+        for (i, body), (status, answer) in zip(sent, answers, strict=True):
+            assert status == 200, answer
+            self.check_ack(i, body, answer)
+        for _, answer in answers:
+            self.model.pulled(answer["changes"])
+        self.run(self.check_store())
+        for (i, body), (_, answer) in zip(sent, answers, strict=True):
+            self.devices[i].receive(body, answer)
+        last_answers = {i: answer for (i, _), (_, answer) in zip(sent, answers, strict=True)}
+        for i, answer in last_answers.items():
+            if not answer["has_more"]:
+                self.check_pulled_everything(i)
+
     def settle(self) -> None:
         """Everyone syncs until nothing is left: all devices hold the server's rows."""
         for _ in range(2):  # the second round brings the first round's writes to everyone
@@ -471,10 +503,18 @@ class SyncMachine(RuleBasedStateMachine):
 
     def exchange(self, i: int, body: dict[str, Any]) -> dict[str, Any]:
         """One request reaches the server; its answer is checked against the model."""
+        status, answer = self.run(engine_link(self.actors[i], lambda: self.now)(body))
+        assert status == 200, answer
+        self.check_ack(i, body, answer)
+        self.model.pulled(answer["changes"])
+        self.run(self.check_store())
+        return answer
+
+    def check_ack(self, i: int, body: dict[str, Any], answer: dict[str, Any]) -> None:
+        """The answer's results are the model's: new mutations as the model applies them,
+        replayed ones as they were answered the first time."""
         device, actor = self.devices[i], self.actors[i]
         model = self.model
-        status, answer = self.run(engine_link(actor, lambda: self.now)(body))
-        assert status == 200, answer
         last = model.last_mid.get(device.client_id, 0)
         results = answer["ack"]["results"]
         assert [r["mid"] for r in results] == [m["mid"] for m in body["mutations"]]
@@ -497,9 +537,6 @@ class SyncMachine(RuleBasedStateMachine):
         assert answer["hlc_max"] >= [self.now, 0]
         for result in results:
             assert answer["hlc_max"] >= result["hlc"], (answer["hlc_max"], result)
-        model.pulled(answer["changes"])
-        self.run(self.check_store())
-        return answer
 
     # -- checks ----------------------------------------------------------------------
 

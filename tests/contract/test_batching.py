@@ -1,0 +1,165 @@
+"""Batches (sync/batching.py), on both engines: sync requests with mutations that come in
+together are applied in one transaction, each answered as if it had come alone, and one
+that fails or has a mid gap fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import pytest
+
+from server.auth.actor import Actor
+from server.syncing.store import STORE
+from sync.batching import Batcher
+from sync.protocol import MidGap, SyncRequest, SyncResponse
+from tests.contract.sim import Device, add_team, server_rows, wire
+
+_request = msgspec.json.Decoder(SyncRequest)
+
+
+class Watched:
+    """The real store, counting the write transactions it opens; a session's create of an
+    account named "poison" raises, as a bug or a database error would."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Any]:
+        self.writes += 1
+        async with STORE.write() as session:
+            yield _Poisonable(session)
+
+    def read(self) -> Any:
+        return STORE.read()
+
+
+class _Poisonable:
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    async def create(self, actor: Any, table: str, record_id: str, values: Any, stamp: Any) -> None:
+        if values.get("name") == "poison":
+            raise RuntimeError("poison")
+        await self._session.create(actor, table, record_id, values, stamp)
+
+
+def _new_accounts(device: Device, *names: str) -> list[str]:
+    ids = []
+    for name in names:
+        ids.append(str(uuid.uuid4()))
+        device.write("accounts", ids[-1], "upsert", {"name": name}, int(time.time() * 1000))
+    return ids
+
+
+async def _send(
+    batcher: Batcher, sent: list[tuple[Actor, dict[str, Any]]]
+) -> list[SyncResponse | BaseException]:
+    """The requests at once, as requests read in one round of the server's loop."""
+    now = int(time.time() * 1000)
+    return await asyncio.gather(
+        *(batcher.round_trip(actor, _request.decode(msgspec.json.encode(body)), now)
+          for actor, body in sent),
+        return_exceptions=True,
+    )  # fmt: skip
+
+
+async def _team(n: int) -> tuple[list[Actor], list[Device]]:
+    _, actors = await add_team(["rep"] * n)
+    return actors, [Device(actor.user_id) for actor in actors]
+
+
+async def test_requests_that_come_in_together_are_applied_in_one_transaction(
+    started_db: Any,
+) -> None:
+    actors, devices = await _team(6)
+    made = [_new_accounts(device, f"A{i}", f"B{i}", f"C{i}") for i, device in enumerate(devices)]
+    store = Watched()
+    answers = await _send(
+        Batcher(store), [(a, d.request()) for a, d in zip(actors, devices, strict=True)]
+    )
+    assert store.writes == 1
+    every_id = {record_id for ids in made for record_id in ids}
+    for answer, device in zip(answers, devices, strict=True):
+        assert isinstance(answer, SyncResponse), answer
+        assert answer.ack.last_mid == 3
+        assert [r.status for r in answer.ack.results] == ["applied"] * 3
+        # Each pull saw the whole batch's writes, in one page, ending where the others end.
+        assert {c.id for c in answer.changes} == every_id
+        assert answer.cursor == answers[0].cursor  # type: ignore[union-attr]
+        device.receive(device.request(), wire(answer))
+    for actor, device in zip(actors, devices, strict=True):
+        assert device.rows == await server_rows(actor)
+
+
+async def test_a_request_sent_twice_in_one_batch_is_applied_once(started_db: Any) -> None:
+    actors, devices = await _team(2)
+    (account,) = _new_accounts(devices[0], "Acme")
+    body = devices[0].request()
+    first, again = await _send(Batcher(STORE), [(actors[0], body), (actors[0], body)])
+    assert isinstance(first, SyncResponse) and isinstance(again, SyncResponse)
+    assert [r.replayed for r in first.ack.results] == [False]
+    assert [(r.mid, r.status, r.hlc, r.replayed) for r in again.ack.results] == [
+        (1, "applied", first.ack.results[0].hlc, True)
+    ]
+    assert wire(again.changes) == wire(first.changes)
+    assert list(await server_rows(actors[1])) == [("accounts", account)]
+
+
+async def test_one_that_fails_in_a_batch_fails_alone(started_db: Any) -> None:
+    actors, devices = await _team(3)
+    good = _new_accounts(devices[0], "Acme")
+    _new_accounts(devices[1], "Bolt", "poison")
+    later = _new_accounts(devices[2], "Cogs")
+    store = Watched()
+    answers = await _send(
+        Batcher(store), [(a, d.request()) for a, d in zip(actors, devices, strict=True)]
+    )
+    assert isinstance(answers[0], SyncResponse)
+    assert isinstance(answers[1], RuntimeError)
+    assert isinstance(answers[2], SyncResponse)
+    # The batch was undone and each ran again on its own: the failing one changed nothing.
+    assert store.writes == 4
+    names = {row["name"] for (table, _), row in (await server_rows(actors[0])).items()
+             if table == "accounts"}  # fmt: skip
+    assert names == {"Acme", "Cogs"}
+    assert {c.id for c in answers[2].changes} >= {*good, *later}
+
+
+async def test_a_request_with_a_mid_gap_gets_its_409_and_the_rest_go_on(
+    started_db: Any,
+) -> None:
+    actors, devices = await _team(2)
+    _new_accounts(devices[0], "Acme", "Bolt")
+    gapped = devices[0].request()
+    gapped["mutations"] = gapped["mutations"][1:]  # mid 2 first: mid 1 never arrived
+    (account,) = _new_accounts(devices[1], "Cogs")
+    answers = await _send(Batcher(STORE), [(actors[0], gapped), (actors[1], devices[1].request())])
+    assert isinstance(answers[0], MidGap) and answers[0].expected == 1
+    assert isinstance(answers[1], SyncResponse)
+    assert [c.id for c in answers[1].changes] == [account]
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+async def test_a_batch_is_cut_at_its_limits(
+    started_db: Any, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    monkeypatch.setattr("sync.batching.MAX_BATCH_MUTATIONS", 2 * limit)
+    actors, devices = await _team(4)
+    for i, device in enumerate(devices):
+        _new_accounts(device, *(f"A{i}{k}" for k in range(limit)))
+    store = Watched()
+    answers = await _send(
+        Batcher(store), [(a, d.request()) for a, d in zip(actors, devices, strict=True)]
+    )
+    assert all(isinstance(answer, SyncResponse) for answer in answers)
+    assert store.writes == 2
