@@ -508,6 +508,7 @@ def configure(config: DatabaseConfig) -> Engine[Any]:
     global _engine, _backend
     for hook in ON_CONFIGURE:
         hook()
+    _PG_TYPES.clear()
     _engine = make_engine(config)
     _backend = _Postgres(config) if config.is_postgres else _SQLite(config.path)
     from server.tables import ALL_TABLES
@@ -587,16 +588,74 @@ async def fetch_rows(sql: str, *args: Any) -> Sequence[Sequence[Any]]:
     return found
 
 
-async def execute_many(sql: str, rows: list[list[Any]]) -> None:
-    """Run one statement with `{}` placeholders for each row of arguments, inside the current
-    write transaction (prepared once; on PostgreSQL, sent in one pipelined batch)."""
-    transaction = await _ready("execute_many", write=True)
+async def insert_rows(
+    table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, upsert: str = ""
+) -> None:
+    """Insert `rows` (values in the order of `columns`) in the current write transaction.
+    On PostgreSQL in one statement whose text does not depend on how many rows there are
+    (each column as one array, through unnest), so it is parsed and planned once per
+    connection; on SQLite one prepared statement run for each row. `upsert`: an
+    `ON CONFLICT (...) DO UPDATE SET ...` clause."""
     if not rows:
         return
-    if is_postgres():
-        await transaction.connection.executemany(_compile(sql, True), rows)
+    transaction = await _ready("insert_rows", write=True)
+    names = ", ".join(columns)
+    if isinstance(_db(), _Postgres):
+        types = await _column_types(transaction.connection, table)
+        arrays = ", ".join(f"${n}::{types[c]}[]" for n, c in enumerate(columns, 1))
+        sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {upsert}"
+        await transaction.connection.execute(sql, *(list(c) for c in zip(*rows, strict=True)))
     else:
-        transaction.connection.executemany(_compile(sql, False), rows)
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) {upsert}"
+        transaction.connection.executemany(sql, rows)
+
+
+async def update_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Set `columns` of the rows whose ids end each of `rows` (values in the order of
+    `columns`, then the id), in the current write transaction: on PostgreSQL in one
+    statement (the values as arrays, through unnest), on SQLite one prepared statement run
+    for each row."""
+    if not rows:
+        return
+    transaction = await _ready("update_rows", write=True)
+    if isinstance(_db(), _Postgres):
+        types = await _column_types(transaction.connection, table)
+        arrays = ", ".join(f"${n}::{types[c]}[]" for n, c in enumerate([*columns, "id"], 1))
+        sets = ", ".join(f"{c} = v.{c}" for c in columns)
+        sql = (
+            f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v({', '.join(columns)}, id)"
+            f" WHERE {table}.id = v.id"
+        )
+        await transaction.connection.execute(sql, *(list(c) for c in zip(*rows, strict=True)))
+    else:
+        sets = ", ".join(f"{c} = ?" for c in columns)
+        transaction.connection.executemany(f"UPDATE {table} SET {sets} WHERE id = ?", rows)
+
+
+def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """A condition that `column` is one of `values`, with its arguments: on PostgreSQL
+    `= ANY` of one array (one statement text, planned once, however many values); on
+    SQLite an IN list. Callers keep `values` to IN_CHUNK at a time."""
+    if isinstance(_db(), _Postgres):
+        return f"{column} = ANY({{}})", [list(values)]
+    return f"{column} IN ({', '.join('{}' for _ in values)})", list(values)
+
+
+async def _column_types(connection: Any, table: str) -> dict[str, str]:
+    """Each column's type in PostgreSQL's words, read once per process and table."""
+    types = _PG_TYPES.get(table)
+    if types is None:
+        rows = await connection.fetch(
+            "SELECT attname, format_type(atttypid, NULL) AS type FROM pg_attribute"
+            " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+            table,
+        )
+        types = _PG_TYPES[table] = {r["attname"]: r["type"] for r in rows}
+    return types
+
+
+_PG_TYPES: dict[str, dict[str, str]] = {}  # emptied by configure()
 
 
 def shared() -> dict[Any, Any]:

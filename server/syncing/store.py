@@ -24,7 +24,6 @@ from sync.protocol import Change, Mutation, Rejected, WireRow
 
 RESULTS_KEPT = 5000  # per client: replays older than this answer a generic "applied"
 IN_CHUNK = 500
-INSERT_PARAMS = 4000  # values in one multi-row INSERT (both engines take far more)
 
 _json = msgspec.json.Encoder()
 # A record's clocks: {"field": [ms, counter, client_id, user_id, seq]}, Stamps as arrays.
@@ -264,10 +263,14 @@ class Session:
         wanted = sorted({key for key in clients if key not in self._last_mids})
         for chunk in _chunks(wanted, IN_CHUNK // 2):
             chunk = _padded(chunk)
-            marks = " OR ".join("(user_id = {} AND client_id = {})" for _ in chunk)
+            if db.is_postgres():
+                where = "(user_id, client_id) IN (SELECT * FROM unnest({}::uuid[], {}::text[]))"
+                args: list[Any] = [[key[0] for key in chunk], [key[1] for key in chunk]]
+            else:
+                where = " OR ".join("(user_id = {} AND client_id = {})" for _ in chunk)
+                args = [part for key in chunk for part in key]
             rows = await db.fetch(
-                f"SELECT user_id, client_id, last_mid FROM sync_clients WHERE {marks}",
-                *[part for key in chunk for part in key],
+                f"SELECT user_id, client_id, last_mid FROM sync_clients WHERE {where}", *args
             )
             found = {(str(r["user_id"]), r["client_id"]): int(r["last_mid"]) for r in rows}
             for key in chunk:
@@ -284,13 +287,13 @@ class Session:
     ) -> dict[int, bytes]:
         found: dict[int, bytes] = {}
         for chunk in _chunks(list(mids), IN_CHUNK):
-            marks = ", ".join("{}" for _ in chunk)
+            where, args = db.any_of("mid", chunk)
             rows = await db.fetch(
                 "SELECT mid, result FROM sync_results WHERE user_id = {} AND client_id = {}"
-                f" AND mid IN ({marks})",
+                f" AND {where}",
                 user_id,
                 client_id,
-                *chunk,
+                *args,
             )
             found.update({int(r["mid"]): r["result"].encode() for r in rows})
         return found
@@ -308,20 +311,13 @@ class Session:
     async def _write_clients(self) -> None:
         clients, self._saved_clients = self._saved_clients, {}
         results, self._results = self._results, []
-        rows = [[*key, last_mid] for key, last_mid in clients.items()]
-        for chunk in _chunks(rows, 200):
-            await db.fetch(
-                "INSERT INTO sync_clients (user_id, client_id, last_mid) VALUES "
-                + ", ".join("({}, {}, {})" for _ in chunk)
-                + " ON CONFLICT (user_id, client_id) DO UPDATE SET last_mid = EXCLUDED.last_mid",
-                *[value for row in chunk for value in row],
-            )
-        for chunk in _chunks(results, 200):
-            marks = ", ".join("({}, {}, {}, {})" for _ in chunk)
-            await db.fetch(
-                f"INSERT INTO sync_results (user_id, client_id, mid, result) VALUES {marks}",
-                *[value for row in chunk for value in row],
-            )
+        await db.insert_rows(
+            "sync_clients",
+            ("user_id", "client_id", "last_mid"),
+            [[*key, last_mid] for key, last_mid in clients.items()],
+            upsert="ON CONFLICT (user_id, client_id) DO UPDATE SET last_mid = excluded.last_mid",
+        )
+        await db.insert_rows("sync_results", ("user_id", "client_id", "mid", "result"), results)
         for (user_id, client_id), last_mid in clients.items():
             if last_mid > RESULTS_KEPT:
                 await db.fetch(
@@ -436,12 +432,7 @@ class Session:
         inserts, self._inserts = self._inserts, {}
         updates, self._updates = self._updates, {}
         for (table, columns), rows in inserts.items():
-            marks = "(" + ", ".join("{}" for _ in columns) + ")"
-            head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-            for chunk in _chunks(rows, max(1, INSERT_PARAMS // len(columns))):
-                await db.fetch(
-                    head + ", ".join(marks for _ in chunk), *[v for row in chunk for v in row]
-                )
+            await db.insert_rows(table, columns, rows)
         # One UPDATE per table, of every column some row of the batch changed: a row that
         # did not change one writes its current value (the cached record is the whole row).
         by_table: dict[str, dict[str, set[str]]] = {}
@@ -454,8 +445,7 @@ class Session:
                 record = self._cache[(table, record_id)]
                 assert record is not None
                 values.append([*(self._column_value(record, c) for c in written), record_id])
-            sets = ", ".join(f"{column} = {{}}" for column in written)
-            await db.execute_many(f"UPDATE {table} SET {sets} WHERE id = {{}}", values)
+            await db.update_rows(table, written, values)
 
     def _column_value(self, record: StoredRecord, column: str) -> Any:
         if column == "seq":
@@ -636,13 +626,12 @@ class Session:
             if scopes:
                 which.append(f"(op = 'evict' AND scope IN ({', '.join('{}' for _ in scopes)}))")
             for chunk in _chunks(ids, IN_CHUNK):
-                chunk = _padded(chunk)
+                where, args = db.any_of("record_id", _padded(chunk))
                 await db.fetch(
-                    "DELETE FROM sync_changes WHERE record_table = {}"
-                    f" AND record_id IN ({', '.join('{}' for _ in chunk)})"
+                    f"DELETE FROM sync_changes WHERE record_table = {{}} AND {where}"
                     f" AND ({' OR '.join(which)})",
                     table,
-                    *chunk,
+                    *args,
                     *scopes,
                 )
         rows = [
@@ -650,12 +639,9 @@ class Session:
             for (table, record_id), noted in self._log_rows.items()
             for seq, scope, op in noted
         ]
-        for chunk in _chunks(rows, 200):
-            await db.fetch(
-                "INSERT INTO sync_changes (seq, record_table, record_id, scope, op) VALUES "
-                + ", ".join("({}, {}, {}, {}, {})" for _ in chunk),
-                *[value for row in chunk for value in row],
-            )
+        await db.insert_rows(
+            "sync_changes", ("seq", "record_table", "record_id", "scope", "op"), rows
+        )
         self._log_rows.clear()
         self._log_gone.clear()
         self._new.clear()
@@ -723,9 +709,12 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 
 
 def _padded(values: list[Any]) -> list[Any]:
-    """`values` for an IN list, its length rounded up to a power of two by repeating the
-    last: the same few statement texts come back, and PostgreSQL's prepared statements
-    (asyncpg keeps them per connection, by text) are reused instead of made each time."""
+    """`values` for an IN list on SQLite, its length rounded up to a power of two by
+    repeating the last: the same few statement texts come back, and their prepared
+    statements (sqlite3 keeps them per connection, by text) are reused. PostgreSQL takes
+    the values as one array (db.any_of): they are left as they are."""
+    if db.is_postgres():
+        return values
     size = 1
     while size < len(values):
         size *= 2
@@ -738,9 +727,8 @@ async def load_records(
     """The records with these ids as they are now (in the current transaction, if any)."""
     records: list[StoredRecord] = []
     for chunk in _chunks(list(ids), IN_CHUNK):
-        chunk = _padded(chunk)
-        marks = ", ".join("{}" for _ in chunk)
-        rows = await db.fetch(f"SELECT * FROM {table} WHERE id IN ({marks})", *chunk)
+        where, args = db.any_of("id", _padded(chunk))
+        rows = await db.fetch(f"SELECT * FROM {table} WHERE {where}", *args)
         records += [record_from_row(table, row, with_stamps=with_stamps) for row in rows]
     return records
 

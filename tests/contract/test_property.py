@@ -461,7 +461,8 @@ class SyncMachine(RuleBasedStateMachine):
 
     def sync_together(self, indices: list[int], batch: int, pull_limit: int) -> None:
         """Several devices' requests reach the server at once and are applied as one batch;
-        a device named twice sent its request twice (a retry racing the first)."""
+        a device named twice sent its request twice (a retry racing the first), and gets
+        the answer of one of them, as with the "repeat" network."""
         STATS[f"sync together: {len(indices)}"] += 1
         bodies: dict[int, dict[str, Any]] = {}
         sent = [(i, bodies.setdefault(i, self.devices[i].request(batch, pull_limit)))
@@ -473,10 +474,13 @@ class SyncMachine(RuleBasedStateMachine):
         for _, answer in answers:
             self.model.pulled(answer["changes"])
         self.run(self.check_store())
-        for (i, body), (_, answer) in zip(sent, answers, strict=True):
-            self.devices[i].receive(body, answer)
-        last_answers = {i: answer for (i, _), (_, answer) in zip(sent, answers, strict=True)}
-        for i, answer in last_answers.items():
+        received: dict[int, dict[str, Any]] = {}
+        for (i, _), (_, answer) in zip(sent, answers, strict=True):
+            if i in received:  # the same request again: the same page
+                assert answer["changes"] == received[i]["changes"]
+            received[i] = answer
+        for i, answer in received.items():
+            self.devices[i].receive(bodies[i], answer)
             if not answer["has_more"]:
                 self.check_pulled_everything(i)
 
