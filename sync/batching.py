@@ -68,9 +68,9 @@ class Batcher:
             while queue.waiting:
                 # Requests whose bodies were read in this round of the loop join too.
                 await asyncio.sleep(0)
-                batch = _take(queue)
+                batch = _take(queue, [])
                 if batch:
-                    await self._run(batch)
+                    await self._run(batch, queue)
         except BaseException as exc:
             for waiting in queue.waiting:
                 _fail(waiting.answer, exc)
@@ -79,9 +79,18 @@ class Batcher:
         finally:
             queue.running = False
 
-    async def _run(self, batch: list[_Waiting]) -> None:
+    async def _run(self, batch: list[_Waiting], queue: _Queue | None = None) -> None:
+        """Answer `batch` and, if `queue` is given, those that join it from the queue
+        while its mutations are applied (a request read a moment after the batch began
+        need not wait for the whole batch to commit)."""
+        first = len(batch)
+
+        def more() -> list[Exchange]:
+            joining = _take(queue, batch) if queue is not None else []
+            return [waiting.exchange for waiting in joining]
+
         try:
-            answers = await round_trips(self.store, [w.exchange for w in batch])
+            answers = await round_trips(self.store, [w.exchange for w in batch[:first]], more)
         except Exception as exc:
             if len(batch) == 1:
                 _fail(batch[0].answer, exc)
@@ -98,24 +107,26 @@ class Batcher:
                 waiting.answer.set_result(answer)
 
 
-def _take(queue: _Queue) -> list[_Waiting]:
-    """The oldest waiting requests, up to the batch limits; those whose caller gave up
-    waiting are dropped (their requests were never applied, and will be sent again)."""
-    batch: list[_Waiting] = []
-    mutations = 0
+def _take(queue: _Queue, batch: list[_Waiting]) -> list[_Waiting]:
+    """Move the oldest waiting requests into `batch`, up to its limits, and return them;
+    those whose caller gave up waiting are dropped (their requests were never applied,
+    and will be sent again)."""
+    taken: list[_Waiting] = []
+    mutations = sum(len(w.exchange.request.mutations) for w in batch)
     rest: list[_Waiting] = []
     for waiting in queue.waiting:
         if waiting.answer.done():
             continue
         size = len(waiting.exchange.request.mutations)
         full = len(batch) >= MAX_BATCH_REQUESTS or mutations + size > MAX_BATCH_MUTATIONS
-        if batch and (full or rest):
+        if (batch and full) or rest:
             rest.append(waiting)
             continue
         batch.append(waiting)
+        taken.append(waiting)
         mutations += size
     queue.waiting = rest
-    return batch
+    return taken
 
 
 def _fail(answer: asyncio.Future[SyncResponse], exc: BaseException) -> None:

@@ -8,7 +8,7 @@ through `SyncStore` and `SyncSession`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -160,35 +160,37 @@ async def round_trip(
 
 
 async def round_trips(
-    store: SyncStore, exchanges: Sequence[Exchange]
+    store: SyncStore,
+    exchanges: Sequence[Exchange],
+    more: Callable[[], Sequence[Exchange]] | None = None,
 ) -> list[SyncResponse | MidGap]:
     """Several round trips in one transaction that commits before this returns: each
     request's mutations are applied in turn, exactly as if the requests had come one after
     the other, then each pulls its page, so every pull sees all their writes. A request
-    whose mids do not follow on gets its MidGap and changes nothing; the rest go on."""
+    whose mids do not follow on gets its MidGap and changes nothing; the rest go on.
+
+    `more`, if given, is asked for requests that came in meanwhile once the mutations of
+    those before are applied, until it has none; they join and are answered after
+    `exchanges`, in the order they were given. (Only a transaction that writes takes them:
+    when none of `exchanges` has mutations, `more` is not asked.)"""
     if any(exchange.request.mutations for exchange in exchanges):
         session_cm = store.write()
     else:
         session_cm = store.read()
+        more = None
+    pushed: list[tuple[Exchange, Ack | MidGap]] = []
     async with session_cm as session:
-        await session.load_clients(
-            [(exchange.actor.user_id, exchange.request.client_id) for exchange in exchanges]
-        )
-        # Load in one go what the requests' new mutations will read.
-        new = []
-        for exchange in exchanges:
-            last = await session.last_mid(exchange.actor.user_id, exchange.request.client_id)
-            new += [m for m in exchange.request.mutations if m.mid > last]
-        if new:
-            await session.prefetch(new)
-        acks: list[Ack | MidGap] = []
-        for exchange in exchanges:
-            try:
-                acks.append(await _push(session, exchange))
-            except MidGap as gap:
-                acks.append(gap)
+        todo = list(exchanges)
+        while todo:
+            await _load(session, todo)
+            for exchange in todo:
+                try:
+                    pushed.append((exchange, await _push(session, exchange)))
+                except MidGap as gap:
+                    pushed.append((exchange, gap))
+            todo = list(more()) if more is not None else []
         answers: list[SyncResponse | MidGap] = []
-        for exchange, ack in zip(exchanges, acks, strict=True):
+        for exchange, ack in pushed:
             if isinstance(ack, MidGap):
                 answers.append(ack)
                 continue
@@ -209,6 +211,19 @@ async def round_trips(
             )
         await session.flush()
     return answers
+
+
+async def _load(session: SyncSession, exchanges: Sequence[Exchange]) -> None:
+    """Read in one go the clients' last mids and what their new mutations will load."""
+    await session.load_clients(
+        [(exchange.actor.user_id, exchange.request.client_id) for exchange in exchanges]
+    )
+    new = []
+    for exchange in exchanges:
+        last = await session.last_mid(exchange.actor.user_id, exchange.request.client_id)
+        new += [m for m in exchange.request.mutations if m.mid > last]
+    if new:
+        await session.prefetch(new)
 
 
 async def _push(session: SyncSession, exchange: Exchange) -> Ack:

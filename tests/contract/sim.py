@@ -230,13 +230,21 @@ async def engine_batch(
     requests: list[tuple[Actor, dict[str, Any]]], now_ms: int
 ) -> list[tuple[int, dict[str, Any]]]:
     """Several requests straight to the engine in one batch (as the server's Batcher gives
-    them when they come in together), each answered as engine_link answers it."""
+    them when they come in together), each answered as engine_link answers it. When the
+    first has mutations it begins the batch, and the others join it once its mutations
+    are applied, one at a time, as requests that come in a moment later do."""
     exchanges = [
         Exchange(actor, _request.decode(msgspec.json.encode(body)), now_ms)
         for actor, body in requests
     ]
+    first = 1 if exchanges[0].request.mutations else len(exchanges)
+    later = exchanges[first:]
     answers = []
-    for answer in await round_trips(STORE, exchanges):
+
+    def join() -> list[Exchange]:
+        return [later.pop(0)] if later else []
+
+    for answer in await round_trips(STORE, exchanges[:first], join):
         if isinstance(answer, MidGap):
             answers.append((409, {"error": "mid_gap", "expected": answer.expected}))
         else:

@@ -24,25 +24,28 @@ _request = msgspec.json.Decoder(SyncRequest)
 
 
 class Watched:
-    """The real store, counting the write transactions it opens; a session's create of an
-    account named "poison" raises, as a bug or a database error would."""
+    """The real store, counting the write transactions it opens. A session's create of an
+    account named "poison" raises, as a bug or a database error would; one named "slow"
+    takes 50 ms, and sets `slowed` when it starts."""
 
     def __init__(self) -> None:
         self.writes = 0
+        self.slowed = asyncio.Event()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Any]:
         self.writes += 1
         async with STORE.write() as session:
-            yield _Poisonable(session)
+            yield _Poisonable(session, self.slowed)
 
     def read(self) -> Any:
         return STORE.read()
 
 
 class _Poisonable:
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, slowed: asyncio.Event) -> None:
         self._session = session
+        self._slowed = slowed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)
@@ -50,6 +53,9 @@ class _Poisonable:
     async def create(self, actor: Any, table: str, record_id: str, values: Any, stamp: Any) -> None:
         if values.get("name") == "poison":
             raise RuntimeError("poison")
+        if values.get("name") == "slow":
+            self._slowed.set()
+            await asyncio.sleep(0.05)
         await self._session.create(actor, table, record_id, values, stamp)
 
 
@@ -99,6 +105,24 @@ async def test_requests_that_come_in_together_are_applied_in_one_transaction(
         device.receive(device.request(), wire(answer))
     for actor, device in zip(actors, devices, strict=True):
         assert device.rows == await server_rows(actor)
+
+
+async def test_a_request_that_comes_in_while_a_batch_is_applied_joins_it(
+    started_db: Any,
+) -> None:
+    actors, devices = await _team(2)
+    made = _new_accounts(devices[0], "slow") + _new_accounts(devices[1], "Late")
+    store = Watched()
+    batcher = Batcher(store)
+    now = int(time.time() * 1000)
+    requests = [_request.decode(msgspec.json.encode(d.request())) for d in devices]
+    first = asyncio.create_task(batcher.round_trip(actors[0], requests[0], now))
+    await store.slowed.wait()  # the batch is applying the first request's mutations
+    second = await batcher.round_trip(actors[1], requests[1], now)
+    assert store.writes == 1
+    for answer in (await first, second):
+        assert [r.status for r in answer.ack.results] == ["applied"]
+        assert {c.id for c in answer.changes} == set(made)
 
 
 async def test_a_request_sent_twice_in_one_batch_is_applied_once(started_db: Any) -> None:
