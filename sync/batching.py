@@ -5,8 +5,9 @@ writer would otherwise take them one at a time, each in its own turn with its ow
 statements. A `Batcher` gives requests that arrive while the writer is busy to one
 `round_trips` call instead: one transaction that loads their records in one go, applies
 their mutations in arrival order, writes the rows of all of them in a few statements and
-commits once. Each request's answer is exactly what it would have been had the requests
-come one after another, except that every pull sees the writes of the whole batch.
+commits once. Requests that arrive while a batch is still applying mutations join it.
+Each request's answer is exactly what it would have been had the requests come one after
+another, except that every pull sees the writes of the whole batch.
 
 If a batch fails, each of its requests runs again on its own, so that the one that failed
 (a bug, a database error) fails alone. Requests without mutations do not wait for the
@@ -100,6 +101,10 @@ class Batcher:
             for waiting in batch:
                 await self._run([waiting])
             return
+        except BaseException as exc:  # cancelled: the server is stopping
+            for waiting in batch:
+                _fail(waiting.answer, exc)
+            raise
         for waiting, answer in zip(batch, answers, strict=True):
             if isinstance(answer, MidGap):
                 _fail(waiting.answer, answer)

@@ -187,3 +187,25 @@ async def test_a_batch_is_cut_at_its_limits(
     )
     assert all(isinstance(answer, SyncResponse) for answer in answers)
     assert store.writes == 2
+
+
+async def test_when_the_batcher_is_stopped_mid_batch_its_requests_fail_and_nothing_stays(
+    started_db: Any,
+) -> None:
+    actors, devices = await _team(2)
+    _new_accounts(devices[0], "slow")
+    _new_accounts(devices[1], "Waits")
+    store = Watched()
+    batcher = Batcher(store)
+    now = int(time.time() * 1000)
+    requests = [_request.decode(msgspec.json.encode(d.request())) for d in devices]
+    running = asyncio.create_task(batcher.round_trip(actors[0], requests[0], now))
+    await store.slowed.wait()
+    queued = asyncio.create_task(batcher.round_trip(actors[1], requests[1], now))
+    await asyncio.sleep(0)
+    for task in list(batcher._tasks):  # as when the server stops
+        task.cancel()
+    answers = await asyncio.wait_for(asyncio.gather(running, queued, return_exceptions=True), 10)
+    for answer in answers:
+        assert isinstance(answer, RuntimeError), answer
+    assert await server_rows(actors[0]) == {}
