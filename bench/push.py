@@ -90,6 +90,17 @@ def _serve(conn: Any) -> None:
         subscriptions = []
         arrived: dict[str, float] = {}
         seen: dict[str, int] = {}
+
+        def note_arrivals() -> None:
+            now = time.time()
+            for subscription in subscriptions:
+                if subscription.deliveries == seen.get(subscription.id, 0):
+                    continue
+                messages = subscription.messages
+                for message in messages[seen.get(subscription.id, 0) :]:
+                    arrived.setdefault(str(message.payload.get("title")), now)
+                seen[subscription.id] = len(messages)
+
         while True:
             # 10 ms: fine enough for the delays, light enough not to slow the dispatcher down.
             if conn.poll(0.01):
@@ -99,17 +110,13 @@ def _serve(conn: Any) -> None:
                     subscriptions += new
                     conn.send([s.info for s in new])
                 elif command == "collect":
+                    # What came since the last look counts too: the dispatcher's round
+                    # ends as its last message is accepted.
+                    note_arrivals()
                     conn.send((dict(arrived), service.errors))
                 else:
                     return
-            now = time.time()
-            for subscription in subscriptions:
-                if subscription.deliveries == seen.get(subscription.id, 0):
-                    continue
-                messages = subscription.messages
-                for message in messages[seen.get(subscription.id, 0) :]:
-                    arrived.setdefault(str(message.payload.get("title")), now)
-                seen[subscription.id] = len(messages)
+            note_arrivals()
 
 
 async def make_reps(service: RemotePushService) -> list[Actor]:
