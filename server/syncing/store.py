@@ -168,6 +168,9 @@ class Session:
         # pulls (one row object however many pull it) and, once the transaction has
         # committed, for WIRE_ROWS.
         self.wired: dict[tuple[str, str, str, int], WireRow] = {}
+        # The changes this session's pulls made, by seq: in one transaction a seq always
+        # names the same change, so the requests of a batch share them.
+        self._changes: dict[int, Change] = {}
         # Each client's last mid as this transaction has it, and the results to store.
         self._last_mids: dict[tuple[str, str], int] = {}
         self._results: list[list[Any]] = []
@@ -679,8 +682,13 @@ class Session:
         changes = []
         wanted: dict[str, list[tuple[str, int]]] = {}
         waiting: dict[tuple[str, str], Change] = {}
+        made = self._changes
         for seq, table, record_id, op in rows[:limit]:
-            change = Change(table=table, id=record_id, seq=seq, op=op, row=None)
+            change = made.get(seq)
+            if change is not None:  # an earlier pull in this session has it, row and all
+                changes.append(change)
+                continue
+            change = made[seq] = Change(table=table, id=record_id, seq=seq, op=op, row=None)
             changes.append(change)
             if op != "put":
                 continue
