@@ -656,10 +656,22 @@ async def update_rows(table: str, columns: Sequence[str], rows: Sequence[Sequenc
 def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     """A condition that `column` is one of `values`, with its arguments: on PostgreSQL
     `= ANY` of one array (one statement text, planned once, however many values); on
-    SQLite an IN list. Callers keep `values` to IN_CHUNK at a time."""
+    SQLite an IN list, padded(). Callers keep `values` to a few hundred at a time."""
     if isinstance(_db(), _Postgres):
         return f"{column} = ANY({{}})", [list(values)]
-    return f"{column} IN ({', '.join('{}' for _ in values)})", list(values)
+    values = padded(values)
+    return f"{column} IN ({', '.join('{}' for _ in values)})", values
+
+
+def padded(values: Sequence[T]) -> list[T]:
+    """`values` for an IN list on SQLite, its length rounded up to a power of two by
+    repeating the last: the same few statement texts come back, and their prepared
+    statements (sqlite3 keeps them per connection, by text) are reused."""
+    items = list(values)
+    size = 1
+    while size < len(items):
+        size *= 2
+    return items + items[-1:] * (size - len(items))
 
 
 async def _column_types(connection: Any, table: str) -> dict[str, str]:

@@ -84,14 +84,13 @@ class Batcher:
         """Answer `batch` and, if `queue` is given, those that join it from the queue
         while its mutations are applied (a request read a moment after the batch began
         need not wait for the whole batch to commit)."""
-        first = len(batch)
 
         def more() -> list[Exchange]:
             joining = _take(queue, batch) if queue is not None else []
             return [waiting.exchange for waiting in joining]
 
         try:
-            answers = await round_trips(self.store, [w.exchange for w in batch[:first]], more)
+            answers = await round_trips(self.store, [w.exchange for w in batch], more)
         except Exception as exc:
             if len(batch) == 1:
                 _fail(batch[0].answer, exc)

@@ -265,13 +265,13 @@ class Session:
     async def load_clients(self, clients: Sequence[tuple[str, str]]) -> None:
         wanted = sorted({key for key in clients if key not in self._last_mids})
         for chunk in _chunks(wanted, IN_CHUNK // 2):
-            chunk = _padded(chunk)
             if db.is_postgres():
                 where = "(user_id, client_id) IN (SELECT * FROM unnest({}::uuid[], {}::text[]))"
                 args: list[Any] = [[key[0] for key in chunk], [key[1] for key in chunk]]
             else:
-                where = " OR ".join("(user_id = {} AND client_id = {})" for _ in chunk)
-                args = [part for key in chunk for part in key]
+                keys = db.padded(chunk)
+                where = " OR ".join("(user_id = {} AND client_id = {})" for _ in keys)
+                args = [part for key in keys for part in key]
             rows = await db.fetch(
                 f"SELECT user_id, client_id, last_mid FROM sync_clients WHERE {where}", *args
             )
@@ -629,7 +629,7 @@ class Session:
             if scopes:
                 which.append(f"(op = 'evict' AND scope IN ({', '.join('{}' for _ in scopes)}))")
             for chunk in _chunks(ids, IN_CHUNK):
-                where, args = db.any_of("record_id", _padded(chunk))
+                where, args = db.any_of("record_id", chunk)
                 await db.fetch(
                     f"DELETE FROM sync_changes WHERE record_table = {{}} AND {where}"
                     f" AND ({' OR '.join(which)})",
@@ -716,26 +716,13 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _padded(values: list[Any]) -> list[Any]:
-    """`values` for an IN list on SQLite, its length rounded up to a power of two by
-    repeating the last: the same few statement texts come back, and their prepared
-    statements (sqlite3 keeps them per connection, by text) are reused. PostgreSQL takes
-    the values as one array (db.any_of): they are left as they are."""
-    if db.is_postgres():
-        return values
-    size = 1
-    while size < len(values):
-        size *= 2
-    return values + values[-1:] * (size - len(values))
-
-
 async def load_records(
     table: str, ids: Sequence[str], *, with_stamps: bool = True
 ) -> list[StoredRecord]:
     """The records with these ids as they are now (in the current transaction, if any)."""
     records: list[StoredRecord] = []
     for chunk in _chunks(list(ids), IN_CHUNK):
-        where, args = db.any_of("id", _padded(chunk))
+        where, args = db.any_of("id", chunk)
         rows = await db.fetch(f"SELECT * FROM {table} WHERE {where}", *args)
         records += [record_from_row(table, row, with_stamps=with_stamps) for row in rows]
     return records
