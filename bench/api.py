@@ -52,10 +52,10 @@ import httpx  # noqa: E402
 
 from bench.support import LeanClient, LeanResponse, database, settle_after_bulk_load  # noqa: E402
 from server import db  # noqa: E402
-from server.auth.actor import team_scope  # noqa: E402
 from server.auth.services import create_user  # noqa: E402
-from server.records.schemas import SPECS  # noqa: E402
-from server.syncing.store import clocks_text  # noqa: E402
+from server.core.actor import team_scope  # noqa: E402
+from server.core.fields import SPECS  # noqa: E402
+from server.core.store import clocks_text  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 
 PASSWORD = "bench-password-1"

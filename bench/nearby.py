@@ -38,7 +38,7 @@ from geopy.distance import geodesic  # noqa: E402
 
 from bench.support import database  # noqa: E402
 from server import db  # noqa: E402
-from server.auth.actor import Actor, team_scope  # noqa: E402
+from server.core.actor import Actor, team_scope  # noqa: E402
 from server.nearby import services  # noqa: E402
 from server.nearby.schemas import NearbyQuery  # noqa: E402
 

@@ -35,13 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from server import db  # noqa: E402
-from server.auth.actor import Actor  # noqa: E402
 from server.auth.services import create_user  # noqa: E402
+from server.core.actor import Actor  # noqa: E402
+from server.core.store import STORE  # noqa: E402
 from server.migrate import migrate  # noqa: E402
 from server.push import services  # noqa: E402
 from server.push.dispatcher import dispatch_round, run_dispatcher  # noqa: E402
 from server.settings import Settings, parse_database_url  # noqa: E402
-from server.syncing.store import STORE  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from tests.support.push_service import PushService  # noqa: E402
 

@@ -62,11 +62,11 @@ import zstandard  # noqa: E402
 
 from bench.support import LeanClient, database, settle_after_bulk_load  # noqa: E402
 from server import db  # noqa: E402
-from server.auth.actor import Actor, team_scope  # noqa: E402
 from server.auth.services import token_digest  # noqa: E402
-from server.records.schemas import SPECS  # noqa: E402
+from server.core.actor import Actor, team_scope  # noqa: E402
+from server.core.fields import SPECS  # noqa: E402
+from server.core.store import STORE, clocks_text  # noqa: E402
 from server.syncing.controllers import encode_response  # noqa: E402
-from server.syncing.store import STORE, clocks_text  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.engine import round_trip  # noqa: E402
 from sync.protocol import MAX_PULL_LIMIT, SyncRequest, json_encoder  # noqa: E402

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server import db
-from server.auth.actor import Actor
 from server.auth.services import create_user
-from server.syncing.store import STORE
+from server.core.actor import Actor
+from server.core.store import STORE
 from sync.engine import apply_mutation
 from sync.protocol import Mutation
 

@@ -14,8 +14,8 @@ DB: Engine[Any] = make_engine(load_settings().database)
 APP_REGISTRY = AppRegistry(
     apps=[
         "server.auth.piccolo_app",
-        "server.records.piccolo_app",
-        "server.syncing.piccolo_app",
+        "server.core.piccolo_app",
+        "server.core.changelog.piccolo_app",
         "server.push.piccolo_app",
     ]
 )

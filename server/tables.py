@@ -1,9 +1,9 @@
 """Every table of the app, for the engine set-up and the tests."""
 
 from server.auth.tables import AuthToken, LoginAttempt, Team, User
+from server.core.changelog.tables import SyncChange, SyncClient, SyncMeta, SyncResult
+from server.core.tables import Account, Conflict, Contact, Deal, Note, Task, Visit
 from server.push.tables import PushDelivery, PushSubscription
-from server.records.tables import Account, Conflict, Contact, Deal, Note, Task, Visit
-from server.syncing.tables import SyncChange, SyncClient, SyncMeta, SyncResult
 
 ALL_TABLES = (
     Team,

@@ -9,7 +9,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from server import db
 from server.auth import services
-from server.auth.actor import Actor
 from server.auth.dependencies import CurrentActor
 from server.auth.schemas import (
     LoginRequest,
@@ -20,6 +19,7 @@ from server.auth.schemas import (
     UserOut,
     UsersResponse,
 )
+from server.core.actor import Actor
 from server.settings import Settings
 
 

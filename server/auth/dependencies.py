@@ -7,8 +7,8 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency
 
-from server.auth.actor import Actor
 from server.auth.services import actor_for_token
+from server.core.actor import Actor
 from server.errors import ApiError
 
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from server import db
-from server.auth.actor import ROLES, Actor
+from server.core.actor import ROLES, Actor
 from server.errors import ApiError
 
 # scrypt with N=2**14, r=8: ~50 ms and 16 MiB per guess on this class of machine.

@@ -34,9 +34,9 @@ from typing import Any
 from geo.geocoders import geocoder_from_env, geocoding_is_off
 from geo.geocoding import Geocoder, GeocodeResult, GeocodingUnavailable
 from server import db
-from server.auth.actor import Actor
+from server.core.actor import Actor
+from server.core.store import STORE, Session
 from server.settings import Settings
-from server.syncing.store import STORE, Session
 from sync.clock import Stamp
 from sync.engine import StoredRecord
 

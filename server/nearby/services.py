@@ -25,7 +25,9 @@ from geo.bbox import Box, search_boxes
 from geo.distance import distance_lower_bound_m
 from geo.nearby import rank
 from server import db
-from server.auth.actor import Actor
+from server.core.actor import Actor
+from server.core.fields import ACCOUNT_STATUSES
+from server.core.store import record_from_row, wire_row
 from server.errors import ApiError
 from server.nearby.schemas import (
     DEFAULT_LIMIT,
@@ -35,8 +37,6 @@ from server.nearby.schemas import (
     NearbyResponse,
     NearbyResult,
 )
-from server.records.schemas import ACCOUNT_STATUSES
-from server.syncing.store import record_from_row, wire_row
 
 # The first circle searched, and how much it may grow at each step (as a factor of the
 # radius; the area grows with its square).

@@ -31,13 +31,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server import db
-from server.auth.actor import Actor
+from server.core.actor import Actor
+from server.core.store import STORE, record_from_row
 from server.push import services
 from server.push.endpoints import PushEndpointRefused, check_endpoint, parse_allowed_hosts
 from server.push.sender import PushOutcome, backoff_s, send_push
 from server.push.vapid import VapidKey, vapid_subject_problem
 from server.settings import Settings
-from server.syncing.store import STORE, record_from_row
 from sync.clock import Stamp
 from sync.engine import StoredRecord
 

@@ -14,7 +14,7 @@ from typing import Any
 from piccolo.engine.base import Engine
 
 from server import db
-from server.auth.actor import Actor
+from server.core.actor import Actor
 from server.errors import ApiError
 from server.push.endpoints import (
     PushSubscriptionRefused,

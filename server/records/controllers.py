@@ -11,9 +11,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from server.auth.dependencies import CurrentActor, require_manager
+from server.core.fields import TABLE_FIELDS
 from server.errors import ApiError
 from server.records import services
-from server.records.schemas import TABLE_FIELDS
 
 Limit = Annotated[int, QueryParameter(ge=1, le=services.MAX_PAGE)]
 Offset = Annotated[int, QueryParameter(ge=0, le=10_000_000)]

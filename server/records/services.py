@@ -11,16 +11,16 @@ from typing import Any
 import msgspec
 
 from server import db
-from server.auth.actor import Actor
-from server.errors import REJECTION_STATUS, ApiError
-from server.records.schemas import CHILD_TABLES, SPECS
-from server.syncing.store import (
+from server.core.actor import Actor
+from server.core.fields import CHILD_TABLES, SPECS
+from server.core.store import (
     STORE,
     WIRE_ROWS,
     record_from_row,
     rows_by_version,
     wire_row,
 )
+from server.errors import REJECTION_STATUS, ApiError
 from sync.engine import apply_mutation
 from sync.protocol import Mutation, Rejected
 

@@ -9,8 +9,8 @@ import zstandard
 from litestar import Controller, Request, Response, post
 
 from server.auth.dependencies import CurrentActor
+from server.core.store import STORE
 from server.errors import ApiError
-from server.syncing.store import STORE
 from sync.batching import Batcher
 from sync.protocol import (
     MAX_BODY_BYTES,

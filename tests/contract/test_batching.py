@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from server.auth.actor import Actor
-from server.syncing.store import STORE
+from server.core.actor import Actor
+from server.core.store import STORE
 from sync.batching import Batcher
 from sync.protocol import MidGap, SyncRequest, SyncResponse
 from tests.contract.sim import Device, add_team, server_rows, wire

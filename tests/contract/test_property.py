@@ -32,7 +32,7 @@ from hypothesis.stateful import (
 )
 
 from server import db
-from server.auth.actor import Actor, team_scope, user_scope
+from server.core.actor import Actor, team_scope, user_scope
 from sync.clock import MAX_AHEAD_MS
 from tests.contract.sim import (
     Device,

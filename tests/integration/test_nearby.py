@@ -14,9 +14,9 @@ import pytest
 from geographiclib.geodesic import Geodesic
 from geopy.distance import geodesic
 
-from server.auth.actor import Actor
+from server.core.actor import Actor
+from server.core.store import STORE
 from server.settings import Settings
-from server.syncing.store import STORE
 from sync.engine import apply_mutation
 from sync.protocol import Mutation
 from tests.conftest import Database

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from server import db
-from server.auth.actor import Actor
+from server.core.actor import Actor
 from server.errors import ApiError
 from server.push import services
 from server.push.services import MAX_SUBSCRIPTIONS_PER_USER

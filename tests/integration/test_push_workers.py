@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from server import db
-from server.auth.actor import Actor
 from server.auth.services import create_user
+from server.core.actor import Actor
+from server.core.store import STORE
 from server.push import services
 from server.push.vapid import vapid_key_from_pem
 from server.settings import parse_database_url
-from server.syncing.store import STORE
 from sync.clock import Stamp
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, migrate_database, pg_url, require_postgres
 from tests.support.push_service import PushService, Subscription

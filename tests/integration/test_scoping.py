@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from server import db
-from server.records.schemas import CHILD_TABLES, TABLE_FIELDS
+from server.core.fields import CHILD_TABLES, TABLE_FIELDS
 from tests.factories import (
     Login,
     child_fields,

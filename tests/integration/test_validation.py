@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server import db
-from server.records.schemas import CHILD_TABLES, NAME, SPECS
+from server.core.fields import CHILD_TABLES, NAME, SPECS
 from tests.factories import (
     Login,
     child_fields,

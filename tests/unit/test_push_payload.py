@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+from server.core.fields import NAME
 from server.push.dispatcher import RoundReport, _as_datetime, reminder_payload
 from server.push.sender import MAX_PAYLOAD_BYTES
-from server.records.schemas import NAME
 from sync.engine import StoredRecord
 
 TASK_ID = "6f1c0c44-3f0e-4a4e-9a55-1f7f0d6b0e11"

@@ -9,8 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from server.records import tables
-from server.records.schemas import (
+from server.core.fields import (
     BODY,
     CHILD_TABLES,
     NAME,
@@ -23,6 +22,7 @@ from server.records.schemas import (
     parse_datetime,
     parse_value,
 )
+from server.records import tables
 from sync.protocol import Rejected
 
 TABLE_CLASSES = {

@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 
 from server import db
-from server.auth.actor import Actor, team_scope, user_scope
-from server.records import rules
-from server.records.schemas import CHILD_TABLES, SPECS, TABLES, db_column
+from server.core import rules
+from server.core.actor import Actor, team_scope, user_scope
+from server.core.fields import CHILD_TABLES, SPECS, TABLES, db_column
 from sync.clock import Stamp, tick
 from sync.engine import DELETED_STAMP, Page, StoredRecord
 from sync.merge import LostValue

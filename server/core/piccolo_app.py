@@ -2,7 +2,7 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
-from server.records.tables import Account, Conflict, Contact, Deal, Note, Task, Visit
+from server.core.tables import Account, Conflict, Contact, Deal, Note, Task, Visit
 
 CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 

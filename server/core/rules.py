@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 from geopy.distance import geodesic
 
 from server import db
-from server.auth.actor import Actor, team_scope
-from server.records.schemas import clean_fields, defaults
+from server.core.actor import Actor, team_scope
+from server.core.fields import clean_fields, defaults
 from sync.engine import StoredRecord
 from sync.protocol import Rejected
 
 if TYPE_CHECKING:
-    from server.syncing.store import Session
+    from server.core.store import Session
 
 CHECKIN_RADIUS_M = 200.0  # a check-in this close to the account (after accuracy) is verified
 MAX_ACCURACY_M = 250.0  # a position vaguer than this cannot verify anything
