@@ -6,7 +6,7 @@
 For each engine: a database made for the run (a temporary SQLite file; a PostgreSQL database
 on 127.0.0.1:5432, user postgres or FIELDCRM_TEST_PG_*, dropped after), migrated, then
 filled in bulk: accounts in 10 teams, each with 3 contacts, 3 visits, 3 notes, 2 tasks and
-2 deals. Rows are written the way server/syncing/store.py writes them (a scope, per-field
+2 deals. Rows are written the way server/core/session.py writes them (a scope, per-field
 clocks, a sync_changes row each, the seq counter moved past them), so the database is one a
 server could have made. Then `fieldcrm serve` runs in a subprocess on a free port and
 `--clients` clients (in this process, one keep-alive connection each, bench/support.py's
@@ -55,7 +55,7 @@ from server import db  # noqa: E402
 from server.auth.services import create_user  # noqa: E402
 from server.core.actor import team_scope  # noqa: E402
 from server.core.fields import SPECS  # noqa: E402
-from server.core.store import clocks_text  # noqa: E402
+from server.core.rows import clocks_text  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 
 PASSWORD = "bench-password-1"

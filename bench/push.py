@@ -37,12 +37,11 @@ sys.path.insert(0, str(ROOT))
 from server import db  # noqa: E402
 from server.auth.services import create_user  # noqa: E402
 from server.core.actor import Actor  # noqa: E402
-from server.core.store import STORE  # noqa: E402
+from server.core.writer import Edit, Source, writing  # noqa: E402
 from server.migrate import migrate  # noqa: E402
 from server.push import services  # noqa: E402
 from server.push.dispatcher import dispatch_round, run_dispatcher  # noqa: E402
 from server.settings import Settings, parse_database_url  # noqa: E402
-from sync.clock import Stamp  # noqa: E402
 from tests.support.push_service import PushService  # noqa: E402
 
 PG_HOST = os.environ.get("FIELDCRM_TEST_PG_HOST", "127.0.0.1")
@@ -132,19 +131,14 @@ async def make_reps(service: RemotePushService) -> list[Actor]:
 
 
 async def make_tasks(reps: list[Actor], remind_ats: list[datetime], tag: str) -> list[str]:
-    """Tasks through the sync write path, one transaction, the reps in turn; their titles."""
+    """Tasks through the one writer, one transaction, the reps in turn; their titles."""
     titles = []
-    async with STORE.write() as session:
+    async with writing(Source.REST) as writer:
         for n, remind_at in enumerate(remind_ats):
-            hlc = session.server_hlc(int(time.time() * 1000))
             title = f"{tag} #{n}"
-            values = {"title": title, "remind_at": remind_at, "done": False}
-            await session.create(
-                reps[n % len(reps)], "tasks", str(uuid.uuid4()), values,
-                Stamp(*hlc, "server", None, 0),
-            )  # fmt: skip
+            fields = {"title": title, "remind_at": remind_at.isoformat()}
+            await writer.apply(reps[n % len(reps)], Edit("tasks", str(uuid.uuid4()), fields))
             titles.append(title)
-        await session.flush()
     return titles
 
 

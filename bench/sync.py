@@ -6,7 +6,7 @@
 For each engine: a database made for the run (a temporary SQLite file; a PostgreSQL database
 on 127.0.0.1:5432, user postgres or FIELDCRM_TEST_PG_*, dropped after), migrated, and filled
 in bulk with --teams teams of --rows rows each (accounts with their contacts, visits, notes,
-tasks and deals), written the way server/syncing/store.py writes them. Then `fieldcrm
+tasks and deals), written the way server/core/session.py writes them. Then `fieldcrm
 serve` runs in a subprocess and clients in this process (one keep-alive connection each,
 bench/support.py's LeanClient: httpx would take as much CPU as the server) play:
 
@@ -65,7 +65,8 @@ from server import db  # noqa: E402
 from server.auth.services import token_digest  # noqa: E402
 from server.core.actor import Actor, team_scope  # noqa: E402
 from server.core.fields import SPECS  # noqa: E402
-from server.core.store import STORE, clocks_text  # noqa: E402
+from server.core.rows import clocks_text  # noqa: E402
+from server.core.store import STORE  # noqa: E402
 from server.syncing.controllers import encode_response  # noqa: E402
 from sync.clock import Stamp  # noqa: E402
 from sync.engine import round_trip  # noqa: E402

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,9 +15,7 @@ from typing import Any
 from server import db
 from server.auth.services import create_user
 from server.core.actor import Actor
-from server.core.store import STORE
-from sync.engine import apply_mutation
-from sync.protocol import Mutation
+from server.core.writer import Edit, Source, Writer, writing
 
 DEMO_PASSWORD = "fieldcrm-demo"
 
@@ -82,16 +79,14 @@ def _around(rng: random.Random, lat: float, lng: float, km: float) -> tuple[floa
 
 
 class _Writer:
-    """Writes records as a given user through the engine, with the server's clock."""
+    """Writes new records as a given user through the one writer."""
 
-    def __init__(self, session: Any) -> None:
-        self.session = session
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
 
     async def put(self, actor: Actor, table: str, fields: dict[str, Any]) -> str:
         record_id = str(uuid.uuid4())
-        hlc = self.session.server_hlc(int(time.time() * 1000))
-        mutation = Mutation(mid=0, table=table, id=record_id, op="upsert", fields=fields, hlc=hlc)
-        await apply_mutation(self.session, actor, "server", mutation, hlc)
+        await self.writer.apply(actor, Edit(table, record_id, fields))
         return record_id
 
 
@@ -113,8 +108,8 @@ async def load_demo(*, if_empty: bool = False, seed: int = 7) -> str | None:
     actors[ADMIN] = await _actor(ADMIN, "admin", REGIONS[0].team)
 
     counts = {"accounts": 0, "visits": 0, "tasks": 0}
-    async with STORE.write() as session:
-        writer = _Writer(session)
+    async with writing(Source.DEMO) as one_writer:
+        writer = _Writer(one_writer)
         for region in REGIONS:
             cities = _cities(region.admin1)
             weights = [c["population"] ** 0.5 for c in cities]
@@ -188,7 +183,6 @@ async def load_demo(*, if_empty: bool = False, seed: int = 7) -> str | None:
                          "stage": rng.choice(("qualified", "proposal", "negotiation")),
                          "amount": float(rng.randint(20, 300) * 100), "currency": "EUR"},
                     )  # fmt: skip
-        await session.flush()
     logins = "\n".join(
         f"  {name:<8} {actor.role:<8} team {_team_name(actor)}" for name, actor in actors.items()
     )

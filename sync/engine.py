@@ -1,8 +1,17 @@
 """One sync round trip: the client's writes go up, what it has not seen comes down.
 
 The engine holds the protocol's rules (exactly-once, the clock clamp, per-field merge,
-final deletes, the cursor); the server plugs in storage and the CRM's record rules
-through `SyncStore` and `SyncSession`.
+final deletes, the cursor). The server plugs in two things of its own:
+
+- `SyncStore` / `SyncSession`: storage. A session is one database transaction; it reads
+  and writes records, hands out seqs, keeps the change log and the exactly-once
+  bookkeeping. It knows nothing of who may write what.
+- `RecordRules`: the application's rules for records, which the engine calls around each
+  write: who may write what, the fields the server keeps, and which scope a record is in.
+
+A write goes: checks on the mutation (here) -> the rules check and clean the fields ->
+the merge decides what changes (sync.merge) -> the rules derive server-kept fields and the
+record's scope -> the session stores it. Every check runs before the first write.
 """
 
 from __future__ import annotations
@@ -39,7 +48,8 @@ _result_decoder = msgspec.json.Decoder(MutationResult)
 
 
 class Actor(Protocol):
-    """Who is syncing. The engine only needs the user's id; the rest is the store's."""
+    """Who is writing. The engine only needs the user's id (it goes into the stamps of
+    what they write; empty for the server's own writes); the rest is the rules'."""
 
     @property
     def user_id(self) -> str: ...
@@ -65,71 +75,164 @@ class Page:
 
 
 class SyncSession(Protocol):
-    """One transaction on the store. Writes happen only in a write session, which holds
-    the single writer's lock, so the seqs it hands out are in commit order."""
+    """One transaction on the store, committed (or rolled back) when the context manager
+    that made it exits. Writes happen only in a write session, which holds the single
+    writer's lock, so the seqs it hands out are in commit order; a read session sees one
+    snapshot. The engine calls, per round trip: `load_clients`, then per request
+    `last_mid`, `stored_results` (replays), `prefetch`, then per mutation `observe_hlc`,
+    `load` and one of `create` / `update` / `delete` (with `keep_lost` for values that
+    lost), `save_results`; then `pull` per request, and `flush` last.
 
-    tables: frozenset[str]
+    The contract suite (tests/contract/) runs every rule against both implementations
+    (SQLite and PostgreSQL), through this interface."""
+
     epoch: str
+    """The database's identity, fixed when it is made. A cursor from another epoch (a
+    restored or replaced database) is not honoured: the client starts again from zero."""
+
     current_seq: int
+    """The newest seq: every change up to it is in the change log, as this transaction
+    sees it. A write session raises it as it writes."""
+
     purged_seq: int
+    """Seqs at or below it may have been removed from the log (tombstones purged): a
+    cursor older than it cannot be honoured."""
 
     async def load_clients(self, clients: Sequence[tuple[str, str]]) -> None:
-        """Read the last mids of these (user_id, client_id)s in one go (a hint)."""
+        """A hint: read the last mids of these (user_id, client_id)s in one go, so the
+        `last_mid` calls that follow need no query each. May do nothing."""
 
-    async def last_mid(self, user_id: str, client_id: str) -> int: ...
+    async def last_mid(self, user_id: str, client_id: str) -> int:
+        """The last mid applied for this client of this user (0: none yet), as this
+        transaction has it, including `save_results` made earlier in it."""
 
     async def stored_results(
         self, user_id: str, client_id: str, mids: Sequence[int]
-    ) -> dict[int, bytes]: ...
+    ) -> dict[int, bytes]:
+        """The results stored for these mids, by mid, as `save_results` got them. Only the
+        newest results of a client need be kept: a mid missing here was applied long ago,
+        and the engine answers it with a generic "applied"."""
 
     async def save_results(
         self, user_id: str, client_id: str, last_mid: int, results: list[tuple[int, bytes]]
-    ) -> None: ...
+    ) -> None:
+        """Record that the client's mutations up to `last_mid` are applied, with their
+        encoded results, in this transaction: they commit with the writes, or neither
+        does (exactly-once rests on this)."""
 
-    def observe_hlc(self, hlc: tuple[int, int]) -> None: ...
+    def observe_hlc(self, hlc: tuple[int, int]) -> None:
+        """Note a write's effective clock; `hlc_max` is never below any observed one."""
 
-    def hlc_max(self) -> tuple[int, int]: ...
+    def hlc_max(self) -> tuple[int, int]:
+        """The greatest clock the store has seen, sent to clients so that their next
+        writes sort after everything they pulled."""
 
-    async def load(self, table: str, record_id: str) -> StoredRecord | None: ...
+    async def load(self, table: str, record_id: str) -> StoredRecord | None:
+        """The record as it is in this transaction (tombstones included; None if it never
+        existed), reflecting this session's own writes. `record_id` is a canonical UUID
+        string; `table` is one the rules accept."""
 
     async def prefetch(self, mutations: Sequence[Mutation]) -> None:
-        """Load what these mutations will ask `load` for, in bulk (a hint)."""
-
-    async def check_access(self, actor: Any, record: StoredRecord, op: str) -> None: ...
-
-    async def prepare_create(
-        self, actor: Any, table: str, record_id: str, fields: dict[str, Any]
-    ) -> dict[str, Any]: ...
-
-    async def prepare_update(
-        self, actor: Any, record: StoredRecord, fields: dict[str, Any]
-    ) -> dict[str, Any]: ...
+        """A hint: load in bulk what these mutations will ask `load` for. May do nothing;
+        must ignore what it cannot parse (the mutation is rejected later)."""
 
     async def create(
-        self, actor: Any, table: str, record_id: str, values: dict[str, Any], stamp: Stamp
-    ) -> None: ...
+        self, table: str, record_id: str, values: dict[str, Any], stamp: Stamp, scope: str
+    ) -> None:
+        """Store a new record with every field in `values` (complete: the rules filled in
+        defaults and server-kept fields), each stamped `stamp` with a fresh seq, in
+        `scope`, and log it as a put."""
 
     async def update(
         self,
-        actor: Any,
         record: StoredRecord,
         changed: dict[str, Any],
         stamps: dict[str, Stamp],
-    ) -> None: ...
+        scope: str,
+    ) -> None:
+        """Write `changed` values and `stamps` (a superset of `changed`'s keys) into
+        `record`. With nothing changed, only the stamps move: no new seq, nothing for
+        devices. Otherwise the record gets a fresh seq and is logged as a put in `scope`;
+        when `scope` differs from the record's, it is evicted from the old one, and what
+        hangs off it (an account's visits, a record's conflicts) moves with it."""
 
-    async def delete(self, actor: Any, record: StoredRecord, stamp: Stamp) -> None: ...
+    async def delete(self, record: StoredRecord, stamp: Stamp) -> None:
+        """Make `record` a tombstone (final: rule 6) stamped `stamp`, with what hangs off
+        it (an account's children), each with a fresh seq, logged as deletes."""
 
-    async def keep_lost(self, actor: Any, record: StoredRecord, lost: LostValue) -> None: ...
+    async def keep_lost(self, record: StoredRecord, lost: LostValue) -> None:
+        """Keep a value that lost a merge as a conflicts row beside the record (in the
+        record's scope as it is now), logged as a put. Not for conflicts themselves."""
 
-    async def pull(self, actor: Any, after: int, limit: int, fresh_until: int) -> Page: ...
+    async def pull(
+        self, scopes: tuple[str, ...] | None, after: int, limit: int, fresh_until: int
+    ) -> Page:
+        """Up to `limit` changes with seq > `after` in these scopes (None: every scope, but
+        no evicts), in seq order, one per record (its newest), puts with their rows.
+        Deletes and evicts at or below `fresh_until` are left out (a first sync needs
+        none). Sees this session's writes, flushed first."""
 
-    async def flush(self) -> None: ...
+    async def flush(self) -> None:
+        """Write what the session holds back (the change log, counters, rows) before the
+        transaction commits. Called once, last."""
+
+
+class RecordRules(Protocol):
+    """The application's rules for records. The engine calls them; the storage does not.
+    Each may read through `session` (which is the store's own session type) and raises
+    `Rejected` to refuse a write."""
+
+    @property
+    def tables(self) -> frozenset[str]:
+        """The tables clients may write."""
+
+    def scopes(self, actor: Any) -> tuple[str, ...] | None:
+        """The scopes whose changes `actor` pulls; None for every scope."""
+
+    async def check_access(self, session: Any, actor: Any, record: StoredRecord, op: str) -> None:
+        """Refuse `op` ("upsert" or "delete") on an existing record `actor` may not touch."""
+
+    async def prepare_create(
+        self, session: Any, actor: Any, table: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Check a new record's fields as written; return them as stored values."""
+
+    async def prepare_update(
+        self, session: Any, actor: Any, record: StoredRecord, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Check an update's fields as written; return them as stored values."""
+
+    async def complete_new(
+        self, session: Any, actor: Any, table: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Every field of a new record: the written ones, defaults and server-kept ones."""
+
+    async def derive(
+        self,
+        session: Any,
+        actor: Any,
+        record: StoredRecord,
+        changed: dict[str, Any],
+        values: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Server-kept fields that follow from a change (`values`: the record after it)."""
+
+    async def scope_of(
+        self, session: Any, table: str, values: dict[str, Any], current: str = ""
+    ) -> str:
+        """The scope a record with these values is in (`current`: where it is now)."""
 
 
 class SyncStore(Protocol):
-    def write(self) -> AbstractAsyncContextManager[SyncSession]: ...
+    @property
+    def rules(self) -> RecordRules:
+        """The rules the engine applies to this store's records."""
 
-    def read(self) -> AbstractAsyncContextManager[SyncSession]: ...
+    def write(self) -> AbstractAsyncContextManager[SyncSession]:
+        """A write session: holds the writer's lock until it commits."""
+
+    def read(self) -> AbstractAsyncContextManager[SyncSession]:
+        """A read session: one snapshot, no lock."""
 
 
 def check_mids(mutations: Sequence[Mutation]) -> None:
@@ -185,7 +288,7 @@ async def round_trips(
             await _load(session, todo)
             for exchange in todo:
                 try:
-                    pushed.append((exchange, await _push(session, exchange)))
+                    pushed.append((exchange, await _push(session, store.rules, exchange)))
                 except MidGap as gap:
                     pushed.append((exchange, gap))
             todo = list(more()) if more is not None else []
@@ -196,7 +299,7 @@ async def round_trips(
                 continue
             limit = max(1, min(exchange.request.pull_limit, MAX_PULL_LIMIT))
             changes, cursor, has_more, reset = await _pull(
-                session, exchange.actor, exchange.request.cursor, limit
+                session, store.rules, exchange.actor, exchange.request.cursor, limit
             )
             answers.append(
                 SyncResponse(
@@ -226,7 +329,7 @@ async def _load(session: SyncSession, exchanges: Sequence[Exchange]) -> None:
         await session.prefetch(new)
 
 
-async def _push(session: SyncSession, exchange: Exchange) -> Ack:
+async def _push(session: SyncSession, rules: RecordRules, exchange: Exchange) -> Ack:
     """Apply one request's new mutations, and answer its replayed ones as the first time."""
     actor, request, now_ms = exchange.actor, exchange.request, exchange.now_ms
     mutations = request.mutations
@@ -238,7 +341,7 @@ async def _push(session: SyncSession, exchange: Exchange) -> Ack:
     if new and new[0].mid != last + 1:
         raise MidGap(last + 1)
     results = await _replayed(session, user_id, client_id, old, now_ms)
-    fresh = [await _apply(session, actor, client_id, mutation, now_ms) for mutation in new]
+    fresh = [await _apply(session, rules, actor, client_id, mutation, now_ms) for mutation in new]
     if new:
         last = new[-1].mid
         await session.save_results(
@@ -269,11 +372,16 @@ async def _replayed(
 
 
 async def _apply(
-    session: SyncSession, actor: Any, client_id: str, mutation: Mutation, now_ms: int
+    session: SyncSession,
+    rules: RecordRules,
+    actor: Any,
+    client_id: str,
+    mutation: Mutation,
+    now_ms: int,
 ) -> MutationResult:
     hlc = effective_hlc(mutation.hlc, now_ms)
     try:
-        status = await apply_mutation(session, actor, client_id, mutation, hlc)
+        status = await apply_mutation(session, rules, actor, client_id, mutation, hlc)
     except Rejected as rejected:
         return MutationResult(
             mid=mutation.mid,
@@ -286,6 +394,7 @@ async def _apply(
 
 async def apply_mutation(
     session: SyncSession,
+    rules: RecordRules,
     actor: Any,
     client_id: str,
     mutation: Mutation,
@@ -294,7 +403,7 @@ async def apply_mutation(
     """Apply one write with its effective clock; answer "applied" or "merged", or raise
     Rejected. Every check runs before the first write, so a rejection changes nothing
     but the conflicts rows rule 6 asks for."""
-    if mutation.table not in session.tables:
+    if mutation.table not in rules.tables:
         raise Rejected("unknown_table", f"There is no table {mutation.table[:50]!r}.")
     try:
         record_id = str(uuid.UUID(mutation.id))
@@ -308,43 +417,83 @@ async def apply_mutation(
         # A clock a phone cannot have made; past 2^53 JavaScript cannot even hold it.
         raise Rejected("invalid_hlc", "hlc must be [unix ms, counter], from 0 to 2^53 - 1.")
     session.observe_hlc(hlc)
-    stamp = Stamp(hlc[0], hlc[1], client_id, actor.user_id, 0)
+    stamp = Stamp(hlc[0], hlc[1], client_id, actor.user_id or None, 0)
     record = await session.load(mutation.table, record_id)
 
     if mutation.op == "delete":
         if record is None:
             raise Rejected("not_found", "There is no such record to delete.")
-        await session.check_access(actor, record, "delete")
+        await rules.check_access(session, actor, record, "delete")
         if not record.deleted:
-            await session.delete(actor, record, stamp)
+            await session.delete(record, stamp)
         return "applied"
 
     if record is None:
-        values = await session.prepare_create(actor, mutation.table, record_id, mutation.fields)
-        await session.create(actor, mutation.table, record_id, values, stamp)
+        await _create(session, rules, actor, mutation.table, record_id, mutation.fields, stamp)
         return "applied"
 
-    await session.check_access(actor, record, "upsert")
+    await rules.check_access(session, actor, record, "upsert")
     if record.deleted:
         try:
-            values = await session.prepare_update(actor, record, mutation.fields)
+            values = await rules.prepare_update(session, actor, record, mutation.fields)
         except Rejected:
             values = {}
         deleted_by = record.stamps.get(DELETED_STAMP, stamp)
         for lost in lost_to_delete(record.values, deleted_by, values, stamp):
-            await session.keep_lost(actor, record, lost)
+            await session.keep_lost(record, lost)
         raise Rejected("deleted", "This record was deleted; the change was kept as a conflict.")
-    values = await session.prepare_update(actor, record, mutation.fields)
+    values = await rules.prepare_update(session, actor, record, mutation.fields)
     outcome = merge_fields(record.values, record.stamps, values, stamp, mutation.base_seq)
     if outcome.stamps:
-        await session.update(actor, record, outcome.changed, outcome.stamps)
+        await _update(session, rules, actor, record, outcome.changed, outcome.stamps)
     for lost in outcome.lost:
-        await session.keep_lost(actor, record, lost)
+        await session.keep_lost(record, lost)
     return "merged" if outcome.some_lost else "applied"
 
 
+async def _create(
+    session: SyncSession,
+    rules: RecordRules,
+    actor: Any,
+    table: str,
+    record_id: str,
+    fields: dict[str, Any],
+    stamp: Stamp,
+) -> None:
+    values = await rules.prepare_create(session, actor, table, fields)
+    full = await rules.complete_new(session, actor, table, values)
+    scope = await rules.scope_of(session, table, full)
+    await session.create(table, record_id, full, stamp, scope)
+
+
+async def _update(
+    session: SyncSession,
+    rules: RecordRules,
+    actor: Any,
+    record: StoredRecord,
+    changed: dict[str, Any],
+    stamps: dict[str, Stamp],
+) -> None:
+    """Store a merge's outcome with the server-kept fields that follow from it, stamped
+    as the write that caused them, in the scope the new values put the record in."""
+    if changed:
+        changed = dict(changed)
+        values = {**record.values, **changed}
+        stamp = next(iter(stamps.values()))
+        derived = await rules.derive(session, actor, record, changed, values)
+        for name, value in derived.items():
+            if record.values.get(name) != value:
+                changed[name] = value
+                stamps = {**stamps, name: stamp}
+        values.update(derived)
+        scope = await rules.scope_of(session, record.table, values, record.scope)
+    else:
+        scope = record.scope
+    await session.update(record, changed, stamps, scope)
+
+
 async def _pull(
-    session: SyncSession, actor: Any, cursor_text: str | None, limit: int
+    session: SyncSession, rules: RecordRules, actor: Any, cursor_text: str | None, limit: int
 ) -> tuple[list[Change], str, bool, bool]:
     cursor = decode_cursor(cursor_text)
     honoured = (
@@ -359,7 +508,7 @@ async def _pull(
         # A first sync, or a cursor we cannot honour: page the whole scope from the start.
         # Tombstones that exist now need not be sent to a client that starts from nothing.
         position = Cursor(session.epoch, 0, session.current_seq, cursor_text is not None)
-    page = await session.pull(actor, position.seq, limit, position.fresh_until)
+    page = await session.pull(rules.scopes(actor), position.seq, limit, position.fresh_until)
     if page.has_more:
         seq = page.changes[-1].seq
     else:

@@ -203,9 +203,15 @@ def parse_datetime(value: Any) -> datetime:
 
 
 def clean_fields(
-    table: str, fields: Any, *, creating: bool, may_write_manager_fields: bool
+    table: str,
+    fields: Any,
+    *,
+    creating: bool,
+    may_write_manager_fields: bool,
+    may_write_server_fields: bool = False,
 ) -> dict[str, Any]:
     """Check a write's fields against the table and turn them into database values.
+    Server-kept fields are written by the server's own jobs only (`may_write_server_fields`).
     Raises Rejected with a message that names the field at fault."""
     if not isinstance(fields, dict):
         raise Rejected("invalid", "fields must be an object")
@@ -215,7 +221,9 @@ def clean_fields(
         spec = specs.get(name)
         if spec is None:
             raise Rejected("unknown_field", f"{table} has no field {str(name)[:50]!r}.")
-        if spec.writer == SERVER or (spec.writer == MANAGER and not may_write_manager_fields):
+        if (spec.writer == SERVER and not may_write_server_fields) or (
+            spec.writer == MANAGER and not may_write_manager_fields
+        ):
             raise Rejected("read_only", f"{table}.{name} is kept by the server.")
         try:
             cleaned[name] = parse_value(spec, value)

@@ -1,21 +1,21 @@
-"""The CRM's rules for writes, whichever way they arrive (sync or REST): references must
-point at records the writer sees, server-kept fields are filled in, and a visit's
-check-in is verified against its account's position."""
+"""The CRM's rules for writes, whichever way they arrive (a phone's sync, REST, or a job of
+the server's): who may write what, references must point at records the writer sees,
+server-kept fields are filled in, a visit's check-in is verified against its account's
+position, and which scope a record is in. The sync engine calls them through
+`sync.engine.RecordRules` (`RULES` here); the storage session never does."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from geopy.distance import geodesic
 
 from server import db
-from server.core.actor import Actor, team_scope
-from server.core.fields import clean_fields, defaults
+from server.core.actor import Actor, team_scope, user_scope
+from server.core.fields import TABLES, clean_fields, defaults
+from server.core.session import Session
 from sync.engine import StoredRecord
 from sync.protocol import Rejected
-
-if TYPE_CHECKING:
-    from server.core.store import Session
 
 CHECKIN_RADIUS_M = 200.0  # a check-in this close to the account (after accuracy) is verified
 MAX_ACCURACY_M = 250.0  # a position vaguer than this cannot verify anything
@@ -26,7 +26,13 @@ async def prepare_create(
 ) -> dict[str, Any]:
     if table == "conflicts":
         raise Rejected("read_only", "Conflicts are made by the server, not by clients.")
-    values = clean_fields(table, fields, creating=True, may_write_manager_fields=actor.is_manager)
+    values = clean_fields(
+        table,
+        fields,
+        creating=True,
+        may_write_manager_fields=actor.is_manager,
+        may_write_server_fields=actor.is_system,
+    )
     await _check_references(session, actor, table, values, None)
     return values
 
@@ -41,7 +47,13 @@ async def prepare_update(
         if not isinstance(fields.get("resolved", False), bool):
             raise Rejected("invalid", "conflicts.resolved must be true or false.")
         return dict(fields)
-    values = clean_fields(table, fields, creating=False, may_write_manager_fields=actor.is_manager)
+    values = clean_fields(
+        table,
+        fields,
+        creating=False,
+        may_write_manager_fields=actor.is_manager,
+        may_write_server_fields=actor.is_system,
+    )
     await _check_references(session, actor, table, values, record)
     return values
 
@@ -153,3 +165,76 @@ async def _verify(session: Session, visit: dict[str, Any]) -> dict[str, Any]:
     else:
         verification = "out_of_range"
     return {"distance_m": round(distance, 1), "verification": verification}
+
+
+async def scope_of(session: Session, table: str, values: dict[str, Any], current: str = "") -> str:
+    """Which scope a record with these values is in: an account's team; what hangs off an
+    account, its account's; a task on no account, its assignee's."""
+    if table == "conflicts":
+        return current  # a conflict stays with its record, which moves it
+    if table == "accounts":
+        return team_scope(values["team_id"])
+    account_id = values.get("account_id")
+    if account_id is not None:
+        account = await session.load("accounts", str(account_id))
+        if account is not None:
+            return account.scope
+    person = values.get("assignee_id") or values.get("author_id")
+    if table == "tasks" and person is not None:
+        return user_scope(str(person))
+    raise Rejected("not_found", "The account this belongs to does not exist.")
+
+
+def check_access(actor: Actor, record: StoredRecord, op: str) -> None:
+    if not actor.sees(record.scope):
+        raise Rejected("not_found", f"There is no {record.table[:-1]} with this id.")
+    if op == "delete":
+        check_delete(actor, record)
+
+
+class CrmRules:
+    """The rules above as the sync engine calls them (`sync.engine.RecordRules`). The
+    session they get is always this server's `Session`."""
+
+    tables = TABLES
+
+    def scopes(self, actor: Actor) -> tuple[str, ...] | None:
+        return actor.scopes
+
+    async def check_access(
+        self, session: Session, actor: Actor, record: StoredRecord, op: str
+    ) -> None:
+        check_access(actor, record, op)
+
+    async def prepare_create(
+        self, session: Session, actor: Actor, table: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await prepare_create(session, actor, table, fields)
+
+    async def prepare_update(
+        self, session: Session, actor: Actor, record: StoredRecord, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await prepare_update(session, actor, record, fields)
+
+    async def complete_new(
+        self, session: Session, actor: Actor, table: str, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await complete_new(session, actor, table, values)
+
+    async def derive(
+        self,
+        session: Session,
+        actor: Actor,
+        record: StoredRecord,
+        changed: dict[str, Any],
+        values: dict[str, Any],
+    ) -> dict[str, Any]:
+        return await derive(session, actor, record, changed, values)
+
+    async def scope_of(
+        self, session: Session, table: str, values: dict[str, Any], current: str = ""
+    ) -> str:
+        return await scope_of(session, table, values, current)
+
+
+RULES = CrmRules()

@@ -11,8 +11,8 @@
    configured otherwise) in a worker thread, since geocoders block. `GeocodingUnavailable`
    (the service is down or refusing) ends the round: that account backs off, the rest are
    released, and the loop itself waits longer before the next round.
-3. **Write** through the sync write path, so devices pull the change like any other: lat,
-   lng and geo_precision for an address placed at its street, postcode or city;
+3. **Write** through the one writer (source `geocoder`), so devices pull the change like any
+   other: lat, lng and geo_precision for an address placed at its street, postcode or city;
    geo_precision "none" for one that was not found, or only as a region or a country (such a
    point would mislead a nearby search and a visit's check-in). Only when the account still
    has no position and the same address: a position that someone set is never overwritten.
@@ -34,10 +34,9 @@ from typing import Any
 from geo.geocoders import geocoder_from_env, geocoding_is_off
 from geo.geocoding import Geocoder, GeocodeResult, GeocodingUnavailable
 from server import db
-from server.core.actor import Actor
-from server.core.store import STORE, Session
+from server.core.actor import SYSTEM
+from server.core.writer import Edit, Source, Writer, writing
 from server.settings import Settings
-from sync.clock import Stamp
 from sync.engine import StoredRecord
 
 log = logging.getLogger("fieldcrm.geocoding")
@@ -53,17 +52,6 @@ LOOP_BACKOFF_MAX_S = 300.0  # the service down: rounds 10 s, 20 s, ... up to 5 m
 ADDRESS = ("street", "city", "region", "postal_code", "country")
 PLACED = frozenset({"street", "postcode", "city", "unknown"})  # precise enough to place
 NOT_FOUND = "none"  # geo_precision of an account whose address could not be placed
-
-# The geocoder's stamps: a client id that sorts before every device's UUID and "server", so
-# a person's write with the very same clock reading wins too.
-GEOCODER_CLIENT_ID = "+geocoder"
-# The sync store asks for an actor; nothing it does for these fields depends on who it is.
-SYSTEM_ACTOR = Actor(
-    user_id="00000000-0000-0000-0000-000000000000",
-    username="geocoder",
-    role="admin",
-    team_id="",
-)
 
 Address = tuple[str | None, ...]  # in ADDRESS order
 
@@ -230,10 +218,10 @@ async def save(
     now_ms: int,
     report: RoundReport,
 ) -> None:
-    """Write what the round learnt, in one write session of the sync store."""
-    async with STORE.write() as session:
+    """Write what the round learnt, in one transaction of the one writer."""
+    async with writing(Source.GEOCODER) as writer:
         for account, result in results:
-            await _settle(session, account, result, now_ms, report)
+            await _settle(writer, account, result, now_ms, report)
         if failed is not None:
             report.failed += 1
             delay_s = min(RETRY_BASE_S * 2**failed.failures, RETRY_MAX_S)
@@ -245,17 +233,16 @@ async def save(
             await db.fetch(
                 "UPDATE geocoding_attempts SET retry_at = NULL WHERE account_id = {}", account.id
             )
-        await session.flush()
 
 
 async def _settle(
-    session: Session,
+    writer: Writer,
     account: Claimed,
     result: GeocodeResult | None,
     now_ms: int,
     report: RoundReport,
 ) -> None:
-    record = await session.load("accounts", account.id)
+    record = await writer.load("accounts", account.id)
     if record is None or record.deleted or _has_position(record):
         report.skipped += 1
         await _forget(account.id)
@@ -269,7 +256,7 @@ async def _settle(
     if result is not None and result.precision in PLACED:
         report.placed += 1
         await _fill(
-            session,
+            writer,
             record,
             {"lat": result.lat, "lng": result.lng, "geo_precision": result.precision},
         )
@@ -277,16 +264,13 @@ async def _settle(
         return
     report.not_found += 1
     if record.values.get("geo_precision") != NOT_FOUND:
-        await _fill(session, record, {"geo_precision": NOT_FOUND})
+        await _fill(writer, record, {"geo_precision": NOT_FOUND})
     await _remember(account, "not_found", 0, None, now_ms)
 
 
-async def _fill(session: Session, record: StoredRecord, changed: dict[str, Any]) -> None:
-    """Write fields through the sync path with a clock just past theirs (module docstring)."""
-    held = [record.stamps[name] for name in changed if name in record.stamps]
-    latest = max(held, key=lambda stamp: stamp.key) if held else Stamp(0, 0, "", None, 0)
-    stamp = Stamp(latest.ms, latest.counter + 1, GEOCODER_CLIENT_ID, None, 0)
-    await session.update(SYSTEM_ACTOR, record, changed, dict.fromkeys(changed, stamp))
+async def _fill(writer: Writer, record: StoredRecord, changed: dict[str, Any]) -> None:
+    """Write fields through the one writer, yielding to people's writes (module docstring)."""
+    await writer.apply(SYSTEM, Edit("accounts", record.id, changed))
 
 
 async def _remember(

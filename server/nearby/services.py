@@ -27,7 +27,7 @@ from geo.nearby import rank
 from server import db
 from server.core.actor import Actor
 from server.core.fields import ACCOUNT_STATUSES
-from server.core.store import record_from_row, wire_row
+from server.core.rows import record_from_row, wire_row
 from server.errors import ApiError
 from server.nearby.schemas import (
     DEFAULT_LIMIT,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -31,14 +30,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server import db
-from server.core.actor import Actor
-from server.core.store import STORE, record_from_row
+from server.core.actor import SYSTEM
+from server.core.rows import record_from_row
+from server.core.writer import Edit, Source, writing
 from server.push import services
 from server.push.endpoints import PushEndpointRefused, check_endpoint, parse_allowed_hosts
 from server.push.sender import PushOutcome, backoff_s, send_push
 from server.push.vapid import VapidKey, vapid_subject_problem
 from server.settings import Settings
-from sync.clock import Stamp
 from sync.engine import StoredRecord
 
 log = logging.getLogger("fieldcrm.push")
@@ -52,16 +51,6 @@ MESSAGE_TTL_S = 12 * 60 * 60  # a phone offline longer than this gets no stale r
 MAX_ATTEMPTS = 8  # 5 s, 10 s, ... about 10 minutes of retries, then the reminder is dropped
 MAX_RETRY_AFTER_S = 6 * 60 * 60
 IN_CHUNK = 500
-
-# Who sets reminded_at: the server itself. The sync store asks for an actor; nothing it
-# does for a server-kept field on a task depends on who it is.
-SYSTEM_ACTOR = Actor(
-    user_id="00000000-0000-0000-0000-000000000000",
-    username="reminders",
-    role="admin",
-    team_id="",
-)
-SERVER_CLIENT_ID = "server"
 
 _DUE_TASKS = (
     # The same terms as the partial index tasks_reminder_due (push migrations).
@@ -158,7 +147,7 @@ async def dispatch_round(settings: Settings, *, now: datetime | None = None) -> 
 async def schedule_due(now: datetime, *, limit: int = SCHEDULE_BATCH) -> RoundReport:
     """Stage 1: queue the reminders of up to `limit` due tasks and mark them reminded."""
     report = RoundReport()
-    async with STORE.write() as session:
+    async with writing(Source.REMINDER) as writer:
         rows = await db.fetch(_DUE_TASKS, now, limit)
         if not rows:
             return report
@@ -186,13 +175,10 @@ async def schedule_due(now: datetime, *, limit: int = SCHEDULE_BATCH) -> RoundRe
                 f" next_attempt_at, claimed_until, remind_at) VALUES {marks}",
                 *[value for row in chunk for value in row],
             )
-        for task in tasks:
-            # Through the sync write path, with the server's clock: reminded_at gets a seq
-            # and reaches the assignee's devices like any other change.
-            hlc = session.server_hlc(int(time.time() * 1000))
-            stamp = Stamp(hlc[0], hlc[1], SERVER_CLIENT_ID, None, 0)
-            await session.update(SYSTEM_ACTOR, task, {"reminded_at": now}, {"reminded_at": stamp})
-        await session.flush()
+        # Through the one writer: reminded_at gets a seq and reaches the assignee's
+        # devices like any other change.
+        reminded = {"reminded_at": now.isoformat()}
+        await writer.apply_all(SYSTEM, [Edit("tasks", task.id, reminded) for task in tasks])
     report.reminded = len(tasks)
     report.scheduled = len(queued)
     return report

@@ -1,10 +1,9 @@
 """Reading and writing records for the REST endpoints. Reads are scoped to the caller in
-SQL; writes go through the sync engine's write path with the server's clock, so every
-change gets a seq and reaches devices like any phone's write."""
+SQL; writes go through the one writer (server/core/writer.py), so every change gets a
+seq and reaches devices like any phone's write."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -13,18 +12,12 @@ import msgspec
 from server import db
 from server.core.actor import Actor
 from server.core.fields import CHILD_TABLES, SPECS
-from server.core.store import (
-    STORE,
-    WIRE_ROWS,
-    record_from_row,
-    rows_by_version,
-    wire_row,
-)
+from server.core.rows import WIRE_ROWS, record_from_row, rows_by_version, wire_row
+from server.core.store import STORE
+from server.core.writer import Edit, Source, writing
 from server.errors import REJECTION_STATUS, ApiError
-from sync.engine import apply_mutation
-from sync.protocol import Mutation, Rejected
+from sync.protocol import Rejected
 
-SERVER_CLIENT_ID = "server"
 MAX_PAGE = 200
 SEARCHED = {
     "accounts": ("name", "city"),
@@ -164,32 +157,21 @@ async def write(
     *,
     may_create: bool = True,
 ) -> dict[str, Any] | None:
-    """One write through the sync engine with the server's clock; the record after it.
-    An upsert creates the record only when `may_create` (POST, not PATCH)."""
-    async with STORE.write() as session:
-        existing = await session.load(table, record_id)
+    """One write through the one writer, as `actor`; the record after it. An upsert
+    creates the record only when `may_create` (POST, not PATCH)."""
+    async with writing(Source.REST) as writer:
+        existing = await writer.load(table, record_id)
         if op != "upsert" or existing is not None or not may_create:
             if existing is None or not actor.sees(existing.scope):
                 raise ApiError(404, "not_found", f"There is no {table[:-1]} with this id.")
             if existing.deleted:
                 raise ApiError(404, "not_found", f"This {table[:-1]} was deleted.")
-        hlc = session.server_hlc(int(time.time() * 1000))
-        mutation = Mutation(
-            mid=0,
-            table=table,
-            id=record_id,
-            op=op,
-            fields=fields,
-            base_seq=existing.seq if existing else None,
-            hlc=hlc,
-        )
         try:
-            await apply_mutation(session, actor, SERVER_CLIENT_ID, mutation, hlc)
+            await writer.apply(actor, Edit(table, record_id, fields, op))
         except Rejected as rejected:
             status = REJECTION_STATUS.get(rejected.error, 422)
             raise ApiError(status, rejected.error, rejected.detail) from None
-        record = await session.load(table, record_id)
-        await session.flush()
+        record = await writer.load(table, record_id)
     return wire_row(record) if record is not None and not record.deleted else None
 
 

@@ -24,7 +24,8 @@ from server import db
 from server.auth.services import token_digest
 from server.core.actor import Actor
 from server.core.fields import CHILD_TABLES, TABLES
-from server.core.store import STORE, record_from_row, wire_row
+from server.core.rows import record_from_row, wire_row
+from server.core.store import STORE
 from sync.clock import tick
 from sync.engine import Exchange, round_trip, round_trips
 from sync.protocol import MidGap, SyncRequest, json_encoder

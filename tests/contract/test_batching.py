@@ -28,6 +28,8 @@ class Watched:
     account named "poison" raises, as a bug or a database error would; one named "slow"
     takes 50 ms, and sets `slowed` when it starts."""
 
+    rules = STORE.rules
+
     def __init__(self) -> None:
         self.writes = 0
         self.slowed = asyncio.Event()
@@ -50,13 +52,13 @@ class _Poisonable:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)
 
-    async def create(self, actor: Any, table: str, record_id: str, values: Any, stamp: Any) -> None:
+    async def create(self, table: str, record_id: str, values: Any, stamp: Any, scope: str) -> None:
         if values.get("name") == "poison":
             raise RuntimeError("poison")
         if values.get("name") == "slow":
             self._slowed.set()
             await asyncio.sleep(0.05)
-        await self._session.create(actor, table, record_id, values, stamp)
+        await self._session.create(table, record_id, values, stamp, scope)
 
 
 def _new_accounts(device: Device, *names: str) -> list[str]:

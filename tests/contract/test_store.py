@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from server.syncing import store
+from server.core import rows, session, store
 from tests.contract.sim import (
     Device,
     add_team,
@@ -34,16 +34,16 @@ async def test_a_pull_in_a_rolled_back_transaction_caches_nothing(
     # The first try pushes and pulls the new account, then fails before it commits.
     phone = Device(ann.user_id)
     phone.write("accounts", account, "upsert", {"name": "Acme"}, now)
-    real_flush = store.Session.flush
+    real_flush = session.Session.flush
 
-    async def failing_flush(self: store.Session) -> None:
+    async def failing_flush(self: session.Session) -> None:
         await real_flush(self)
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(store.Session, "flush", failing_flush)
+    monkeypatch.setattr(session.Session, "flush", failing_flush)
     with pytest.raises(RuntimeError):
         await sync_until_done(phone, link)
-    monkeypatch.setattr(store.Session, "flush", real_flush)
+    monkeypatch.setattr(session.Session, "flush", real_flush)
 
     # The same seq now goes to another version of the account.
     tablet = Device(ann.user_id)
@@ -199,9 +199,9 @@ async def test_rows_a_request_wrote_are_cached_exactly_as_the_table_holds_them(
     checked = 0
     for table, record_id in await server_rows(ann):
         record = (await stored_records(table, [record_id]))[record_id]
-        cached = store.WIRE_ROWS.get((epoch, table, record_id, record.seq))
+        cached = rows.WIRE_ROWS.get((epoch, table, record_id, record.seq))
         assert cached is not None, (table, record_id)
-        read = store.wire_row(record)
+        read = rows.wire_row(record)
         assert cached.values == read, (table, record_id)
         assert {k: type(v) for k, v in cached.values.items()} == {
             k: type(v) for k, v in read.items()

@@ -16,8 +16,9 @@ import pytest
 
 from geo.geocoding import GeocodeResult, GeocodingUnavailable
 from server import db
+from server.core.writer import YIELDING, Source
 from server.nearby import geocoding
-from server.nearby.geocoding import GEOCODER_CLIENT_ID, geocode_round, run_geocoder
+from server.nearby.geocoding import geocode_round, run_geocoder
 from server.settings import Settings
 from tests.factories import Login, login_as, make_account
 
@@ -70,7 +71,7 @@ async def test_an_address_gets_coordinates_that_devices_pull(
     [change] = [c for c in pulled["changes"] if c["id"] == lyon["id"]]
     assert change["row"]["lat"] == placed["lat"] and change["row"]["geo_precision"] == "city"
     rows = await db.fetch("SELECT clocks FROM accounts WHERE id = {}", lyon["id"])
-    assert f'"{GEOCODER_CLIENT_ID}"' in rows[0]["clocks"]
+    assert f'"{YIELDING[Source.GEOCODER]}"' in rows[0]["clocks"]
     assert await geocode_round(settings) == 0
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 import uuid
 from typing import Any
 
@@ -15,10 +14,8 @@ from geographiclib.geodesic import Geodesic
 from geopy.distance import geodesic
 
 from server.core.actor import Actor
-from server.core.store import STORE
+from server.core.writer import Edit, Source, writing
 from server.settings import Settings
-from sync.engine import apply_mutation
-from sync.protocol import Mutation
 from tests.conftest import Database
 from tests.factories import Login, login_as
 
@@ -64,19 +61,14 @@ def scattered_points(rng: random.Random, count: int) -> list[tuple[float, float]
 
 
 async def create_accounts(who: Login, rows: list[dict[str, Any]]) -> list[str]:
-    """Many accounts at once, through the sync write path (one transaction)."""
+    """Many accounts at once, through the one writer (one transaction)."""
     ids = []
     actor = actor_of(who)
-    async with STORE.write() as session:
+    async with writing(Source.REST) as writer:
         for fields in rows:
             record_id = str(uuid.uuid4())
-            hlc = session.server_hlc(int(time.time() * 1000))
-            mutation = Mutation(
-                mid=0, table="accounts", id=record_id, op="upsert", fields=fields, hlc=hlc
-            )
-            await apply_mutation(session, actor, "server", mutation, hlc)
+            await writer.apply(actor, Edit("accounts", record_id, fields))
             ids.append(record_id)
-        await session.flush()
     return ids
 
 

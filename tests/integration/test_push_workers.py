@@ -8,7 +8,6 @@ import collections
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,11 +18,10 @@ import pytest
 from server import db
 from server.auth.services import create_user
 from server.core.actor import Actor
-from server.core.store import STORE
+from server.core.writer import Edit, Source, writing
 from server.push import services
 from server.push.vapid import vapid_key_from_pem
 from server.settings import parse_database_url
-from sync.clock import Stamp
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, migrate_database, pg_url, require_postgres
 from tests.support.push_service import PushService, Subscription
 
@@ -75,17 +73,16 @@ async def _due_reminders(url: str, service: PushService) -> tuple[list[str], lis
             actors.append(actor)
         task_ids = []
         due = datetime.now(UTC) - timedelta(seconds=1)
-        async with STORE.write() as session:
+        async with writing(Source.REST) as writer:
             for n in range(REPS * TASKS_PER_REP):
                 task_id = str(uuid.uuid4())
-                hlc = session.server_hlc(int(time.time() * 1000))
-                await session.create(
-                    actors[n % REPS], "tasks", task_id,
-                    {"title": f"Reminder {n}", "remind_at": due, "done": False},
-                    Stamp(*hlc, "server", None, 0),
-                )  # fmt: skip
+                await writer.apply(
+                    actors[n % REPS],
+                    Edit(
+                        "tasks", task_id, {"title": f"Reminder {n}", "remind_at": due.isoformat()}
+                    ),
+                )
                 task_ids.append(task_id)
-            await session.flush()
         return task_ids, subscriptions
     finally:
         await db.stop()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from server.core.store import WireRowCache
+from server.core.rows import WireRowCache
 from sync.protocol import WireRow
 
 

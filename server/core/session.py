@@ -1,0 +1,417 @@
+"""The sync engine's storage session over the process's database (SQLite or PostgreSQL):
+one transaction, implementing `sync.engine.SyncSession` (whose docstrings are the
+contract). It stores records and knows nothing of who may write what: the engine calls
+the CRM's rules (server/core/rules.py) itself.
+
+What a session keeps, for one transaction:
+- counters: the seq it hands out and the server's clock (table sync_meta);
+- records as the transaction has them (read once, kept up to date by its own writes);
+- writes held back and sent together before the transaction's next statement
+  (`db.defer`): new rows in one INSERT per table, changed rows in one UPDATE per table,
+  with the clients' mids (server/core/changelog/clients.py);
+- the change log's new entries (server/core/changelog/log.py), written before a pull;
+- rows as clients see them that it made or read, for its pulls and, once committed, for
+  the cross-request cache `WIRE_ROWS`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from server import db
+from server.core.actor import SERVER_CLIENT_ID
+from server.core.changelog import log
+from server.core.changelog.clients import Clients
+from server.core.changelog.log import ChangeLog
+from server.core.fields import CHILD_TABLES, SPECS, TABLES, db_column
+from server.core.rows import (
+    clocks_text,
+    column_value,
+    db_value,
+    load_records,
+    now_ms,
+    now_utc,
+    record_from_row,
+    rows_by_version,
+    to_json_text,
+    wire_row,
+)
+from sync.clock import Stamp, tick
+from sync.engine import DELETED_STAMP, Page, StoredRecord
+from sync.merge import LostValue
+from sync.protocol import Change, Mutation, WireRow
+
+# db.shared() key: sync_meta as the transaction has it (only sessions write sync_meta).
+META = "sync_meta"
+
+
+class Session:
+    """One transaction: a write session holds the writer's lock and hands out seqs."""
+
+    def __init__(self, writable: bool) -> None:
+        self.writable = writable
+        self.clients = Clients()
+        self.log = ChangeLog()
+        # Held-back writes: new rows, (table, columns) -> rows of values; and changed
+        # rows, (table, id) -> the columns to write (their values are the cached record's).
+        self._inserts: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
+        self._updates: dict[tuple[str, str], set[str]] = {}
+        # Records this session wrote, whose newest versions it knows (for WIRE_ROWS).
+        self._written: set[tuple[str, str]] = set()
+        self._teams: dict[str, str | None] = {}
+        # Rows as clients see them, by version, that this session made or read: for its
+        # pulls (one row object however many pull it) and, once the transaction has
+        # committed, for WIRE_ROWS.
+        self.wired: dict[tuple[str, str, str, int], WireRow] = {}
+        # The changes this session's pulls made, by seq: in one transaction a seq always
+        # names the same change, so the requests of a batch share them.
+        self._changes: dict[int, Change] = {}
+        self.epoch = ""
+        self.current_seq = 0
+        self.purged_seq = 0
+        self._hlc = (0, 0)
+        self._meta_seq = 0
+        self._meta_hlc = (0, 0)
+        # Records as they are in this transaction (None: there is none): read once, and
+        # kept up to date by this session's own writes, so a request's writes cost a few
+        # queries, not several each.
+        self._cache: dict[tuple[str, str], StoredRecord | None] = {}
+
+    async def begin(self) -> None:
+        # A write session committed together with an earlier one (group commit) takes
+        # the counters where that one left them in sync_meta.
+        known = db.shared().get(META) if self.writable else None
+        if known is None:
+            rows = await db.fetch("SELECT key, value FROM sync_meta")
+            meta = {r["key"]: r["value"] for r in rows}
+            hlc = (int(meta["hlc_ms"]), int(meta["hlc_counter"]))
+            known = (meta["epoch"], int(meta["seq"]), int(meta["purged_seq"]), hlc)
+        self.epoch, self.current_seq, self.purged_seq, self._hlc = known
+        self._meta_seq, self._meta_hlc = self.current_seq, self._hlc
+
+    def stored_meta(self) -> tuple[str, int, int, tuple[int, int]]:
+        """sync_meta as this session has left it in the transaction."""
+        return (self.epoch, self._meta_seq, self.purged_seq, self._meta_hlc)
+
+    async def flush(self) -> None:
+        if not self.writable:
+            return
+        await self.log.write()
+        if (self.current_seq, self._hlc) != (self._meta_seq, self._meta_hlc):
+            await db.fetch(
+                "UPDATE sync_meta SET value = CASE key WHEN 'seq' THEN {} WHEN 'hlc_ms' THEN {}"
+                " ELSE {} END WHERE key IN ('seq', 'hlc_ms', 'hlc_counter')",
+                str(self.current_seq),
+                str(self._hlc[0]),
+                str(self._hlc[1]),
+            )
+        self._meta_seq, self._meta_hlc = self.current_seq, self._hlc
+        # The rows this session wrote, as clients will pull them (a team's phones, next).
+        for key in list(self._written):
+            record = self._cache.get(key)
+            if record is not None and not record.deleted:
+                self._wire(record)
+        self._written.clear()
+
+    def _wire(self, record: StoredRecord) -> WireRow:
+        """The row clients see for `record` as this transaction has it, made once: for the
+        pulls in this session and, once the transaction has committed, for WIRE_ROWS."""
+        key = (record.table, record.id)
+        self._written.discard(key)
+        version = (self.epoch, *key, record.seq)
+        row = self.wired.get(version)
+        if row is None:
+            row = self.wired[version] = WireRow(wire_row(record))
+        return row
+
+    # -- clocks and seqs -------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        assert self.writable, "seqs are handed out in write sessions only"
+        self.current_seq += 1
+        return self.current_seq
+
+    def observe_hlc(self, hlc: tuple[int, int]) -> None:
+        self._hlc = max(self._hlc, hlc)
+
+    def hlc_max(self) -> tuple[int, int]:
+        return self._hlc
+
+    def server_hlc(self, now_ms: int) -> tuple[int, int]:
+        """The server's own clock for a write of its own: past every clock it has seen."""
+        self._hlc = tick(self._hlc, now_ms)
+        return self._hlc
+
+    # -- exactly-once ----------------------------------------------------------------
+
+    async def load_clients(self, clients: Sequence[tuple[str, str]]) -> None:
+        await self.clients.load(clients)
+
+    async def last_mid(self, user_id: str, client_id: str) -> int:
+        return await self.clients.last_mid(user_id, client_id)
+
+    async def stored_results(
+        self, user_id: str, client_id: str, mids: Sequence[int]
+    ) -> dict[int, bytes]:
+        return await self.clients.stored_results(user_id, client_id, mids)
+
+    async def save_results(
+        self, user_id: str, client_id: str, last_mid: int, results: list[tuple[int, bytes]]
+    ) -> None:
+        self.clients.save(user_id, client_id, last_mid, results)
+        db.defer(self._write_pending)
+
+    # -- reading records -------------------------------------------------------------
+
+    async def load(self, table: str, record_id: str) -> StoredRecord | None:
+        key = (table, record_id)
+        if key not in self._cache:
+            rows = await db.fetch(f"SELECT * FROM {table} WHERE id = {{}}", record_id)
+            self._cache[key] = record_from_row(table, rows[0]) if rows else None
+        return self._cache[key]
+
+    async def prefetch(self, mutations: Sequence[Mutation]) -> None:
+        """Load the records these mutations name, and the accounts they point at, in one
+        query per table."""
+        wanted: dict[str, set[str]] = {}
+        for m in mutations:
+            account_id = m.fields.get("account_id") if isinstance(m.fields, dict) else None
+            for table, record_id in ((m.table, m.id), ("accounts", account_id)):
+                if table not in TABLES or not isinstance(record_id, str):
+                    continue
+                try:
+                    key = (table, str(uuid.UUID(record_id)))
+                except ValueError:
+                    continue
+                if key not in self._cache:
+                    wanted.setdefault(table, set()).add(key[1])
+        for table, ids in wanted.items():
+            found = {r.id: r for r in await self.load_many(table, sorted(ids))}
+            for record_id in ids:
+                self._cache[(table, record_id)] = found.get(record_id)
+
+    async def load_many(
+        self, table: str, ids: Sequence[str], *, with_stamps: bool = True
+    ) -> list[StoredRecord]:
+        return await load_records(table, ids, with_stamps=with_stamps)
+
+    async def team_of(self, user_id: str) -> str | None:
+        """A user's team, read once per session."""
+        if user_id not in self._teams:
+            rows = await db.fetch("SELECT team_id FROM users WHERE id = {}", user_id)
+            self._teams[user_id] = str(rows[0]["team_id"]) if rows else None
+        return self._teams[user_id]
+
+    # -- writing records -------------------------------------------------------------
+
+    async def create(
+        self, table: str, record_id: str, values: dict[str, Any], stamp: Stamp, scope: str
+    ) -> None:
+        seq = self.next_seq()
+        stamp = stamp._replace(seq=seq)
+        now = now_utc()
+        stamps = dict.fromkeys(values, stamp)
+        row = {"id": record_id, "created_at": now, "updated_at": now, "seq": seq}
+        row.update(scope=scope, deleted=False, clocks=clocks_text(stamps))
+        row.update({db_column(table, k): db_value(table, k, v) for k, v in values.items()})
+        values = {**values, "created_at": now, "updated_at": now}
+        self._insert(StoredRecord(table, record_id, values, stamps, False, seq, scope), row)
+        self.log.put(table, record_id, seq, scope, "put")
+
+    async def update(
+        self,
+        record: StoredRecord,
+        changed: dict[str, Any],
+        stamps: dict[str, Stamp],
+        scope: str,
+    ) -> None:
+        if not changed:
+            # Only clocks moved (the same value written later): devices need nothing.
+            merged = {**record.stamps, **{k: s._replace(seq=record.seq) for k, s in stamps.items()}}
+            self._update(dataclasses.replace(record, stamps=merged), {"clocks"})
+            return
+        seq = self.next_seq()
+        table = record.table
+        values = {**record.values, **changed, "updated_at": now_utc()}
+        merged = {**record.stamps, **{k: s._replace(seq=seq) for k, s in stamps.items()}}
+        columns = {"updated_at", "seq", "scope", "clocks"}
+        columns.update(db_column(table, name) for name in changed)
+        self._update(
+            dataclasses.replace(record, values=values, stamps=merged, seq=seq, scope=scope),
+            columns,
+        )
+        self.log.put(table, record.id, seq, scope, "put")
+        if scope != record.scope:
+            self.log.evict(table, record.id, self.next_seq(), record.scope)
+            await self._move_dependents(record, scope)
+
+    async def delete(self, record: StoredRecord, stamp: Stamp) -> None:
+        await self._tombstone(record, stamp)
+        if record.table == "accounts":
+            # What hangs off an account goes with it.
+            for child in CHILD_TABLES:
+                rows = await db.fetch(
+                    f"SELECT * FROM {child} WHERE account_id = {{}} AND deleted = {{}}",
+                    record.id,
+                    False,
+                )
+                for row in rows:
+                    await self._tombstone(record_from_row(child, row), stamp)
+
+    async def _tombstone(self, record: StoredRecord, stamp: Stamp) -> None:
+        seq = self.next_seq()
+        stamps = {**record.stamps, DELETED_STAMP: stamp._replace(seq=seq)}
+        values = {**record.values, "updated_at": now_utc()}
+        self._update(
+            dataclasses.replace(record, values=values, stamps=stamps, deleted=True, seq=seq),
+            {"deleted", "seq", "updated_at", "clocks"},
+        )
+        self.log.put(record.table, record.id, seq, record.scope, "delete")
+
+    async def keep_lost(self, record: StoredRecord, lost: LostValue) -> None:
+        """Write a conflicts row beside the record, seen by whoever sees the record."""
+        if record.table == "conflicts":
+            return  # two people resolving the same conflict is not itself a conflict
+        # The record as it is now: the write whose value lost may have moved it (a task
+        # handed to someone else), and its conflicts go where it went.
+        record = await self.load(record.table, record.id) or record
+        seq = self.next_seq()
+        now = now_utc()
+        conflict_id = str(uuid.uuid4())
+        account_id = record.id if record.table == "accounts" else record.values.get("account_id")
+        values = {
+            "record_table": record.table,
+            "record_id": record.id,
+            "account_id": account_id,
+            "field": lost.field,
+            "kept_value": to_json_text(lost.kept_value),
+            "lost_value": to_json_text(lost.lost_value),
+            "kept_hlc": to_json_text(list(lost.kept.hlc)),
+            "lost_hlc": to_json_text(list(lost.lost.hlc)),
+            "kept_by": lost.kept.user_id,
+            "lost_by": lost.lost.user_id,
+            "resolved": False,
+        }
+        stamps = dict.fromkeys(SPECS["conflicts"], Stamp(now_ms(), 0, SERVER_CLIENT_ID, None, seq))
+        row = {"id": conflict_id, "created_at": now, "updated_at": now, "seq": seq}
+        row.update(scope=record.scope, deleted=False, clocks=clocks_text(stamps), **values)
+        # The record as a read of its row gives it (JSON fields decoded again).
+        self._insert(record_from_row("conflicts", row), row)
+        self.log.put("conflicts", conflict_id, seq, record.scope, "put")
+
+    async def _move_dependents(self, record: StoredRecord, scope: str) -> None:
+        """When an account changes team, what hangs off it moves too; when another record
+        changes scope (a task given to someone else), its conflicts go with it."""
+        if record.table == "accounts":
+            dependents = [(child, "account_id") for child in (*CHILD_TABLES, "conflicts")]
+        else:
+            dependents = [("conflicts", "record_id")]
+        for child, column in dependents:
+            rows = await db.fetch(
+                f"SELECT id, scope, deleted FROM {child} WHERE {column} = {{}}", record.id
+            )
+            for row in rows:
+                if row["scope"] == scope:
+                    continue
+                seq = self.next_seq()
+                child_id = str(row["id"])
+                await db.fetch(
+                    f"UPDATE {child} SET scope = {{}}, seq = {{}} WHERE id = {{}}",
+                    scope,
+                    seq,
+                    child_id,
+                )
+                self._cache.pop((child, child_id), None)  # the next load reads it again
+                self.log.put(child, child_id, seq, scope, "delete" if row["deleted"] else "put")
+                self.log.evict(child, child_id, self.next_seq(), row["scope"])
+
+    # -- held-back writes ------------------------------------------------------------
+
+    def _keep(self, record: StoredRecord) -> None:
+        """`record` as it now is in this transaction (its row is written before the
+        transaction's next statement)."""
+        key = (record.table, record.id)
+        self._cache[key] = record
+        self._written.add(key)
+
+    def _insert(self, record: StoredRecord, row: dict[str, Any]) -> None:
+        """A new record: its row (by column) goes with the batch's other new rows of its
+        table in one INSERT."""
+        self._keep(record)
+        self.log.created(record.table, record.id)
+        self._inserts.setdefault((record.table, tuple(row)), []).append(list(row.values()))
+        db.defer(self._write_pending)
+
+    def _update(self, record: StoredRecord, columns: set[str]) -> None:
+        """A record's new state: these columns of it are written with the batch."""
+        self._keep(record)
+        self._updates.setdefault((record.table, record.id), set()).update(columns)
+        db.defer(self._write_pending)
+
+    async def _write_pending(self) -> None:
+        """Send the held-back writes: the clients' mids and results, new rows in one INSERT
+        per table, then changed rows in one prepared UPDATE per table."""
+        await self.clients.write()
+        inserts, self._inserts = self._inserts, {}
+        updates, self._updates = self._updates, {}
+        for (table, columns), rows in inserts.items():
+            await db.insert_rows(table, columns, rows)
+        # One UPDATE per table, of every column some row of the batch changed: a row that
+        # did not change one writes its current value (the cached record is the whole row).
+        by_table: dict[str, dict[str, set[str]]] = {}
+        for (table, record_id), names in updates.items():
+            by_table.setdefault(table, {})[record_id] = names
+        for table, changed in by_table.items():
+            written = sorted(set().union(*changed.values()))
+            values = []
+            for record_id in changed:
+                record = self._cache[(table, record_id)]
+                assert record is not None
+                values.append([*(column_value(record, c) for c in written), record_id])
+            await db.update_rows(table, written, values)
+
+    # -- pull ------------------------------------------------------------------------
+
+    async def pull(
+        self, scopes: tuple[str, ...] | None, after: int, limit: int, fresh_until: int
+    ) -> Page:
+        await self.log.write()
+        rows = await log.read(scopes, after, fresh_until, limit + 1)
+        has_more = len(rows) > limit
+        # A put's seq is the seq of the row it names (a later write replaces the entry), so
+        # (table, id, seq) is one version of a row: this session's own, else one written by
+        # a request committed with this one, else from the cache or the table.
+        epoch = self.epoch
+        # Rows this session made or read, then those of the sessions committed with it.
+        known = collections.ChainMap(self.wired, db.shared() if self.writable else {})
+        changes = []
+        wanted: dict[str, list[tuple[str, int]]] = {}
+        waiting: dict[tuple[str, str], Change] = {}
+        made = self._changes
+        for seq, table, record_id, op in rows[:limit]:
+            change = made.get(seq)
+            if change is not None:  # an earlier pull in this session has it, row and all
+                changes.append(change)
+                continue
+            change = made[seq] = Change(table=table, id=record_id, seq=seq, op=op, row=None)
+            changes.append(change)
+            if op != "put":
+                continue
+            mine = self._cache.get((table, record_id))
+            if mine is not None and mine.seq == seq:
+                change.row = self._wire(mine)
+            else:
+                wanted.setdefault(table, []).append((record_id, seq))
+                waiting[(table, record_id)] = change
+        for table, versions in wanted.items():
+            cached, read = await rows_by_version(epoch, table, versions, known)
+            for record_id, row in cached.items():
+                waiting[(table, record_id)].row = row
+            for record, wired in read:
+                waiting[(table, record.id)].row = wired
+                self.wired[(epoch, table, record.id, record.seq)] = wired
+        return Page(changes=changes, has_more=has_more)

@@ -1,0 +1,122 @@
+"""The one writer: every change the server makes to records on its own side goes through
+here, whatever asks for it (REST, the demo loader, the geocoder, the reminder dispatcher,
+and later import and merge), named by its `Source`.
+
+    async with writing(Source.REST) as writer:
+        status = await writer.apply(actor, Edit("accounts", account_id, {"name": "Laurent"}))
+
+A write goes through the sync engine's `apply_mutation`, exactly as a phone's does: the
+CRM's rules (who may write what, server-kept fields, scope), the per-field merge, a seq,
+the change log, and so to every device that sees the record. What differs by source is
+only the clock and the client id in the stamps (`Source`). Phones' writes come through
+the sync endpoint into the same `apply_mutation`; what should happen for every write
+whatever its origin (history, quotas) goes there or into the session's writes
+(server/core/session.py), which both paths share.
+
+A `Writer` is one write transaction: `writing` commits when the block ends, and rolls
+everything back if it raises. Other SQL run inside the block (a job's own bookkeeping)
+commits with it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from server.core.actor import SERVER_CLIENT_ID, Actor
+from server.core.rules import RULES
+from server.core.session import Session
+from server.core.store import STORE
+from sync.clock import Stamp
+from sync.engine import StoredRecord, apply_mutation
+from sync.protocol import Mutation
+
+
+class Source(StrEnum):
+    """Who asked for a server-side write."""
+
+    REST = "rest"  # a person, through the REST API
+    DEMO = "demo"  # `fieldcrm demo`
+    GEOCODER = "geocoder"  # the background geocoder placing accounts
+    REMINDER = "reminder"  # the reminder dispatcher marking tasks reminded
+
+
+# A source whose writes yield to people's: its stamps sit just past the fields' current
+# ones (so its value replaces what is there now), with a client id that sorts before every
+# device's, so any later write by a person wins, even one with the very same clock reading.
+# Every other source writes with the server's clock, past every clock it has seen.
+YIELDING = {Source.GEOCODER: "+geocoder"}
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change to one record: an upsert of `fields` (creating the record if it does
+    not exist) or a delete. `base_seq`: the version the change was made against (rule 5);
+    by default the record as it is now, as the server sees it."""
+
+    table: str
+    id: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    op: str = "upsert"
+    base_seq: int | None = None
+
+
+class Writer:
+    def __init__(self, session: Session, source: Source) -> None:
+        self.session = session
+        self.source = source
+        self.client_id = YIELDING.get(source, SERVER_CLIENT_ID)
+
+    async def load(self, table: str, record_id: str) -> StoredRecord | None:
+        """A record as it is in this transaction (tombstones included)."""
+        return await self.session.load(table, record_id)
+
+    async def apply(self, actor: Actor, edit: Edit) -> str:
+        """Apply `edit` as `actor` (a person, or `server.core.actor.SYSTEM` for the
+        server's own jobs): "applied" or "merged", or raises `sync.protocol.Rejected`."""
+        record = await self.session.load(edit.table, edit.id)
+        hlc = self._clock(record, edit)
+        base_seq = edit.base_seq
+        if base_seq is None and record is not None:
+            base_seq = record.seq
+        mutation = Mutation(
+            mid=0,
+            table=edit.table,
+            id=edit.id,
+            op=edit.op,
+            fields=edit.fields,
+            base_seq=base_seq,
+            hlc=hlc,
+        )
+        return await apply_mutation(self.session, RULES, actor, self.client_id, mutation, hlc)
+
+    async def apply_all(self, actor: Actor, edits: Sequence[Edit]) -> list[str]:
+        """`apply` each edit in turn, loading the records they name in one go first."""
+        await self.session.prefetch(
+            [
+                Mutation(mid=0, table=e.table, id=e.id, op=e.op, fields=e.fields, hlc=(0, 0))
+                for e in edits
+            ]
+        )
+        return [await self.apply(actor, edit) for edit in edits]
+
+    def _clock(self, record: StoredRecord | None, edit: Edit) -> tuple[int, int]:
+        if self.source not in YIELDING:
+            return self.session.server_hlc(int(time.time() * 1000))
+        stamps = record.stamps if record is not None else {}
+        held = [stamps[name] for name in edit.fields if name in stamps]
+        latest = max(held, key=lambda stamp: stamp.key) if held else Stamp(0, 0, "", None, 0)
+        return (latest.ms, latest.counter + 1)
+
+
+@asynccontextmanager
+async def writing(source: Source) -> AsyncIterator[Writer]:
+    """A write transaction for server-side writes from `source`; commits at the end of
+    the block (after the change log and counters are written), rolls back if it raises."""
+    async with STORE.write() as session:
+        yield Writer(session, source)
+        await session.flush()
