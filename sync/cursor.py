@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
+
+# A seq as `encode` writes it: ASCII digits, no sign or padding, and small enough for a
+# BIGINT column (a larger one is no position of ours, and would fail in the database).
+_SEQ = re.compile(r"0|[1-9][0-9]{0,18}")
+MAX_SEQ = 2**63 - 1
 
 
 class Cursor(NamedTuple):
@@ -22,10 +28,9 @@ def decode_cursor(text: str | None) -> Cursor | None:
     parts = text.split(".")
     if len(parts) != 5 or parts[0] != "1" or parts[4] not in ("0", "1"):
         return None
-    try:
-        seq, fresh_until = int(parts[2]), int(parts[3])
-    except ValueError:
+    if not all(_SEQ.fullmatch(part) for part in parts[2:4]):
         return None
-    if seq < 0 or fresh_until < 0:
+    seq, fresh_until = int(parts[2]), int(parts[3])
+    if seq > MAX_SEQ or fresh_until > MAX_SEQ:
         return None
     return Cursor(parts[1], seq, fresh_until, parts[4] == "1")

@@ -462,3 +462,16 @@ async def test_rest_writes_reach_devices(client, team):
 async def test_protocol_needs_a_token(client):
     response = await client.post("/api/sync/v1", json={"protocol": 1, "client_id": "x"})
     assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+
+
+# A cursor a client crafted with our epoch and numbers no database holds is not ours: the
+# client starts again from zero (reset), it never reaches the SQL (it was a 500 on SQLite).
+@pytest.mark.parametrize("numbers", [("0", str(2**63)), ("1", "1" * 40), (str(2**63), "0")])
+async def test_a_crafted_cursor_is_a_reset_not_an_error(team, numbers):
+    a, _, _ = team
+    await a.sync(a.write("accounts", new_id(), {"name": "Before"}))
+    epoch = a.cursor.split(".")[1]
+    a.cursor = f"1.{epoch}.{numbers[0]}.{numbers[1]}.0"
+    data = await a.sync()
+    assert data["reset"] is True
+    assert any(change["table"] == "accounts" for change in data["changes"])
