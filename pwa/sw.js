@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "44657e237dd9";
+const VERSION = "20bc67798201";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -342,10 +342,15 @@ async function writeTaskChange(taskId, change) {
   }
 }
 
-// js/hlc.js tick(): never behind the last clock; the counter breaks ties.
+// js/hlc.js tick(): never behind the last clock; the counter breaks ties and carries into
+// the next millisecond rather than pass its bound (2^31 - 1).
 function tick(last, now) {
-  const valid = Array.isArray(last) && last.length === 2 && Number.isInteger(last[0]) && Number.isInteger(last[1]);
+  const valid =
+    Array.isArray(last) && last.length === 2 && Number.isInteger(last[0]) &&
+    Number.isInteger(last[1]) && last[0] >= 0 && last[0] < 2 ** 53 - 1 && last[1] >= 0 &&
+    last[1] <= 2 ** 31 - 1;
   const prev = valid ? last : [0, 0];
   const ms = Math.max(now, prev[0]);
-  return ms === prev[0] ? [ms, prev[1] + 1] : [ms, 0];
+  if (ms !== prev[0]) return [ms, 0];
+  return prev[1] >= 2 ** 31 - 1 ? [ms + 1, 0] : [ms, prev[1] + 1];
 }

@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 MAX_AHEAD_MS = 300_000  # a phone whose clock runs ahead cannot win for more than 5 minutes
+# The bounds of a write's clock (SPEC 4 rule 3, v1.1): ms a whole number JavaScript holds
+# exactly and not before 2000-01-01 (no phone's clock is that far behind), the counter
+# below 2^31. A counter that would pass its bound carries into the next millisecond.
+MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_MS = 2**53 - 1
+MAX_COUNTER = 2**31 - 1
 
 
 class Stamp(NamedTuple):
@@ -28,6 +34,13 @@ class Stamp(NamedTuple):
         return (self.ms, self.counter)
 
 
+def valid_hlc(hlc: tuple[int, int]) -> bool:
+    """Whether a client's clock is within the bounds: outside them a write is refused and
+    moves no clock."""
+    ms, counter = hlc
+    return MIN_MS <= ms <= MAX_MS and 0 <= counter <= MAX_COUNTER
+
+
 def effective_hlc(hlc: tuple[int, int], server_now_ms: int) -> tuple[int, int]:
     """The clock the server uses for a write: its ms is clamped to five minutes ahead of
     the server, so a phone with a wrong clock cannot win every merge for a year."""
@@ -36,7 +49,10 @@ def effective_hlc(hlc: tuple[int, int], server_now_ms: int) -> tuple[int, int]:
 
 
 def tick(last: tuple[int, int], now_ms: int) -> tuple[int, int]:
-    """The next clock reading after `last`: wall time when it moved on, else a counter bump."""
+    """The next clock reading after `last`: wall time when it moved on, else a counter bump,
+    which carries into the next millisecond rather than pass MAX_COUNTER."""
     if now_ms > last[0]:
         return (now_ms, 0)
+    if last[1] >= MAX_COUNTER:
+        return (last[0] + 1, 0)
     return (last[0], last[1] + 1)

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from sync.clock import Stamp, effective_hlc
+from sync.clock import Stamp, effective_hlc, valid_hlc
 from sync.cursor import Cursor, decode_cursor
 from sync.merge import LostValue, lost_to_delete, merge_fields
 from sync.protocol import (
@@ -40,7 +40,6 @@ from sync.protocol import (
     SyncResponse,
 )
 
-MAX_CLOCK_PART = 2**53 - 1  # the largest whole number a JavaScript client holds exactly
 DELETED_STAMP = "_deleted"  # the stamp of the delete, kept among a tombstone's stamps
 
 _result_encoder = msgspec.json.Encoder()
@@ -79,9 +78,10 @@ class SyncSession(Protocol):
     that made it exits. Writes happen only in a write session, which holds the single
     writer's lock, so the seqs it hands out are in commit order; a read session sees one
     snapshot. The engine calls, per round trip: `load_clients`, then per request
-    `last_mid`, `stored_results` (replays), `prefetch`, then per mutation `observe_hlc`,
-    `load` and one of `create` / `update` / `delete` (with `keep_lost` for values that
-    lost), `save_results`; then `pull` per request, and `flush` last.
+    `last_mid`, `stored_results` (replays), `prefetch`, then per mutation `load`, one of
+    `create` / `update` / `delete` (with `keep_lost` for values that lost) and, once the
+    write is applied, `observe_hlc`; `save_results`; then `pull` per request, and `flush`
+    last.
 
     The contract suite (tests/contract/) runs every rule against both implementations
     (SQLite and PostgreSQL), through this interface."""
@@ -411,12 +411,16 @@ async def apply_mutation(
         raise Rejected("invalid_id", "The record id must be a UUID.") from None
     if mutation.op not in ("upsert", "delete"):
         raise Rejected("invalid_op", "op must be 'upsert' or 'delete'.")
-    if mutation.base_seq is not None and mutation.base_seq < 0:
+    if mutation.base_seq is not None and not 0 <= mutation.base_seq <= session.current_seq:
+        # Rule 5: a client cannot claim to have seen what does not exist (and so overwrite
+        # a colleague's value without a conflicts row).
         raise Rejected("invalid_base_seq", "base_seq must be a seq this client pulled.")
-    if not all(0 <= part <= MAX_CLOCK_PART for part in mutation.hlc):
-        # A clock a phone cannot have made; past 2^53 JavaScript cannot even hold it.
-        raise Rejected("invalid_hlc", "hlc must be [unix ms, counter], from 0 to 2^53 - 1.")
-    session.observe_hlc(hlc)
+    if not valid_hlc(mutation.hlc):
+        # Rule 3: a clock a phone cannot have made. It moves no clock.
+        raise Rejected(
+            "invalid_hlc",
+            "hlc must be [unix ms, counter]: ms from 2000-01-01 to 2^53 - 1, counter below 2^31.",
+        )
     stamp = Stamp(hlc[0], hlc[1], client_id, actor.user_id or None, 0)
     record = await session.load(mutation.table, record_id)
 
@@ -426,10 +430,12 @@ async def apply_mutation(
         await rules.check_access(session, actor, record, "delete")
         if not record.deleted:
             await session.delete(record, stamp)
+        session.observe_hlc(hlc)
         return "applied"
 
     if record is None:
         await _create(session, rules, actor, mutation.table, record_id, mutation.fields, stamp)
+        session.observe_hlc(hlc)
         return "applied"
 
     await rules.check_access(session, actor, record, "upsert")
@@ -448,6 +454,8 @@ async def apply_mutation(
         await _update(session, rules, actor, record, outcome.changed, outcome.stamps)
     for lost in outcome.lost:
         await session.keep_lost(record, lost)
+    # Rule 3: the server's clock observes a write only once it is known to be valid.
+    session.observe_hlc(hlc)
     return "merged" if outcome.some_lost else "applied"
 
 

@@ -368,15 +368,19 @@ async def test_bad_mutations_are_rejected_alone(team):
         a.write("accounts", "not-a-uuid", {"name": "x"}),
         a.write("accounts", new_id(), {"team_id": a.login.team_id, "name": "x"}),
         a.write("accounts", new_id(), {"name": "x"}, hlc=(-1, 0)),
-        a.write("accounts", new_id(), {"name": "x"}, hlc=(now_ms(), 2**53)),
+        a.write("accounts", new_id(), {"name": "x"}, hlc=(now_ms(), 2**31)),
+        a.write("accounts", new_id(), {"name": "x"}, hlc=(2**53, 0)),
+        a.write("accounts", new_id(), {"name": "x"}, hlc=(946_684_799_999, 0)),
+        a.write("accounts", new_id(), {"name": "x"}, base_seq=10**12),
         a.write("accounts", good, {"name": "still fine"}),
     )
     codes = [r["error"]["error"] if r["error"] else r["status"] for r in data["ack"]["results"]]
     assert codes == [
         "unknown_table", "unknown_field", "invalid", "invalid", "not_found", "not_found",
-        "invalid_id", "read_only", "invalid_hlc", "invalid_hlc", "applied",
+        "invalid_id", "read_only", "invalid_hlc", "invalid_hlc", "invalid_hlc", "invalid_hlc",
+        "invalid_base_seq", "applied",
     ]  # fmt: skip
-    assert data["hlc_max"][1] < 2**53  # the refused clock moved nothing
+    assert data["hlc_max"][1] < 2**31  # the refused clocks moved nothing
     await c.pull_all()
     assert c.row("accounts", theirs)["name"] == "South only"
 
@@ -475,3 +479,35 @@ async def test_a_crafted_cursor_is_a_reset_not_an_error(team, numbers):
     data = await a.sync()
     assert data["reset"] is True
     assert any(change["table"] == "accounts" for change in data["changes"])
+
+
+# Rule 3 (v1.1): a write that is refused moves no clock, so no one can push everyone's
+# clocks to the bounds with writes that are not even applied.
+async def test_a_refused_write_moves_no_clock(team):
+    a, _, c = team
+    theirs = new_id()
+    await c.sync(c.write("accounts", theirs, {"name": "South only"}))
+    ahead = now_ms() + 300_000
+    data = await a.sync(a.write("accounts", theirs, {"name": "x"}, hlc=(ahead, 2**31 - 1)))
+    assert data["ack"]["results"][0]["error"]["error"] == "not_found"
+    assert data["hlc_max"] < [ahead - 60_000, 0]
+
+
+# Rule 3 (v1.1): a counter at its bound carries into the next millisecond, so a valid
+# write at the bound does not make the next writes invalid.
+async def test_a_counter_at_its_bound_carries(team):
+    a, b, _ = team
+    ahead = now_ms() + 300_000
+    account = new_id()
+    data = await a.sync(a.write("accounts", account, {"name": "x"}, hlc=(ahead, 2**31 - 1)))
+    assert data["ack"]["results"][0]["status"] == "applied"
+    assert data["hlc_max"] == [ahead, 2**31 - 1]
+    # A REST write ticks the server's clock past it: into the next millisecond.
+    response = await b.client.patch(
+        f"/api/accounts/{account}", json={"city": "Lyon"}, headers=b.login.headers
+    )
+    assert response.status_code == 200, response.text
+    rows = await b.pull_all()
+    assert any(change["id"] == account for change in rows)
+    data = await b.sync()
+    assert data["hlc_max"] == [ahead + 1, 0]

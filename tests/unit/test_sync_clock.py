@@ -7,12 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.clock import MAX_AHEAD_MS, Stamp, effective_hlc, tick
-from sync.engine import MAX_CLOCK_PART
+from sync.clock import (
+    MAX_AHEAD_MS,
+    MAX_COUNTER,
+    MAX_MS,
+    MIN_MS,
+    Stamp,
+    effective_hlc,
+    tick,
+    valid_hlc,
+)
 
 NOW = 1_732_280_000_000  # 2024-11-22, a plausible server time
 
-ms_values = st.integers(min_value=0, max_value=MAX_CLOCK_PART)
+ms_values = st.integers(min_value=0, max_value=MAX_MS)
 counters = st.integers(min_value=0, max_value=2**31)
 clocks = st.tuples(ms_values, counters)
 client_ids = st.text(min_size=1, max_size=8)
@@ -134,15 +142,25 @@ def test_ticking_through_any_wall_times_keeps_every_reading_increasing(start, wa
     assert all(a < b for a, b in zip(readings, readings[1:], strict=False))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tick() bumps the counter past 2^53 - 1, the largest part the engine accepts "
-    "(invalid_hlc). A client may send [now + 5 min, 2^53 - 1]; it is valid, so it becomes "
-    "hlc_max, and the next tick of any clock that adopted it makes a clock the server refuses. "
-    "SPEC 4 rule 3 (v1.1) says the counter carries into the next millisecond instead.",
-)
 def test_tick_never_makes_a_clock_part_the_engine_would_refuse() -> None:
-    last = (NOW + MAX_AHEAD_MS, MAX_CLOCK_PART)
+    last = (NOW + MAX_AHEAD_MS, MAX_COUNTER)
     after = tick(last, NOW)
     assert after > last
-    assert all(0 <= part <= MAX_CLOCK_PART for part in after)
+    assert after == (NOW + MAX_AHEAD_MS + 1, 0)  # the counter carried
+    assert valid_hlc(after)
+
+
+@pytest.mark.parametrize(
+    ("hlc", "valid"),
+    [
+        ((MIN_MS, 0), True),
+        ((MIN_MS - 1, 0), False),  # before 2000: no phone's clock
+        ((MAX_MS, MAX_COUNTER), True),
+        ((MAX_MS + 1, 0), False),
+        ((NOW, MAX_COUNTER + 1), False),
+        ((NOW, -1), False),
+        ((-1, 0), False),
+    ],
+)
+def test_the_bounds_of_a_clock(hlc: tuple[int, int], valid: bool) -> None:
+    assert valid_hlc(hlc) is valid
