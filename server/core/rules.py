@@ -6,6 +6,7 @@ position, and which scope a record is in. The sync engine calls them through
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from geopy.distance import geodesic
@@ -58,12 +59,26 @@ async def prepare_update(
     return values
 
 
-def check_delete(actor: Actor, record: StoredRecord) -> None:
+def check_delete(session: Session, actor: Actor, record: StoredRecord) -> None:
     if record.table == "conflicts":
         raise Rejected("read_only", "Conflicts are resolved, not deleted.")
     if record.table == "accounts" and not actor.is_manager:
-        if record.values.get("owner_id") != actor.user_id:
+        owner = record.values.get("owner_id")
+        if owner != actor.user_id or record.id in _claimed(session):
             raise Rejected("forbidden", "Only the account's owner or a manager may delete it.")
+
+
+def check_authorship(actor: Actor, record: StoredRecord) -> None:
+    """A visit or a note is changed or deleted by its author, a manager of its team (who
+    sees it: it is in their team's scope) or an admin; it keeps its author."""
+    author = record.values.get(_AUTHOR.get(record.table, ""))
+    if record.table in _AUTHOR and author != actor.user_id and not actor.is_manager:
+        raise Rejected(
+            "forbidden", f"Only its author or a manager may change this {record.table[:-1]}."
+        )
+
+
+_AUTHOR = {"visits": "user_id", "notes": "author_id"}
 
 
 async def complete_new(
@@ -133,7 +148,7 @@ async def _check_references(
         team = await session.team_of(user_id)
         if team is None:
             raise Rejected("not_found", f"{table}.{name} names no user.")
-        if team != actor.team_id and not actor.is_manager:
+        if team != actor.team_id and not _writes_across_teams(actor):
             raise Rejected("forbidden", f"{table}.{name} must be someone in your team.")
     if table == "accounts" and record is not None and "team_id" in values:
         if values["team_id"] is None:
@@ -143,10 +158,36 @@ async def _check_references(
         rows = await db.fetch("SELECT id FROM teams WHERE id = {}", values["team_id"])
         if not rows:
             raise Rejected("not_found", "accounts.team_id names no team.")
-    if table == "accounts" and record is not None and not actor.is_manager:
-        if "owner_id" in values and values["owner_id"] is not None:
-            if team_scope(await session.team_of(values["owner_id"]) or "") != record.scope:
-                raise Rejected("forbidden", "Only a manager may move an account to another team.")
+        if values["team_id"] != actor.team_id and not _writes_across_teams(actor):
+            raise Rejected("forbidden", "Only an admin may move an account to another team.")
+    if table == "accounts" and "owner_id" in values and not actor.is_manager:
+        _check_claim(actor, record, values["owner_id"])
+        if record is not None and values["owner_id"] and not record.values.get("owner_id"):
+            _claimed(session).add(record.id)
+
+
+def _writes_across_teams(actor: Actor) -> bool:
+    """Only an admin (or the server's own jobs) writes into another team than their own."""
+    return actor.is_admin or actor.is_system
+
+
+def _check_claim(actor: Actor, record: StoredRecord | None, owner_id: str | None) -> None:
+    """A rep owns only what they create or claim: an account with no owner."""
+    if owner_id is not None and owner_id != actor.user_id:
+        raise Rejected("forbidden", "Only a manager may give an account to someone else.")
+    current = record.values.get("owner_id") if record is not None else None
+    if record is not None and current not in (None, actor.user_id):
+        raise Rejected("forbidden", "This account has an owner; ask a manager to reassign it.")
+
+
+# Per write session: the accounts a rep claimed in it. Their owner may not delete them in
+# the same transaction: an account is deleted by its owner only when it was theirs before
+# the request began (SPEC section 2).
+_CLAIMS: weakref.WeakKeyDictionary[Session, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _claimed(session: Session) -> set[str]:
+    return _CLAIMS.setdefault(session, set())
 
 
 async def _verify(session: Session, visit: dict[str, Any]) -> dict[str, Any]:
@@ -185,11 +226,12 @@ async def scope_of(session: Session, table: str, values: dict[str, Any], current
     raise Rejected("not_found", "The account this belongs to does not exist.")
 
 
-def check_access(actor: Actor, record: StoredRecord, op: str) -> None:
+def check_access(session: Session, actor: Actor, record: StoredRecord, op: str) -> None:
     if not actor.sees(record.scope):
         raise Rejected("not_found", f"There is no {record.table[:-1]} with this id.")
+    check_authorship(actor, record)
     if op == "delete":
-        check_delete(actor, record)
+        check_delete(session, actor, record)
 
 
 class CrmRules:
@@ -204,7 +246,7 @@ class CrmRules:
     async def check_access(
         self, session: Session, actor: Actor, record: StoredRecord, op: str
     ) -> None:
-        check_access(actor, record, op)
+        check_access(session, actor, record, op)
 
     async def prepare_create(
         self, session: Session, actor: Actor, table: str, fields: dict[str, Any]

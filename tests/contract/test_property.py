@@ -145,6 +145,9 @@ class Model:
     first_results: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     history: list[Write] = field(default_factory=list)
     version: int = 0
+    # Accounts a rep claimed in the current transaction: not theirs "before the request
+    # began", so they may not delete them in it (SPEC section 2, v1.1).
+    claims: set[str] = field(default_factory=set)
 
     def sees(self, user_id: str, scope: str) -> bool:
         return scope in (team_scope(self.team_id), user_scope(user_id))
@@ -187,8 +190,9 @@ class Model:
             if record is None or not self.sees(user_id, record.scope):
                 return rejected("not_found")
             is_rep = self.roles[user_id] == "rep"
-            if record.table == "accounts" and is_rep and record.values["owner_id"] != user_id:
-                return rejected("forbidden")
+            if record.table == "accounts" and is_rep:
+                if record.values["owner_id"] != user_id or record.id in self.claims:
+                    return rejected("forbidden")
             if not record.deleted:
                 self.tombstone(record, stamp)
                 if record.table == "accounts":
@@ -201,13 +205,20 @@ class Model:
             return self.create(m, stamp, eff)
         if not self.sees(user_id, record.scope):
             return rejected("not_found")
+        refused_claim = self.refused_claim(user_id, record, fields)
         if record.deleted_by is not None:
-            for name, new in fields.items():
+            # The fields as the server reads them: none, when the rules refuse them.
+            for name, new in ({} if refused_claim else fields).items():
                 self.history.append(Write(key, name, new, stamp, order, refused=True))
                 if new != record.values[name]:
                     self.conflict(record, name, (record.values[name], record.deleted_by),
                                   (new, stamp))  # fmt: skip
             return rejected("deleted")
+        if refused_claim:
+            return rejected("forbidden")
+        if record.table == "accounts" and fields.get("owner_id") and not record.values["owner_id"]:
+            if self.roles[user_id] == "rep":
+                self.claims.add(record.id)
 
         seen = self.versions[(key, m["base_seq"])] if m["base_seq"] is not None else 0
         won: list[str] = []
@@ -244,6 +255,8 @@ class Model:
         table, fields, user_id = m["table"], m["fields"], stamp.user_id
         if any(fields.get(name) is None for name in REQUIRED[table]):
             return "rejected", "required", eff
+        if self.refused_claim(user_id, None, fields) and table == "accounts":
+            return "rejected", "forbidden", eff
         account_id = fields.get("account_id")
         if account_id is not None:
             account = self.records.get(("accounts", account_id))
@@ -274,6 +287,18 @@ class Model:
             scope=self.scope_of(table, values),
         )
         return "applied", None, eff
+
+    def refused_claim(
+        self, user_id: str, record: ModelRecord | None, fields: dict[str, Any]
+    ) -> bool:
+        """A rep owns only what they create or claim: an account with no owner."""
+        if self.roles[user_id] != "rep" or "owner_id" not in fields:
+            return False
+        if record is not None and record.table != "accounts":
+            return False
+        if fields["owner_id"] is not None and fields["owner_id"] != user_id:
+            return True
+        return record is not None and record.values["owner_id"] not in (None, user_id)
 
     def about(self, record: ModelRecord) -> int:
         return sum(n for c, n in self.conflicts.items() if c[1] == record.id)
@@ -467,6 +492,7 @@ class SyncMachine(RuleBasedStateMachine):
         bodies: dict[int, dict[str, Any]] = {}
         sent = [(i, bodies.setdefault(i, self.devices[i].request(batch, pull_limit)))
                 for i in indices]  # fmt: skip
+        self.model.claims.clear()  # one transaction
         answers = self.run(engine_batch([(self.actors[i], body) for i, body in sent], self.now))
         for (i, body), (status, answer) in zip(sent, answers, strict=True):
             assert status == 200, answer
@@ -507,6 +533,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     def exchange(self, i: int, body: dict[str, Any]) -> dict[str, Any]:
         """One request reaches the server; its answer is checked against the model."""
+        self.model.claims.clear()  # one transaction
         status, answer = self.run(engine_link(self.actors[i], lambda: self.now)(body))
         assert status == 200, answer
         self.check_ack(i, body, answer)

@@ -284,7 +284,7 @@ async def test_pull_only_picks_up_what_changed_since_the_cursor(team):
 # Rule 8: scope moves.
 async def test_reassigning_an_account_evicts_it_from_the_old_team(client, team):
     a, b, c = team
-    manager = await login_as(client, "manager", "north")
+    admin = await login_as(client, "admin", "hq")  # only an admin moves across teams
     account, contact = new_id(), new_id()
     await a.sync(
         a.write("accounts", account, {"name": "Moving"}),
@@ -296,7 +296,7 @@ async def test_reassigning_an_account_evicts_it_from_the_old_team(client, team):
     response = await client.post(
         f"/api/accounts/{account}/reassign",
         json={"owner_id": c.login.user_id},
-        headers=manager.headers,
+        headers=admin.headers,
     )
     assert response.status_code == 200, response.text
     changes = await b.pull_all()

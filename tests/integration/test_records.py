@@ -270,10 +270,18 @@ async def test_every_write_is_in_the_change_log_for_devices(client):
 
 async def test_an_account_is_in_its_owners_team(client):
     manager = await login_as(client, "manager", "north")
+    admin = await login_as(client, "admin", "hq")
     south_rep = await login_as(client, "rep", "south")
     mine = await make_account(client, manager)
     assert (mine["owner_id"], mine["team_id"]) == (manager.user_id, manager.team_id)
-    theirs = await make_account(client, manager, owner_id=south_rep.user_id)
+    # Only an admin writes across teams (SPEC section 2, v1.1).
+    response = await client.post(
+        "/api/accounts",
+        json={"name": "Theirs", "owner_id": south_rep.user_id},
+        headers=manager.headers,
+    )
+    assert response.status_code == 403, response.text
+    theirs = await make_account(client, admin, owner_id=south_rep.user_id)
     assert (theirs["owner_id"], theirs["team_id"]) == (south_rep.user_id, south_rep.team_id)
     read = await get(client, south_rep, f"/api/accounts/{theirs['id']}")
     assert read.status_code == 200, read.text
@@ -283,8 +291,16 @@ async def test_a_manager_may_set_the_team_a_rep_may_not(client):
     manager = await login_as(client, "manager", "north")
     rep = await login_as(client, "rep", "north")
     south = await login_as(client, "rep", "south")
-    placed = await make_account(client, manager, team_id=south.team_id)
-    assert placed["team_id"] == south.team_id and placed["owner_id"] == manager.user_id
+    admin = await login_as(client, "admin", "hq")
+    placed = await make_account(client, manager, team_id=manager.team_id)
+    assert placed["team_id"] == manager.team_id and placed["owner_id"] == manager.user_id
+    # A manager writes only into their own team; an admin places an account anywhere.
+    response = await client.post(
+        "/api/accounts", json={"name": "Theirs", "team_id": south.team_id}, headers=manager.headers
+    )
+    assert response.status_code == 403, response.text
+    placed = await make_account(client, admin, team_id=south.team_id)
+    assert placed["team_id"] == south.team_id and placed["owner_id"] == admin.user_id
     response = await client.post(
         "/api/accounts", json={"name": "Mine", "team_id": south.team_id}, headers=rep.headers
     )
@@ -346,10 +362,16 @@ async def test_server_fills_authors_and_assignees(client):
     assert (handed["author_id"], handed["assignee_id"]) == (rep.user_id, teammate.user_id)
     deal = await make_child(client, rep, "deals", account["id"])
     assert (deal["owner_id"], deal["stage"]) == (rep.user_id, "lead")
-    # A teammate's later edit does not change who wrote it.
+    # A teammate may not edit it; a manager's edit does not change who wrote it.
     response = await client.patch(
         f"/api/notes/{note['id']}", json={"body": "edited"}, headers=teammate.headers
     )
+    assert response.status_code == 403, response.text
+    manager = await login_as(client, "manager", "north")
+    response = await client.patch(
+        f"/api/notes/{note['id']}", json={"body": "edited"}, headers=manager.headers
+    )
+    assert response.status_code == 200, response.text
     assert response.json()["author_id"] == rep.user_id
 
 
@@ -467,7 +489,8 @@ async def test_conflicts_are_read_and_resolved_but_not_written_otherwise(client)
     account = await make_account(client, rep, name="Kept name")
     # A phone's write with an older clock loses to the REST write: a conflict is kept.
     stale = {"mid": 1, "table": "accounts", "id": account["id"], "op": "upsert",
-             "fields": {"name": "Lost name"}, "base_seq": None, "hlc": [1, 0]}  # fmt: skip
+             "fields": {"name": "Lost name"}, "base_seq": None,
+             "hlc": [946_684_800_001, 0]}  # fmt: skip
     body = {"protocol": 1, "client_id": new_id(), "mutations": [stale]}
     response = await client.post("/api/sync/v1", json=body, headers=rep.headers)
     assert response.json()["ack"]["results"][0]["status"] == "merged"
@@ -502,7 +525,7 @@ async def test_lists_show_each_record_as_it_is_now(client):
     longer does."""
     rep = await login_as(client, "rep", "north")
     south = await login_as(client, "rep", "south")
-    manager = await login_as(client, "manager", "north")
+    admin = await login_as(client, "admin", "hq")
     kept, edited, deleted, moved = [
         await make_account(client, rep, name=f"Lists {n}") for n in range(4)
     ]
@@ -521,7 +544,7 @@ async def test_lists_show_each_record_as_it_is_now(client):
     response = await client.post(
         f"/api/accounts/{moved['id']}/reassign",
         json={"team_id": south.team_id},
-        headers=manager.headers,
+        headers=admin.headers,
     )
     assert response.status_code == 200, response.text
     assert await names(rep) == ["Lists 0", "Lists 1 edited"]

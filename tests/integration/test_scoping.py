@@ -84,7 +84,7 @@ async def build_world(client: Any) -> World:
             "op": "upsert",
             "fields": {"name": "Stale name"},
             "base_seq": None,
-            "hlc": [1, 0],
+            "hlc": [946_684_800_001, 0],
         }
         result = (await sync(client, owner, [stale]))["ack"]["results"][0]
         assert result["status"] == "merged", result
@@ -503,13 +503,20 @@ async def test_an_admin_sees_and_writes_everything(client):
     assert world.b_ids() | set(world.a.values()) <= {c["id"] for c in pulled["changes"]}
 
 
-async def test_a_manager_reassigns_an_account_to_another_team(client):
+async def test_an_admin_reassigns_an_account_to_another_team_a_manager_may_not(client):
     world = await build_world(client)
     manager, account_id = world.manager_a, world.a["accounts"]
+    before = await snapshot("accounts", account_id)
+    for body in ({"team_id": world.rep_b.team_id}, {"owner_id": world.rep_b.user_id}):
+        response = await client.post(
+            f"/api/accounts/{account_id}/reassign", json=body, headers=manager.headers
+        )
+        expect(response, 403)
+    assert await snapshot("accounts", account_id) == before
     response = await client.post(
         f"/api/accounts/{account_id}/reassign",
         json={"team_id": world.rep_b.team_id},
-        headers=manager.headers,
+        headers=world.admin.headers,
     )
     assert response.status_code == 200, response.text
     assert response.json()["team_id"] == world.rep_b.team_id
@@ -560,11 +567,17 @@ async def test_a_rep_cannot_hand_an_account_to_another_team_by_patching(client):
         )
         expect(response, status)
     assert await snapshot("accounts", account_id) == before
-    # Handing it to a teammate is fine.
+    # Nor to a teammate: a manager reassigns (SPEC section 2, v1.1).
     response = await client.patch(
         f"/api/accounts/{account_id}",
         json={"owner_id": world.rep_a2.user_id},
         headers=world.rep_a.headers,
+    )
+    expect(response, 403)
+    response = await client.post(
+        f"/api/accounts/{account_id}/reassign",
+        json={"owner_id": world.rep_a2.user_id},
+        headers=world.manager_a.headers,
     )
     assert response.status_code == 200, response.text
     assert response.json()["team_id"] == world.rep_a.team_id

@@ -382,7 +382,7 @@ async def test_nul_characters_anywhere_never_answer_500(client):
     account_id = records["accounts"]["id"]
     sync = {"protocol": 1, "client_id": "a\x00b", "mutations": []}
     mutation = {"mid": 1, "table": "accounts", "id": account_id, "op": "upsert",
-                "fields": {"name": "x\x00y"}, "hlc": [1, 0]}  # fmt: skip
+                "fields": {"name": "x\x00y"}, "hlc": [946_684_800_001, 0]}  # fmt: skip
     requests = [
         ("GET", "/api/accounts?q=%00", None),
         ("GET", "/api/accounts?status=a%00", None),
