@@ -524,17 +524,14 @@ def make_engine(config: DatabaseConfig) -> Engine[Any]:
 
 
 def configure(config: DatabaseConfig) -> Engine[Any]:
-    """Choose the process's database and point every Piccolo table at it."""
+    """Choose the process's database; return its Piccolo engine. No table is pointed at
+    it here (this module knows none): the caller does that (server.tables.bind_tables)."""
     global _engine, _backend
     for hook in ON_CONFIGURE:
         hook()
     _PG_TYPES.clear()
     _engine = make_engine(config)
     _backend = _Postgres(config) if config.is_postgres else _SQLite(config.path)
-    from server.tables import ALL_TABLES
-
-    for table in ALL_TABLES:
-        table._meta._db = _engine
     return _engine
 
 
