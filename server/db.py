@@ -33,25 +33,41 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
-# Piccolo's SQLite adapters and converters (UUID, timestamps, booleans) are registered when
-# its engine module is imported; our connections use the same ones.
+# Importing Piccolo's SQLite engine registers its sqlite3 adapters (UUID, datetime, Decimal
+# and list parameters; our connections use them too) and converters, process-wide. Being
+# imported here, it has done so before use_our_converters() can run.
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
 
 from server.settings import DatabaseConfig
 
-# Piccolo's converters (registered for every sqlite3 connection by declared column type)
-# make a uuid.UUID of every UUID, parse every INTEGER through Decimal and check types at
-# each call; the records' hot paths (sync pulls, lists) then spent most of their time there.
-# Ours: UUIDs as strings (as the rest of fieldcrm uses them, and as PostgreSQL's are below),
-# INTEGERs as SQLite has them, timestamps and booleans as Piccolo reads them.
-sqlite3.converters.pop("INTEGER", None)
-sqlite3.register_converter("UUID", bytes.decode)
-sqlite3.register_converter("BOOLEAN", b"1".__eq__)
-sqlite3.register_converter(
-    "TIMESTAMPTZ", lambda raw: datetime.fromisoformat(raw.decode()).replace(tzinfo=UTC)
-)
+
+def use_our_converters() -> None:
+    """Have sqlite3 read UUID, BOOLEAN, TIMESTAMPTZ and INTEGER columns our way.
+
+    Piccolo's converters make a uuid.UUID of every UUID, parse every INTEGER through
+    Decimal and check types at each call; the records' hot paths (sync pulls, lists) then
+    spent most of their time there. Ours: UUIDs as strings (as the rest of fieldcrm uses
+    them, and as PostgreSQL's are below), INTEGERs as SQLite has them, timestamps and
+    booleans as Piccolo reads them.
+
+    The database layer's one effect outside itself, made when a SQLite database is
+    configured (never on import): sqlite3 keeps converters in one dict for the whole
+    process, by declared column type, and tells Python nothing else of a column's declared
+    type, so a connection cannot have converters of its own, and converting rows here
+    instead would mean guessing types from column names. Piccolo's SQLite engine in this
+    process (the migrations) then reads those columns our way too; it works either way.
+    Calling it again changes nothing."""
+    sqlite3.converters.pop("INTEGER", None)
+    sqlite3.register_converter("UUID", bytes.decode)
+    sqlite3.register_converter("BOOLEAN", b"1".__eq__)
+    sqlite3.register_converter("TIMESTAMPTZ", _timestamptz)
+
+
+def _timestamptz(raw: bytes) -> datetime:
+    return datetime.fromisoformat(raw.decode()).replace(tzinfo=UTC)
+
 
 WRITE_LOCK_KEY = 7_346_114_019  # pg_advisory_xact_lock key for "the sync writer"
 SQLITE_BUSY_TIMEOUT_S = 30  # how long BEGIN IMMEDIATE waits for another process's writer
@@ -531,7 +547,11 @@ def configure(config: DatabaseConfig) -> Engine[Any]:
         hook()
     _PG_TYPES.clear()
     _engine = make_engine(config)
-    _backend = _Postgres(config) if config.is_postgres else _SQLite(config.path)
+    if config.is_postgres:
+        _backend = _Postgres(config)
+    else:
+        use_our_converters()  # the one effect outside this module: see there
+        _backend = _SQLite(config.path)
     return _engine
 
 
