@@ -35,7 +35,7 @@ Which module holds what (each imports only modules above it here, and nothing fr
 - postgres.py: the PostgreSQL driver: the asyncpg pool, its connections' set-up (UUIDs
   as text, array types met), the writer's advisory lock, column types.
 - setup.py: configure(), make_engine(), engine(), is_postgres(), start(), stop(),
-  ON_CONFIGURE.
+  ON_CONFIGURE, and driver(): the driver configure() chose.
 - transactions.py: fetch(), fetch_rows(), read_transaction(), write_transaction(),
   transaction().
 - bulk.py: insert_rows(), update_rows(), any_of(), padded().

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from server.db import setup
 from server.db.context import ready
 from server.db.postgres import Postgres
+from server.db.setup import driver
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ async def insert_rows(
         return
     transaction = await ready("insert_rows", write=True)
     names = ", ".join(columns)
-    backend = setup.backend()
+    backend = driver()
     if isinstance(backend, Postgres):
         types = await backend.column_types(transaction.connection, table)
         arrays = ", ".join(f"${n}::{types[c]}[]" for n, c in enumerate(columns, 1))
@@ -52,7 +52,7 @@ async def update_rows(table: str, columns: Sequence[str], rows: Sequence[Sequenc
     if not rows:
         return
     transaction = await ready("update_rows", write=True)
-    backend = setup.backend()
+    backend = driver()
     if isinstance(backend, Postgres):
         types = await backend.column_types(transaction.connection, table)
         arrays = ", ".join(f"${n}::{types[c]}[]" for n, c in enumerate([*columns, "id"], 1))
@@ -71,7 +71,7 @@ def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     """A condition that `column` is one of `values`, with its arguments: on PostgreSQL
     `= ANY` of one array (one statement text, planned once, however many values); on
     SQLite an IN list, padded(). Callers keep `values` to a few hundred at a time."""
-    if isinstance(setup.backend(), Postgres):
+    if isinstance(driver(), Postgres):
         return f"{column} = ANY({{}})", [list(values)]
     values = padded(values)
     return f"{column} IN ({', '.join('{}' for _ in values)})", values

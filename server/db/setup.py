@@ -2,9 +2,10 @@
 
 One database per process, described by a DatabaseConfig (from DATABASE_URL). What callers
 rely on:
-- configure() makes the driver (sqlite.SQLite or postgres.Postgres) and returns Piccolo's
-  engine for the same database. It points no Piccolo table at that engine (this package
-  knows no table): whoever configures does that, with server.tables.bind_tables().
+- configure() makes the driver (sqlite.SQLite or postgres.Postgres; driver() gives it to
+  the package's other modules) and returns Piccolo's engine for the same database. It
+  points no Piccolo table at that engine (this package knows no table): whoever
+  configures does that, with server.tables.bind_tables().
 - configure() may run again (the tests do, once per test). It first calls every hook in
   ON_CONFIGURE: modules that keep what one database held (caches of rows, its epoch)
   append a function that drops it.
@@ -29,7 +30,7 @@ from server.settings import DatabaseConfig
 
 ON_CONFIGURE: list[Callable[[], None]] = []  # caches of another module's to drop on configure()
 _engine: Engine[Any] | None = None
-_backend: SQLite | Postgres | None = None
+_driver: SQLite | Postgres | None = None
 
 
 def make_engine(config: DatabaseConfig) -> Engine[Any]:
@@ -50,15 +51,15 @@ def make_engine(config: DatabaseConfig) -> Engine[Any]:
 def configure(config: DatabaseConfig) -> Engine[Any]:
     """Choose the process's database; return its Piccolo engine. No table is pointed at
     it here: the caller does that (server.tables.bind_tables)."""
-    global _engine, _backend
+    global _engine, _driver
     for hook in ON_CONFIGURE:
         hook()
     _engine = make_engine(config)
     if config.is_postgres:
-        _backend = Postgres(config)
+        _driver = Postgres(config)
     else:
         use_our_converters()  # the one effect outside this package: see there
-        _backend = SQLite(config.path)
+        _driver = SQLite(config.path)
     return _engine
 
 
@@ -68,21 +69,21 @@ def engine() -> Engine[Any]:
     return _engine
 
 
-def backend() -> SQLite | Postgres:
+def driver() -> SQLite | Postgres:
     """The driver configure() chose."""
-    if _backend is None:
+    if _driver is None:
         raise RuntimeError("server.db.configure() has not been called")
-    return _backend
+    return _driver
 
 
 def is_postgres() -> bool:
-    return isinstance(backend(), Postgres)
+    return isinstance(driver(), Postgres)
 
 
 async def start() -> None:
     """Open the pool (PostgreSQL) or set the journal mode (SQLite)."""
-    await backend().start()
+    await driver().start()
 
 
 async def stop() -> None:
-    await backend().stop()
+    await driver().stop()

@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from server.db import setup
 from server.db.context import current_transaction, ready, send_deferred
 from server.db.postgres import Postgres
+from server.db.setup import driver, is_postgres
 from server.db.sql import compile_sql
 from server.db.sqlite import SQLite
 
@@ -28,7 +28,7 @@ from server.db.sqlite import SQLite
 async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
     """Run raw SQL with `{}` placeholders inside the current transaction if any, and return
     its rows as dicts. Outside a transaction a write on SQLite takes the writer's turn."""
-    backend = setup.backend()
+    backend = driver()
     transaction = current_transaction.get()
     if transaction is None:
         return await backend.fetch(sql, args)
@@ -43,7 +43,7 @@ async def fetch_rows(sql: str, *args: Any) -> Sequence[Sequence[Any]]:
     """As fetch(), inside a transaction, with each row as a sequence of its columns (no
     dict per row: for queries that return many)."""
     transaction = await ready("fetch_rows")
-    if setup.is_postgres():
+    if is_postgres():
         rows: Sequence[Sequence[Any]] = await transaction.connection.fetch(
             compile_sql(sql, True), *args
         )
@@ -64,7 +64,7 @@ async def write_transaction() -> AsyncIterator[None]:
             raise RuntimeError("a write transaction cannot start inside a read transaction")
         yield
         return
-    async with setup.backend().groups.member():
+    async with driver().groups.member():
         yield
 
 
@@ -75,7 +75,7 @@ async def read_transaction() -> AsyncIterator[None]:
     if current_transaction.get() is not None:
         yield
         return
-    async with setup.backend().read_transaction():
+    async with driver().read_transaction():
         yield
 
 
@@ -83,7 +83,7 @@ async def read_transaction() -> AsyncIterator[None]:
 async def transaction() -> AsyncIterator[None]:
     """A plain transaction that does not hold up the sync writers on PostgreSQL (row locks
     are enough there); SQLite has one writer, so there it is a write transaction."""
-    backend = setup.backend()
+    backend = driver()
     if current_transaction.get() is not None or isinstance(backend, SQLite):
         async with write_transaction():
             yield

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server import db
-from server.db.setup import backend
+from server.db.setup import driver
 
 COLUMNS = ("seq", "record_table", "record_id", "scope", "op")
 
@@ -79,7 +79,7 @@ async def test_a_new_connection_has_met_every_array_type_before_its_first_reques
         async with db.write_transaction():
             await db.insert_rows("sync_changes", COLUMNS, [[1, "notes", _ids(1)[0], "s", "put"]])
         return
-    pool = backend().pool
+    pool = driver().pool
     async with pool.acquire() as connection:
         seen: list[str] = []
         connection.add_query_logger(lambda record: seen.append(record.query))
