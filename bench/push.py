@@ -42,6 +42,7 @@ from server.migrate import migrate  # noqa: E402
 from server.push import services  # noqa: E402
 from server.push.dispatcher import dispatch_round, run_dispatcher  # noqa: E402
 from server.settings import Settings, parse_database_url  # noqa: E402
+from server.tables import bind_tables  # noqa: E402
 from tests.support.push_service import PushService  # noqa: E402
 
 PG_HOST = os.environ.get("FIELDCRM_TEST_PG_HOST", "127.0.0.1")
@@ -210,7 +211,7 @@ async def run_engine(engine: str, due: int) -> None:
         await _admin(f'CREATE DATABASE "{name}"')
         url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     settings = Settings(database=parse_database_url(url), push_allowed_hosts="127.0.0.1")
-    db.configure(settings.database)
+    bind_tables(db.configure(settings.database))
     await db.start()
     try:
         await migrate()

@@ -13,6 +13,7 @@ from pathlib import Path
 from server import db
 from server.migrate import migrate
 from server.settings import parse_database_url
+from server.tables import bind_tables
 
 PG_HOST = os.environ.get("FIELDCRM_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("FIELDCRM_TEST_PG_PORT", "5432"))
@@ -41,7 +42,7 @@ async def database(engine: str) -> AsyncIterator[str]:
             await _pg_admin(f'CREATE DATABASE "{name}"')
             url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
         try:
-            db.configure(parse_database_url(url))
+            bind_tables(db.configure(parse_database_url(url)))
             await db.start()
             try:
                 await migrate()

@@ -34,6 +34,7 @@ from server.syncing.controllers import (
     SKIP_COMPRESSION,
     SyncController,
 )
+from server.tables import bind_tables
 from sync.protocol import MAX_BODY_BYTES
 
 
@@ -47,7 +48,7 @@ def create_app(
     settings: Settings | None = None, *, run_migrations: bool = True, dispatcher: bool = False
 ) -> Litestar:
     settings = settings or load_settings()
-    db.configure(settings.database)
+    bind_tables(db.configure(settings.database))
     background: list[asyncio.Task[Any]] = []
 
     @contextlib.asynccontextmanager

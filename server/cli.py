@@ -16,8 +16,9 @@ from server.settings import ConfigError, Settings, load_settings
 
 async def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
     from server.migrate import migrate
+    from server.tables import bind_tables
 
-    db.configure(settings.database)
+    bind_tables(db.configure(settings.database))
     await db.start()
     try:
         await migrate()

@@ -1,5 +1,9 @@
 """Every table of the app, for the engine set-up and the tests."""
 
+from typing import Any
+
+from piccolo.engine.base import Engine
+
 from server.auth.tables import AuthToken, LoginAttempt, Team, User
 from server.core.changelog.tables import SyncChange, SyncClient, SyncMeta, SyncResult
 from server.core.tables import Account, Conflict, Contact, Deal, Note, Task, Visit
@@ -24,3 +28,11 @@ ALL_TABLES = (
     PushSubscription,
     PushDelivery,
 )
+
+
+def bind_tables(engine: Engine[Any]) -> None:
+    """Point every table at `engine`, the one server.db.configure() returned, so that a
+    Piccolo query on them goes to the process's database rather than to piccolo_conf's.
+    Whoever configures the database calls this right after."""
+    for table in ALL_TABLES:
+        table._meta._db = engine

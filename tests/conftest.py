@@ -73,8 +73,9 @@ def pg_url(name: str) -> str:
 async def migrate_database(config: DatabaseConfig) -> None:
     from server import db
     from server.migrate import migrate
+    from server.tables import bind_tables
 
-    db.configure(config)
+    bind_tables(db.configure(config))
     await db.start()
     try:
         await migrate()
@@ -147,8 +148,9 @@ async def started_db(database: Database) -> AsyncIterator[Database]:
     """`database` as the process's engine (server.db), started, for tests that use the
     engine itself rather than the app."""
     from server import db
+    from server.tables import bind_tables
 
-    db.configure(database.config)
+    bind_tables(db.configure(database.config))
     await db.start()
     yield database
     await db.stop()

@@ -1,5 +1,5 @@
-"""db.insert_rows, db.update_rows and db.any_of (server/db.py), on both engines: many rows
-in one statement on PostgreSQL (columns as arrays), one prepared statement per row on
+"""db.insert_rows, db.update_rows and db.any_of (server/db/bulk.py), on both engines: many
+rows in one statement on PostgreSQL (columns as arrays), one prepared statement per row on
 SQLite, with the same results."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server import db
+from server.db.setup import driver
 
 COLUMNS = ("seq", "record_table", "record_id", "scope", "op")
 
@@ -78,7 +79,7 @@ async def test_a_new_connection_has_met_every_array_type_before_its_first_reques
         async with db.write_transaction():
             await db.insert_rows("sync_changes", COLUMNS, [[1, "notes", _ids(1)[0], "s", "put"]])
         return
-    pool = db._db().pool
+    pool = driver().pool
     async with pool.acquire() as connection:
         seen: list[str] = []
         connection.add_query_logger(lambda record: seen.append(record.query))

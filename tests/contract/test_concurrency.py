@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from server import db
+from server.tables import bind_tables
 from tests.conftest import Database, pg_url, truncate_pg
 from tests.contract.sim import (
     Device,
@@ -103,7 +104,7 @@ class Puller:
 
 async def test_concurrent_pushes_and_pulls_lose_nothing(database: Database, tmp_path: Path):
     rng = random.Random()
-    db.configure(database.config)
+    bind_tables(db.configure(database.config))
     await db.start()
     servers = [ServerProcess(database.url, tmp_path) for _ in range(2)]
     try:

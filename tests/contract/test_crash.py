@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from server import db
+from server.tables import bind_tables
 from tests.conftest import Database
 from tests.contract.sim import (
     Device,
@@ -104,7 +105,7 @@ async def test_many_kills(database: Database, tmp_path: Path) -> None:
 
 async def kill_and_restart(database: Database, tmp_path: Path, kills: int) -> None:
     rng = random.Random()
-    db.configure(database.config)
+    bind_tables(db.configure(database.config))
     await db.start()
     server = ServerProcess(database.url, tmp_path)
     try:

@@ -1,4 +1,4 @@
-"""Group commit (server/db.py), on both engines: write transactions that wait for the
+"""Group commit (server/db/group_commit.py), on both engines: write transactions that wait for the
 writer together run one after another in one database transaction and commit together.
 Each must still be all-or-nothing and durable when it returns."""
 
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from server import db
+from server.db.setup import driver
 from tests.contract.sim import Device, add_team, engine_link, server_rows, sync_until_done
 
 
@@ -62,7 +63,7 @@ async def test_waiting_writers_commit_together_and_a_failing_one_alone_is_undone
 async def test_when_the_commit_fails_every_member_fails_and_nothing_stays(
     started_db: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    groups = db._db().groups
+    groups = driver().groups
     real_end = groups.backend.end_group
 
     async def failing_end(conn: Any, commit: bool) -> None:

@@ -33,6 +33,7 @@ from hypothesis.stateful import (
 
 from server import db
 from server.core.actor import Actor, team_scope, user_scope
+from server.tables import bind_tables
 from sync.clock import MAX_AHEAD_MS
 from tests.contract.sim import (
     Device,
@@ -653,7 +654,7 @@ def diff(got: dict[Any, Any], want: dict[Any, Any]) -> str:
 
 
 async def _start(database: Any) -> None:
-    db.configure(database.config)
+    bind_tables(db.configure(database.config))
     await db.start()
 
 

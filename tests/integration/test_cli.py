@@ -16,6 +16,7 @@ import pytest
 
 from server import db
 from server.settings import parse_database_url
+from server.tables import bind_tables
 from tests.conftest import ENGINES, create_pg_database, drop_pg_database, pg_url, require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def query(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
-        db.configure(parse_database_url(database_url))
+        bind_tables(db.configure(parse_database_url(database_url)))
         await db.start()
         try:
             return await db.fetch(sql, *args)

@@ -13,6 +13,7 @@ import pytest
 
 from server import db
 from server.settings import DatabaseConfig, parse_database_url
+from server.tables import bind_tables
 from tests.conftest import (
     ENGINES,
     create_pg_database,
@@ -60,7 +61,7 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[D
 
 
 async def inspect(config: DatabaseConfig) -> dict[str, Any]:
-    db.configure(config)
+    bind_tables(db.configure(config))
     await db.start()
     try:
         if config.is_postgres:

@@ -22,6 +22,7 @@ from server.core.writer import Edit, Source, writing
 from server.push import services
 from server.push.vapid import vapid_key_from_pem
 from server.settings import parse_database_url
+from server.tables import bind_tables
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, migrate_database, pg_url, require_postgres
 from tests.support.push_service import PushService, Subscription
 
@@ -57,7 +58,7 @@ async def _due_reminders(url: str, service: PushService) -> tuple[list[str], lis
     """REPS reps with one subscription each and TASKS_PER_REP due tasks each; the task ids."""
     config = parse_database_url(url)
     await migrate_database(config)
-    db.configure(config)
+    bind_tables(db.configure(config))
     await db.start()
     try:
         actors, subscriptions = [], []
@@ -130,7 +131,7 @@ async def test_two_workers_send_each_reminder_exactly_once(pg_url_for_workers, t
     assert set(counts.values()) == {1}, [t for t, n in counts.items() if n > 1][:5]
 
     config = parse_database_url(url)
-    db.configure(config)
+    bind_tables(db.configure(config))
     await db.start()
     try:
         [row] = await db.fetch("SELECT private_key FROM push_keys")

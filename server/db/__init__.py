@@ -1,0 +1,87 @@
+"""The database: its connections, its transactions and raw SQL with `{}` placeholders.
+
+One database per process, chosen by DATABASE_URL: SQLite (sqlite3) or PostgreSQL
+(asyncpg). Piccolo describes the tables and runs the migrations; queries at run time go
+through this package, straight to the driver, because the request path is mostly small
+indexed queries and a driver call is what they cost. Callers use `from server import db`
+and the names below; what they rely on:
+
+- SQL with `{}` placeholders (Piccolo's convention, `{{` for a brace): fetch() returns
+  rows as dicts, fetch_rows() as sequences; UUIDs come back as strings on both engines.
+- One writer. Write transactions are serialised (an asyncio lock plus BEGIN IMMEDIATE on
+  SQLite, a transaction-level advisory lock on PostgreSQL), so sequence numbers handed
+  out inside one are in commit order. read_transaction() sees one snapshot;
+  write_transaction() holds the writer; transaction() is a plain one (a write one on
+  SQLite). Inside a transaction every statement runs in it, and a transaction started
+  inside another is that other one.
+- Group commit: write transactions that arrive while the writer is busy run one after
+  another in one database transaction, each from a savepoint of its own, and commit
+  together; each returns only after that commit.
+- defer() holds back a write until the transaction's next statement or its commit;
+  shared() is a dict that lasts as long as the database transaction.
+- insert_rows(), update_rows() and any_of() handle many rows with one statement text,
+  whatever their number.
+- configure() chooses the database and returns Piccolo's engine for it, binding no table
+  (server.tables.bind_tables does); it calls the hooks in ON_CONFIGURE first, so other
+  modules drop what they kept of the previous database. Importing the package changes
+  nothing outside it; configuring SQLite sets sqlite3's process-wide converters.
+
+Which module holds what (each imports only modules above it here, and nothing from
+`server` but server.settings):
+- sql.py: `{}` placeholders to `$n` or `?`.
+- context.py: the current transaction (a context variable), defer(), shared().
+- group_commit.py: the writer's groups, and what they need of a driver.
+- sqlite.py: the SQLite driver, and the converters it reads columns with.
+- postgres.py: the PostgreSQL driver: the asyncpg pool, its connections' set-up (UUIDs
+  as text, array types met), the writer's advisory lock, column types.
+- setup.py: configure(), make_engine(), engine(), is_postgres(), start(), stop(),
+  ON_CONFIGURE, and driver(): the driver configure() chose.
+- transactions.py: fetch(), fetch_rows(), read_transaction(), write_transaction(),
+  transaction().
+- bulk.py: insert_rows(), update_rows(), any_of(), padded().
+"""
+
+from server.db.bulk import any_of, insert_rows, padded, update_rows
+from server.db.context import defer, shared
+from server.db.postgres import WRITE_LOCK_KEY
+from server.db.setup import (
+    ON_CONFIGURE,
+    configure,
+    engine,
+    is_postgres,
+    make_engine,
+    start,
+    stop,
+)
+from server.db.sqlite import SQLITE_BUSY_TIMEOUT_S, SQLITE_IDLE_READERS
+from server.db.transactions import (
+    fetch,
+    fetch_rows,
+    read_transaction,
+    transaction,
+    write_transaction,
+)
+
+__all__ = [
+    "ON_CONFIGURE",
+    "SQLITE_BUSY_TIMEOUT_S",
+    "SQLITE_IDLE_READERS",
+    "WRITE_LOCK_KEY",
+    "any_of",
+    "configure",
+    "defer",
+    "engine",
+    "fetch",
+    "fetch_rows",
+    "insert_rows",
+    "is_postgres",
+    "make_engine",
+    "padded",
+    "read_transaction",
+    "shared",
+    "start",
+    "stop",
+    "transaction",
+    "update_rows",
+    "write_transaction",
+]

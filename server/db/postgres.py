@@ -1,0 +1,156 @@
+"""PostgreSQL: an asyncpg pool.
+
+Its connections are not reset on release (we keep no session state: no LISTEN, no
+session locks or settings), take and give UUIDs as strings (as SQLite's are read, see
+sqlite.py), and have met every array type the bulk statements use before their first
+request. The one writer is a transaction-level advisory lock, WRITE_LOCK_KEY, so several
+server processes on one database are serialised too; BEGIN, the lock and the group's
+first savepoint go in one round trip. Reads in a read_transaction() see one snapshot
+(REPEATABLE READ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from server.db.context import Transaction, current_while, send_deferred
+from server.db.group_commit import Groups
+from server.db.sql import compile_sql
+from server.settings import DatabaseConfig
+
+WRITE_LOCK_KEY = 7_346_114_019  # pg_advisory_xact_lock key for "the sync writer"
+
+# Every column type fieldcrm's tables use, as arrays (insert_rows, update_rows, any_of).
+ARRAY_TYPES = (
+    "uuid",
+    "text",
+    "character varying",
+    "timestamp with time zone",
+    "timestamp without time zone",
+    "date",
+    "boolean",
+    "bigint",
+    "integer",
+    "double precision",
+)
+
+
+async def _keep_session(connection: Any) -> None:
+    """asyncpg's reset on release (a round trip each time) undoes session state; we keep
+    none: no LISTEN, no session locks or settings. An open transaction is still rolled
+    back by the pool before this is called."""
+
+
+async def _set_up(connection: Any) -> None:
+    """UUIDs in and out as strings, as fieldcrm uses them (and as SQLite's are read).
+    Then one statement that names each array type: asyncpg looks up a type it has not met
+    with a catalogue query (2 to 7 ms) the first time a statement on that connection uses
+    it; this pays it once, when the connection opens, not inside the writer's turn."""
+    await connection.set_type_codec(
+        "uuid", schema="pg_catalog", encoder=str, decoder=str, format="text"
+    )
+    marks = ", ".join(f"${n}::{name}[]" for n, name in enumerate(ARRAY_TYPES, 1))
+    await connection.prepare(f"SELECT {marks}")
+
+
+class Postgres:
+    def __init__(self, config: DatabaseConfig) -> None:
+        self.config = config
+        self.pool: Any = None
+        self.groups = Groups(self)
+        self._column_types: dict[str, dict[str, str]] = {}  # see column_types()
+
+    async def start(self) -> None:
+        import asyncpg
+
+        self.pool = await asyncpg.create_pool(
+            host=self.config.host,
+            port=self.config.port,
+            user=self.config.user,
+            password=self.config.password,
+            database=self.config.database,
+            min_size=2,
+            max_size=20,
+            reset=_keep_session,
+            init=_set_up,
+            # Prepared statements leave the cache by age only if given one: each then has
+            # a timer, hundreds in all. The cache is bounded by its size anyway.
+            max_cached_statement_lifetime=0,
+        )
+
+    async def stop(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    def _pool(self) -> Any:
+        if self.pool is None:
+            raise RuntimeError("server.db.start() has not been called")
+        return self.pool
+
+    @staticmethod
+    async def run(conn: Any, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        return [dict(r) for r in await conn.fetch(compile_sql(sql, True), *args)]
+
+    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        async with self._pool().acquire() as conn:
+            return await self.run(conn, sql, args)
+
+    async def column_types(self, connection: Any, table: str) -> dict[str, str]:
+        """Each column's type in PostgreSQL's words, read once per table (a database
+        configured again gets a new Postgres, and reads them again)."""
+        types = self._column_types.get(table)
+        if types is None:
+            rows = await connection.fetch(
+                "SELECT attname, format_type(atttypid, NULL) AS type FROM pg_attribute"
+                " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+                table,
+            )
+            types = self._column_types[table] = {r["attname"]: r["type"] for r in rows}
+        return types
+
+    @asynccontextmanager
+    async def _transaction(self, begin: str, write: bool) -> AsyncIterator[None]:
+        async with self._pool().acquire() as conn:
+            await conn.execute(begin)
+            transaction = Transaction(conn, write=write)
+            with current_while(transaction):
+                try:
+                    yield
+                    await send_deferred(transaction)
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+
+    def read_transaction(self) -> Any:
+        return self._transaction("BEGIN ISOLATION LEVEL REPEATABLE READ", write=False)
+
+    def transaction(self) -> Any:
+        return self._transaction("BEGIN", write=True)
+
+    # -- the writer's group transactions (see group_commit.py) --
+
+    async def begin_group(self) -> Any:
+        conn = await self._pool().acquire()
+        try:
+            await conn.execute(
+                f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY}); SAVEPOINT member"
+            )
+        except BaseException:
+            await self._pool().release(conn)
+            raise
+        return conn
+
+    async def end_group(self, conn: Any, commit: bool) -> None:
+        try:
+            await conn.execute("COMMIT" if commit else "ROLLBACK")
+        finally:
+            # A connection left in a transaction is reset (rolled back) by the pool.
+            await self._pool().release(conn)
+
+    @staticmethod
+    async def statements(conn: Any, *sql: str) -> None:
+        await conn.execute("; ".join(sql))

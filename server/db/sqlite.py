@@ -1,0 +1,197 @@
+"""SQLite: a few long-lived `sqlite3` connections.
+
+Statements run on the event loop thread (an indexed read takes microseconds, less than
+handing it to a thread would); what may wait, BEGIN IMMEDIATE (another process may hold
+the lock) and COMMIT (it syncs the log to disk), runs in a worker thread. Readers are
+`query_only`: a write outside a write transaction is an error, not a second writer
+waiting on the first. The one writer is an asyncio lock (group_commit.py) plus BEGIN
+IMMEDIATE. WAL mode with synchronous = FULL: a commit is on disk before it returns.
+
+Columns are read through sqlite3's converters, by declared type: UUIDs as strings,
+INTEGERs as SQLite has them, BOOLEANs as bools, TIMESTAMPTZs as aware datetimes. sqlite3
+keeps those converters for the whole process: use_our_converters() sets them, once a
+SQLite database is configured (setup.py); nothing here does anything on import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+# Importing Piccolo's SQLite engine registers its sqlite3 adapters (UUID, datetime, Decimal
+# and list parameters; our connections use them too) and converters, process-wide. Being
+# imported here, it has done so before use_our_converters() can run.
+import piccolo.engine.sqlite  # noqa: F401
+
+from server.db.context import Transaction, current_connection, current_while
+from server.db.group_commit import Groups
+from server.db.sql import compile_sql, is_read
+
+SQLITE_BUSY_TIMEOUT_S = 30  # how long BEGIN IMMEDIATE waits for another process's writer
+SQLITE_IDLE_READERS = 8  # connections kept open for readers
+
+T = TypeVar("T")
+
+
+def use_our_converters() -> None:
+    """Have sqlite3 read UUID, BOOLEAN, TIMESTAMPTZ and INTEGER columns our way.
+
+    Piccolo's converters make a uuid.UUID of every UUID, parse every INTEGER through
+    Decimal and check types at each call; the records' hot paths (sync pulls, lists) then
+    spent most of their time there. Ours: UUIDs as strings (as the rest of fieldcrm uses
+    them, and as postgres.py has asyncpg give them), INTEGERs as SQLite has them,
+    timestamps and booleans as Piccolo reads them.
+
+    The database layer's one effect outside itself, made when a SQLite database is
+    configured (never on import): sqlite3 keeps converters in one dict for the whole
+    process, by declared column type, and tells Python nothing else of a column's declared
+    type, so a connection cannot have converters of its own, and converting rows here
+    instead would mean guessing types from column names. Piccolo's SQLite engine in this
+    process (the migrations) then reads those columns our way too; it works either way.
+    Calling it again changes nothing."""
+    sqlite3.converters.pop("INTEGER", None)
+    sqlite3.register_converter("UUID", bytes.decode)
+    sqlite3.register_converter("BOOLEAN", b"1".__eq__)
+    sqlite3.register_converter("TIMESTAMPTZ", _timestamptz)
+
+
+def _timestamptz(raw: bytes) -> datetime:
+    return datetime.fromisoformat(raw.decode()).replace(tzinfo=UTC)
+
+
+async def in_thread(executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn` in a worker thread; if the caller is cancelled meanwhile, wait for the thread
+    to finish before handing on the cancellation (the connection is not free until then)."""
+    future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
+
+
+class SQLite:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._readers: list[sqlite3.Connection] = []
+        self._writers: list[sqlite3.Connection] = []
+        # BEGIN IMMEDIATE and COMMIT get threads of their own: in the loop's default
+        # executor they would queue behind blocking work such as push sends.
+        self._executor: ThreadPoolExecutor | None = None
+        self.groups = Groups(self)
+
+    def connect(self, *, query_only: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=SQLITE_BUSY_TIMEOUT_S,
+            detect_types=sqlite3.PARSE_DECLTYPES | sqlite3.PARSE_COLNAMES,
+            isolation_level=None,  # we say BEGIN and COMMIT ourselves
+            check_same_thread=False,  # used by one task at a time, COMMIT from a thread
+        )
+        conn.execute("PRAGMA foreign_keys = ON")
+        # In WAL mode FULL syncs the log on every commit: an acknowledged write survives a
+        # power cut.
+        conn.execute("PRAGMA synchronous = FULL")
+        # A group commit's members run in savepoints, whose undo journal is a temporary
+        # file unless kept in memory (it only ever holds one request's pages).
+        conn.execute("PRAGMA temp_store = MEMORY")
+        if query_only:
+            conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    async def start(self) -> None:
+        conn = self.connect(query_only=False)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
+
+    async def stop(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        for conn in self._readers + self._writers:
+            conn.close()
+        self._readers.clear()
+        self._writers.clear()
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqlite")
+        return self._executor
+
+    @staticmethod
+    def run(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        cursor = conn.execute(compile_sql(sql, False), args)
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+        if not is_read(sql):
+            async with self.groups.member():
+                return self.run(current_connection(), sql, args)
+        conn = self._readers.pop() if self._readers else self.connect(query_only=True)
+        try:
+            return self.run(conn, sql, args)
+        finally:
+            self._release_reader(conn)
+
+    def _release_reader(self, conn: sqlite3.Connection) -> None:
+        if len(self._readers) < SQLITE_IDLE_READERS and not conn.in_transaction:
+            self._readers.append(conn)
+        else:
+            conn.close()
+
+    @asynccontextmanager
+    async def read_transaction(self) -> AsyncIterator[None]:
+        conn = self._readers.pop() if self._readers else self.connect(query_only=True)
+        try:
+            with current_while(Transaction(conn, write=False)):
+                conn.execute("BEGIN DEFERRED")
+                yield
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")  # it only read: nothing to keep
+            self._release_reader(conn)
+
+    # -- the writer's group transactions (see group_commit.py) --
+
+    async def begin_group(self) -> sqlite3.Connection:
+        conn = self._writers.pop() if self._writers else self.connect(query_only=False)
+        try:
+            await in_thread(self._threads(), conn.execute, "BEGIN IMMEDIATE")
+            conn.execute("SAVEPOINT member")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._release_writer(conn)
+            raise
+        return conn
+
+    async def end_group(self, conn: sqlite3.Connection, commit: bool) -> None:
+        try:
+            if commit:
+                await in_thread(self._threads(), conn.execute, "COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._release_writer(conn)
+
+    @staticmethod
+    async def statements(conn: sqlite3.Connection, *sql: str) -> None:
+        for statement in sql:
+            conn.execute(statement)
+
+    def _release_writer(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.close()  # never hand on a connection in an unknown state
+        else:
+            self._writers.append(conn)

@@ -1,0 +1,92 @@
+"""Where a statement runs: fetch() and fetch_rows() in the current transaction if there
+is one; read_transaction(), write_transaction() and transaction() to start one.
+
+What callers rely on:
+- Inside a transaction every statement runs in it, after whatever defer() held back.
+- A transaction started inside another is that other one; a write transaction cannot
+  start inside a read transaction.
+- A write transaction holds the single writer until it commits (with others, see
+  group_commit.py); outside a transaction a write on SQLite takes the writer's turn.
+- read_transaction() sees one snapshot for all its reads.
+- transaction() does not hold up the writer on PostgreSQL (row locks are enough there);
+  SQLite has one writer, so there it is a write transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from server.db.context import current_transaction, ready, send_deferred
+from server.db.postgres import Postgres
+from server.db.setup import driver, is_postgres
+from server.db.sql import compile_sql
+from server.db.sqlite import SQLite
+
+
+async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Run raw SQL with `{}` placeholders inside the current transaction if any, and return
+    its rows as dicts. Outside a transaction a write on SQLite takes the writer's turn."""
+    backend = driver()
+    transaction = current_transaction.get()
+    if transaction is None:
+        return await backend.fetch(sql, args)
+    if transaction.deferred is not None:
+        await send_deferred(transaction)
+    if isinstance(backend, Postgres):
+        return await backend.run(transaction.connection, sql, args)
+    return backend.run(transaction.connection, sql, args)
+
+
+async def fetch_rows(sql: str, *args: Any) -> Sequence[Sequence[Any]]:
+    """As fetch(), inside a transaction, with each row as a sequence of its columns (no
+    dict per row: for queries that return many)."""
+    transaction = await ready("fetch_rows")
+    if is_postgres():
+        rows: Sequence[Sequence[Any]] = await transaction.connection.fetch(
+            compile_sql(sql, True), *args
+        )
+        return rows
+    found: list[tuple[Any, ...]] = transaction.connection.execute(
+        compile_sql(sql, False), args
+    ).fetchall()
+    return found
+
+
+@asynccontextmanager
+async def write_transaction() -> AsyncIterator[None]:
+    """A transaction that holds the single writer's lock until it commits. Inside another
+    write transaction it is that one."""
+    transaction = current_transaction.get()
+    if transaction is not None:
+        if not transaction.write:
+            raise RuntimeError("a write transaction cannot start inside a read transaction")
+        yield
+        return
+    async with driver().groups.member():
+        yield
+
+
+@asynccontextmanager
+async def read_transaction() -> AsyncIterator[None]:
+    """A transaction that sees one snapshot for all its reads (inside another transaction,
+    that one)."""
+    if current_transaction.get() is not None:
+        yield
+        return
+    async with driver().read_transaction():
+        yield
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[None]:
+    """A plain transaction that does not hold up the sync writers on PostgreSQL (row locks
+    are enough there); SQLite has one writer, so there it is a write transaction."""
+    backend = driver()
+    if current_transaction.get() is not None or isinstance(backend, SQLite):
+        async with write_transaction():
+            yield
+        return
+    async with backend.transaction():
+        yield
