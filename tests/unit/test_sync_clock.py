@@ -21,7 +21,7 @@ from sync.clock import (
 NOW = 1_732_280_000_000  # 2024-11-22, a plausible server time
 
 ms_values = st.integers(min_value=0, max_value=MAX_MS)
-counters = st.integers(min_value=0, max_value=2**31)
+counters = st.integers(min_value=0, max_value=MAX_COUNTER)
 clocks = st.tuples(ms_values, counters)
 client_ids = st.text(min_size=1, max_size=8)
 
