@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from server.syncing import store
+from server.core import store
 from tests.contract.sim import (
     Device,
     add_team,

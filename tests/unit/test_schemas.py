@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from server.core import tables
 from server.core.fields import (
     BODY,
     CHILD_TABLES,
@@ -22,7 +23,6 @@ from server.core.fields import (
     parse_datetime,
     parse_value,
 )
-from server.records import tables
 from sync.protocol import Rejected
 
 TABLE_CLASSES = {
