@@ -7,7 +7,6 @@ service's usage policy. docs/geo.md describes the settings.
 """
 
 import inspect
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -75,13 +74,16 @@ def _service(environ: Mapping[str, str]) -> str:
     return (environ.get("FIELDCRM_GEOCODER", "").strip() or DEFAULT_SERVICE).lower()
 
 
-def geocoding_is_off(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether the environment (os.environ by default) turns geocoding off."""
-    return _service(os.environ if environ is None else environ) == OFF
+def geocoding_is_off(environ: Mapping[str, str]) -> bool:
+    """Whether the FIELDCRM_GEOCODER* variables in `environ` turn geocoding off.
+
+    `environ` maps variable names to values; the server passes what its settings read
+    (geo never reads the process's environment itself)."""
+    return _service(environ) == OFF
 
 
 def config_from_env(environ: Mapping[str, str]) -> GeocoderConfig:
-    """Read the FIELDCRM_GEOCODER* variables; raise ValueError naming a bad one."""
+    """Read the FIELDCRM_GEOCODER* variables in `environ`; raise ValueError naming a bad one."""
     defaults = GeocoderConfig()
 
     def text(name: str) -> str | None:
@@ -130,9 +132,10 @@ def config_from_env(environ: Mapping[str, str]) -> GeocoderConfig:
     )
 
 
-def geocoder_from_env(environ: Mapping[str, str] | None = None) -> Geocoder:
-    """Return the geocoder the environment (os.environ by default) configures."""
-    return make_geocoder(config_from_env(os.environ if environ is None else environ))
+def geocoder_from_env(environ: Mapping[str, str]) -> Geocoder:
+    """Return the geocoder the FIELDCRM_GEOCODER* variables in `environ` configure; raise
+    ValueError naming a bad one (see config_from_env and make_geocoder)."""
+    return make_geocoder(config_from_env(environ))
 
 
 def make_geocoder(config: GeocoderConfig) -> Geocoder:

@@ -82,7 +82,7 @@ def create_app(
             PushController,
             NearbyController,
             *PWA_HANDLERS,
-            *static_routers(),
+            *static_routers(settings.pwa_dir),
         ],
         dependencies={
             "actor": Provide(provide_actor),

@@ -13,6 +13,8 @@ MIGRATION_LOCK_KEY = 7_346_114_020
 
 async def migrate() -> None:
     """Apply every pending migration of every app, in dependency order."""
+    # A write, not a read of our configuration: Piccolo's migration commands and
+    # engine_finder() find the apps and the engine through this variable, and nothing else.
     os.environ["PICCOLO_CONF"] = "server.piccolo_conf"
     from piccolo.apps.migrations.commands.forwards import run_forwards
 

@@ -17,5 +17,6 @@ APP_REGISTRY = AppRegistry(
         "server.core.piccolo_app",
         "server.core.changelog.piccolo_app",
         "server.push.piccolo_app",
+        "server.nearby.piccolo_app",
     ]
 )

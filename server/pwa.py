@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from litestar import Response, get
 from litestar.datastructures import MutableScopeHeaders
+from litestar.di import NamedDependency
 from litestar.enums import ScopeType
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import ApiError
-
-# FIELDCRM_PWA_DIR serves another copy of the app (the e2e update test changes one).
-PWA_DIR = Path(os.environ.get("FIELDCRM_PWA_DIR") or Path(__file__).resolve().parent.parent / "pwa")
+from server.settings import Settings
 
 
 def leaflet_dir() -> Path:
@@ -68,21 +66,21 @@ def security_headers_middleware(csp: str) -> Any:
     return middleware
 
 
-def _file(name: str, media_type: str | None = None) -> File:
-    path = PWA_DIR / name
+def _file(settings: Settings, name: str, media_type: str | None = None) -> File:
+    path = settings.pwa_dir / name
     if not path.is_file():
         raise ApiError(404, "not_found", "The app is not installed on this server.")
     return File(path, media_type=media_type, content_disposition_type="inline")
 
 
 @get("/", include_in_schema=False, operation_id="app_index")
-async def index() -> File:
-    return _file("index.html", "text/html")  # Litestar adds "; charset=utf-8" to text/*
+async def index(settings: NamedDependency[Settings]) -> File:
+    return _file(settings, "index.html", "text/html")  # Litestar adds "; charset=utf-8" to text/*
 
 
 @get("/sw.js", include_in_schema=False, operation_id="service_worker", cache_control=None)
-async def service_worker() -> Response[bytes]:
-    path = PWA_DIR / "sw.js"
+async def service_worker(settings: NamedDependency[Settings]) -> Response[bytes]:
+    path = settings.pwa_dir / "sw.js"
     if not path.is_file():
         raise ApiError(404, "not_found", "The app is not installed on this server.")
     # Browsers must always revalidate the worker, or an update is never seen.
@@ -94,15 +92,15 @@ async def service_worker() -> Response[bytes]:
 
 
 @get("/manifest.webmanifest", include_in_schema=False, operation_id="app_manifest")
-async def manifest() -> File:
-    return _file("manifest.webmanifest", "application/manifest+json")
+async def manifest(settings: NamedDependency[Settings]) -> File:
+    return _file(settings, "manifest.webmanifest", "application/manifest+json")
 
 
-def static_routers() -> list[Any]:
+def static_routers(pwa_dir: Path) -> list[Any]:
     routers = [
         create_static_files_router(
             path=f"/{folder}",
-            directories=[PWA_DIR / folder],
+            directories=[pwa_dir / folder],
             include_in_schema=False,
             name=f"pwa-{folder}",
         )

@@ -1,4 +1,8 @@
-"""Configuration, read once from the environment at start."""
+"""Configuration, read once from the environment at start.
+
+`load_settings` is the one place that reads the environment: everything else gets what it
+needs from the Settings it makes (README.md, "Configuration", lists the variables).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 
 DEFAULT_DATABASE_URL = "sqlite:///./fieldcrm.sqlite3"
+DEFAULT_PWA_DIR = Path(__file__).resolve().parent.parent / "pwa"
+# Every variable geo.geocoders reads (docs/geo.md) starts with this.
+GEOCODER_PREFIX = "FIELDCRM_GEOCODER"
 
 
 class DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -22,6 +29,7 @@ class DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
     user: str = "postgres"
     password: str | None = None
     database: str = ""
+    postgres_data_dir: str = "./data"  # FIELDCRM_DATA_DIR
 
     @property
     def is_postgres(self) -> bool:
@@ -29,10 +37,11 @@ class DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def data_dir(self) -> Path:
-        """Where files kept beside the data (the VAPID key) go."""
+        """Where files kept beside the data go (none is, now that the VAPID key is in the
+        database: see push_keys)."""
         if self.engine == "sqlite":
             return Path(self.path).resolve().parent
-        return Path(os.environ.get("FIELDCRM_DATA_DIR", "./data")).resolve()
+        return Path(self.postgres_data_dir).resolve()
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,9 +50,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dispatch_interval_s: float = 5.0
     token_ttl_s: int = 30 * 24 * 3600
     tile_url: str = ""
+    tile_attribution: str = ""  # the map's credit; "" is OpenStreetMap's for its own tiles
     push_subject: str = "mailto:admin@fieldcrm.invalid"
     login_max_failures: int = 5
     login_window_s: int = 300
+    pwa_dir: Path = DEFAULT_PWA_DIR  # the app served at /
+    # The FIELDCRM_GEOCODER* variables as set. geo.geocoders reads and checks them when the
+    # geocoding job starts (a bad one turns geocoding off; the API still serves).
+    geocoder: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class ConfigError(ValueError):
@@ -81,10 +95,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("FIELDCRM_DISPATCH_INTERVAL_S must be a number of seconds") from exc
     if interval <= 0:
         raise ConfigError("FIELDCRM_DISPATCH_INTERVAL_S must be positive")
+    database = parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     return Settings(
-        database=parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL)),
+        database=msgspec.structs.replace(
+            database, postgres_data_dir=env.get("FIELDCRM_DATA_DIR", "./data")
+        ),
         push_allowed_hosts=env.get("FIELDCRM_PUSH_ALLOWED_HOSTS"),
         dispatch_interval_s=interval,
         tile_url=env.get("FIELDCRM_TILE_URL", ""),
+        tile_attribution=env.get("FIELDCRM_TILE_ATTRIBUTION", "").strip(),
         push_subject=env.get("FIELDCRM_PUSH_SUBJECT", "mailto:admin@fieldcrm.invalid"),
+        # FIELDCRM_PWA_DIR serves another copy of the app (the e2e update test changes one).
+        pwa_dir=Path(env.get("FIELDCRM_PWA_DIR") or DEFAULT_PWA_DIR),
+        geocoder={name: value for name, value in env.items() if name.startswith(GEOCODER_PREFIX)},
     )

@@ -7,6 +7,7 @@ from piccolo.engine.base import Engine
 from server.auth.tables import AuthToken, LoginAttempt, Team, User
 from server.core.changelog.tables import SyncChange, SyncClient, SyncMeta, SyncResult
 from server.core.tables import Account, Conflict, Contact, Deal, Note, Task, Visit
+from server.nearby.tables import GeocodingAttempt
 from server.push.tables import PushDelivery, PushSubscription
 
 ALL_TABLES = (
@@ -27,6 +28,7 @@ ALL_TABLES = (
     SyncMeta,
     PushSubscription,
     PushDelivery,
+    GeocodingAttempt,
 )
 
 

@@ -7,14 +7,12 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from server import db
 from server.auth import services
 from server.auth.dependencies import CurrentActor
 from server.auth.schemas import (
     LoginRequest,
     LoginResponse,
     MeResponse,
-    TeamOut,
     TeamsResponse,
     UserOut,
     UsersResponse,
@@ -66,29 +64,8 @@ class UsersController(Controller):
 
     @get("/users", operation_id="list_users")
     async def users(self, actor: CurrentActor) -> UsersResponse:
-        sql = "SELECT id, username, role, team_id FROM users WHERE active = {}"
-        args: list[Any] = [True]
-        if not actor.is_admin:
-            sql += " AND team_id = {}"
-            args.append(actor.team_id)
-        rows = await db.fetch(sql + " ORDER BY username", *args)
-        return UsersResponse(
-            users=[
-                UserOut(
-                    id=str(r["id"]),
-                    username=r["username"],
-                    role=r["role"],
-                    team_id=str(r["team_id"]),
-                )
-                for r in rows
-            ]
-        )
+        return await services.list_users(actor)
 
     @get("/teams", operation_id="list_teams")
     async def teams(self, actor: CurrentActor) -> TeamsResponse:
-        sql, args = "SELECT id, name FROM teams", []
-        if not actor.is_manager:
-            sql += " WHERE id = {}"
-            args.append(actor.team_id)
-        rows = await db.fetch(sql + " ORDER BY name", *args)
-        return TeamsResponse(teams=[TeamOut(id=str(r["id"]), name=r["name"]) for r in rows])
+        return await services.list_teams(actor)

@@ -1,4 +1,4 @@
-"""Passwords, tokens and the login rate limit."""
+"""Passwords, tokens, the login rate limit, and who may see which users and teams."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import hmac
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from server import db
+from server.auth.schemas import TeamOut, TeamsResponse, UserOut, UsersResponse
 from server.core.actor import ROLES, Actor
 from server.errors import ApiError
 
@@ -181,3 +183,35 @@ async def actor_for_token(token: str) -> Actor | None:
 
 async def revoke(token_id: str) -> None:
     await db.fetch("UPDATE auth_tokens SET revoked_at = {} WHERE id = {}", now_utc(), token_id)
+
+
+async def list_users(actor: Actor) -> UsersResponse:
+    """The active users an actor may see, by username: an admin every team's, others their
+    own team's."""
+    sql = "SELECT id, username, role, team_id FROM users WHERE active = {}"
+    args: list[Any] = [True]
+    if not actor.is_admin:
+        sql += " AND team_id = {}"
+        args.append(actor.team_id)
+    rows = await db.fetch(sql + " ORDER BY username", *args)
+    return UsersResponse(
+        users=[
+            UserOut(
+                id=str(r["id"]),
+                username=r["username"],
+                role=r["role"],
+                team_id=str(r["team_id"]),
+            )
+            for r in rows
+        ]
+    )
+
+
+async def list_teams(actor: Actor) -> TeamsResponse:
+    """The teams an actor may see, by name: a manager or an admin every team, a rep their own."""
+    sql, args = "SELECT id, name FROM teams", []
+    if not actor.is_manager:
+        sql += " WHERE id = {}"
+        args.append(actor.team_id)
+    rows = await db.fetch(sql + " ORDER BY name", *args)
+    return TeamsResponse(teams=[TeamOut(id=str(r["id"]), name=r["name"]) for r in rows])

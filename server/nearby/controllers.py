@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 from litestar import Controller, get
@@ -18,8 +17,6 @@ from server.settings import Settings
 Param = Annotated[str | None, QueryParameter(max_length=40)]
 
 OSM_ATTRIBUTION = "© OpenStreetMap contributors"
-# Read once, when the app is built, like the rest of the configuration (docs/geo.md).
-CONFIGURED_ATTRIBUTION = os.environ.get("FIELDCRM_TILE_ATTRIBUTION", "").strip()
 
 
 class NearbyController(Controller):
@@ -52,6 +49,6 @@ def tile_attribution(settings: Settings) -> str:
     """FIELDCRM_TILE_ATTRIBUTION, else OpenStreetMap's credit for its own tile servers."""
     if not settings.tile_url:
         return ""
-    if CONFIGURED_ATTRIBUTION:
-        return CONFIGURED_ATTRIBUTION
+    if settings.tile_attribution:
+        return settings.tile_attribution
     return OSM_ATTRIBUTION if "openstreetmap" in settings.tile_url else ""

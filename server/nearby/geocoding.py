@@ -103,11 +103,11 @@ class RoundReport:
 _default_geocoder: Geocoder | None = None
 
 
-def default_geocoder() -> Geocoder:
+def default_geocoder(settings: Settings) -> Geocoder:
     """The process's geocoder, as the FIELDCRM_GEOCODER* variables configure it."""
     global _default_geocoder
     if _default_geocoder is None:
-        _default_geocoder = geocoder_from_env()
+        _default_geocoder = geocoder_from_env(settings.geocoder)
     return _default_geocoder
 
 
@@ -118,11 +118,11 @@ async def run_geocoder(
     when there is none, further apart while the service fails. A failed round is logged and
     the loop goes on (the database may be back by then)."""
     if geocoder is None:
-        if geocoding_is_off():
+        if geocoding_is_off(settings.geocoder):
             log.info("geocoding is off (FIELDCRM_GEOCODER=off)")
             return
         try:
-            geocoder = default_geocoder()
+            geocoder = default_geocoder(settings)
         except ValueError:
             # Call geocoder_from_env() at start to refuse to start instead (docs/geo.md).
             log.exception("geocoding is off: the FIELDCRM_GEOCODER* settings are invalid")
@@ -153,7 +153,7 @@ async def geocode_round(
 ) -> int:
     """One round (for tests and tools): the number of addresses it handed to the geocoder.
     `now_ms` fixes the round's clock, e.g. to step past a backoff."""
-    report = await run_round(geocoder or default_geocoder(), now_ms=now_ms)
+    report = await run_round(geocoder or default_geocoder(settings), now_ms=now_ms)
     return report.attempted
 
 

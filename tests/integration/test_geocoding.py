@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
 import pytest
 
 from geo.geocoding import GeocodeResult, GeocodingUnavailable
@@ -19,7 +20,7 @@ from server import db
 from server.core.writer import YIELDING, Source
 from server.nearby import geocoding
 from server.nearby.geocoding import geocode_round, run_geocoder
-from server.settings import Settings
+from server.settings import Settings, load_settings
 from tests.factories import Login, login_as, make_account
 
 
@@ -201,10 +202,15 @@ async def test_the_background_loop_places_new_accounts(client: Any, settings: Se
             await loop
 
 
+def with_geocoder(settings: Settings, environ: dict[str, str]) -> Settings:
+    """`settings` with the geocoder these variables configure."""
+    return msgspec.structs.replace(settings, geocoder=load_settings(environ).geocoder)
+
+
 async def test_invalid_geocoder_settings_turn_geocoding_off(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("FIELDCRM_GEOCODER", "no-such-service")
+    settings = with_geocoder(settings, {"FIELDCRM_GEOCODER": "no-such-service"})
     monkeypatch.setattr(geocoding, "_default_geocoder", None)
     await asyncio.wait_for(run_geocoder(settings, interval_s=0.01), timeout=5)  # returns
 
@@ -215,7 +221,7 @@ async def test_geocoding_can_be_turned_off(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setenv("FIELDCRM_GEOCODER", "off")
+    settings = with_geocoder(settings, {"FIELDCRM_GEOCODER": "off"})
     monkeypatch.setattr(geocoding, "_default_geocoder", None)
     rep = await login_as(client, "rep", "north")
     nice = await make_account(client, rep, city="Nice", country="France")

@@ -1,13 +1,16 @@
-"""DATABASE_URL and the rest of the environment, read into Settings."""
+"""DATABASE_URL and the rest of the environment, read into Settings, and only there."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from server.nearby.controllers import tile_attribution
 from server.settings import (
     DEFAULT_DATABASE_URL,
+    DEFAULT_PWA_DIR,
     ConfigError,
     DatabaseConfig,
     load_settings,
@@ -146,3 +149,70 @@ def test_load_settings_reads_the_environment() -> None:
 def test_a_bad_dispatch_interval_is_a_config_error(value: str) -> None:
     with pytest.raises(ConfigError, match="FIELDCRM_DISPATCH_INTERVAL_S"):
         load_settings({"FIELDCRM_DISPATCH_INTERVAL_S": value})
+
+
+def test_load_settings_defaults_of_the_app_the_map_and_the_geocoder() -> None:
+    settings = load_settings({})
+    assert settings.pwa_dir == DEFAULT_PWA_DIR and (DEFAULT_PWA_DIR / "index.html").is_file()
+    assert settings.tile_attribution == ""
+    assert settings.geocoder == {}
+    assert settings.database.postgres_data_dir == "./data"
+
+
+def test_load_settings_reads_the_app_the_map_and_the_geocoder(tmp_path: Path) -> None:
+    geocoder = {"FIELDCRM_GEOCODER": "nominatim", "FIELDCRM_GEOCODER_MIN_DELAY_S": "2"}
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://crm@db/crm",
+            "FIELDCRM_DATA_DIR": str(tmp_path),
+            "FIELDCRM_PWA_DIR": str(tmp_path / "pwa"),
+            "FIELDCRM_TILE_ATTRIBUTION": "  © Acme maps  ",
+            "FIELDCRM_PUSH_SUBJECT": "mailto:ops@example.com",
+            **geocoder,
+        }
+    )
+    assert settings.database.data_dir == tmp_path.resolve()
+    assert settings.pwa_dir == tmp_path / "pwa"
+    assert settings.tile_attribution == "© Acme maps"
+    assert settings.geocoder == geocoder  # geo.geocoders reads them; nothing else is passed
+    assert settings.push_subject == "mailto:ops@example.com"
+    # An empty FIELDCRM_PWA_DIR is no setting at all.
+    assert load_settings({"FIELDCRM_PWA_DIR": ""}).pwa_dir == DEFAULT_PWA_DIR
+
+
+@pytest.mark.parametrize(
+    ("tile_url", "attribution", "expected"),
+    [
+        ("", "© Acme maps", ""),  # no map tiles, no credit
+        ("https://tile.openstreetmap.org/{z}/{x}/{y}.png", "", "© OpenStreetMap contributors"),
+        ("https://tile.openstreetmap.org/{z}/{x}/{y}.png", "© Acme maps", "© Acme maps"),
+        ("https://tiles.example/{z}/{x}/{y}.png", "", ""),
+    ],
+)
+def test_the_map_credit_comes_from_the_settings(
+    tile_url: str, attribution: str, expected: str
+) -> None:
+    settings = load_settings(
+        {"FIELDCRM_TILE_URL": tile_url, "FIELDCRM_TILE_ATTRIBUTION": attribution}
+    )
+    assert tile_attribution(settings) == expected
+
+
+# Reads of the process's environment (and the one write, for Piccolo) in server/, geo/, sync/.
+ENVIRONMENT = re.compile(r"\bos\.(?:environ|getenv|putenv|unsetenv)\b|from os import")
+ALLOWED = {
+    ("server/settings.py", "env = os.environ if environ is None else environ"),
+    ("server/migrate.py", 'os.environ["PICCOLO_CONF"] = "server.piccolo_conf"'),
+}
+
+
+def test_only_load_settings_reads_the_environment() -> None:
+    root = Path(__file__).resolve().parents[2]
+    found = {
+        (path.relative_to(root).as_posix(), line.strip())
+        for folder in ("server", "geo", "sync")
+        for path in sorted((root / folder).rglob("*.py"))
+        for line in path.read_text().splitlines()
+        if ENVIRONMENT.search(line)
+    }
+    assert found == ALLOWED

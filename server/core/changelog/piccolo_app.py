@@ -8,5 +8,4 @@ APP_CONFIG = AppConfig(
     app_name="syncing",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
     table_classes=table_finder(modules=["server.core.changelog.tables"], exclude_imported=True),
-    migration_dependencies=["server.core.piccolo_app", "server.auth.piccolo_app"],
 )

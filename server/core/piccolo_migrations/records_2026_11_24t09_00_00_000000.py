@@ -1,14 +1,13 @@
-"""The nearby search's index, and what the geocoder remembers between rounds.
+"""The nearby search's index.
 
 accounts_scope_lat_lng: a rep's nearby search is `scope IN (team, user) AND lat BETWEEN ..
 AND lng BETWEEN ..`; with this index both engines read only the team's accounts in the lat
 band and check lng in the index (accounts_lat_lng serves an admin's search, over every scope).
 Without it SQLite picks accounts_scope_seq and reads the whole team (bench/nearby.py).
 
-geocoding_attempts: one row per account the geocoder could not place yet: the address it
-tried (a changed address is tried again at once), whether it was not found or the service
-failed, and when a failed account may be tried again (docs/geo.md). Bookkeeping of the
-server's own, not a record: it never syncs.
+This migration also made geocoding_attempts, the geocoding job's table: that is the nearby
+app's migration of the same time now (server/nearby/piccolo_migrations/), whose
+`IF NOT EXISTS` leaves the table be in a database that ran this migration before.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -16,18 +15,10 @@ from piccolo.engine import engine_finder
 
 ID = "2026-11-24T09:00:00:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "nearby index and geocoding attempts"
+DESCRIPTION = "nearby index"
 
 STATEMENTS = [
     "CREATE INDEX IF NOT EXISTS accounts_scope_lat_lng ON accounts (scope, lat, lng)",
-    "CREATE TABLE IF NOT EXISTS geocoding_attempts ("
-    " account_id UUID PRIMARY KEY NOT NULL,"
-    " street VARCHAR(200), city VARCHAR(100), region VARCHAR(100),"
-    " postal_code VARCHAR(20), country VARCHAR(100),"
-    " outcome VARCHAR(20) NOT NULL,"
-    " failures INTEGER NOT NULL DEFAULT 0,"
-    " retry_at BIGINT,"
-    " attempted_at BIGINT NOT NULL)",
 ]
 
 

@@ -1,8 +1,9 @@
-"""The index the dispatcher's search for due reminders runs on.
+"""The index a user's push subscriptions are read by.
 
-Only tasks still waiting for a reminder are in it, so the search stays quick however many
-old, reminded or done tasks pile up. The dispatcher's query repeats these terms word for
-word: SQLite uses a partial index only when the query names its conditions.
+This migration also made tasks_reminder_due, the index of the tasks waiting for a reminder:
+tasks is the records app's table, so that index is the records app's migration of the same
+time now (records_2026_11_23t20_10_30_000000), whose `IF NOT EXISTS` leaves it be in a
+database that ran this migration before.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -10,12 +11,9 @@ from piccolo.engine import engine_finder
 
 ID = "2026-11-23T20:10:30:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "index of the tasks waiting for a reminder"
+DESCRIPTION = "index of a user's push subscriptions"
 
 STATEMENTS = [
-    "CREATE INDEX IF NOT EXISTS tasks_reminder_due ON tasks (remind_at)"
-    " WHERE done = false AND deleted = false AND remind_at IS NOT NULL"
-    " AND (reminded_at IS NULL OR reminded_at < remind_at)",
     "CREATE INDEX IF NOT EXISTS push_subscriptions_user ON push_subscriptions (user_id, created_at)",
 ]
 

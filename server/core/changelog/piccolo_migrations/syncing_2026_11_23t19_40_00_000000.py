@@ -1,4 +1,11 @@
-"""Indexes the cursor and exactly-once need, and the sync counters' first values."""
+"""Indexes the cursor and exactly-once need, and the sync counters' first values.
+
+It also made indexes of other apps' tables, which each app's migrations now make for its
+own: accounts (lat, lng) and login_attempts (username, at) are the records and auth apps'
+migrations of the same time (their `IF NOT EXISTS` leaves them be in a database that ran
+this one), and accounts (scope, seq), which records_2026_11_24t11_00_00_000000 drops, a new
+database never makes.
+"""
 
 import secrets
 
@@ -16,9 +23,6 @@ STATEMENTS = [
     " ON sync_clients (user_id, client_id)",
     "CREATE UNIQUE INDEX IF NOT EXISTS sync_results_user_client_mid"
     " ON sync_results (user_id, client_id, mid)",
-    "CREATE INDEX IF NOT EXISTS accounts_lat_lng ON accounts (lat, lng)",
-    "CREATE INDEX IF NOT EXISTS accounts_scope_seq ON accounts (scope, seq)",
-    "CREATE INDEX IF NOT EXISTS login_attempts_username_at ON login_attempts (username, at)",
 ]
 
 
