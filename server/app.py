@@ -26,7 +26,11 @@ from server.pwa import (
     security_headers_middleware,
     static_routers,
 )
-from server.records.controllers import RECORD_CONTROLLERS, ReassignController
+from server.records.controllers import (
+    RECORD_CONTROLLERS,
+    ReassignController,
+    RejectionsController,
+)
 from server.settings import Settings, load_settings
 from server.syncing.controllers import (
     COMPRESS_FROM_BYTES,
@@ -78,6 +82,7 @@ def create_app(
             UsersController,
             SyncController,
             ReassignController,
+            RejectionsController,
             *RECORD_CONTROLLERS,
             PushController,
             NearbyController,

@@ -27,7 +27,7 @@ ENGINES = ["sqlite", "postgres"]
 TRUNCATED = [
     "teams", "users", "auth_tokens", "login_attempts", "accounts", "contacts", "visits",
     "notes", "tasks", "deals", "conflicts", "sync_changes", "sync_clients", "sync_results",
-    "push_subscriptions", "push_deliveries", "geocoding_attempts",
+    "push_subscriptions", "push_deliveries", "geocoding_attempts", "rejections", "scope_moves",
 ]  # fmt: skip
 
 

@@ -3,6 +3,7 @@ may see."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 ROLES = ("rep", "manager", "admin")  # a user's role; "system" is the server's own, never a user's
@@ -38,15 +39,26 @@ class Actor:
 
     @property
     def scopes(self) -> tuple[str, ...] | None:
-        """The scopes whose records this user sees; None means every record."""
+        """The scopes whose records this user sees; None means every record. A scope that
+        ends with "*" stands for every scope that starts with what comes before it (a
+        manager sees the rejected writes of everyone in their team): see `scope_filter`."""
         if self.is_admin or self.is_system:
             return None
-        return (team_scope(self.team_id), user_scope(self.user_id))
+        own = (team_scope(self.team_id), user_scope(self.user_id))
+        if self.is_manager:
+            return (*own, review_scope(self.team_id, "*"))
+        return (*own, review_scope(self.team_id, self.user_id))
 
     def sees(self, scope: str) -> bool:
         if self.is_admin or self.is_system:
             return True
-        return scope in (team_scope(self.team_id), user_scope(self.user_id))
+        if self.is_manager and scope.startswith(review_scope(self.team_id, "")):
+            return True
+        return scope in (
+            team_scope(self.team_id),
+            user_scope(self.user_id),
+            review_scope(self.team_id, self.user_id),
+        )
 
 
 # The server writing on its own behalf. Its stamps name no user.
@@ -59,3 +71,28 @@ def team_scope(team_id: str) -> str:
 
 def user_scope(user_id: str) -> str:
     return f"user:{user_id}"
+
+
+def review_scope(team_id: str, user_id: str) -> str:
+    """What a user's refused writes are kept in: seen by them and their team's managers
+    (who see every scope that starts with `review_scope(team, "")`). Scopes are at most 60
+    characters, so the team is its UUID's hex and the user a 64-bit digest of theirs;
+    `user_id` "*" and "" stay as they are (a pattern, a prefix)."""
+    user = user_id if user_id in ("", "*") else hashlib.sha256(user_id.encode()).hexdigest()[:16]
+    return f"review:{team_id.replace('-', '')}:{user}"
+
+
+def scope_filter(scopes: tuple[str, ...]) -> tuple[str, list[str]]:
+    """SQL (with `{}` placeholders) that a row's `scope` is one of `scopes`, a scope ending
+    with "*" matching every scope that starts with the rest (as a range, which the indexes
+    that start with scope serve)."""
+    exact = [scope for scope in scopes if not scope.endswith("*")]
+    prefixes = [scope[:-1] for scope in scopes if scope.endswith("*")]
+    terms = [f"scope IN ({', '.join('{}' for _ in exact)})"] if exact else []
+    args: list[str] = list(exact)
+    for prefix in prefixes:
+        # Every string that starts with `prefix` sorts at or after it and before the
+        # prefix with its last character moved on by one.
+        terms.append("(scope >= {} AND scope < {})")
+        args += [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+    return "(" + " OR ".join(terms or ["FALSE"]) + ")", args

@@ -118,8 +118,26 @@ TABLE_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _ref("kept_by", writer=SERVER),
         _ref("lost_by", writer=SERVER),
         FieldSpec("resolved", "bool", default=False),
+        # v1.1: the account the record hangs off, so a conflict can say what it is about.
+        _ref("account_id", writer=SERVER),
+    ),
+    # v1.1 (SPEC 4 rule 12): a phone's write the server refused, kept whole.
+    "rejections": (
+        FieldSpec("table", "text", writer=SERVER),
+        FieldSpec("record_id", "text", writer=SERVER),
+        FieldSpec("op", "text", writer=SERVER),
+        FieldSpec("fields", "json", writer=SERVER),
+        FieldSpec("error", "text", writer=SERVER),
+        FieldSpec("detail", "text", writer=SERVER),
+        _ref("user_id", writer=SERVER),
+        FieldSpec("client_id", "text", writer=SERVER),
+        FieldSpec("mid", "float", writer=SERVER),
+        _ref("account_id", writer=SERVER),
+        FieldSpec("resolved", "bool", default=False),
     ),
 }
+# Tables whose rows the server makes; clients only mark them resolved.
+SERVER_MADE = ("conflicts", "rejections")
 
 SPECS: dict[str, dict[str, FieldSpec]] = {
     table: {spec.name: spec for spec in specs} for table, specs in TABLE_FIELDS.items()
@@ -127,7 +145,7 @@ SPECS: dict[str, dict[str, FieldSpec]] = {
 TABLES = frozenset(TABLE_FIELDS)
 CHILD_TABLES = ("contacts", "visits", "notes", "tasks", "deals")
 # Database column names where they differ from the wire's.
-DB_COLUMN = {("conflicts", "table"): "record_table"}
+DB_COLUMN = {("conflicts", "table"): "record_table", ("rejections", "table"): "record_table"}
 
 
 def db_column(table: str, name: str) -> str:

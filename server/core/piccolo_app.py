@@ -2,12 +2,22 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
-from server.core.tables import Account, Conflict, Contact, Deal, Note, Task, Visit
+from server.core.tables import (
+    Account,
+    Conflict,
+    Contact,
+    Deal,
+    Note,
+    Rejection,
+    ScopeMove,
+    Task,
+    Visit,
+)
 
 CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 APP_CONFIG = AppConfig(
     app_name="records",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
-    table_classes=[Account, Contact, Visit, Note, Task, Deal, Conflict],
+    table_classes=[Account, Contact, Visit, Note, Task, Deal, Conflict, Rejection, ScopeMove],
 )

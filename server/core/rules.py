@@ -6,27 +6,31 @@ position, and which scope a record is in. The sync engine calls them through
 
 from __future__ import annotations
 
+import uuid
 import weakref
+from datetime import UTC, datetime
 from typing import Any
 
 from geopy.distance import geodesic
 
 from server import db
-from server.core.actor import Actor, team_scope, user_scope
-from server.core.fields import TABLES, clean_fields, defaults
+from server.core.actor import SERVER_CLIENT_ID, Actor, review_scope, team_scope, user_scope
+from server.core.fields import SERVER_MADE, TABLES, clean_fields, defaults
+from server.core.rows import now_ms
 from server.core.session import Session
+from sync.clock import Stamp
 from sync.engine import StoredRecord
-from sync.protocol import Rejected
+from sync.protocol import Mutation, Rejected
 
 CHECKIN_RADIUS_M = 200.0  # a check-in this close to the account (after accuracy) is verified
 MAX_ACCURACY_M = 250.0  # a position vaguer than this cannot verify anything
 
 
 async def prepare_create(
-    session: Session, actor: Actor, table: str, fields: dict[str, Any]
+    session: Session, actor: Actor, table: str, fields: dict[str, Any], at_ms: int = 0
 ) -> dict[str, Any]:
-    if table == "conflicts":
-        raise Rejected("read_only", "Conflicts are made by the server, not by clients.")
+    if table in SERVER_MADE:
+        raise Rejected("read_only", f"{table.capitalize()} are made by the server, not by clients.")
     values = clean_fields(
         table,
         fields,
@@ -34,19 +38,23 @@ async def prepare_create(
         may_write_manager_fields=actor.is_manager,
         may_write_server_fields=actor.is_system,
     )
-    await _check_references(session, actor, table, values, None)
+    await _check_references(session, actor, table, values, None, at_ms)
     return values
 
 
 async def prepare_update(
-    session: Session, actor: Actor, record: StoredRecord, fields: dict[str, Any]
+    session: Session,
+    actor: Actor,
+    record: StoredRecord,
+    fields: dict[str, Any],
+    at_ms: int = 0,
 ) -> dict[str, Any]:
     table = record.table
-    if table == "conflicts":
+    if table in SERVER_MADE:
         if not isinstance(fields, dict) or set(fields) - {"resolved"}:
-            raise Rejected("read_only", "Only conflicts.resolved may be written by a client.")
+            raise Rejected("read_only", f"Only {table}.resolved may be written by a client.")
         if not isinstance(fields.get("resolved", False), bool):
-            raise Rejected("invalid", "conflicts.resolved must be true or false.")
+            raise Rejected("invalid", f"{table}.resolved must be true or false.")
         return dict(fields)
     values = clean_fields(
         table,
@@ -55,13 +63,13 @@ async def prepare_update(
         may_write_manager_fields=actor.is_manager,
         may_write_server_fields=actor.is_system,
     )
-    await _check_references(session, actor, table, values, record)
+    await _check_references(session, actor, table, values, record, at_ms)
     return values
 
 
 def check_delete(session: Session, actor: Actor, record: StoredRecord) -> None:
-    if record.table == "conflicts":
-        raise Rejected("read_only", "Conflicts are resolved, not deleted.")
+    if record.table in SERVER_MADE:
+        raise Rejected("read_only", f"{record.table.capitalize()} are resolved, not deleted.")
     if record.table == "accounts" and not actor.is_manager:
         owner = record.values.get("owner_id")
         if owner != actor.user_id or record.id in _claimed(session):
@@ -131,11 +139,14 @@ async def _check_references(
     table: str,
     values: dict[str, Any],
     record: StoredRecord | None,
+    at_ms: int = 0,
 ) -> None:
     account_id = values.get("account_id")
     if account_id is not None:
         account = await session.load("accounts", account_id)
-        if account is None or account.deleted or not actor.sees(account.scope):
+        if account is None or account.deleted:
+            raise Rejected("not_found", "The account this belongs to does not exist.")
+        if not actor.sees(account.scope) and not await moved_since(session, actor, account, at_ms):
             raise Rejected("not_found", "The account this belongs to does not exist.")
     if values.get("visit_id") is not None:
         visit = await session.load("visits", values["visit_id"])
@@ -211,8 +222,8 @@ async def _verify(session: Session, visit: dict[str, Any]) -> dict[str, Any]:
 async def scope_of(session: Session, table: str, values: dict[str, Any], current: str = "") -> str:
     """Which scope a record with these values is in: an account's team; what hangs off an
     account, its account's; a task on no account, its assignee's."""
-    if table == "conflicts":
-        return current  # a conflict stays with its record, which moves it
+    if table in SERVER_MADE:
+        return current  # a conflict stays with its record; a rejection with its writer
     if table == "accounts":
         return team_scope(values["team_id"])
     account_id = values.get("account_id")
@@ -226,12 +237,117 @@ async def scope_of(session: Session, table: str, values: dict[str, Any], current
     raise Rejected("not_found", "The account this belongs to does not exist.")
 
 
-def check_access(session: Session, actor: Actor, record: StoredRecord, op: str) -> None:
+async def check_access(
+    session: Session, actor: Actor, record: StoredRecord, op: str, at_ms: int = 0
+) -> None:
     if not actor.sees(record.scope):
-        raise Rejected("not_found", f"There is no {record.table[:-1]} with this id.")
+        account = record if record.table == "accounts" else None
+        account_id = record.values.get("account_id")
+        if account is None and account_id is not None:
+            account = await session.load("accounts", str(account_id))
+        if account is None or not await moved_since(session, actor, account, at_ms):
+            raise Rejected("not_found", f"There is no {record.table[:-1]} with this id.")
     check_authorship(actor, record)
     if op == "delete":
         check_delete(session, actor, record)
+
+
+# Rule 11: how long after a move a write made before it still lands.
+MOVE_GRACE_MS = 30 * 24 * 3600 * 1000
+
+
+async def moved_since(session: Session, actor: Actor, account: StoredRecord, at_ms: int) -> bool:
+    """Rule 11: whether `account` was in a scope `actor` sees at `at_ms` (a write's effective
+    clock) and left it after, within MOVE_GRACE_MS of now: such a write still lands."""
+    if not at_ms or account.table != "accounts":
+        return False
+    scopes = [s for s in actor.scopes or () if not s.endswith("*")]
+    if not scopes:
+        return False
+    rows = await db.fetch(
+        "SELECT moved_at_ms FROM scope_moves WHERE record_id = {} AND moved_at_ms > {}"
+        f" AND moved_at_ms >= {{}} AND from_scope IN ({', '.join('{}' for _ in scopes)})",
+        account.id,
+        at_ms,
+        now_ms() - MOVE_GRACE_MS,
+        *scopes,
+    )
+    return bool(rows)
+
+
+async def written(session: Session, actor: Actor, table: str, record_id: str, scope: str) -> None:
+    """After a write is stored: one that landed outside the writer's scope (rule 11, or a
+    task handed to someone else) goes from the writer's devices, as any record that leaves
+    their scope does. The evict is in the writer's own scope: their teammates' devices,
+    which may see the record, are not told to drop it."""
+    if not actor.sees(scope) and not actor.is_system:
+        session.evict_from(table, record_id, user_scope(actor.user_id))
+
+
+async def keep_rejected(
+    session: Session, actor: Actor, client_id: str, mutation: Mutation, rejected: Rejected
+) -> None:
+    """Rule 12: keep a phone's refused write whole, with a sentence that names the real
+    cause, where its writer and the managers of their team see it."""
+    if mutation.table == "rejections" or rejected.error == "invalid_hlc":
+        return  # refusing to mark a rejection resolved is not itself kept; rule 12
+    account = await _account_of(session, mutation)
+    detail = rejected.detail
+    if rejected.error == "not_found" and account is not None and not actor.sees(account.scope):
+        moved = await db.fetch(
+            "SELECT moved_at_ms FROM scope_moves WHERE record_id = {} ORDER BY moved_at_ms DESC"
+            " LIMIT 1",
+            account.id,
+        )
+        if moved:
+            when = datetime.fromtimestamp(int(moved[0]["moved_at_ms"]) / 1000, UTC)
+            detail = (
+                f'The account "{str(account.values.get("name"))[:100]}" was moved to another'
+                f" team on {when:%Y-%m-%d}, before this write reached the server; a manager of"
+                " your team can apply it again, to this account or another."
+            )
+    values = {
+        "table": str(mutation.table)[:20],
+        "record_id": str(mutation.id)[:60],
+        "op": str(mutation.op)[:10],
+        "fields": mutation.fields,
+        "error": rejected.error[:40],
+        "detail": detail,
+        "user_id": actor.user_id,
+        "client_id": client_id[:100],
+        "mid": min(mutation.mid, 2**63 - 1),
+        "account_id": account.id if account is not None else None,
+        "resolved": False,
+    }
+    stamp = Stamp(now_ms(), 0, SERVER_CLIENT_ID, None, 0)
+    scope = review_scope(actor.team_id, actor.user_id)
+    await session.create("rejections", str(uuid.uuid4()), values, stamp, scope)
+
+
+async def _account_of(session: Session, mutation: Mutation) -> StoredRecord | None:
+    """The account a write is about, if it names one that exists."""
+    candidates: list[Any] = []
+    if mutation.table == "accounts":
+        candidates.append(mutation.id)
+    if isinstance(mutation.fields, dict):
+        candidates.append(mutation.fields.get("account_id"))
+    if mutation.table in TABLES and mutation.table != "accounts":
+        try:
+            record = await session.load(mutation.table, str(uuid.UUID(mutation.id)))
+        except ValueError:
+            record = None
+        if record is not None:
+            candidates.append(record.values.get("account_id"))
+    for candidate in candidates:
+        if not isinstance(candidate, str):
+            continue
+        try:
+            account = await session.load("accounts", str(uuid.UUID(candidate)))
+        except ValueError:
+            continue
+        if account is not None:
+            return account
+    return None
 
 
 class CrmRules:
@@ -244,19 +360,24 @@ class CrmRules:
         return actor.scopes
 
     async def check_access(
-        self, session: Session, actor: Actor, record: StoredRecord, op: str
+        self, session: Session, actor: Actor, record: StoredRecord, op: str, at_ms: int
     ) -> None:
-        check_access(session, actor, record, op)
+        await check_access(session, actor, record, op, at_ms)
 
     async def prepare_create(
-        self, session: Session, actor: Actor, table: str, fields: dict[str, Any]
+        self, session: Session, actor: Actor, table: str, fields: dict[str, Any], at_ms: int
     ) -> dict[str, Any]:
-        return await prepare_create(session, actor, table, fields)
+        return await prepare_create(session, actor, table, fields, at_ms)
 
     async def prepare_update(
-        self, session: Session, actor: Actor, record: StoredRecord, fields: dict[str, Any]
+        self,
+        session: Session,
+        actor: Actor,
+        record: StoredRecord,
+        fields: dict[str, Any],
+        at_ms: int,
     ) -> dict[str, Any]:
-        return await prepare_update(session, actor, record, fields)
+        return await prepare_update(session, actor, record, fields, at_ms)
 
     async def complete_new(
         self, session: Session, actor: Actor, table: str, values: dict[str, Any]
@@ -277,6 +398,21 @@ class CrmRules:
         self, session: Session, table: str, values: dict[str, Any], current: str = ""
     ) -> str:
         return await scope_of(session, table, values, current)
+
+    async def written(
+        self, session: Session, actor: Actor, table: str, record_id: str, scope: str
+    ) -> None:
+        await written(session, actor, table, record_id, scope)
+
+    async def keep_rejected(
+        self,
+        session: Session,
+        actor: Actor,
+        client_id: str,
+        mutation: Mutation,
+        rejected: Rejected,
+    ) -> None:
+        await keep_rejected(session, actor, client_id, mutation, rejected)
 
 
 RULES = CrmRules()

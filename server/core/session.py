@@ -47,6 +47,7 @@ from sync.protocol import Change, Mutation, WireRow
 
 # db.shared() key: sync_meta as the transaction has it (only sessions write sync_meta).
 META = "sync_meta"
+_MOVE_COLUMNS = ("record_table", "record_id", "from_scope", "to_scope", "moved_at_ms", "seq")
 
 
 class Session:
@@ -248,6 +249,15 @@ class Session:
         if scope != record.scope:
             self.log.evict(table, record.id, self.next_seq(), record.scope)
             await self._move_dependents(record, scope)
+            if table == "accounts":  # rule 11: what was written before the move still lands
+                self._inserts.setdefault(("scope_moves", _MOVE_COLUMNS), []).append(
+                    [table, record.id, record.scope, scope, now_ms(), seq]
+                )
+                db.defer(self._write_pending)
+
+    def evict_from(self, table: str, record_id: str, scope: str) -> None:
+        """Tell the devices of `scope` to drop the record (written where they do not see)."""
+        self.log.evict(table, record_id, self.next_seq(), scope)
 
     async def delete(self, record: StoredRecord, stamp: Stamp) -> None:
         await self._tombstone(record, stamp)

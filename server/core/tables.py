@@ -110,3 +110,32 @@ class Conflict(SyncedRecord, tablename="conflicts"):
     kept_by = UUID(null=True, default=None)
     lost_by = UUID(null=True, default=None)
     resolved = Boolean(default=False)
+
+
+class Rejection(SyncedRecord, tablename="rejections"):
+    """A phone's write the server refused, kept whole (SPEC 4 rule 12): it syncs to its
+    writer and to the managers of the writer's team, who can fix it and send it again."""
+
+    record_table = Varchar(length=20)
+    record_id = Varchar(length=60)  # as the phone sent it: not always a valid UUID
+    op = Varchar(length=10)
+    fields = Text(default="{}")  # JSON: the write's fields, whole
+    error = Varchar(length=40)
+    detail = Text(default="")
+    user_id = UUID(index=True)
+    client_id = Varchar(length=100)
+    mid = BigInt(default=0)
+    account_id = UUID(null=True, default=None, index=True)
+    resolved = Boolean(default=False)
+
+
+class ScopeMove(Table, tablename="scope_moves"):
+    """When a record left a scope (an account moved to another team): a write made in the
+    old scope before the move is still applied within MOVE_GRACE (SPEC 4 rule 11)."""
+
+    record_table = Varchar(length=20)
+    record_id = UUID(index=True)
+    from_scope = Varchar(length=60)
+    to_scope = Varchar(length=60)
+    moved_at_ms = BigInt()
+    seq = BigInt()

@@ -21,6 +21,7 @@ commits with it.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from server.core.session import Session
 from server.core.store import STORE
 from sync.clock import Stamp
 from sync.engine import StoredRecord, apply_mutation
-from sync.protocol import Mutation
+from sync.protocol import Mutation, Rejected
 
 
 class Source(StrEnum):
@@ -43,6 +44,7 @@ class Source(StrEnum):
     DEMO = "demo"  # `fieldcrm demo`
     GEOCODER = "geocoder"  # the background geocoder placing accounts
     REMINDER = "reminder"  # the reminder dispatcher marking tasks reminded
+    REVIEW = "review"  # a manager applying a refused write again (SPEC 4 rule 12)
 
 
 # A source whose writes yield to people's: its stamps sit just past the fields' current
@@ -78,7 +80,12 @@ class Writer:
     async def apply(self, actor: Actor, edit: Edit) -> str:
         """Apply `edit` as `actor` (a person, or `server.core.actor.SYSTEM` for the
         server's own jobs): "applied" or "merged", or raises `sync.protocol.Rejected`."""
-        record = await self.session.load(edit.table, edit.id)
+        if edit.table not in RULES.tables:  # before any SQL names it
+            raise Rejected("unknown_table", f"There is no table {edit.table[:50]!r}.")
+        try:
+            record = await self.session.load(edit.table, str(uuid.UUID(edit.id)))
+        except ValueError:
+            raise Rejected("invalid_id", "The record id must be a UUID.") from None
         hlc = self._clock(record, edit)
         base_seq = edit.base_seq
         if base_seq is None and record is not None:

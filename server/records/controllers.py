@@ -25,6 +25,10 @@ class ReassignRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     team_id: str | None = None
 
 
+class ApplyRejectionRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    account_id: str | None = None  # attach the write to another account the manager sees
+
+
 def _fields(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "malformed", "The body must be a JSON object of fields.")
@@ -117,6 +121,24 @@ class ReassignController(Controller):
         return row or {}
 
 
+class RejectionsController(Controller):
+    path = "/api/rejections"
+    tags = ["rejections"]
+
+    @post("/{record_id:str}/apply", operation_id="apply_rejection", status_code=200)
+    async def apply(
+        self,
+        actor: CurrentActor,
+        record_id: FromPath[str],
+        data: JSONBody[ApplyRejectionRequest | None] = None,
+    ) -> dict[str, Any]:
+        """Apply a refused write again, as it was or on another account (SPEC 4 rule 12):
+        managers and admins."""
+        require_manager(actor)
+        account_id = data.account_id if data is not None else None
+        return await services.apply_rejection(actor, services.parse_id(record_id), account_id)
+
+
 RECORD_CONTROLLERS = [record_controller(table) for table in TABLE_FIELDS]
 
-__all__ = ["RECORD_CONTROLLERS", "ReassignController", "Response"]
+__all__ = ["RECORD_CONTROLLERS", "ReassignController", "RejectionsController", "Response"]

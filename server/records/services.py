@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from server import db
-from server.core.actor import Actor
+from server.core.actor import Actor, scope_filter
 from server.core.fields import CHILD_TABLES, SPECS
 from server.core.rows import WIRE_ROWS, record_from_row, rows_by_version, wire_row
 from server.core.store import STORE
@@ -27,6 +27,7 @@ SEARCHED = {
     "tasks": ("title",),
     "deals": ("title",),
     "conflicts": ("field",),
+    "rejections": ("detail",),
 }
 ORDER = {"accounts": "name, id", "tasks": "due_at, id"}
 CHILD_ORDER = {"visits": "started_at DESC, id", "tasks": "due_at, id"}  # else newest first
@@ -43,7 +44,8 @@ def _scope_clause(actor: Actor) -> tuple[str, list[Any]]:
     scopes = actor.scopes
     if scopes is None:
         return "", []
-    return f" AND scope IN ({', '.join('{}' for _ in scopes)})", list(scopes)
+    where, args = scope_filter(scopes)
+    return f" AND {where}", args
 
 
 async def list_records(
@@ -177,3 +179,40 @@ async def write(
 
 async def write_exists(table: str, record_id: str) -> bool:
     return bool(await db.fetch(f"SELECT id FROM {table} WHERE id = {{}}", record_id))
+
+
+async def apply_rejection(
+    actor: Actor, rejection_id: str, account_id: str | None
+) -> dict[str, Any]:
+    """Apply a refused write again through the one writer, on behalf of its writer with the
+    manager's authority (so a visit keeps its author), optionally attached to another
+    account; the rejection is then resolved. The answer: the write's status and the
+    record after it."""
+    async with writing(Source.REVIEW) as writer:
+        rejection = await writer.load("rejections", rejection_id)
+        if rejection is None or rejection.deleted or not actor.sees(rejection.scope):
+            raise ApiError(404, "not_found", "There is no rejection with this id.")
+        values = rejection.values
+        if values["resolved"]:
+            raise ApiError(409, "resolved", "This rejection is already resolved.")
+        table, op = values["table"], values["op"]
+        fields = values["fields"] if isinstance(values["fields"], dict) else {}
+        if account_id is not None:
+            if table not in SPECS or "account_id" not in SPECS[table] or op != "upsert":
+                raise ApiError(422, "invalid", f"A write to {table} has no account to change.")
+            fields = {**fields, "account_id": parse_id(account_id)}
+        on_behalf = Actor(
+            user_id=values["user_id"] or actor.user_id,
+            username=actor.username,
+            role=actor.role,
+            team_id=actor.team_id,
+        )
+        try:
+            status = await writer.apply(on_behalf, Edit(table, values["record_id"], fields, op))
+        except Rejected as rejected:
+            code = REJECTION_STATUS.get(rejected.error, 422)
+            raise ApiError(code, rejected.error, rejected.detail) from None
+        await writer.apply(actor, Edit("rejections", rejection_id, {"resolved": True}))
+        record = await writer.load(table, values["record_id"])
+    row = wire_row(record) if record is not None and not record.deleted else None
+    return {"status": status, "record": row}

@@ -22,7 +22,7 @@ import msgspec
 
 from server import db
 from server.auth.services import token_digest
-from server.core.actor import Actor
+from server.core.actor import Actor, scope_filter
 from server.core.fields import CHILD_TABLES, TABLES
 from server.core.rows import record_from_row, wire_row
 from server.core.store import STORE
@@ -312,11 +312,11 @@ async def server_rows(actor: Actor) -> dict[Key, dict[str, Any]]:
     """Every live row the actor sees, as the wire carries it."""
     scopes = actor.scopes
     assert scopes is not None, "admins see everything; scope the check to a team"
-    marks = ", ".join("{}" for _ in scopes)
+    where, args = scope_filter(scopes)
     rows: dict[Key, dict[str, Any]] = {}
     for table in sorted(TABLES):
         found = await db.fetch(
-            f"SELECT * FROM {table} WHERE scope IN ({marks}) AND deleted = {{}}", *scopes, False
+            f"SELECT * FROM {table} WHERE {where} AND deleted = {{}}", *args, False
         )
         for row in found:
             record = record_from_row(table, row)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from server import db
+from server.core.actor import scope_filter
 from server.tables import bind_tables
 from tests.conftest import Database, pg_url, truncate_pg
 from tests.contract.sim import (
@@ -183,9 +184,9 @@ async def test_concurrent_pushes_and_pulls_lose_nothing(database: Database, tmp_
             assert puller.device.rows.keys() == expected.keys()
             scopes = actor.scopes
             assert scopes is not None
-            for table in ("accounts", "contacts", "tasks", "conflicts"):
-                marks = ", ".join("{}" for _ in scopes)
-                rows = await db.fetch(f"SELECT id FROM {table} WHERE scope IN ({marks})", *scopes)
+            where, args = scope_filter(scopes)
+            for table in ("accounts", "contacts", "tasks", "conflicts", "rejections"):
+                rows = await db.fetch(f"SELECT id FROM {table} WHERE {where}", *args)
                 missed = {(table, str(r["id"])) for r in rows} - puller.observed
                 assert not missed, f"a puller never saw {sorted(missed)[:5]}"
         applied = sum(r["status"] != "rejected" for p in pushers for r in p.results.values())

@@ -90,6 +90,12 @@ async def build_world(client: Any) -> World:
         assert result["status"] == "merged", result
         rows = await db.fetch("SELECT id FROM conflicts WHERE record_id = {}", account["id"])
         ids["conflicts"] = str(rows[0]["id"])
+        # A write the server refuses is kept where its writer and their managers see it.
+        refused = {**stale, "fields": {"nickname": "x"}, "hlc": [946_684_800_002, 0]}
+        result = (await sync(client, owner, [refused]))["ack"]["results"][0]
+        assert result["status"] == "rejected", result
+        rows = await db.fetch("SELECT id FROM rejections WHERE user_id = {}", owner.user_id)
+        ids["rejections"] = str(rows[0]["id"])
     loose = await make_child(client, world.rep_b, "tasks", account_id=None)
     world.b_loose_task = loose["id"]
     return world
@@ -167,6 +173,7 @@ PATCHES = {
     "tasks": {"title": "Taken", "done": True},
     "deals": {"stage": "won"},
     "conflicts": {"resolved": True},
+    "rejections": {"resolved": True},
 }
 
 
@@ -228,10 +235,6 @@ def probe_create(table: str) -> Probe:
             attempts.append(({"title": "Planted", "assignee_id": world.rep_b.user_id}, (403,)))
         for who in world.outsiders:
             for body, statuses in attempts:
-                if who.role == "manager" and table == "accounts":
-                    continue  # managers may place accounts in other teams (reassignment)
-                if who.role == "manager" and "assignee_id" in body:
-                    continue
                 record_id, before, seq = new_id(), await count(table), await current_seq()
                 response = await client.post(
                     f"/api/{table}", json={"id": record_id, **body}, headers=who.headers
@@ -276,6 +279,22 @@ async def probe_reassign(client: Any, world: World) -> None:
         )
         expect(response, status)
         assert await snapshot("accounts", record_id) == before
+        assert await current_seq() == seq
+
+
+@probe("POST", f"/api/rejections/{ONE}/apply")
+async def probe_apply_rejection(client: Any, world: World) -> None:
+    for who, record_id, status in (
+        (world.rep_a, world.a["rejections"], 403),  # reps never apply, even their own
+        (world.rep_a, world.b["rejections"], 403),
+        (world.manager_a, world.b["rejections"], 404),  # another team's: not seen
+    ):
+        before, seq = await snapshot("rejections", record_id), await current_seq()
+        response = await client.post(
+            f"/api/rejections/{record_id}/apply", json={}, headers=who.headers
+        )
+        expect(response, status)
+        assert await snapshot("rejections", record_id) == before
         assert await current_seq() == seq
 
 

@@ -33,6 +33,7 @@ TABLE_CLASSES = {
     "tasks": tables.Task,
     "deals": tables.Deal,
     "conflicts": tables.Conflict,
+    "rejections": tables.Rejection,
 }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from server import db
+from server.core.actor import scope_filter
 from server.core.rows import IN_CHUNK, chunks
 
 
@@ -85,11 +86,11 @@ async def read(
     """Up to `limit` entries (seq, table, id, op) after `after` in these scopes (None:
     every scope, evicts left out), in seq order; deletes and evicts at or below
     `fresh_until` are left out."""
+    args: list[str] = []
     if scopes is None:
-        where, args = "op <> 'evict'", []
+        where = "op <> 'evict'"
     else:
-        where = f"scope IN ({', '.join('{}' for _ in scopes)})"
-        args = list(scopes)
+        where, args = scope_filter(scopes)
     return await db.fetch_rows(
         f"SELECT seq, record_table, record_id, op FROM sync_changes WHERE {where}"
         " AND seq > {} AND (op = 'put' OR seq > {}) ORDER BY seq LIMIT {}",
