@@ -203,6 +203,28 @@ class App:
             await syncing
             await self.page.unroute(SYNC_URL)
 
+    @asynccontextmanager
+    async def sync_held(self) -> AsyncIterator[None]:
+        """Hold every sync request on its way to the server for the length of the block
+        (the app is not told; its requests just wait), then let them go."""
+        release = asyncio.Event()
+        held: list[asyncio.Task[None]] = []
+
+        async def let_go(route: Route) -> None:
+            await release.wait()
+            await route.continue_()
+
+        async def hold(route: Route) -> None:
+            held.append(asyncio.create_task(let_go(route)))
+
+        await self.page.route(SYNC_URL, hold)
+        try:
+            yield
+        finally:
+            release.set()
+            await asyncio.gather(*held)
+            await self.page.unroute(SYNC_URL)
+
     async def synced(self) -> dict[str, Any]:
         """Sync and require that it worked and nothing is left to send."""
         status = await self.sync()

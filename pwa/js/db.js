@@ -2,12 +2,34 @@
 // `transact`: awaiting anything else (fetch, timers) lets the transaction auto-commit.
 
 export const TABLES = ["accounts", "contacts", "visits", "notes", "tasks", "deals", "conflicts"];
-export const STORES = [...TABLES, "outbox", "meta"];
+export const STORES = [...TABLES, "outbox", "meta", "drafts"];
 
 const DB_NAME = "fieldcrm";
-const DB_VERSION = 1;
 // Rows that hang off an account, indexed so an evicted account takes them along.
 const BY_ACCOUNT = ["contacts", "visits", "notes", "tasks", "deals", "conflicts"];
+
+// UPGRADES[n] takes the database from version n to n + 1. A phone that skipped versions runs
+// every step after its own, in order, inside the one upgrade transaction: stores and rows
+// it already has are kept. Never edit a step that has shipped; add one.
+const UPGRADES = [
+  // 1: the record stores, the outbox, meta.
+  (db) => {
+    for (const table of TABLES) {
+      const store = db.createObjectStore(table, { keyPath: "id" });
+      if (BY_ACCOUNT.includes(table)) store.createIndex("account_id", "account_id");
+      if (table === "conflicts") store.createIndex("record_id", "record_id");
+    }
+    const outbox = db.createObjectStore("outbox", { keyPath: "key", autoIncrement: true });
+    outbox.createIndex("mid", "mid", { unique: true });
+    outbox.createIndex("row", ["table", "id"]);
+    db.createObjectStore("meta");
+  },
+  // 2: drafts of the visit, note and task forms (js/drafts.js), until saved or discarded.
+  (db) => {
+    db.createObjectStore("drafts", { keyPath: "key" });
+  },
+];
+const DB_VERSION = UPGRADES.length;
 
 let opening = null;
 
@@ -22,17 +44,10 @@ export function openDb() {
   if (opening) return opening;
   opening = new Promise((resolve, reject) => {
     const req = indexedDB.open(DB_NAME, DB_VERSION);
-    req.onupgradeneeded = () => {
-      const db = req.result;
-      for (const table of TABLES) {
-        const store = db.createObjectStore(table, { keyPath: "id" });
-        if (BY_ACCOUNT.includes(table)) store.createIndex("account_id", "account_id");
-        if (table === "conflicts") store.createIndex("record_id", "record_id");
+    req.onupgradeneeded = (event) => {
+      for (let version = event.oldVersion; version < DB_VERSION; version += 1) {
+        UPGRADES[version](req.result);
       }
-      const outbox = db.createObjectStore("outbox", { keyPath: "key", autoIncrement: true });
-      outbox.createIndex("mid", "mid", { unique: true });
-      outbox.createIndex("row", ["table", "id"]);
-      db.createObjectStore("meta");
     };
     req.onsuccess = () => {
       const db = req.result;
