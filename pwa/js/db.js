@@ -32,6 +32,7 @@ const UPGRADES = [
 const DB_VERSION = UPGRADES.length;
 
 let opening = null;
+let database = null; // the open connection, for putNow()/deleteNow()
 
 export function request(req) {
   return new Promise((resolve, reject) => {
@@ -55,7 +56,9 @@ export function openDb() {
       db.onversionchange = () => {
         db.close();
         opening = null;
+        database = null;
       };
+      database = db;
       resolve(db);
     };
     req.onerror = () => {
@@ -119,6 +122,35 @@ export async function transact(names, mode, work) {
 
 export const read = (names, work) => transact(names, "readonly", work);
 export const write = (names, work) => transact(names, "readwrite", work);
+
+// One put or delete, asked for and committed in this very turn (IDBTransaction.commit), not
+// after an await: for `pagehide` and route changes, when the page may get no further turn
+// and the next screen must read what was written. Resolves once committed.
+export function putNow(name, value) {
+  return writeNow(name, (store) => store.put(value));
+}
+
+export function deleteNow(name, key) {
+  return writeNow(name, (store) => store.delete(key));
+}
+
+function writeNow(name, change) {
+  let tx;
+  try {
+    tx = database && database.transaction([name], "readwrite");
+  } catch {
+    tx = null; // the connection is closing (another tab upgrades): take the slow road
+  }
+  if (!tx) return write([name], (s) => request(change(s[name].raw)));
+  const done = new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onabort = () => reject(tx.error || new DOMException("Transaction aborted", "AbortError"));
+    tx.onerror = () => {}; // onabort follows with the error
+  });
+  change(tx.objectStore(name));
+  if (tx.commit) tx.commit();
+  return done;
+}
 
 export async function getMeta(key) {
   return read(["meta"], (s) => s.meta.get(key));
