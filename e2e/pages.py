@@ -148,6 +148,22 @@ class App:
         await self.page.reload()
         await self.wait_ready()
 
+    async def kill_and_reopen(self) -> None:
+        """Crash the page's renderer (no pagehide, no unload: the phone killed the app),
+        then open the app again in a new page of the same browser profile, at the hash
+        route it was on."""
+        hash_route = await self.page.evaluate("() => location.hash")
+        cdp = await self.context.new_cdp_session(self.page)
+        crashed = asyncio.create_task(self.page.wait_for_event("crash"))
+        # A crashed renderer never answers the command: wait for the crash, not for it.
+        crashing = asyncio.create_task(cdp.send("Page.crash"))
+        try:
+            await crashed
+        finally:
+            crashing.cancel()
+        self.page = await self.context.new_page()
+        await self.open(hash_route)
+
     async def wait_ready(self) -> None:
         await self.page.locator("body[data-ready=yes]").wait_for(state="attached")
 
@@ -203,6 +219,28 @@ class App:
             await syncing
             await self.page.unroute(SYNC_URL)
 
+    @asynccontextmanager
+    async def sync_held(self) -> AsyncIterator[None]:
+        """Hold every sync request on its way to the server for the length of the block
+        (the app is not told; its requests just wait), then let them go."""
+        release = asyncio.Event()
+        held: list[asyncio.Task[None]] = []
+
+        async def let_go(route: Route) -> None:
+            await release.wait()
+            await route.continue_()
+
+        async def hold(route: Route) -> None:
+            held.append(asyncio.create_task(let_go(route)))
+
+        await self.page.route(SYNC_URL, hold)
+        try:
+            yield
+        finally:
+            release.set()
+            await asyncio.gather(*held)
+            await self.page.unroute(SYNC_URL)
+
     async def synced(self) -> dict[str, Any]:
         """Sync and require that it worked and nothing is left to send."""
         status = await self.sync()
@@ -245,6 +283,11 @@ class App:
             [table, record_id, fields],
         )
 
+    async def saved_drafts(self) -> list[dict[str, Any]]:
+        """Every draft in the app's `drafts` store."""
+        drafts: list[dict[str, Any]] = await self.page.evaluate("() => window.fieldcrm.drafts()")
+        return drafts
+
     async def rows(self, table: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = await self.page.evaluate(
             "(t) => window.fieldcrm.rows(t)", table
@@ -274,6 +317,18 @@ class App:
     @property
     def account_form(self) -> RecordForm:
         return RecordForm(self, "account-form")
+
+    @property
+    def task_form(self) -> RecordForm:
+        return RecordForm(self, "task-form")
+
+    @property
+    def today(self) -> TodayScreen:
+        return TodayScreen(self)
+
+    @property
+    def drafts(self) -> DraftsScreen:
+        return DraftsScreen(self)
 
     @property
     def visit_form(self) -> VisitForm:
@@ -322,7 +377,33 @@ class AccountsScreen(Screen):
         await expect(self.tid("account-form")).to_be_visible()
 
 
-class RecordForm(Screen):
+class DraftForm(Screen):
+    """What the forms that keep drafts (visit, note, task) share."""
+
+    def notice(self) -> Locator:
+        return self.tid("draft-notice")
+
+    async def expect_kept(self) -> None:
+        """Until the last edit is in the drafts store."""
+        await expect(self.tid("draft-status")).to_have_attribute("data-state", "saved")
+
+    async def expect_restored(self) -> None:
+        await expect(self.notice()).to_be_visible()
+        await expect(self.notice()).to_contain_text("Draft restored")
+
+    async def expect_fresh(self) -> None:
+        await expect(self.notice()).to_have_count(0)
+
+    async def discard(self) -> None:
+        """Discard the restored draft: a tap, then the one confirming tap."""
+        button = self.notice().get_by_test_id("draft-discard")
+        await button.click()
+        await expect(button).to_have_text("Tap again to discard")
+        await button.click()
+        await self.expect_fresh()
+
+
+class RecordForm(DraftForm):
     def __init__(self, app: App, testid: str) -> None:
         super().__init__(app)
         self.testid = testid
@@ -332,6 +413,11 @@ class RecordForm(Screen):
         await expect(form).to_be_visible()
         for name, value in values.items():
             await form.get_by_test_id(f"field-{name}").fill(value)
+
+    async def values(self, *names: str) -> dict[str, str]:
+        form = self.tid(self.testid)
+        await expect(form).to_be_visible()
+        return {name: await form.get_by_test_id(f"field-{name}").input_value() for name in names}
 
     async def save(self) -> None:
         await self.tid(self.testid).get_by_test_id("form-save").click()
@@ -351,6 +437,10 @@ class AccountScreen(Screen):
         await self.tid("account-log-visit").click()
         await expect(self.tid("visit-form")).to_be_visible()
 
+    async def add_note(self) -> None:
+        await self.tid("account-add-note").click()
+        await expect(self.tid("note-form")).to_be_visible()
+
     async def edit(self) -> None:
         await self.tid("account-edit").click()
         await expect(self.tid("account-form")).to_be_visible()
@@ -359,7 +449,16 @@ class AccountScreen(Screen):
         return self.tid("account-phone")
 
 
-class VisitForm(Screen):
+VISIT_CONTROLS = (
+    "visit-outcome",
+    "visit-summary",
+    "followup-title",
+    "followup-due-at",
+    "followup-remind-at",
+)
+
+
+class VisitForm(DraftForm):
     async def check_in(self) -> None:
         await self.tid("visit-checkin").click()
         await expect(self.tid("visit-position")).to_have_attribute("data-state", "located")
@@ -373,6 +472,13 @@ class VisitForm(Screen):
             await self.tid("visit-summary").fill(summary)
         if followup:
             await self.tid("followup-title").fill(followup)
+
+    async def values(self) -> dict[str, str]:
+        """What every control holds, and the check-in line."""
+        await expect(self.tid("visit-form")).to_be_visible()
+        shown = {testid: await self.tid(testid).input_value() for testid in VISIT_CONTROLS}
+        shown["visit-position"] = await self.tid("visit-position").inner_text()
+        return shown
 
     async def save(self) -> str:
         """Save; the new visit's id (the app opens the visit)."""
@@ -398,7 +504,14 @@ class VisitScreen(Screen):
         await expect(self.tid("note-form")).to_be_visible()
 
 
-class NoteForm(Screen):
+class NoteForm(DraftForm):
+    async def type(self, body: str) -> None:
+        """Type the note without saving it."""
+        await self.tid("note-body").fill(body)
+
+    def body(self) -> Locator:
+        return self.tid("note-body")
+
     async def write(self, body: str) -> None:
         await self.tid("note-body").fill(body)
         await self.tid("note-save").click()
@@ -413,6 +526,43 @@ class ConflictsScreen(Screen):
 
     def rows(self) -> Locator:
         return self.tid("conflict-row")
+
+
+class TodayScreen(Screen):
+    async def open(self) -> None:
+        await self.tid("nav-today").click()
+        await self.app.expect_screen("today")
+        await expect(self.tid("today-sync")).to_be_visible()
+
+    def drafts_line(self) -> Locator:
+        return self.tid("today-drafts")
+
+    async def open_drafts(self) -> None:
+        await self.drafts_line().click()
+        await self.app.expect_screen("drafts")
+
+
+class DraftsScreen(Screen):
+    async def open(self) -> None:
+        await self.app.go("#/drafts")
+        await self.app.expect_screen("drafts")
+        await expect(self.tid("drafts-count")).to_be_attached()
+
+    def rows(self) -> Locator:
+        return self.tid("draft-row")
+
+    def row(self, key: str) -> Locator:
+        return self.app.page.locator(f'[data-testid=draft-row][data-id="{key}"]')
+
+    async def resume(self, key: str) -> None:
+        await self.row(key).get_by_test_id("draft-open").click()
+
+    async def discard(self, key: str) -> None:
+        button = self.row(key).get_by_test_id("draft-row-discard")
+        await button.click()
+        await expect(button).to_have_text("Tap again to discard")
+        await button.click()
+        await expect(self.row(key)).to_have_count(0)
 
 
 class TasksScreen(Screen):

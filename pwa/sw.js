@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "20bc67798201";
+const VERSION = "3b4ec6f4286f";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -21,6 +21,7 @@ const SHELL = [
   "/js/app.js",
   "/js/components.js",
   "/js/db.js",
+  "/js/drafts.js",
   "/js/events.js",
   "/js/hlc.js",
   "/js/map.js",
@@ -30,6 +31,7 @@ const SHELL = [
   "/js/screens/account.js",
   "/js/screens/accounts.js",
   "/js/screens/conflicts.js",
+  "/js/screens/drafts.js",
   "/js/screens/login.js",
   "/js/screens/nearby.js",
   "/js/screens/note.js",

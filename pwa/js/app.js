@@ -9,6 +9,7 @@ import { route, startRouter } from "./router.js";
 import { accountScreen } from "./screens/account.js";
 import { accountsScreen } from "./screens/accounts.js";
 import { conflictsScreen, unresolvedConflicts } from "./screens/conflicts.js";
+import { draftsScreen } from "./screens/drafts.js";
 import { loginScreen } from "./screens/login.js";
 import { nearbyScreen } from "./screens/nearby.js";
 import { newNoteScreen } from "./screens/note.js";
@@ -41,6 +42,7 @@ route("/task/:id/edit", recordForm("tasks"));
 route("/tasks", tasksScreen);
 route("/conflicts", conflictsScreen);
 route("/rejected", rejectedScreen);
+route("/drafts", draftsScreen);
 route("/settings", settingsScreen);
 route("/nearby", nearbyScreen);
 
@@ -68,6 +70,7 @@ function debugHandle() {
     outbox: () => read(["outbox"], (s) => s.outbox.getAll()),
     meta: (key) => read(["meta"], (s) => s.meta.get(key)),
     rows: (table) => read([table], (s) => s[table].getAll()),
+    drafts: () => read(["drafts"], (s) => s.drafts.getAll()),
     controlled: () => controlled(),
     ready: null,
   };

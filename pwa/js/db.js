@@ -2,14 +2,37 @@
 // `transact`: awaiting anything else (fetch, timers) lets the transaction auto-commit.
 
 export const TABLES = ["accounts", "contacts", "visits", "notes", "tasks", "deals", "conflicts"];
-export const STORES = [...TABLES, "outbox", "meta"];
+export const STORES = [...TABLES, "outbox", "meta", "drafts"];
 
 const DB_NAME = "fieldcrm";
-const DB_VERSION = 1;
 // Rows that hang off an account, indexed so an evicted account takes them along.
 const BY_ACCOUNT = ["contacts", "visits", "notes", "tasks", "deals", "conflicts"];
 
+// UPGRADES[n] takes the database from version n to n + 1. A phone that skipped versions runs
+// every step after its own, in order, inside the one upgrade transaction: stores and rows
+// it already has are kept. Never edit a step that has shipped; add one.
+const UPGRADES = [
+  // 1: the record stores, the outbox, meta.
+  (db) => {
+    for (const table of TABLES) {
+      const store = db.createObjectStore(table, { keyPath: "id" });
+      if (BY_ACCOUNT.includes(table)) store.createIndex("account_id", "account_id");
+      if (table === "conflicts") store.createIndex("record_id", "record_id");
+    }
+    const outbox = db.createObjectStore("outbox", { keyPath: "key", autoIncrement: true });
+    outbox.createIndex("mid", "mid", { unique: true });
+    outbox.createIndex("row", ["table", "id"]);
+    db.createObjectStore("meta");
+  },
+  // 2: drafts of the visit, note and task forms (js/drafts.js), until saved or discarded.
+  (db) => {
+    db.createObjectStore("drafts", { keyPath: "key" });
+  },
+];
+const DB_VERSION = UPGRADES.length;
+
 let opening = null;
+let database = null; // the open connection, for putNow()/deleteNow()
 
 export function request(req) {
   return new Promise((resolve, reject) => {
@@ -22,17 +45,10 @@ export function openDb() {
   if (opening) return opening;
   opening = new Promise((resolve, reject) => {
     const req = indexedDB.open(DB_NAME, DB_VERSION);
-    req.onupgradeneeded = () => {
-      const db = req.result;
-      for (const table of TABLES) {
-        const store = db.createObjectStore(table, { keyPath: "id" });
-        if (BY_ACCOUNT.includes(table)) store.createIndex("account_id", "account_id");
-        if (table === "conflicts") store.createIndex("record_id", "record_id");
+    req.onupgradeneeded = (event) => {
+      for (let version = event.oldVersion; version < DB_VERSION; version += 1) {
+        UPGRADES[version](req.result);
       }
-      const outbox = db.createObjectStore("outbox", { keyPath: "key", autoIncrement: true });
-      outbox.createIndex("mid", "mid", { unique: true });
-      outbox.createIndex("row", ["table", "id"]);
-      db.createObjectStore("meta");
     };
     req.onsuccess = () => {
       const db = req.result;
@@ -40,7 +56,9 @@ export function openDb() {
       db.onversionchange = () => {
         db.close();
         opening = null;
+        database = null;
       };
+      database = db;
       resolve(db);
     };
     req.onerror = () => {
@@ -104,6 +122,35 @@ export async function transact(names, mode, work) {
 
 export const read = (names, work) => transact(names, "readonly", work);
 export const write = (names, work) => transact(names, "readwrite", work);
+
+// One put or delete, asked for and committed in this very turn (IDBTransaction.commit), not
+// after an await: for `pagehide` and route changes, when the page may get no further turn
+// and the next screen must read what was written. Resolves once committed.
+export function putNow(name, value) {
+  return writeNow(name, (store) => store.put(value));
+}
+
+export function deleteNow(name, key) {
+  return writeNow(name, (store) => store.delete(key));
+}
+
+function writeNow(name, change) {
+  let tx;
+  try {
+    tx = database && database.transaction([name], "readwrite");
+  } catch {
+    tx = null; // the connection is closing (another tab upgrades): take the slow road
+  }
+  if (!tx) return write([name], (s) => request(change(s[name].raw)));
+  const done = new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onabort = () => reject(tx.error || new DOMException("Transaction aborted", "AbortError"));
+    tx.onerror = () => {}; // onabort follows with the error
+  });
+  change(tx.objectStore(name));
+  if (tx.commit) tx.commit();
+  return done;
+}
 
 export async function getMeta(key) {
   return read(["meta"], (s) => s.meta.get(key));

@@ -29,12 +29,15 @@ export async function pendingFor(stores, table, id) {
 }
 
 // Queue writes: [{table, id, op: "upsert"|"delete", fields}], all in one transaction with
-// their outbox entries, each with the next mid and a fresh HLC.
+// their outbox entries, each with the next mid and a fresh HLC. `drafts`: keys of the form
+// drafts these writes save, deleted in the same transaction (saved and still a draft, or
+// neither, whatever happens to the page).
 // pwa/sw.js repeats this for a notification's Done / Snooze (writeTaskChange): keep in step.
-export async function saveWrites(writes) {
+export async function saveWrites(writes, { drafts = [] } = {}) {
   const tables = [...new Set(writes.map((w) => w.table))];
   for (const t of tables) if (!TABLES.includes(t)) throw new Error(`unknown table ${t}`);
-  const entries = await write([...tables, "outbox", "meta"], async (s) => {
+  const stores = [...tables, "outbox", "meta", ...(drafts.length ? ["drafts"] : [])];
+  const entries = await write(stores, async (s) => {
     let mid = (await s.meta.get("next_mid")) || 1;
     let clock = await s.meta.get("hlc");
     const queued = [];
@@ -64,6 +67,7 @@ export async function saveWrites(writes) {
     }
     await s.meta.put(mid, "next_mid");
     await s.meta.put(clock, "hlc");
+    for (const key of drafts) await s.drafts.delete(key);
     return queued;
   });
   emit("data", { local: true });
@@ -72,7 +76,7 @@ export async function saveWrites(writes) {
 }
 
 export const upsert = (table, id, fields) => saveWrites([{ table, id, op: "upsert", fields }]);
-export const remove = (table, id) => saveWrites([{ table, id, op: "delete" }]);
+export const remove = (table, id, options) => saveWrites([{ table, id, op: "delete" }], options);
 
 export function newId() {
   return crypto.randomUUID();

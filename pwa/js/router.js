@@ -1,8 +1,9 @@
 // Hash routing: "#/account/ID?x=1" -> the screen registered for "/account/:id".
-// A screen is `async (params, query) => ({title, el, live?, onData?})`. When local rows
-// change (a pull, another tab's write) a `live` view is drawn again in place, keeping
+// A screen is `async (params, query) => ({title, el, live?, onData?, leave?})`. When local
+// rows change (a pull, another tab's write) a `live` view is drawn again in place, keeping
 // focus and scroll; `onData` lets a view update only its parts. Forms have neither, so a
-// pull never wipes what the rep is typing.
+// pull never wipes what the rep is typing. `leave()` is called, once, as soon as another
+// screen is asked for: a form keeps its draft there, before the next screen reads drafts.
 
 import { on } from "./events.js";
 import { session } from "./session.js";
@@ -60,6 +61,11 @@ function match(path) {
 }
 
 export async function render({ keepFocus = false } = {}) {
+  if (current && current.leave) {
+    const leave = current.leave;
+    current.leave = null;
+    leave();
+  }
   const { path, query } = parseHash();
   const found = match(path);
   if (!found) {
@@ -110,7 +116,7 @@ export async function render({ keepFocus = false } = {}) {
 function markNav(path) {
   const section = path.split("/")[1];
   const owner = { account: "accounts", visit: "accounts", note: "accounts", contact: "accounts",
-    deal: "accounts", task: "tasks" }[section] || section;
+    deal: "accounts", task: "tasks", drafts: "today" }[section] || section;
   for (const a of document.querySelectorAll("nav.tabs a")) {
     if (a.getAttribute("href") === `#/${owner}`) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");

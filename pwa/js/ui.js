@@ -124,6 +124,17 @@ export function toast(message) {
   }, 4000);
 }
 
+// Said by screen readers through the shell's polite live region. Emptied first, so the
+// same words said twice are heard twice.
+export function announce(message) {
+  const el = document.querySelector("[data-testid=live-status]");
+  if (!el) return;
+  el.textContent = "";
+  setTimeout(() => {
+    el.textContent = message;
+  }, 100);
+}
+
 // Dates: the wire carries ISO 8601 with an offset; the phone shows local time.
 
 export function formatDateTime(iso) {

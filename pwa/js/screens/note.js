@@ -1,3 +1,4 @@
+import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
 import { getRecord, newId, saveWrites } from "../records.js";
 import { navigate } from "../router.js";
 import { empty, field, h, link, toast } from "../ui.js";
@@ -10,33 +11,45 @@ export async function newNoteScreen(_params, query) {
     return { title: "Add a note", el: h("div", { class: "screen" }, h("h1", {}, "Add a note"),
       empty("Open an account first, then add the note from there.", "note-no-account")) };
   }
+  const key = draftKey("note", { accountId: account.id, visitId });
+  const draft = await loadDraft(key);
   const back = visitId ? `#/visit/${visitId}` : `#/account/${account.id}`;
   const body = field({ name: "body", label: "Note", type: "textarea", testid: "note-body",
-    required: true, maxlength: 20000, rows: 8 });
+    required: true, maxlength: 20000, rows: 8, value: draft ? draft.values.body : "" });
+  const textarea = body.querySelector("textarea");
+  const keeper = draftKeeper({
+    key, kind: "note", accountId: account.id, restored: draft,
+    collect: () => (textarea.value.trim() ? { body: textarea.value } : null),
+    preview: (values) => values.body.trim(),
+  });
   const error = h("p", { class: "error", role: "alert", testid: "note-error", hidden: true });
   const form = h("form", { class: "stack", testid: "note-form", novalidate: true },
     body, error,
     h("div", { class: "actions" },
       h("button", { type: "submit", class: "primary", testid: "note-save" }, "Save note"),
-      link("Cancel", back, "note-cancel", "button-link")));
+      link("Cancel", back, "note-cancel", "button-link")),
+    keeper.status);
+  form.addEventListener("input", () => keeper.changed());
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const text = body.querySelector("textarea").value.trim();
+    const text = textarea.value.trim();
     if (!text) {
       error.textContent = "Write something first.";
       error.hidden = false;
-      body.querySelector("textarea").focus();
+      textarea.focus();
       return;
     }
     const fields = { account_id: account.id, body: text };
     if (visitId) fields.visit_id = visitId;
-    await saveWrites([{ table: "notes", id: newId(), op: "upsert", fields }]);
+    keeper.stop();
+    await saveWrites([{ table: "notes", id: newId(), op: "upsert", fields }], { drafts: [key] });
     toast("Note saved");
     navigate(back);
   });
   const el = h("div", { class: "screen" },
     h("h1", {}, "Add a note"),
     h("p", { class: "lead", testid: "note-account" }, account.name),
+    draft ? draftNotice(draft, keeper) : null,
     form);
-  return { title: "Add a note", el };
+  return { title: "Add a note", el, leave: keeper.leave };
 }

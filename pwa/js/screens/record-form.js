@@ -1,6 +1,10 @@
 // One form for creating and editing accounts, contacts, deals and tasks. An edit sends
 // only the fields the rep changed, so a colleague's edit to another field is not undone.
+// The task form keeps a draft (js/drafts.js) of those changed fields only, so a restored
+// draft, too, leaves a colleague's later edit to another field alone.
 
+import { deleteNow } from "../db.js";
+import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
 import { getRecord, newId, remove, saveWrites } from "../records.js";
 import { navigate } from "../router.js";
 import { me, teamUsers } from "../session.js";
@@ -56,6 +60,7 @@ const FORMS = {
   tasks: {
     noun: "task",
     deletable: true,
+    draft: "task",
     fields: [
       { name: "title", label: "Title", required: true, maxlength: TEXT },
       { name: "due_at", label: "Due", type: "datetime-local", kind: "datetime" },
@@ -109,6 +114,8 @@ export function recordForm(table) {
       return { title: "Pick an account", el: h("div", { class: "screen" }, h("h1", {}, "Pick an account first"),
         h("p", { class: "empty" }, h("a", { href: "#/accounts" }, "Open an account"), ` to add a ${form.noun}.`)) };
     }
+    const key = form.draft ? draftKey(form.draft, { recordId: row && row.id, accountId }) : null;
+    const draft = key ? await loadDraft(key) : null;
     const users = await teamUsers();
     const userOptions = [["", "Nobody"], ...users.map((u) => [u.id, u.username])];
     const initial = {};
@@ -126,6 +133,27 @@ export function recordForm(table) {
       initial[spec.name] = rawOf(spec, control);
       return block;
     });
+    if (draft) {
+      for (const [name, raw] of Object.entries(draft.values.fields)) {
+        const control = controls[name];
+        if (control && control.type === "checkbox") control.checked = raw;
+        else if (control) control.value = raw;
+      }
+    }
+    const keeper = key
+      ? draftKeeper({
+          key, kind: form.draft, accountId, recordId: row && row.id, restored: draft,
+          collect: () => {
+            const fields = {};
+            for (const spec of form.fields) {
+              const raw = rawOf(spec, controls[spec.name]);
+              if (raw !== initial[spec.name]) fields[spec.name] = raw;
+            }
+            return Object.keys(fields).length ? { fields } : null;
+          },
+          preview: () => controls.title.value.trim() || (row && row.title) || "",
+        })
+      : null;
 
     const error = h("p", { class: "error", role: "alert", testid: "form-error", hidden: true });
     const formEl = h("form", { class: "stack", testid: `${form.noun}-form`, novalidate: true },
@@ -133,7 +161,13 @@ export function recordForm(table) {
       h("div", { class: "actions" },
         h("button", { type: "submit", class: "primary", testid: "form-save" }, "Save"),
         h("a", { href: row ? backTo(table, row) : accountId ? `#/account/${accountId}` : "#/accounts",
-          class: "button-link", testid: "form-cancel" }, "Cancel")));
+          class: "button-link", testid: "form-cancel" }, "Cancel")),
+      keeper && keeper.status);
+    if (keeper) {
+      formEl.addEventListener("input", () => keeper.changed());
+      formEl.addEventListener("change", () => keeper.changed());
+    }
+    const drafts = key ? [key] : [];
 
     formEl.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -157,12 +191,14 @@ export function recordForm(table) {
       }
       if (!editing && form.parent) fields.account_id = accountId;
       if (!editing && table === "tasks" && accountId) fields.account_id = accountId;
+      if (keeper) keeper.stop();
       if (editing && Object.keys(fields).length === 0) {
+        if (draft) await deleteNow("drafts", key); // it changes nothing any more
         navigate(backTo(table, row));
         return;
       }
       const id = editing ? row.id : newId();
-      await saveWrites([{ table, id, op: "upsert", fields }]);
+      await saveWrites([{ table, id, op: "upsert", fields }], { drafts });
       toast(`${form.noun[0].toUpperCase()}${form.noun.slice(1)} saved`);
       navigate(backTo(table, { ...(row || {}), ...fields, id }));
     });
@@ -180,7 +216,8 @@ export function recordForm(table) {
               event.target.textContent = `Tap again to delete this ${form.noun}`;
               return;
             }
-            await remove(table, row.id);
+            if (keeper) keeper.stop();
+            await remove(table, row.id, { drafts });
             toast(`${form.noun[0].toUpperCase()}${form.noun.slice(1)} deleted`);
             navigate(backTo(table, row));
           },
@@ -188,7 +225,8 @@ export function recordForm(table) {
       : null;
 
     const title = `${editing ? "Edit" : "New"} ${form.noun}`;
-    const el = h("div", { class: "screen" }, h("h1", {}, title), formEl, deleteButton);
-    return { title, el };
+    const el = h("div", { class: "screen" }, h("h1", {}, title),
+      draft ? draftNotice(draft, keeper) : null, formEl, deleteButton);
+    return { title, el, leave: keeper && keeper.leave };
   };
 }

@@ -1,6 +1,7 @@
 // "Me": who is signed in, this device's reminders, its sync identity, sign-out.
 
 import { getMeta } from "../db.js";
+import { draftCount } from "../drafts.js";
 import { pushSlot } from "../push.js";
 import { pendingCount } from "../records.js";
 import { navigate } from "../router.js";
@@ -10,7 +11,8 @@ import { h, section } from "../ui.js";
 
 export async function settingsScreen() {
   const user = me();
-  const [pending, clientId, version] = await Promise.all([pendingCount(), getMeta("client_id"), shellVersion()]);
+  const [pending, clientId, version, drafts] = await Promise.all([
+    pendingCount(), getMeta("client_id"), shellVersion(), draftCount()]);
   const signOut = h("button", { type: "button", class: "danger", testid: "logout-button" },
     pending ? `Sign out and discard ${pending} unsent change${pending === 1 ? "" : "s"}` : "Sign out");
   signOut.addEventListener("click", async () => {
@@ -30,10 +32,13 @@ export async function settingsScreen() {
         h("dt", {}, "Unsent changes"), h("dd", { testid: "me-pending" }, String(pending)),
         h("dt", {}, "Device id"), h("dd", { testid: "me-client-id", class: "mono" }, clientId || ""),
         h("dt", {}, "App version"), h("dd", { testid: "me-app-version", class: "mono" }, version)),
-      pending
+      pending || drafts
         ? h("p", { class: "notice", testid: "logout-warning" },
-            "Signing out erases everything on this phone, including changes not sent yet. " +
-              "Sync first if you can.")
+            "Signing out erases everything on this phone, including " +
+              [pending ? "changes not sent yet" : null,
+                drafts ? `${drafts} unsaved draft${drafts === 1 ? "" : "s"}` : null]
+                .filter(Boolean).join(" and ") +
+              (pending ? ". Sync first if you can." : ". Finish them first if you can."))
         : h("p", { class: "hint" }, "Signing out erases this app's data from the phone."),
       signOut),
   );

@@ -1,9 +1,11 @@
 import { accountNames, taskRow, visitRow } from "../components.js";
+import { allDrafts } from "../drafts.js";
 import { allRows, pendingKeys } from "../records.js";
 import { me } from "../session.js";
 import { bindSyncText, syncText } from "../status.js";
 import { currentStatus } from "../sync.js";
 import { empty, h, link, section } from "../ui.js";
+import { draftsLine } from "./drafts.js";
 
 const RECENT_VISITS = 5;
 
@@ -23,11 +25,12 @@ function dueTasks(tasks, userId) {
 }
 
 export async function todayScreen() {
-  const [tasks, visits, accounts, pending] = await Promise.all([
+  const [tasks, visits, accounts, pending, drafts] = await Promise.all([
     allRows("tasks"),
     allRows("visits"),
     allRows("accounts"),
     pendingKeys(),
+    allDrafts(),
   ]);
   const user = me();
   const names = accountNames(accounts);
@@ -48,6 +51,7 @@ export async function todayScreen() {
     { class: "screen" },
     h("h1", {}, "Today"),
     syncLine,
+    draftsLine(drafts),
     h(
       "div",
       { class: "actions" },

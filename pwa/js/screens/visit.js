@@ -2,6 +2,7 @@
 // Everything is saved on the phone first; the server checks the position when it arrives.
 
 import { verificationBadge } from "../components.js";
+import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
 import { getRecord, newId, pendingKeys, rowsOfAccount, saveWrites } from "../records.js";
 import { navigate } from "../router.js";
 import { me } from "../session.js";
@@ -39,12 +40,21 @@ export async function newVisitScreen(_params, query) {
       empty("Open an account first, then log the visit from there.", "visit-no-account"),
       link("Accounts", "#/accounts", "visit-pick-account", "button-link")) };
   }
+  const key = draftKey("visit", { accountId: account.id });
+  const draft = await loadDraft(key);
   let startedAt = nowIso();
   let position = null;
 
   const positionText = h("p", { class: "hint", testid: "visit-position", "aria-live": "polite",
     dataset: { state: "none" } }, "Not checked in yet. Tap “Check in” at the customer's door.");
   const checkin = h("button", { type: "button", class: "primary", testid: "visit-checkin" }, "Check in");
+  const showPosition = () => {
+    positionText.dataset.state = "located";
+    positionText.textContent =
+      `Checked in at ${new Date(startedAt).toLocaleTimeString()}, ` +
+      `position within ${Math.round(position.accuracy_m)} m.`;
+    checkin.textContent = "Check in again";
+  };
   checkin.addEventListener("click", async () => {
     checkin.disabled = true;
     positionText.dataset.state = "locating";
@@ -57,16 +67,13 @@ export async function newVisitScreen(_params, query) {
         lng: pos.coords.longitude,
         accuracy_m: pos.coords.accuracy,
       };
-      positionText.dataset.state = "located";
-      positionText.textContent =
-        `Checked in at ${new Date(startedAt).toLocaleTimeString()}, ` +
-        `position within ${Math.round(position.accuracy_m)} m.`;
-      checkin.textContent = "Check in again";
+      showPosition();
     } catch (err) {
       positionText.dataset.state = "error";
       positionText.textContent = geoError(err);
     } finally {
       checkin.disabled = false;
+      keeper.changed({ now: true }); // a check-in is the one thing the rep cannot type again
     }
   });
 
@@ -82,13 +89,43 @@ export async function newVisitScreen(_params, query) {
   const error = h("p", { class: "error", role: "alert", testid: "visit-error", hidden: true });
   const save = h("button", { type: "submit", class: "primary", testid: "visit-save" }, "Save visit");
 
+  // The draft: every control as typed, the check-in and when the visit started.
+  const controls = {};
+  for (const block of [outcome, summary, fuTitle, fuDue, fuRemind]) {
+    const control = block.querySelector("input, select, textarea");
+    controls[control.name] = control;
+  }
+  if (draft) {
+    for (const [name, value] of Object.entries(draft.values.fields)) {
+      if (controls[name]) controls[name].value = value;
+    }
+    startedAt = draft.values.started_at;
+    position = draft.values.position;
+    if (position) showPosition();
+  }
+  const keeper = draftKeeper({
+    key, kind: "visit", accountId: account.id, restored: draft,
+    collect: () => {
+      const fields = {};
+      for (const [name, control] of Object.entries(controls)) fields[name] = control.value;
+      const typed = Object.values(fields).some((v) => v.trim() !== "");
+      return typed || position ? { fields, started_at: startedAt, position } : null;
+    },
+    preview: (values) =>
+      values.fields.summary.trim() || LABELS.outcome[values.fields.outcome] ||
+      (values.position ? "Checked in" : values.fields.followup_title),
+  });
+
   const form = h("form", { class: "stack", testid: "visit-form", novalidate: true },
     h("fieldset", {}, h("legend", {}, "Check-in"), checkin, positionText),
     outcome, summary,
     h("fieldset", { testid: "followup" }, h("legend", {}, "Follow-up (optional)"), fuTitle, fuDue, fuRemind),
     error,
     h("div", { class: "actions" }, save,
-      link("Cancel", `#/account/${account.id}`, "visit-cancel", "button-link")));
+      link("Cancel", `#/account/${account.id}`, "visit-cancel", "button-link")),
+    keeper.status);
+  form.addEventListener("input", () => keeper.changed());
+  form.addEventListener("change", () => keeper.changed());
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -116,7 +153,8 @@ export async function newVisitScreen(_params, query) {
       writes.push({ table: "tasks", id: newId(), op: "upsert", fields: task });
     }
     save.disabled = true;
-    await saveWrites(writes);
+    keeper.stop();
+    await saveWrites(writes, { drafts: [key] });
     toast(followTitle ? "Visit and follow-up saved" : "Visit saved");
     navigate(`#/visit/${visitId}`);
   });
@@ -124,8 +162,9 @@ export async function newVisitScreen(_params, query) {
   const el = h("div", { class: "screen" },
     h("h1", {}, "Log a visit"),
     h("p", { class: "lead", testid: "visit-account" }, account.name),
+    draft ? draftNotice(draft, keeper) : null,
     form);
-  return { title: "Log a visit", el };
+  return { title: "Log a visit", el, leave: keeper.leave };
 }
 
 export async function visitScreen({ id }) {
