@@ -17,15 +17,10 @@ from server.settings import Settings, parse_database_url
 from tests.conftest import Database
 from tests.factories import login_as
 from tests.support.push_service import PushService
+from tests.unit.test_push_endpoints import HOSTILE_ENDPOINTS
 
 KEY_PATH = "/api/push/vapid-public-key"
 SUBSCRIPTIONS = "/api/push/subscriptions"
-
-
-@pytest.fixture
-def settings(database: Database) -> Settings:
-    """The local push service runs on 127.0.0.1, which must be allowed by name."""
-    return Settings(database=database.config, push_allowed_hosts="127.0.0.1")
 
 
 @pytest.fixture
@@ -33,6 +28,17 @@ def push_service():
     with PushService() as service:
         yield service
         assert not service.errors
+
+
+# A push service allowed by name (the strict rules: https, port 443, public addresses).
+LISTED_HOST = "push.fieldcrm.example"
+
+
+@pytest.fixture
+def settings(database: Database, push_service: PushService) -> Settings:
+    """The local push service is allowed as a whole origin (scheme, address and port)."""
+    allowed = f"{push_service.origin},{LISTED_HOST}"
+    return Settings(database=database.config, push_allowed_hosts=allowed)
 
 
 def _unb64url(text: str) -> bytes:
@@ -180,6 +186,49 @@ async def test_the_default_allowed_hosts_are_the_public_push_services(client, pu
     assert refused.value.status == 422
     assert "127.0.0.1" in refused.value.detail
     assert [row["endpoint"] for row in await _stored()] == [fcm]
+
+
+def hostile_endpoints(service: PushService) -> list[str]:
+    """The unit tests' table, aimed at the listed host, and the same tricks on the local
+    service's whole origin."""
+    port = service.port
+    named = [e.replace("fcm.googleapis.com", LISTED_HOST) for _, e in HOSTILE_ENDPOINTS]
+    return named + [
+        f"http://127.0.0.1:{port}\\@evil.com/push/x",
+        f"http://evil.com\\@127.0.0.1:{port}/push/x",
+        f"http://user@127.0.0.1:{port}/push/x",
+        f"http://127.0.0.1:{port + 1}/push/x",
+        f"http://127.0.0.1:0{port}/push/x",
+        f"https://127.0.0.1:{port}/push/x",
+        f"http://localhost:{port}/push/x",
+        f"http://[::ffff:127.0.0.1]:{port}/push/x",
+        f"http://2130706433:{port}/push/x",
+        f"http://127.0.0.1%2e:{port}/push/x",
+        f"http://127.0.0.1.:{port}/push/x",
+        f"http://127.0.0.1:{port}/push/x#y",
+        f"http://127.0.0.1:{port}/push/\tx",
+    ]
+
+
+async def test_hostile_endpoints_answer_422_with_a_json_error(client, push_service):
+    alice = await login_as(client)
+    keys = push_service.new_subscription().info["keys"]
+    listed = f"https://{LISTED_HOST}/push/abc"
+    accepted = await client.post(
+        SUBSCRIPTIONS, json={"endpoint": listed, "keys": keys}, headers=alice.headers
+    )
+    assert accepted.status_code == 201, accepted.text
+
+    for endpoint in hostile_endpoints(push_service):
+        response = await client.post(
+            SUBSCRIPTIONS, json={"endpoint": endpoint, "keys": keys}, headers=alice.headers
+        )
+
+        assert response.status_code == 422, (endpoint, response.text)
+        body = response.json()
+        assert body["error"] == "subscription_refused", endpoint
+        assert body["detail"][0].isupper() and body["detail"].endswith("."), body
+    assert [row["endpoint"] for row in await _stored()] == [listed]
 
 
 MALFORMED_BODIES: list[tuple[str, Any]] = [

@@ -22,21 +22,20 @@ from tests.conftest import Database
 from tests.factories import Login, login_as, make_account, make_record
 from tests.support.push_service import PushService, Subscription
 
-ALLOWED = ("127.0.0.1",)
-
-
-@pytest.fixture
-def settings(database: Database) -> Settings:
-    return Settings(
-        database=database.config, push_allowed_hosts="127.0.0.1", dispatch_interval_s=0.05
-    )
-
 
 @pytest.fixture
 def push_service():
     with PushService() as service:
         yield service
         assert not service.errors
+
+
+@pytest.fixture
+def settings(database: Database, push_service: PushService) -> Settings:
+    """The local push service is allowed as a whole origin (scheme, address and port)."""
+    return Settings(
+        database=database.config, push_allowed_hosts=push_service.origin, dispatch_interval_s=0.05
+    )
 
 
 def iso(moment: datetime) -> str:
@@ -208,7 +207,7 @@ async def test_a_task_changed_between_queueing_and_sending_is_not_sent(
         await patch_task(
             client, alice, task["id"], remind_at=iso(datetime.now(UTC) + timedelta(hours=1))
         )
-    report = await send_due(settings, key, ALLOWED)
+    report = await send_due(settings, key, (push_service.origin,))
 
     assert (report.skipped, report.delivered, subscription.messages) == (1, 0, [])
     assert await pending_deliveries() == []
@@ -321,10 +320,10 @@ async def test_a_reminder_that_keeps_failing_is_given_up(client, settings, push_
     assert len(await db.fetch("SELECT id FROM push_subscriptions")) == 1
 
 
-async def test_a_push_service_that_does_not_answer_is_retried(client, settings):
+async def test_a_push_service_that_does_not_answer_is_retried(client, settings, push_service):
     alice = await login_as(client)
-    with PushService() as service:
-        subscription = await subscribe(client, alice, service)
+    subscription = await subscribe(client, alice, push_service)
+    push_service.close()
     # The service is closed: nothing listens on its port any more.
     await make_record(client, alice, "tasks", title="Offline service", remind_at=ago())
 
