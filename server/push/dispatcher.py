@@ -34,6 +34,7 @@ from server.core.actor import SYSTEM
 from server.core.rows import record_from_row
 from server.core.writer import Edit, Source, writing
 from server.push import services
+from server.push.addresses import RememberingResolver, Resolver, system_resolver
 from server.push.endpoints import PushEndpointRefused, check_endpoint, parse_allowed_hosts
 from server.push.sender import PushOutcome, backoff_s, send_push
 from server.push.vapid import VapidKey, vapid_subject_problem
@@ -127,11 +128,14 @@ async def run_dispatcher(settings: Settings) -> None:
         await asyncio.sleep(settings.dispatch_interval_s)
 
 
-async def dispatch_round(settings: Settings, *, now: datetime | None = None) -> RoundReport:
+async def dispatch_round(
+    settings: Settings, *, now: datetime | None = None, resolver: Resolver = system_resolver
+) -> RoundReport:
     """Schedule what is due and send what is queued, batch by batch, until both are empty.
 
     `now` fixes the round's clock (tests use it to step past a backoff); by default each
-    step reads the wall clock.
+    step reads the wall clock. `resolver` looks push services' hosts up (tests give their
+    own answers).
     """
     key = await services.vapid_key()
     allowed = parse_allowed_hosts(settings.push_allowed_hosts)
@@ -139,7 +143,7 @@ async def dispatch_round(settings: Settings, *, now: datetime | None = None) -> 
     while True:
         scheduled = await schedule_due(now or _now())
         report.add(scheduled)
-        report.add(await send_due(settings, key, allowed, now=now))
+        report.add(await send_due(settings, key, allowed, now=now, resolver=resolver))
         if scheduled.reminded < SCHEDULE_BATCH:
             return report
 
@@ -205,6 +209,7 @@ async def send_due(
     allowed: tuple[str, ...],
     *,
     now: datetime | None = None,
+    resolver: Resolver = system_resolver,
 ) -> RoundReport:
     """Stage 2: claim queued deliveries whose time has come and send them, batch by batch."""
     report = RoundReport()
@@ -212,7 +217,9 @@ async def send_due(
         claimed = await _claim(now or _now(), CLAIM_BATCH)
         if not claimed:
             return report
-        report.add(await _deliver(settings, key, allowed, claimed, now))
+        # One lookup per push service and batch; each send still connects to what it checked.
+        batch_resolver = RememberingResolver(resolver)
+        report.add(await _deliver(settings, key, allowed, claimed, now, batch_resolver))
 
 
 async def _claim(now: datetime, limit: int) -> list[_Claimed]:
@@ -250,6 +257,7 @@ async def _deliver(
     allowed: tuple[str, ...],
     claimed: Sequence[_Claimed],
     now: datetime | None,
+    resolver: Resolver,
 ) -> RoundReport:
     report = RoundReport(claimed=len(claimed))
     outcomes = _Outcomes()
@@ -295,6 +303,8 @@ async def _deliver(
                     subject=settings.push_subject,
                     ttl=MESSAGE_TTL_S,
                     timeout=SEND_TIMEOUT_S,
+                    allowed=allowed,
+                    resolver=resolver,
                 )
             except Exception as exc:  # a bug or an odd library error: retry, and say so
                 log.exception("sending a reminder failed")

@@ -14,13 +14,22 @@ import msgspec
 import pytest
 
 from server import db
-from server.push import dispatcher
+from server.core.actor import Actor
+from server.push import dispatcher, services
 from server.push.dispatcher import MAX_ATTEMPTS, dispatch_round, schedule_due, send_due
+from server.push.endpoints import parse_allowed_hosts
 from server.push.services import vapid_key
 from server.settings import Settings
 from tests.conftest import Database
 from tests.factories import Login, login_as, make_account, make_record
+from tests.support.network import Connections, guard_connections
 from tests.support.push_service import PushService, Subscription
+
+
+@pytest.fixture(autouse=True)
+def connections(monkeypatch: pytest.MonkeyPatch) -> Connections:
+    """Nothing leaves this machine; the connections made are noted."""
+    return guard_connections(monkeypatch)
 
 
 @pytest.fixture
@@ -347,6 +356,38 @@ async def test_a_subscription_on_a_host_no_longer_allowed_is_dropped_unsent(
 
     assert (report.gone, report.delivered, subscription.attempts) == (1, 0, 0)
     assert await db.fetch("SELECT id FROM push_subscriptions") == []
+
+
+async def test_a_push_service_whose_name_resolves_privately_is_not_sent_to(
+    client, settings, push_service, connections
+):
+    """A host allowed by name that DNS points at the server's own network: the reminder is
+    dropped without a request (not retried: a real push service never resolves so)."""
+    alice = await login_as(client)
+    listed = "push.fieldcrm.example"
+    allowed = f"{push_service.origin},{listed}"
+    info = push_service.new_subscription().info
+    actor = Actor(alice.user_id, alice.username, alice.role, alice.team_id)
+    endpoint = f"https://{listed}/push/abc"
+    await services.save_subscription(actor, endpoint, info["keys"], parse_allowed_hosts(allowed))
+    await make_record(client, alice, "tasks", title="Rebound", remind_at=ago())
+    lookups: list[tuple[str, int]] = []
+
+    def private(host: str, port: int) -> list[str]:
+        lookups.append((host, port))
+        return ["169.254.169.254"]
+
+    report = await dispatch_round(
+        msgspec.structs.replace(settings, push_allowed_hosts=allowed), resolver=private
+    )
+
+    assert (report.failed, report.delivered, report.retrying) == (1, 0, 0)
+    assert "not a public address" in report.details[0]
+    assert lookups == [(listed, 443)]
+    assert connections.attempts == []
+    assert await pending_deliveries() == []
+    # The subscription is kept: the answer may be a DNS mistake that is put right.
+    assert len(await db.fetch("SELECT id FROM push_subscriptions")) == 1
 
 
 async def test_many_reminders_in_one_round_each_go_out_once(client, settings, push_service):
