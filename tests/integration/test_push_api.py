@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -110,15 +111,53 @@ async def test_subscribing_again_updates_rather_than_duplicates(client, push_ser
     assert len(await _stored()) == 1
 
 
-async def test_a_browser_subscribing_for_another_user_moves_to_them(client, push_service):
+async def test_an_endpoint_belongs_to_the_user_who_registered_it(client, push_service):
+    alice = await login_as(client)
+    bob = await login_as(client)
+    subscription = push_service.new_subscription()
+    other_keys = push_service.new_subscription().info["keys"]
+    mine = await client.post(SUBSCRIPTIONS, json=subscription.info, headers=alice.headers)
+
+    taken = await client.post(
+        SUBSCRIPTIONS,
+        json={"endpoint": subscription.endpoint, "keys": other_keys},
+        headers=bob.headers,
+    )
+
+    assert mine.status_code == 201, mine.text
+    assert taken.status_code == 409, taken.text
+    assert taken.json()["error"] == "endpoint_taken"
+    assert taken.json()["detail"].endswith(".")
+    # Neither the owner nor the keys changed: reminders still reach Alice's browser alone.
+    [stored] = await _stored()
+    assert (stored["user_id"], stored["p256dh"]) == (
+        alice.user_id,
+        subscription.info["keys"]["p256dh"],
+    )
+    # Once Alice deletes it, it is free.
+    await client.request(
+        "DELETE", SUBSCRIPTIONS, json={"endpoint": subscription.endpoint}, headers=alice.headers
+    )
+    again = await client.post(SUBSCRIPTIONS, json=subscription.info, headers=bob.headers)
+    assert again.status_code == 201, again.text
+    assert [row["user_id"] for row in await _stored()] == [bob.user_id]
+
+
+async def test_two_users_posting_one_endpoint_at_once_get_one_201_and_one_409(client, push_service):
     alice = await login_as(client)
     bob = await login_as(client)
     subscription = push_service.new_subscription()
 
-    await client.post(SUBSCRIPTIONS, json=subscription.info, headers=alice.headers)
-    await client.post(SUBSCRIPTIONS, json=subscription.info, headers=bob.headers)
+    answers = await asyncio.gather(
+        *(
+            client.post(SUBSCRIPTIONS, json=subscription.info, headers=who.headers)
+            for who in (alice, bob)
+        )
+    )
 
-    assert [row["user_id"] for row in await _stored()] == [bob.user_id]
+    assert sorted(a.status_code for a in answers) == [201, 409]
+    winner = alice if answers[0].status_code == 201 else bob
+    assert [row["user_id"] for row in await _stored()] == [winner.user_id]
 
 
 async def test_padded_keys_are_stored_in_one_spelling(client, push_service):
