@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server import db
-from server.core.actor import SYSTEM
+from server.core.actor import SYSTEM, Actor
 from server.core.rows import record_from_row
 from server.core.writer import Edit, Source, writing
 from server.push import services
@@ -78,6 +78,7 @@ class RoundReport:
     retrying: int = 0
     gone: int = 0  # subscriptions deleted (404/410, unusable, or no longer allowed)
     skipped: int = 0  # task done, deleted, moved, or subscription gone before sending
+    withheld: int = 0  # the assignee is inactive or no longer sees the task
     failed: int = 0  # refused for good, or out of attempts
     claimed: int = 0  # deliveries taken from the queue
     details: list[str] = field(default_factory=list)
@@ -117,9 +118,9 @@ async def run_dispatcher(settings: Settings) -> None:
             if report.busy:
                 log.info(
                     "reminders: %d queued for %d tasks, %d delivered, %d retrying, %d gone,"
-                    " %d skipped, %d failed",
+                    " %d skipped, %d withheld, %d failed",
                     report.scheduled, report.reminded, report.delivered, report.retrying,
-                    report.gone, report.skipped, report.failed,
+                    report.gone, report.skipped, report.withheld, report.failed,
                 )  # fmt: skip
         except Exception:
             log.exception(
@@ -156,7 +157,9 @@ async def schedule_due(now: datetime, *, limit: int = SCHEDULE_BATCH) -> RoundRe
         if not rows:
             return report
         tasks = [record_from_row("tasks", row) for row in rows]
-        subscriptions = await _subscriptions_of({a for a in map(_assignee, tasks) if a})
+        assignees = {a for a in map(_assignee, tasks) if a}
+        subscriptions = await _subscriptions_of(assignees)
+        users = await _users(assignees)
         names = await _account_names({str(a) for t in tasks if (a := t.values["account_id"])})
         ids = [t.id for t in tasks]
         for chunk in _chunks(ids, IN_CHUNK):
@@ -166,8 +169,12 @@ async def schedule_due(now: datetime, *, limit: int = SCHEDULE_BATCH) -> RoundRe
             )
         queued: list[list[Any]] = []
         for task in tasks:
+            assignee = _assignee(task) or ""
+            if not _may_be_reminded(users.get(assignee), task.scope):
+                report.withheld += 1
+                continue
             payload = json.dumps(reminder_payload(task, names), separators=(",", ":"))
-            for subscription_id in subscriptions.get(_assignee(task) or "", []):
+            for subscription_id in subscriptions.get(assignee, []):
                 queued.append(
                     [str(uuid.uuid4()), task.id, subscription_id, payload, 0, now, None,
                      task.values["remind_at"]]
@@ -262,20 +269,29 @@ async def _deliver(
     report = RoundReport(claimed=len(claimed))
     outcomes = _Outcomes()
     tasks = await _rows_by_id(
-        "SELECT id, done, deleted, remind_at, assignee_id, author_id FROM tasks",
+        "SELECT id, done, deleted, remind_at, assignee_id, author_id, scope FROM tasks",
         [c.task_id for c in claimed],
     )
     subscriptions = await _rows_by_id(
         "SELECT id, user_id, endpoint, p256dh, auth FROM push_subscriptions",
         [c.subscription_id for c in claimed],
     )
+    # Read now, not when the reminder was queued: a user deactivated or moved to another
+    # team since, or a task whose account moved, must not be reminded.
+    users = await _users({str(row["user_id"]) for row in subscriptions.values()})
     to_send: list[tuple[_Claimed, dict[str, Any]]] = []
     for delivery in claimed:
         subscription = subscriptions.get(delivery.subscription_id)
         task = tasks.get(delivery.task_id)
-        if subscription is None or not _still_due(delivery, task, subscription):
+        if subscription is None or task is None or not _still_due(delivery, task, subscription):
             outcomes.done.append(delivery.id)
             report.skipped += 1
+            continue
+        if not _may_be_reminded(users.get(str(subscription["user_id"])), str(task["scope"])):
+            # Dropped for good: it would be withheld again at every try.
+            outcomes.done.append(delivery.id)
+            report.withheld += 1
+            log.info("reminder for task %s withheld: its assignee no longer sees it", task["id"])
             continue
         try:
             check_endpoint(subscription["endpoint"], allowed)
@@ -341,12 +357,10 @@ async def _deliver(
     return report
 
 
-def _still_due(
-    delivery: _Claimed, task: dict[str, Any] | None, subscription: dict[str, Any]
-) -> bool:
+def _still_due(delivery: _Claimed, task: dict[str, Any], subscription: dict[str, Any]) -> bool:
     """Checked again just before sending: the rep may have finished or moved the task, or
     handed it to someone else, since the reminder was queued."""
-    if task is None or _truthy(task["done"]) or _truthy(task["deleted"]):
+    if _truthy(task["done"]) or _truthy(task["deleted"]):
         return False
     if _as_datetime(task["remind_at"]) != delivery.remind_at:
         return False
@@ -387,6 +401,22 @@ def _now() -> datetime:
 def _assignee(task: StoredRecord) -> str | None:
     value = task.values.get("assignee_id") or task.values.get("author_id")
     return str(value) if value else None
+
+
+def _may_be_reminded(user: dict[str, Any] | None, scope: str) -> bool:
+    """SPEC 2 and 6: a reminder goes only to an active user who sees the task (its scope is
+    their team's or their own, or they are an admin), as the records core decides."""
+    if user is None or not _truthy(user["active"]):
+        return False
+    actor = Actor(str(user["id"]), str(user["username"]), str(user["role"]), str(user["team_id"]))
+    return actor.sees(scope)
+
+
+async def _users(user_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Who the users are now: active, role and team, straight from `users`."""
+    return await _rows_by_id(
+        "SELECT id, username, role, team_id, active FROM users", sorted(user_ids)
+    )
 
 
 async def _subscriptions_of(user_ids: set[str]) -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -225,6 +226,97 @@ async def test_a_task_changed_between_queueing_and_sending_is_not_sent(
         later = await dispatch_round(settings, now=datetime.now(UTC) + timedelta(hours=2))
         assert later.delivered == 1
         assert len(subscription.messages) == 1
+
+
+async def round_around(
+    settings: Settings, when: str, change: Callable[[], Awaitable[object]]
+) -> dispatcher.RoundReport:
+    """One round with `change` made before anything is queued, or between queueing and
+    sending (the check at send time)."""
+    if when == "before queueing":
+        await change()
+        return await dispatch_round(settings)
+    report = await schedule_due(datetime.now(UTC))
+    assert report.scheduled >= 1
+    await change()
+    allowed = parse_allowed_hosts(settings.push_allowed_hosts)
+    report.add(await send_due(settings, await vapid_key(), allowed))
+    return report
+
+
+async def assert_dropped_for_good(settings: Settings, subscription: Subscription) -> None:
+    """Withheld means dropped: nothing is left queued, and later rounds send nothing."""
+    assert await pending_deliveries() == []
+    later = await dispatch_round(settings, now=datetime.now(UTC) + timedelta(hours=2))
+    assert (later.claimed, later.delivered) == (0, 0)
+    assert subscription.attempts == 0
+
+
+WHEN = ["before queueing", "after queueing"]
+
+
+@pytest.mark.parametrize("when", WHEN)
+async def test_a_deactivated_user_gets_no_reminder(client, settings, push_service, when):
+    alice = await login_as(client)
+    subscription = await subscribe(client, alice, push_service)
+    await make_record(client, alice, "tasks", title="Left the company", remind_at=ago())
+
+    async def deactivate() -> None:
+        await db.fetch("UPDATE users SET active = {} WHERE id = {}", False, alice.user_id)
+
+    report = await round_around(settings, when, deactivate)
+
+    assert (report.withheld, report.delivered, subscription.messages) == (1, 0, [])
+    await assert_dropped_for_good(settings, subscription)
+
+
+@pytest.mark.parametrize("when", WHEN)
+async def test_a_user_moved_to_another_team_is_not_reminded_of_the_old_teams_tasks(
+    client, settings, push_service, when
+):
+    alice = await login_as(client, team="north")
+    south = await login_as(client, team="south")
+    subscription = await subscribe(client, alice, push_service)
+    account = await make_account(client, alice, name="North account")
+    await make_record(client, alice, "tasks", title="On the account", account_id=account["id"],
+                      remind_at=ago())  # fmt: skip
+    await make_record(client, alice, "tasks", title="Her own", remind_at=ago())
+
+    async def move_alice() -> None:
+        await db.fetch("UPDATE users SET team_id = {} WHERE id = {}", south.team_id, alice.user_id)
+
+    report = await round_around(settings, when, move_alice)
+
+    # A task on no account is hers wherever she works; the old team's account is not.
+    assert (report.withheld, report.delivered) == (1, 1)
+    assert [m.payload["title"] for m in subscription.messages] == ["Her own"]
+    assert await pending_deliveries() == []
+
+
+@pytest.mark.parametrize("when", WHEN)
+async def test_a_task_whose_account_moved_to_another_team_is_not_reminded(
+    client, settings, push_service, when
+):
+    admin = await login_as(client, role="admin")
+    alice = await login_as(client, team="north")
+    south = await login_as(client, team="south")
+    subscription = await subscribe(client, alice, push_service)
+    account = await make_account(client, alice, name="Handed over")
+    await make_record(client, alice, "tasks", title="Call them", account_id=account["id"],
+                      remind_at=ago())  # fmt: skip
+
+    async def move_account() -> None:
+        response = await client.post(
+            f"/api/accounts/{account['id']}/reassign",
+            json={"team_id": south.team_id},
+            headers=admin.headers,
+        )
+        assert response.status_code == 200, response.text
+
+    report = await round_around(settings, when, move_account)
+
+    assert (report.withheld, report.delivered, subscription.messages) == (1, 0, [])
+    await assert_dropped_for_good(settings, subscription)
 
 
 async def test_a_snoozed_task_is_reminded_again_at_its_new_time(client, settings, push_service):
