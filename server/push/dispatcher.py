@@ -35,8 +35,8 @@ from server.core.rows import record_from_row
 from server.core.writer import Edit, Source, writing
 from server.push import services
 from server.push.addresses import RememberingResolver, Resolver, system_resolver
-from server.push.endpoints import PushEndpointRefused, check_endpoint, parse_allowed_hosts
-from server.push.sender import PushOutcome, backoff_s, send_push
+from server.push.endpoints import PushEndpointRefused, parse_allowed_hosts, parse_endpoint
+from server.push.sender import SEND_THREADS, PushOutcome, backoff_s, send_push
 from server.push.vapid import VapidKey, vapid_subject_problem
 from server.settings import Settings
 from sync.engine import StoredRecord
@@ -45,9 +45,13 @@ log = logging.getLogger("fieldcrm.push")
 
 SCHEDULE_BATCH = 200  # tasks per write transaction: keeps the writer's lock short for syncs
 CLAIM_BATCH = 100  # deliveries claimed at a time
-SEND_CONCURRENCY = 16  # messages in flight at once
-LEASE_S = 300.0  # a claim outlives the slowest batch: CLAIM_BATCH / SEND_CONCURRENCY * timeout
-SEND_TIMEOUT_S = 10.0
+SEND_CONCURRENCY = SEND_THREADS  # messages in flight at once, one per sender thread
+PER_SERVICE_CONCURRENCY = 8  # of those, to one push service: a slow one leaves the others room
+SEND_TIMEOUT_S = 10.0  # to connect, and for each read
+SEND_DEADLINE_S = 2 * SEND_TIMEOUT_S  # a whole send, lookup included
+# A claim outlives the slowest batch, one push service answering each send just within the
+# deadline: CLAIM_BATCH / PER_SERVICE_CONCURRENCY * SEND_DEADLINE_S = 250 s.
+LEASE_S = 300.0
 MESSAGE_TTL_S = 12 * 60 * 60  # a phone offline longer than this gets no stale reminder
 MAX_ATTEMPTS = 8  # 5 s, 10 s, ... about 10 minutes of retries, then the reminder is dropped
 MAX_RETRY_AFTER_S = 6 * 60 * 60
@@ -279,7 +283,7 @@ async def _deliver(
     # Read now, not when the reminder was queued: a user deactivated or moved to another
     # team since, or a task whose account moved, must not be reminded.
     users = await _users({str(row["user_id"]) for row in subscriptions.values()})
-    to_send: list[tuple[_Claimed, dict[str, Any]]] = []
+    to_send: list[tuple[_Claimed, dict[str, Any], str]] = []
     for delivery in claimed:
         subscription = subscriptions.get(delivery.subscription_id)
         task = tasks.get(delivery.task_id)
@@ -294,43 +298,28 @@ async def _deliver(
             log.info("reminder for task %s withheld: its assignee no longer sees it", task["id"])
             continue
         try:
-            check_endpoint(subscription["endpoint"], allowed)
+            origin = parse_endpoint(subscription["endpoint"], allowed).origin
         except PushEndpointRefused as exc:
             # FIELDCRM_PUSH_ALLOWED_HOSTS changed since it was stored: never send there.
             log.warning("dropping a subscription the server no longer sends to: %s", exc.detail)
             outcomes.gone.append(delivery.subscription_id)
             report.gone += 1
             continue
-        to_send.append((delivery, subscription))
+        to_send.append((delivery, subscription, origin))
 
-    limit = asyncio.Semaphore(SEND_CONCURRENCY)
-
-    async def send(delivery: _Claimed, subscription: dict[str, Any]) -> PushOutcome:
-        info = {
-            "endpoint": subscription["endpoint"],
-            "keys": {"p256dh": subscription["p256dh"], "auth": subscription["auth"]},
-        }
-        async with limit:
-            try:
-                return await send_push(
-                    info,
-                    delivery.payload,
-                    key,
-                    subject=settings.push_subject,
-                    ttl=MESSAGE_TTL_S,
-                    timeout=SEND_TIMEOUT_S,
-                    allowed=allowed,
-                    resolver=resolver,
-                )
-            except Exception as exc:  # a bug or an odd library error: retry, and say so
-                log.exception("sending a reminder failed")
-                return PushOutcome(None, gone=False, retry=True, detail=f"{type(exc).__name__}")
-
-    results = await asyncio.gather(*(send(d, s) for d, s in to_send))
+    sends = _Sends(settings, key, allowed, resolver)
+    results = await asyncio.gather(*(sends.send(d, s, o) for d, s, o in to_send))
     after = now or _now()
     gone_subscriptions: set[str] = set()
-    for (delivery, _), outcome in zip(to_send, results, strict=True):
-        if outcome.delivered:
+    for (delivery, _, _), outcome in zip(to_send, results, strict=True):
+        if delivery.id in sends.untried:
+            # Not sent, so not an attempt: it waits as long as its last failure asked.
+            wait = backoff_s(max(delivery.attempts, 1), jitter=0.2)
+            outcomes.retry.append(
+                (delivery.id, delivery.attempts, after + timedelta(seconds=wait), outcome.detail)
+            )
+            report.retrying += 1
+        elif outcome.delivered:
             outcomes.done.append(delivery.id)
             report.delivered += 1
         elif outcome.gone:
@@ -355,6 +344,66 @@ async def _deliver(
             )  # fmt: skip
     await _record(outcomes)
     return report
+
+
+class _Sends:
+    """The sends of one batch. At most SEND_CONCURRENCY are in flight, at most
+    PER_SERVICE_CONCURRENCY of them to one push service, and once a send to a service gets no
+    answer (timed out, unreachable, not resolved) no more are tried on it in this batch: they
+    wait for their next try without a request. So a service that hangs costs the batch one
+    timeout and a few threads, and other services' sends go on meanwhile."""
+
+    def __init__(
+        self, settings: Settings, key: VapidKey, allowed: tuple[str, ...], resolver: Resolver
+    ) -> None:
+        self._settings, self._key, self._allowed, self._resolver = settings, key, allowed, resolver
+        self._in_flight = asyncio.Semaphore(SEND_CONCURRENCY)
+        self._per_service: dict[str, asyncio.Semaphore] = {}
+        self._stalled: set[str] = set()
+        self.untried: set[str] = set()  # deliveries put back without a request
+
+    async def send(
+        self, delivery: _Claimed, subscription: dict[str, Any], origin: str
+    ) -> PushOutcome:
+        service = self._per_service.setdefault(origin, asyncio.Semaphore(PER_SERVICE_CONCURRENCY))
+        # The service's own limit first: sends waiting on a slow service hold no other slot.
+        async with service, self._in_flight:
+            if origin in self._stalled:
+                self.untried.add(delivery.id)
+                return PushOutcome(
+                    None, gone=False, retry=True, detail=f"not tried: {origin} is not answering"
+                )
+            outcome = await self._send(delivery, subscription)
+            if outcome.status is None and outcome.retry:
+                self._stalled.add(origin)
+            return outcome
+
+    async def _send(self, delivery: _Claimed, subscription: dict[str, Any]) -> PushOutcome:
+        info = {
+            "endpoint": subscription["endpoint"],
+            "keys": {"p256dh": subscription["p256dh"], "auth": subscription["auth"]},
+        }
+        try:
+            # The deadline frees the batch; the sender thread stops at its own timeouts.
+            return await asyncio.wait_for(
+                send_push(
+                    info,
+                    delivery.payload,
+                    self._key,
+                    subject=self._settings.push_subject,
+                    ttl=MESSAGE_TTL_S,
+                    timeout=SEND_TIMEOUT_S,
+                    allowed=self._allowed,
+                    resolver=self._resolver,
+                ),
+                SEND_DEADLINE_S,
+            )
+        except TimeoutError:
+            detail = f"push service did not finish within {SEND_DEADLINE_S:.0f} s"
+            return PushOutcome(None, gone=False, retry=True, detail=detail)
+        except Exception as exc:  # a bug or an odd library error: retry, and say so
+            log.exception("sending a reminder failed")
+            return PushOutcome(None, gone=False, retry=True, detail=f"{type(exc).__name__}")
 
 
 def _still_due(delivery: _Claimed, task: dict[str, Any], subscription: dict[str, Any]) -> bool:

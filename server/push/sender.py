@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -58,6 +59,12 @@ VAPID_TOKEN_LIFETIME_S = 12 * 60 * 60
 
 # A host with several addresses: the next is tried when no connection can be made to one.
 MAX_ADDRESSES_TRIED = 3
+
+# Sends run on threads of their own, never the event loop's default executor: that one
+# verifies passwords (logins) among other things, and sends to a push service that hangs
+# would hold its threads until their timeouts. At most this many sends are in flight.
+SEND_THREADS = 16
+_SENDERS = ThreadPoolExecutor(max_workers=SEND_THREADS, thread_name_prefix="push-send")
 
 BACKOFF_FIRST_S = 5.0
 BACKOFF_MAX_S = 60.0 * 60.0
@@ -134,9 +141,10 @@ async def send_push(
             detail=f"payload is {size} bytes; a push message carries at most {MAX_PAYLOAD_BYTES}",
         )
     message = _Message(subscription, target, body, key, subject, ttl, timeout, urgency)
-    # pywebpush blocks (requests), and so does the lookup: a worker thread keeps the event
+    # pywebpush blocks (requests), and so does the lookup: a sender thread keeps the event
     # loop serving meanwhile.
-    return await asyncio.to_thread(_send_blocking, message, resolver)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_SENDERS, _send_blocking, message, resolver)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -503,6 +505,89 @@ async def test_many_reminders_in_one_round_each_go_out_once(client, settings, pu
     assert (report.reminded, report.delivered) == (count, count)
     titles = sorted(m.payload["title"] for m in subscription.messages)
     assert titles == sorted(f"Task {n}" for n in range(count))
+
+
+async def hanging_subscriptions(
+    client: Any, who: Login, service: PushService, count: int
+) -> list[Subscription]:
+    """`count` subscriptions whose push service holds every message until it is closed."""
+    subscriptions = [await subscribe(client, who, service) for _ in range(count)]
+    for subscription in subscriptions:
+        subscription.respond_with(201, delay_s=120)
+    return subscriptions
+
+
+async def test_a_push_service_that_hangs_does_not_delay_a_login(
+    client, settings, push_service, monkeypatch
+):
+    """Sends that hang until their timeout hold sender threads only: a login on the same
+    server, whose password check runs on the default executor (made small here, as on a
+    two-core machine), is as quick as ever."""
+    monkeypatch.setattr(dispatcher, "SEND_TIMEOUT_S", 60.0)
+    monkeypatch.setattr(dispatcher, "SEND_DEADLINE_S", 120.0)
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=4))
+    alice = await login_as(client)
+    hanging = await hanging_subscriptions(client, alice, push_service, 20)
+    await make_record(client, alice, "tasks", title="Into the void", remind_at=ago())
+    sending = asyncio.create_task(dispatch_round(settings))
+    try:
+        await push_service.wait_for_async(lambda: sum(s.attempts for s in hanging) >= 4, 30)
+
+        started = time.monotonic()
+        bob = await login_as(client)
+        took = time.monotonic() - started
+
+        assert bob.token
+        assert took < 5.0, f"a login took {took:.1f} s while push sends hung"
+        assert not sending.done()
+    finally:
+        push_service.close()  # the held messages are answered now
+        await sending
+
+
+async def test_a_slow_push_service_only_slows_its_own_sends(client, settings, push_service):
+    alice = await login_as(client)
+    bob = await login_as(client)
+    await hanging_subscriptions(client, alice, push_service, 20)
+    await make_record(client, alice, "tasks", title="To the slow one", remind_at=ago())
+    with PushService() as fast:
+        allowed = f"{push_service.origin},{fast.origin}"
+        bobs = fast.new_subscription()
+        actor = Actor(bob.user_id, bob.username, bob.role, bob.team_id)
+        await services.save_subscription(
+            actor, bobs.endpoint, bobs.info["keys"], parse_allowed_hosts(allowed)
+        )
+        await make_record(client, bob, "tasks", title="To the fast one", remind_at=ago())
+        both = msgspec.structs.replace(settings, push_allowed_hosts=allowed)
+        sending = asyncio.create_task(dispatch_round(both))
+        try:
+            await fast.wait_for_async(lambda: bobs.messages, timeout=5)
+        finally:
+            push_service.close()
+            report = await sending
+
+    assert [m.payload["title"] for m in bobs.messages] == ["To the fast one"]
+    assert report.delivered >= 1
+
+
+async def test_a_push_service_that_times_out_is_not_tried_again_in_that_batch(
+    client, settings, push_service, monkeypatch
+):
+    monkeypatch.setattr(dispatcher, "SEND_TIMEOUT_S", 0.5)
+    alice = await login_as(client)
+    hanging = await hanging_subscriptions(client, alice, push_service, 20)
+    await make_record(client, alice, "tasks", title="Nobody home", remind_at=ago())
+
+    report = await dispatch_round(settings)
+
+    # One wave of sends waits for its timeout; the rest are put back without a request,
+    # and without using up an attempt.
+    assert (report.retrying, report.delivered) == (20, 0)
+    tried = dispatcher.PER_SERVICE_CONCURRENCY
+    assert sum(s.attempts for s in hanging) <= tried  # some may time out before they arrive
+    attempts = sorted(row["attempts"] for row in await pending_deliveries())
+    assert attempts == [0] * (20 - tried) + [1] * tried
+    assert all(row["claimed_until"] is None for row in await pending_deliveries())
 
 
 async def test_the_loop_logs_a_failed_round_and_goes_on(settings, monkeypatch, caplog):

@@ -1,7 +1,9 @@
 import asyncio
 import ipaddress
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -473,3 +475,22 @@ def test_the_transport_refuses_a_request_it_was_not_pinned_for(
         with pytest.raises(requests.exceptions.InvalidURL, match="not the push endpoint"):
             session.post(f"http://evil\\@127.0.0.1:{push_service.port}/x", data=b"x", timeout=5)
     assert push_service.host_headers == []
+
+
+async def test_sends_run_on_threads_of_their_own(
+    push_service: PushService, vapid_key: VapidKey
+) -> None:
+    """A default executor that is busy (password checks, ...) does not hold sends up, and
+    sends do not take its threads."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    release = threading.Event()
+    busy = loop.run_in_executor(None, release.wait, 10)
+    subscription = push_service.new_subscription()
+    try:
+        outcome = await asyncio.wait_for(send(subscription.info, vapid_key), timeout=5)
+    finally:
+        release.set()
+        await busy
+
+    assert outcome.delivered, outcome.detail
