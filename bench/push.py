@@ -70,6 +70,8 @@ class RemotePushService:
         self._conn, child = multiprocessing.Pipe()
         self._process = multiprocessing.Process(target=_serve, args=(child,), daemon=True)
         self._process.start()
+        # The service's origin, which FIELDCRM_PUSH_ALLOWED_HOSTS must name whole.
+        self.origin: str = self._conn.recv()
 
     def subscriptions(self, count: int) -> list[dict[str, Any]]:
         self._conn.send(("subscribe", count))
@@ -87,6 +89,7 @@ class RemotePushService:
 
 def _serve(conn: Any) -> None:
     with PushService() as service:
+        conn.send(service.origin)
         subscriptions = []
         arrived: dict[str, float] = {}
         seen: dict[str, int] = {}
@@ -126,7 +129,8 @@ async def make_reps(service: RemotePushService) -> list[Actor]:
         user_id, _ = await create_user(name, "bench-password-1", "rep", "bench")
         rows = await db.fetch("SELECT team_id FROM users WHERE id = {}", user_id)
         actor = Actor(user_id, name, "rep", str(rows[0]["team_id"]))
-        await services.save_subscription(actor, info["endpoint"], info["keys"], ("127.0.0.1",))
+        allowed = (service.origin,)
+        await services.save_subscription(actor, info["endpoint"], info["keys"], allowed)
         reps.append(actor)
     return reps
 
@@ -210,19 +214,17 @@ async def run_engine(engine: str, due: int) -> None:
         name = f"fieldcrm_bench_{uuid.uuid4().hex[:10]}"
         await _admin(f'CREATE DATABASE "{name}"')
         url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
-    settings = Settings(database=parse_database_url(url), push_allowed_hosts="127.0.0.1")
+    service = RemotePushService()
+    settings = Settings(database=parse_database_url(url), push_allowed_hosts=service.origin)
     bind_tables(db.configure(settings.database))
     await db.start()
     try:
         await migrate()
         print(f"{engine}:")
-        service = RemotePushService()
-        try:
-            await throughput(settings, service, due)
-            await latency(settings, service, count=200, spread_s=5.0)
-        finally:
-            service.close()
+        await throughput(settings, service, due)
+        await latency(settings, service, count=200, spread_s=5.0)
     finally:
+        service.close()
         await db.stop()
         if name:
             await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

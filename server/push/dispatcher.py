@@ -30,12 +30,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server import db
-from server.core.actor import SYSTEM
+from server.core.actor import SYSTEM, Actor
 from server.core.rows import record_from_row
 from server.core.writer import Edit, Source, writing
 from server.push import services
-from server.push.endpoints import PushEndpointRefused, check_endpoint, parse_allowed_hosts
-from server.push.sender import PushOutcome, backoff_s, send_push
+from server.push.addresses import RememberingResolver, Resolver, system_resolver
+from server.push.endpoints import PushEndpointRefused, parse_allowed_hosts, parse_endpoint
+from server.push.sender import SEND_THREADS, PushOutcome, backoff_s, send_push
 from server.push.vapid import VapidKey, vapid_subject_problem
 from server.settings import Settings
 from sync.engine import StoredRecord
@@ -44,9 +45,13 @@ log = logging.getLogger("fieldcrm.push")
 
 SCHEDULE_BATCH = 200  # tasks per write transaction: keeps the writer's lock short for syncs
 CLAIM_BATCH = 100  # deliveries claimed at a time
-SEND_CONCURRENCY = 16  # messages in flight at once
-LEASE_S = 300.0  # a claim outlives the slowest batch: CLAIM_BATCH / SEND_CONCURRENCY * timeout
-SEND_TIMEOUT_S = 10.0
+SEND_CONCURRENCY = SEND_THREADS  # messages in flight at once, one per sender thread
+PER_SERVICE_CONCURRENCY = 8  # of those, to one push service: a slow one leaves the others room
+SEND_TIMEOUT_S = 10.0  # to connect, and for each read
+SEND_DEADLINE_S = 2 * SEND_TIMEOUT_S  # a whole send, lookup included
+# A claim outlives the slowest batch, one push service answering each send just within the
+# deadline: CLAIM_BATCH / PER_SERVICE_CONCURRENCY * SEND_DEADLINE_S = 250 s.
+LEASE_S = 300.0
 MESSAGE_TTL_S = 12 * 60 * 60  # a phone offline longer than this gets no stale reminder
 MAX_ATTEMPTS = 8  # 5 s, 10 s, ... about 10 minutes of retries, then the reminder is dropped
 MAX_RETRY_AFTER_S = 6 * 60 * 60
@@ -77,6 +82,7 @@ class RoundReport:
     retrying: int = 0
     gone: int = 0  # subscriptions deleted (404/410, unusable, or no longer allowed)
     skipped: int = 0  # task done, deleted, moved, or subscription gone before sending
+    withheld: int = 0  # the assignee is inactive or no longer sees the task
     failed: int = 0  # refused for good, or out of attempts
     claimed: int = 0  # deliveries taken from the queue
     details: list[str] = field(default_factory=list)
@@ -116,9 +122,9 @@ async def run_dispatcher(settings: Settings) -> None:
             if report.busy:
                 log.info(
                     "reminders: %d queued for %d tasks, %d delivered, %d retrying, %d gone,"
-                    " %d skipped, %d failed",
+                    " %d skipped, %d withheld, %d failed",
                     report.scheduled, report.reminded, report.delivered, report.retrying,
-                    report.gone, report.skipped, report.failed,
+                    report.gone, report.skipped, report.withheld, report.failed,
                 )  # fmt: skip
         except Exception:
             log.exception(
@@ -127,11 +133,14 @@ async def run_dispatcher(settings: Settings) -> None:
         await asyncio.sleep(settings.dispatch_interval_s)
 
 
-async def dispatch_round(settings: Settings, *, now: datetime | None = None) -> RoundReport:
+async def dispatch_round(
+    settings: Settings, *, now: datetime | None = None, resolver: Resolver = system_resolver
+) -> RoundReport:
     """Schedule what is due and send what is queued, batch by batch, until both are empty.
 
     `now` fixes the round's clock (tests use it to step past a backoff); by default each
-    step reads the wall clock.
+    step reads the wall clock. `resolver` looks push services' hosts up (tests give their
+    own answers).
     """
     key = await services.vapid_key()
     allowed = parse_allowed_hosts(settings.push_allowed_hosts)
@@ -139,7 +148,7 @@ async def dispatch_round(settings: Settings, *, now: datetime | None = None) -> 
     while True:
         scheduled = await schedule_due(now or _now())
         report.add(scheduled)
-        report.add(await send_due(settings, key, allowed, now=now))
+        report.add(await send_due(settings, key, allowed, now=now, resolver=resolver))
         if scheduled.reminded < SCHEDULE_BATCH:
             return report
 
@@ -152,7 +161,9 @@ async def schedule_due(now: datetime, *, limit: int = SCHEDULE_BATCH) -> RoundRe
         if not rows:
             return report
         tasks = [record_from_row("tasks", row) for row in rows]
-        subscriptions = await _subscriptions_of({a for a in map(_assignee, tasks) if a})
+        assignees = {a for a in map(_assignee, tasks) if a}
+        subscriptions = await _subscriptions_of(assignees)
+        users = await _users(assignees)
         names = await _account_names({str(a) for t in tasks if (a := t.values["account_id"])})
         ids = [t.id for t in tasks]
         for chunk in _chunks(ids, IN_CHUNK):
@@ -162,8 +173,12 @@ async def schedule_due(now: datetime, *, limit: int = SCHEDULE_BATCH) -> RoundRe
             )
         queued: list[list[Any]] = []
         for task in tasks:
+            assignee = _assignee(task) or ""
+            if not _may_be_reminded(users.get(assignee), task.scope):
+                report.withheld += 1
+                continue
             payload = json.dumps(reminder_payload(task, names), separators=(",", ":"))
-            for subscription_id in subscriptions.get(_assignee(task) or "", []):
+            for subscription_id in subscriptions.get(assignee, []):
                 queued.append(
                     [str(uuid.uuid4()), task.id, subscription_id, payload, 0, now, None,
                      task.values["remind_at"]]
@@ -205,6 +220,7 @@ async def send_due(
     allowed: tuple[str, ...],
     *,
     now: datetime | None = None,
+    resolver: Resolver = system_resolver,
 ) -> RoundReport:
     """Stage 2: claim queued deliveries whose time has come and send them, batch by batch."""
     report = RoundReport()
@@ -212,7 +228,9 @@ async def send_due(
         claimed = await _claim(now or _now(), CLAIM_BATCH)
         if not claimed:
             return report
-        report.add(await _deliver(settings, key, allowed, claimed, now))
+        # One lookup per push service and batch; each send still connects to what it checked.
+        batch_resolver = RememberingResolver(resolver)
+        report.add(await _deliver(settings, key, allowed, claimed, now, batch_resolver))
 
 
 async def _claim(now: datetime, limit: int) -> list[_Claimed]:
@@ -250,61 +268,58 @@ async def _deliver(
     allowed: tuple[str, ...],
     claimed: Sequence[_Claimed],
     now: datetime | None,
+    resolver: Resolver,
 ) -> RoundReport:
     report = RoundReport(claimed=len(claimed))
     outcomes = _Outcomes()
     tasks = await _rows_by_id(
-        "SELECT id, done, deleted, remind_at, assignee_id, author_id FROM tasks",
+        "SELECT id, done, deleted, remind_at, assignee_id, author_id, scope FROM tasks",
         [c.task_id for c in claimed],
     )
     subscriptions = await _rows_by_id(
         "SELECT id, user_id, endpoint, p256dh, auth FROM push_subscriptions",
         [c.subscription_id for c in claimed],
     )
-    to_send: list[tuple[_Claimed, dict[str, Any]]] = []
+    # Read now, not when the reminder was queued: a user deactivated or moved to another
+    # team since, or a task whose account moved, must not be reminded.
+    users = await _users({str(row["user_id"]) for row in subscriptions.values()})
+    to_send: list[tuple[_Claimed, dict[str, Any], str]] = []
     for delivery in claimed:
         subscription = subscriptions.get(delivery.subscription_id)
         task = tasks.get(delivery.task_id)
-        if subscription is None or not _still_due(delivery, task, subscription):
+        if subscription is None or task is None or not _still_due(delivery, task, subscription):
             outcomes.done.append(delivery.id)
             report.skipped += 1
             continue
+        if not _may_be_reminded(users.get(str(subscription["user_id"])), str(task["scope"])):
+            # Dropped for good: it would be withheld again at every try.
+            outcomes.done.append(delivery.id)
+            report.withheld += 1
+            log.info("reminder for task %s withheld: its assignee no longer sees it", task["id"])
+            continue
         try:
-            check_endpoint(subscription["endpoint"], allowed)
+            origin = parse_endpoint(subscription["endpoint"], allowed).origin
         except PushEndpointRefused as exc:
             # FIELDCRM_PUSH_ALLOWED_HOSTS changed since it was stored: never send there.
             log.warning("dropping a subscription the server no longer sends to: %s", exc.detail)
             outcomes.gone.append(delivery.subscription_id)
             report.gone += 1
             continue
-        to_send.append((delivery, subscription))
+        to_send.append((delivery, subscription, origin))
 
-    limit = asyncio.Semaphore(SEND_CONCURRENCY)
-
-    async def send(delivery: _Claimed, subscription: dict[str, Any]) -> PushOutcome:
-        info = {
-            "endpoint": subscription["endpoint"],
-            "keys": {"p256dh": subscription["p256dh"], "auth": subscription["auth"]},
-        }
-        async with limit:
-            try:
-                return await send_push(
-                    info,
-                    delivery.payload,
-                    key,
-                    subject=settings.push_subject,
-                    ttl=MESSAGE_TTL_S,
-                    timeout=SEND_TIMEOUT_S,
-                )
-            except Exception as exc:  # a bug or an odd library error: retry, and say so
-                log.exception("sending a reminder failed")
-                return PushOutcome(None, gone=False, retry=True, detail=f"{type(exc).__name__}")
-
-    results = await asyncio.gather(*(send(d, s) for d, s in to_send))
+    sends = _Sends(settings, key, allowed, resolver)
+    results = await asyncio.gather(*(sends.send(d, s, o) for d, s, o in to_send))
     after = now or _now()
     gone_subscriptions: set[str] = set()
-    for (delivery, _), outcome in zip(to_send, results, strict=True):
-        if outcome.delivered:
+    for (delivery, _, _), outcome in zip(to_send, results, strict=True):
+        if delivery.id in sends.untried:
+            # Not sent, so not an attempt: it waits as long as its last failure asked.
+            wait = backoff_s(max(delivery.attempts, 1), jitter=0.2)
+            outcomes.retry.append(
+                (delivery.id, delivery.attempts, after + timedelta(seconds=wait), outcome.detail)
+            )
+            report.retrying += 1
+        elif outcome.delivered:
             outcomes.done.append(delivery.id)
             report.delivered += 1
         elif outcome.gone:
@@ -331,12 +346,70 @@ async def _deliver(
     return report
 
 
-def _still_due(
-    delivery: _Claimed, task: dict[str, Any] | None, subscription: dict[str, Any]
-) -> bool:
+class _Sends:
+    """The sends of one batch. At most SEND_CONCURRENCY are in flight, at most
+    PER_SERVICE_CONCURRENCY of them to one push service, and once a send to a service gets no
+    answer (timed out, unreachable, not resolved) no more are tried on it in this batch: they
+    wait for their next try without a request. So a service that hangs costs the batch one
+    timeout and a few threads, and other services' sends go on meanwhile."""
+
+    def __init__(
+        self, settings: Settings, key: VapidKey, allowed: tuple[str, ...], resolver: Resolver
+    ) -> None:
+        self._settings, self._key, self._allowed, self._resolver = settings, key, allowed, resolver
+        self._in_flight = asyncio.Semaphore(SEND_CONCURRENCY)
+        self._per_service: dict[str, asyncio.Semaphore] = {}
+        self._stalled: set[str] = set()
+        self.untried: set[str] = set()  # deliveries put back without a request
+
+    async def send(
+        self, delivery: _Claimed, subscription: dict[str, Any], origin: str
+    ) -> PushOutcome:
+        service = self._per_service.setdefault(origin, asyncio.Semaphore(PER_SERVICE_CONCURRENCY))
+        # The service's own limit first: sends waiting on a slow service hold no other slot.
+        async with service, self._in_flight:
+            if origin in self._stalled:
+                self.untried.add(delivery.id)
+                return PushOutcome(
+                    None, gone=False, retry=True, detail=f"not tried: {origin} is not answering"
+                )
+            outcome = await self._send(delivery, subscription)
+            if outcome.status is None and outcome.retry:
+                self._stalled.add(origin)
+            return outcome
+
+    async def _send(self, delivery: _Claimed, subscription: dict[str, Any]) -> PushOutcome:
+        info = {
+            "endpoint": subscription["endpoint"],
+            "keys": {"p256dh": subscription["p256dh"], "auth": subscription["auth"]},
+        }
+        try:
+            # The deadline frees the batch; the sender thread stops at its own timeouts.
+            return await asyncio.wait_for(
+                send_push(
+                    info,
+                    delivery.payload,
+                    self._key,
+                    subject=self._settings.push_subject,
+                    ttl=MESSAGE_TTL_S,
+                    timeout=SEND_TIMEOUT_S,
+                    allowed=self._allowed,
+                    resolver=self._resolver,
+                ),
+                SEND_DEADLINE_S,
+            )
+        except TimeoutError:
+            detail = f"push service did not finish within {SEND_DEADLINE_S:.0f} s"
+            return PushOutcome(None, gone=False, retry=True, detail=detail)
+        except Exception as exc:  # a bug or an odd library error: retry, and say so
+            log.exception("sending a reminder failed")
+            return PushOutcome(None, gone=False, retry=True, detail=f"{type(exc).__name__}")
+
+
+def _still_due(delivery: _Claimed, task: dict[str, Any], subscription: dict[str, Any]) -> bool:
     """Checked again just before sending: the rep may have finished or moved the task, or
     handed it to someone else, since the reminder was queued."""
-    if task is None or _truthy(task["done"]) or _truthy(task["deleted"]):
+    if _truthy(task["done"]) or _truthy(task["deleted"]):
         return False
     if _as_datetime(task["remind_at"]) != delivery.remind_at:
         return False
@@ -377,6 +450,22 @@ def _now() -> datetime:
 def _assignee(task: StoredRecord) -> str | None:
     value = task.values.get("assignee_id") or task.values.get("author_id")
     return str(value) if value else None
+
+
+def _may_be_reminded(user: dict[str, Any] | None, scope: str) -> bool:
+    """SPEC 2 and 6: a reminder goes only to an active user who sees the task (its scope is
+    their team's or their own, or they are an admin), as the records core decides."""
+    if user is None or not _truthy(user["active"]):
+        return False
+    actor = Actor(str(user["id"]), str(user["username"]), str(user["role"]), str(user["team_id"]))
+    return actor.sees(scope)
+
+
+async def _users(user_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Who the users are now: active, role and team, straight from `users`."""
+    return await _rows_by_id(
+        "SELECT id, username, role, team_id, active FROM users", sorted(user_ids)
+    )
 
 
 async def _subscriptions_of(user_ids: set[str]) -> dict[str, list[str]]:

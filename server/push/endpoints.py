@@ -1,20 +1,35 @@
-"""Which push endpoints the server is willing to send to.
+"""Which push endpoints the server is willing to send to, read exactly as the sender reads them.
 
 A subscription's endpoint is a URL the browser hands us; sending to it is a server-side request
-to an address a client chose. Only the push services' own hosts are allowed (SPEC section 1,
-FIELDCRM_PUSH_ALLOWED_HOSTS), so the server cannot be aimed at its own network. Everything here
-is string checks: no DNS lookups, which could be slow and would answer differently later anyway.
+to an address a client chose. FIELDCRM_PUSH_ALLOWED_HOSTS (SPEC sections 1 and 6) names two
+kinds of entry:
+
+- **host names** (the public push services by default; `*.domain` for subdomains): the
+  endpoint must be `https://HOST/PATH` on port 443, HOST a DNS name on the list, and at send
+  time HOST must resolve to public addresses only (`addresses.py`);
+- **whole origins** (`http://10.1.2.3:8080`), for a push service the operator runs: exactly
+  that scheme, host and port are allowed, private addresses included.
+
+An endpoint is read once, here, by a grammar strict enough that no two URL parsers can read it
+differently (no backslash, user name, `@`, fragment, percent-encoded or non-ASCII host, ...),
+and then compared with what the HTTP client that sends (requests, on urllib3) reads from it:
+any difference refuses it. The sender then connects to the scheme, host and port read here
+(`PushTarget`), never to a URL read again elsewhere. No DNS lookups here.
 """
 
 from __future__ import annotations
 
 import binascii
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import requests
 from cryptography.hazmat.primitives.asymmetric import ec
+from urllib3.util import parse_url
 
 from server.push.vapid import b64url_decode
 
@@ -27,10 +42,26 @@ DEFAULT_ALLOWED_PUSH_HOSTS: tuple[str, ...] = (
 )
 
 MAX_ENDPOINT_LENGTH = 2048
+DEFAULT_PORTS = {"https": 443, "http": 80}
 
-_HOST_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_HOST_NAME = re.compile(rf"{_HOST_LABEL}(\.{_HOST_LABEL})*")
-_UNSAFE_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*", re.ASCII)
+_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}", re.ASCII)
+# RFC 3986's pchar without "@" (no push service uses it, and it is what userinfo tricks need);
+# "%" only as the start of a percent-encoded byte.
+_PATH_CHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:/]|%[0-9A-Fa-f]{2})"
+_QUERY_CHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:/?]|%[0-9A-Fa-f]{2})"
+_HOST = r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+"
+_ENDPOINT = re.compile(
+    rf"(?P<scheme>[A-Za-z]+)://(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?"
+    rf"(?P<target>/{_PATH_CHAR}*(?:\?{_QUERY_CHAR}*)?)",
+    re.ASCII,
+)
+_ORIGIN = re.compile(
+    rf"(?P<scheme>[A-Za-z]+)://(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?/?", re.ASCII
+)
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+_FORM = "send the URL exactly as PushSubscription.toJSON() gives it"
 
 
 class PushSubscriptionRefused(ValueError):
@@ -42,53 +73,151 @@ class PushSubscriptionRefused(ValueError):
 
 
 class PushEndpointRefused(PushSubscriptionRefused):
-    """The endpoint URL is not one of the allowed push services."""
+    """The endpoint URL is not one of the allowed push services, or not read one way only."""
+
+
+@dataclass(frozen=True, slots=True)
+class PushTarget:
+    """Where a push endpoint points, as read by `parse_endpoint`: what the sender connects to.
+
+    `host` is lower case, an IPv6 address without brackets. `public_only`: the endpoint was
+    allowed by a host name, so every address its host resolves to must be public; an endpoint
+    allowed by a whole origin may point at private addresses.
+    """
+
+    endpoint: str
+    scheme: str
+    host: str
+    port: int
+    public_only: bool
+
+    @property
+    def host_is_address(self) -> bool:
+        return _is_ip_address(self.host)
+
+    @property
+    def authority(self) -> str:
+        """HOST[:PORT] as in the Host header: the port only when it is not the scheme's."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        """The RFC 6454 origin, which VAPID's `aud` claim names."""
+        return f"{self.scheme}://{self.authority}"
 
 
 def parse_allowed_hosts(value: str | None) -> tuple[str, ...]:
-    """Read FIELDCRM_PUSH_ALLOWED_HOSTS: comma-separated host names, `*.domain` for subdomains.
+    """Read FIELDCRM_PUSH_ALLOWED_HOSTS: comma-separated host names (`*.domain` for any
+    subdomain) and whole origins (`http://10.1.2.3:8080`), in one spelling each.
 
     Unset or blank means the public push services. Raises ValueError naming the bad entry, so a
-    typo stops the server at start rather than refusing every browser later.
+    typo is reported rather than refusing every browser later, or letting anything through.
     """
     if value is None or not value.strip():
         return DEFAULT_ALLOWED_PUSH_HOSTS
-    hosts: list[str] = []
+    entries: list[str] = []
     for raw in value.split(","):
-        entry = raw.strip().lower().rstrip(".")
-        if not entry:
+        text = raw.strip()
+        if not text:
             continue
-        if entry.startswith("[") and entry.endswith("]"):
-            entry = entry[1:-1]
-        if _is_ip_address(entry):
-            entry = str(ipaddress.ip_address(entry))  # one spelling, so comparison is exact
-        elif not _is_valid_entry(entry):
-            raise ValueError(
-                f"FIELDCRM_PUSH_ALLOWED_HOSTS: {raw.strip()!r} is not a host name; list bare "
-                "hosts separated by commas, like fcm.googleapis.com,*.push.apple.com "
-                "(no scheme, port or path)"
-            )
-        if entry not in hosts:
-            hosts.append(entry)
-    if not hosts:
+        entry = _origin_entry(text) if "://" in text else _name_entry(text)
+        if entry not in entries:
+            entries.append(entry)
+    if not entries:
         raise ValueError("FIELDCRM_PUSH_ALLOWED_HOSTS lists no hosts; unset it to use the defaults")
-    return tuple(hosts)
+    return tuple(entries)
 
 
-def _is_valid_entry(entry: str) -> bool:
-    if entry.startswith("*."):
-        # A wildcard must name a domain below a top-level one: "*.com" would allow far too much.
-        base = entry[2:]
-        return "." in base and _HOST_NAME.fullmatch(base) is not None
-    return _HOST_NAME.fullmatch(entry) is not None
+def _name_entry(text: str) -> str:
+    entry = text.lower()
+    if _is_ip_address(entry.strip("[]")):
+        raise ValueError(
+            f"FIELDCRM_PUSH_ALLOWED_HOSTS: {text!r} is an address, and a host name only allows "
+            "https to public addresses on port 443; name a push service of your own as a whole "
+            f"origin instead, like http://{text}:8080"
+        )
+    base = entry[2:] if entry.startswith("*.") else entry
+    if not _is_domain(base) or (entry.startswith("*.") and base.count(".") < 1):
+        raise ValueError(
+            f"FIELDCRM_PUSH_ALLOWED_HOSTS: {text!r} is not a host name; list host names "
+            "separated by commas, like fcm.googleapis.com,*.push.apple.com (a wildcard needs a "
+            "domain with a dot under it), or whole origins like http://10.1.2.3:8080"
+        )
+    if base == "localhost" or base.endswith(".localhost"):
+        raise ValueError(
+            f"FIELDCRM_PUSH_ALLOWED_HOSTS: {text!r} is always a loopback address, which a host "
+            "name never allows; name a local push service as a whole origin, like "
+            "http://localhost:8080"
+        )
+    return entry
+
+
+def _origin_entry(text: str) -> str:
+    problem = (
+        f"FIELDCRM_PUSH_ALLOWED_HOSTS: {text!r} is not an origin; write a push service of your "
+        "own as scheme://host:port, like http://10.1.2.3:8080 (no user name, path or query)"
+    )
+    match = _ORIGIN.fullmatch(text)
+    if match is None:
+        raise ValueError(problem)
+    scheme = match["scheme"].lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(problem)
+    try:
+        host = _read_host(match["host"])
+        port = _read_port(match["port"], scheme)
+    except PushEndpointRefused:
+        raise ValueError(problem) from None
+    # Kept with its port always written, so that entries compare as strings.
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+@dataclass(frozen=True)
+class _Rules:
+    names: tuple[str, ...]  # exact host names and "*.domain" patterns
+    origins: frozenset[tuple[str, str, int]]  # (scheme, host, port)
+
+
+@functools.lru_cache(maxsize=16)
+def _rules(allowed: tuple[str, ...]) -> _Rules:
+    names: list[str] = []
+    origins: set[tuple[str, str, int]] = set()
+    for entry in parse_allowed_hosts(",".join(allowed)):
+        if "://" in entry:
+            scheme, _, rest = entry.partition("://")
+            host, _, port = rest.rpartition(":")
+            origins.add((scheme, host.strip("[]"), int(port)))
+        else:
+            names.append(entry)
+    return _Rules(tuple(names), frozenset(origins))
+
+
+def parse_endpoint(endpoint: str, allowed: tuple[str, ...]) -> PushTarget:
+    """Read `endpoint` as the sender will, or raise PushEndpointRefused with a sentence.
+
+    `allowed` is FIELDCRM_PUSH_ALLOWED_HOSTS as `parse_allowed_hosts` returns it. The endpoint
+    is refused unless it matches a whole origin of the list exactly, or is
+    `https://HOST[:443]/PATH` with HOST a DNS name the list names; and unless requests and
+    urllib3 read from it the same scheme, host and port as this function.
+    """
+    rules = _rules(allowed)
+    scheme, host, port = _read_endpoint(endpoint)
+    if (scheme, host, port) in rules.origins:
+        target = PushTarget(endpoint, scheme, host, port, public_only=False)
+    else:
+        _check_strict(scheme, host, port, rules, allowed)
+        target = PushTarget(endpoint, scheme, host, port, public_only=True)
+    _check_client_reading(target)
+    return target
 
 
 def check_endpoint(endpoint: str, allowed: tuple[str, ...]) -> None:
-    """Raise PushEndpointRefused unless `endpoint` is an https URL on an allowed host.
+    """Raise PushEndpointRefused unless `endpoint` is allowed (see `parse_endpoint`)."""
+    parse_endpoint(endpoint, allowed)
 
-    Plain http is accepted only for a loopback host that is listed by name, which is how a
-    local push service runs in tests and development.
-    """
+
+def _read_endpoint(endpoint: str) -> tuple[str, str, int]:
     if not isinstance(endpoint, str) or not endpoint:
         raise PushEndpointRefused("The push endpoint is missing; send the subscription's URL.")
     if len(endpoint) > MAX_ENDPOINT_LENGTH:
@@ -96,42 +225,170 @@ def check_endpoint(endpoint: str, allowed: tuple[str, ...]) -> None:
             f"The push endpoint is {len(endpoint)} characters long; push services use URLs "
             f"under {MAX_ENDPOINT_LENGTH}, so this is not a real subscription."
         )
-    if _UNSAFE_CHARACTERS.search(endpoint) or not endpoint.isascii():
+    if _CONTROL_OR_SPACE.search(endpoint) or not endpoint.isascii():
         raise PushEndpointRefused(
-            "The push endpoint contains spaces, control or non-ASCII characters; send the URL "
-            "exactly as PushSubscription.toJSON() gives it."
+            f"The push endpoint contains spaces, control or non-ASCII characters; {_FORM}."
         )
-    try:
-        parts = urlsplit(endpoint)
-        hostname = parts.hostname
-        _ = parts.port  # reading it is what validates the port number
-    except ValueError as exc:
-        raise PushEndpointRefused(f"The push endpoint is not a valid URL ({exc}).") from exc
-    if parts.scheme not in ("https", "http") or not hostname:
+    if "\\" in endpoint:
         raise PushEndpointRefused(
-            "The push endpoint is not an https URL; send the subscription's endpoint as "
-            "PushSubscription.toJSON() gives it."
+            "The push endpoint contains a backslash, which URL parsers read differently; "
+            "push services never use one."
         )
-    if "@" in parts.netloc:
+    if "@" in endpoint:
         raise PushEndpointRefused(
-            "The push endpoint contains a user name or password, which push services never "
-            "use; this is not a real subscription."
+            "The push endpoint contains '@' (a user name or password), which push services "
+            "never use; this is not a real subscription."
         )
-    host = hostname.rstrip(".")
+    if "#" in endpoint:
+        raise PushEndpointRefused(
+            f"The push endpoint has a fragment (#), which push services never use; {_FORM}."
+        )
+    authority = endpoint.partition("://")[2].partition("/")[0]
+    if "%" in authority:
+        raise PushEndpointRefused(
+            "The push endpoint's host is percent-encoded; push services use plain host names."
+        )
+    match = _ENDPOINT.fullmatch(endpoint)
+    if match is None:
+        raise PushEndpointRefused(
+            f"The push endpoint is not a URL of the form https://HOST/PATH; {_FORM}."
+        )
+    scheme = match["scheme"].lower()
+    if scheme not in DEFAULT_PORTS:
+        raise PushEndpointRefused(f"The push endpoint is not an https URL; {_FORM}.")
+    host = _read_host(match["host"])
+    return scheme, host, _read_port(match["port"], scheme)
+
+
+def _read_host(text: str) -> str:
+    """The host in one spelling: lower case, an IPv6 address without brackets."""
+    if text.startswith("["):
+        try:
+            return str(ipaddress.IPv6Address(text[1:-1]))
+        except ValueError:
+            raise PushEndpointRefused(
+                f"The push endpoint's host {text!r} is not an IPv6 address."
+            ) from None
+    host = text.lower()
+    if _IPV4.fullmatch(host):
+        try:
+            return str(ipaddress.IPv4Address(host))
+        except ValueError:  # an octet over 255, or leading zeros (octal to some parsers)
+            raise PushEndpointRefused(
+                f"The push endpoint's host {text!r} is not an IPv4 address written plainly."
+            ) from None
+    if host.endswith("."):
+        raise PushEndpointRefused(
+            f"The push endpoint's host {text!r} ends with a dot; push services use host names "
+            "without one."
+        )
+    if not _is_domain(host):
+        raise PushEndpointRefused(
+            f"The push endpoint's host {text!r} is not a host name (labels of letters, digits "
+            "and hyphens, the last one starting with a letter)."
+        )
+    if any(label.startswith("xn--") for label in host.split(".")):
+        raise PushEndpointRefused(
+            f"The push endpoint's host {text!r} is an internationalised (IDNA) name, which "
+            "push services do not use."
+        )
+    return host
+
+
+def _read_port(text: str | None, scheme: str) -> int:
+    if text is None:
+        return DEFAULT_PORTS[scheme]
+    port = int(text)
+    if str(port) != text or not 0 < port < 65536:
+        raise PushEndpointRefused(f"The push endpoint's port {text!r} is not a port number.")
+    return port
+
+
+def _is_domain(host: str) -> bool:
+    """LDH labels whose last starts with a letter: never read as an address by any parser
+    (`0x7f.1`, `2130706433` and `127.1` are 127.0.0.1 to inet_aton)."""
+    return _HOST_NAME.fullmatch(host) is not None and host.rsplit(".", 1)[-1][:1].isalpha()
+
+
+def _check_strict(
+    scheme: str, host: str, port: int, rules: _Rules, allowed: tuple[str, ...]
+) -> None:
+    """An endpoint not on a whole origin of the list: https, port 443, a listed host name."""
+    if any(origin[1] == host for origin in rules.origins):
+        raise PushEndpointRefused(
+            f"The push endpoint's origin {PushTarget('', scheme, host, port, False).origin} is "
+            "not one listed in FIELDCRM_PUSH_ALLOWED_HOSTS: a push service named as a whole "
+            "origin is allowed with exactly that scheme, host and port."
+        )
     if _is_ip_address(host):
-        host = str(ipaddress.ip_address(host))
-    if not _host_is_allowed(host, allowed):
+        raise PushEndpointRefused(
+            f"The push endpoint's host {host!r} is an IP address; push services are reached by "
+            "name (a push service of your own is named as a whole origin in "
+            "FIELDCRM_PUSH_ALLOWED_HOSTS)."
+        )
+    if not _name_is_allowed(host, rules.names):
         raise PushEndpointRefused(
             f"The push endpoint's host {host!r} is not a known push service. The server only "
             f"sends to: {', '.join(allowed)} (set FIELDCRM_PUSH_ALLOWED_HOSTS to change this)."
         )
-    # A loopback host that got past the list was named in it: wildcards match neither addresses
-    # nor "localhost" itself.
-    if parts.scheme == "http" and not _is_loopback(host):
+    if scheme != "https":
         raise PushEndpointRefused(
-            "The push endpoint must use https; plain http is only accepted for a local push "
-            "service on a loopback address listed in FIELDCRM_PUSH_ALLOWED_HOSTS."
+            "The push endpoint must use https; plain http is only accepted for a push service "
+            "named as a whole origin (http://host:port) in FIELDCRM_PUSH_ALLOWED_HOSTS."
         )
+    if port != 443:
+        raise PushEndpointRefused(
+            f"The push endpoint's port {port} is not 443; push services answer on the https "
+            "port (a push service of your own is named as a whole origin in "
+            "FIELDCRM_PUSH_ALLOWED_HOSTS)."
+        )
+
+
+def _name_is_allowed(host: str, names: tuple[str, ...]) -> bool:
+    for entry in names:
+        if entry.startswith("*."):
+            if host.endswith(entry[1:]):
+                return True
+        elif host == entry:
+            return True
+    return False
+
+
+def _check_client_reading(target: PushTarget) -> None:
+    """Refuse the endpoint unless requests (which urllib3 parses for) and the standard
+    library read from it, and from the URL requests prepares to send, what we read."""
+    try:
+        prepared = requests.Request("POST", target.endpoint).prepare().url or ""
+        readings = [_reading(parse_url(target.endpoint)), _reading(parse_url(prepared))]
+        readings += [_split_reading(target.endpoint), _split_reading(prepared)]
+    except (ValueError, requests.RequestException) as exc:
+        raise PushEndpointRefused(
+            f"The push endpoint is not a URL the server's HTTP client can send to ({exc})."
+        ) from None
+    ours = (target.scheme, target.host, target.port)
+    if any(reading != ours for reading in readings):
+        raise PushEndpointRefused(
+            "The push endpoint is read differently by different URL parsers, so the server "
+            f"cannot be sure where it points; {_FORM}."
+        )
+
+
+def _reading(url: object) -> tuple[str, str, int]:
+    scheme = str(getattr(url, "scheme", "") or "").lower()
+    host = str(getattr(url, "host", "") or "").lower().strip("[]")
+    port = getattr(url, "port", None)
+    return scheme, _one_spelling(host), int(port) if port else DEFAULT_PORTS.get(scheme, -1)
+
+
+def _split_reading(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    return scheme, _one_spelling(host), parts.port or DEFAULT_PORTS.get(scheme, -1)
+
+
+def _one_spelling(host: str) -> str:
+    return str(ipaddress.ip_address(host)) if _is_ip_address(host) else host
 
 
 def check_subscription(subscription: Mapping[str, object], allowed: tuple[str, ...]) -> None:
@@ -174,25 +431,6 @@ def _decode_key(keys: Mapping[str, object], name: str) -> bytes:
         return b64url_decode(value)
     except (binascii.Error, ValueError) as exc:
         raise PushSubscriptionRefused(f"keys.{name} is not base64url text.") from exc
-
-
-def _host_is_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    host = host.lower()
-    is_address = _is_ip_address(host)
-    for entry in (entry.lower() for entry in allowed):
-        if entry.startswith("*."):
-            # Wildcards are for domains; "*.0.0.1" must not let in 127.0.0.1.
-            if not is_address and host.endswith(entry[1:]):
-                return True
-        elif host == entry:
-            return True
-    return False
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":  # RFC 6761: always the loopback interface
-        return True
-    return _is_ip_address(host) and ipaddress.ip_address(host).is_loopback
 
 
 def _is_ip_address(host: str) -> bool:

@@ -108,10 +108,12 @@ def allowed_hosts(settings: Settings) -> tuple[str, ...]:
 async def save_subscription(
     actor: Actor, endpoint: str, keys: dict[str, Any], allowed: tuple[str, ...]
 ) -> str:
-    """Store the caller's subscription (a new one, or the same endpoint with fresh keys).
+    """Store the caller's subscription (a new one, or their own endpoint with fresh keys).
 
-    An endpoint belongs to one browser, so when another user signs in there and subscribes,
-    the subscription moves to them: reminders follow whoever uses the device now.
+    An endpoint belongs to the user who registered it until they delete it (SPEC 6): another
+    user posting it gets a 409, so nobody can take over someone's reminders, or learn them, by
+    replaying an endpoint. A browser signing out unsubscribes, so the next user of the device
+    gets an endpoint of their own.
     """
     try:
         check_subscription({"endpoint": endpoint, "keys": keys}, allowed)
@@ -121,11 +123,13 @@ async def save_subscription(
     p256dh = b64url_encode(b64url_decode(keys["p256dh"]))
     auth = b64url_encode(b64url_decode(keys["auth"]))
     async with push_transaction():
-        await db.fetch(
+        # The unique endpoint serialises concurrent posts; the update applies only to the
+        # owner's own row, so a row comes back unless someone else holds the endpoint.
+        saved = await db.fetch(
             "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth, created_at)"
             " VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT (endpoint) DO UPDATE SET"
-            " user_id = EXCLUDED.user_id, p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth,"
-            " created_at = EXCLUDED.created_at",
+            " p256dh = EXCLUDED.p256dh, auth = EXCLUDED.auth, created_at = EXCLUDED.created_at"
+            " WHERE push_subscriptions.user_id = EXCLUDED.user_id RETURNING id",
             str(uuid.uuid4()),
             actor.user_id,
             endpoint,
@@ -133,6 +137,13 @@ async def save_subscription(
             auth,
             now_utc(),
         )
+        if not saved:
+            raise ApiError(
+                409,
+                "endpoint_taken",
+                "This push endpoint is registered to another user. Sign them out on this "
+                "browser (which ends their subscription), then turn reminders on again.",
+            )
         await db.fetch(
             "DELETE FROM push_subscriptions WHERE user_id = {} AND id NOT IN"
             " (SELECT id FROM push_subscriptions WHERE user_id = {}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -17,15 +18,10 @@ from server.settings import Settings, parse_database_url
 from tests.conftest import Database
 from tests.factories import login_as
 from tests.support.push_service import PushService
+from tests.unit.test_push_endpoints import HOSTILE_ENDPOINTS
 
 KEY_PATH = "/api/push/vapid-public-key"
 SUBSCRIPTIONS = "/api/push/subscriptions"
-
-
-@pytest.fixture
-def settings(database: Database) -> Settings:
-    """The local push service runs on 127.0.0.1, which must be allowed by name."""
-    return Settings(database=database.config, push_allowed_hosts="127.0.0.1")
 
 
 @pytest.fixture
@@ -33,6 +29,17 @@ def push_service():
     with PushService() as service:
         yield service
         assert not service.errors
+
+
+# A push service allowed by name (the strict rules: https, port 443, public addresses).
+LISTED_HOST = "push.fieldcrm.example"
+
+
+@pytest.fixture
+def settings(database: Database, push_service: PushService) -> Settings:
+    """The local push service is allowed as a whole origin (scheme, address and port)."""
+    allowed = f"{push_service.origin},{LISTED_HOST}"
+    return Settings(database=database.config, push_allowed_hosts=allowed)
 
 
 def _unb64url(text: str) -> bytes:
@@ -104,15 +111,53 @@ async def test_subscribing_again_updates_rather_than_duplicates(client, push_ser
     assert len(await _stored()) == 1
 
 
-async def test_a_browser_subscribing_for_another_user_moves_to_them(client, push_service):
+async def test_an_endpoint_belongs_to_the_user_who_registered_it(client, push_service):
+    alice = await login_as(client)
+    bob = await login_as(client)
+    subscription = push_service.new_subscription()
+    other_keys = push_service.new_subscription().info["keys"]
+    mine = await client.post(SUBSCRIPTIONS, json=subscription.info, headers=alice.headers)
+
+    taken = await client.post(
+        SUBSCRIPTIONS,
+        json={"endpoint": subscription.endpoint, "keys": other_keys},
+        headers=bob.headers,
+    )
+
+    assert mine.status_code == 201, mine.text
+    assert taken.status_code == 409, taken.text
+    assert taken.json()["error"] == "endpoint_taken"
+    assert taken.json()["detail"].endswith(".")
+    # Neither the owner nor the keys changed: reminders still reach Alice's browser alone.
+    [stored] = await _stored()
+    assert (stored["user_id"], stored["p256dh"]) == (
+        alice.user_id,
+        subscription.info["keys"]["p256dh"],
+    )
+    # Once Alice deletes it, it is free.
+    await client.request(
+        "DELETE", SUBSCRIPTIONS, json={"endpoint": subscription.endpoint}, headers=alice.headers
+    )
+    again = await client.post(SUBSCRIPTIONS, json=subscription.info, headers=bob.headers)
+    assert again.status_code == 201, again.text
+    assert [row["user_id"] for row in await _stored()] == [bob.user_id]
+
+
+async def test_two_users_posting_one_endpoint_at_once_get_one_201_and_one_409(client, push_service):
     alice = await login_as(client)
     bob = await login_as(client)
     subscription = push_service.new_subscription()
 
-    await client.post(SUBSCRIPTIONS, json=subscription.info, headers=alice.headers)
-    await client.post(SUBSCRIPTIONS, json=subscription.info, headers=bob.headers)
+    answers = await asyncio.gather(
+        *(
+            client.post(SUBSCRIPTIONS, json=subscription.info, headers=who.headers)
+            for who in (alice, bob)
+        )
+    )
 
-    assert [row["user_id"] for row in await _stored()] == [bob.user_id]
+    assert sorted(a.status_code for a in answers) == [201, 409]
+    winner = alice if answers[0].status_code == 201 else bob
+    assert [row["user_id"] for row in await _stored()] == [winner.user_id]
 
 
 async def test_padded_keys_are_stored_in_one_spelling(client, push_service):
@@ -180,6 +225,49 @@ async def test_the_default_allowed_hosts_are_the_public_push_services(client, pu
     assert refused.value.status == 422
     assert "127.0.0.1" in refused.value.detail
     assert [row["endpoint"] for row in await _stored()] == [fcm]
+
+
+def hostile_endpoints(service: PushService) -> list[str]:
+    """The unit tests' table, aimed at the listed host, and the same tricks on the local
+    service's whole origin."""
+    port = service.port
+    named = [e.replace("fcm.googleapis.com", LISTED_HOST) for _, e in HOSTILE_ENDPOINTS]
+    return named + [
+        f"http://127.0.0.1:{port}\\@evil.com/push/x",
+        f"http://evil.com\\@127.0.0.1:{port}/push/x",
+        f"http://user@127.0.0.1:{port}/push/x",
+        f"http://127.0.0.1:{port + 1}/push/x",
+        f"http://127.0.0.1:0{port}/push/x",
+        f"https://127.0.0.1:{port}/push/x",
+        f"http://localhost:{port}/push/x",
+        f"http://[::ffff:127.0.0.1]:{port}/push/x",
+        f"http://2130706433:{port}/push/x",
+        f"http://127.0.0.1%2e:{port}/push/x",
+        f"http://127.0.0.1.:{port}/push/x",
+        f"http://127.0.0.1:{port}/push/x#y",
+        f"http://127.0.0.1:{port}/push/\tx",
+    ]
+
+
+async def test_hostile_endpoints_answer_422_with_a_json_error(client, push_service):
+    alice = await login_as(client)
+    keys = push_service.new_subscription().info["keys"]
+    listed = f"https://{LISTED_HOST}/push/abc"
+    accepted = await client.post(
+        SUBSCRIPTIONS, json={"endpoint": listed, "keys": keys}, headers=alice.headers
+    )
+    assert accepted.status_code == 201, accepted.text
+
+    for endpoint in hostile_endpoints(push_service):
+        response = await client.post(
+            SUBSCRIPTIONS, json={"endpoint": endpoint, "keys": keys}, headers=alice.headers
+        )
+
+        assert response.status_code == 422, (endpoint, response.text)
+        body = response.json()
+        assert body["error"] == "subscription_refused", endpoint
+        assert body["detail"][0].isupper() and body["detail"].endswith("."), body
+    assert [row["endpoint"] for row in await _stored()] == [listed]
 
 
 MALFORMED_BODIES: list[tuple[str, Any]] = [

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,22 +17,22 @@ import msgspec
 import pytest
 
 from server import db
-from server.push import dispatcher
+from server.core.actor import Actor
+from server.push import dispatcher, services
 from server.push.dispatcher import MAX_ATTEMPTS, dispatch_round, schedule_due, send_due
+from server.push.endpoints import parse_allowed_hosts
 from server.push.services import vapid_key
 from server.settings import Settings
 from tests.conftest import Database
 from tests.factories import Login, login_as, make_account, make_record
+from tests.support.network import Connections, guard_connections
 from tests.support.push_service import PushService, Subscription
 
-ALLOWED = ("127.0.0.1",)
 
-
-@pytest.fixture
-def settings(database: Database) -> Settings:
-    return Settings(
-        database=database.config, push_allowed_hosts="127.0.0.1", dispatch_interval_s=0.05
-    )
+@pytest.fixture(autouse=True)
+def connections(monkeypatch: pytest.MonkeyPatch) -> Connections:
+    """Nothing leaves this machine; the connections made are noted."""
+    return guard_connections(monkeypatch)
 
 
 @pytest.fixture
@@ -37,6 +40,14 @@ def push_service():
     with PushService() as service:
         yield service
         assert not service.errors
+
+
+@pytest.fixture
+def settings(database: Database, push_service: PushService) -> Settings:
+    """The local push service is allowed as a whole origin (scheme, address and port)."""
+    return Settings(
+        database=database.config, push_allowed_hosts=push_service.origin, dispatch_interval_s=0.05
+    )
 
 
 def iso(moment: datetime) -> str:
@@ -208,7 +219,7 @@ async def test_a_task_changed_between_queueing_and_sending_is_not_sent(
         await patch_task(
             client, alice, task["id"], remind_at=iso(datetime.now(UTC) + timedelta(hours=1))
         )
-    report = await send_due(settings, key, ALLOWED)
+    report = await send_due(settings, key, (push_service.origin,))
 
     assert (report.skipped, report.delivered, subscription.messages) == (1, 0, [])
     assert await pending_deliveries() == []
@@ -217,6 +228,97 @@ async def test_a_task_changed_between_queueing_and_sending_is_not_sent(
         later = await dispatch_round(settings, now=datetime.now(UTC) + timedelta(hours=2))
         assert later.delivered == 1
         assert len(subscription.messages) == 1
+
+
+async def round_around(
+    settings: Settings, when: str, change: Callable[[], Awaitable[object]]
+) -> dispatcher.RoundReport:
+    """One round with `change` made before anything is queued, or between queueing and
+    sending (the check at send time)."""
+    if when == "before queueing":
+        await change()
+        return await dispatch_round(settings)
+    report = await schedule_due(datetime.now(UTC))
+    assert report.scheduled >= 1
+    await change()
+    allowed = parse_allowed_hosts(settings.push_allowed_hosts)
+    report.add(await send_due(settings, await vapid_key(), allowed))
+    return report
+
+
+async def assert_dropped_for_good(settings: Settings, subscription: Subscription) -> None:
+    """Withheld means dropped: nothing is left queued, and later rounds send nothing."""
+    assert await pending_deliveries() == []
+    later = await dispatch_round(settings, now=datetime.now(UTC) + timedelta(hours=2))
+    assert (later.claimed, later.delivered) == (0, 0)
+    assert subscription.attempts == 0
+
+
+WHEN = ["before queueing", "after queueing"]
+
+
+@pytest.mark.parametrize("when", WHEN)
+async def test_a_deactivated_user_gets_no_reminder(client, settings, push_service, when):
+    alice = await login_as(client)
+    subscription = await subscribe(client, alice, push_service)
+    await make_record(client, alice, "tasks", title="Left the company", remind_at=ago())
+
+    async def deactivate() -> None:
+        await db.fetch("UPDATE users SET active = {} WHERE id = {}", False, alice.user_id)
+
+    report = await round_around(settings, when, deactivate)
+
+    assert (report.withheld, report.delivered, subscription.messages) == (1, 0, [])
+    await assert_dropped_for_good(settings, subscription)
+
+
+@pytest.mark.parametrize("when", WHEN)
+async def test_a_user_moved_to_another_team_is_not_reminded_of_the_old_teams_tasks(
+    client, settings, push_service, when
+):
+    alice = await login_as(client, team="north")
+    south = await login_as(client, team="south")
+    subscription = await subscribe(client, alice, push_service)
+    account = await make_account(client, alice, name="North account")
+    await make_record(client, alice, "tasks", title="On the account", account_id=account["id"],
+                      remind_at=ago())  # fmt: skip
+    await make_record(client, alice, "tasks", title="Her own", remind_at=ago())
+
+    async def move_alice() -> None:
+        await db.fetch("UPDATE users SET team_id = {} WHERE id = {}", south.team_id, alice.user_id)
+
+    report = await round_around(settings, when, move_alice)
+
+    # A task on no account is hers wherever she works; the old team's account is not.
+    assert (report.withheld, report.delivered) == (1, 1)
+    assert [m.payload["title"] for m in subscription.messages] == ["Her own"]
+    assert await pending_deliveries() == []
+
+
+@pytest.mark.parametrize("when", WHEN)
+async def test_a_task_whose_account_moved_to_another_team_is_not_reminded(
+    client, settings, push_service, when
+):
+    admin = await login_as(client, role="admin")
+    alice = await login_as(client, team="north")
+    south = await login_as(client, team="south")
+    subscription = await subscribe(client, alice, push_service)
+    account = await make_account(client, alice, name="Handed over")
+    await make_record(client, alice, "tasks", title="Call them", account_id=account["id"],
+                      remind_at=ago())  # fmt: skip
+
+    async def move_account() -> None:
+        response = await client.post(
+            f"/api/accounts/{account['id']}/reassign",
+            json={"team_id": south.team_id},
+            headers=admin.headers,
+        )
+        assert response.status_code == 200, response.text
+
+    report = await round_around(settings, when, move_account)
+
+    assert (report.withheld, report.delivered, subscription.messages) == (1, 0, [])
+    await assert_dropped_for_good(settings, subscription)
 
 
 async def test_a_snoozed_task_is_reminded_again_at_its_new_time(client, settings, push_service):
@@ -321,10 +423,10 @@ async def test_a_reminder_that_keeps_failing_is_given_up(client, settings, push_
     assert len(await db.fetch("SELECT id FROM push_subscriptions")) == 1
 
 
-async def test_a_push_service_that_does_not_answer_is_retried(client, settings):
+async def test_a_push_service_that_does_not_answer_is_retried(client, settings, push_service):
     alice = await login_as(client)
-    with PushService() as service:
-        subscription = await subscribe(client, alice, service)
+    subscription = await subscribe(client, alice, push_service)
+    push_service.close()
     # The service is closed: nothing listens on its port any more.
     await make_record(client, alice, "tasks", title="Offline service", remind_at=ago())
 
@@ -350,6 +452,38 @@ async def test_a_subscription_on_a_host_no_longer_allowed_is_dropped_unsent(
     assert await db.fetch("SELECT id FROM push_subscriptions") == []
 
 
+async def test_a_push_service_whose_name_resolves_privately_is_not_sent_to(
+    client, settings, push_service, connections
+):
+    """A host allowed by name that DNS points at the server's own network: the reminder is
+    dropped without a request (not retried: a real push service never resolves so)."""
+    alice = await login_as(client)
+    listed = "push.fieldcrm.example"
+    allowed = f"{push_service.origin},{listed}"
+    info = push_service.new_subscription().info
+    actor = Actor(alice.user_id, alice.username, alice.role, alice.team_id)
+    endpoint = f"https://{listed}/push/abc"
+    await services.save_subscription(actor, endpoint, info["keys"], parse_allowed_hosts(allowed))
+    await make_record(client, alice, "tasks", title="Rebound", remind_at=ago())
+    lookups: list[tuple[str, int]] = []
+
+    def private(host: str, port: int) -> list[str]:
+        lookups.append((host, port))
+        return ["169.254.169.254"]
+
+    report = await dispatch_round(
+        msgspec.structs.replace(settings, push_allowed_hosts=allowed), resolver=private
+    )
+
+    assert (report.failed, report.delivered, report.retrying) == (1, 0, 0)
+    assert "not a public address" in report.details[0]
+    assert lookups == [(listed, 443)]
+    assert connections.attempts == []
+    assert await pending_deliveries() == []
+    # The subscription is kept: the answer may be a DNS mistake that is put right.
+    assert len(await db.fetch("SELECT id FROM push_subscriptions")) == 1
+
+
 async def test_many_reminders_in_one_round_each_go_out_once(client, settings, push_service):
     alice = await login_as(client)
     subscription = await subscribe(client, alice, push_service)
@@ -371,6 +505,89 @@ async def test_many_reminders_in_one_round_each_go_out_once(client, settings, pu
     assert (report.reminded, report.delivered) == (count, count)
     titles = sorted(m.payload["title"] for m in subscription.messages)
     assert titles == sorted(f"Task {n}" for n in range(count))
+
+
+async def hanging_subscriptions(
+    client: Any, who: Login, service: PushService, count: int
+) -> list[Subscription]:
+    """`count` subscriptions whose push service holds every message until it is closed."""
+    subscriptions = [await subscribe(client, who, service) for _ in range(count)]
+    for subscription in subscriptions:
+        subscription.respond_with(201, delay_s=120)
+    return subscriptions
+
+
+async def test_a_push_service_that_hangs_does_not_delay_a_login(
+    client, settings, push_service, monkeypatch
+):
+    """Sends that hang until their timeout hold sender threads only: a login on the same
+    server, whose password check runs on the default executor (made small here, as on a
+    two-core machine), is as quick as ever."""
+    monkeypatch.setattr(dispatcher, "SEND_TIMEOUT_S", 60.0)
+    monkeypatch.setattr(dispatcher, "SEND_DEADLINE_S", 120.0)
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=4))
+    alice = await login_as(client)
+    hanging = await hanging_subscriptions(client, alice, push_service, 20)
+    await make_record(client, alice, "tasks", title="Into the void", remind_at=ago())
+    sending = asyncio.create_task(dispatch_round(settings))
+    try:
+        await push_service.wait_for_async(lambda: sum(s.attempts for s in hanging) >= 4, 30)
+
+        started = time.monotonic()
+        bob = await login_as(client)
+        took = time.monotonic() - started
+
+        assert bob.token
+        assert took < 5.0, f"a login took {took:.1f} s while push sends hung"
+        assert not sending.done()
+    finally:
+        push_service.close()  # the held messages are answered now
+        await sending
+
+
+async def test_a_slow_push_service_only_slows_its_own_sends(client, settings, push_service):
+    alice = await login_as(client)
+    bob = await login_as(client)
+    await hanging_subscriptions(client, alice, push_service, 20)
+    await make_record(client, alice, "tasks", title="To the slow one", remind_at=ago())
+    with PushService() as fast:
+        allowed = f"{push_service.origin},{fast.origin}"
+        bobs = fast.new_subscription()
+        actor = Actor(bob.user_id, bob.username, bob.role, bob.team_id)
+        await services.save_subscription(
+            actor, bobs.endpoint, bobs.info["keys"], parse_allowed_hosts(allowed)
+        )
+        await make_record(client, bob, "tasks", title="To the fast one", remind_at=ago())
+        both = msgspec.structs.replace(settings, push_allowed_hosts=allowed)
+        sending = asyncio.create_task(dispatch_round(both))
+        try:
+            await fast.wait_for_async(lambda: bobs.messages, timeout=5)
+        finally:
+            push_service.close()
+            report = await sending
+
+    assert [m.payload["title"] for m in bobs.messages] == ["To the fast one"]
+    assert report.delivered >= 1
+
+
+async def test_a_push_service_that_times_out_is_not_tried_again_in_that_batch(
+    client, settings, push_service, monkeypatch
+):
+    monkeypatch.setattr(dispatcher, "SEND_TIMEOUT_S", 0.5)
+    alice = await login_as(client)
+    hanging = await hanging_subscriptions(client, alice, push_service, 20)
+    await make_record(client, alice, "tasks", title="Nobody home", remind_at=ago())
+
+    report = await dispatch_round(settings)
+
+    # One wave of sends waits for its timeout; the rest are put back without a request,
+    # and without using up an attempt.
+    assert (report.retrying, report.delivered) == (20, 0)
+    tried = dispatcher.PER_SERVICE_CONCURRENCY
+    assert sum(s.attempts for s in hanging) <= tried  # some may time out before they arrive
+    attempts = sorted(row["attempts"] for row in await pending_deliveries())
+    assert attempts == [0] * (20 - tried) + [1] * tried
+    assert all(row["claimed_until"] is None for row in await pending_deliveries())
 
 
 async def test_the_loop_logs_a_failed_round_and_goes_on(settings, monkeypatch, caplog):

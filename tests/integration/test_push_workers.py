@@ -69,7 +69,8 @@ async def _due_reminders(url: str, service: PushService) -> tuple[list[str], lis
             actor = Actor(user_id, name, "rep", str(rows[0]["team_id"]))
             subscription = service.new_subscription()
             keys = subscription.info["keys"]
-            await services.save_subscription(actor, subscription.endpoint, keys, ("127.0.0.1",))
+            allowed = (service.origin,)
+            await services.save_subscription(actor, subscription.endpoint, keys, allowed)
             subscriptions.append(subscription)
             actors.append(actor)
         task_ids = []
@@ -89,12 +90,12 @@ async def _due_reminders(url: str, service: PushService) -> tuple[list[str], lis
         await db.stop()
 
 
-def _start_worker(url: str, log: Path) -> subprocess.Popen[bytes]:
+def _start_worker(url: str, service: PushService, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "FIELDCRM_DISPATCH_INTERVAL_S": "0.2",
-        "FIELDCRM_PUSH_ALLOWED_HOSTS": "127.0.0.1",
+        "FIELDCRM_PUSH_ALLOWED_HOSTS": service.origin,
     }
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -107,7 +108,7 @@ async def test_two_workers_send_each_reminder_exactly_once(pg_url_for_workers, t
     url = pg_url_for_workers
     with PushService() as service:
         task_ids, subscriptions = await _due_reminders(url, service)
-        workers = [_start_worker(url, tmp_path / f"worker{n}.log") for n in range(2)]
+        workers = [_start_worker(url, service, tmp_path / f"worker{n}.log") for n in range(2)]
         try:
 
             def received() -> int:

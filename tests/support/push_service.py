@@ -19,6 +19,7 @@ import http.server
 import json
 import os
 import secrets
+import ssl
 import sys
 import threading
 import time
@@ -156,19 +157,39 @@ class Subscription:
 
 
 class PushService:
-    """An HTTP push service on 127.0.0.1 and a free port, run in a background thread."""
+    """An HTTP push service on 127.0.0.1 and a free port, run in a background thread.
 
-    def __init__(self, *, expected_vapid_key: str | None = None) -> None:
+    `host` and `port` choose another loopback address or a given port; `name` is the host
+    name the service is reached by (its origin, which VAPID tokens must name), by default its
+    address; `tls` serves https with that server context (the names clients asked for in
+    SNI are noted in `server_names`).
+    """
+
+    def __init__(
+        self,
+        *,
+        expected_vapid_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.expected_vapid_key = expected_vapid_key
         self._lock = threading.Lock()
         self._subscriptions: dict[str, Subscription] = {}
         self._rejections: list[Rejection] = []
         self._errors: list[str] = []
+        self._host_headers: list[str | None] = []
+        self._server_names: list[str | None] = []
         self._stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server((host, port), _Handler)
         self._server.push_service = self
         self.port: int = self._server.server_address[1]
-        self.origin = f"http://127.0.0.1:{self.port}"
+        if tls is not None:
+            tls.sni_callback = self._note_server_name
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.origin = f"{scheme}://{name or host}:{self.port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -196,6 +217,22 @@ class PushService:
         with self._lock:
             self._subscriptions[subscription.id] = subscription
         return subscription
+
+    @property
+    def host_headers(self) -> list[str | None]:
+        """The Host header of every request, in order."""
+        with self._lock:
+            return list(self._host_headers)
+
+    @property
+    def server_names(self) -> list[str | None]:
+        """The TLS server name (SNI) of every connection, in order (with `tls`)."""
+        with self._lock:
+            return list(self._server_names)
+
+    def _note_server_name(self, _: Any, name: str | None, __: Any) -> None:
+        with self._lock:
+            self._server_names.append(name)
 
     @property
     def rejections(self) -> list[Rejection]:
@@ -266,6 +303,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         service = self.server.push_service
+        with service._lock:
+            service._host_headers.append(self.headers.get("Host"))
         subscription_id = self.path.removeprefix("/push/")
         try:
             body = self._read_body()
