@@ -68,6 +68,8 @@ async def test_same_field_edited_offline_on_two_phones(
             row = app.conflicts.rows()
             await expect(row).to_have_count(1)
             await expect(row.get_by_test_id("conflict-table")).to_have_text("accounts")
+            # The card names the account it is about (SPEC 3 v1.1: conflicts.account_id).
+            await expect(row.get_by_test_id("conflict-record")).to_contain_text("Café du Port")
             await expect(row.get_by_test_id("conflict-field")).to_have_text("phone")
             await expect(row.get_by_test_id("conflict-kept")).to_have_text(PHONES[later])
             await expect(row.get_by_test_id("conflict-lost")).to_have_text(PHONES[earlier])

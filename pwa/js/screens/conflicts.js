@@ -63,7 +63,11 @@ async function conflictRow(c, names) {
   const mineLost = c.lost_by === userId;
   const href = await recordLink(c);
   const table = conflictTable(c);
-  const title = `${LABELS.table[table] || table} · ${c.field}`;
+  // Name the account the conflict is about (the server sends account_id), not just a table.
+  const accountId = c.account_id || (table === "accounts" ? c.record_id : null);
+  const account = accountId ? await getRecord("accounts", accountId) : null;
+  const about = `${LABELS.table[table] || table} · ${c.field}`;
+  const title = account && account.name ? `${account.name} — ${about}` : about;
   const lostAt = clockTime(parseClock(c.lost_hlc), c.created_at);
   const keptAt = clockTime(parseClock(c.kept_hlc), c.created_at);
   return h("li", { class: "card conflict", testid: "conflict-row", dataset: { id: c.id } },

@@ -29,7 +29,9 @@ const FORMS = {
       { name: "country", label: "Country", maxlength: 100 },
       { name: "lat", label: "Latitude", type: "number", kind: "number", min: -90, max: 90, step: "any" },
       { name: "lng", label: "Longitude", type: "number", kind: "number", min: -180, max: 180, step: "any" },
-      { name: "owner_id", label: "Owner", type: "select", kind: "user" },
+      // A rep owns only what they create or claim (an account with no owner); a manager
+      // assigns accounts within the team (SPEC section 2).
+      { name: "owner_id", label: "Owner", type: "select", kind: "user", claimOnly: true },
     ],
     back: (row) => `#/account/${row.id}`,
   },
@@ -100,6 +102,11 @@ function rawOf(spec, control) {
   return spec.kind === "bool" ? control.checked : control.value;
 }
 
+function isManager() {
+  const user = me();
+  return !!user && (user.role === "manager" || user.role === "admin");
+}
+
 export function recordForm(table) {
   return async function screen(params, query) {
     const form = FORMS[table];
@@ -123,12 +130,20 @@ export function recordForm(table) {
     const blocks = form.fields.map((spec) => {
       let value = row ? row[spec.name] : spec.initial;
       if (!row && spec.kind === "user") value = me() && me().id; // new records are mine
-      const block = field({
-        ...spec,
-        value: shown(spec, value),
-        options: spec.kind === "user" ? userOptions : spec.options,
-      });
+      let options = spec.kind === "user" ? userOptions : spec.options;
+      const locked = spec.claimOnly && !isManager() && row && row[spec.name] && row[spec.name] !== me().id;
+      if (spec.claimOnly && !isManager()) {
+        options = locked
+          ? userOptions.filter(([id]) => id === row[spec.name])
+          : [["", "Nobody"], [me().id, me().username]];
+      }
+      const block = field({ ...spec, value: shown(spec, value), options });
       const control = block.querySelector("input, select, textarea");
+      if (locked) {
+        control.disabled = true;
+        block.append(h("p", { class: "hint", testid: "owner-hint" },
+          "A manager reassigns accounts that have an owner."));
+      }
       controls[spec.name] = control;
       initial[spec.name] = rawOf(spec, control);
       return block;
