@@ -189,16 +189,19 @@ class RecordRules(Protocol):
     def scopes(self, actor: Any) -> tuple[str, ...] | None:
         """The scopes whose changes `actor` pulls; None for every scope."""
 
-    async def check_access(self, session: Any, actor: Any, record: StoredRecord, op: str) -> None:
-        """Refuse `op` ("upsert" or "delete") on an existing record `actor` may not touch."""
+    async def check_access(
+        self, session: Any, actor: Any, record: StoredRecord, op: str, at_ms: int
+    ) -> None:
+        """Refuse `op` ("upsert" or "delete") on an existing record `actor` may not touch.
+        `at_ms`: the write's effective clock (where the record was when it was made)."""
 
     async def prepare_create(
-        self, session: Any, actor: Any, table: str, fields: dict[str, Any]
+        self, session: Any, actor: Any, table: str, fields: dict[str, Any], at_ms: int
     ) -> dict[str, Any]:
         """Check a new record's fields as written; return them as stored values."""
 
     async def prepare_update(
-        self, session: Any, actor: Any, record: StoredRecord, fields: dict[str, Any]
+        self, session: Any, actor: Any, record: StoredRecord, fields: dict[str, Any], at_ms: int
     ) -> dict[str, Any]:
         """Check an update's fields as written; return them as stored values."""
 
@@ -221,6 +224,18 @@ class RecordRules(Protocol):
         self, session: Any, table: str, values: dict[str, Any], current: str = ""
     ) -> str:
         """The scope a record with these values is in (`current`: where it is now)."""
+
+    async def written(
+        self, session: Any, actor: Any, table: str, record_id: str, scope: str
+    ) -> None:
+        """Called once a create or an update that changed values is stored, in `scope`:
+        what follows from any write (the writer's devices dropping a record that landed
+        out of their sight, and later history) goes here."""
+
+    async def keep_rejected(
+        self, session: Any, actor: Any, client_id: str, mutation: Mutation, rejected: Rejected
+    ) -> None:
+        """Called when a phone's mutation is refused (not a replay): keep it (rule 12)."""
 
 
 class SyncStore(Protocol):
@@ -383,6 +398,7 @@ async def _apply(
     try:
         status = await apply_mutation(session, rules, actor, client_id, mutation, hlc)
     except Rejected as rejected:
+        await rules.keep_rejected(session, actor, client_id, mutation, rejected)
         return MutationResult(
             mid=mutation.mid,
             status="rejected",
@@ -427,31 +443,36 @@ async def apply_mutation(
     if mutation.op == "delete":
         if record is None:
             raise Rejected("not_found", "There is no such record to delete.")
-        await rules.check_access(session, actor, record, "delete")
+        await rules.check_access(session, actor, record, "delete", hlc[0])
         if not record.deleted:
             await session.delete(record, stamp)
         session.observe_hlc(hlc)
         return "applied"
 
     if record is None:
-        await _create(session, rules, actor, mutation.table, record_id, mutation.fields, stamp)
+        scope = await _create(
+            session, rules, actor, mutation.table, record_id, mutation.fields, stamp, hlc[0]
+        )
+        await rules.written(session, actor, mutation.table, record_id, scope)
         session.observe_hlc(hlc)
         return "applied"
 
-    await rules.check_access(session, actor, record, "upsert")
+    await rules.check_access(session, actor, record, "upsert", hlc[0])
     if record.deleted:
         try:
-            values = await rules.prepare_update(session, actor, record, mutation.fields)
+            values = await rules.prepare_update(session, actor, record, mutation.fields, hlc[0])
         except Rejected:
             values = {}
         deleted_by = record.stamps.get(DELETED_STAMP, stamp)
         for lost in lost_to_delete(record.values, deleted_by, values, stamp):
             await session.keep_lost(record, lost)
         raise Rejected("deleted", "This record was deleted; the change was kept as a conflict.")
-    values = await rules.prepare_update(session, actor, record, mutation.fields)
+    values = await rules.prepare_update(session, actor, record, mutation.fields, hlc[0])
     outcome = merge_fields(record.values, record.stamps, values, stamp, mutation.base_seq)
     if outcome.stamps:
-        await _update(session, rules, actor, record, outcome.changed, outcome.stamps)
+        scope = await _update(session, rules, actor, record, outcome.changed, outcome.stamps)
+        if outcome.changed:
+            await rules.written(session, actor, record.table, record.id, scope)
     for lost in outcome.lost:
         await session.keep_lost(record, lost)
     # Rule 3: the server's clock observes a write only once it is known to be valid.
@@ -467,11 +488,14 @@ async def _create(
     record_id: str,
     fields: dict[str, Any],
     stamp: Stamp,
-) -> None:
-    values = await rules.prepare_create(session, actor, table, fields)
+    at_ms: int,
+) -> str:
+    """Store a new record; the scope it is in."""
+    values = await rules.prepare_create(session, actor, table, fields, at_ms)
     full = await rules.complete_new(session, actor, table, values)
     scope = await rules.scope_of(session, table, full)
     await session.create(table, record_id, full, stamp, scope)
+    return scope
 
 
 async def _update(
@@ -481,7 +505,7 @@ async def _update(
     record: StoredRecord,
     changed: dict[str, Any],
     stamps: dict[str, Stamp],
-) -> None:
+) -> str:
     """Store a merge's outcome with the server-kept fields that follow from it, stamped
     as the write that caused them, in the scope the new values put the record in."""
     if changed:
@@ -498,6 +522,7 @@ async def _update(
     else:
         scope = record.scope
     await session.update(record, changed, stamps, scope)
+    return scope
 
 
 async def _pull(
