@@ -82,8 +82,11 @@ SKEWS = st.one_of(
 STEPS_MS = st.one_of(st.sampled_from([1, 1000, 60_000, 300_000, 3_600_000]), st.integers(0, 10**6))
 SETTLE_EVERY = 25  # steps between two settles (and one at the end of every run)
 ACTIONS = ["write"] * 5 + ["sync"] * 4 + ["sync_together"] * 2 + [
-    "skew_clock", "server_time_passes", "server_time_passes", "lose_cursor", "reinstall"
+    "skew_clock", "server_time_passes", "server_time_passes", "lose_cursor", "reinstall",
+    "hostile",
 ]  # fmt: skip
+# A hostile client's clocks (SPEC 4 rule 3, v1.1): each is refused and moves no clock.
+HOSTILE_CLOCKS = [(2**53, 0), (0, 2**31), (-1, 0), (946_684_799_999, 0), (0, -1), (0, 2**40)]
 NETWORK = st.sampled_from(["ok", "ok", "ok", "drop_request", "drop_response", "repeat"])
 
 
@@ -407,9 +410,51 @@ class SyncMachine(RuleBasedStateMachine):
             self.devices[i].cursor = "1.0000000000000000.3.3.0"
         elif action == "reinstall":  # a new client_id, nothing local, unsent writes gone
             self.add_device(self.actors[i], i)
+        elif action == "hostile":  # a user's other client sends what no honest phone does
+            self.hostile(data, i)
         self.steps += 1
         if self.steps % SETTLE_EVERY == 0:
             self.settle()
+
+    def hostile(self, data: st.DataObject, i: int) -> None:
+        """Writes with impossible clocks and a base_seq past everything, to any record
+        (seen by the sender or not): each is refused alone, changes nothing the model does
+        not say, moves no clock, and is kept as a rejection unless its clock is invalid
+        (rule 12); the honest clients' next syncs are checked as usual."""
+        STATS["hostile"] += 1
+        keys = sorted(self.model.records, key=lambda k: self.made[k[1]])
+        table, record_id = (
+            data.draw(st.sampled_from(keys), label="target")
+            if keys
+            else ("accounts", str(uuid.uuid4()))
+        )
+        name = next(iter(UPDATABLE[table]))
+        fields = {name: UPDATABLE[table][name][0]}
+        clocks = data.draw(
+            st.lists(st.sampled_from(HOSTILE_CLOCKS), min_size=1, max_size=3), label="clocks"
+        )
+        mutations = [
+            {"mid": mid, "table": table, "id": record_id, "op": "upsert", "fields": fields,
+             "base_seq": None, "hlc": [self.now + ms if ms == 0 else ms, counter]}
+            for mid, (ms, counter) in enumerate(clocks, start=1)
+        ]  # fmt: skip
+        mutations.append(
+            {"mid": len(mutations) + 1, "table": table, "id": record_id, "op": "upsert",
+             "fields": fields, "base_seq": 10**12, "hlc": [self.now, 0]}
+        )  # fmt: skip
+        client_id = str(uuid.uuid4())
+        body = {"protocol": 1, "client_id": client_id, "cursor": None, "mutations": mutations,
+                "pull_limit": 1}  # fmt: skip
+        status, answer = self.run(engine_link(self.actors[i], lambda: self.now)(body))
+        assert status == 200, answer
+        errors = [(r["status"], (r["error"] or {}).get("error")) for r in answer["ack"]["results"]]
+        expected = [("rejected", "invalid_hlc")] * len(clocks) + [("rejected", "invalid_base_seq")]
+        assert errors == expected, errors
+        ms, counter = answer["hlc_max"]
+        assert ms <= self.now + MAX_AHEAD_MS and 0 <= counter < 2**31, answer["hlc_max"]
+        kept = self.run(db.fetch("SELECT error FROM rejections WHERE client_id = {}", client_id))
+        assert [row["error"] for row in kept] == ["invalid_base_seq"]
+        self.run(self.check_store())
 
     def local_write(self, data: st.DataObject, i: int) -> None:
         device = self.devices[i]
@@ -564,6 +609,22 @@ class SyncMachine(RuleBasedStateMachine):
             model.first_results[(device.client_id, m["mid"])] = result
             last = m["mid"]
         model.last_mid[device.client_id] = last
+        # Rule 12: no honest write is refused without a rejections row that names it.
+        refused = {
+            m["mid"]: m
+            for m, result in zip(body["mutations"], results, strict=True)
+            if result["status"] == "rejected" and not result["replayed"]
+        }
+        if refused:
+            kept = self.run(
+                db.fetch(
+                    "SELECT mid, record_id, error FROM rejections WHERE client_id = {}",
+                    device.client_id,
+                )
+            )
+            by_mid = {int(row["mid"]): row for row in kept}
+            for mid, m in refused.items():
+                assert mid in by_mid and by_mid[mid]["record_id"] == m["id"], (m, kept)
         assert answer["ack"]["last_mid"] == last
         assert answer["server_time"] == self.now
         assert answer["hlc_max"] >= [self.now, 0]
