@@ -1,55 +1,24 @@
-"""Passwords, tokens, the login rate limit, and who may see which users and teams."""
+"""Users and teams, logging in (passwords are hashed in server/auth/passwords.py), tokens,
+the login rate limit, and who may see which users and teams."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import hashlib
-import hmac
+import logging
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server import db
+from server.auth import passwords
 from server.auth.schemas import TeamOut, TeamsResponse, UserOut, UsersResponse
 from server.core.actor import ROLES, Actor
 from server.errors import ApiError
 
-# scrypt with N=2**14, r=8: ~50 ms and 16 MiB per guess on this class of machine.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+log = logging.getLogger("fieldcrm.auth")
+
 USERNAME_MAX = 100
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32
-    )
-    b64 = base64.b64encode
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(
-            password.encode(),
-            salt=base64.b64decode(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            dklen=len(expected),
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
-_DUMMY_HASH = hash_password(secrets.token_hex(8))
 
 
 def token_digest(token: str) -> str:
@@ -70,7 +39,7 @@ async def create_user(username: str, password: str, role: str, team: str) -> tup
         raise ApiError(422, "invalid", "password must be at least 8 characters")
     if not team or len(team) > 100:
         raise ApiError(422, "invalid", "team must be 1 to 100 characters")
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await passwords.hash_in_pool(password)
     async with db.write_transaction():
         if await db.fetch("SELECT id FROM users WHERE username = {}", username):
             raise ApiError(409, "user_exists", f"a user named {username!r} exists already")
@@ -125,8 +94,8 @@ async def login(
         username,
     )
     user = rows[0] if rows else None
-    stored = user["password_hash"] if user else _DUMMY_HASH
-    ok = await asyncio.to_thread(verify_password, password, stored)
+    stored = user["password_hash"] if user else await passwords.dummy_hash()
+    ok = await passwords.verify_in_pool(password, stored)
     if not (user and ok and user["active"]):
         await db.fetch(
             "INSERT INTO login_attempts (id, username, address, at) VALUES ({}, {}, {}, {})",
@@ -136,6 +105,8 @@ async def login(
             now_utc(),
         )
         raise ApiError(401, "invalid_credentials", "The username or password is wrong.")
+    if passwords.needs_rehash(stored):
+        await _upgrade_hash(str(user["id"]), stored, password)
     token = secrets.token_urlsafe(32)
     token_id = str(uuid.uuid4())
     await db.fetch(
@@ -156,6 +127,18 @@ async def login(
         token_id=token_id,
     )
     return token, actor
+
+
+async def _upgrade_hash(user_id: str, stored: str, password: str) -> None:
+    """Store the password again at today's cost (unless it was changed meanwhile)."""
+    upgraded = await passwords.hash_in_pool(password)
+    await db.fetch(
+        "UPDATE users SET password_hash = {} WHERE id = {} AND password_hash = {}",
+        upgraded,
+        user_id,
+        stored,
+    )
+    log.info("password hash of user %s upgraded to today's cost", user_id)
 
 
 async def actor_for_token(token: str) -> Actor | None:
