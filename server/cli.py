@@ -37,7 +37,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # collector need not go through it again at every full collection.
     gc.freeze()
     print(f"fieldcrm serving on http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # proxy_headers=False: uvicorn would otherwise take a client's address from the
+    # X-Forwarded-For of any peer on 127.0.0.1; the app decides whom to believe
+    # (FIELDCRM_TRUSTED_PROXIES, server/auth/addresses.py).
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
     return 0
 
 

@@ -160,7 +160,7 @@ async def started_db(database: Database) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def settings(database: Database) -> Settings:
-    return Settings(database=database.config, login_max_failures=5, login_window_s=300)
+    return Settings(database=database.config, login_free_failures=5, login_window_s=300)
 
 
 # scrypt at the production cost takes about 0.4 s per hash: tests that make users by the hundred
@@ -196,7 +196,10 @@ async def client(settings: Settings) -> AsyncIterator[Any]:
 
     app = create_app(settings, run_migrations=False)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # As `fieldcrm serve` runs it: the app, not uvicorn, decides whose X-Forwarded-For to believe.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

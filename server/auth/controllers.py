@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from server.auth import services
+from server.auth.addresses import client_address
 from server.auth.dependencies import CurrentActor
 from server.auth.schemas import (
     LoginRequest,
@@ -17,6 +18,7 @@ from server.auth.schemas import (
     UserOut,
     UsersResponse,
 )
+from server.auth.throttle import Throttle, Throttled
 from server.core.actor import Actor
 from server.settings import Settings
 
@@ -27,9 +29,23 @@ def user_out(actor: Actor) -> UserOut:
     )
 
 
+def throttled_response(_: Request[Any, Any, Any], exc: Throttled) -> Response[Any]:
+    seconds = exc.retry_after_s
+    return Response(
+        {
+            "error": "too_many_attempts",
+            "detail": f"Too many failed logins; try again in {seconds} seconds.",
+            "retry_after_s": seconds,
+        },
+        status_code=429,
+        headers={"Retry-After": str(seconds)},
+    )
+
+
 class AuthController(Controller):
     path = "/api/auth"
     tags = ["auth"]
+    exception_handlers = {Throttled: throttled_response}
 
     @post("/login", operation_id="login", status_code=HTTP_200_OK)
     async def login(
@@ -38,13 +54,16 @@ class AuthController(Controller):
         request: Request[Any, Any, Any],
         settings: NamedDependency[Settings],
     ) -> LoginResponse:
-        address = request.client.host if request.client else "unknown"
+        address = client_address(
+            request.client.host if request.client else None,
+            request.headers.getall("x-forwarded-for", []),
+            settings.trusted_proxies,
+        )
         token, actor = await services.login(
             data.username,
             data.password,
             address,
-            max_failures=settings.login_max_failures,
-            window_s=settings.login_window_s,
+            throttle=Throttle.from_settings(settings),
             ttl_s=settings.token_ttl_s,
         )
         return LoginResponse(token=token, user=user_out(actor))

@@ -1,5 +1,8 @@
-"""Users and teams, logging in (passwords are hashed in server/auth/passwords.py), tokens,
-the login rate limit, and who may see which users and teams."""
+"""Users and teams, logging in, tokens, and who may see which users and teams.
+
+Passwords are hashed in server/auth/passwords.py, failed logins slowed down in
+server/auth/throttle.py; docs/security.md says what each guarantees.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from typing import Any
 from server import db
 from server.auth import passwords
 from server.auth.schemas import TeamOut, TeamsResponse, UserOut, UsersResponse
+from server.auth.throttle import Throttle, admit, forget_failures
 from server.core.actor import ROLES, Actor
 from server.errors import ApiError
 
@@ -69,26 +73,11 @@ async def create_user(username: str, password: str, role: str, team: str) -> tup
 
 
 async def login(
-    username: str, password: str, address: str, *, max_failures: int, window_s: int, ttl_s: int
+    username: str, password: str, address: str, *, throttle: Throttle, ttl_s: int
 ) -> tuple[str, Actor]:
-    """A new token for right credentials; 401 otherwise; 429 after too many failures."""
-    since = now_utc() - timedelta(seconds=window_s)
-    by_user = await db.fetch(
-        "SELECT COUNT(*) AS n FROM login_attempts WHERE username = {} AND at > {}",
-        username,
-        since,
-    )
-    by_address = await db.fetch(
-        "SELECT COUNT(*) AS n FROM login_attempts WHERE address = {} AND at > {}",
-        address,
-        since,
-    )
-    if by_user[0]["n"] >= max_failures or by_address[0]["n"] >= max_failures * 4:
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"Too many failed logins; try again in {window_s // 60} minutes.",
-        )
+    """A new token for right credentials of an active user; 401 otherwise. Raises
+    throttle.Throttled when this (username, address) must wait longer before trying again."""
+    attempt = await admit(throttle, username, address)
     rows = await db.fetch(
         "SELECT id, username, password_hash, role, team_id, active FROM users WHERE username = {}",
         username,
@@ -97,14 +86,14 @@ async def login(
     stored = user["password_hash"] if user else await passwords.dummy_hash()
     ok = await passwords.verify_in_pool(password, stored)
     if not (user and ok and user["active"]):
-        await db.fetch(
-            "INSERT INTO login_attempts (id, username, address, at) VALUES ({}, {}, {}, {})",
-            str(uuid.uuid4()),
-            username[:USERNAME_MAX],
-            address[:64],
-            now_utc(),
+        log.warning(
+            "failed login for %r from %s (%d recent failures from there)",
+            attempt.username,
+            address,
+            attempt.failures_before + 1,
         )
         raise ApiError(401, "invalid_credentials", "The username or password is wrong.")
+    await forget_failures(attempt)
     if passwords.needs_rehash(stored):
         await _upgrade_hash(str(user["id"]), stored, password)
     token = secrets.token_urlsafe(32)
@@ -119,6 +108,7 @@ async def login(
         now_utc() + timedelta(seconds=ttl_s),
         None,
     )
+    log.info("login of %r from %s", user["username"], address)
     actor = Actor(
         user_id=str(user["id"]),
         username=user["username"],

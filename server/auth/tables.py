@@ -33,7 +33,9 @@ class AuthToken(Table, tablename="auth_tokens"):
 
 
 class LoginAttempt(Table, tablename="login_attempts"):
-    """Failed logins, counted per username and per address to slow guessing down."""
+    """Login attempts whose password was (or is being) checked and was wrong, per username
+    and address, to slow guessing down (server/auth/throttle.py). `at` is when the password
+    is checked; rows older than the window are purged."""
 
     id = UUID(primary_key=True)
     username = Varchar(length=100, index=True)

@@ -1,4 +1,5 @@
-"""Logging in, bearer tokens and the login rate limit, over HTTP on both engines."""
+"""Logging in, bearer tokens and password hashes, over HTTP on both engines (the login
+throttle: test_login_throttle.py)."""
 
 from __future__ import annotations
 
@@ -170,38 +171,6 @@ async def test_logout_revokes_that_token_only(client):
     assert_error(await client.post("/api/auth/logout", headers=rep.headers), 401)
     # The same user's other device stays logged in.
     assert (await client.get("/api/me", headers=other_headers)).status_code == 200
-
-
-async def test_five_failures_lock_the_username_even_with_the_right_password(client, settings):
-    await create_user("ada", PASSWORD, "rep", "north")
-    await create_user("bob", PASSWORD, "rep", "north")
-    for _ in range(settings.login_max_failures):
-        assert_error(await login(client, "ada", "wrong-password"), 401)
-    body = assert_error(await login(client, "ada"), 429)
-    assert body["error"] == "too_many_attempts"
-    # Another user from the same address is not locked out by ada's failures.
-    assert (await login(client, "bob")).status_code == 200
-
-
-async def test_failures_older_than_the_window_no_longer_count(client, settings):
-    await create_user("ada", PASSWORD, "rep", "north")
-    for _ in range(settings.login_max_failures):
-        assert_error(await login(client, "ada", "wrong-password"), 401)
-    assert_error(await login(client, "ada"), 429)
-    long_ago = datetime.now(UTC) - timedelta(seconds=settings.login_window_s + 1)
-    await db.fetch("UPDATE login_attempts SET at = {}", long_ago)
-    assert (await login(client, "ada")).status_code == 200
-
-
-async def test_many_failures_from_one_address_lock_that_address(client, settings):
-    await create_user("ada", PASSWORD, "rep", "north")
-    per_address = settings.login_max_failures * 4
-    # Spread over usernames so that no username reaches its own limit.
-    for attempt in range(per_address):
-        username = f"guess{attempt % 10}"
-        assert_error(await login(client, username, "wrong-password"), 401)
-    body = assert_error(await login(client, "ada"), 429)
-    assert body["error"] == "too_many_attempts"
 
 
 async def test_a_successful_login_records_no_failure(client):
