@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo)
 
     commands.add_parser(
-        "worker", help="run only the background jobs (reminders, geocoding)"
+        "worker", help="run only the background jobs (reminders, geocoding, purge)"
     ).set_defaults(run=cmd_worker)
     return parser
 
