@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from litestar import Controller, Request, Response, get, post
+import msgspec
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from server.auth import services
@@ -16,11 +17,14 @@ from server.auth.schemas import (
     MeResponse,
     TeamsResponse,
     UserOut,
+    UserPatch,
     UsersResponse,
 )
 from server.auth.throttle import Throttle, Throttled
 from server.core.actor import Actor
 from server.settings import Settings
+
+T = TypeVar("T")
 
 
 def user_out(actor: Actor) -> UserOut:
@@ -85,6 +89,25 @@ class UsersController(Controller):
     async def users(self, actor: CurrentActor) -> UsersResponse:
         return await services.list_users(actor)
 
+    @patch("/users/{user_id:str}", operation_id="change_user")
+    async def change_user(
+        self, user_id: FromPath[str], data: JSONBody[UserPatch], actor: CurrentActor
+    ) -> UserOut:
+        """An admin changes a user's role, team, password or whether they are active."""
+        change = await services.change_user_by_id(
+            actor,
+            user_id,
+            role=_sent(data.role),
+            team_id=_sent(data.team_id),
+            password=_sent(data.password),
+            active=_sent(data.active),
+        )
+        return change.user
+
     @get("/teams", operation_id="list_teams")
     async def teams(self, actor: CurrentActor) -> TeamsResponse:
         return await services.list_teams(actor)
+
+
+def _sent(value: T | msgspec.UnsetType) -> T | None:
+    return None if isinstance(value, msgspec.UnsetType) else value
