@@ -1,11 +1,13 @@
 """The background jobs `fieldcrm serve` runs beside the API and `fieldcrm worker` runs
-alone: the reminder dispatcher and the geocoder. Each claims its work in the database, so
-any number of processes may run them."""
+alone: the reminder dispatcher, the geocoder and the auth tables' purge. Any number of
+processes may run them: the dispatcher and the geocoder claim their work in the database,
+and the purge only deletes rows nobody needs any more."""
 
 from __future__ import annotations
 
 import asyncio
 
+from server.auth.purge import run_purge
 from server.nearby.geocoding import run_geocoder
 from server.push.dispatcher import run_dispatcher
 from server.settings import Settings
@@ -13,4 +15,4 @@ from server.settings import Settings
 
 async def run_background_jobs(settings: Settings) -> None:
     """Run every job until cancelled; each job survives its own failures."""
-    await asyncio.gather(run_dispatcher(settings), run_geocoder(settings))
+    await asyncio.gather(run_dispatcher(settings), run_geocoder(settings), run_purge(settings))

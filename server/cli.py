@@ -1,4 +1,4 @@
-"""`fieldcrm serve | migrate | user add | demo | worker`."""
+"""`fieldcrm serve | migrate | user add | user set | demo | worker`."""
 
 from __future__ import annotations
 
@@ -37,7 +37,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # collector need not go through it again at every full collection.
     gc.freeze()
     print(f"fieldcrm serving on http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # proxy_headers=False: uvicorn would otherwise take a client's address from the
+    # X-Forwarded-For of any peer on 127.0.0.1; the app decides whom to believe
+    # (FIELDCRM_TRUSTED_PROXIES, server/auth/addresses.py).
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
     return 0
 
 
@@ -60,6 +70,45 @@ def cmd_user_add(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     team_note = " (new team)" if team_created else ""
     print(f"user {args.username} ({args.role}) added to team {args.team}{team_note}: {user_id}")
+    return 0
+
+
+def cmd_user_set(settings: Settings, args: argparse.Namespace) -> int:
+    from server.auth.services import UserChange, change_user
+
+    if args.role is None and args.team is None and args.password is None and args.active is None:
+        print(
+            "fieldcrm: nothing to change: give --role, --team, --password or --active",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def work() -> UserChange:
+        return await change_user(
+            args.username,
+            role=args.role,
+            team=args.team,
+            password=args.password,
+            active=None if args.active is None else args.active == "yes",
+        )
+
+    try:
+        change = asyncio.run(_with_db(settings, work))
+    except ApiError as exc:
+        print(f"fieldcrm: {exc.detail}", file=sys.stderr)
+        return 1
+    user = change.user
+    notes = [f"role {user.role}", f"team {change.team}"]
+    if change.team_created:
+        notes[-1] += " (new team)"
+    notes.append("active" if change.active else "inactive")
+    if change.password_set:
+        notes.append("password set")
+    if change.tokens_revoked:
+        notes.append(f"{change.tokens_revoked} token(s) revoked")
+    if change.rescoped:
+        notes.append("their devices reset at their next sync")
+    print(f"user {user.username} changed: {', '.join(notes)}")
     return 0
 
 
@@ -106,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=["rep", "manager", "admin"])
     add.add_argument("--team", required=True)
     add.set_defaults(run=cmd_user_add)
+    change = user_commands.add_parser(
+        "set", help="change a user; what is not given is left as it is"
+    )
+    change.add_argument("username")
+    change.add_argument("--role", choices=["rep", "manager", "admin"])
+    change.add_argument(
+        "--team", help="move them to this team (made if new); their devices reset at next sync"
+    )
+    change.add_argument("--password", help="set a new password; revokes their tokens")
+    change.add_argument(
+        "--active", choices=["yes", "no"], help="no: they cannot log in; revokes their tokens"
+    )
+    change.set_defaults(run=cmd_user_set)
 
     demo = commands.add_parser("demo", help="load a demo organisation and print its logins")
     demo.add_argument("--if-empty", action="store_true", help="only when there are no users")
@@ -113,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo)
 
     commands.add_parser(
-        "worker", help="run only the background jobs (reminders, geocoding)"
+        "worker", help="run only the background jobs (reminders, geocoding, purge)"
     ).set_defaults(run=cmd_worker)
     return parser
 

@@ -6,6 +6,7 @@ needs from the Settings it makes (README.md, "Configuration", lists the variable
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,8 +53,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tile_url: str = ""
     tile_attribution: str = ""  # the map's credit; "" is OpenStreetMap's for its own tiles
     push_subject: str = "mailto:admin@fieldcrm.invalid"
-    login_max_failures: int = 5
-    login_window_s: int = 300
+    # Login throttling (server/auth/throttle.py, docs/security.md): per (username, address),
+    # failures within the window count; past the free ones each doubles the wait before the
+    # next check, from 1 s up to the cap. Waits up to login_sleep_max_s are slept through;
+    # longer ones answer 429 with Retry-After.
+    login_window_s: int = 900
+    login_free_failures: int = 5
+    login_delay_cap_s: float = 60.0
+    login_sleep_max_s: float = 4.0
+    # FIELDCRM_TRUSTED_PROXIES: the reverse proxies (addresses or CIDR networks, normalised)
+    # whose X-Forwarded-For is believed; nobody else's is.
+    trusted_proxies: tuple[str, ...] = ()
     pwa_dir: Path = DEFAULT_PWA_DIR  # the app served at /
     # The FIELDCRM_GEOCODER* variables as set. geo.geocoders reads and checks them when the
     # geocoding job starts (a bad one turns geocoding off; the API still serves).
@@ -87,6 +97,24 @@ def parse_database_url(url: str) -> DatabaseConfig:
     raise ConfigError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {url!r}")
 
 
+def parse_trusted_proxies(value: str) -> tuple[str, ...]:
+    """`10.0.0.5, 10.1.0.0/16, ::1` -> its networks as strings ("10.0.0.5/32", ...): the
+    reverse proxies whose X-Forwarded-For is believed. Empty: none is."""
+    networks = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                f"FIELDCRM_TRUSTED_PROXIES: {part!r} is not an IP address or a CIDR network"
+                " (give them comma-separated, e.g. 10.0.0.5,10.1.0.0/16)"
+            ) from None
+    return tuple(networks)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     try:
@@ -96,11 +124,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if interval <= 0:
         raise ConfigError("FIELDCRM_DISPATCH_INTERVAL_S must be positive")
     database = parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    trusted_proxies = parse_trusted_proxies(env.get("FIELDCRM_TRUSTED_PROXIES", ""))
     return Settings(
         database=msgspec.structs.replace(
             database, postgres_data_dir=env.get("FIELDCRM_DATA_DIR", "./data")
         ),
         push_allowed_hosts=env.get("FIELDCRM_PUSH_ALLOWED_HOSTS"),
+        trusted_proxies=trusted_proxies,
         dispatch_interval_s=interval,
         tile_url=env.get("FIELDCRM_TILE_URL", ""),
         tile_attribution=env.get("FIELDCRM_TILE_ATTRIBUTION", "").strip(),

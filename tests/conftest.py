@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from server.auth import passwords
+from server.auth.passwords import Cost
 from server.settings import DatabaseConfig, Settings, parse_database_url
 
 PG_HOST = os.environ.get("FIELDCRM_TEST_PG_HOST", "127.0.0.1")
@@ -158,7 +160,23 @@ async def started_db(database: Database) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def settings(database: Database) -> Settings:
-    return Settings(database=database.config, login_max_failures=5, login_window_s=300)
+    return Settings(database=database.config, login_free_failures=5, login_window_s=300)
+
+
+# scrypt at the production cost takes about 0.4 s per hash: tests that make users by the hundred
+# hash at this one instead. Tests of the cost itself ask for `production_password_cost`.
+TEST_PASSWORD_COST = Cost(n=2**10, r=8, p=1)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passwords, "COST", TEST_PASSWORD_COST)
+
+
+@pytest.fixture
+def production_password_cost(monkeypatch: pytest.MonkeyPatch) -> Cost:
+    monkeypatch.setattr(passwords, "COST", passwords.OWASP_MINIMUM)
+    return passwords.OWASP_MINIMUM
 
 
 def free_port() -> int:
@@ -178,7 +196,10 @@ async def client(settings: Settings) -> AsyncIterator[Any]:
 
     app = create_app(settings, run_migrations=False)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # As `fieldcrm serve` runs it: the app, not uvicorn, decides whose X-Forwarded-For to believe.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -11,6 +11,15 @@ class LoginRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     password: Password
 
 
+class UserPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """PATCH /api/users/{id}: what to change; a field not sent is left as it is."""
+
+    role: str | msgspec.UnsetType = msgspec.UNSET
+    team_id: str | msgspec.UnsetType = msgspec.UNSET
+    active: bool | msgspec.UnsetType = msgspec.UNSET
+    password: Password | msgspec.UnsetType = msgspec.UNSET
+
+
 class UserOut(msgspec.Struct, kw_only=True):
     id: str
     username: str

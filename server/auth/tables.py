@@ -1,6 +1,6 @@
 """Teams, users, their tokens and login attempts."""
 
-from piccolo.columns import UUID, Boolean, Text, Timestamptz, Varchar
+from piccolo.columns import UUID, Boolean, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -19,6 +19,9 @@ class User(Table, tablename="users"):
     team_id = UUID(index=True)
     active = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
+    # Bumped when what the user sees changes wholesale (another team, to or from admin):
+    # their devices' cursors from before are not honoured (server/syncing/services.py).
+    scope_version = Integer(default=0)
 
 
 class AuthToken(Table, tablename="auth_tokens"):
@@ -33,7 +36,9 @@ class AuthToken(Table, tablename="auth_tokens"):
 
 
 class LoginAttempt(Table, tablename="login_attempts"):
-    """Failed logins, counted per username and per address to slow guessing down."""
+    """Login attempts whose password was (or is being) checked and was wrong, per username
+    and address, to slow guessing down (server/auth/throttle.py). `at` is when the password
+    is checked; rows older than the window are purged."""
 
     id = UUID(primary_key=True)
     username = Varchar(length=100, index=True)

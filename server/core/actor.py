@@ -21,6 +21,9 @@ class Actor:
     role: str
     team_id: str
     token_id: str = ""
+    # Bumped when what the user sees changes wholesale (another team, to or from admin): a
+    # device that pulled under an older version gets a reset (server/syncing/services.py).
+    scope_version: int = 0
 
     @property
     def is_system(self) -> bool:

@@ -11,6 +11,7 @@ from litestar import Controller, Request, Response, post
 from server.auth.dependencies import CurrentActor
 from server.core.store import STORE
 from server.errors import ApiError
+from server.syncing import services
 from sync.batching import Batcher
 from sync.protocol import (
     MAX_BODY_BYTES,
@@ -127,6 +128,7 @@ class SyncController(Controller):
         if len(body) > MAX_BODY_BYTES:
             raise ApiError(413, "too_large", "A sync request may be at most 4 MiB.")
         sync_request = decode_request(body, request.headers.get("content-type", ""))
+        sync_request = services.for_engine(sync_request, actor)
         try:
             response = await BATCHER.round_trip(actor, sync_request, int(time.time() * 1000))
         except MidGap as gap:
@@ -137,7 +139,7 @@ class SyncController(Controller):
                 expected=gap.expected,
             ) from None
         return encode_response(
-            response,
+            services.for_client(response, actor),
             request.headers.get("accept", ""),
             request.headers.get("accept-encoding", ""),
         )

@@ -9,12 +9,14 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server import db
+from server.auth.passwords import verify_password
 from server.settings import parse_database_url
 from server.tables import bind_tables
 from tests.conftest import ENGINES, create_pg_database, drop_pg_database, pg_url, require_postgres
@@ -164,3 +166,100 @@ def test_two_migrations_at_once_on_postgres_both_succeed() -> None:
         assert len(meta) == 5
     finally:
         drop_pg_database(name)
+
+
+def user_row(database_url: str, username: str) -> dict[str, Any]:
+    rows = query(
+        database_url,
+        "SELECT u.role, u.active, u.scope_version, u.password_hash, t.name AS team FROM users u"
+        " JOIN teams t ON t.id = u.team_id WHERE u.username = {}",
+        username,
+    )
+    return rows[0]
+
+
+def live_tokens(database_url: str) -> int:
+    rows = query(database_url, "SELECT COUNT(*) AS n FROM auth_tokens WHERE revoked_at IS NULL")
+    return int(rows[0]["n"])
+
+
+def give_token(database_url: str, username: str) -> None:
+    query(
+        database_url,
+        "INSERT INTO auth_tokens (id, token_hash, user_id, created_at, expires_at, revoked_at)"
+        " SELECT {}, {}, id, {}, {}, NULL FROM users WHERE username = {}",
+        str(uuid.uuid4()),
+        uuid.uuid4().hex,
+        datetime.now(UTC),
+        datetime.now(UTC) + timedelta(days=1),
+        username,
+    )
+
+
+def test_user_set_changes_each_value(database_url: str) -> None:
+    add = ("user", "add", "ada", "--password", "secret-pw-1", "--role", "rep", "--team", "north")
+    assert fieldcrm(database_url, *add).returncode == 0
+    give_token(database_url, "ada")
+
+    result = fieldcrm(database_url, "user", "set", "ada", "--role", "manager")
+    assert result.returncode == 0, result.stderr
+    assert "user ada changed: role manager, team north, active" in result.stdout
+    row = user_row(database_url, "ada")
+    assert (row["role"], row["team"], row["scope_version"]) == ("manager", "north", 0)
+    assert live_tokens(database_url) == 1  # a new role keeps the sessions
+
+    result = fieldcrm(database_url, "user", "set", "ada", "--team", "south")
+    assert result.returncode == 0, result.stderr
+    assert "team south (new team)" in result.stdout and "reset at their next sync" in result.stdout
+    row = user_row(database_url, "ada")
+    assert (row["team"], row["scope_version"]) == ("south", 1)
+
+    old_hash = row["password_hash"]
+    result = fieldcrm(database_url, "user", "set", "ada", "--password", "another-pw-2")
+    assert result.returncode == 0, result.stderr
+    assert "password set" in result.stdout and "1 token(s) revoked" in result.stdout
+    new_hash = user_row(database_url, "ada")["password_hash"]
+    assert new_hash != old_hash and verify_password("another-pw-2", new_hash)
+    assert live_tokens(database_url) == 0
+
+    give_token(database_url, "ada")
+    result = fieldcrm(database_url, "user", "set", "ada", "--active", "no")
+    assert result.returncode == 0, result.stderr
+    assert "inactive" in result.stdout and "1 token(s) revoked" in result.stdout
+    assert user_row(database_url, "ada")["active"] is False
+    assert live_tokens(database_url) == 0
+
+    result = fieldcrm(database_url, "user", "set", "ada", "--active", "yes", "--role", "rep")
+    assert result.returncode == 0, result.stderr
+    row = user_row(database_url, "ada")
+    assert (row["active"], row["role"], row["team"], row["scope_version"]) == (
+        True,
+        "rep",
+        "south",
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (("user", "set", "nobody", "--role", "rep"), 1, "there is no user named 'nobody'"),
+        (("user", "set", "ada", "--role", "boss"), 2, "invalid choice"),
+        (("user", "set", "ada", "--active", "maybe"), 2, "invalid choice"),
+        (("user", "set", "ada", "--password", "short"), 1, "at least 8 characters"),
+        (("user", "set", "ada", "--team", "x" * 101), 1, "team must be 1 to 100 characters"),
+        (("user", "set", "ada"), 2, "nothing to change"),
+        (("user", "set"), 2, "username"),
+    ],
+)
+def test_user_set_refuses_unknown_users_and_bad_values(
+    tmp_path: Path, args: tuple[str, ...], status: int, message: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    add = ("user", "add", "ada", "--password", "secret-pw-1", "--role", "rep", "--team", "north")
+    assert fieldcrm(url, *add).returncode == 0
+    before = user_row(url, "ada")
+    result = fieldcrm(url, *args)
+    assert result.returncode == status, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert user_row(url, "ada") == before

@@ -354,6 +354,21 @@ async def probe_users(client: Any, world: World) -> None:
     assert world.rep_b.user_id not in {u["id"] for u in users}
 
 
+@probe("PATCH", "/api/users/{user_id:str}")
+async def probe_change_user(client: Any, world: World) -> None:
+    # Only an admin changes users: nobody of team A changes team B's, nor their own team's.
+    before = await db.fetch("SELECT * FROM users ORDER BY id")
+    for who in world.outsiders:
+        for target in (world.rep_b, world.rep_a2):
+            response = await client.patch(
+                f"/api/users/{target.user_id}",
+                json={"team_id": who.team_id, "role": "admin", "active": False},
+                headers=who.headers,
+            )
+            expect(response, 403)
+    assert await db.fetch("SELECT * FROM users ORDER BY id") == before
+
+
 @probe("GET", "/api/teams")
 async def probe_teams(client: Any, world: World) -> None:
     response = await client.get("/api/teams", headers=world.rep_a.headers)

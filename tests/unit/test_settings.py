@@ -127,7 +127,8 @@ def test_load_settings_defaults() -> None:
     assert settings.dispatch_interval_s == 5.0
     assert settings.push_allowed_hosts is None
     assert settings.tile_url == ""
-    assert settings.login_max_failures == 5
+    assert (settings.login_free_failures, settings.login_window_s) == (5, 900)
+    assert settings.trusted_proxies == ()
 
 
 def test_load_settings_reads_the_environment() -> None:
@@ -143,6 +144,22 @@ def test_load_settings_reads_the_environment() -> None:
     assert settings.dispatch_interval_s == 0.5
     assert settings.push_allowed_hosts == "push.example.com"
     assert settings.tile_url.startswith("https://tile.example/")
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    settings = load_settings({"FIELDCRM_TRUSTED_PROXIES": " 10.0.0.5, 10.1.0.0/16,::1 ,, "})
+    assert settings.trusted_proxies == ("10.0.0.5/32", "10.1.0.0/16", "::1/128")
+    # A network given by one of its addresses is that network.
+    assert load_settings({"FIELDCRM_TRUSTED_PROXIES": "10.1.2.3/16"}).trusted_proxies == (
+        "10.1.0.0/16",
+    )
+    assert load_settings({"FIELDCRM_TRUSTED_PROXIES": ""}).trusted_proxies == ()
+
+
+@pytest.mark.parametrize("value", ["proxy.internal", "10.0.0.300", "10.0.0.0/33", "*"])
+def test_a_bad_trusted_proxy_is_a_config_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="FIELDCRM_TRUSTED_PROXIES"):
+        load_settings({"FIELDCRM_TRUSTED_PROXIES": f"10.0.0.1,{value}"})
 
 
 @pytest.mark.parametrize("value", ["soon", "0", "-1", ""])
