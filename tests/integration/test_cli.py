@@ -205,14 +205,15 @@ def test_user_set_changes_each_value(database_url: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "user ada changed: role manager, team north, active" in result.stdout
     row = user_row(database_url, "ada")
-    assert (row["role"], row["team"], row["scope_version"]) == ("manager", "north", 0)
+    # A manager also sees the team's refused writes (review scopes): a reset, sessions kept.
+    assert (row["role"], row["team"], row["scope_version"]) == ("manager", "north", 1)
     assert live_tokens(database_url) == 1  # a new role keeps the sessions
 
     result = fieldcrm(database_url, "user", "set", "ada", "--team", "south")
     assert result.returncode == 0, result.stderr
     assert "team south (new team)" in result.stdout and "reset at their next sync" in result.stdout
     row = user_row(database_url, "ada")
-    assert (row["team"], row["scope_version"]) == ("south", 1)
+    assert (row["team"], row["scope_version"]) == ("south", 2)
 
     old_hash = row["password_hash"]
     result = fieldcrm(database_url, "user", "set", "ada", "--password", "another-pw-2")
@@ -236,7 +237,7 @@ def test_user_set_changes_each_value(database_url: str) -> None:
         True,
         "rep",
         "south",
-        1,
+        3,
     )
 
 
