@@ -16,6 +16,7 @@ from server import db
 from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
+from server.bodies import BoundedRequest
 from server.errors import EXCEPTION_HANDLERS
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
@@ -99,5 +100,6 @@ def create_app(
         openapi_config=OpenAPIConfig(title="fieldcrm", version="1", path="/schema"),
         middleware=[security_headers_middleware(content_security_policy(settings.tile_url))],
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=BoundedRequest,
         debug=False,
     )
