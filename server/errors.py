@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from asyncpg.exceptions import DataError as PostgresDataError
-from litestar import Request, Response
+from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 log = logging.getLogger("fieldcrm")
@@ -37,7 +37,9 @@ class ApiError(Exception):
 
 
 def error_response(status: int, error: str, detail: str, **extra: Any) -> Response[Any]:
-    return Response({"error": error, "detail": detail, **extra}, status_code=status)
+    return Response(
+        {"error": error, "detail": detail, **extra}, status_code=status, media_type=MediaType.JSON
+    )
 
 
 def api_error_handler(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:

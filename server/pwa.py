@@ -53,8 +53,7 @@ def security_headers_middleware(csp: str) -> Any:
                     headers["X-Frame-Options"] = "DENY"
                     headers["Cross-Origin-Opener-Policy"] = "same-origin"
                     headers["Permissions-Policy"] = "geolocation=(self), camera=(), microphone=()"
-                    if not scope["path"].startswith("/schema"):
-                        headers["Content-Security-Policy"] = csp
+                    headers["Content-Security-Policy"] = csp
                     if scope["path"].startswith("/api/"):
                         headers["Cache-Control"] = "no-store"
                 await send(message)

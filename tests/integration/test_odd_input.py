@@ -7,6 +7,7 @@ traceback."""
 from __future__ import annotations
 
 import logging
+from html.parser import HTMLParser
 from typing import Any
 
 import msgspec
@@ -162,3 +163,62 @@ async def test_deep_bodies_answer_400_on_every_route(client: Any, caplog: Any) -
                 failures.append(f"{route.method} {route.path} {name}: {problem}")
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
     assert not tracebacks(caplog.records)
+
+
+# -- pages and their scripts ---------------------------------------------------------------
+
+# The pages Litestar renders by default, each of which loaded scripts from a CDN.
+DOCUMENTATION_PAGES = ["swagger", "redoc", "elements", "rapidoc", "scalar", "stoplight"]
+
+
+class References(HTMLParser):
+    """Every URL an HTML page loads or links to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href", "action", "data", "poster", "srcset") and value:
+                self.urls.append(value)
+
+
+def script_sources(csp: str) -> list[str]:
+    for directive in csp.split(";"):
+        name, *sources = directive.split()
+        if name == "script-src":
+            return sources
+    return []
+
+
+async def test_no_page_loads_a_script_from_elsewhere(client: Any) -> None:
+    rep = await login_as(client)
+    account = await make_account(client, rep)
+    pages = [valid_path(r, account["id"]) for r in ROUTES if r.method == "GET"]
+    pages += [f"/schema/{page}" for page in DOCUMENTATION_PAGES]
+    html = 0
+    for path in pages:
+        response = await client.get(path, headers=rep.headers)
+        assert response.status_code < 500, path
+        csp = response.headers.get("content-security-policy", "")
+        assert script_sources(csp) == ["'self'"], f"{path}: {csp!r}"
+        if response.headers.get("content-type", "").startswith("text/html"):
+            html += 1
+            page = References()
+            page.feed(response.text)
+            outside = [url for url in page.urls if not url.startswith(("/", "#"))]
+            outside += [url for url in page.urls if url.startswith("//")]
+            assert not outside, f"{path} refers outside the app: {outside}"
+    assert html >= 1  # the app's own page, at least
+
+
+async def test_the_api_is_described_by_its_document_only(client: Any) -> None:
+    document = await client.get("/schema/openapi.json")
+    assert document.status_code == 200
+    assert document.json()["openapi"].startswith("3.")
+    assert "/api/sync/v1" in document.json()["paths"]
+    for page in DOCUMENTATION_PAGES:
+        response = await client.get(f"/schema/{page}")
+        assert response.status_code == 404, page
+        assert is_json_error(response), page
