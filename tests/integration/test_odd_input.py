@@ -6,6 +6,7 @@ traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from html.parser import HTMLParser
 from typing import Any
@@ -25,6 +26,7 @@ from tests.factories import (
     new_id,
     served_app,
 )
+from tests.unit.test_pwa_static import PWA, shell_files, url_of
 
 ROUTES = app_routes(served_app())
 LOGOUT = "/api/auth/logout"
@@ -163,6 +165,114 @@ async def test_deep_bodies_answer_400_on_every_route(client: Any, caplog: Any) -
                 failures.append(f"{route.method} {route.path} {name}: {problem}")
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
     assert not tracebacks(caplog.records)
+
+
+# -- odd paths -------------------------------------------------------------------------------
+
+# Path segments as they travel, percent-encoded: NUL, CR/LF, ESC, overlong UTF-8 for `.` and
+# `/`, invalid UTF-8, dot segments, backslashes, names too long for any file system,
+# direction overrides, developer files.
+ODD_SEGMENTS = [
+    "%00", "a%00b.js", "app.js%00.png", "%0d%0aSet-Cookie:%20x=1", "%1b%5b31m", "%7f",
+    "%c0%ae%c0%ae", "%c0%ae%c0%ae%c0%afserver%c0%afapp.py", "%e0%80%ae%e0%80%ae", "%ff%fe",
+    "%80", "%2e%2e", "%2e%2e%2f%2e%2e%2fserver%2fapp.py", "..%5c..%5cserver%5capp.py", "%5c",
+    "a%5cb.js", ".", ".hidden", ".git%2fconfig", "%2e", "%2f", "%2fetc%2fpasswd", "%25", "%zz",
+    "%", "%e2%80%ae", "%20", "~", "*", "a" * 300, "a" * 5000, "x/" * 300 + "x",
+    "app.js/x", "tools/stamp_sw.py", "__pycache__/x.pyc", "make_icons.py", "README.md",
+]  # fmt: skip
+
+
+async def test_odd_paths_answer_4xx_on_every_route(client: Any, caplog: Any) -> None:
+    rep = await login_as(client)
+    await make_account(client, rep)
+    paths = [(route, path_for(route, segment)) for route in ROUTES for segment in ODD_SEGMENTS]
+    paths = [(route, path) for route, path in paths if path != route.path]  # has parameters
+    for segment in ODD_SEGMENTS:  # paths that name no route at all
+        paths += [(Route("GET", "/", frozenset()), f"/{segment}")]
+        paths += [(Route("POST", "/api/", frozenset()), f"/api/{segment}")]
+    failures = []
+    before = await database_state()
+    for route, path in paths:
+        response = await client.request(route.method, path, headers=rep.headers)
+        problem = problem_with(response, route.method)
+        static = route.path.endswith("{file_path:path}")
+        if not problem and static and response.status_code != 404:
+            problem = f"answered {response.status_code}, not 404"
+        if problem:
+            failures.append(f"{route.method} {path[:80]}: {problem}")
+    assert not failures, f"{len(failures)} of {len(paths)}:\n" + "\n".join(failures)
+    assert await database_state() == before
+    assert not tracebacks(caplog.records)
+
+
+async def raw_request(client: Any, target: bytes, headers: bytes = b"") -> tuple[int, bytes]:
+    """A request sent as bytes, for what an HTTP client library would not send as it is."""
+    url = client.base_url
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n")
+        writer.write(headers + b"\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+# Request targets as bytes: dot segments and backslashes as they are, double slashes, the
+# absolute and asterisk forms, and bytes the HTTP parser itself refuses (raw NUL, ESC and
+# non-ASCII; uvicorn answers those with a plain-text 400 before the app sees them).
+RAW_TARGETS = [
+    b"/js/../../server/app.py", b"/js/..\\..\\server\\app.py", b"/icons/./make_icons.py",
+    b"//icons/make_icons.py", b"/vendor/leaflet/../../../../etc/passwd", b"*",
+    b"http://elsewhere/icons/make_icons.py", b"/js/a\x00b.js", b"/js/app.js\x1b[31m",
+    b"/js/\xc0\xae\xc0\xae/x", b"/api/accounts/\xff",
+]  # fmt: skip
+
+
+async def test_raw_request_targets_answer_4xx(client: Any, caplog: Any) -> None:
+    failures = []
+    for target in RAW_TARGETS:
+        status, body = await raw_request(client, target)
+        if not 400 <= status < 500:
+            failures.append(f"{target!r}: answered {status}: {body[:200]!r}")
+    assert not failures, "\n".join(failures)
+    assert not tracebacks(caplog.records)
+
+
+# -- developer files ---------------------------------------------------------------------
+
+
+def developer_files() -> list[str]:
+    """Files under pwa/ that are neither the app shell nor the service worker."""
+    shell = set(shell_files())
+    files = [p for p in sorted(PWA.rglob("*")) if p.is_file() and p not in shell]
+    return [p.relative_to(PWA).as_posix() for p in files if p.name != "sw.js"]
+
+
+def test_the_developer_files_are_known() -> None:
+    assert {"icons/make_icons.py", "tools/stamp_sw.py"} <= set(developer_files())
+
+
+async def test_developer_files_are_not_served(client: Any) -> None:
+    for name in developer_files():
+        response = await client.get(f"/{name}")
+        assert response.status_code == 404, f"/{name} is served"
+        assert is_json_error(response)
+
+
+async def test_every_file_of_the_shell_and_of_leaflet_is_served(client: Any) -> None:
+    from server.pwa import leaflet_dir
+
+    served = {url_of(path): path for path in shell_files()}
+    for path in sorted(leaflet_dir().rglob("*")):
+        if path.is_file():
+            served[f"/vendor/leaflet/{path.relative_to(leaflet_dir()).as_posix()}"] = path
+    for url, path in served.items():
+        response = await client.get(url)
+        assert response.status_code == 200, url
+        assert response.content == path.read_bytes(), url
 
 
 # -- pages and their scripts ---------------------------------------------------------------
