@@ -33,6 +33,7 @@ from server import db
 from server.core.actor import SYSTEM
 from server.core.rows import record_from_row
 from server.core.writer import Edit, Source, writing
+from server.errors import loggable
 from server.push import services
 from server.push.endpoints import PushEndpointRefused, check_endpoint, parse_allowed_hosts
 from server.push.sender import PushOutcome, backoff_s, send_push
@@ -273,7 +274,9 @@ async def _deliver(
             check_endpoint(subscription["endpoint"], allowed)
         except PushEndpointRefused as exc:
             # FIELDCRM_PUSH_ALLOWED_HOSTS changed since it was stored: never send there.
-            log.warning("dropping a subscription the server no longer sends to: %s", exc.detail)
+            log.warning(
+                "dropping a subscription the server no longer sends to: %s", loggable(exc.detail)
+            )
             outcomes.gone.append(delivery.subscription_id)
             report.gone += 1
             continue
@@ -325,7 +328,7 @@ async def _deliver(
             report.details.append(outcome.detail)
             log.warning(
                 "reminder for task %s not delivered after %d attempt(s): %s",
-                delivery.task_id, delivery.attempts + 1, outcome.detail,
+                delivery.task_id, delivery.attempts + 1, loggable(outcome.detail),
             )  # fmt: skip
     await _record(outcomes)
     return report

@@ -7,11 +7,18 @@ traceback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
+from litestar import Request, get
+from litestar.params import FromPath
+from litestar.testing import AsyncTestClient
 
 from server.bodies import MAX_DEPTH
 from tests.factories import (
@@ -273,6 +280,81 @@ async def test_every_file_of_the_shell_and_of_leaflet_is_served(client: Any) -> 
         response = await client.get(url)
         assert response.status_code == 200, url
         assert response.content == path.read_bytes(), url
+
+
+# -- logs --------------------------------------------------------------------------------
+
+FORGED = "x\r\nERROR - fieldcrm - forged\x1b[31m"
+FORGED_IN_LOG = "x\\r\\nERROR - fieldcrm - forged\\x1b[31m"
+
+
+@contextlib.contextmanager
+def log_lines() -> Iterator[io.StringIO]:
+    """The fieldcrm loggers' output, formatted as a log file has it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s - %(name)s - %(message)s"))
+    logger = logging.getLogger("fieldcrm")
+    logger.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+
+
+def records_and_bad_lines(output: str) -> tuple[list[str], list[str]]:
+    """The records of a log (a record starts a line; what follows it is indented) and its
+    lines that hold a control character: a client must not be able to add to either."""
+    lines = output.split("\n")[:-1]
+    records = [line for line in lines if not line.startswith("    ")]
+    bad = [line for line in lines if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in line)]
+    return records, bad
+
+
+@get("/api/test-failure/{word:str}", include_in_schema=False, sync_to_thread=False)
+def fails(word: FromPath[str], request: Request[Any, Any, Any]) -> None:
+    raise RuntimeError(f"no {word} for {request.headers.get('x-username')}")
+
+
+async def test_a_failing_request_logs_what_the_client_sent_escaped(settings: Any) -> None:
+    """A 500 (a bug) logs one record: its first line holds the path, escaped, and the
+    traceback after it is indented, the exception's message (the path and a header) on one
+    escaped line."""
+    from server.app import create_app
+
+    app = create_app(settings, run_migrations=False)
+    app.register(fails)
+    with log_lines() as output:
+        async with AsyncTestClient(app) as http:
+            response = await http.get(
+                f"/api/test-failure/{quote(FORGED)}", headers={"X-Username": FORGED}
+            )
+    assert response.status_code == 500 and is_json_error(response)
+    text = output.getvalue()
+    first, *rest = text.rstrip("\n").split("\n")
+    records, bad = records_and_bad_lines(text)
+    path = f"/api/test-failure/{FORGED_IN_LOG}"
+    assert records == [f"ERROR - fieldcrm - unhandled error on GET {path}: RuntimeError"]
+    assert text.rstrip("\n").endswith(f"\n    RuntimeError: no {FORGED_IN_LOG} for {FORGED_IN_LOG}")
+    assert not bad
+
+
+async def test_a_username_postgresql_refuses_is_logged_on_one_line(
+    client: Any, database: Any
+) -> None:
+    """PostgreSQL refuses a NUL: the one warning it logs is one line, escaped."""
+    with log_lines() as output:
+        response = await client.post(
+            "/api/auth/login", json={"username": FORGED + "\x00", "password": "x"}
+        )
+    assert response.status_code in (400, 401) and is_json_error(response)
+    records, bad = records_and_bad_lines(output.getvalue())
+    if database.engine == "postgres":
+        assert len(records) == 1 and records[0].startswith("WARNING - fieldcrm - PostgreSQL")
+        assert output.getvalue() == records[0] + "\n"
+    else:
+        assert records == []  # SQLite stores a NUL: an unknown user, nothing to log
+    assert not bad
 
 
 # -- pages and their scripts ---------------------------------------------------------------
