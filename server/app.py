@@ -27,6 +27,7 @@ from server.pwa import (
     content_security_policy,
     security_headers_middleware,
     static_routers,
+    valid_host_middleware,
 )
 from server.records.controllers import RECORD_CONTROLLERS, ReassignController
 from server.settings import Settings, load_settings
@@ -118,7 +119,10 @@ def create_app(
                 after_request=schema_not_found,
             ),
         ),
-        middleware=[security_headers_middleware(content_security_policy(settings.tile_url))],
+        middleware=[
+            valid_host_middleware,
+            security_headers_middleware(content_security_policy(settings.tile_url)),
+        ],
         request_max_body_size=MAX_BODY_BYTES,
         request_class=BoundedRequest,
         debug=False,

@@ -1,4 +1,5 @@
-"""Serving the PWA at `/`, Leaflet from the xstatic package, and the security headers."""
+"""Serving the PWA at `/`, Leaflet from the xstatic package, the security headers, and the
+check of the Host header."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from urllib.parse import urlsplit
 
 from litestar import Response, get
 from litestar.connection import ASGIConnection
-from litestar.datastructures import MutableScopeHeaders
+from litestar.datastructures import URL, MutableScopeHeaders
 from litestar.di import NamedDependency
 from litestar.enums import ScopeType
 from litestar.exceptions import NotFoundException
@@ -70,6 +71,24 @@ def security_headers_middleware(csp: str) -> Any:
         return wrapped
 
     return middleware
+
+
+def valid_host_middleware(app: ASGIApp) -> ASGIApp:
+    """Answers 400 to a request whose URL cannot be read (RFC 9112: a Host header that is
+    not a host and port): Litestar builds the URL from it, for a validation error too, and
+    urllib raises ValueError for a port that is not a number up to 65535 (a 500)."""
+
+    async def checked(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            try:
+                URL.from_scope(scope)
+            except ValueError:
+                raise ApiError(
+                    400, "malformed", "The Host header is not a host name and port."
+                ) from None
+        await app(scope, receive, send)
+
+    return checked
 
 
 def _file(settings: Settings, name: str, media_type: str | None = None) -> File:

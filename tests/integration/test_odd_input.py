@@ -414,3 +414,57 @@ async def test_the_api_is_described_by_its_document_only(client: Any) -> None:
         response = await client.get(f"/schema/{page}")
         assert response.status_code == 404, page
         assert is_json_error(response), page
+
+
+# -- odd headers -------------------------------------------------------------------------
+
+# Header values as a client may send them (printable ASCII: the HTTP parser refuses the rest).
+ODD_HEADERS: dict[str, list[str]] = {
+    "Content-Type": [
+        "application/json", "application/msgpack", "application/x-msgpack", "text/plain",
+        "application/json; charset=utf-16", ";;", "application/vnd.fieldcrm+json", "*/*",
+        "multipart/form-data; boundary=", "application/x-www-form-urlencoded",
+        'application/json; q="', "application/json;" + " a=b;" * 500,
+    ],
+    "Accept": ["application/msgpack", "*/*;q=abc", "", "text/html", "application/json;q=nan"],
+    "Accept-Encoding": ["zstd;q=nan", "gzip;q=-1", "br", "*", "zstd, gzip;q=0", "gzip;q=1e999"],
+    "Range": ["bytes=abc", "bytes=0-0", "bytes=-0", "bytes=99999999999999999999-", "bytes=5-1"],
+    "If-None-Match": ["*", '"x"', "W/", '"' * 100],
+    "If-Modified-Since": ["yesterday", "Mon, 01 Jan 3000 00:00:00 GMT", "0"],
+    "Authorization": [
+        "Bearer", "Basic YTpi", "bearer x", "Bearer " + "x" * 10_000,
+        "Bearer %00", "Bearer \\r\\n", "Token a b c",
+    ],
+    "X-Forwarded-For": ["::::", "1.2.3.4, x", "999.1.1.1", "", "unknown"],
+    "Cookie": ["a=b; ;=;", "x" * 5_000, '=";'],
+    "Content-Encoding": ["gzip", "zstd", "deflate, br"],
+    "Host": ["[", "a b", "x" * 300, "localhost:99999", "@"],
+    "Origin": ["null", "http://elsewhere", "%00"],
+}  # fmt: skip
+
+
+async def test_odd_headers_on_each_kind_of_route(client: Any, caplog: Any) -> None:
+    """Every odd header value, alone, on a read, a write, a refused write, the sync route, a
+    file and the page."""
+    rep = await login_as(client)
+    account = await make_account(client, rep)
+    sync = {"protocol": 1, "client_id": "odd-headers", "mutations": []}
+    targets = [
+        ("GET", "/api/accounts", None),
+        ("PATCH", f"/api/accounts/{account['id']}", msgspec.json.encode({"city": "Lyon"})),
+        ("POST", "/api/accounts", b"[]"),  # refused by Litestar's validation
+        ("POST", "/api/sync/v1", msgspec.json.encode(sync)),
+        ("GET", "/js/app.js", None),
+        ("GET", "/", None),
+    ]
+    failures = []
+    for name, values in ODD_HEADERS.items():
+        for value in values:
+            for method, path, body in targets:
+                headers = {**rep.headers, name: value}
+                response = await client.request(method, path, headers=headers, content=body)
+                problem = problem_with(response, method)
+                if problem:
+                    failures.append(f"{name}: {value[:40]!r} on {method} {path}: {problem}")
+    assert not failures, "\n".join(failures)
+    assert not tracebacks(caplog.records)
