@@ -2,7 +2,8 @@
 nested 100,000 deep, odd bytes in paths, developer files, odd headers. The routes are read
 from the app itself, so a new route is covered as soon as it exists. Every answer is below
 500 and, when it is an error, a JSON error; a refused request changes nothing and logs no
-traceback."""
+traceback. Table-driven cases for each class of odd input, then a Hypothesis run that mixes
+them on every route (300 requests per engine; 5,000 in `make test-slow`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ import asyncio
 import contextlib
 import io
 import logging
+import os
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote
 
 import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from litestar import Request, get
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
@@ -36,6 +41,7 @@ from tests.factories import (
 from tests.unit.test_pwa_static import PWA, shell_files, url_of
 
 ROUTES = app_routes(served_app())
+SLOW = bool(os.environ.get("FIELDCRM_SLOW"))
 LOGOUT = "/api/auth/logout"
 # Handlers that read and decode their body themselves, not through Litestar's `data`.
 READS_ITS_BODY = {("POST", "/api/sync/v1")}
@@ -468,3 +474,109 @@ async def test_odd_headers_on_each_kind_of_route(client: Any, caplog: Any) -> No
                     failures.append(f"{name}: {value[:40]!r} on {method} {path}: {problem}")
     assert not failures, "\n".join(failures)
     assert not tracebacks(caplog.records)
+
+
+# -- anything at all ---------------------------------------------------------------------
+
+DEEP_BODIES = [
+    DEEP_JSON, b"[" * DEEP, b'{"":' * DEEP + b"1" + b"}" * DEEP, DEEP_MSGPACK,
+    b'{"protocol": 1, "client_id": "c", "x": ' + DEEP_JSON + b"}",
+]  # fmt: skip
+ODD_BODIES = [
+    b"", b"{", b"}", b"\xff\xfe{}", b"null", b"NaN", b'{"a": 1e999}', b'"\\ud800"', b"-0",
+    b"\x00", b'{"a":' + b"9" * 5000 + b"}",
+    b'{"protocol": 1, "client_id": "c", "cursor": "' + b"A" * 3000 + b'"}',
+    b'{"protocol": "1", "client_id": 5}', b'{"protocol": 1, "client_id": "c", "pull_limit": -1}',
+    b'{"protocol": 1, "client_id": "c", "mutations": [{"mid": 0}]}', b"\x80", b"\xc1",
+    b"\xdf\xff\xff\xff\xff", b"\xc6\xff\xff\xff\xff",
+]  # fmt: skip
+
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_bodies = st.recursive(
+    json_leaves,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def odd_requests(draw: st.DrawFn, real_id: str) -> tuple[str, str, dict[str, str], bytes | None]:
+    """A route the app serves, sent with odd parameters, query, headers and body."""
+    route = draw(st.sampled_from(ROUTES))
+    method = draw(st.sampled_from([route.method] * 6 + ["GET", "POST", "PATCH", "DELETE"]))
+    values = st.sampled_from([real_id, new_id(), *ODD_SEGMENTS, *STATIC_FILES.values()])
+    values |= st.text(max_size=30).map(lambda text: quote(text, safe=""))
+    path = route.path
+    while "{" in path:
+        path = fill_path_once(path, draw(values))
+    if draw(st.booleans()):
+        keys = st.sampled_from(["limit", "offset", "q", "status", "account_id", "lat", "x"])
+        query = draw(st.lists(st.tuples(keys, st.text(max_size=20)), max_size=4))
+        path += "?" + "&".join(f"{quote(k)}={quote(v, safe='')}" for k, v in query)
+    headers = draw(
+        st.fixed_dictionaries({}, optional={k: st.sampled_from(v) for k, v in ODD_HEADERS.items()})
+    )
+    body = draw(
+        st.sampled_from(ODD_BODIES)
+        | st.sampled_from(DEEP_BODIES)
+        | st.none()
+        | st.binary(max_size=100)
+        | json_bodies.map(msgspec.json.encode)
+        | json_bodies.map(msgspec.msgpack.encode)
+    )
+    return method, path, headers, body
+
+
+def fill_path_once(path: str, value: str) -> str:
+    start = path.index("{")
+    return path[:start] + value + path[path.index("}", start) + 1 :]
+
+
+@pytest.fixture
+async def target(client: Any) -> dict[str, Any]:
+    rep = await login_as(client)
+    account = await make_account(client, rep)
+    return {"rep": rep, "headers": rep.headers, "account_id": account["id"]}
+
+
+async def send_odd_request(client: Any, target: dict[str, Any], data: st.DataObject) -> None:
+    method, path, headers, body = data.draw(odd_requests(target["account_id"]), label="request")
+    signed_in = data.draw(st.booleans(), label="signed in")
+    sent = {**(target["headers"] if signed_in else {}), **headers}
+    with log_lines() as output:
+        response = await client.request(method, path, headers=sent, content=body)
+    problem = problem_with(response, method)
+    assert not problem, f"{method} {path[:200]} {headers} {(body or b'')[:100]!r}: {problem}"
+    records, bad = records_and_bad_lines(output.getvalue())
+    assert not bad and not [r for r in records if r.startswith(("ERROR", "CRITICAL"))], records
+    if path.startswith(LOGOUT) and response.status_code < 300:
+        target["headers"] = await fresh_headers(client, target["rep"])
+
+
+FUZZ = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
+
+
+@settings(FUZZ, max_examples=300)
+@given(data=st.data())
+async def test_odd_requests_never_answer_5xx(client: Any, target: Any, data: Any) -> None:
+    await send_odd_request(client, target, data)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SLOW, reason="long run of odd requests: make test-slow")
+@settings(FUZZ, max_examples=5000)
+@given(data=st.data())
+async def test_odd_requests_never_answer_5xx_long(client: Any, target: Any, data: Any) -> None:
+    await send_odd_request(client, target, data)
