@@ -7,16 +7,18 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Litestar, Response, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from server import db
 from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
-from server.errors import EXCEPTION_HANDLERS
+from server.bodies import BoundedRequest
+from server.errors import EXCEPTION_HANDLERS, error_response
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
 from server.push.controllers import PushController
@@ -25,6 +27,7 @@ from server.pwa import (
     content_security_policy,
     security_headers_middleware,
     static_routers,
+    valid_host_middleware,
 )
 from server.records.controllers import (
     RECORD_CONTROLLERS,
@@ -46,6 +49,13 @@ from sync.protocol import MAX_BODY_BYTES
 async def health() -> dict[str, str]:
     await db.fetch("SELECT 1 AS ok")
     return {"status": "ok"}
+
+
+def schema_not_found(response: Response[Any]) -> Response[Any]:
+    """Litestar answers other pages under /schema with an HTML 404: make it a JSON error."""
+    if response.status_code == 404:
+        return error_response(404, "not_found", "The API is described at /schema/openapi.json.")
+    return response
 
 
 def create_app(
@@ -101,8 +111,24 @@ def create_app(
             gzip_compress_level=GZIP_LEVEL,
             exclude_opt_key=SKIP_COMPRESSION,
         ),
-        openapi_config=OpenAPIConfig(title="fieldcrm", version="1", path="/schema"),
-        middleware=[security_headers_middleware(content_security_policy(settings.tile_url))],
+        openapi_config=OpenAPIConfig(
+            title="fieldcrm",
+            version="1",
+            path="/schema",
+            # The document only, no HTML pages: docs/decisions/2026-12-06-openapi-json-only.md
+            render_plugins=[JsonRenderPlugin()],
+            openapi_router=Router(
+                "/schema",
+                route_handlers=[],
+                include_in_schema=False,
+                after_request=schema_not_found,
+            ),
+        ),
+        middleware=[
+            valid_host_middleware,
+            security_headers_middleware(content_security_policy(settings.tile_url)),
+        ],
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=BoundedRequest,
         debug=False,
     )

@@ -4,10 +4,12 @@ page, whatever the input."""
 from __future__ import annotations
 
 import logging
+import re
+import traceback
 from typing import Any
 
 from asyncpg.exceptions import DataError as PostgresDataError
-from litestar import Request, Response
+from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 log = logging.getLogger("fieldcrm")
@@ -29,6 +31,64 @@ STATUS_CODES = {
 # A rejected write's code, as the HTTP status a REST client gets for it.
 REJECTION_STATUS = {"not_found": 404, "forbidden": 403, "deleted": 409}
 
+# What could end a log line, start another, or drive a terminal or a viewer: control
+# characters (CR, LF, ESC, NUL, C1), Unicode's line and paragraph separators and its
+# direction overrides; and the backslash, so that an escape cannot be forged either.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\\\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+LOGGED_CHARS = 500
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def loggable(value: object, limit: int = LOGGED_CHARS) -> str:
+    """`value` (what a client sent: a path, a username, a header, an error's text) made
+    safe for one line of a log: control characters and backslashes escaped as Python's
+    repr escapes them, so it can neither start a line of its own (a forged record) nor
+    send escape sequences to a terminal; cut after `limit` characters."""
+    text = value if isinstance(value, str) else str(value)
+    cut = f"... ({len(text) - limit} more characters)" if len(text) > limit else ""
+    return _UNSAFE.sub(_escape, text[:limit]) + cut
+
+
+_CAUSE = "The above exception was the direct cause of the following exception:"
+_CONTEXT = "During handling of the above exception, another exception occurred:"
+
+
+def loggable_traceback(exc: BaseException) -> str:
+    """`exc`'s traceback, chained exceptions first as Python prints it, for the lines after
+    a record's first: each exception's message on one line, escaped by `loggable` (it may
+    carry what a client sent), and every line indented, so none can pass for a record."""
+    chain: list[tuple[BaseException, str]] = []  # newest first, each with how it follows
+    error: BaseException | None = exc
+    while error is not None and all(error is not seen for seen, _ in chain):
+        if error.__cause__ is not None:
+            chain.append((error, _CAUSE))
+            error = error.__cause__
+        elif error.__context__ is not None and not error.__suppress_context__:
+            chain.append((error, _CONTEXT))
+            error = error.__context__
+        else:
+            chain.append((error, ""))
+            error = None
+    lines: list[str] = []
+    for older, (error, follows) in enumerate(reversed(chain)):
+        if older:
+            lines += ["", follows, ""]
+        lines.append("Traceback (most recent call last):")
+        lines += "".join(traceback.format_tb(error.__traceback__)).splitlines()
+        try:
+            message = str(error)
+        except Exception:
+            message = "<the message could not be read>"
+        name = type(error).__qualname__
+        lines.append(f"{name}: {message}" if message else name)
+    return "\n".join("    " + loggable(line, 2000) for line in lines)
+
 
 class ApiError(Exception):
     def __init__(self, status: int, error: str, detail: str, **extra: Any) -> None:
@@ -37,7 +97,9 @@ class ApiError(Exception):
 
 
 def error_response(status: int, error: str, detail: str, **extra: Any) -> Response[Any]:
-    return Response({"error": error, "detail": detail, **extra}, status_code=status)
+    return Response(
+        {"error": error, "detail": detail, **extra}, status_code=status, media_type=MediaType.JSON
+    )
 
 
 def api_error_handler(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
@@ -59,14 +121,26 @@ def unstorable_value_handler(request: Request[Any, Any, Any], exc: Exception) ->
     """PostgreSQL refused a value the request carried (a NUL character in a search, a
     username or a client id; a number out of range): the request is at fault, not the
     server. Its transaction has rolled back, so nothing of it was applied."""
-    log.warning("PostgreSQL refused a value on %s %s: %s", request.method, request.url.path, exc)
+    log.warning(
+        "PostgreSQL refused a value on %s %s: %s",
+        loggable(request.method),
+        loggable(request.scope["path"]),
+        loggable(exc),
+    )
     return error_response(
         400, "malformed", "A value in the request cannot be stored, e.g. it holds a NUL character."
     )
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # No exc_info: the logging module would write the exception's message as it is.
+    log.error(
+        "unhandled error on %s %s: %s\n%s",
+        loggable(request.method),
+        loggable(request.scope["path"]),
+        type(exc).__name__,
+        loggable_traceback(exc),
+    )
     return error_response(500, "internal", "Something went wrong on the server; it is logged.")
 
 

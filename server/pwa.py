@@ -1,18 +1,26 @@
-"""Serving the PWA at `/`, Leaflet from the xstatic package, and the security headers."""
+"""Serving the PWA at `/`, Leaflet from the xstatic package, the security headers, and the
+check of the Host header."""
 
 from __future__ import annotations
 
+import errno
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from litestar import Response, get
-from litestar.datastructures import MutableScopeHeaders
+from litestar.connection import ASGIConnection
+from litestar.datastructures import URL, MutableScopeHeaders
 from litestar.di import NamedDependency
 from litestar.enums import ScopeType
+from litestar.exceptions import NotFoundException
+from litestar.file_system import BaseLocalFileSystem
+from litestar.handlers import BaseRouteHandler
 from litestar.response import File
 from litestar.static_files import create_static_files_router
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, PathType, Receive, Scope, Send
+from litestar.types.file_types import FileInfo
 
 from server.errors import ApiError
 from server.settings import Settings
@@ -53,8 +61,7 @@ def security_headers_middleware(csp: str) -> Any:
                     headers["X-Frame-Options"] = "DENY"
                     headers["Cross-Origin-Opener-Policy"] = "same-origin"
                     headers["Permissions-Policy"] = "geolocation=(self), camera=(), microphone=()"
-                    if not scope["path"].startswith("/schema"):
-                        headers["Content-Security-Policy"] = csp
+                    headers["Content-Security-Policy"] = csp
                     if scope["path"].startswith("/api/"):
                         headers["Cache-Control"] = "no-store"
                 await send(message)
@@ -64,6 +71,24 @@ def security_headers_middleware(csp: str) -> Any:
         return wrapped
 
     return middleware
+
+
+def valid_host_middleware(app: ASGIApp) -> ASGIApp:
+    """Answers 400 to a request whose URL cannot be read (RFC 9112: a Host header that is
+    not a host and port): Litestar builds the URL from it, for a validation error too, and
+    urllib raises ValueError for a port that is not a number up to 65535 (a 500)."""
+
+    async def checked(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            try:
+                URL.from_scope(scope)
+            except ValueError:
+                raise ApiError(
+                    400, "malformed", "The Host header is not a host name and port."
+                ) from None
+        await app(scope, receive, send)
+
+    return checked
 
 
 def _file(settings: Settings, name: str, media_type: str | None = None) -> File:
@@ -96,6 +121,54 @@ async def manifest(settings: NamedDependency[Settings]) -> File:
     return _file(settings, "manifest.webmanifest", "application/manifest+json")
 
 
+# What a served file's path may be: plain names (no `..`, no dotfile, no backslash, no NUL,
+# nothing percent-decoded into something odd), not too long for any file system.
+_FILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+MAX_FILE_PATH = 256
+# Developer files, which the app never loads: docs/pwa.md's shell rule, shared with
+# pwa/tools/stamp_sw.py and tests/unit/test_pwa_static.py.
+DEVELOPER_SUFFIXES = (".py", ".md")
+DEVELOPER_DIRS = frozenset({"tools", "__pycache__"})
+
+
+def is_app_file(path: str) -> bool:
+    """Whether `path`, under a served folder, may name a file of the app."""
+    parts = path.split("/")
+    return (
+        len(path) <= MAX_FILE_PATH
+        and all(_FILE_NAME.fullmatch(part) for part in parts)
+        and not DEVELOPER_DIRS.intersection(parts[:-1])
+        and not path.endswith(DEVELOPER_SUFFIXES)
+    )
+
+
+def only_app_files(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Checks a static file's path, as it came, before anything touches the disk (the
+    folders the files are served under are plain names too)."""
+    if not is_app_file(connection.scope["path"].removeprefix("/")):
+        raise NotFoundException("There is no such file.")
+
+
+# What the disk answers for a path that names no file: through a file (ENOTDIR), too long,
+# a loop of links, a NUL (ValueError). Litestar turns any OSError but ENOENT into a 500.
+_NO_SUCH_FILE = {errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL}
+
+
+class AppFiles(BaseLocalFileSystem):
+    """The disk as the static routes read it: a path that cannot name a file is a missing
+    file (404), not a server error."""
+
+    async def info(self, path: PathType, **kwargs: Any) -> FileInfo:
+        try:
+            return await super().info(path, **kwargs)
+        except ValueError as exc:
+            raise FileNotFoundError(str(exc)) from exc
+        except OSError as exc:
+            if exc.errno in _NO_SUCH_FILE:
+                raise FileNotFoundError(exc.errno, exc.strerror) from exc
+            raise
+
+
 def static_routers(pwa_dir: Path) -> list[Any]:
     routers = [
         create_static_files_router(
@@ -103,6 +176,8 @@ def static_routers(pwa_dir: Path) -> list[Any]:
             directories=[pwa_dir / folder],
             include_in_schema=False,
             name=f"pwa-{folder}",
+            guards=[only_app_files],
+            file_system=AppFiles(),
         )
         for folder in ("js", "css", "icons")
     ]
@@ -112,6 +187,8 @@ def static_routers(pwa_dir: Path) -> list[Any]:
             directories=[leaflet_dir()],
             include_in_schema=False,
             name="leaflet",
+            guards=[only_app_files],
+            file_system=AppFiles(),
         )
     )
     return routers

@@ -8,7 +8,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from server import db
 from server.auth.services import create_user
+from server.core.fields import CHILD_TABLES
 
 PASSWORD = "correct-horse-9"
 _counter = itertools.count(1)
@@ -82,6 +84,47 @@ async def make_child(
     return await make_record(client, who, table, **child_fields(table, account_id, **fields))
 
 
+COUNTED = ["accounts", *CHILD_TABLES, "conflicts", "sync_changes", "users", "teams"]
+
+
+async def database_state() -> list[dict[str, Any]]:
+    """What a rejected request must leave alone. Every record write takes a new seq (and
+    moves the clock) in sync_meta; the counts catch anything written beside that path."""
+    counts = ", ".join(f"(SELECT COUNT(*) FROM {t}) AS {t}" for t in COUNTED)
+    return [
+        *await db.fetch("SELECT key, value FROM sync_meta ORDER BY key"),
+        *await db.fetch(f"SELECT {counts}"),
+    ]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A method and path the app serves, and the names its handler takes."""
+
+    method: str
+    path: str
+    parameters: frozenset[str]
+
+    @property
+    def takes_data(self) -> bool:
+        """Whether Litestar decodes a body for the handler (its `data` or `body`)."""
+        return bool({"data", "body"} & self.parameters)
+
+
+def app_routes(app: Any) -> list[Route]:
+    """Every route the app serves (OPTIONS aside), /api/ or not, read from the Litestar app
+    itself so that a new route is covered by the tests that walk this list."""
+    routes = []
+    for route in app.routes:
+        for method, handler in getattr(route, "route_handler_map", {}).items():
+            if method == "OPTIONS":
+                continue
+            handler = handler[0] if isinstance(handler, tuple) else handler
+            parameters = frozenset(handler.parsed_fn_signature.parameters)
+            routes.append(Route(method, route.path, parameters))
+    return sorted(routes, key=lambda route: (route.path, route.method))
+
+
 def api_routes(app: Any) -> list[tuple[str, str]]:
     """Every (method, path) the app serves under /api/, read from the Litestar app itself so
     that a new route is covered by the tests that walk this list."""
@@ -100,12 +143,17 @@ def fill_path(path: str, record_id: str) -> str:
     return re.sub(r"\{[^}]+\}", record_id, path)
 
 
-def served_api_routes() -> list[tuple[str, str]]:
-    """`api_routes` of an app built the way `fieldcrm serve` builds it. Call it at import
-    (collection) time: building an app points the process's database engine at its
+def served_app() -> Any:
+    """An app built the way `fieldcrm serve` builds it, to read its routes. Call it at
+    import (collection) time: building an app points the process's database engine at its
     settings, which the `client` fixture then points at the test's database."""
     from server.app import create_app
     from server.settings import DatabaseConfig, Settings
 
     never_opened = DatabaseConfig(engine="sqlite", path="/nonexistent/fieldcrm-routes.sqlite3")
-    return api_routes(create_app(Settings(database=never_opened), run_migrations=False))
+    return create_app(Settings(database=never_opened), run_migrations=False)
+
+
+def served_api_routes() -> list[tuple[str, str]]:
+    """`api_routes` of the app `fieldcrm serve` builds (see `served_app`)."""
+    return api_routes(served_app())

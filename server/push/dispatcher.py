@@ -33,6 +33,7 @@ from server import db
 from server.core.actor import SYSTEM, Actor
 from server.core.rows import record_from_row
 from server.core.writer import Edit, Source, writing
+from server.errors import loggable
 from server.push import services
 from server.push.addresses import RememberingResolver, Resolver, system_resolver
 from server.push.endpoints import PushEndpointRefused, parse_allowed_hosts, parse_endpoint
@@ -301,7 +302,9 @@ async def _deliver(
             origin = parse_endpoint(subscription["endpoint"], allowed).origin
         except PushEndpointRefused as exc:
             # FIELDCRM_PUSH_ALLOWED_HOSTS changed since it was stored: never send there.
-            log.warning("dropping a subscription the server no longer sends to: %s", exc.detail)
+            log.warning(
+                "dropping a subscription the server no longer sends to: %s", loggable(exc.detail)
+            )
             outcomes.gone.append(delivery.subscription_id)
             report.gone += 1
             continue
@@ -340,7 +343,7 @@ async def _deliver(
             report.details.append(outcome.detail)
             log.warning(
                 "reminder for task %s not delivered after %d attempt(s): %s",
-                delivery.task_id, delivery.attempts + 1, outcome.detail,
+                delivery.task_id, delivery.attempts + 1, loggable(outcome.detail),
             )  # fmt: skip
     await _record(outcomes)
     return report

@@ -9,6 +9,7 @@ import zstandard
 from litestar import Controller, Request, Response, post
 
 from server.auth.dependencies import CurrentActor
+from server.bodies import check_depth
 from server.core.store import STORE
 from server.errors import ApiError
 from server.syncing import services
@@ -56,6 +57,7 @@ def decode_request(body: bytes, content_type: str) -> SyncRequest:
         raise ApiError(
             415, "unsupported_media_type", "Send application/json or application/msgpack."
         )
+    check_depth(body, msgpack=media in MSGPACK_TYPES)
     try:
         envelope = envelope_decoder.decode(body)
     except msgspec.DecodeError as exc:

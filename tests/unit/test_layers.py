@@ -13,7 +13,7 @@ PACKAGES = ("server", "sync", "geo")
 # Lowest first. A module may import modules of its own layer or a lower one.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("libraries", ("sync", "geo")),
-    ("configuration", ("server.settings", "server.errors")),
+    ("configuration", ("server.settings", "server.errors", "server.bodies")),
     ("database", ("server.db",)),
     ("records core", ("server.core",)),
     (
