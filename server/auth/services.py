@@ -266,7 +266,7 @@ async def _change(
     active: bool | None,
 ) -> UserChange:
     """Store a user's new values, in the caller's transaction. A change of what they see
-    (another team, or to or from admin) bumps their scope version, so that each of their
+    (another team, or a role with other scopes) bumps their scope version, so that each of their
     devices gets a reset at its next sync (server/syncing/services.py); deactivating them or
     setting their password revokes every token they hold."""
     user_id = str(row["id"])

@@ -19,7 +19,7 @@ class User(Table, tablename="users"):
     team_id = UUID(index=True)
     active = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
-    # Bumped when what the user sees changes wholesale (another team, to or from admin):
+    # Bumped when what the user sees changes wholesale (another team, a role with other scopes):
     # their devices' cursors from before are not honoured (server/syncing/services.py).
     scope_version = Integer(default=0)
 
