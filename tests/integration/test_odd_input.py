@@ -359,7 +359,10 @@ async def test_a_username_postgresql_refuses_is_logged_on_one_line(
         assert len(records) == 1 and records[0].startswith("WARNING - fieldcrm - PostgreSQL")
         assert output.getvalue() == records[0] + "\n"
     else:
-        assert records == []  # SQLite stores a NUL: an unknown user, nothing to log
+        # SQLite stores a NUL: an unknown user, whose failed login is logged, escaped.
+        assert len(records) == 1 and records[0].startswith("WARNING - fieldcrm.auth - failed")
+        assert "\\r\\n" in records[0] and "\\x00" in records[0]
+        assert output.getvalue() == records[0] + "\n"
     assert not bad
 
 
