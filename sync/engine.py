@@ -438,36 +438,50 @@ async def apply_mutation(
             "hlc must be [unix ms, counter]: ms from 2000-01-01 to 2^53 - 1, counter below 2^31.",
         )
     stamp = Stamp(hlc[0], hlc[1], client_id, actor.user_id or None, 0)
+    status = await _write(session, rules, actor, mutation, record_id, stamp)
+    # Rule 3: the server's clock observes a write only once it is known to be valid.
+    session.observe_hlc(stamp.hlc)
+    return status
+
+
+async def _write(
+    session: SyncSession,
+    rules: RecordRules,
+    actor: Any,
+    mutation: Mutation,
+    record_id: str,
+    stamp: Stamp,
+) -> str:
+    """The checks that need the record, then the write itself: "applied" or "merged"."""
+    at_ms = stamp.ms
     record = await session.load(mutation.table, record_id)
 
     if mutation.op == "delete":
         if record is None:
             raise Rejected("not_found", "There is no such record to delete.")
-        await rules.check_access(session, actor, record, "delete", hlc[0])
+        await rules.check_access(session, actor, record, "delete", at_ms)
         if not record.deleted:
             await session.delete(record, stamp)
-        session.observe_hlc(hlc)
         return "applied"
 
     if record is None:
         scope = await _create(
-            session, rules, actor, mutation.table, record_id, mutation.fields, stamp, hlc[0]
+            session, rules, actor, mutation.table, record_id, mutation.fields, stamp, at_ms
         )
         await rules.written(session, actor, mutation.table, record_id, scope)
-        session.observe_hlc(hlc)
         return "applied"
 
-    await rules.check_access(session, actor, record, "upsert", hlc[0])
+    await rules.check_access(session, actor, record, "upsert", at_ms)
     if record.deleted:
         try:
-            values = await rules.prepare_update(session, actor, record, mutation.fields, hlc[0])
+            values = await rules.prepare_update(session, actor, record, mutation.fields, at_ms)
         except Rejected:
             values = {}
         deleted_by = record.stamps.get(DELETED_STAMP, stamp)
         for lost in lost_to_delete(record.values, deleted_by, values, stamp):
             await session.keep_lost(record, lost)
         raise Rejected("deleted", "This record was deleted; the change was kept as a conflict.")
-    values = await rules.prepare_update(session, actor, record, mutation.fields, hlc[0])
+    values = await rules.prepare_update(session, actor, record, mutation.fields, at_ms)
     outcome = merge_fields(record.values, record.stamps, values, stamp, mutation.base_seq)
     if outcome.stamps:
         scope = await _update(session, rules, actor, record, outcome.changed, outcome.stamps)
@@ -475,8 +489,6 @@ async def apply_mutation(
             await rules.written(session, actor, record.table, record.id, scope)
     for lost in outcome.lost:
         await session.keep_lost(record, lost)
-    # Rule 3: the server's clock observes a write only once it is known to be valid.
-    session.observe_hlc(hlc)
     return "merged" if outcome.some_lost else "applied"
 
 

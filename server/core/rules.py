@@ -31,13 +31,7 @@ async def prepare_create(
 ) -> dict[str, Any]:
     if table in SERVER_MADE:
         raise Rejected("read_only", f"{table.capitalize()} are made by the server, not by clients.")
-    values = clean_fields(
-        table,
-        fields,
-        creating=True,
-        may_write_manager_fields=actor.is_manager,
-        may_write_server_fields=actor.is_system,
-    )
+    values = _clean(actor, table, fields, creating=True)
     await _check_references(session, actor, table, values, None, at_ms)
     return values
 
@@ -56,15 +50,20 @@ async def prepare_update(
         if not isinstance(fields.get("resolved", False), bool):
             raise Rejected("invalid", f"{table}.resolved must be true or false.")
         return dict(fields)
-    values = clean_fields(
+    values = _clean(actor, table, fields, creating=False)
+    await _check_references(session, actor, table, values, record, at_ms)
+    return values
+
+
+def _clean(actor: Actor, table: str, fields: Any, *, creating: bool) -> dict[str, Any]:
+    """A write's fields checked against the table, with what `actor`'s role may write."""
+    return clean_fields(
         table,
         fields,
-        creating=False,
+        creating=creating,
         may_write_manager_fields=actor.is_manager,
         may_write_server_fields=actor.is_system,
     )
-    await _check_references(session, actor, table, values, record, at_ms)
-    return values
 
 
 def check_delete(session: Session, actor: Actor, record: StoredRecord) -> None:

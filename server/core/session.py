@@ -27,7 +27,7 @@ from server.core.actor import SERVER_CLIENT_ID
 from server.core.changelog import log
 from server.core.changelog.clients import Clients
 from server.core.changelog.log import ChangeLog
-from server.core.fields import CHILD_TABLES, SPECS, TABLES, db_column
+from server.core.fields import CHILD_TABLES, SERVER_MADE, SPECS, TABLES, db_column
 from server.core.rows import (
     clocks_text,
     column_value,
@@ -284,8 +284,8 @@ class Session:
 
     async def keep_lost(self, record: StoredRecord, lost: LostValue) -> None:
         """Write a conflicts row beside the record, seen by whoever sees the record."""
-        if record.table == "conflicts":
-            return  # two people resolving the same conflict is not itself a conflict
+        if record.table in SERVER_MADE:
+            return  # two people resolving the same conflict (or rejection) is not a conflict
         # The record as it is now: the write whose value lost may have moved it (a task
         # handed to someone else), and its conflicts go where it went.
         record = await self.load(record.table, record.id) or record
