@@ -18,6 +18,7 @@ from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
+from server.day.controllers import RouteController
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
@@ -96,6 +97,7 @@ def create_app(
             *RECORD_CONTROLLERS,
             PushController,
             NearbyController,
+            RouteController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

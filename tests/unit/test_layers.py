@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.nearby",
             "server.push",
             "server.demo",
+            "server.day",
         ),
     ),
     (
