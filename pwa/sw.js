@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "e8767904d361";
+const VERSION = "253b948b22f5";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -23,10 +23,12 @@ const SHELL = [
   "/js/db.js",
   "/js/drafts.js",
   "/js/events.js",
+  "/js/geodesic.js",
   "/js/hlc.js",
   "/js/map.js",
   "/js/push.js",
   "/js/records.js",
+  "/js/route.js",
   "/js/router.js",
   "/js/screens/account.js",
   "/js/screens/accounts.js",
@@ -37,6 +39,7 @@ const SHELL = [
   "/js/screens/note.js",
   "/js/screens/record-form.js",
   "/js/screens/rejected.js",
+  "/js/screens/route-plan.js",
   "/js/screens/settings.js",
   "/js/screens/tasks.js",
   "/js/screens/today.js",

@@ -6,6 +6,7 @@ import { bindSyncText, syncText } from "../status.js";
 import { currentStatus } from "../sync.js";
 import { empty, h, link, section } from "../ui.js";
 import { draftsLine } from "./drafts.js";
+import { routeSection } from "./route-plan.js";
 
 const RECENT_VISITS = 5;
 
@@ -65,6 +66,7 @@ export async function todayScreen() {
         ? h("ul", { class: "list" }, due.map((t) => taskRow(t, names.get(t.account_id), pending)))
         : empty("Nothing due today.", "today-tasks-empty"),
     ),
+    routeSection(due, new Map(accounts.map((a) => [a.id, a]))),
     section(
       "Recent visits",
       "today-visits",
