@@ -18,6 +18,7 @@ from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
+from server.calendar.controllers import CalendarController, CalendarFeedController
 from server.day.controllers import RouteController
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.migrate import migrate
@@ -98,6 +99,8 @@ def create_app(
             PushController,
             NearbyController,
             RouteController,
+            CalendarController,
+            CalendarFeedController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

@@ -18,5 +18,6 @@ APP_REGISTRY = AppRegistry(
         "server.core.changelog.piccolo_app",
         "server.push.piccolo_app",
         "server.nearby.piccolo_app",
+        "server.calendar.piccolo_app",
     ]
 )

@@ -160,6 +160,18 @@ async def actor_for_token(token: str) -> Actor | None:
     return _actor(row, str(row["token_id"]))
 
 
+async def actor_for_user(user_id: str) -> Actor | None:
+    """An active user as an Actor (for work done in their name without a token, such as
+    their calendar feed), or None."""
+    rows = await db.fetch(
+        "SELECT id, username, role, team_id, active, scope_version FROM users WHERE id = {}",
+        user_id,
+    )
+    if not rows or not rows[0]["active"]:
+        return None
+    return _actor(rows[0], "")
+
+
 async def revoke(token_id: str) -> None:
     await db.fetch("UPDATE auth_tokens SET revoked_at = {} WHERE id = {}", now_utc(), token_id)
 

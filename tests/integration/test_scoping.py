@@ -403,6 +403,47 @@ async def probe_no_records(client: Any, world: World) -> None:
     map's settings)."""
 
 
+@probe("POST", "/api/route")
+async def probe_route(client: Any, world: World) -> None:
+    """Another team's account is no stop of yours, and its name does not leak."""
+    b_account = await snapshot("accounts", world.b["accounts"])
+    assert b_account is not None
+    for who in world.outsiders:
+        response = await client.post(
+            "/api/route",
+            json={"start": {"lat": 48.85, "lng": 2.35}, "stops": [world.b["accounts"]]},
+            headers=who.headers,
+        )
+        expect(response, 422)
+        assert response.json()["error"] == "unknown_account"
+        assert b_account["name"] not in response.text
+
+
+async def calendar_feed_url(client: Any, who: Login) -> str:
+    response = await client.post("/api/calendar/feed", json={}, headers=who.headers)
+    assert response.status_code == 200, response.text
+    return str(response.json()["url"])
+
+
+@probe("POST", "/api/calendar/feed")
+@probe("GET", "/api/calendar/feed")
+@probe("DELETE", "/api/calendar/feed")
+@probe("GET", "/api/calendar/{name:str}")
+async def probe_calendar(client: Any, world: World) -> None:
+    """A feed is its owner's: others can neither see, replace nor revoke it, and a feed
+    holds none of another team's tasks."""
+    b_url = await calendar_feed_url(client, world.rep_b)
+    b_path = b_url[b_url.index("/api/") :]
+    for who in world.outsiders:
+        a_url = await calendar_feed_url(client, who)
+        a_feed = await client.get(a_url[a_url.index("/api/") :])
+        assert a_feed.status_code == 200, a_feed.text
+        assert not any(record_id in a_feed.text for record_id in world.b_ids())
+        assert (await client.delete("/api/calendar/feed", headers=who.headers)).status_code == 204
+    assert (await client.get("/api/calendar/feed", headers=world.rep_b.headers)).json()["active"]
+    assert (await client.get(b_path)).status_code == 200
+
+
 def push_subscription(endpoint: str) -> dict[str, Any]:
     public = ec.generate_private_key(ec.SECP256R1()).public_key()
     point = public.public_bytes(

@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.push",
             "server.demo",
             "server.day",
+            "server.calendar",
         ),
     ),
     (
