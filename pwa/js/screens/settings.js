@@ -1,5 +1,6 @@
 // "Me": who is signed in, this device's reminders, its sync identity, sign-out.
 
+import { calendarSlot } from "../calendar-feed.js";
 import { getMeta } from "../db.js";
 import { draftCount } from "../drafts.js";
 import { pushSlot } from "../push.js";
@@ -27,6 +28,7 @@ export async function settingsScreen() {
         h("dt", {}, "User"), h("dd", { testid: "me-username" }, user ? user.username : ""),
         h("dt", {}, "Role"), h("dd", { testid: "me-role" }, user ? user.role : ""))),
     pushSlot(),
+    calendarSlot(),
     section("This phone", "me-device",
       h("dl", { class: "details" },
         h("dt", {}, "Unsent changes"), h("dd", { testid: "me-pending" }, String(pending)),
