@@ -307,11 +307,14 @@ async def keep_rejected(
             )
     elif rejected.error == "not_found" and account is not None and account.deleted:
         deleted = account.stamps.get(DELETED_STAMP)
-        when = datetime.fromtimestamp(deleted.ms / 1000, UTC) if deleted is not None else None
+        on = (
+            f" on {datetime.fromtimestamp(deleted.ms / 1000, UTC):%Y-%m-%d}"
+            if deleted is not None
+            else ""
+        )
         detail = (
-            f'The account "{str(account.values.get("name"))[:100]}" was deleted'
-            + (f" on {when:%Y-%m-%d}" if when is not None else "")
-            + ", before this write reached the server; fix it and send it again on another"
+            f'The account "{str(account.values.get("name"))[:100]}" was deleted{on}'
+            ", before this write reached the server; fix it and send it again on another"
             " account."
         )
     values = {
