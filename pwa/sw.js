@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "e8767904d361";
+const VERSION = "9a008a2a0f40";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -27,6 +27,7 @@ const SHELL = [
   "/js/map.js",
   "/js/push.js",
   "/js/records.js",
+  "/js/rejections.js",
   "/js/router.js",
   "/js/screens/account.js",
   "/js/screens/accounts.js",
