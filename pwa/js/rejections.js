@@ -53,7 +53,9 @@ function fromLocal(entry, clientId, userId) {
     user_id: userId,
     client_id: clientId,
     mid: entry.mid,
-    account_id: about.account_id || null,
+    // A copy kept by an older version of the app has no `about`.
+    account_id: about.account_id || (entry.fields && entry.fields.account_id) ||
+      (entry.table === "accounts" ? entry.id : null),
     resolved: false,
     refused_at: entry.at || null,
     written_at: about.written_at || null,

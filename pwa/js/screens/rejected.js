@@ -248,7 +248,11 @@ function rejectedCard(item, ctx, redraw) {
   const accountOnPhone = item.account_id && ctx.byId.has(item.account_id);
   const href = accountOnPhone ? `#/account/${item.account_id}` : null;
   const upsert = item.op === "upsert";
-  const fixable = upsert && (ACCOUNT_BOUND.has(item.table) || item.table === "accounts") && !item.resolved;
+  // Only its writer sends it again (a new write is its sender's); a manager applies
+  // someone else's again, which keeps its author.
+  const own = !item.user_id || (me() && item.user_id === me().id);
+  const fixable = own && upsert && !item.resolved &&
+    (ACCOUNT_BOUND.has(item.table) || item.table === "accounts");
   const needsAccount = fixable && ACCOUNT_BOUND.has(item.table) && !accountOnPhone &&
     !(item.table === "tasks" && !item.fields.account_id);
 
@@ -268,7 +272,13 @@ function rejectedCard(item, ctx, redraw) {
       fixPicker = accountPicker({
         label: name ? `${name} is not on this phone. Send it again on:` : "Send it again on:",
         testid: "rejected-fix-account", accounts: ctx.accounts, value: state.fixAccount || "",
-        blank: "Choose an account…", onchange: (event) => { state.fixAccount = event.target.value; },
+        blank: "Choose an account…", onchange: (event) => {
+          state.fixAccount = event.target.value;
+          if (state.message) {
+            state.message = null;
+            redraw();
+          }
+        },
       });
     }
     actions.push(h("button", { type: "button", class: "primary", testid: "rejected-fix", onclick: () => {
@@ -308,7 +318,13 @@ function rejectedCard(item, ctx, redraw) {
           label: "On account", testid: "rejected-apply-account", accounts: ctx.accounts,
           value: state.applyAccount || "",
           blank: name ? `Its own: ${name}` : "Its own account",
-          onchange: (event) => { state.applyAccount = event.target.value; },
+          onchange: (event) => {
+            state.applyAccount = event.target.value;
+            if (state.apply) {
+              state.apply = null;
+              redraw();
+            }
+          },
         })
       : null;
     apply = h("fieldset", { class: "apply-again" },
