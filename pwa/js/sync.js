@@ -7,7 +7,7 @@ import { TABLES, read, write } from "./db.js";
 import { emit, on } from "./events.js";
 import { observe } from "./hlc.js";
 import { overlay, pendingFor } from "./records.js";
-import { countUnresolved, keptByServer } from "./rejections.js";
+import { countUnresolved } from "./rejections.js";
 import { expireSession, refreshUsers, session } from "./session.js";
 
 const SYNC_PATH = "/api/sync/v1";
@@ -434,13 +434,12 @@ function syncSoon() {
   }, 800);
 }
 
-// Drop this phone's copy of a refused write the server keeps no row of (see
-// js/rejections.js); a copy the server's row will replace stays.
+// Drop this phone's copy of a refused write (js/rejections.js), once its user has read
+// it: if the server keeps a row of it, the row still comes.
 export async function dismissRejected(mid) {
   await write(["meta"], async (s) => {
     const list = (await s.meta.get("rejected")) || [];
-    const keep = (r) => r.mid !== mid || keptByServer(r);
-    await s.meta.put(list.filter(keep), "rejected");
+    await s.meta.put(list.filter((r) => r.mid !== mid), "rejected");
   });
   emit("data", { rejected: true });
   await refreshStatus();

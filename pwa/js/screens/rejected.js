@@ -299,7 +299,7 @@ function rejectedCard(item, ctx, redraw) {
       toast("Marked resolved");
     } }, "Mark resolved"));
   }
-  if (item.source === "phone" && !item.kept_by_server) {
+  if (item.source === "phone") {
     actions.push(h("button", { type: "button", testid: "rejected-dismiss", onclick: async (event) => {
       if (!state.armed) {
         state.armed = true;
