@@ -1,14 +1,19 @@
 """Two reps of one team edit the same account's phone while offline. Per-field last writer
 wins by HLC: the later edit is kept whichever phone syncs first, the other value lands in
-the conflicts inbox, and "Keep mine" puts it back and resolves the conflict."""
+the conflicts inbox, and "Keep mine" puts it back and resolves the conflict, after saying
+whose value it replaces; the colleague whose value it replaced gets a conflict naming them
+(issue 14), on their own phone."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from playwright.async_api import expect
 
 from e2e.conftest import Server
 from e2e.pages import App, Phones, Rest
+from e2e.test_screens import check_screen
 
 ORIGINAL = "+33 1 40 00 00 00"
 PHONES = {"A": "+33 6 11 11 11 11", "B": "+33 6 22 22 22 22"}
@@ -26,7 +31,7 @@ async def edit_phone(app: App, account_id: str, phone: str) -> None:
     "later", ["B", "A"], ids=["later-edit-syncs-last", "later-edit-syncs-first"]
 )
 async def test_same_field_edited_offline_on_two_phones(
-    server: Server, phones: Phones, later: str
+    server: Server, phones: Phones, artifacts: Path, later: str
 ) -> None:
     server.add_user("alice", team="north")
     server.add_user("bob", team="north")
@@ -78,21 +83,59 @@ async def test_same_field_edited_offline_on_two_phones(
             "by you"
         )
 
-        await loser.conflicts.rows().get_by_test_id("conflict-keep-mine").click()
-        await expect(loser.tid("conflicts-empty")).to_be_visible()
+        # "Keep mine" says whose value it replaces, with what, and asks a second tap.
+        users = {"A": "alice", "B": "bob"}
+        first_id = await loser.conflicts.rows().get_attribute("data-id")
+        keep = loser.conflicts.rows().get_by_test_id("conflict-keep-mine")
+        await keep.click()
+        confirm = loser.conflicts.rows().get_by_test_id("conflict-keep-mine-confirm")
+        await expect(confirm).to_have_text(
+            f"This replaces {users[later]}'s value “{PHONES[later]}” with “{PHONES[earlier]}”."
+            f" {users[later]} will see a conflict about it."
+        )
+        await expect(keep).to_have_text("Tap again to write it back")
+        await check_screen(loser, artifacts, "conflict-keep-mine", "conflict-keep-mine-confirm")
+        await keep.click()
+        await expect(loser.tid("toast")).to_contain_text(f"over {users[later]}'s value")
+        # (The conflict the server makes for the winner may already be back: it was sent.)
+        resolved = loser.page.locator(f'[data-testid=conflict-row][data-id="{first_id}"]')
+        await expect(resolved).to_have_count(0)
         await loser.synced()
         assert (await rest.get("accounts", account_id))["account"]["phone"] == PHONES[earlier]
         conflicts = await rest.list("conflicts")
-        assert [(c["record_id"], c["field"], c["resolved"]) for c in conflicts] == [
-            (account_id, "phone", True)
-        ]
+        # The first conflict is resolved; a new one keeps the winner's overwritten value.
+        assert sorted(
+            (c["field"], c["kept_value"], c["lost_value"], c["resolved"]) for c in conflicts
+        ) == sorted(
+            [
+                ("phone", PHONES[later], PHONES[earlier], True),
+                ("phone", PHONES[earlier], PHONES[later], False),
+            ]
+        )
 
-        # The winner's phone follows: the restored value, and an empty inbox.
+        # The winner's phone follows: the restored value, and a conflict that tells them
+        # their value was replaced, and by whom.
         await winner.synced()
-        await expect(winner.tid("conflicts-empty")).to_be_visible()
-        await expect(winner.tid("nav-conflicts-count")).to_be_hidden()
+        await expect(winner.tid("nav-conflicts-count")).to_have_text("1")
+        await winner.conflicts.open()
+        told = winner.conflicts.rows()
+        await expect(told).to_have_count(1)
+        await expect(told.get_by_test_id("conflict-lost")).to_have_text(PHONES[later])
+        await expect(told.get_by_test_id("conflict-lost-by")).to_contain_text("by you")
+        await expect(told.get_by_test_id("conflict-kept")).to_have_text(PHONES[earlier])
+        await expect(told.get_by_test_id("conflict-kept-by")).to_contain_text(
+            f"by {users[earlier]}"
+        )
+        await expect(told.get_by_test_id("conflict-keep-mine")).to_have_text("Keep mine")
         await winner.account.open(account_id)
         await expect(winner.account.phone()).to_have_text(PHONES[earlier])
+
+        # The one who kept theirs sees it too, as the value they replaced.
+        await loser.synced()
+        await expect(loser.tid("nav-conflicts-count")).to_have_text("1")
+        await expect(loser.conflicts.rows().get_by_test_id("conflict-lost-by")).to_contain_text(
+            f"by {users[later]}"
+        )
     finally:
         await rest.close()
 

@@ -58,9 +58,12 @@ async def test_a_row_kept_for_its_writes_goes_when_the_server_refuses_them(
         status = await app.sync()
         assert (status["state"], status["pending"]) == ("synced", 0), status
         assert [r["id"] for r in await app.rows("accounts")] == [kept["id"]]
-        [refused] = await app.meta("rejected")
-        assert (refused["id"], refused["error"]["error"]) == (gone["id"], "deleted")
+        # Kept whole by the server (rule 12), whose row replaced the phone's own copy.
+        [refused] = await app.rows("rejections")
+        assert (refused["record_id"], refused["error"]) == (gone["id"], "deleted")
         assert refused["fields"] == {"phone": "+33 6 99 99 99 99"}
+        assert refused["_about"]["account_name"] == "Closed Shop"
+        assert await app.meta("rejected") == []
         await app.accounts.open()
         await expect(app.accounts.row(gone["id"])).to_have_count(0)
         await expect(app.accounts.row(kept["id"])).to_have_count(1)

@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "fd2abb734bbf";
+const VERSION = "c40752349c87";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -29,6 +29,7 @@ const SHELL = [
   "/js/map.js",
   "/js/push.js",
   "/js/records.js",
+  "/js/rejections.js",
   "/js/route.js",
   "/js/router.js",
   "/js/screens/account.js",

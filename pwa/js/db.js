@@ -1,12 +1,17 @@
 // A tiny promise wrapper over IndexedDB. Only IndexedDB requests may be awaited inside
 // `transact`: awaiting anything else (fetch, timers) lets the transaction auto-commit.
 
-export const TABLES = ["accounts", "contacts", "visits", "notes", "tasks", "deals", "conflicts"];
+export const TABLES = [
+  "accounts", "contacts", "visits", "notes", "tasks", "deals", "conflicts", "rejections",
+];
 export const STORES = [...TABLES, "outbox", "meta", "drafts"];
 
 const DB_NAME = "fieldcrm";
-// Rows that hang off an account, indexed so an evicted account takes them along.
+// Rows that hang off an account, indexed so an evicted account takes them along. Not
+// `rejections`: a refused write stays with its writer when its account leaves (rule 12).
 const BY_ACCOUNT = ["contacts", "visits", "notes", "tasks", "deals", "conflicts"];
+// The record stores version 1 made (later tables get their own step).
+const TABLES_1 = ["accounts", "contacts", "visits", "notes", "tasks", "deals", "conflicts"];
 
 // UPGRADES[n] takes the database from version n to n + 1. A phone that skipped versions runs
 // every step after its own, in order, inside the one upgrade transaction: stores and rows
@@ -14,7 +19,7 @@ const BY_ACCOUNT = ["contacts", "visits", "notes", "tasks", "deals", "conflicts"
 const UPGRADES = [
   // 1: the record stores, the outbox, meta.
   (db) => {
-    for (const table of TABLES) {
+    for (const table of TABLES_1) {
       const store = db.createObjectStore(table, { keyPath: "id" });
       if (BY_ACCOUNT.includes(table)) store.createIndex("account_id", "account_id");
       if (table === "conflicts") store.createIndex("record_id", "record_id");
@@ -27,6 +32,12 @@ const UPGRADES = [
   // 2: drafts of the visit, note and task forms (js/drafts.js), until saved or discarded.
   (db) => {
     db.createObjectStore("drafts", { keyPath: "key" });
+  },
+  // 3: the server's rejections rows (SPEC 4 rule 12), found by the write they keep, so
+  // the copy this phone kept in meta "rejected" gives way to the server's (js/sync.js).
+  (db) => {
+    const store = db.createObjectStore("rejections", { keyPath: "id" });
+    store.createIndex("write", ["client_id", "mid"]);
   },
 ];
 const DB_VERSION = UPGRADES.length;

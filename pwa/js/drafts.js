@@ -7,7 +7,8 @@
 // A draft: {key, kind: "visit" | "note" | "task", route, account_id, record_id, values,
 // preview, saved_at (ms)}. `key` is the kind and the record's id, or for a new record the
 // account (and visit) it is for: "task/ID", "visit/new/ACCOUNT", "note/new/ACCOUNT/VISIT",
-// "task/new/-" (a task for no account). `values` is the form's own business.
+// "task/new/-" (a task for no account); a form fixing a refused write (js/rejections.js)
+// keeps its own, "visit/fix/KEY". `values` is the form's own business.
 
 import { deleteNow, putNow, read } from "./db.js";
 import { emit } from "./events.js";
@@ -16,7 +17,8 @@ import { announce, formatDateTime, formatTime, h, toast } from "./ui.js";
 
 export const DRAFT_DELAY_MS = 400;
 
-export function draftKey(kind, { recordId = null, accountId = null, visitId = null } = {}) {
+export function draftKey(kind, { recordId = null, accountId = null, visitId = null, fix = null } = {}) {
+  if (fix) return `${kind}/fix/${fix}`;
   if (recordId) return `${kind}/${recordId}`;
   return [kind, "new", accountId || "-", ...(visitId ? [visitId] : [])].join("/");
 }

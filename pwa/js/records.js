@@ -5,6 +5,7 @@
 import { TABLES, read, write } from "./db.js";
 import { tick } from "./hlc.js";
 import { emit } from "./events.js";
+import { keptByServer } from "./rejections.js";
 
 // Build the local row from the server's row and the pending outbox entries (mid order).
 // Answers null when there is nothing to show.
@@ -28,12 +29,15 @@ export async function pendingFor(stores, table, id) {
   return entries.sort((a, b) => a.mid - b.mid);
 }
 
-// Queue writes: [{table, id, op: "upsert"|"delete", fields}], all in one transaction with
-// their outbox entries, each with the next mid and a fresh HLC. `drafts`: keys of the form
-// drafts these writes save, deleted in the same transaction (saved and still a draft, or
-// neither, whatever happens to the page).
+// Queue writes: [{table, id, op: "upsert"|"delete", fields, base_seq}], all in one
+// transaction with their outbox entries, each with the next mid and a fresh HLC; base_seq
+// defaults to the seq of the row as last pulled. `drafts`: keys of the form drafts these
+// writes save, deleted in the same transaction (saved and still a draft, or neither,
+// whatever happens to the page). `rejected`: mids of this phone's copies of refused writes
+// (js/rejections.js) these writes send again: a copy the server keeps no row of goes, one
+// whose row has not arrived yet is marked `fixed_at`.
 // pwa/sw.js repeats this for a notification's Done / Snooze (writeTaskChange): keep in step.
-export async function saveWrites(writes, { drafts = [] } = {}) {
+export async function saveWrites(writes, { drafts = [], rejected = [] } = {}) {
   const tables = [...new Set(writes.map((w) => w.table))];
   for (const t of tables) if (!TABLES.includes(t)) throw new Error(`unknown table ${t}`);
   const stores = [...tables, "outbox", "meta", ...(drafts.length ? ["drafts"] : [])];
@@ -50,7 +54,7 @@ export async function saveWrites(writes, { drafts = [] } = {}) {
         id: w.id,
         op: w.op,
         fields: w.op === "delete" ? {} : { ...w.fields },
-        base_seq: row ? row._seq ?? null : null,
+        base_seq: w.base_seq !== undefined ? w.base_seq : row ? row._seq ?? null : null,
         hlc: clock,
       };
       mid += 1;
@@ -68,6 +72,14 @@ export async function saveWrites(writes, { drafts = [] } = {}) {
     await s.meta.put(mid, "next_mid");
     await s.meta.put(clock, "hlc");
     for (const key of drafts) await s.drafts.delete(key);
+    if (rejected.length) {
+      const copies = [];
+      for (const copy of (await s.meta.get("rejected")) || []) {
+        if (!rejected.includes(copy.mid)) copies.push(copy);
+        else if (keptByServer(copy)) copies.push({ ...copy, fixed_at: Date.now() });
+      }
+      await s.meta.put(copies, "rejected");
+    }
     return queued;
   });
   emit("data", { local: true });

@@ -7,6 +7,7 @@ import { TABLES, read, write } from "./db.js";
 import { emit, on } from "./events.js";
 import { observe } from "./hlc.js";
 import { overlay, pendingFor } from "./records.js";
+import { countUnresolved } from "./rejections.js";
 import { expireSession, refreshUsers, session } from "./session.js";
 
 const SYNC_PATH = "/api/sync/v1";
@@ -18,7 +19,6 @@ const TIMEOUT_MS = 30_000;
 const INTERVAL_MS = 30_000;
 const BACKOFF_BASE_MS = 2_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
-const REJECTED_KEPT = 100;
 const MAX_ROUNDS = 10_000;
 const CHILD_TABLES = ["contacts", "visits", "notes", "tasks", "deals"];
 
@@ -36,14 +36,22 @@ export function currentStatus() {
 }
 
 async function setStatus(state, message = "") {
-  const [pending, rejected, lastSyncAt] = await read(["outbox", "meta"], (s) =>
-    Promise.all([s.outbox.count(), s.meta.get("rejected"), s.meta.get("last_sync_at")]),
+  const [pending, rows, local, clientId, lastSyncAt] = await read(
+    ["outbox", "rejections", "meta"],
+    (s) =>
+      Promise.all([
+        s.outbox.count(),
+        s.rejections.getAll(),
+        s.meta.get("rejected"),
+        s.meta.get("client_id"),
+        s.meta.get("last_sync_at"),
+      ]),
   );
   status = {
     state: state || status.state,
     message: state ? message : status.message,
     pending,
-    rejected: (rejected || []).length,
+    rejected: countUnresolved(rows, local, clientId),
     lastSyncAt: lastSyncAt || null,
   };
   emit("sync", status);
@@ -221,7 +229,9 @@ async function readBatch(fromMid) {
 }
 
 // Store one answer in one transaction: acknowledged writes leave the outbox, rejected
-// ones are kept for the user, the page of changes and its cursor land together.
+// ones are kept for the user (js/rejections.js: this phone's copy stays until the
+// server's `rejections` row for the write arrives), the page of changes and its cursor
+// land together.
 async function applyResponse(data, sentCursor) {
   const outcome = await write([...TABLES, "outbox", "meta"], async (s) => {
     const touched = new Set();
@@ -234,7 +244,8 @@ async function applyResponse(data, sentCursor) {
     const sent = new Map(acked.map((e) => [e.mid, e]));
     for (const e of acked) await s.outbox.delete(e.key);
 
-    const rejected = (await s.meta.get("rejected")) || [];
+    const clientId = await s.meta.get("client_id");
+    let rejected = (await s.meta.get("rejected")) || [];
     for (const r of ack.results || []) {
       const e = sent.get(r.mid);
       if (!e) continue;
@@ -254,13 +265,14 @@ async function applyResponse(data, sentCursor) {
         id: e.id,
         op: e.op,
         fields: e.fields,
+        hlc: e.hlc,
         error: r.error || { error: "rejected", detail: "The server refused this change." },
         at: Date.now(),
+        about: await aboutWrite(s, e),
       });
       refresh.set(`${e.table}/${e.id}`, e);
       merged.delete(`${e.table}/${e.id}`);
     }
-    await s.meta.put(rejected.slice(-REJECTED_KEPT), "rejected");
     if ((ack.results || []).length) await s.meta.put(ack.results.slice(-50), "last_results");
 
     const reset = await resetState(s, data, sentCursor);
@@ -272,6 +284,16 @@ async function applyResponse(data, sentCursor) {
         const pending = await pendingFor(s, change.table, change.id);
         const row = overlay(change.row, change.seq, pending);
         if (reset) row._epoch = reset.epoch;
+        if (change.table === "rejections") {
+          // The server's row replaces this phone's copy of the write; what the copy knew
+          // of it (the account's name, when it was written) stays with the row.
+          const mine = row.client_id === clientId;
+          const copy = mine ? rejected.find((x) => x.mid === row.mid) : null;
+          const before = await s.rejections.get(change.id);
+          const about = (before && before._about) || (copy && aboutOf(copy));
+          if (about) row._about = about;
+          if (copy) rejected = rejected.filter((x) => x !== copy);
+        }
         await s[change.table].put(row);
       } else if (change.op === "delete") {
         await s[change.table].delete(change.id);
@@ -292,6 +314,7 @@ async function applyResponse(data, sentCursor) {
       else await s[e.table].delete(e.id);
     }
 
+    await s.meta.put(rejected, "rejected");
     if (data.cursor !== undefined) await s.meta.put(data.cursor, "cursor");
     if (reset) {
       if (data.has_more) {
@@ -312,6 +335,30 @@ async function applyResponse(data, sentCursor) {
   });
   if (outcome.changed) emit("data", { sync: true });
   return outcome.acked;
+}
+
+// What the refused write was about, read before its row is rebuilt: the account's name
+// may be gone from this phone by the time its user reads the write.
+async function aboutWrite(s, e) {
+  const row = await s[e.table].get(e.id);
+  const fields = e.fields || {};
+  const accountId =
+    e.table === "accounts" ? e.id : fields.account_id || (row && row.account_id) || null;
+  const account = accountId ? await s.accounts.get(accountId) : null;
+  const about = { account_id: accountId };
+  const name = (account && account.name) || (e.table === "accounts" ? fields.name : null);
+  if (name) about.account_name = name;
+  const own = row && e.table !== "accounts" ? row.title || row.name : null;
+  if (own && !fields.title && !fields.name) about.record_name = own;
+  if (row && row._base) about.existed = true;
+  return about;
+}
+
+function aboutOf(copy) {
+  const about = { ...(copy.about || {}) };
+  if (Array.isArray(copy.hlc)) about.written_at = copy.hlc[0];
+  if (copy.fixed_at) about.fixed_at = copy.fixed_at;
+  return about;
 }
 
 // A reset pages the whole scope; rows it sends are stamped with its epoch so the last
@@ -387,14 +434,12 @@ function syncSoon() {
   }, 800);
 }
 
-export async function rejectedWrites() {
-  return (await read(["meta"], (s) => s.meta.get("rejected"))) || [];
-}
-
-export async function dismissRejected(mid = null) {
+// Drop this phone's copy of a refused write (js/rejections.js), once its user has read
+// it: if the server keeps a row of it, the row still comes.
+export async function dismissRejected(mid) {
   await write(["meta"], async (s) => {
     const list = (await s.meta.get("rejected")) || [];
-    await s.meta.put(mid === null ? [] : list.filter((r) => r.mid !== mid), "rejected");
+    await s.meta.put(list.filter((r) => r.mid !== mid), "rejected");
   });
   emit("data", { rejected: true });
   await refreshStatus();

@@ -19,7 +19,7 @@ from server.core.fields import SERVER_MADE, TABLES, clean_fields, defaults
 from server.core.rows import now_ms
 from server.core.session import Session
 from sync.clock import Stamp
-from sync.engine import StoredRecord
+from sync.engine import DELETED_STAMP, StoredRecord
 from sync.protocol import Mutation, Rejected
 
 CHECKIN_RADIUS_M = 200.0  # a check-in this close to the account (after accuracy) is verified
@@ -305,6 +305,18 @@ async def keep_rejected(
                 f" team on {when:%Y-%m-%d}, before this write reached the server; a manager of"
                 " your team can apply it again, to this account or another."
             )
+    elif rejected.error == "not_found" and account is not None and account.deleted:
+        deleted = account.stamps.get(DELETED_STAMP)
+        on = (
+            f" on {datetime.fromtimestamp(deleted.ms / 1000, UTC):%Y-%m-%d}"
+            if deleted is not None
+            else ""
+        )
+        detail = (
+            f'The account "{str(account.values.get("name"))[:100]}" was deleted{on}'
+            ", before this write reached the server; fix it and send it again on another"
+            " account."
+        )
     values = {
         "table": str(mutation.table)[:20],
         "record_id": str(mutation.id)[:60],

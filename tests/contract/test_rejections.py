@@ -163,3 +163,17 @@ async def test_a_move_older_than_the_grace_voids_the_write(client, teams):
     data = await rep.sync(stale)
     assert results(data) == ["not_found"]
     assert len(await db.fetch("SELECT id FROM rejections WHERE error = 'not_found'")) == 1
+
+
+async def test_a_write_to_a_deleted_account_says_it_was_deleted(client, teams):
+    rep, _, manager, *_ = teams
+    account = new_id()
+    await rep.sync(rep.write("accounts", account, {"name": "Fermé pour toujours"}))
+    response = await client.delete(f"/api/accounts/{account}", headers=manager.login.headers)
+    assert response.status_code == 204, response.text
+    data = await rep.sync(rep.write("visits", new_id(), {"account_id": account, **VISIT}))
+    assert results(data) == ["not_found"]
+    await rep.pull_all()
+    [kept] = [row for (table, _), row in rep.rows.items() if table == "rejections"]
+    assert kept["error"] == "not_found" and kept["account_id"] == account
+    assert 'The account "Fermé pour toujours" was deleted on ' in kept["detail"]

@@ -1,6 +1,9 @@
 // The conflicts inbox: every value that lost a merge, until someone decides. "Keep mine"
 // writes the lost value back as a new upsert; "Keep theirs" only marks the conflict
-// resolved (the only field a client may write on a conflict).
+// resolved (the only field a client may write on a conflict). "Keep mine" replaces a
+// colleague's value: the card says whose, and asks a second tap; the write goes with
+// base_seq 0 (written without having seen the value it replaces), so the server keeps the
+// colleague's value in a new conflicts row naming them (SPEC 4 rule 5b): they are told.
 
 import { allRows, getRecord, saveWrites } from "../records.js";
 import { me, userNames } from "../session.js";
@@ -34,18 +37,25 @@ function parseClock(value) {
   }
 }
 
-async function keepMine(c) {
+async function keepMine(c, replaced) {
   await saveWrites([
-    { table: conflictTable(c), id: c.record_id, op: "upsert", fields: { [c.field]: c.lost_value } },
+    {
+      table: conflictTable(c), id: c.record_id, op: "upsert", fields: { [c.field]: c.lost_value },
+      base_seq: 0,
+    },
     { table: "conflicts", id: c.id, op: "upsert", fields: { resolved: true } },
   ]);
-  toast("Your value is written back");
+  toast(replaced ? `Written back over ${replaced}'s value; they will see a conflict about it.`
+    : "The lost value is written back");
 }
 
 async function keepTheirs(c) {
   await saveWrites([{ table: "conflicts", id: c.id, op: "upsert", fields: { resolved: true } }]);
   toast("Conflict resolved");
 }
+
+// Conflicts whose "Keep mine" waits for its second tap (kept across redraws).
+const armed = new Set();
 
 async function recordLink(c) {
   const table = conflictTable(c);
@@ -69,6 +79,10 @@ async function conflictRow(c, names) {
   const about = `${LABELS.table[table] || table} · ${c.field}`;
   const title = account && account.name ? `${account.name} — ${about}` : about;
   const lostAt = clockTime(parseClock(c.lost_hlc), c.created_at);
+  const keptByOther = !!c.kept_by && c.kept_by !== userId;
+  const confirm = h("p", { class: "notice", testid: "conflict-keep-mine-confirm", hidden: !armed.has(c.id) },
+    `This replaces ${who(c.kept_by)}'s value “${formatValue(c.kept_value)}” with ` +
+    `“${formatValue(c.lost_value)}”. ${who(c.kept_by)} will see a conflict about it.`);
   const keptAt = clockTime(parseClock(c.kept_hlc), c.created_at);
   return h("li", { class: "card conflict", testid: "conflict-row", dataset: { id: c.id } },
     h("p", { class: "row-title" },
@@ -83,9 +97,19 @@ async function conflictRow(c, names) {
       h("dd", {}, h("strong", { testid: "conflict-lost" }, formatValue(c.lost_value)),
         h("span", { class: "row-sub", testid: "conflict-lost-by" }, ` by ${who(c.lost_by)}, ${formatDateTime(lostAt)}`))),
     h("p", { class: "row-sub", testid: "conflict-when" }, `Found ${formatDateTime(c.created_at)}`),
+    confirm,
     h("div", { class: "actions" },
-      h("button", { type: "button", testid: "conflict-keep-mine", onclick: () => keepMine(c) },
-        mineLost ? "Keep mine" : "Restore lost value"),
+      h("button", { type: "button", testid: "conflict-keep-mine", onclick: (event) => {
+        // Overwriting a colleague's value: say whose and what, and ask once more.
+        if (keptByOther && !armed.has(c.id)) {
+          armed.add(c.id);
+          confirm.hidden = false;
+          event.target.textContent = "Tap again to write it back";
+          return;
+        }
+        armed.delete(c.id);
+        keepMine(c, keptByOther ? who(c.kept_by) : null);
+      } }, armed.has(c.id) ? "Tap again to write it back" : mineLost ? "Keep mine" : "Restore lost value"),
       h("button", { type: "button", testid: "conflict-keep-theirs", onclick: () => keepTheirs(c) },
         mineLost ? "Keep theirs" : "Keep current value")));
 }

@@ -1,7 +1,9 @@
 import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
 import { getRecord, newId, saveWrites } from "../records.js";
+import { findRejection, resolution } from "../rejections.js";
 import { navigate } from "../router.js";
 import { empty, field, h, link, toast } from "../ui.js";
+import { fixNotice } from "./rejected.js";
 
 export async function newNoteScreen(_params, query) {
   const accountId = query.get("account");
@@ -11,11 +13,14 @@ export async function newNoteScreen(_params, query) {
     return { title: "Add a note", el: h("div", { class: "screen" }, h("h1", {}, "Add a note"),
       empty("Open an account first, then add the note from there.", "note-no-account")) };
   }
-  const key = draftKey("note", { accountId: account.id, visitId });
+  // "Fix and send again" (Rejected screen): the refused note fills the form, as a new note.
+  const fix = query.get("fix") ? await findRejection(query.get("fix")) : null;
+  const key = draftKey("note", { accountId: account.id, visitId, fix: fix ? fix.key : null });
   const draft = await loadDraft(key);
+  const fixBody = fix && typeof fix.fields.body === "string" ? fix.fields.body : "";
   const back = visitId ? `#/visit/${visitId}` : `#/account/${account.id}`;
   const body = field({ name: "body", label: "Note", type: "textarea", testid: "note-body",
-    required: true, maxlength: 20000, rows: 8, value: draft ? draft.values.body : "" });
+    required: true, maxlength: 20000, rows: 8, value: draft ? draft.values.body : fixBody });
   const textarea = body.querySelector("textarea");
   const keeper = draftKeeper({
     key, kind: "note", accountId: account.id, restored: draft,
@@ -42,13 +47,16 @@ export async function newNoteScreen(_params, query) {
     const fields = { account_id: account.id, body: text };
     if (visitId) fields.visit_id = visitId;
     keeper.stop();
-    await saveWrites([{ table: "notes", id: newId(), op: "upsert", fields }], { drafts: [key] });
+    const resolved = resolution(fix);
+    await saveWrites([{ table: "notes", id: newId(), op: "upsert", fields }, ...resolved.writes],
+      { drafts: [key], rejected: resolved.rejected });
     toast("Note saved");
     navigate(back);
   });
   const el = h("div", { class: "screen" },
     h("h1", {}, "Add a note"),
     h("p", { class: "lead", testid: "note-account" }, account.name),
+    fix ? fixNotice(fix) : null,
     draft ? draftNotice(draft, keeper) : null,
     form);
   return { title: "Add a note", el, leave: keeper.leave };

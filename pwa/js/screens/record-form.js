@@ -6,9 +6,11 @@
 import { deleteNow } from "../db.js";
 import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
 import { getRecord, newId, remove, saveWrites } from "../records.js";
+import { findRejection, resolution } from "../rejections.js";
 import { navigate } from "../router.js";
 import { me, teamUsers } from "../session.js";
 import { LABELS, field, fromLocalInput, h, options, toLocalInput, toast } from "../ui.js";
+import { fixNotice } from "./rejected.js";
 
 const TEXT = 200;
 
@@ -121,7 +123,12 @@ export function recordForm(table) {
       return { title: "Pick an account", el: h("div", { class: "screen" }, h("h1", {}, "Pick an account first"),
         h("p", { class: "empty" }, h("a", { href: "#/accounts" }, "Open an account"), ` to add a ${form.noun}.`)) };
     }
-    const key = form.draft ? draftKey(form.draft, { recordId: row && row.id, accountId }) : null;
+    // "Fix and send again" from the Rejected screen: the refused write fills the form.
+    const fix = query.get("fix") ? await findRejection(query.get("fix")) : null;
+    const fixKey = fix ? fix.key : null;
+    const key = form.draft
+      ? draftKey(form.draft, { recordId: row && row.id, accountId, fix: fixKey })
+      : null;
     const draft = key ? await loadDraft(key) : null;
     const users = await teamUsers();
     const userOptions = [["", "Nobody"], ...users.map((u) => [u.id, u.username])];
@@ -148,6 +155,23 @@ export function recordForm(table) {
       initial[spec.name] = rawOf(spec, control);
       return block;
     });
+    if (fix && !draft) {
+      for (const spec of form.fields) {
+        if (!(spec.name in fix.fields)) continue;
+        const control = controls[spec.name];
+        if (control.type === "checkbox") control.checked = !!fix.fields[spec.name];
+        else control.value = shown(spec, fix.fields[spec.name]);
+      }
+    }
+    // What the refused write carried that the form has no control for goes again as it was.
+    const carried = {};
+    if (fix) {
+      for (const [name, value] of Object.entries(fix.fields)) {
+        if (name !== "account_id" && !form.fields.some((spec) => spec.name === name)) {
+          carried[name] = value;
+        }
+      }
+    }
     if (draft) {
       for (const [name, raw] of Object.entries(draft.values.fields)) {
         const control = controls[name];
@@ -196,7 +220,7 @@ export function recordForm(table) {
         controls[invalid.name].focus();
         return;
       }
-      const fields = {};
+      const fields = { ...carried };
       for (const spec of form.fields) {
         const control = controls[spec.name];
         if (editing && rawOf(spec, control) === initial[spec.name]) continue;
@@ -207,13 +231,22 @@ export function recordForm(table) {
       if (!editing && form.parent) fields.account_id = accountId;
       if (!editing && table === "tasks" && accountId) fields.account_id = accountId;
       if (keeper) keeper.stop();
+      const resolved = resolution(fix);
       if (editing && Object.keys(fields).length === 0) {
+        if (fix) {
+          // The record already holds what the refused write asked for.
+          await saveWrites(resolved.writes, { drafts, rejected: resolved.rejected });
+          toast("Nothing to send again: marked resolved");
+          navigate(backTo(table, row));
+          return;
+        }
         if (draft) await deleteNow("drafts", key); // it changes nothing any more
         navigate(backTo(table, row));
         return;
       }
       const id = editing ? row.id : newId();
-      await saveWrites([{ table, id, op: "upsert", fields }], { drafts });
+      await saveWrites([{ table, id, op: "upsert", fields }, ...resolved.writes],
+        { drafts, rejected: resolved.rejected });
       toast(`${form.noun[0].toUpperCase()}${form.noun.slice(1)} saved`);
       navigate(backTo(table, { ...(row || {}), ...fields, id }));
     });
@@ -241,6 +274,7 @@ export function recordForm(table) {
 
     const title = `${editing ? "Edit" : "New"} ${form.noun}`;
     const el = h("div", { class: "screen" }, h("h1", {}, title),
+      fix ? fixNotice(fix) : null,
       draft ? draftNotice(draft, keeper) : null, formEl, deleteButton);
     return { title, el, leave: keeper && keeper.leave };
   };

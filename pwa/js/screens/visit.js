@@ -4,11 +4,13 @@
 import { verificationBadge } from "../components.js";
 import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
 import { getRecord, newId, pendingKeys, rowsOfAccount, saveWrites } from "../records.js";
+import { findRejection, resolution } from "../rejections.js";
 import { navigate } from "../router.js";
 import { me } from "../session.js";
 import {
   LABELS, empty, field, formatDateTime, fromLocalInput, h, link, nowIso, options, section, toast,
 } from "../ui.js";
+import { fixNotice } from "./rejected.js";
 
 const GEO_TIMEOUT_MS = 20_000;
 
@@ -40,10 +42,21 @@ export async function newVisitScreen(_params, query) {
       empty("Open an account first, then log the visit from there.", "visit-no-account"),
       link("Accounts", "#/accounts", "visit-pick-account", "button-link")) };
   }
-  const key = draftKey("visit", { accountId: account.id });
+  // "Fix and send again" (Rejected screen): the refused visit fills the form, as a new visit.
+  const fix = query.get("fix") ? await findRejection(query.get("fix")) : null;
+  const key = draftKey("visit", { accountId: account.id, fix: fix ? fix.key : null });
   const draft = await loadDraft(key);
   let startedAt = nowIso();
+  let endedAt = null;
   let position = null;
+  if (fix) {
+    const f = fix.fields;
+    if (typeof f.started_at === "string") startedAt = f.started_at;
+    if (typeof f.ended_at === "string") endedAt = f.ended_at;
+    if (typeof f.lat === "number" && typeof f.lng === "number") {
+      position = { lat: f.lat, lng: f.lng, accuracy_m: typeof f.accuracy_m === "number" ? f.accuracy_m : 0 };
+    }
+  }
 
   const positionText = h("p", { class: "hint", testid: "visit-position", "aria-live": "polite",
     dataset: { state: "none" } }, "Not checked in yet. Tap “Check in” at the customer's door.");
@@ -95,6 +108,11 @@ export async function newVisitScreen(_params, query) {
     const control = block.querySelector("input, select, textarea");
     controls[control.name] = control;
   }
+  if (fix && !draft) {
+    if (fix.fields.outcome) controls.outcome.value = fix.fields.outcome;
+    if (fix.fields.summary) controls.summary.value = fix.fields.summary;
+    if (position) showPosition();
+  }
   if (draft) {
     for (const [name, value] of Object.entries(draft.values.fields)) {
       if (controls[name]) controls[name].value = value;
@@ -138,7 +156,7 @@ export async function newVisitScreen(_params, query) {
       return;
     }
     const visitId = newId();
-    const visit = { account_id: account.id, started_at: startedAt, ended_at: nowIso() };
+    const visit = { account_id: account.id, started_at: startedAt, ended_at: endedAt || nowIso() };
     if (position) Object.assign(visit, position);
     if (value(outcome)) visit.outcome = value(outcome);
     if (value(summary)) visit.summary = value(summary);
@@ -154,7 +172,8 @@ export async function newVisitScreen(_params, query) {
     }
     save.disabled = true;
     keeper.stop();
-    await saveWrites(writes, { drafts: [key] });
+    const resolved = resolution(fix);
+    await saveWrites([...writes, ...resolved.writes], { drafts: [key], rejected: resolved.rejected });
     toast(followTitle ? "Visit and follow-up saved" : "Visit saved");
     navigate(`#/visit/${visitId}`);
   });
@@ -162,6 +181,7 @@ export async function newVisitScreen(_params, query) {
   const el = h("div", { class: "screen" },
     h("h1", {}, "Log a visit"),
     h("p", { class: "lead", testid: "visit-account" }, account.name),
+    fix ? fixNotice(fix) : null,
     draft ? draftNotice(draft, keeper) : null,
     form);
   return { title: "Log a visit", el, leave: keeper.leave };
