@@ -18,7 +18,7 @@ from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
-from server.errors import EXCEPTION_HANDLERS, error_response
+from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
 from server.push.controllers import PushController
@@ -104,7 +104,7 @@ def create_app(
             "settings": Provide(provide_settings, use_cache=True),
         },
         lifespan=[lifespan],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, db.StatementTimeout: too_slow_handler},
         compression_config=CompressionConfig(
             backend="gzip",
             minimum_size=COMPRESS_FROM_BYTES,

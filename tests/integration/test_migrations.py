@@ -168,10 +168,16 @@ MIGRATION_FILE = re.compile(r"[a-z]+_\d{4}_\d\d_\d\dt\d\d_\d\d_\d\d_\d{6}")
 CREATE_INDEX = re.compile(r"CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?(\w+) ON (\w+)", re.I)
 DROP_INDEX = re.compile(r"DROP INDEX (?:IF EXISTS )?(\w+)", re.I)
 ON_TABLE = re.compile(
-    r"(?:(?:CREATE|DROP|ALTER) TABLE (?:IF (?:NOT )?EXISTS )?|INSERT INTO |UPDATE |DELETE FROM )"
+    r"(?:(?:CREATE|DROP|ALTER) (?:VIRTUAL )?TABLE (?:IF (?:NOT )?EXISTS )?|INSERT INTO |UPDATE "
+    r"|DELETE FROM |CREATE TRIGGER (?:IF NOT EXISTS )?\w+ (?:BEFORE |AFTER |INSTEAD OF )?"
+    r"(?:INSERT|DELETE|UPDATE(?: OF [\w, ]+?)?) ON )"
     r"(\w+)",
     re.I,
 )
+# What belongs to no table: extensions and functions, of the whole database.
+DATABASE_WIDE = re.compile(r"CREATE (?:EXTENSION|(?:OR REPLACE )?FUNCTION) ", re.I)
+# A table of an app's own that Piccolo does not know: a record table's search index (FTS5).
+SEARCH_TABLE = re.compile(r"(\w+)_search")
 
 
 def registry() -> AppRegistry:
@@ -372,7 +378,8 @@ def load(path: Path) -> Any:
 class StatementRecorder:
     """Stands in for the engine a raw migration step gets from engine_finder()."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine_type: str) -> None:
+        self.engine_type = engine_type
         self.statements: list[str] = []
 
     async def run_ddl(self, sql: str) -> None:
@@ -380,16 +387,20 @@ class StatementRecorder:
 
 
 def run_offline(path: Path) -> tuple[MigrationManager, list[str]]:
-    """A migration's manager, and the SQL its raw steps run, without a database."""
+    """A migration's manager, and the SQL its raw steps run on either engine, without a
+    database."""
     module = load(path)
-    recorder = StatementRecorder()
-    module.engine_finder = lambda: recorder
-    manager: MigrationManager = asyncio.run(module.forwards())
-    for step in manager.raw:
-        result = step()
-        if asyncio.iscoroutine(result):
-            asyncio.run(result)
-    return manager, recorder.statements
+    statements: list[str] = []
+    for engine_type in ("sqlite", "postgres"):
+        recorder = StatementRecorder(engine_type)
+        module.engine_finder = lambda recorder=recorder: recorder
+        manager: MigrationManager = asyncio.run(module.forwards())
+        for step in manager.raw:
+            result = step()
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+        statements += [s for s in recorder.statements if s not in statements]
+    return manager, statements
 
 
 def piccolo_tables(manager: MigrationManager) -> set[str]:
@@ -438,6 +449,8 @@ def strays(apps: AppRegistry) -> set[tuple[str, str]]:
         own = {table._meta.tablename for table in apps.app_configs[name].table_classes}
         touched = piccolo_tables(manager)
         for statement in sql:
+            if DATABASE_WIDE.match(statement):
+                continue
             if match := DROP_INDEX.search(statement):
                 index = match[1]
                 table = made_on.get(index) or next(
@@ -447,6 +460,8 @@ def strays(apps: AppRegistry) -> set[tuple[str, str]]:
                 match = CREATE_INDEX.search(statement)
                 table = match[2] if match else (m[1] if (m := ON_TABLE.search(statement)) else None)
             assert table, f"{path.name}: on which table is {statement!r}?"
+            if (search := SEARCH_TABLE.fullmatch(table)) and search[1] in own:
+                table = search[1]
             touched.add(table)
         found |= {(path.stem, table) for table in touched - own}
     return found
