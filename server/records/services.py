@@ -54,9 +54,9 @@ async def list_records(
     args = [False, *args]
     typed = words(q) if q and not q.isspace() else None
     if typed:
-        clause, clause_args = search_clause(table, typed)
-        sql += clause
-        args += clause_args
+        before, before_args, clause, clause_args = search_clause(table, typed)
+        sql = before + sql + clause
+        args = [*before_args, *args, *clause_args]
     if status is not None:
         column = {"accounts": "status", "deals": "stage"}.get(table)
         if column is None:

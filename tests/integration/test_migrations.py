@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -473,3 +474,90 @@ def test_each_app_migrates_only_its_own_tables() -> None:
 
 def test_the_check_finds_what_the_old_migrations_did_to_other_apps(old_apps: AppRegistry) -> None:
     assert strays(old_apps) == OLD_STRAYS
+
+
+# --- The search indexes take in the rows already there ---------------------------------------
+
+SEARCH_MIGRATION = "records_2026_12_20t09_00_00_000000"
+
+
+@pytest.fixture
+def apps_before_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppRegistry:
+    """Today's apps without the migration that made the search indexes."""
+
+    def module_name(app: str) -> str:
+        return f"_fieldcrm_before_search_{app}_piccolo_app"
+
+    names = list(registry().app_configs)
+    for name in names:
+        app = registry().app_configs[name]
+        folder = tmp_path / "before_search" / name
+        folder.mkdir(parents=True)
+        for path in migration_files(app):
+            if path.stem != SEARCH_MIGRATION:
+                shutil.copy(path, folder)
+        module = ModuleType(module_name(name))
+        module.APP_CONFIG = AppConfig(  # type: ignore[attr-defined]
+            app_name=name,
+            migrations_folder_path=str(folder),
+            table_classes=app.table_classes,
+            migration_dependencies=[module_name(dep) for dep in app.migration_dependencies],
+        )
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    return AppRegistry(apps=[module_name(name) for name in names])
+
+
+async def _rows_before_search(config: DatabaseConfig) -> dict[str, str]:
+    ids = {"accounts": str(uuid.uuid4()), "notes": str(uuid.uuid4())}
+    db.configure(config)
+    await db.start()
+    try:
+        async with db.write_transaction():
+            for table, text_column, text in [
+                ("accounts", "name", "Ancienne Épicerie"),
+                ("notes", "body", "Rappeler le gérant mardi"),
+            ]:
+                extra = ", account_id" if table == "notes" else ""
+                await db.fetch(
+                    f"INSERT INTO {table} (id, created_at, updated_at, seq, scope, deleted,"
+                    f" clocks, {text_column}{extra}) VALUES ({{}}, {{}}, {{}}, 1, 'team:x',"
+                    f" {{}}, '{{{{}}}}', {{}}{', {}' if extra else ''})",
+                    ids[table],
+                    datetime.now(UTC),
+                    datetime.now(UTC),
+                    False,
+                    text,
+                    *([ids["accounts"]] if extra else []),
+                )
+    finally:
+        await db.stop()
+    return ids
+
+
+async def _search(config: DatabaseConfig, table: str, typed: list[str]) -> list[str]:
+    from server.records.search import search_clause
+
+    db.configure(config)
+    await db.start()
+    try:
+        before, before_args, clause, args = search_clause(table, typed)
+        rows = await db.fetch(
+            f"{before}SELECT id FROM {table} WHERE deleted = {{}}{clause}",
+            *before_args,
+            False,
+            *args,
+        )
+        return [row["id"] for row in rows]
+    finally:
+        await db.stop()
+
+
+def test_the_search_indexes_take_in_the_rows_already_there(
+    empty_database: DatabaseConfig, apps_before_search: AppRegistry
+) -> None:
+    asyncio.run(migrate_with(empty_database, apps_before_search))
+    ids = asyncio.run(_rows_before_search(empty_database))
+    asyncio.run(migrate_with(empty_database))
+    assert asyncio.run(_search(empty_database, "accounts", ["epicerie"])) == [ids["accounts"]]
+    assert asyncio.run(_search(empty_database, "notes", ["gerant", "mar"])) == [ids["notes"]]
+    assert asyncio.run(_search(empty_database, "notes", ["epicerie"])) == []

@@ -39,9 +39,12 @@ SEARCHED = {
 POSTGRES_SETUP = [
     "CREATE EXTENSION IF NOT EXISTS unaccent",
     # unaccent() is only STABLE (its dictionary could change); an index needs an IMMUTABLE
-    # function, so it is wrapped, naming the dictionary and the schema outright.
+    # function, so it is wrapped, naming the dictionary and the schema outright. Its COST
+    # tells the planner what folding a long note costs (about 3 ms for 20,000 characters):
+    # at the default it read a small table row by row, folding every note, instead of
+    # using the index (a second for 300 notes).
     "CREATE OR REPLACE FUNCTION fieldcrm_search_text(text) RETURNS text"
-    " LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS"
+    " LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE COST 10000 AS"
     " $$ SELECT regexp_replace(lower(public.unaccent('public.unaccent'::regdictionary, $1)),"
     " '[[:punct:]]+', ' ', 'g') $$",
 ]
