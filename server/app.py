@@ -18,6 +18,7 @@ from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
+from server.core.rows import WIRE_ROWS
 from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
@@ -63,6 +64,7 @@ def create_app(
 ) -> Litestar:
     settings = settings or load_settings()
     bind_tables(db.configure(settings.database))
+    WIRE_ROWS.resize(settings.row_cache_bytes)
     background: list[asyncio.Task[Any]] = []
 
     @contextlib.asynccontextmanager
