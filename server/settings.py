@@ -70,7 +70,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     geocoder: dict[str, str] = msgspec.field(default_factory=dict)
     # FIELDCRM_ROW_CACHE_MB: the memory the cache of rows as clients see them may take
     # (server/core/rows.py, WIRE_ROWS), in MiB of its own estimate.
-    row_cache_bytes: int = 64 * 2**20
+    row_cache_bytes: int = 128 * 2**20
 
 
 class ConfigError(ValueError):
@@ -127,7 +127,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if interval <= 0:
         raise ConfigError("FIELDCRM_DISPATCH_INTERVAL_S must be positive")
     try:
-        row_cache_mb = float(env.get("FIELDCRM_ROW_CACHE_MB", "64"))
+        row_cache_mb = float(env.get("FIELDCRM_ROW_CACHE_MB", "128"))
     except ValueError as exc:
         raise ConfigError("FIELDCRM_ROW_CACHE_MB must be a number of MiB") from exc
     if not 0 <= row_cache_mb <= 1_000_000:

@@ -203,7 +203,7 @@ class WireRowCache:
         self.bytes = 0
 
 
-WIRE_ROWS = WireRowCache(64 * 2**20)  # resized to the settings' by create_app()
+WIRE_ROWS = WireRowCache(128 * 2**20)  # resized to the settings' by create_app()
 db.ON_CONFIGURE.append(WIRE_ROWS.clear)  # another database: its (epoch, seq)s may repeat
 
 

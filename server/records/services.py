@@ -133,7 +133,10 @@ async def _account_with_children(actor: Actor, record_id: str) -> dict[str, Any]
             f"SELECT '{child}' AS record_table, id, seq, ROW_NUMBER() OVER (ORDER BY {order})"
             f" AS n FROM {child} WHERE account_id = {{}} AND deleted = {{}}"
         )
-    rows = await db.fetch(" UNION ALL ".join(parts), *[account["id"], False] * len(parts))
+    # Slow: as many as were written on the account (off the event loop on SQLite).
+    rows = await db.fetch(
+        " UNION ALL ".join(parts), *[account["id"], False] * len(parts), slow=True
+    )
     versions: dict[str, list[tuple[str, int]]] = {child: [] for child in CHILD_TABLES}
     for row in sorted(rows, key=lambda r: int(r["n"])):
         versions[row["record_table"]].append((str(row["id"]), int(row["seq"])))

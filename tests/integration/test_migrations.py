@@ -17,9 +17,9 @@ import shutil
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest

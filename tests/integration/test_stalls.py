@@ -177,7 +177,9 @@ async def check_index() -> None:
     if db.is_postgres():
         return
     for table in ("accounts", "contacts", "visits", "notes", "tasks", "deals"):
-        await db.fetch(f"INSERT INTO {table}_search({table}_search, rank) VALUES ('integrity-check', 1)")
+        await db.fetch(
+            f"INSERT INTO {table}_search({table}_search, rank) VALUES ('integrity-check', 1)"
+        )
 
 
 async def test_the_index_follows_writes_deletes_and_moves(client: Any, database: Any) -> None:
