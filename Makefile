@@ -45,7 +45,8 @@ lint: $(STAMP)
 bench: $(STAMP) chromium
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/sync.py
-	$(BIN)/python bench/nearby.py --sizes 100000
+	$(BIN)/python bench/nearby.py --sizes 100000 --pile 10000
+	$(BIN)/python bench/search.py
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/pwa.py
 

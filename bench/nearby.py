@@ -1,7 +1,7 @@
 """Nearby search: the 20 nearest accounts within 25 km, among 100,000 and 1,000,000.
 
     .venv/bin/python bench/nearby.py [--sizes 100000,1000000] [--engines sqlite,postgres]
-                                     [--queries 300] [--brute 5] [--explain]
+                                     [--queries 300] [--brute 5] [--explain] [--pile 10000]
 
 For each engine and size: a database made for the run (a temporary SQLite file; a PostgreSQL
 database on 127.0.0.1:5432, user postgres or FIELDCRM_TEST_PG_*, dropped after), migrated,
@@ -15,6 +15,11 @@ read from the database and measured with geopy's geodesic (after a generous sphe
 prefilter, so that it ends in seconds); its time is printed too. Prints figures; asserts
 nothing. PostgreSQL is ANALYZEd after the load, as autovacuum would; SQLite is not, since
 nothing runs ANALYZE on a live server.
+
+With --pile N, after the figures above, N more accounts of the rep's team are put at one
+point (what one rep can do in seconds), and searches are made from that point: their
+time, and the longest the event loop was held while they ran (what every other request
+on the server waits).
 """
 
 from __future__ import annotations
@@ -138,7 +143,7 @@ async def brute_force(actor: Actor, lat: float, lng: float) -> list[tuple[str, f
     sql = "SELECT id, lat, lng FROM accounts WHERE deleted = {} AND lat IS NOT NULL"
     args: list[Any] = [False]
     if actor.scopes is not None:
-        sql += " AND scope IN ({}, {})"
+        sql += f" AND scope IN ({', '.join('{}' for _ in actor.scopes)})"
         args += list(actor.scopes)
     phi = math.radians(lat)
     within = []
@@ -170,7 +175,9 @@ async def explain(actor: Actor, lat: float, lng: float) -> None:
             print("      " + str(row.get("QUERY PLAN") or row.get("detail") or row))
 
 
-async def run(engine: str, size: int, queries: int, brute: int, show_plans: bool) -> None:
+async def run(
+    engine: str, size: int, queries: int, brute: int, show_plans: bool, piled: int = 0
+) -> None:
     rng = random.Random(size)
     async with database(engine):
         started = time.perf_counter()
@@ -216,6 +223,59 @@ async def run(engine: str, size: int, queries: int, brute: int, show_plans: bool
                     f"           brute-force scan: {statistics.median(brute_times):8.1f} ms"
                     f" a search; same answer in {agree}/{len(brute_times)}"
                 )
+        if piled:
+            await pile(rep, admin, piled, *points[0])
+
+
+async def loop_held(work: Any) -> tuple[float, float]:
+    """(milliseconds `work` took, the longest milliseconds the loop was held meanwhile)."""
+    worst = 0.0
+
+    async def watch() -> None:
+        nonlocal worst
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(0.001)
+            worst = max(worst, time.perf_counter() - started - 0.001)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    await work
+    took = time.perf_counter() - started
+    await asyncio.sleep(0.005)  # the watcher's last wake-up
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    return took * 1000.0, worst * 1000.0
+
+
+async def pile(rep: Actor, admin: Actor, count: int, lat: float, lng: float) -> None:
+    rng = random.Random(count)
+    now = datetime.now(UTC)
+    assert rep.team_id is not None
+    marks = "(" + ", ".join("{}" for _ in COLUMNS) + ")"
+    for start in range(0, count, ROWS_PER_INSERT):
+        chunk = range(start, min(count, start + ROWS_PER_INSERT))
+        args: list[Any] = []
+        for n in chunk:
+            args += [
+                str(uuid.UUID(int=rng.getrandbits(128), version=4)), now, now, 10**9 + n,
+                team_scope(rep.team_id), False, "{}", f"Pile {n}", "prospect", lat, lng,
+                rep.team_id, "Pile",
+            ]  # fmt: skip
+        sql = f"INSERT INTO accounts ({', '.join(COLUMNS)}) VALUES "
+        async with db.transaction():
+            await db.fetch(sql + ", ".join(marks for _ in chunk), *args)
+    for who, actor in (("rep", rep), ("admin", admin)):
+        for limit in (LIMIT, 500):
+            query = NearbyQuery(lat=lat, lng=lng, radius_m=RADIUS_M, limit=limit)
+            await services.nearby(actor, query)
+            runs = [await loop_held(services.nearby(actor, query)) for _ in range(5)]
+            print(
+                f"  {count:,} accounts at one point, as {who:5}, limit {limit:3}: "
+                f"median {statistics.median(r[0] for r in runs):7.1f} ms a search, "
+                f"loop held at most {max(r[1] for r in runs):6.1f} ms"
+            )
 
 
 def main() -> None:
@@ -225,10 +285,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--brute", type=int, default=5, help="searches checked by brute force")
     parser.add_argument("--explain", action="store_true", help="print the query plans")
+    parser.add_argument("--pile", type=int, default=0, help="accounts put at one point")
     args = parser.parse_args()
     for engine in args.engines.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            asyncio.run(run(engine, size, args.queries, args.brute, args.explain))
+            asyncio.run(run(engine, size, args.queries, args.brute, args.explain, args.pile))
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
 from server.calendar.controllers import CalendarController, CalendarFeedController
+from server.core.rows import WIRE_ROWS
 from server.day.controllers import RouteController
-from server.errors import EXCEPTION_HANDLERS, error_response
+from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
 from server.push.controllers import PushController
@@ -65,6 +66,7 @@ def create_app(
 ) -> Litestar:
     settings = settings or load_settings()
     bind_tables(db.configure(settings.database))
+    WIRE_ROWS.resize(settings.row_cache_bytes)
     background: list[asyncio.Task[Any]] = []
 
     @contextlib.asynccontextmanager
@@ -109,7 +111,7 @@ def create_app(
             "settings": Provide(provide_settings, use_cache=True),
         },
         lifespan=[lifespan],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, db.StatementTimeout: too_slow_handler},
         compression_config=CompressionConfig(
             backend="gzip",
             minimum_size=COMPRESS_FROM_BYTES,

@@ -132,6 +132,26 @@ def unstorable_value_handler(request: Request[Any, Any, Any], exc: Exception) ->
     )
 
 
+def too_slow_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A read ran past the database layer's time limit (server.db.StatementTimeout; the app
+    registers this for it): the server is busy or the request asks too much of it. Nothing
+    was changed."""
+    log.warning(
+        "a read was stopped on %s %s: %s",
+        loggable(request.method),
+        loggable(request.scope["path"]),
+        loggable(exc),
+    )
+    response = error_response(
+        503,
+        "too_slow",
+        "This request took too long to answer and was stopped; narrow it (a longer search, "
+        "a smaller radius, an earlier page) or try again in a moment.",
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # No exc_info: the logging module would write the exception's message as it is.
     log.error(

@@ -68,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The FIELDCRM_GEOCODER* variables as set. geo.geocoders reads and checks them when the
     # geocoding job starts (a bad one turns geocoding off; the API still serves).
     geocoder: dict[str, str] = msgspec.field(default_factory=dict)
+    # FIELDCRM_ROW_CACHE_MB: the memory the cache of rows as clients see them may take
+    # (server/core/rows.py, WIRE_ROWS), in MiB of its own estimate.
+    row_cache_bytes: int = 128 * 2**20
 
 
 class ConfigError(ValueError):
@@ -123,6 +126,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("FIELDCRM_DISPATCH_INTERVAL_S must be a number of seconds") from exc
     if interval <= 0:
         raise ConfigError("FIELDCRM_DISPATCH_INTERVAL_S must be positive")
+    try:
+        row_cache_mb = float(env.get("FIELDCRM_ROW_CACHE_MB", "128"))
+    except ValueError as exc:
+        raise ConfigError("FIELDCRM_ROW_CACHE_MB must be a number of MiB") from exc
+    if not 0 <= row_cache_mb <= 1_000_000:
+        raise ConfigError("FIELDCRM_ROW_CACHE_MB must be from 0 to 1000000 MiB")
     database = parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     trusted_proxies = parse_trusted_proxies(env.get("FIELDCRM_TRUSTED_PROXIES", ""))
     return Settings(
@@ -138,4 +147,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         # FIELDCRM_PWA_DIR serves another copy of the app (the e2e update test changes one).
         pwa_dir=Path(env.get("FIELDCRM_PWA_DIR") or DEFAULT_PWA_DIR),
         geocoder={name: value for name, value in env.items() if name.startswith(GEOCODER_PREFIX)},
+        row_cache_bytes=int(row_cache_mb * 2**20),
     )

@@ -137,40 +137,73 @@ class WireRowCache:
     A version never changes, so entries are never stale, on one server or many; the oldest
     go first when it is full. Entries are shared: never modify one.
 
+    Full is counted in bytes, not entries (`budget`, FIELDCRM_ROW_CACHE_MB): one rep's
+    notes of 20,000 characters would otherwise fill 50,000 entries with gigabytes. An
+    entry's size is estimated from its JSON (entry_bytes()), an upper bound of what it
+    holds; a row larger than the whole budget is not kept.
+
     Each is kept as a tuple of the row's JSON, its column names (one tuple per shape, shared)
     and its values, which the garbage collector stops tracking at its next pass, as nothing
     in it can form a cycle. A dict in it would keep it tracked: tens of thousands of
     tracked entries made every full collection take tens of ms, in the middle of requests."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.bytes = 0  # the estimated size of what it holds
         self._rows: dict[
-            tuple[str, str, str, int], tuple[msgspec.Raw, tuple[str, ...], tuple[Any, ...]]
+            tuple[str, str, str, int],
+            tuple[msgspec.Raw, tuple[str, ...], tuple[Any, ...], int],
         ] = {}
         self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @staticmethod
+    def entry_bytes(json_bytes: int, values: int) -> int:
+        """An entry's estimated memory, an upper bound: its JSON (whose buffer msgspec may
+        have made up to half again as long), its values again as Python objects (no larger
+        than their UTF-8 in the JSON, plus each object's header) and the key."""
+        return 3 * json_bytes + 64 * values + 320
 
     def get(self, key: tuple[str, str, str, int]) -> WireRow | None:
         entry = self._rows.get(key)
         if entry is None:
             return None
-        raw, names, values = entry
+        raw, names, values, _ = entry
         return WireRow(json=raw, packed=(names, values))
 
     def put(self, key: tuple[str, str, str, int], row: WireRow) -> None:
         rows = self._rows
-        if len(rows) >= self.size:
-            del rows[next(iter(rows))]
+        raw = row.json()
         values = row.values
+        size = self.entry_bytes(len(raw), len(values))
+        if size > self.budget:
+            return
+        old = rows.pop(key, None)
+        if old is not None:
+            self.bytes -= old[3]
+        while rows and self.bytes + size > self.budget:
+            self.bytes -= rows.pop(next(iter(rows)))[3]
         names = tuple(values)
         names = self._names.setdefault(names, names)
-        rows[key] = (row.json(), names, tuple(values.values()))
+        rows[key] = (raw, names, tuple(values.values()), size)
+        self.bytes += size
+
+    def resize(self, budget: int) -> None:
+        """A new budget (the settings'), the oldest entries dropped to fit it."""
+        self.budget = budget
+        rows = self._rows
+        while rows and self.bytes > budget:
+            self.bytes -= rows.pop(next(iter(rows)))[3]
 
     def clear(self) -> None:
         self._rows.clear()
         self._names.clear()
+        self.bytes = 0
 
 
-WIRE_ROWS = WireRowCache(50_000)
+WIRE_ROWS = WireRowCache(128 * 2**20)  # resized to the settings' by create_app()
 db.ON_CONFIGURE.append(WIRE_ROWS.clear)  # another database: its (epoch, seq)s may repeat
 
 

@@ -17,6 +17,9 @@ and the names below; what they rely on:
 - Group commit: write transactions that arrive while the writer is busy run one after
   another in one database transaction, each from a savepoint of its own, and commit
   together; each returns only after that commit.
+- fetch(..., slow=True) for a read whose cost the caller cannot bound (searches, lists,
+  boxes of the map): on SQLite it runs in a read thread instead of on the event loop, and
+  on both engines it is stopped after SLOW_READ_LIMIT_S (StatementTimeout).
 - defer() holds back a write until the transaction's next statement or its commit;
   shared() is a dict that lasts as long as the database transaction.
 - insert_rows(), update_rows() and any_of() handle many rows with one statement text,
@@ -42,7 +45,7 @@ Which module holds what (each imports only modules above it here, and nothing fr
 """
 
 from server.db.bulk import any_of, insert_rows, padded, update_rows
-from server.db.context import defer, shared
+from server.db.context import SLOW_READ_LIMIT_S, StatementTimeout, defer, shared
 from server.db.postgres import WRITE_LOCK_KEY
 from server.db.setup import (
     ON_CONFIGURE,
@@ -53,7 +56,7 @@ from server.db.setup import (
     start,
     stop,
 )
-from server.db.sqlite import SQLITE_BUSY_TIMEOUT_S, SQLITE_IDLE_READERS
+from server.db.sqlite import SQLITE_BUSY_TIMEOUT_S, SQLITE_IDLE_READERS, SQLITE_READ_THREADS
 from server.db.transactions import (
     fetch,
     fetch_rows,
@@ -65,7 +68,10 @@ from server.db.transactions import (
 __all__ = [
     "ON_CONFIGURE",
     "SQLITE_BUSY_TIMEOUT_S",
+    "SLOW_READ_LIMIT_S",
     "SQLITE_IDLE_READERS",
+    "SQLITE_READ_THREADS",
+    "StatementTimeout",
     "WRITE_LOCK_KEY",
     "any_of",
     "configure",

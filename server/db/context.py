@@ -23,6 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class StatementTimeout(Exception):
+    """A slow read (fetch(..., slow=True)) ran past SLOW_READ_LIMIT_S and was stopped."""
+
+
+# How long a slow read may run before it is stopped (StatementTimeout): one crafted request
+# must not hold a reader, or on SQLite one of its few read threads, for seconds.
+SLOW_READ_LIMIT_S = 1.0
+
+
 @dataclass(slots=True)
 class Transaction:
     connection: Any  # sqlite3.Connection or asyncpg.Connection

@@ -15,7 +15,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from server.db.context import Transaction, current_while, send_deferred
+from server.db.context import (
+    SLOW_READ_LIMIT_S,
+    StatementTimeout,
+    Transaction,
+    current_while,
+    send_deferred,
+)
 from server.db.group_commit import Groups
 from server.db.sql import compile_sql
 from server.settings import DatabaseConfig
@@ -91,12 +97,26 @@ class Postgres:
         return self.pool
 
     @staticmethod
-    async def run(conn: Any, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
-        return [dict(r) for r in await conn.fetch(compile_sql(sql, True), *args)]
+    async def run(
+        conn: Any, sql: str, args: tuple[Any, ...], slow: bool = False
+    ) -> list[dict[str, Any]]:
+        """The statement's rows; a slow one is cancelled (StatementTimeout) once it has run
+        SLOW_READ_LIMIT_S, so that it does not hold a pooled connection for long."""
+        if not slow:
+            return [dict(r) for r in await conn.fetch(compile_sql(sql, True), *args)]
+        try:
+            rows = await conn.fetch(compile_sql(sql, True), *args, timeout=SLOW_READ_LIMIT_S)
+        except TimeoutError:
+            raise StatementTimeout(
+                f"a read ran past {SLOW_READ_LIMIT_S:g} s and was stopped"
+            ) from None
+        return [dict(r) for r in rows]
 
-    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    async def fetch(
+        self, sql: str, args: tuple[Any, ...], slow: bool = False
+    ) -> list[dict[str, Any]]:
         async with self._pool().acquire() as conn:
-            return await self.run(conn, sql, args)
+            return await self.run(conn, sql, args, slow)
 
     async def column_types(self, connection: Any, table: str) -> dict[str, str]:
         """Each column's type in PostgreSQL's words, read once per table (a database

@@ -2,7 +2,12 @@
 
 Statements run on the event loop thread (an indexed read takes microseconds, less than
 handing it to a thread would); what may wait, BEGIN IMMEDIATE (another process may hold
-the lock) and COMMIT (it syncs the log to disk), runs in a worker thread. Readers are
+the lock) and COMMIT (it syncs the log to disk), runs in a worker thread. A read whose
+cost the caller cannot bound (a search, a list at any offset, a nearby box, anything that
+is not a lookup by key or a page of an index) says so, fetch(..., slow=True), and runs in
+a thread of its own pool (SQLITE_READ_THREADS, apart from BEGIN/COMMIT's), stopped by a
+progress handler once it has run SLOW_READ_LIMIT_S (StatementTimeout), or at once if its
+caller is cancelled: the loop, and every other request on it, never waits for it. Readers are
 `query_only`: a write outside a write transaction is an error, not a second writer
 waiting on the first. The one writer is an asyncio lock (group_commit.py) plus BEGIN
 IMMEDIATE. WAL mode with synchronous = FULL: a commit is on disk before it returns.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -28,12 +34,24 @@ from typing import Any, TypeVar
 # imported here, it has done so before use_our_converters() can run.
 import piccolo.engine.sqlite  # noqa: F401
 
-from server.db.context import Transaction, current_connection, current_while
+from server.db.context import (
+    SLOW_READ_LIMIT_S,
+    StatementTimeout,
+    Transaction,
+    current_connection,
+    current_while,
+)
 from server.db.group_commit import Groups
 from server.db.sql import compile_sql, is_read
 
 SQLITE_BUSY_TIMEOUT_S = 30  # how long BEGIN IMMEDIATE waits for another process's writer
 SQLITE_IDLE_READERS = 8  # connections kept open for readers
+# Threads for slow reads (fetch(..., slow=True)); more wait their turn. Few: each holds
+# the GIL only between SQLite's steps, and the machine has few cores.
+SQLITE_READ_THREADS = 4
+# The progress handler checks the time limit every this many virtual machine steps
+# (tens of microseconds).
+PROGRESS_STEPS = 10_000
 
 T = TypeVar("T")
 
@@ -83,6 +101,7 @@ class SQLite:
         # BEGIN IMMEDIATE and COMMIT get threads of their own: in the loop's default
         # executor they would queue behind blocking work such as push sends.
         self._executor: ThreadPoolExecutor | None = None
+        self._read_executor: ThreadPoolExecutor | None = None  # slow reads
         self.groups = Groups(self)
 
     def connect(self, *, query_only: bool) -> sqlite3.Connection:
@@ -115,6 +134,9 @@ class SQLite:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        if self._read_executor is not None:
+            self._read_executor.shutdown(wait=True)
+            self._read_executor = None
         for conn in self._readers + self._writers:
             conn.close()
         self._readers.clear()
@@ -134,12 +156,48 @@ class SQLite:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
-    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
+    async def run_slow(
+        self, conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]
+    ) -> list[dict[str, Any]]:
+        """run() in a slow-read thread, stopped after SLOW_READ_LIMIT_S (StatementTimeout),
+        or as soon as the caller is cancelled (the connection is free when this returns)."""
+        if self._read_executor is None:
+            self._read_executor = ThreadPoolExecutor(
+                max_workers=SQLITE_READ_THREADS, thread_name_prefix="sqlite-read"
+            )
+
+        def limited() -> list[dict[str, Any]]:
+            deadline = time.monotonic() + SLOW_READ_LIMIT_S  # from when it starts to run
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+            try:
+                return self.run(conn, sql, args)
+            except sqlite3.OperationalError as exc:
+                if time.monotonic() > deadline and "interrupt" in str(exc):
+                    raise StatementTimeout(
+                        f"a read ran past {SLOW_READ_LIMIT_S:g} s and was stopped"
+                    ) from None
+                raise
+            finally:
+                conn.set_progress_handler(None, 0)
+
+        future = asyncio.get_running_loop().run_in_executor(self._read_executor, limited)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            conn.interrupt()  # no statement running: no effect
+            await asyncio.wait([future])
+            raise
+
+    async def fetch(
+        self, sql: str, args: tuple[Any, ...], slow: bool = False
+    ) -> list[dict[str, Any]]:
         if not is_read(sql):
             async with self.groups.member():
                 return self.run(current_connection(), sql, args)
         conn = self._readers.pop() if self._readers else self.connect(query_only=True)
         try:
+            if slow:
+                return await self.run_slow(conn, sql, args)
             return self.run(conn, sql, args)
         finally:
             self._release_reader(conn)

@@ -25,17 +25,23 @@ from server.db.sql import compile_sql
 from server.db.sqlite import SQLite
 
 
-async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
+async def fetch(sql: str, *args: Any, slow: bool = False) -> list[dict[str, Any]]:
     """Run raw SQL with `{}` placeholders inside the current transaction if any, and return
-    its rows as dicts. Outside a transaction a write on SQLite takes the writer's turn."""
+    its rows as dicts. Outside a transaction a write on SQLite takes the writer's turn.
+
+    `slow`: a read whose cost the caller cannot bound (a search, a list at any offset, a
+    box of the map): on SQLite it runs in a read thread, not on the event loop; on both
+    engines it is stopped with StatementTimeout after SLOW_READ_LIMIT_S."""
     backend = driver()
     transaction = current_transaction.get()
     if transaction is None:
-        return await backend.fetch(sql, args)
+        return await backend.fetch(sql, args, slow)
     if transaction.deferred is not None:
         await send_deferred(transaction)
     if isinstance(backend, Postgres):
-        return await backend.run(transaction.connection, sql, args)
+        return await backend.run(transaction.connection, sql, args, slow)
+    if slow:
+        return await backend.run_slow(transaction.connection, sql, args)
     return backend.run(transaction.connection, sql, args)
 
 

@@ -10,20 +10,28 @@ Python ranks those exactly with `geo.rank`. Two things keep both steps small:
   search in a city does not read every account of the 25 km around it.
 - Only accounts that can be among the `limit` nearest reach the exact geodesic (about
   100 µs each): a cheap lower bound and a matching upper bound shortlist them first.
+
+One rep must not stall everyone (10,000 accounts at one point, docs/security.md): the
+boxes are read with their ids and positions only, as a slow read (off the event loop on
+SQLite, time-limited), and the whole rows of the answer alone afterwards; the geodesic is
+computed once per distinct position, nearest lower bound first, stopping as soon as no
+position left can be nearer than the `limit`-th account found, and at most
+MAX_GEODESICS times; the Python work of each step runs in a small pool of threads of its
+own (RANKING_THREADS), so the loop keeps answering other requests meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import math
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from geo.bbox import Box, search_boxes
-from geo.distance import distance_lower_bound_m
-from geo.nearby import rank
+from geo.distance import distance_lower_bound_m, distance_m
 from server import db
 from server.core.actor import Actor
 from server.core.fields import ACCOUNT_STATUSES
@@ -47,11 +55,21 @@ MIN_GROWTH, MAX_GROWTH = 2.0, 8.0
 # (1-e²)^-1.5 = 1.010126 for WGS-84. With a metre of slack for rounding, like geo.rank's.
 UPPER_FACTOR = 1.0102
 SLACK_M = 1.0
+# At most this many geodesics a search (about 0.1 s of CPU). Only a crowd of distinct
+# positions that the cheap bound cannot tell apart reaches it; the answer then keeps its
+# exact distances, but may leave out an account nearer than its last one by at most the
+# bound's 1% (docs/security.md).
+MAX_GEODESICS = 2_000
+# The ranking's threads: its Python work holds the GIL, but in a thread the event loop
+# still gets it every few milliseconds instead of waiting for the whole ranking.
+RANKING_THREADS = 2
+_RANKING = ThreadPoolExecutor(max_workers=RANKING_THREADS, thread_name_prefix="nearby-rank")
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"\d+")
 
-Candidate = tuple[str, float, float]
+# The accounts at one position: their ids (in no order), lat, lng.
+Candidate = tuple[tuple[str, ...], float, float]
 
 
 # -- the query -----------------------------------------------------------------------------
@@ -103,48 +121,79 @@ def _bad(detail: str) -> ApiError:
 
 async def nearby(actor: Actor, query: NearbyQuery) -> NearbyResponse:
     """The accounts the actor sees within the query's radius, nearest first."""
-    async with _one_connection():
+    async with db.read_transaction():  # the positions and the rows: one snapshot
         ranked = await nearest(actor, query)
+        rows = await _rows(actor, [key for key, _ in ranked])
     results = [
         NearbyResult(
-            account=wire_row(record_from_row("accounts", row, with_stamps=False)),
+            account=wire_row(record_from_row("accounts", rows[key], with_stamps=False)),
             distance_m=round(d, 1),
         )
-        for row, d in ranked
+        for key, d in ranked
+        if key in rows
     ]
     return NearbyResponse(results=results)
 
 
-async def nearest(actor: Actor, query: NearbyQuery) -> list[tuple[dict[str, Any], float]]:
-    """(account row, geodesic metres) of the nearest accounts, widening the search circle
+async def nearest(actor: Actor, query: NearbyQuery) -> list[tuple[str, float]]:
+    """(account id, geodesic metres) of the nearest accounts, widening the search circle
     until it certainly holds `limit` of them or reaches the query's radius. The answer comes
-    from one SELECT, the last, so it is one consistent view of the accounts."""
+    from one SELECT, the last."""
     radius = min(query.radius_m, FIRST_RADIUS_M)
+    loop = asyncio.get_running_loop()
     while True:
-        rows = await _candidates(actor, query, search_boxes(query.lat, query.lng, radius))
-        candidates = [(key, float(row["lat"]), float(row["lng"])) for key, row in rows.items()]
-        bounded = lower_bounds(query.lat, query.lng, candidates, radius)
-        # Everything beyond this circle is farther than what it holds: once `limit` accounts
-        # are certainly inside it, the nearest are among its candidates.
-        inside = sum(1 for low, _ in bounded if low * UPPER_FACTOR + SLACK_M <= radius)
-        if inside >= query.limit or radius >= query.radius_m:
-            shortlist = shortlist_candidates(bounded, query.limit)
-            ranked = rank(query.lat, query.lng, shortlist, radius, query.limit)
-            return [(rows[key], distance) for key, distance in ranked]
-        growth = math.sqrt(2.0 * query.limit / max(inside, 1))
-        radius = min(radius * min(max(growth, MIN_GROWTH), MAX_GROWTH), query.radius_m)
+        candidates = await _candidates(actor, query, search_boxes(query.lat, query.lng, radius))
+        step = await loop.run_in_executor(_RANKING, _step, query, candidates, radius)
+        if isinstance(step, list):
+            return step
+        radius = min(radius * step, query.radius_m)
 
 
-@asynccontextmanager
-async def _one_connection() -> AsyncIterator[None]:
-    """The search's queries on one connection. On SQLite a read transaction gives them one
-    (outside a transaction every query opens its own); on PostgreSQL each query borrows a
-    pooled connection, cheaper than the BEGIN, SET and COMMIT a transaction adds."""
-    if db.is_postgres():
-        yield
-    else:
-        async with db.read_transaction():
-            yield
+def _step(
+    query: NearbyQuery, candidates: list[Candidate], radius: float
+) -> list[tuple[str, float]] | float:
+    """The answer, if the circle of `radius` certainly holds it; else how much to widen."""
+    bounded = lower_bounds(query.lat, query.lng, candidates, radius)
+    # Everything beyond this circle is farther than what it holds: once `limit` accounts
+    # are certainly inside it, the nearest are among its candidates.
+    inside = sum(len(at[0]) for low, at in bounded if low * UPPER_FACTOR + SLACK_M <= radius)
+    if inside >= query.limit or radius >= query.radius_m:
+        return rank_by_position(query.lat, query.lng, bounded, radius, query.limit)
+    growth = math.sqrt(2.0 * query.limit / max(inside, 1))
+    return min(max(growth, MIN_GROWTH), MAX_GROWTH)
+
+
+def rank_by_position(
+    lat: float, lng: float, bounded: list[tuple[float, Candidate]], radius_m: float, limit: int
+) -> list[tuple[str, float]]:
+    """Up to `limit` (key, geodesic metres) within radius_m, nearest first (equal distances
+    by key), from positions (each with the keys of the accounts there) with their lower
+    bounds.
+
+    The geodesic is computed once per distinct position, in the order of the positions'
+    lower bounds, and no more once the next bound exceeds the `limit`-th distance found
+    (nothing left can be nearer, nor as near), nor past MAX_GEODESICS."""
+    found: list[tuple[float, str]] = []
+    nearest_k: list[float] = []  # the `limit` smallest distances found, negated (a max-heap)
+    computed = 0
+    for low, (keys, cand_lat, cand_lng) in sorted(bounded, key=lambda b: b[0]):
+        # SLACK_M absorbs the bound's rounding: ties are broken by key, so an account at the
+        # `limit`-th distance must still be seen.
+        if len(nearest_k) >= limit and low > -nearest_k[0] + SLACK_M:
+            break
+        if computed >= MAX_GEODESICS:
+            break
+        distance = distance_m(lat, lng, cand_lat, cand_lng)
+        computed += 1
+        if distance > radius_m:
+            continue
+        for key in heapq.nsmallest(limit, keys):  # a pile: only its first `limit` can be in
+            found.append((distance, key))
+            if len(nearest_k) < limit:
+                heapq.heappush(nearest_k, -distance)
+            elif distance < -nearest_k[0]:
+                heapq.heapreplace(nearest_k, -distance)
+    return [(key, distance) for distance, key in heapq.nsmallest(limit, found)]
 
 
 def lower_bounds(
@@ -159,29 +208,32 @@ def lower_bounds(
     return bounded
 
 
-def shortlist_candidates(bounded: list[tuple[float, Candidate]], limit: int) -> list[Candidate]:
-    """The candidates that can be among the `limit` nearest.
-
-    The `limit` candidates with the smallest upper bounds are certainly within the largest
-    of those bounds, so the `limit` nearest are too, and any candidate whose lower bound
-    exceeds it can be dropped without computing its geodesic.
-    """
-    if len(bounded) <= limit:
-        return [candidate for _, candidate in bounded]
-    kth_low = heapq.nsmallest(limit, (low for low, _ in bounded))[-1]
-    enough = kth_low * UPPER_FACTOR + SLACK_M
-    return [candidate for low, candidate in bounded if low <= enough]
-
-
-async def _candidates(
-    actor: Actor, query: NearbyQuery, boxes: Sequence[Box]
-) -> dict[str, dict[str, Any]]:
+async def _candidates(actor: Actor, query: NearbyQuery, boxes: Sequence[Box]) -> list[Candidate]:
+    """The positions of the accounts in the boxes, each with the ids of those there: as
+    many as a rep may have put there, so a slow read (off the event loop on SQLite)."""
     sql, args = candidate_sql(actor, query.status, boxes)
-    return {str(row["id"]): row for row in await db.fetch(sql, *args)}
+    return [
+        (tuple(row["ids"].split(",")), float(row["lat"]), float(row["lng"]))
+        for row in await db.fetch(sql, *args, slow=True)
+    ]
+
+
+async def _rows(actor: Actor, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The whole rows of the answer's accounts, still in the actor's sight."""
+    if not ids:
+        return {}
+    where, args = db.any_of("id", ids)  # at most MAX_LIMIT
+    return {
+        str(row["id"]): row
+        for row in await db.fetch(f"SELECT * FROM accounts WHERE {where}", *args)
+        if not row["deleted"] and actor.sees(row["scope"])
+    }
 
 
 def candidate_sql(actor: Actor, status: str | None, boxes: Sequence[Box]) -> tuple[str, list[Any]]:
-    """One SELECT per box (two across the antimeridian), each a range scan of the index."""
+    """One SELECT per box (two across the antimeridian), each a range scan of the index;
+    one row per position, with the ids of the accounts there (10,000 accounts at one point
+    are one row, one lower bound and one geodesic)."""
     selects: list[str] = []
     args: list[Any] = []
     scopes = actor.scopes
@@ -194,5 +246,7 @@ def candidate_sql(actor: Actor, status: str | None, boxes: Sequence[Box]) -> tup
         if status is not None:
             where += " AND status = {}"
             args.append(status)
-        selects.append(f"SELECT * FROM accounts WHERE {where}")
-    return " UNION ALL ".join(selects), args
+        selects.append(f"SELECT id, lat, lng FROM accounts WHERE {where}")
+    ids = "string_agg(id::text, ',')" if db.is_postgres() else "group_concat(id, ',')"
+    union = " UNION ALL ".join(selects)
+    return f"SELECT lat, lng, {ids} AS ids FROM ({union}) AS boxes GROUP BY lat, lng", args

@@ -16,19 +16,10 @@ from server.core.rows import WIRE_ROWS, record_from_row, rows_by_version, wire_r
 from server.core.store import STORE
 from server.core.writer import Edit, Source, writing
 from server.errors import REJECTION_STATUS, ApiError
+from server.records.search import search_clause, words
 from sync.protocol import Rejected
 
 MAX_PAGE = 200
-SEARCHED = {
-    "accounts": ("name", "city"),
-    "contacts": ("name", "email"),
-    "visits": ("summary",),
-    "notes": ("body",),
-    "tasks": ("title",),
-    "deals": ("title",),
-    "conflicts": ("field",),
-    "rejections": ("detail",),
-}
 ORDER = {"accounts": "name, id", "tasks": "due_at, id"}
 CHILD_ORDER = {"visits": "started_at DESC, id", "tasks": "due_at, id"}  # else newest first
 
@@ -61,13 +52,11 @@ async def list_records(
     where, args = _scope_clause(actor)
     sql = f"SELECT id, seq FROM {table} WHERE deleted = {{}}{where}"
     args = [False, *args]
-    if q:
-        # The text as typed: % and _ in it are literal, not wildcards.
-        typed = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        like = f"%{typed}%"
-        fields = SEARCHED[table]
-        sql += " AND (" + " OR ".join(f"LOWER({f}) LIKE {{}} ESCAPE '\\'" for f in fields) + ")"
-        args += [like] * len(fields)
+    typed = words(q) if q and not q.isspace() else None
+    if typed:
+        before, before_args, clause, clause_args = search_clause(table, typed)
+        sql = before + sql + clause
+        args = [*before_args, *args, *clause_args]
     if status is not None:
         column = {"accounts": "status", "deals": "stage"}.get(table)
         if column is None:
@@ -83,13 +72,16 @@ async def list_records(
             raise ApiError(400, "malformed", "account_id must be a UUID.") from None
         sql += " AND account_id = {}"
         args.append(account_uuid)
+    if typed is not None and not typed:  # only punctuation: no word starts with it
+        return {"items": [], "next_offset": None}
     order = ORDER.get(table, "updated_at DESC, id")
     # The page's ids and seqs first (from the list index alone, where it covers the filter:
     # a sort of ids, not of whole rows), then the rows, from the cache of row versions or
     # the table. No transaction (two round trips fewer): a row read after the ids may be
-    # newer, and is checked again.
+    # newer, and is checked again. Slow: a search, or a page at any offset, is not a
+    # bounded lookup (off the event loop on SQLite, and time-limited).
     found = await db.fetch(
-        f"{sql} ORDER BY {order} LIMIT {{}} OFFSET {{}}", *args, limit + 1, offset
+        f"{sql} ORDER BY {order} LIMIT {{}} OFFSET {{}}", *args, limit + 1, offset, slow=True
     )
     page = [(str(row["id"]), int(row["seq"])) for row in found[:limit]]
     items = await _wire_rows(actor, table, page)
@@ -141,7 +133,10 @@ async def _account_with_children(actor: Actor, record_id: str) -> dict[str, Any]
             f"SELECT '{child}' AS record_table, id, seq, ROW_NUMBER() OVER (ORDER BY {order})"
             f" AS n FROM {child} WHERE account_id = {{}} AND deleted = {{}}"
         )
-    rows = await db.fetch(" UNION ALL ".join(parts), *[account["id"], False] * len(parts))
+    # Slow: as many as were written on the account (off the event loop on SQLite).
+    rows = await db.fetch(
+        " UNION ALL ".join(parts), *[account["id"], False] * len(parts), slow=True
+    )
     versions: dict[str, list[tuple[str, int]]] = {child: [] for child in CHILD_TABLES}
     for row in sorted(rows, key=lambda r: int(r["n"])):
         versions[row["record_table"]].append((str(row["id"]), int(row["seq"])))

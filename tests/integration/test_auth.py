@@ -242,6 +242,28 @@ async def test_logins_do_not_wait_for_other_work_in_threads(client):
         await asyncio.gather(*busy)
 
 
+async def test_logins_do_not_wait_for_a_hanging_push_service(client):
+    """Every push-send thread held (a push service that hangs until its timeout), and more
+    sends waiting for them: logging in, which hashes in threads of its own, goes through."""
+    from server.push import sender
+
+    await create_user("ada", PASSWORD, "rep", "north")
+    assert (await client.get("/api/health")).status_code == 200
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    held = [
+        loop.run_in_executor(sender._SENDERS, release.wait, 30)
+        for _ in range(sender.SEND_THREADS * 2)
+    ]
+    try:
+        response = await asyncio.wait_for(login(client, "ada"), 10)
+        assert response.status_code == 200, response.text
+        assert all(not task.done() for task in held)
+    finally:
+        release.set()
+        await asyncio.gather(*held)
+
+
 async def test_tokens_are_stored_hashed(client):
     rep = await login_as(client)
     rows = await db.fetch("SELECT * FROM auth_tokens")

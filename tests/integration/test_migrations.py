@@ -17,6 +17,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -168,10 +169,16 @@ MIGRATION_FILE = re.compile(r"[a-z]+_\d{4}_\d\d_\d\dt\d\d_\d\d_\d\d_\d{6}")
 CREATE_INDEX = re.compile(r"CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?(\w+) ON (\w+)", re.I)
 DROP_INDEX = re.compile(r"DROP INDEX (?:IF EXISTS )?(\w+)", re.I)
 ON_TABLE = re.compile(
-    r"(?:(?:CREATE|DROP|ALTER) TABLE (?:IF (?:NOT )?EXISTS )?|INSERT INTO |UPDATE |DELETE FROM )"
+    r"(?:(?:CREATE|DROP|ALTER) (?:VIRTUAL )?TABLE (?:IF (?:NOT )?EXISTS )?|INSERT INTO |UPDATE "
+    r"|DELETE FROM |CREATE TRIGGER (?:IF NOT EXISTS )?\w+ (?:BEFORE |AFTER |INSTEAD OF )?"
+    r"(?:INSERT|DELETE|UPDATE(?: OF [\w, ]+?)?) ON )"
     r"(\w+)",
     re.I,
 )
+# What belongs to no table: extensions and functions, of the whole database.
+DATABASE_WIDE = re.compile(r"CREATE (?:EXTENSION|(?:OR REPLACE )?FUNCTION) ", re.I)
+# A table of an app's own that Piccolo does not know: a record table's search index (FTS5).
+SEARCH_TABLE = re.compile(r"(\w+)_search")
 
 
 def registry() -> AppRegistry:
@@ -372,7 +379,8 @@ def load(path: Path) -> Any:
 class StatementRecorder:
     """Stands in for the engine a raw migration step gets from engine_finder()."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine_type: str) -> None:
+        self.engine_type = engine_type
         self.statements: list[str] = []
 
     async def run_ddl(self, sql: str) -> None:
@@ -380,16 +388,20 @@ class StatementRecorder:
 
 
 def run_offline(path: Path) -> tuple[MigrationManager, list[str]]:
-    """A migration's manager, and the SQL its raw steps run, without a database."""
+    """A migration's manager, and the SQL its raw steps run on either engine, without a
+    database."""
     module = load(path)
-    recorder = StatementRecorder()
-    module.engine_finder = lambda: recorder
-    manager: MigrationManager = asyncio.run(module.forwards())
-    for step in manager.raw:
-        result = step()
-        if asyncio.iscoroutine(result):
-            asyncio.run(result)
-    return manager, recorder.statements
+    statements: list[str] = []
+    for engine_type in ("sqlite", "postgres"):
+        recorder = StatementRecorder(engine_type)
+        module.engine_finder = lambda recorder=recorder: recorder
+        manager: MigrationManager = asyncio.run(module.forwards())
+        for step in manager.raw:
+            result = step()
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+        statements += [s for s in recorder.statements if s not in statements]
+    return manager, statements
 
 
 def piccolo_tables(manager: MigrationManager) -> set[str]:
@@ -438,6 +450,8 @@ def strays(apps: AppRegistry) -> set[tuple[str, str]]:
         own = {table._meta.tablename for table in apps.app_configs[name].table_classes}
         touched = piccolo_tables(manager)
         for statement in sql:
+            if DATABASE_WIDE.match(statement):
+                continue
             if match := DROP_INDEX.search(statement):
                 index = match[1]
                 table = made_on.get(index) or next(
@@ -447,6 +461,8 @@ def strays(apps: AppRegistry) -> set[tuple[str, str]]:
                 match = CREATE_INDEX.search(statement)
                 table = match[2] if match else (m[1] if (m := ON_TABLE.search(statement)) else None)
             assert table, f"{path.name}: on which table is {statement!r}?"
+            if (search := SEARCH_TABLE.fullmatch(table)) and search[1] in own:
+                table = search[1]
             touched.add(table)
         found |= {(path.stem, table) for table in touched - own}
     return found
@@ -458,3 +474,90 @@ def test_each_app_migrates_only_its_own_tables() -> None:
 
 def test_the_check_finds_what_the_old_migrations_did_to_other_apps(old_apps: AppRegistry) -> None:
     assert strays(old_apps) == OLD_STRAYS
+
+
+# --- The search indexes take in the rows already there ---------------------------------------
+
+SEARCH_MIGRATION = "records_2026_12_20t09_00_00_000000"
+
+
+@pytest.fixture
+def apps_before_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppRegistry:
+    """Today's apps without the migration that made the search indexes."""
+
+    def module_name(app: str) -> str:
+        return f"_fieldcrm_before_search_{app}_piccolo_app"
+
+    names = list(registry().app_configs)
+    for name in names:
+        app = registry().app_configs[name]
+        folder = tmp_path / "before_search" / name
+        folder.mkdir(parents=True)
+        for path in migration_files(app):
+            if path.stem != SEARCH_MIGRATION:
+                shutil.copy(path, folder)
+        module = ModuleType(module_name(name))
+        module.APP_CONFIG = AppConfig(  # type: ignore[attr-defined]
+            app_name=name,
+            migrations_folder_path=str(folder),
+            table_classes=app.table_classes,
+            migration_dependencies=[module_name(dep) for dep in app.migration_dependencies],
+        )
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    return AppRegistry(apps=[module_name(name) for name in names])
+
+
+async def _rows_before_search(config: DatabaseConfig) -> dict[str, str]:
+    ids = {"accounts": str(uuid.uuid4()), "notes": str(uuid.uuid4())}
+    db.configure(config)
+    await db.start()
+    try:
+        async with db.write_transaction():
+            for table, text_column, text in [
+                ("accounts", "name", "Ancienne Épicerie"),
+                ("notes", "body", "Rappeler le gérant mardi"),
+            ]:
+                extra = ", account_id" if table == "notes" else ""
+                await db.fetch(
+                    f"INSERT INTO {table} (id, created_at, updated_at, seq, scope, deleted,"
+                    f" clocks, {text_column}{extra}) VALUES ({{}}, {{}}, {{}}, 1, 'team:x',"
+                    f" {{}}, '{{{{}}}}', {{}}{', {}' if extra else ''})",
+                    ids[table],
+                    datetime.now(UTC),
+                    datetime.now(UTC),
+                    False,
+                    text,
+                    *([ids["accounts"]] if extra else []),
+                )
+    finally:
+        await db.stop()
+    return ids
+
+
+async def _search(config: DatabaseConfig, table: str, typed: list[str]) -> list[str]:
+    from server.records.search import search_clause
+
+    db.configure(config)
+    await db.start()
+    try:
+        before, before_args, clause, args = search_clause(table, typed)
+        rows = await db.fetch(
+            f"{before}SELECT id FROM {table} WHERE deleted = {{}}{clause}",
+            *before_args,
+            False,
+            *args,
+        )
+        return [row["id"] for row in rows]
+    finally:
+        await db.stop()
+
+
+def test_the_search_indexes_take_in_the_rows_already_there(
+    empty_database: DatabaseConfig, apps_before_search: AppRegistry
+) -> None:
+    asyncio.run(migrate_with(empty_database, apps_before_search))
+    ids = asyncio.run(_rows_before_search(empty_database))
+    asyncio.run(migrate_with(empty_database))
+    assert asyncio.run(_search(empty_database, "accounts", ["epicerie"])) == [ids["accounts"]]
+    assert asyncio.run(_search(empty_database, "notes", ["gerant", "mar"])) == [ids["notes"]]
+    assert asyncio.run(_search(empty_database, "notes", ["epicerie"])) == []

@@ -117,21 +117,48 @@ async def test_creating_an_existing_id_answers_409_and_changes_nothing(client):
     assert read.json()["account"]["name"] == "First"
 
 
-async def test_search_takes_percent_and_underscore_as_typed(client):
+async def test_search_matches_the_start_of_words_blind_to_case_and_accents(client):
+    """The search box finds records by the start of their words (docs/api.md): each word
+    typed starts a word of a searched field, whatever its case and accents; punctuation
+    separates words and is never a wildcard."""
     rep = await login_as(client)
-    await make_account(client, rep, name="100% Bio", city="Dijon")
-    await make_account(client, rep, name="1000 Bio", city="Dijon")
-    await make_account(client, rep, name="A_B Conseil", city="Dijon")
-    await make_account(client, rep, name="AxB Conseil", city="Dijon")
-    await make_account(client, rep, name="Back\\slash", city="Dijon")
+    for name, city in [
+        ("100% Bio", "Dijon"),
+        ("1000 Bio", "Dijon"),
+        ("A_B Conseil", "Dijon"),
+        ("AxB Conseil", "Dijon"),
+        ("Back\\slash", "Dijon"),
+        ("Crème Brûlée SARL", "Besançon"),
+        ("ÉCOLE MÜLLER", "Saint-Étienne"),
+        ("jane@acme.example", "Lyon"),
+    ]:
+        await make_account(client, rep, name=name, city=city)
     for typed, expected in [
-        ("100%25", ["100% Bio"]),
-        ("a_b", ["A_B Conseil"]),
-        ("%25", ["100% Bio"]),
-        ("k%5C", ["Back\\slash"]),
+        ("100%25", ["100% Bio", "1000 Bio"]),  # 100 starts both
+        ("1000", ["1000 Bio"]),
+        ("a_b", ["A_B Conseil"]),  # "a" and "b", each the start of a word
+        ("%25", []),  # no word at all: nothing starts with it
+        ("k%5C", []),  # no word starts with k
+        ("slash", ["Back\\slash"]),
+        ("creme brul", ["Crème Brûlée SARL"]),
+        ("CRÈME", ["Crème Brûlée SARL"]),
+        ("besancon", ["Crème Brûlée SARL"]),
+        ("ecole muller", ["ÉCOLE MÜLLER"]),
+        ("etienne", ["ÉCOLE MÜLLER"]),  # Saint-Étienne: two words
+        ("ecole lyon", []),  # every word must match
+        ("bio dijon", ["100% Bio", "1000 Bio"]),  # across the searched fields
+        ("acme", ["jane@acme.example"]),
+        ("rème", []),  # the middle of a word is not its start
+        ("%20%20", None),  # only spaces: no search
     ]:
         items = (await get(client, rep, f"/api/accounts?q={typed}")).json()["items"]
-        assert [a["name"] for a in items] == expected, typed
+        names = [a["name"] for a in items]
+        if expected is None:
+            assert len(names) == 8, typed
+        else:
+            assert names == expected, typed
+    too_many = await get(client, rep, "/api/accounts?q=" + "+".join("abcdefghi"))
+    assert too_many.status_code == 400 and too_many.json()["error"] == "malformed"
 
 
 async def test_accounts_list_filters_and_pages(client):
