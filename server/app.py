@@ -18,6 +18,7 @@ from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
+from server.core import limits
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
@@ -63,6 +64,7 @@ def create_app(
 ) -> Litestar:
     settings = settings or load_settings()
     bind_tables(db.configure(settings.database))
+    limits.configure(settings)
     background: list[asyncio.Task[Any]] = []
 
     @contextlib.asynccontextmanager

@@ -30,7 +30,7 @@ TRUNCATED = [
     "teams", "users", "auth_tokens", "login_attempts", "accounts", "contacts", "visits",
     "notes", "tasks", "deals", "conflicts", "sync_changes", "sync_clients", "sync_results",
     "push_subscriptions", "push_deliveries", "geocoding_attempts", "rejections", "scope_moves",
-    "team_moves",
+    "team_moves", "write_budgets", "scope_usage",
 ]  # fmt: skip
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from geopy.distance import geodesic
 
 from server import db
+from server.core import limits
 from server.core.actor import SERVER_CLIENT_ID, Actor, review_scope, team_scope, user_scope
 from server.core.fields import SERVER_MADE, TABLES, clean_fields, defaults
 from server.core.rows import now_ms
@@ -450,6 +452,11 @@ class CrmRules:
         rejected: Rejected,
     ) -> None:
         await keep_rejected(session, actor, client_id, mutation, rejected)
+
+    async def admit(
+        self, session: Session, actor: Actor, mutations: Sequence[Mutation], now_ms: int
+    ) -> None:
+        await limits.admit(session, actor, mutations, now_ms)
 
 
 RULES = CrmRules()

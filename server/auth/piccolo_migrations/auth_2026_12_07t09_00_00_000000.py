@@ -4,6 +4,7 @@ in their old team before the move still land (SPEC 4 rule 11)."""
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.columns.column_types import UUID, BigInt
 from piccolo.columns.defaults.uuid import UUID4
+from piccolo.columns.base import Column
 from piccolo.columns.indexes import IndexMethod
 
 ID = "2026-12-07T09:00:00:000000"
@@ -28,7 +29,7 @@ def _params(**given: object) -> dict[str, object]:
 async def forwards() -> MigrationManager:
     manager = MigrationManager(migration_id=ID, app_name="auth", description=DESCRIPTION)
     manager.add_table(class_name="TeamMove", tablename="team_moves", schema=None, columns=None)
-    columns = [
+    columns: list[tuple[str, type[Column], dict[str, object]]] = [
         ("id", UUID, _params(default=UUID4(), primary_key=True)),
         ("user_id", UUID, _params(default=UUID4(), index=True)),
         ("from_team", UUID, _params(default=UUID4())),
