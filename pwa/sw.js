@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "e8767904d361";
+const VERSION = "3dda2340acb4";
 const SHELL = [
   "/",
   "/css/app.css",
