@@ -45,6 +45,7 @@ lint: $(STAMP)
 bench: $(STAMP) chromium
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/limits.py
 	$(BIN)/python bench/nearby.py --sizes 100000
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/pwa.py

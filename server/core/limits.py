@@ -104,40 +104,49 @@ async def _budget(session: Session, actor: Actor, writes: int, now_ms: int, limi
     return math.ceil(full_at + writes * cost_us)
 
 
-# Per write session: the records each team holds as this session has counted them.
+# Per write session: at most how many records each team holds, as this session has
+# counted them (each upsert counted as a create, which most are not).
 _HELD: weakref.WeakKeyDictionary[Session, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
 async def _check_quota(
     session: Session, actor: Actor, mutations: Sequence[Mutation], quota: int
 ) -> None:
-    creates = await _creates(session, mutations)
-    if not creates:
-        return
+    upserts = [
+        m
+        for m in mutations
+        if m.op == "upsert" and m.table in TABLES and m.table not in SERVER_MADE
+    ]
+    if not upserts:
+        return  # deletes always pass
     held = _HELD.setdefault(session, {})
     team = actor.team_id
-    if team not in held:
-        held[team] = await team_records(team)
-    if held[team] + creates > quota:
-        raise OverLimit(
-            413,
-            "quota_exceeded",
-            f"Your team's storage is full: it holds {held[team]:,} records and may hold"
-            f" {quota:,}. Nothing of this request was applied and your changes are kept;"
-            " delete records the team no longer needs, or ask an administrator to raise"
-            " the limit (FIELDCRM_TEAM_QUOTA_RECORDS).",
-        )
-    held[team] += creates
+    bound = held.get(team)
+    if bound is None or bound + len(upserts) > quota:
+        # Exactly, with this transaction's writes so far (they are sent before the query).
+        bound = await team_records(team)
+        if bound + len(upserts) > quota:
+            # Close to the quota: which of these writes make records, precisely.
+            creates = await _creates(session, upserts)
+            if creates and bound + creates > quota:
+                raise OverLimit(
+                    413,
+                    "quota_exceeded",
+                    f"Your team's storage is full: it holds {bound:,} records and may hold"
+                    f" {quota:,}. Nothing of this request was applied and your changes are"
+                    " kept; delete records the team no longer needs, or ask an"
+                    " administrator to raise the limit (FIELDCRM_TEAM_QUOTA_RECORDS).",
+                )
+            held[team] = bound + creates
+            return
+    # Far from the quota: no need to know which upserts create a record.
+    held[team] = bound + len(upserts)
 
 
 async def _creates(session: Session, mutations: Sequence[Mutation]) -> int:
-    """How many records these writes would make (upserts of ids not stored yet)."""
+    """How many records these upserts would make (those of ids not stored yet)."""
     made: set[tuple[str, str]] = set()
     for mutation in mutations:
-        if mutation.op != "upsert" or mutation.table not in TABLES:
-            continue
-        if mutation.table in SERVER_MADE:
-            continue
         try:
             key = (mutation.table, str(uuid.UUID(mutation.id)))
         except ValueError:
