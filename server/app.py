@@ -19,6 +19,7 @@ from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
 from server.calendar.controllers import CalendarController, CalendarFeedController
+from server.core import limits
 from server.core.rows import WIRE_ROWS
 from server.day.controllers import RouteController
 from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
@@ -67,6 +68,7 @@ def create_app(
     settings = settings or load_settings()
     bind_tables(db.configure(settings.database))
     WIRE_ROWS.resize(settings.row_cache_bytes)
+    limits.configure(settings)
     background: list[asyncio.Task[Any]] = []
 
     @contextlib.asynccontextmanager

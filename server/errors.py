@@ -91,9 +91,18 @@ def loggable_traceback(exc: BaseException) -> str:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail, self.extra = status, error, detail, extra
+        self.headers = headers or {}
 
 
 def error_response(status: int, error: str, detail: str, **extra: Any) -> Response[Any]:
@@ -103,7 +112,23 @@ def error_response(status: int, error: str, detail: str, **extra: Any) -> Respon
 
 
 def api_error_handler(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
-    return error_response(exc.status, exc.error, exc.detail, **exc.extra)
+    response = error_response(exc.status, exc.error, exc.detail, **exc.extra)
+    response.headers.update(exc.headers)
+    return response
+
+
+def over_limit_error(status: int, error: str, detail: str, retry_after_s: int | None) -> ApiError:
+    """A request refused whole by a limit (server/core/limits.py): 429 or 413, with when to
+    try again in Retry-After and in the body, when known."""
+    if retry_after_s is None:
+        return ApiError(status, error, detail)
+    return ApiError(
+        status,
+        error,
+        detail,
+        headers={"Retry-After": str(retry_after_s)},
+        retry_after_s=retry_after_s,
+    )
 
 
 def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

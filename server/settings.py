@@ -18,6 +18,11 @@ DEFAULT_DATABASE_URL = "sqlite:///./fieldcrm.sqlite3"
 DEFAULT_PWA_DIR = Path(__file__).resolve().parent.parent / "pwa"
 # Every variable geo.geocoders reads (docs/geo.md) starts with this.
 GEOCODER_PREFIX = "FIELDCRM_GEOCODER"
+# The limits' defaults (docs/limits.md): a rep writes a few hundred changes on a busy day;
+# a phone back after a week offline sends its outbox in one burst.
+DEFAULT_WRITE_RATE_PER_MIN = 600
+DEFAULT_WRITE_BURST = 2000
+DEFAULT_TEAM_QUOTA_RECORDS = 1_000_000
 
 
 class DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,6 +70,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # whose X-Forwarded-For is believed; nobody else's is.
     trusted_proxies: tuple[str, ...] = ()
     pwa_dir: Path = DEFAULT_PWA_DIR  # the app served at /
+    # Limits (server/core/limits.py, docs/limits.md): each user's writes (sync mutations
+    # and REST writes) refill at write_rate_per_min, up to write_burst at once; a team
+    # holds at most team_quota_records live records. 0 turns a limit off.
+    write_rate_per_min: int = DEFAULT_WRITE_RATE_PER_MIN
+    write_burst: int = DEFAULT_WRITE_BURST
+    team_quota_records: int = DEFAULT_TEAM_QUOTA_RECORDS
     # The FIELDCRM_GEOCODER* variables as set. geo.geocoders reads and checks them when the
     # geocoding job starts (a bad one turns geocoding off; the API still serves).
     geocoder: dict[str, str] = msgspec.field(default_factory=dict)
@@ -118,6 +129,20 @@ def parse_trusted_proxies(value: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number >= 0 from the environment (0: the limit is off)."""
+    text = env.get(name, "").strip().replace("_", "")
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number (0 turns the limit off)") from None
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more (0 turns the limit off)")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     try:
@@ -148,4 +173,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pwa_dir=Path(env.get("FIELDCRM_PWA_DIR") or DEFAULT_PWA_DIR),
         geocoder={name: value for name, value in env.items() if name.startswith(GEOCODER_PREFIX)},
         row_cache_bytes=int(row_cache_mb * 2**20),
+        write_rate_per_min=_count(env, "FIELDCRM_WRITE_RATE_PER_MIN", DEFAULT_WRITE_RATE_PER_MIN),
+        write_burst=_count(env, "FIELDCRM_WRITE_BURST", DEFAULT_WRITE_BURST),
+        team_quota_records=_count(env, "FIELDCRM_TEAM_QUOTA_RECORDS", DEFAULT_TEAM_QUOTA_RECORDS),
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.engine import Exchange, SyncStore, round_trip, round_trips
-from sync.protocol import MidGap, SyncRequest, SyncResponse
+from sync.protocol import RequestRefused, SyncRequest, SyncResponse
 
 MAX_BATCH_REQUESTS = 64
 MAX_BATCH_MUTATIONS = 2000  # a batch takes at least one request, however large
@@ -105,7 +105,7 @@ class Batcher:
                 _fail(waiting.answer, exc)
             raise
         for waiting, answer in zip(batch, answers, strict=True):
-            if isinstance(answer, MidGap):
+            if isinstance(answer, RequestRefused):
                 _fail(waiting.answer, answer)
             elif not waiting.answer.done():
                 waiting.answer.set_result(answer)

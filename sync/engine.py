@@ -36,6 +36,7 @@ from sync.protocol import (
     MutationError,
     MutationResult,
     Rejected,
+    RequestRefused,
     SyncRequest,
     SyncResponse,
 )
@@ -237,6 +238,14 @@ class RecordRules(Protocol):
     ) -> None:
         """Called when a phone's mutation is refused (not a replay): keep it (rule 12)."""
 
+    async def admit(
+        self, session: Any, actor: Any, mutations: Sequence[Mutation], now_ms: int
+    ) -> None:
+        """Called with a request's new mutations (replays left out) before any of them is
+        applied: raise `OverLimit` to refuse the request whole (a rate, a quota), with
+        nothing of it applied and its mids not consumed. What it counts is written in
+        `session`, so it commits with the writes it admitted, or not at all."""
+
 
 class SyncStore(Protocol):
     @property
@@ -270,9 +279,10 @@ async def round_trip(
     store: SyncStore, actor: Any, request: SyncRequest, now_ms: int
 ) -> SyncResponse:
     """Apply the request's new mutations exactly once, then pull one page of changes,
-    all in one transaction that commits before this returns."""
+    all in one transaction that commits before this returns. Raises `RequestRefused`
+    (`MidGap`, `OverLimit`) when the request is refused whole."""
     [answer] = await round_trips(store, [Exchange(actor, request, now_ms)])
-    if isinstance(answer, MidGap):
+    if isinstance(answer, RequestRefused):
         raise answer
     return answer
 
@@ -281,11 +291,12 @@ async def round_trips(
     store: SyncStore,
     exchanges: Sequence[Exchange],
     more: Callable[[], Sequence[Exchange]] | None = None,
-) -> list[SyncResponse | MidGap]:
+) -> list[SyncResponse | RequestRefused]:
     """Several round trips in one transaction that commits before this returns: each
     request's mutations are applied in turn, exactly as if the requests had come one after
     the other, then each pulls its page, so every pull sees all their writes. A request
-    whose mids do not follow on gets its MidGap and changes nothing; the rest go on.
+    whose mids do not follow on gets its MidGap, one over a limit its OverLimit, and
+    changes nothing; the rest go on.
 
     `more`, if given, is asked for requests that came in meanwhile once the mutations of
     those before are applied, until it has none; they join and are answered after
@@ -296,7 +307,7 @@ async def round_trips(
     else:
         session_cm = store.read()
         more = None
-    pushed: list[tuple[Exchange, Ack | MidGap]] = []
+    pushed: list[tuple[Exchange, Ack | RequestRefused]] = []
     async with session_cm as session:
         todo = list(exchanges)
         while todo:
@@ -304,12 +315,12 @@ async def round_trips(
             for exchange in todo:
                 try:
                     pushed.append((exchange, await _push(session, store.rules, exchange)))
-                except MidGap as gap:
-                    pushed.append((exchange, gap))
+                except RequestRefused as refused:
+                    pushed.append((exchange, refused))
             todo = list(more()) if more is not None else []
-        answers: list[SyncResponse | MidGap] = []
+        answers: list[SyncResponse | RequestRefused] = []
         for exchange, ack in pushed:
-            if isinstance(ack, MidGap):
+            if isinstance(ack, RequestRefused):
                 answers.append(ack)
                 continue
             limit = max(1, min(exchange.request.pull_limit, MAX_PULL_LIMIT))
@@ -355,6 +366,8 @@ async def _push(session: SyncSession, rules: RecordRules, exchange: Exchange) ->
     new = [m for m in mutations if m.mid > last]
     if new and new[0].mid != last + 1:
         raise MidGap(last + 1)
+    if new:
+        await rules.admit(session, actor, new, now_ms)
     results = await _replayed(session, user_id, client_id, old, now_ms)
     fresh = [await _apply(session, rules, actor, client_id, mutation, now_ms) for mutation in new]
     if new:

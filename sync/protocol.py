@@ -127,12 +127,31 @@ json_encoder = msgspec.json.Encoder(enc_hook=_as_json)  # for responses (WireRow
 msgpack_encoder = msgspec.msgpack.Encoder(enc_hook=_as_msgpack)
 
 
-class MidGap(Exception):
+class RequestRefused(Exception):
+    """The whole request is refused: nothing of it is applied and no mid is consumed."""
+
+
+class MidGap(RequestRefused):
     """The first new mid is not last + 1: answered 409 with the mid expected."""
 
     def __init__(self, expected: int) -> None:
         super().__init__(f"expected mid {expected}")
         self.expected = expected
+
+
+class OverLimit(RequestRefused):
+    """The request's writes would pass a limit (the writer's rate: 429; their team's
+    storage quota: 413). Refused whole, its mids not consumed: the client keeps the writes
+    and sends the same ones again later, `retry_after_s` from now if that is known."""
+
+    def __init__(
+        self, status: int, error: str, detail: str, retry_after_s: int | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.retry_after_s = retry_after_s
 
 
 class Rejected(Exception):

@@ -31,6 +31,7 @@ TRUNCATED = [
     "notes", "tasks", "deals", "conflicts", "sync_changes", "sync_clients", "sync_results",
     "push_subscriptions", "push_deliveries", "geocoding_attempts", "rejections", "scope_moves",
     "calendar_feeds",
+    "team_moves", "write_budgets", "scope_usage",
 ]  # fmt: skip
 
 

@@ -1,5 +1,5 @@
 // JSON over fetch, with a timeout. Every call but login carries the bearer token.
-// Answers {status, data}; throws NetworkError when no HTTP answer arrived at all.
+// Answers {status, data, retryAfterS}; throws NetworkError when no HTTP answer arrived at all.
 
 export class NetworkError extends Error {
   constructor(message, { timeout = false } = {}) {
@@ -42,10 +42,20 @@ export async function apiFetch(path, { method = "GET", body, token, timeoutMs = 
         data = null;
       }
     }
-    return { status: response.status, data };
+    return { status: response.status, data, retryAfterS: retryAfter(response) };
   } finally {
     clearTimeout(timer);
   }
+}
+
+// Seconds from a Retry-After header (a number of seconds or an HTTP date), or null.
+function retryAfter(response) {
+  const value = response.headers.get("Retry-After");
+  if (!value) return null;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, (at - Date.now()) / 1000);
 }
 
 // A sentence to show for a failed call.

@@ -12,6 +12,8 @@ const STATE_TEXT = {
   retrying: "Retrying…",
   error: "Sync error",
   blocked: "Sync stuck",
+  limited: "Server busy",
+  quota: "Storage full",
   "signed-out": "Signed out",
   upgrade: "Update needed",
 };
@@ -26,9 +28,29 @@ export function syncText(status, { long = false } = {}) {
   if (status.rejected) parts.push(`${status.rejected} rejected`);
   if (long) {
     parts.push(status.lastSyncAt ? `last sync ${formatTime(status.lastSyncAt)}` : "not synced yet");
-    if (status.message) parts.push(status.message);
+    // A held sync's sentence is in the sync-held notice already.
+    if (status.message && !["limited", "quota"].includes(status.state)) parts.push(status.message);
   }
   return parts.join(" · ");
+}
+
+// What a sync held back by a server limit means for the rep's changes (docs/limits.md):
+// none of them is lost, and when they will go.
+export function heldMessage(state, pending, retryAt) {
+  const changes = pending === 1 ? "Your unsent change is" : `Your ${pending} unsent changes are`;
+  if (state === "limited") {
+    const seconds = Math.max(1, Math.round(((retryAt || Date.now()) - Date.now()) / 1000));
+    const when =
+      seconds < 90 ? `in about ${seconds} second${seconds === 1 ? "" : "s"}` : `in about ${Math.round(seconds / 60)} minutes`;
+    return `The server is busy. ${changes} kept on this phone and will be sent ${when}.`;
+  }
+  if (state === "quota") {
+    return (
+      `Your team's storage on the server is full. ${changes} kept on this phone and will be ` +
+      "sent once there is room: a manager can delete records the team no longer needs."
+    );
+  }
+  return "";
 }
 
 // Keep `el`'s text in step with the status while it is on the page.
@@ -50,6 +72,8 @@ export function startBadge(root) {
   const rejected = root.querySelector("[data-testid=rejected-indicator]");
   const last = badge.querySelector("[data-testid=last-sync]");
   const live = root.querySelector("[data-testid=live-status]");
+  const held = root.querySelector("[data-testid=sync-held]");
+  const heldText = held.querySelector("[data-testid=sync-held-text]");
   let previous = null;
 
   on("sync", (status) => {
@@ -63,6 +87,10 @@ export function startBadge(root) {
     rejected.hidden = status.rejected === 0;
     last.textContent = status.lastSyncAt ? formatTime(status.lastSyncAt) : "";
     last.title = status.lastSyncAt ? `Last sync ${new Date(status.lastSyncAt).toLocaleString()}` : "";
+    const holding = (status.state === "limited" || status.state === "quota") && status.pending > 0;
+    held.hidden = !holding;
+    held.dataset.state = holding ? status.state : "none";
+    if (holding) heldText.textContent = heldMessage(status.state, status.pending, status.retryAt);
     const message = announcement(previous, status);
     if (message) live.textContent = message;
     previous = status;
@@ -75,7 +103,7 @@ function announcement(before, now) {
   if (now.state !== before.state) {
     if (now.state === "offline") return "You are offline. Changes are saved on this phone.";
     if (before.state === "offline") return "Back online.";
-    if (["error", "blocked", "signed-out", "upgrade"].includes(now.state)) {
+    if (["error", "blocked", "signed-out", "upgrade", "limited", "quota"].includes(now.state)) {
       return `${stateText(now.state)}. ${now.message || ""}`.trim();
     }
   }

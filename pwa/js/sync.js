@@ -9,6 +9,7 @@ import { observe } from "./hlc.js";
 import { overlay, pendingFor } from "./records.js";
 import { countUnresolved } from "./rejections.js";
 import { expireSession, refreshUsers, session } from "./session.js";
+import { heldMessage } from "./status.js";
 
 const SYNC_PATH = "/api/sync/v1";
 const PROTOCOL = 1;
@@ -23,7 +24,8 @@ const MAX_ROUNDS = 10_000;
 const CHILD_TABLES = ["contacts", "visits", "notes", "tasks", "deals"];
 
 // state: idle | offline | syncing | synced | retrying | error | signed-out | upgrade | blocked
-let status = { state: "idle", pending: 0, rejected: 0, lastSyncAt: null, message: "" };
+// | limited (the server's write rate: retried at `retryAt`) | quota (the team's storage is full)
+let status = { state: "idle", pending: 0, rejected: 0, lastSyncAt: null, message: "", retryAt: null };
 let running = null;
 let again = false;
 let failures = 0;
@@ -35,7 +37,7 @@ export function currentStatus() {
   return status;
 }
 
-async function setStatus(state, message = "") {
+async function setStatus(state, message = "", retryAt = null) {
   const [pending, rows, local, clientId, lastSyncAt] = await read(
     ["outbox", "rejections", "meta"],
     (s) =>
@@ -53,6 +55,7 @@ async function setStatus(state, message = "") {
     pending,
     rejected: countUnresolved(rows, local, clientId),
     lastSyncAt: lastSyncAt || null,
+    retryAt: state ? retryAt : status.retryAt,
   };
   emit("sync", status);
   return status;
@@ -178,11 +181,23 @@ async function exchange() {
       emit("upgrade-required");
       return "stopped";
     }
+    if (result.status === 429 || (result.status === 413 && data.error === "quota_exceeded")) {
+      // A limit of the server's (docs/limits.md): nothing of the request was applied and
+      // its mids are free, so the outbox stays as it is and goes again, whole, later.
+      failures += 1;
+      const limited = result.status === 429;
+      const delay = scheduleRetry(limited ? (result.retryAfterS ?? 60) * 1000 : 0);
+      const state = limited ? "limited" : "quota";
+      const retryAt = Date.now() + delay;
+      const pending = await read(["outbox"], (s) => s.outbox.count());
+      await setStatus(state, heldMessage(state, pending, retryAt), retryAt);
+      return "stopped";
+    }
     if (result.status === 413 && batchLimit > 1) {
       batchLimit = Math.max(1, Math.floor(batch.mutations.length / 2));
       continue;
     }
-    if (result.status >= 500 || result.status === 408 || result.status === 429) {
+    if (result.status >= 500 || result.status === 408) {
       throw new RetryLater(`The server answered ${result.status}`);
     }
     failures += 1;
@@ -410,14 +425,19 @@ async function evict(s, table, id) {
   }
 }
 
-function scheduleRetry() {
+// The next try, after the backoff and at least `atLeastMs` (a server's Retry-After, with
+// up to a second of jitter so that a team's phones do not all come back at once); the
+// delay chosen.
+function scheduleRetry(atLeastMs = 0) {
   clearRetry();
-  const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1));
-  const jittered = delay / 2 + Math.random() * (delay / 2);
+  const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** Math.max(0, failures - 1));
+  const jittered = backoff / 2 + Math.random() * (backoff / 2);
+  const delay = Math.max(jittered, atLeastMs > 0 ? atLeastMs + Math.random() * 1000 : 0);
   retryTimer = setTimeout(() => {
     retryTimer = null;
     syncNow();
-  }, jittered);
+  }, delay);
+  return delay;
 }
 
 function clearRetry() {

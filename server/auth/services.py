@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -279,8 +280,9 @@ async def _change(
 ) -> UserChange:
     """Store a user's new values, in the caller's transaction. A change of what they see
     (another team, or a role with other scopes) bumps their scope version, so that each of their
-    devices gets a reset at its next sync (server/syncing/services.py); deactivating them or
-    setting their password revokes every token they hold."""
+    devices gets a reset at its next sync (server/syncing/services.py); another team is kept
+    in team_moves (rule 11: what they wrote in the old team before the move still lands);
+    deactivating them or setting their password revokes every token they hold."""
     user_id = str(row["id"])
     role = role if role is not None else row["role"]
     team_id = team_id if team_id is not None else str(row["team_id"])
@@ -297,6 +299,17 @@ async def _change(
         1 if rescoped else 0,
         user_id,
     )
+    if team_id != str(row["team_id"]):
+        # Rule 11: what they wrote in their old team before this still lands there.
+        await db.fetch(
+            "INSERT INTO team_moves (id, user_id, from_team, to_team, moved_at_ms)"
+            " VALUES ({}, {}, {}, {}, {})",
+            str(uuid.uuid4()),
+            user_id,
+            str(row["team_id"]),
+            team_id,
+            int(time.time() * 1000),
+        )
     if password_hash is not None:
         await db.fetch("UPDATE users SET password_hash = {} WHERE id = {}", password_hash, user_id)
     revoked = await revoke_all(user_id) if (not active or password_hash is not None) else 0

@@ -1,6 +1,6 @@
 """Teams, users, their tokens and login attempts."""
 
-from piccolo.columns import UUID, Boolean, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import UUID, BigInt, Boolean, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -44,3 +44,15 @@ class LoginAttempt(Table, tablename="login_attempts"):
     username = Varchar(length=100, index=True)
     address = Varchar(length=64, index=True)
     at = Timestamptz(default=TimestamptzNow(), index=True)
+
+
+class TeamMove(Table, tablename="team_moves"):
+    """When a user changed team (`fieldcrm user set --team`, PATCH /api/users/{id}): a
+    write they made in their old team before the move still lands within 30 days of it
+    (SPEC 4 rule 11, server/core/rules.py)."""
+
+    id = UUID(primary_key=True)
+    user_id = UUID(index=True)
+    from_team = UUID()
+    to_team = UUID()
+    moved_at_ms = BigInt()

@@ -10,8 +10,10 @@ from server.core.tables import (
     Note,
     Rejection,
     ScopeMove,
+    ScopeUsageRow,
     Task,
     Visit,
+    WriteBudget,
 )
 
 CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
@@ -19,5 +21,17 @@ CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 APP_CONFIG = AppConfig(
     app_name="records",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
-    table_classes=[Account, Contact, Visit, Note, Task, Deal, Conflict, Rejection, ScopeMove],
+    table_classes=[
+        Account,
+        Contact,
+        Visit,
+        Note,
+        Task,
+        Deal,
+        Conflict,
+        Rejection,
+        ScopeMove,
+        WriteBudget,
+        ScopeUsageRow,
+    ],
 )

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from geopy.distance import geodesic
 
 from server import db
+from server.core import limits
 from server.core.actor import SERVER_CLIENT_ID, Actor, review_scope, team_scope, user_scope
 from server.core.fields import SERVER_MADE, TABLES, clean_fields, defaults
 from server.core.rows import now_ms
@@ -149,7 +151,9 @@ async def _check_references(
             raise Rejected("not_found", "The account this belongs to does not exist.")
     if values.get("visit_id") is not None:
         visit = await session.load("visits", values["visit_id"])
-        if visit is None or not actor.sees(visit.scope):
+        if visit is None or not (
+            actor.sees(visit.scope) or await _moved_with_account(session, actor, visit, at_ms)
+        ):
             raise Rejected("not_found", "notes.visit_id names no visit you can see.")
     for name in ("owner_id", "assignee_id"):
         user_id = values.get(name)
@@ -239,16 +243,24 @@ async def scope_of(session: Session, table: str, values: dict[str, Any], current
 async def check_access(
     session: Session, actor: Actor, record: StoredRecord, op: str, at_ms: int = 0
 ) -> None:
-    if not actor.sees(record.scope):
-        account = record if record.table == "accounts" else None
-        account_id = record.values.get("account_id")
-        if account is None and account_id is not None:
-            account = await session.load("accounts", str(account_id))
-        if account is None or not await moved_since(session, actor, account, at_ms):
-            raise Rejected("not_found", f"There is no {record.table[:-1]} with this id.")
+    if not actor.sees(record.scope) and not await _moved_with_account(
+        session, actor, record, at_ms
+    ):
+        raise Rejected("not_found", f"There is no {record.table[:-1]} with this id.")
     check_authorship(actor, record)
     if op == "delete":
         check_delete(session, actor, record)
+
+
+async def _moved_with_account(
+    session: Session, actor: Actor, record: StoredRecord, at_ms: int
+) -> bool:
+    """Rule 11 for `record` (an account, or what hangs off one) out of `actor`'s sight."""
+    account = record if record.table == "accounts" else None
+    account_id = record.values.get("account_id")
+    if account is None and account_id is not None:
+        account = await session.load("accounts", str(account_id))
+    return account is not None and await moved_since(session, actor, account, at_ms)
 
 
 # Rule 11: how long after a move a write made before it still lands.
@@ -256,22 +268,31 @@ MOVE_GRACE_MS = 30 * 24 * 3600 * 1000
 
 
 async def moved_since(session: Session, actor: Actor, account: StoredRecord, at_ms: int) -> bool:
-    """Rule 11: whether `account` was in a scope `actor` sees at `at_ms` (a write's effective
-    clock) and left it after, within MOVE_GRACE_MS of now: such a write still lands."""
-    if not at_ms or account.table != "accounts":
+    """Rule 11: whether `account` was in a scope `actor` saw at `at_ms` (a write's effective
+    clock), and it or the writer moved to another team since, the first such move within
+    MOVE_GRACE_MS of now: such a write still lands. Only asked for a write out of sight."""
+    if not at_ms or account.table != "accounts" or actor.scopes is None:
         return False
-    scopes = [s for s in actor.scopes or () if not s.endswith("*")]
-    if not scopes:
-        return False
-    rows = await db.fetch(
-        "SELECT moved_at_ms FROM scope_moves WHERE record_id = {} AND moved_at_ms > {}"
-        f" AND moved_at_ms >= {{}} AND from_scope IN ({', '.join('{}' for _ in scopes)})",
+    # Where each was at `at_ms`: where its first move after it took it from, else where
+    # it is now.
+    moves = await db.fetch(
+        "SELECT from_scope, moved_at_ms FROM scope_moves WHERE record_id = {}"
+        " AND moved_at_ms > {} ORDER BY moved_at_ms LIMIT 1",
         account.id,
         at_ms,
-        now_ms() - MOVE_GRACE_MS,
-        *scopes,
     )
-    return bool(rows)
+    left = await db.fetch(
+        "SELECT from_team, moved_at_ms FROM team_moves WHERE user_id = {}"
+        " AND moved_at_ms > {} ORDER BY moved_at_ms LIMIT 1",
+        actor.user_id,
+        at_ms,
+    )
+    if not moves and not left:
+        return False
+    scope_then = str(moves[0]["from_scope"]) if moves else account.scope
+    team_then = str(left[0]["from_team"]) if left else actor.team_id
+    first_move = min(int(row[0]["moved_at_ms"]) for row in (moves, left) if row)
+    return scope_then == team_scope(team_then) and first_move >= now_ms() - MOVE_GRACE_MS
 
 
 async def written(session: Session, actor: Actor, table: str, record_id: str, scope: str) -> None:
@@ -293,18 +314,7 @@ async def keep_rejected(
     account = await _account_of(session, mutation)
     detail = rejected.detail
     if rejected.error == "not_found" and account is not None and not actor.sees(account.scope):
-        moved = await db.fetch(
-            "SELECT moved_at_ms FROM scope_moves WHERE record_id = {} ORDER BY moved_at_ms DESC"
-            " LIMIT 1",
-            account.id,
-        )
-        if moved:
-            when = datetime.fromtimestamp(int(moved[0]["moved_at_ms"]) / 1000, UTC)
-            detail = (
-                f'The account "{str(account.values.get("name"))[:100]}" was moved to another'
-                f" team on {when:%Y-%m-%d}, before this write reached the server; a manager of"
-                " your team can apply it again, to this account or another."
-            )
+        detail = await _move_detail(actor, account) or detail
     elif rejected.error == "not_found" and account is not None and account.deleted:
         deleted = account.stamps.get(DELETED_STAMP)
         on = (
@@ -333,6 +343,36 @@ async def keep_rejected(
     stamp = Stamp(now_ms(), 0, SERVER_CLIENT_ID, None, 0)
     scope = review_scope(actor.team_id, actor.user_id)
     await session.create("rejections", str(uuid.uuid4()), values, stamp, scope)
+
+
+async def _move_detail(actor: Actor, account: StoredRecord) -> str | None:
+    """Why a write to an account out of the writer's sight was refused, when a move (the
+    account's or the writer's) is the cause: a sentence that names it."""
+    name = str(account.values.get("name"))[:100]
+    moved = await db.fetch(
+        "SELECT moved_at_ms FROM scope_moves WHERE record_id = {} ORDER BY moved_at_ms DESC"
+        " LIMIT 1",
+        account.id,
+    )
+    if moved:
+        when = datetime.fromtimestamp(int(moved[0]["moved_at_ms"]) / 1000, UTC)
+        return (
+            f'The account "{name}" was moved to another team on {when:%Y-%m-%d}, before this'
+            " write reached the server; a manager of your team can apply it again, to this"
+            " account or another."
+        )
+    left = await db.fetch(
+        "SELECT moved_at_ms FROM team_moves WHERE user_id = {} ORDER BY moved_at_ms DESC LIMIT 1",
+        actor.user_id,
+    )
+    if left:
+        when = datetime.fromtimestamp(int(left[0]["moved_at_ms"]) / 1000, UTC)
+        return (
+            f'You moved to another team on {when:%Y-%m-%d}, and the account "{name}" is not'
+            " in it: this write was made after the move, or reached the server more than 30"
+            " days after it. A manager of your team can apply it again, to another account."
+        )
+    return None
 
 
 async def _account_of(session: Session, mutation: Mutation) -> StoredRecord | None:
@@ -424,6 +464,11 @@ class CrmRules:
         rejected: Rejected,
     ) -> None:
         await keep_rejected(session, actor, client_id, mutation, rejected)
+
+    async def admit(
+        self, session: Session, actor: Actor, mutations: Sequence[Mutation], now_ms: int
+    ) -> None:
+        await limits.admit(session, actor, mutations, now_ms)
 
 
 RULES = CrmRules()

@@ -10,6 +10,8 @@ What a session keeps, for one transaction:
   (`db.defer`): new rows in one INSERT per table, changed rows in one UPDATE per table,
   with the clients' mids (server/core/changelog/clients.py);
 - the change log's new entries (server/core/changelog/log.py), written before a pull;
+- the writers' budgets and the records each scope holds, for the limits
+  (server/core/usage.py), written with the rows;
 - rows as clients see them that it made or read, for its pulls and, once committed, for
   the cross-request cache `WIRE_ROWS`.
 """
@@ -40,6 +42,7 @@ from server.core.rows import (
     to_json_text,
     wire_row,
 )
+from server.core.usage import ScopeUsage, WriteBudgets
 from sync.clock import Stamp, tick
 from sync.engine import DELETED_STAMP, Page, StoredRecord
 from sync.merge import LostValue
@@ -57,6 +60,8 @@ class Session:
         self.writable = writable
         self.clients = Clients()
         self.log = ChangeLog()
+        self.budgets = WriteBudgets()
+        self.usage = ScopeUsage()
         # Held-back writes: new rows, (table, columns) -> rows of values; and changed
         # rows, (table, id) -> the columns to write (their values are the cached record's).
         self._inserts: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
@@ -151,6 +156,13 @@ class Session:
 
     async def load_clients(self, clients: Sequence[tuple[str, str]]) -> None:
         await self.clients.load(clients)
+        if self.writable:
+            self.budgets.expect(user_id for user_id, _ in clients)
+
+    def spend_budget(self, user_id: str, full_at_us: int) -> None:
+        """A writer's new budget (server/core/limits.py), written with the batch's rows."""
+        self.budgets.spend(user_id, full_at_us)
+        db.defer(self._write_pending)
 
     async def last_mid(self, user_id: str, client_id: str) -> int:
         return await self.clients.last_mid(user_id, client_id)
@@ -222,6 +234,8 @@ class Session:
         values = {**values, "created_at": now, "updated_at": now}
         self._insert(StoredRecord(table, record_id, values, stamps, False, seq, scope), row)
         self.log.put(table, record_id, seq, scope, "put")
+        if table not in SERVER_MADE:
+            self.usage.add(scope, 1)
 
     async def update(
         self,
@@ -248,6 +262,8 @@ class Session:
         self.log.put(table, record.id, seq, scope, "put")
         if scope != record.scope:
             self.log.evict(table, record.id, self.next_seq(), record.scope)
+            if table not in SERVER_MADE:
+                self.usage.move(record.scope, scope)
             await self._move_dependents(record, scope)
             if table == "accounts":  # rule 11: what was written before the move still lands
                 self._inserts.setdefault(("scope_moves", _MOVE_COLUMNS), []).append(
@@ -281,6 +297,8 @@ class Session:
             {"deleted", "seq", "updated_at", "clocks"},
         )
         self.log.put(record.table, record.id, seq, record.scope, "delete")
+        if record.table not in SERVER_MADE:
+            self.usage.add(record.scope, -1)
 
     async def keep_lost(self, record: StoredRecord, lost: LostValue) -> None:
         """Write a conflicts row beside the record, seen by whoever sees the record."""
@@ -338,6 +356,9 @@ class Session:
                 self._cache.pop((child, child_id), None)  # the next load reads it again
                 self.log.put(child, child_id, seq, scope, "delete" if row["deleted"] else "put")
                 self.log.evict(child, child_id, self.next_seq(), row["scope"])
+                if child not in SERVER_MADE and not row["deleted"]:
+                    self.usage.move(row["scope"], scope)
+                    db.defer(self._write_pending)
 
     # -- held-back writes ------------------------------------------------------------
 
@@ -366,6 +387,8 @@ class Session:
         """Send the held-back writes: the clients' mids and results, new rows in one INSERT
         per table, then changed rows in one prepared UPDATE per table."""
         await self.clients.write()
+        await self.budgets.write()
+        await self.usage.write()
         inserts, self._inserts = self._inserts, {}
         updates, self._updates = self._updates, {}
         for (table, columns), rows in inserts.items():

@@ -139,3 +139,19 @@ class ScopeMove(Table, tablename="scope_moves"):
     to_scope = Varchar(length=60)
     moved_at_ms = BigInt()
     seq = BigInt()
+
+
+class WriteBudget(Table, tablename="write_budgets"):
+    """A writer's budget for the write rate limit (server/core/limits.py): when their token
+    bucket is full again, in microseconds since the epoch."""
+
+    user_id = UUID(primary_key=True)
+    full_at_us = BigInt()
+
+
+class ScopeUsageRow(Table, tablename="scope_usage"):
+    """How many live records a scope holds (not counting conflicts and rejections), for the
+    team storage quota (server/core/limits.py); kept by the session's writes."""
+
+    scope = Varchar(length=60, primary_key=True)
+    records = BigInt()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from server.core import limits
 from server.core.actor import SERVER_CLIENT_ID, Actor
 from server.core.rules import RULES
 from server.core.session import Session
@@ -52,6 +53,9 @@ class Source(StrEnum):
 # device's, so any later write by a person wins, even one with the very same clock reading.
 # Every other source writes with the server's clock, past every clock it has seen.
 YIELDING = {Source.GEOCODER: "+geocoder"}
+# Sources whose writes count against the writer's limits (server/core/limits.py): people's
+# own writes. The server's jobs, the demo and a manager's review are not limited.
+LIMITED = {Source.REST}
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,9 @@ class Writer:
 
     async def apply(self, actor: Actor, edit: Edit) -> str:
         """Apply `edit` as `actor` (a person, or `server.core.actor.SYSTEM` for the
-        server's own jobs): "applied" or "merged", or raises `sync.protocol.Rejected`."""
+        server's own jobs): "applied" or "merged", or raises `sync.protocol.Rejected`, or
+        `sync.protocol.OverLimit` when the write passes the writer's limits (a LIMITED
+        source): the block must then end, and nothing of it stays."""
         if edit.table not in RULES.tables:  # before any SQL names it
             raise Rejected("unknown_table", f"There is no table {edit.table[:50]!r}.")
         try:
@@ -99,6 +105,8 @@ class Writer:
             base_seq=base_seq,
             hlc=hlc,
         )
+        if self.source in LIMITED:
+            await limits.admit(self.session, actor, [mutation], int(time.time() * 1000))
         return await apply_mutation(self.session, RULES, actor, self.client_id, mutation, hlc)
 
     async def apply_all(self, actor: Actor, edits: Sequence[Edit]) -> list[str]:

@@ -15,9 +15,9 @@ from server.core.fields import CHILD_TABLES, SPECS
 from server.core.rows import WIRE_ROWS, record_from_row, rows_by_version, wire_row
 from server.core.store import STORE
 from server.core.writer import Edit, Source, writing
-from server.errors import REJECTION_STATUS, ApiError
+from server.errors import REJECTION_STATUS, ApiError, over_limit_error
 from server.records.search import search_clause, words
-from sync.protocol import Rejected
+from sync.protocol import OverLimit, Rejected
 
 MAX_PAGE = 200
 ORDER = {"accounts": "name, id", "tasks": "due_at, id"}
@@ -168,6 +168,10 @@ async def write(
         except Rejected as rejected:
             status = REJECTION_STATUS.get(rejected.error, 422)
             raise ApiError(status, rejected.error, rejected.detail) from None
+        except OverLimit as over:
+            raise over_limit_error(
+                over.status, over.error, over.detail, over.retry_after_s
+            ) from None
         record = await writer.load(table, record_id)
     return wire_row(record) if record is not None and not record.deleted else None
 

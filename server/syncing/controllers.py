@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, post
 from server.auth.dependencies import CurrentActor
 from server.bodies import check_depth
 from server.core.store import STORE
-from server.errors import ApiError
+from server.errors import ApiError, over_limit_error
 from server.syncing import services
 from sync.batching import Batcher
 from sync.protocol import (
@@ -20,6 +20,7 @@ from sync.protocol import (
     PROTOCOL_VERSION,
     Envelope,
     MidGap,
+    OverLimit,
     SyncRequest,
     SyncResponse,
     json_encoder,
@@ -139,6 +140,10 @@ class SyncController(Controller):
                 "mid_gap",
                 f"Mutations must continue from mid {gap.expected}; resend from there.",
                 expected=gap.expected,
+            ) from None
+        except OverLimit as over:
+            raise over_limit_error(
+                over.status, over.error, over.detail, over.retry_after_s
             ) from None
         return encode_response(
             services.for_client(response, actor),

@@ -233,3 +233,33 @@ def test_only_load_settings_reads_the_environment() -> None:
         if ENVIRONMENT.search(line)
     }
     assert found == ALLOWED
+
+
+def test_the_write_limits_default_and_read_the_environment() -> None:
+    settings = load_settings({})
+    assert (settings.write_rate_per_min, settings.write_burst, settings.team_quota_records) == (
+        600,
+        2000,
+        1_000_000,
+    )
+    settings = load_settings(
+        {
+            "FIELDCRM_WRITE_RATE_PER_MIN": "0",
+            "FIELDCRM_WRITE_BURST": " 50 ",
+            "FIELDCRM_TEAM_QUOTA_RECORDS": "2_000_000",
+        }
+    )
+    assert (settings.write_rate_per_min, settings.write_burst, settings.team_quota_records) == (
+        0,
+        50,
+        2_000_000,
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["FIELDCRM_WRITE_RATE_PER_MIN", "FIELDCRM_WRITE_BURST", "FIELDCRM_TEAM_QUOTA_RECORDS"]
+)
+@pytest.mark.parametrize("value", ["ten", "-1", "1.5"])
+def test_a_bad_limit_is_a_config_error(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings({name: value})
