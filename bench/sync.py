@@ -496,7 +496,7 @@ async def first_sync(base: str, pid: int, rep: tuple[Actor, dict[str, str]]) -> 
                 protocol=1, client_id=client_id, cursor=position, pull_limit=MAX_PULL_LIMIT
             )
             response = await round_trip(STORE, actor, request, int(time.time() * 1000))
-            encode_response(response, "application/json", ACCEPT_ENCODING)  # as the server
+            await encode_response(response, "application/json", ACCEPT_ENCODING)  # as the server
             took = 1000 * (time.perf_counter() - started)
             server_pages[page].append(took)
             total += took

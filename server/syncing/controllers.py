@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -33,7 +35,11 @@ from sync.protocol import (
 SKIP_COMPRESSION = "skip_compression"
 COMPRESS_FROM_BYTES = 1024
 GZIP_LEVEL = 1  # level 6 costs 2.5 times the CPU for 14% fewer bytes
-_zstd = zstandard.ZstdCompressor(level=1)
+_zstd = zstandard.ZstdCompressor(level=1)  # used on the event loop thread only
+# A page of long notes compresses for tens of milliseconds: past this size it is done in a
+# thread (zlib and zstd let go of the GIL), so the loop goes on answering everyone else.
+OFF_LOOP_FROM_BYTES = 256 * 1024
+_COMPRESSORS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="compress")
 
 MSGPACK = "application/msgpack"
 MSGPACK_TYPES = (MSGPACK, "application/x-msgpack")
@@ -80,20 +86,32 @@ def decode_request(body: bytes, content_type: str) -> SyncRequest:
     return request
 
 
-def encode_response(response: SyncResponse, accept: str, accept_encoding: str) -> Response[bytes]:
+async def encode_response(
+    response: SyncResponse, accept: str, accept_encoding: str
+) -> Response[bytes]:
     if any(kind in accept.lower() for kind in MSGPACK_TYPES):
         body, media_type = msgpack_encoder.encode(response), MSGPACK
     else:
         body, media_type = json_encoder.encode(response), "application/json"
     headers = {"Vary": "Accept-Encoding"}
     encoding = choose_encoding(accept_encoding) if len(body) >= COMPRESS_FROM_BYTES else None
-    if encoding == "zstd":
-        body = _zstd.compress(body)
-    elif encoding == "gzip":
-        body = zlib.compress(body, GZIP_LEVEL, wbits=31)  # 31: with the gzip header
     if encoding is not None:
+        if len(body) >= OFF_LOOP_FROM_BYTES:
+            loop = asyncio.get_running_loop()
+            body = await loop.run_in_executor(_COMPRESSORS, compress, body, encoding, False)
+        else:
+            body = compress(body, encoding, True)
         headers["Content-Encoding"] = encoding
     return Response(body, media_type=media_type, headers=headers)
+
+
+def compress(body: bytes, encoding: str, on_loop: bool) -> bytes:
+    if encoding == "zstd":
+        # A compressor object is not safe to share between threads: one of its own per
+        # call off the loop (it costs microseconds).
+        compressor = _zstd if on_loop else zstandard.ZstdCompressor(level=1)
+        return compressor.compress(body)
+    return zlib.compress(body, GZIP_LEVEL, wbits=31)  # 31: with the gzip header
 
 
 def choose_encoding(accept_encoding: str) -> str | None:
@@ -145,7 +163,7 @@ class SyncController(Controller):
             raise over_limit_error(
                 over.status, over.error, over.detail, over.retry_after_s
             ) from None
-        return encode_response(
+        return await encode_response(
             services.for_client(response, actor),
             request.headers.get("accept", ""),
             request.headers.get("accept-encoding", ""),

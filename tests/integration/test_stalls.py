@@ -10,6 +10,7 @@ import contextlib
 import random
 import sqlite3
 import string
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from server import db
 from server.core import limits
 from server.core.actor import Actor
 from server.core.writer import Edit, Source, writing
+from server.syncing import controllers
 from tests.factories import Login, login_as, make_account, make_child
 
 
@@ -298,3 +300,33 @@ async def test_ten_thousand_accounts_at_one_point_do_not_stall_nearby(
     assert ids == sorted(ids)  # equal distances: by id
     assert max(health) < LOOP_HELD_S * 2, health
     assert watch.worst < LOOP_HELD_S, watch.worst
+
+
+async def test_a_large_sync_page_is_compressed_off_the_event_loop(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of long notes (megabytes) is compressed in a thread, not on the loop, and
+    still arrives whole in either encoding."""
+    threads: list[str] = []
+    real = controllers.compress
+
+    def watched(body: bytes, encoding: str, on_loop: bool) -> bytes:
+        threads.append(threading.current_thread().name)
+        return real(body, encoding, on_loop)
+
+    monkeypatch.setattr(controllers, "compress", watched)
+    rep = await login_as(client)
+    account = (await make_account(client, rep))["id"]
+    text = "".join(random.choices(string.ascii_letters + " ", k=20_000))
+    for _ in range(40):
+        await make_child(client, rep, "notes", account, body=text)
+    for encoding in ("gzip", "zstd"):
+        body = {"protocol": 1, "client_id": str(uuid.uuid4()), "cursor": None, "mutations": []}
+        response = await client.post(
+            "/api/sync/v1", json=body, headers={**rep.headers, "Accept-Encoding": encoding}
+        )
+        assert response.status_code == 200
+        assert response.headers["content-encoding"] == encoding
+        notes = [c for c in response.json()["changes"] if c["table"] == "notes"]
+        assert len(notes) == 40 and all(c["row"]["body"] == text for c in notes)
+    assert threads and all(name.startswith("compress") for name in threads), threads
