@@ -18,6 +18,7 @@ from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
+from server.core.changelog.clients import run_report_writer
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
@@ -71,6 +72,8 @@ def create_app(
         try:
             if run_migrations:
                 await migrate()
+            # Pull-only syncs' device reports (SPEC 4 rule 14), written about once a second.
+            background.append(asyncio.create_task(run_report_writer()))
             if dispatcher:
                 background.append(asyncio.create_task(run_background_jobs(settings)))
             yield
