@@ -35,6 +35,7 @@ from server.records.controllers import (
     ReassignController,
     RejectionsController,
 )
+from server.reports.controllers import ReportsController, TeamController
 from server.settings import Settings, load_settings
 from server.syncing.controllers import (
     COMPRESS_FROM_BYTES,
@@ -99,6 +100,8 @@ def create_app(
             *RECORD_CONTROLLERS,
             PushController,
             NearbyController,
+            ReportsController,
+            TeamController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

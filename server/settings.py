@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -68,6 +69,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The FIELDCRM_GEOCODER* variables as set. geo.geocoders reads and checks them when the
     # geocoding job starts (a bad one turns geocoding off; the API still serves).
     geocoder: dict[str, str] = msgspec.field(default_factory=dict)
+    # FIELDCRM_TIMEZONE: the organisation's IANA time zone, whose calendar days the team
+    # reports count in (SPEC section 7).
+    timezone: str = "UTC"
 
 
 class ConfigError(ValueError):
@@ -115,6 +119,18 @@ def parse_trusted_proxies(value: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def parse_timezone(value: str) -> str:
+    """An IANA time zone name the system knows (`Europe/Paris`), as given."""
+    name = value.strip() or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(
+            f"FIELDCRM_TIMEZONE: {name[:60]!r} is not an IANA time zone (e.g. Europe/Paris, UTC)"
+        ) from None
+    return name
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     try:
@@ -138,4 +154,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         # FIELDCRM_PWA_DIR serves another copy of the app (the e2e update test changes one).
         pwa_dir=Path(env.get("FIELDCRM_PWA_DIR") or DEFAULT_PWA_DIR),
         geocoder={name: value for name, value in env.items() if name.startswith(GEOCODER_PREFIX)},
+        timezone=parse_timezone(env.get("FIELDCRM_TIMEZONE", "UTC")),
     )

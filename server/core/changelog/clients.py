@@ -197,3 +197,18 @@ class Clients:
                     client_id,
                     last_mid - RESULTS_KEPT,
                 )
+
+
+async def devices_of(user_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The clients of these users with their reports (rule 14): user_id, client_id,
+    last_sync_ms (None: not since reports began), device (the JSON text, or None) and
+    writes. Call `write_pending_reports` first to see this process's latest."""
+    found: list[dict[str, Any]] = []
+    for chunk in chunks(user_ids, IN_CHUNK):
+        where, args = db.any_of("user_id", chunk)
+        found += await db.fetch(
+            "SELECT user_id, client_id, last_sync_ms, device, writes FROM sync_clients"
+            f" WHERE {where}",
+            *args,
+        )
+    return found
