@@ -146,8 +146,8 @@ async def team_report(query: ReportQuery) -> TeamReport:
             for m in members
         }
         per_day = {day: DayRow(date=day) for day in days}
-        await _visits(scope, days, edges, reps, per_day)
-        await _counts(scope, edges[0], edges[-1], reps)
+        await _visits(scope, query.team_id, days, edges, reps, per_day)
+        await _counts(scope, query.team_id, edges[0], edges[-1], reps)
         await _won_deals(scope, query, edges[0], edges[-1], reps)
         pipeline = await _pipeline(scope, reps)
         not_visited = await _not_visited(
@@ -190,70 +190,91 @@ def _days_table(days: Sequence[date], edges: Sequence[datetime]) -> tuple[str, l
 
 async def _visits(
     scope: str,
+    team_id: str,
     days: Sequence[date],
     edges: Sequence[datetime],
     reps: dict[str, RepRow],
     per_day: dict[date, DayRow],
 ) -> None:
     """Visits and verified visits per rep and per day (the days count the reps' visits, so
-    they add up to the reps' rows), and each rep's distinct accounts visited."""
+    they add up to the reps' rows), and each rep's distinct accounts visited. Each count is
+    one range of visits_report (scope, user_id, started_at, ...): no sort, at any size."""
     table, args = _days_table(days, edges)
+    in_day = (
+        "FROM visits v WHERE v.scope = {} AND v.user_id = u.id AND v.started_at >= d.lo"
+        " AND v.started_at < d.hi AND v.deleted = {}"
+    )
     rows = await db.fetch(
-        f"WITH {table} SELECT v.user_id, d.day, COUNT(*) AS visits,"
-        " SUM(CASE WHEN v.verification = 'verified' THEN 1 ELSE 0 END) AS verified"
-        " FROM days d JOIN visits v ON v.scope = {} AND v.started_at >= d.lo"
-        " AND v.started_at < d.hi AND v.deleted = {} GROUP BY v.user_id, d.day",
+        # MATERIALIZED: flattened, the filter would count each (rep, day) twice.
+        f"WITH {table}, counts AS MATERIALIZED (SELECT u.id AS user_id, d.day AS day,"
+        f" (SELECT COUNT(*) {in_day}) AS visits,"
+        f" (SELECT COUNT(*) {in_day} AND v.verification = 'verified') AS verified"
+        " FROM users u CROSS JOIN days d WHERE u.team_id = {})"
+        " SELECT * FROM counts WHERE visits > 0",
         *args,
         scope,
         False,
+        scope,
+        False,
+        team_id,
     )
     for row in rows:
         rep = reps.get(row["user_id"])
         if rep is None:
-            continue  # someone no longer in the team: not one of its reps
+            continue
         day = per_day[_as_date(row["day"])]
         rep.visits += int(row["visits"])
         rep.verified_visits += int(row["verified"])
         day.visits += int(row["visits"])
         day.verified_visits += int(row["verified"])
-    rows = await db.fetch(
-        "SELECT user_id, COUNT(DISTINCT account_id) AS accounts FROM visits WHERE scope = {}"
-        " AND started_at >= {} AND started_at < {} AND deleted = {} GROUP BY user_id",
-        scope,
-        edges[0],
-        edges[-1],
-        False,
+    await _per_rep(
+        "accounts_visited",
+        "SELECT COUNT(DISTINCT v.account_id) FROM visits v WHERE v.scope = {}"
+        " AND v.user_id = u.id AND v.started_at >= {} AND v.started_at < {} AND v.deleted = {}",
+        [scope, edges[0], edges[-1], False],
+        team_id,
+        reps,
     )
-    for row in rows:
-        if row["user_id"] in reps:
-            reps[row["user_id"]].accounts_visited = int(row["accounts"])
 
 
 def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-async def _counts(scope: str, lo: datetime, hi: datetime, reps: dict[str, RepRow]) -> None:
-    """Accounts each rep created, notes they wrote and their tasks done, in the range."""
+async def _per_rep(
+    figure: str, count: str, args: list[Any], team_id: str, reps: dict[str, RepRow]
+) -> None:
+    """Set `figure` of each rep to `count`, a query of one number for the rep `u`."""
+    rows = await db.fetch(
+        f"SELECT u.id AS user_id, ({count}) AS n FROM users u WHERE u.team_id = {{}}",
+        *args,
+        team_id,
+    )
+    for row in rows:
+        rep = reps.get(row["user_id"])
+        if rep is not None:
+            setattr(rep, figure, int(row["n"] or 0))
+
+
+async def _counts(
+    scope: str, team_id: str, lo: datetime, hi: datetime, reps: dict[str, RepRow]
+) -> None:
+    """Accounts each rep created, notes they wrote and their tasks done, in the range: each
+    one index range per rep."""
     queries = {
-        "new_accounts": "SELECT created_by AS user_id, COUNT(*) AS n FROM accounts"
-        " WHERE scope = {} AND created_at >= {} AND created_at < {} AND deleted = {}"
-        " GROUP BY created_by",
-        "notes": "SELECT author_id AS user_id, COUNT(*) AS n FROM notes"
-        " WHERE scope = {} AND created_at >= {} AND created_at < {} AND deleted = {}"
-        " GROUP BY author_id",
-        "tasks_done": "SELECT assignee_id AS user_id, COUNT(*) AS n FROM tasks"
-        " WHERE scope = {} AND done_at >= {} AND done_at < {} AND deleted = {} AND done = {}"
-        " GROUP BY assignee_id",
+        "new_accounts": "SELECT COUNT(*) FROM accounts a WHERE a.scope = {}"
+        " AND a.created_by = u.id AND a.created_at >= {} AND a.created_at < {}"
+        " AND a.deleted = {}",
+        "notes": "SELECT COUNT(*) FROM notes n WHERE n.scope = {} AND n.author_id = u.id"
+        " AND n.created_at >= {} AND n.created_at < {} AND n.deleted = {}",
+        "tasks_done": "SELECT COUNT(*) FROM tasks t WHERE t.scope = {} AND t.assignee_id = u.id"
+        " AND t.done_at >= {} AND t.done_at < {} AND t.deleted = {} AND t.done = {}",
     }
     for figure, sql in queries.items():
         args: list[Any] = [scope, lo, hi, False]
         if figure == "tasks_done":
             args.append(True)
-        for row in await db.fetch(sql, *args):
-            rep = reps.get(row["user_id"])
-            if rep is not None:
-                setattr(rep, figure, int(row["n"]))
+        await _per_rep(figure, sql, args, team_id, reps)
 
 
 async def _won_deals(
