@@ -124,7 +124,7 @@ def parse_timezone(value: str) -> str:
     name = value.strip() or "UTC"
     try:
         ZoneInfo(name)
-    except (ValueError, ZoneInfoNotFoundError):
+    except (ValueError, OSError, ZoneInfoNotFoundError):
         raise ConfigError(
             f"FIELDCRM_TIMEZONE: {name[:60]!r} is not an IANA time zone (e.g. Europe/Paris, UTC)"
         ) from None

@@ -233,3 +233,17 @@ def test_only_load_settings_reads_the_environment() -> None:
         if ENVIRONMENT.search(line)
     }
     assert found == ALLOWED
+
+
+def test_the_time_zone_of_reports() -> None:
+    assert load_settings({}).timezone == "UTC"
+    assert load_settings({"FIELDCRM_TIMEZONE": "Europe/Paris"}).timezone == "Europe/Paris"
+    assert load_settings({"FIELDCRM_TIMEZONE": " "}).timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    "value", ["Paris", "Europe", "Europe/Nowhere", "../../etc/passwd", "UTC+2", "x" * 300, "a\x00"]
+)
+def test_a_bad_time_zone_is_a_config_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="FIELDCRM_TIMEZONE"):
+        load_settings({"FIELDCRM_TIMEZONE": value})
