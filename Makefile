@@ -47,6 +47,7 @@ bench: $(STAMP) chromium
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/nearby.py --sizes 100000
 	$(BIN)/python bench/push.py
+	$(BIN)/python bench/reports.py
 	$(BIN)/python bench/pwa.py
 
 clean:
