@@ -16,7 +16,7 @@ from server.core.writer import Edit, Source, writing
 from tests.factories import new_id
 
 BACKFILL = importlib.import_module(
-    "server.core.piccolo_migrations.records_2026_12_07t09_10_00_000000"
+    "server.core.piccolo_migrations.records_2026_12_06t09_10_00_000000"
 )
 KEPT = {
     "accounts": ("created_by", "last_visit_at"),

@@ -11,7 +11,7 @@ A sync with nothing to push runs in a read transaction, in parallel with others,
 not take the writer's lock: its report waits in `PENDING_REPORTS` (the newest per client)
 and `write_pending_reports` writes them all in one transaction, about once a second
 (`run_report_writer`) or before a report is read in this process
-(docs/decisions/2026-12-07-device-reports.md).
+(docs/decisions/2026-12-06-device-reports.md).
 """
 
 from __future__ import annotations

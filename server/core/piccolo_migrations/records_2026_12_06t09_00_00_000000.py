@@ -7,7 +7,7 @@ from piccolo.columns import Column
 from piccolo.columns.column_types import UUID, Timestamptz
 from piccolo.columns.indexes import IndexMethod
 
-ID = "2026-12-07T09:00:00:000000"
+ID = "2026-12-06T09:00:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "created_by, last_visit_at, done_at, stage_changed_at"
 

@@ -8,7 +8,7 @@ from piccolo.columns import Column
 from piccolo.columns.column_types import BigInt, Text
 from piccolo.columns.indexes import IndexMethod
 
-ID = "2026-12-07T09:00:00:000000"
+ID = "2026-12-06T09:00:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "sync_clients: last_sync_ms, device, writes"
 

@@ -1,5 +1,5 @@
 """Fills in the v1.1 server-kept fields for the rows already there, and makes the indexes
-the team report reads by (docs/decisions/2026-12-07-team-report-indexes.md).
+the team report reads by (docs/decisions/2026-12-06-team-report-indexes.md).
 
 - accounts.last_visit_at: the latest `started_at` of the account's live visits.
 - accounts.created_by: the user of the oldest stamp among the account's fields (a field
@@ -16,7 +16,7 @@ from piccolo.columns.column_types import Varchar
 from piccolo.engine import engine_finder
 from piccolo.engine.postgres import PostgresEngine
 
-ID = "2026-12-07T09:10:00:000000"
+ID = "2026-12-06T09:10:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "fill in the report's fields; the report's indexes"
 
@@ -35,7 +35,7 @@ POSTGRES = [
     "UPDATE deals SET stage_changed_at = COALESCE(to_timestamp((clocks::jsonb -> 'stage' ->> 0)"
     "::bigint / 1000.0), created_at) WHERE stage_changed_at IS NULL",
 ]
-# SQLite keeps a TIMESTAMPTZ as Python's str() of the UTC datetime: "2026-12-07 09:00:00+00:00".
+# SQLite keeps a TIMESTAMPTZ as Python's str() of the UTC datetime: "2026-12-06 09:00:00+00:00".
 SQLITE_TIME = "strftime('%Y-%m-%d %H:%M:%f', {} / 1000.0, 'unixepoch') || '+00:00'"
 SQLITE = [
     LAST_VISIT,
