@@ -173,10 +173,6 @@ class Clients:
         sent none), for `write`."""
         merge_report(self._reports, (user_id, client_id), (at_ms, device))
 
-    @property
-    def unwritten(self) -> bool:
-        return bool(self._saved or self._reports)
-
     async def write(self) -> None:
         """Write the noted mids, writes, reports and results, and drop results older than
         RESULTS_KEPT."""
