@@ -423,6 +423,13 @@ class Phone:
             "cursor": self.cursor,
             "pull_limit": pull_limit,
             "mutations": self.outbox,
+            # As the app sends with every request (SPEC 4 rule 14): all of the outbox goes.
+            "device": {
+                "pending": 0,
+                "oldest_pending_at": None,
+                "app_version": "905e0811ad87",
+                "platform": "Android",
+            },
         }
         started = time.perf_counter()
         response = await http.request(

@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "3fd1d79341e2";
+const VERSION = "acd796da9205";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -73,6 +73,9 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("message", (event) => {
   if (event.data && event.data.type === "SKIP_WAITING") self.skipWaiting();
+  // The app's version, which the page sends with every sync (js/sync.js, rule 14).
+  const port = event.ports && event.ports[0];
+  if (event.data && event.data.type === "VERSION" && port) port.postMessage(VERSION);
 });
 
 self.addEventListener("fetch", (event) => {

@@ -20,6 +20,7 @@ from server.background import run_background_jobs
 from server.bodies import BoundedRequest
 from server.calendar.controllers import CalendarController, CalendarFeedController
 from server.core import limits
+from server.core.changelog.clients import run_report_writer
 from server.core.rows import WIRE_ROWS
 from server.day.controllers import RouteController
 from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
@@ -38,6 +39,7 @@ from server.records.controllers import (
     ReassignController,
     RejectionsController,
 )
+from server.reports.controllers import ReportsController, TeamController
 from server.settings import Settings, load_settings
 from server.syncing.controllers import (
     COMPRESS_FROM_BYTES,
@@ -77,6 +79,8 @@ def create_app(
         try:
             if run_migrations:
                 await migrate()
+            # Pull-only syncs' device reports (SPEC 4 rule 14), written about once a second.
+            background.append(asyncio.create_task(run_report_writer()))
             if dispatcher:
                 background.append(asyncio.create_task(run_background_jobs(settings)))
             yield
@@ -105,6 +109,8 @@ def create_app(
             RouteController,
             CalendarController,
             CalendarFeedController,
+            ReportsController,
+            TeamController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

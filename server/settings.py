@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -82,6 +83,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # FIELDCRM_ROW_CACHE_MB: the memory the cache of rows as clients see them may take
     # (server/core/rows.py, WIRE_ROWS), in MiB of its own estimate.
     row_cache_bytes: int = 128 * 2**20
+    # FIELDCRM_TIMEZONE: the organisation's IANA time zone, whose calendar days the team
+    # reports count in (SPEC section 7).
+    timezone: str = "UTC"
 
 
 class ConfigError(ValueError):
@@ -143,6 +147,18 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def parse_timezone(value: str) -> str:
+    """An IANA time zone name the system knows (`Europe/Paris`), as given."""
+    name = value.strip() or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ValueError, OSError, ZoneInfoNotFoundError):
+        raise ConfigError(
+            f"FIELDCRM_TIMEZONE: {name[:60]!r} is not an IANA time zone (e.g. Europe/Paris, UTC)"
+        ) from None
+    return name
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     try:
@@ -176,4 +192,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         write_rate_per_min=_count(env, "FIELDCRM_WRITE_RATE_PER_MIN", DEFAULT_WRITE_RATE_PER_MIN),
         write_burst=_count(env, "FIELDCRM_WRITE_BURST", DEFAULT_WRITE_BURST),
         team_quota_records=_count(env, "FIELDCRM_TEAM_QUOTA_RECORDS", DEFAULT_TEAM_QUOTA_RECORDS),
+        timezone=parse_timezone(env.get("FIELDCRM_TIMEZONE", "UTC")),
     )

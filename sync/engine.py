@@ -31,6 +31,7 @@ from sync.protocol import (
     MAX_PULL_LIMIT,
     Ack,
     Change,
+    DeviceReport,
     MidGap,
     Mutation,
     MutationError,
@@ -81,8 +82,8 @@ class SyncSession(Protocol):
     snapshot. The engine calls, per round trip: `load_clients`, then per request
     `last_mid`, `stored_results` (replays), `prefetch`, then per mutation `load`, one of
     `create` / `update` / `delete` (with `keep_lost` for values that lost) and, once the
-    write is applied, `observe_hlc`; `save_results`; then `pull` per request, and `flush`
-    last.
+    write is applied, `observe_hlc`; `save_results` and `note_sync`; then `pull` per
+    request, and `flush` last.
 
     The contract suite (tests/contract/) runs every rule against both implementations
     (SQLite and PostgreSQL), through this interface."""
@@ -115,11 +116,24 @@ class SyncSession(Protocol):
         and the engine answers it with a generic "applied"."""
 
     async def save_results(
-        self, user_id: str, client_id: str, last_mid: int, results: list[tuple[int, bytes]]
+        self,
+        user_id: str,
+        client_id: str,
+        last_mid: int,
+        results: list[tuple[int, bytes]],
+        applied: int = 0,
     ) -> None:
         """Record that the client's mutations up to `last_mid` are applied, with their
         encoded results, in this transaction: they commit with the writes, or neither
-        does (exactly-once rests on this)."""
+        does (exactly-once rests on this). `applied`: how many of them were applied or
+        merged (the server's own count of the client's writes, rule 14)."""
+
+    def note_sync(
+        self, user_id: str, client_id: str, device: DeviceReport | None, now_ms: int
+    ) -> None:
+        """Rule 14: this client of this user synced at `now_ms` (the server's time), with
+        this device report (None: keep the last one). Called once per answered request, in
+        a read session as in a write one; what a write session notes commits with it."""
 
     def observe_hlc(self, hlc: tuple[int, int]) -> None:
         """Note a write's effective clock; `hlc_max` is never below any observed one."""
@@ -207,9 +221,11 @@ class RecordRules(Protocol):
         """Check an update's fields as written; return them as stored values."""
 
     async def complete_new(
-        self, session: Any, actor: Any, table: str, values: dict[str, Any]
+        self, session: Any, actor: Any, table: str, values: dict[str, Any], at_ms: int
     ) -> dict[str, Any]:
-        """Every field of a new record: the written ones, defaults and server-kept ones."""
+        """Every field of a new record: the written ones, defaults and server-kept ones.
+        `at_ms`: the write's effective clock (when it was made, as far as the server
+        believes it), for server-kept times such as when a task was done."""
 
     async def derive(
         self,
@@ -218,8 +234,10 @@ class RecordRules(Protocol):
         record: StoredRecord,
         changed: dict[str, Any],
         values: dict[str, Any],
+        at_ms: int,
     ) -> dict[str, Any]:
-        """Server-kept fields that follow from a change (`values`: the record after it)."""
+        """Server-kept fields that follow from a change (`values`: the record after it;
+        `at_ms`: the write's effective clock)."""
 
     async def scope_of(
         self, session: Any, table: str, values: dict[str, Any], current: str = ""
@@ -227,11 +245,19 @@ class RecordRules(Protocol):
         """The scope a record with these values is in (`current`: where it is now)."""
 
     async def written(
-        self, session: Any, actor: Any, table: str, record_id: str, scope: str
+        self,
+        session: Any,
+        actor: Any,
+        table: str,
+        record_id: str,
+        scope: str,
+        before: StoredRecord | None,
     ) -> None:
-        """Called once a create or an update that changed values is stored, in `scope`:
-        what follows from any write (the writer's devices dropping a record that landed
-        out of their sight, and later history) goes here."""
+        """Called once a create, an update that changed values or a delete is stored, in
+        `scope`: what follows from any write (the writer's devices dropping a record that
+        landed out of their sight, server-kept fields of other records, and later history)
+        goes here. `before`: the record as it was (None for a create); `session.load`
+        gives it as it is now."""
 
     async def keep_rejected(
         self, session: Any, actor: Any, client_id: str, mutation: Mutation, rejected: Rejected
@@ -317,6 +343,11 @@ async def round_trips(
                     pushed.append((exchange, await _push(session, store.rules, exchange)))
                 except RequestRefused as refused:
                     pushed.append((exchange, refused))
+                    continue
+                request = exchange.request
+                session.note_sync(
+                    exchange.actor.user_id, request.client_id, request.device, exchange.now_ms
+                )
             todo = list(more()) if more is not None else []
         answers: list[SyncResponse | RequestRefused] = []
         for exchange, ack in pushed:
@@ -373,7 +404,11 @@ async def _push(session: SyncSession, rules: RecordRules, exchange: Exchange) ->
     if new:
         last = new[-1].mid
         await session.save_results(
-            user_id, client_id, last, [(r.mid, _result_encoder.encode(r)) for r in fresh]
+            user_id,
+            client_id,
+            last,
+            [(r.mid, _result_encoder.encode(r)) for r in fresh],
+            sum(r.status != "rejected" for r in fresh),
         )
     return Ack(last_mid=last, results=results + fresh)
 
@@ -475,13 +510,14 @@ async def _write(
         await rules.check_access(session, actor, record, "delete", at_ms)
         if not record.deleted:
             await session.delete(record, stamp)
+            await rules.written(session, actor, record.table, record.id, record.scope, record)
         return "applied"
 
     if record is None:
         scope = await _create(
             session, rules, actor, mutation.table, record_id, mutation.fields, stamp, at_ms
         )
-        await rules.written(session, actor, mutation.table, record_id, scope)
+        await rules.written(session, actor, mutation.table, record_id, scope, None)
         return "applied"
 
     await rules.check_access(session, actor, record, "upsert", at_ms)
@@ -499,7 +535,7 @@ async def _write(
     if outcome.stamps:
         scope = await _update(session, rules, actor, record, outcome.changed, outcome.stamps)
         if outcome.changed:
-            await rules.written(session, actor, record.table, record.id, scope)
+            await rules.written(session, actor, record.table, record.id, scope, record)
     for lost in outcome.lost:
         await session.keep_lost(record, lost)
     return "merged" if outcome.some_lost else "applied"
@@ -517,7 +553,7 @@ async def _create(
 ) -> str:
     """Store a new record; the scope it is in."""
     values = await rules.prepare_create(session, actor, table, fields, at_ms)
-    full = await rules.complete_new(session, actor, table, values)
+    full = await rules.complete_new(session, actor, table, values, stamp.ms)
     scope = await rules.scope_of(session, table, full)
     await session.create(table, record_id, full, stamp, scope)
     return scope
@@ -537,7 +573,7 @@ async def _update(
         changed = dict(changed)
         values = {**record.values, **changed}
         stamp = next(iter(stamps.values()))
-        derived = await rules.derive(session, actor, record, changed, values)
+        derived = await rules.derive(session, actor, record, changed, values, stamp.ms)
         for name, value in derived.items():
             if record.values.get(name) != value:
                 changed[name] = value

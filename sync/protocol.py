@@ -27,12 +27,25 @@ class Mutation(msgspec.Struct, kw_only=True):
     hlc: tuple[int, int]
 
 
+class DeviceReport(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """v1.1 (rule 14): the phone's own state after the request's writes are counted as
+    sent. Each field is taken as it comes and checked by the server field by field (a bad
+    value is dropped, never the request): a device report must not stop a phone's work
+    from reaching the server."""
+
+    pending: Any = None  # writes still queued on the phone
+    oldest_pending_at: Any = None  # when the oldest of them was made (ISO 8601)
+    app_version: Any = None
+    platform: Any = None
+
+
 class SyncRequest(msgspec.Struct, kw_only=True):
     protocol: int
     client_id: str
     cursor: str | None = None
     pull_limit: int = DEFAULT_PULL_LIMIT
     mutations: list[Mutation] = []
+    device: DeviceReport | None = None  # v1.1: rule 14; None keeps the last one
 
 
 class Envelope(msgspec.Struct):

@@ -142,6 +142,7 @@ async function exchange() {
       cursor: batch.cursor,
       pull_limit: PULL_LIMIT,
       mutations: batch.mutations,
+      device: { ...batch.device, app_version: await appVersion(), platform: platform() },
     };
     const result = await apiFetch(SYNC_PATH, {
       method: "POST",
@@ -222,10 +223,12 @@ async function readBatch(fromMid) {
       s.outbox.count(),
     ]);
     const range = IDBKeyRange.lowerBound(fromMid || 0);
-    const entries = await s.outbox.index("mid").getAll(range, batchLimit);
+    // One more than a request carries: the first write left for later is the oldest one
+    // still on the phone once this request's writes are counted as sent.
+    const entries = await s.outbox.index("mid").getAll(range, batchLimit + 1);
     const mutations = [];
     let size = 0;
-    for (const e of entries) {
+    for (const e of entries.slice(0, batchLimit)) {
       const mutation = {
         mid: e.mid,
         table: e.table,
@@ -239,8 +242,39 @@ async function readBatch(fromMid) {
       if (mutations.length > 0 && size > MAX_BODY_CHARS) break;
       mutations.push(mutation);
     }
-    return { clientId, cursor: cursor ?? null, mutations, more: total > mutations.length };
+    const next = entries[mutations.length];
+    const device = {
+      pending: Math.max(0, total - mutations.length),
+      oldest_pending_at: next ? new Date(next.hlc[0]).toISOString() : null,
+    };
+    return { clientId, cursor: cursor ?? null, mutations, more: total > mutations.length, device };
   });
+}
+
+// The device report's app version: the service worker's (a hash of the shell it serves,
+// pwa/tools/stamp_sw.py), asked once per page; null without a worker.
+let versionAsked = null;
+function appVersion() {
+  const worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+  if (!worker) return Promise.resolve(null);
+  if (!versionAsked) {
+    versionAsked = new Promise((resolve) => {
+      const channel = new MessageChannel();
+      const timer = setTimeout(() => resolve(null), 1000);
+      channel.port1.onmessage = (event) => {
+        clearTimeout(timer);
+        resolve(typeof event.data === "string" ? event.data : null);
+      };
+      worker.postMessage({ type: "VERSION" }, [channel.port2]);
+    });
+  }
+  return versionAsked;
+}
+
+// A short name of the platform ("Android", "Windows", "iPhone"), as the browser gives it.
+function platform() {
+  const name = (navigator.userAgentData && navigator.userAgentData.platform) || navigator.platform;
+  return name ? String(name).slice(0, 64) : null;
 }
 
 // Store one answer in one transaction: acknowledged writes leave the outbox, rejected

@@ -59,6 +59,9 @@ TABLE_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _ref("owner_id"),
         _ref("team_id", writer=MANAGER),
         FieldSpec("geo_precision", "text", max_len=20, writer=SERVER),
+        # v1.1: who created it, and the latest `started_at` of its live visits.
+        _ref("created_by", writer=SERVER),
+        FieldSpec("last_visit_at", "datetime", writer=SERVER),
     ),
     "contacts": (
         _ref("account_id", required=True),
@@ -97,6 +100,8 @@ TABLE_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _ref("assignee_id"),
         _ref("author_id", writer=SERVER),
         FieldSpec("reminded_at", "datetime", writer=SERVER),
+        # v1.1: when `done` last became true (the write's clock); null while not done.
+        FieldSpec("done_at", "datetime", writer=SERVER),
     ),
     "deals": (
         _ref("account_id", required=True),
@@ -106,6 +111,8 @@ TABLE_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("currency", "text", max_len=3),
         FieldSpec("close_date", "date"),
         _ref("owner_id"),
+        # v1.1: when `stage` last changed (the write's clock; on create, the create's).
+        FieldSpec("stage_changed_at", "datetime", writer=SERVER),
     ),
     "conflicts": (
         FieldSpec("table", "text", writer=SERVER),

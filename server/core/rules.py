@@ -18,7 +18,7 @@ from server import db
 from server.core import limits
 from server.core.actor import SERVER_CLIENT_ID, Actor, review_scope, team_scope, user_scope
 from server.core.fields import SERVER_MADE, TABLES, clean_fields, defaults
-from server.core.rows import now_ms
+from server.core.rows import normalize, now_ms
 from server.core.session import Session
 from sync.clock import Stamp
 from sync.engine import DELETED_STAMP, StoredRecord
@@ -91,14 +91,18 @@ _AUTHOR = {"visits": "user_id", "notes": "author_id"}
 
 
 async def complete_new(
-    session: Session, actor: Actor, table: str, values: dict[str, Any]
+    session: Session, actor: Actor, table: str, values: dict[str, Any], at_ms: int = 0
 ) -> dict[str, Any]:
-    """Every field of a new record: the written ones, defaults, and server-kept ones."""
+    """Every field of a new record: the written ones, defaults, and server-kept ones.
+    `at_ms`: the write's effective clock, when what it records happened (a task done, a
+    deal's stage set) as far as the server believes the phone."""
     full = {**defaults(table), **values}
     if table == "accounts":
         full["owner_id"] = full["owner_id"] or actor.user_id
         if values.get("team_id") is None:
             full["team_id"] = await session.team_of(full["owner_id"]) or actor.team_id
+        if "created_by" not in values:  # the server's own jobs (an import) may name one
+            full["created_by"] = actor.user_id or None
     elif table == "visits":
         full["user_id"] = actor.user_id
         full.update(await _verify(session, full))
@@ -107,9 +111,16 @@ async def complete_new(
     elif table == "tasks":
         full["author_id"] = actor.user_id
         full["assignee_id"] = full["assignee_id"] or actor.user_id
+        full["done_at"] = clock_time(at_ms) if full["done"] else None
     elif table == "deals":
         full["owner_id"] = full["owner_id"] or actor.user_id
+        full["stage_changed_at"] = clock_time(at_ms)
     return full
+
+
+def clock_time(at_ms: int) -> datetime:
+    """A write's effective clock as a time (the server's time for a write without one)."""
+    return datetime.fromtimestamp((at_ms or now_ms()) / 1000, UTC)
 
 
 async def derive(
@@ -118,9 +129,15 @@ async def derive(
     record: StoredRecord,
     changed: dict[str, Any],
     values: dict[str, Any],
+    at_ms: int = 0,
 ) -> dict[str, Any]:
-    """Server-kept fields that follow from a change."""
+    """Server-kept fields that follow from a change (`at_ms`: the write's effective clock)."""
     derived: dict[str, Any] = {}
+    if record.table == "tasks" and "done" in changed:
+        # When `done` last became true; a task undone is not done at any time.
+        derived["done_at"] = clock_time(at_ms) if values["done"] else None
+    if record.table == "deals" and "stage" in changed:
+        derived["stage_changed_at"] = clock_time(at_ms)
     if record.table == "accounts" and "owner_id" in changed and "team_id" not in changed:
         owner_team = await session.team_of(values["owner_id"]) if values["owner_id"] else None
         if owner_team:
@@ -295,13 +312,65 @@ async def moved_since(session: Session, actor: Actor, account: StoredRecord, at_
     return scope_then == team_scope(team_then) and first_move >= now_ms() - MOVE_GRACE_MS
 
 
-async def written(session: Session, actor: Actor, table: str, record_id: str, scope: str) -> None:
-    """After a write is stored: one that landed outside the writer's scope (rule 11, or a
-    task handed to someone else) goes from the writer's devices, as any record that leaves
-    their scope does. The evict is in the writer's own scope: their teammates' devices,
-    which may see the record, are not told to drop it."""
-    if not actor.sees(scope) and not actor.is_system:
+async def written(
+    session: Session,
+    actor: Actor,
+    table: str,
+    record_id: str,
+    scope: str,
+    before: StoredRecord | None = None,
+) -> None:
+    """After a write is stored (`before`: the record as it was, None for a create): one
+    that landed outside the writer's scope (rule 11, or a task handed to someone else) goes
+    from the writer's devices, as any record that leaves their scope does. The evict is in
+    the writer's own scope: their teammates' devices, which may see the record, are not
+    told to drop it. A visit's account keeps its latest visit (`last_visit_at`)."""
+    after = await session.load(table, record_id)
+    live = after is not None and not after.deleted
+    if live and not actor.sees(scope) and not actor.is_system:
         session.evict_from(table, record_id, user_scope(actor.user_id))
+    if table == "visits":
+        await _keep_last_visit(session, before, after)
+
+
+async def _keep_last_visit(
+    session: Session, before: StoredRecord | None, after: StoredRecord | None
+) -> None:
+    """accounts.last_visit_at is the latest `started_at` of the account's live visits. A
+    new visit only moves it forward (no query); a visit moved back in time, to another
+    account, or deleted, that was the latest, has the table asked again. The account's
+    change reaches devices like any other, written by the server."""
+    was = before if before is not None and not before.deleted else None
+    now = after if after is not None and not after.deleted else None
+    accounts = {str(v.values["account_id"]) for v in (was, now) if v is not None}
+    for account_id in sorted(accounts):
+        account = await session.load("accounts", account_id)
+        if account is None or account.deleted:
+            continue
+        current = account.values.get("last_visit_at")
+        latest = current
+        started = now.values["started_at"] if now is not None else None
+        here = now is not None and now.values["account_id"] == account_id
+        if here and (current is None or started > current):
+            latest = started
+        elif was is not None and was.values["account_id"] == account_id:
+            if was.values["started_at"] == current:
+                latest = await _latest_visit(account_id)
+        if latest != current:
+            stamp = Stamp(now_ms(), 0, SERVER_CLIENT_ID, None, 0)
+            await session.update(
+                account, {"last_visit_at": latest}, {"last_visit_at": stamp}, account.scope
+            )
+
+
+async def _latest_visit(account_id: str) -> datetime | None:
+    rows = await db.fetch(
+        "SELECT started_at FROM visits WHERE account_id = {} AND deleted = {}"
+        " ORDER BY started_at DESC LIMIT 1",
+        account_id,
+        False,
+    )
+    return normalize(rows[0]["started_at"]) if rows else None
 
 
 async def keep_rejected(
@@ -431,9 +500,9 @@ class CrmRules:
         return await prepare_update(session, actor, record, fields, at_ms)
 
     async def complete_new(
-        self, session: Session, actor: Actor, table: str, values: dict[str, Any]
+        self, session: Session, actor: Actor, table: str, values: dict[str, Any], at_ms: int
     ) -> dict[str, Any]:
-        return await complete_new(session, actor, table, values)
+        return await complete_new(session, actor, table, values, at_ms)
 
     async def derive(
         self,
@@ -442,8 +511,9 @@ class CrmRules:
         record: StoredRecord,
         changed: dict[str, Any],
         values: dict[str, Any],
+        at_ms: int,
     ) -> dict[str, Any]:
-        return await derive(session, actor, record, changed, values)
+        return await derive(session, actor, record, changed, values, at_ms)
 
     async def scope_of(
         self, session: Session, table: str, values: dict[str, Any], current: str = ""
@@ -451,9 +521,15 @@ class CrmRules:
         return await scope_of(session, table, values, current)
 
     async def written(
-        self, session: Session, actor: Actor, table: str, record_id: str, scope: str
+        self,
+        session: Session,
+        actor: Actor,
+        table: str,
+        record_id: str,
+        scope: str,
+        before: StoredRecord | None,
     ) -> None:
-        await written(session, actor, table, record_id, scope)
+        await written(session, actor, table, record_id, scope, before)
 
     async def keep_rejected(
         self,

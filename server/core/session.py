@@ -24,10 +24,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from server import db
 from server.core.actor import SERVER_CLIENT_ID
 from server.core.changelog import log
-from server.core.changelog.clients import Clients
+from server.core.changelog.clients import PENDING_REPORTS, Clients, merge_report
 from server.core.changelog.log import ChangeLog
 from server.core.fields import CHILD_TABLES, SERVER_MADE, SPECS, TABLES, db_column
 from server.core.rows import (
@@ -46,8 +48,10 @@ from server.core.usage import ScopeUsage, WriteBudgets
 from sync.clock import Stamp, tick
 from sync.engine import DELETED_STAMP, Page, StoredRecord
 from sync.merge import LostValue
-from sync.protocol import Change, Mutation, WireRow
+from sync.protocol import Change, DeviceReport, Mutation, WireRow
 
+# A device object as kept: every field, null when the phone sent none or a bad one.
+_device_json = msgspec.json.Encoder()
 # db.shared() key: sync_meta as the transaction has it (only sessions write sync_meta).
 META = "sync_meta"
 _MOVE_COLUMNS = ("record_table", "record_id", "from_scope", "to_scope", "moved_at_ms", "seq")
@@ -173,10 +177,29 @@ class Session:
         return await self.clients.stored_results(user_id, client_id, mids)
 
     async def save_results(
-        self, user_id: str, client_id: str, last_mid: int, results: list[tuple[int, bytes]]
+        self,
+        user_id: str,
+        client_id: str,
+        last_mid: int,
+        results: list[tuple[int, bytes]],
+        applied: int = 0,
     ) -> None:
-        self.clients.save(user_id, client_id, last_mid, results)
+        self.clients.save(user_id, client_id, last_mid, results, applied)
         db.defer(self._write_pending)
+
+    def note_sync(
+        self, user_id: str, client_id: str, device: DeviceReport | None, now_ms: int
+    ) -> None:
+        """Rule 14. A write session writes the report with its other rows; a read session
+        (which takes no writer's lock) leaves it to `write_pending_reports`."""
+        report = (
+            None if device is None else _device_json.encode(msgspec.structs.asdict(device)).decode()
+        )
+        if self.writable:
+            self.clients.note_sync(user_id, client_id, report, now_ms)
+            db.defer(self._write_pending)
+        else:
+            merge_report(PENDING_REPORTS, (user_id, client_id), (now_ms, report))
 
     # -- reading records -------------------------------------------------------------
 

@@ -44,6 +44,8 @@ class Account(SyncedRecord, tablename="accounts"):
     owner_id = UUID(null=True, default=None)
     team_id = UUID(null=True, default=None)
     geo_precision = Varchar(length=20, null=True, default=None)
+    created_by = UUID(null=True, default=None)
+    last_visit_at = Timestamptz(null=True, default=None)
 
 
 class Contact(SyncedRecord, tablename="contacts"):
@@ -55,6 +57,8 @@ class Contact(SyncedRecord, tablename="contacts"):
 
 
 class Visit(SyncedRecord, tablename="visits"):
+    # Queries by scope use the report's index, which starts with it.
+    scope = Varchar(length=60)
     account_id = UUID(index=True)
     started_at = Timestamptz()
     ended_at = Timestamptz(null=True, default=None)
@@ -69,6 +73,8 @@ class Visit(SyncedRecord, tablename="visits"):
 
 
 class Note(SyncedRecord, tablename="notes"):
+    # Queries by scope use the report's index, which starts with it.
+    scope = Varchar(length=60)
     account_id = UUID(index=True)
     body = Text()
     visit_id = UUID(null=True, default=None)
@@ -76,6 +82,8 @@ class Note(SyncedRecord, tablename="notes"):
 
 
 class Task(SyncedRecord, tablename="tasks"):
+    # Queries by scope use tasks_list and tasks_report, which start with it.
+    scope = Varchar(length=60)
     title = Varchar(length=200)
     account_id = UUID(null=True, default=None, index=True)
     due_at = Timestamptz(null=True, default=None)
@@ -84,9 +92,12 @@ class Task(SyncedRecord, tablename="tasks"):
     assignee_id = UUID(null=True, default=None, index=True)
     author_id = UUID(null=True, default=None)
     reminded_at = Timestamptz(null=True, default=None)
+    done_at = Timestamptz(null=True, default=None)
 
 
 class Deal(SyncedRecord, tablename="deals"):
+    # Queries by scope use the report's index, which starts with it.
+    scope = Varchar(length=60)
     account_id = UUID(index=True)
     title = Varchar(length=200)
     stage = Varchar(length=20, default="lead")
@@ -94,6 +105,7 @@ class Deal(SyncedRecord, tablename="deals"):
     currency = Varchar(length=3, null=True, default=None)
     close_date = Date(null=True, default=None)
     owner_id = UUID(null=True, default=None)
+    stage_changed_at = Timestamptz(null=True, default=None)
 
 
 class Conflict(SyncedRecord, tablename="conflicts"):

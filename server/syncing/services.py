@@ -15,10 +15,14 @@ and the next one resets: no device is left holding a scope its user no longer ha
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import msgspec
 
 from server.core.actor import Actor
-from sync.protocol import SyncRequest, SyncResponse
+from server.core.fields import parse_datetime
+from sync.protocol import DeviceReport, SyncRequest, SyncResponse
 
 SEPARATOR = "~"
 # No cursor of the engine's (sync/cursor.py): it answers a reset from the start.
@@ -34,8 +38,11 @@ def split_cursor(text: str) -> tuple[str, int]:
 
 
 def for_engine(request: SyncRequest, actor: Actor) -> SyncRequest:
-    """The request as the engine gets it: the cursor without its version, or one it will
-    not honour if the device pulled under another version of the user's scope."""
+    """The request as the engine gets it: the device report cleaned, and the cursor
+    without its version, or one it will not honour if the device pulled under another
+    version of the user's scope."""
+    if request.device is not None:
+        request = msgspec.structs.replace(request, device=clean_device(request.device))
     if request.cursor is None:
         return request
     engine_cursor, version = split_cursor(request.cursor)
@@ -51,3 +58,40 @@ def for_client(response: SyncResponse, actor: Actor) -> SyncResponse:
         return response
     cursor = f"{response.cursor}{SEPARATOR}{actor.scope_version}"
     return msgspec.structs.replace(response, cursor=cursor)
+
+
+# Rule 14's device report. A bad value is dropped (kept as null), never the request: a
+# phone whose report is off must still get its work to the server (docs/sync-protocol.md).
+MAX_PENDING = 1_000_000_000
+DEVICE_TEXT = 64  # app_version and platform are cut to this many characters
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_device(device: DeviceReport) -> DeviceReport:
+    """The device report with each field checked alone: `pending` a whole number in
+    [0, 10^9], `oldest_pending_at` an ISO 8601 time with an offset (kept in UTC),
+    `app_version` and `platform` text without control characters, cut to 64 characters.
+    Anything else becomes null."""
+    pending = device.pending
+    if isinstance(pending, bool) or not isinstance(pending, int):
+        pending = None
+    elif not 0 <= pending <= MAX_PENDING:
+        pending = None
+    oldest: str | None
+    try:
+        oldest = parse_datetime(device.oldest_pending_at).isoformat().replace("+00:00", "Z")
+    except ValueError:
+        oldest = None
+    return DeviceReport(
+        pending=pending,
+        oldest_pending_at=oldest,
+        app_version=_device_text(device.app_version),
+        platform=_device_text(device.platform),
+    )
+
+
+def _device_text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = _CONTROL.sub("", value).strip()[:DEVICE_TEXT]
+    return text or None

@@ -347,6 +347,10 @@ SERVER_KEPT = [
     ("tasks", "author_id"),
     ("tasks", "reminded_at"),
     ("accounts", "geo_precision"),
+    ("accounts", "created_by"),
+    ("accounts", "last_visit_at"),
+    ("tasks", "done_at"),
+    ("deals", "stage_changed_at"),
 ]
 
 
@@ -361,6 +365,10 @@ async def test_server_kept_fields_cannot_be_written(client):
         "distance_m": 1.0,
         "reminded_at": "2026-01-01T00:00:00Z",
         "geo_precision": "rooftop",
+        "created_by": rep.user_id,
+        "last_visit_at": "2026-01-01T00:00:00Z",
+        "done_at": "2026-01-01T00:00:00Z",
+        "stage_changed_at": "2026-01-01T00:00:00Z",
     }
     for table, field in SERVER_KEPT:
         body = {"name": "x"} if table == "accounts" else child_fields(table, account["id"])

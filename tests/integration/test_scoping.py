@@ -513,6 +513,28 @@ async def probe_nearby(client: Any, world: World) -> None:
         assert world.b["accounts"] not in found
 
 
+@probe("GET", "/api/reports/team")
+@probe("GET", "/api/reports/team.csv")
+@probe("GET", "/api/team/devices")
+async def probe_team_reports(client: Any, world: World) -> None:
+    """A rep gets 403; team A's manager gets team A's figures, and 403 for team B's."""
+    paths = {
+        "/api/reports/team": "/api/reports/team?from=2026-01-01&to=2026-01-31",
+        "/api/reports/team.csv": "/api/reports/team.csv?from=2026-01-01&to=2026-01-31",
+        "/api/team/devices": "/api/team/devices?",
+    }
+    for path in paths.values():
+        response = await client.get(path, headers=world.rep_a.headers)
+        assert response.status_code == 403, response.text
+        b_team = f"&team_id={world.rep_b.team_id}"
+        response = await client.get(path + b_team, headers=world.manager_a.headers)
+        assert response.status_code == 403, response.text
+        response = await client.get(path, headers=world.manager_a.headers)
+        assert response.status_code == 200, response.text
+        assert world.rep_b.user_id not in response.text
+        assert world.rep_a.user_id in response.text or path.endswith("devices?")
+
+
 # -- the tests ---------------------------------------------------------------------------
 
 SERVED = served_api_routes()

@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.syncing",
             "server.nearby",
             "server.push",
+            "server.reports",
             "server.demo",
             "server.day",
             "server.calendar",

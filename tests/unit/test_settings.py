@@ -263,3 +263,17 @@ def test_the_write_limits_default_and_read_the_environment() -> None:
 def test_a_bad_limit_is_a_config_error(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load_settings({name: value})
+
+
+def test_the_time_zone_of_reports() -> None:
+    assert load_settings({}).timezone == "UTC"
+    assert load_settings({"FIELDCRM_TIMEZONE": "Europe/Paris"}).timezone == "Europe/Paris"
+    assert load_settings({"FIELDCRM_TIMEZONE": " "}).timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    "value", ["Paris", "Europe", "Europe/Nowhere", "../../etc/passwd", "UTC+2", "x" * 300, "a\x00"]
+)
+def test_a_bad_time_zone_is_a_config_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="FIELDCRM_TIMEZONE"):
+        load_settings({"FIELDCRM_TIMEZONE": value})

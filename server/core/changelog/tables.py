@@ -16,12 +16,17 @@ class SyncChange(Table, tablename="sync_changes"):
 
 
 class SyncClient(Table, tablename="sync_clients"):
-    """Per (user, client_id): the last mutation id applied (exactly-once)."""
+    """Per (user, client_id): the last mutation id applied (exactly-once), and the device
+    report of SPEC 4 rule 14: when it last synced, what it last said of itself, and how
+    many of its writes the server applied."""
 
     id = Serial(primary_key=True)
     user_id = UUID()
     client_id = Varchar(length=64)
     last_mid = BigInt(default=0)
+    last_sync_ms = BigInt(null=True, default=None)  # the server's time, unix ms
+    device = Text(null=True, default=None)  # JSON: the last `device` object, as cleaned
+    writes = BigInt(default=0)  # mutations applied or merged (not rejected, not replayed)
 
 
 class SyncResult(Table, tablename="sync_results"):

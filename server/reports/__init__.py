@@ -1,0 +1,1 @@
+"""Managers' team reports and their team's devices (SPEC section 7)."""
