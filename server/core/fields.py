@@ -39,6 +39,7 @@ def _ref(name: str, required: bool = False, writer: str = CLIENT) -> FieldSpec:
 ACCOUNT_STATUSES = ("prospect", "customer", "inactive")
 VISIT_OUTCOMES = ("met", "no_answer", "follow_up", "won", "lost")
 VERIFICATIONS = ("verified", "out_of_range", "low_accuracy", "unverified")
+TASK_KINDS = ("todo", "visit")  # v1.1: a `visit` task is a planned visit (SPEC section 14)
 DEAL_STAGES = ("lead", "qualified", "proposal", "negotiation", "won", "lost")
 NAME, BODY = 200, 20_000
 
@@ -102,6 +103,7 @@ TABLE_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("reminded_at", "datetime", writer=SERVER),
         # v1.1: when `done` last became true (the write's clock); null while not done.
         FieldSpec("done_at", "datetime", writer=SERVER),
+        FieldSpec("kind", "enum", choices=TASK_KINDS, default="todo"),
     ),
     "deals": (
         _ref("account_id", required=True),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from geopy.distance import geodesic
@@ -324,13 +324,44 @@ async def written(
     that landed outside the writer's scope (rule 11, or a task handed to someone else) goes
     from the writer's devices, as any record that leaves their scope does. The evict is in
     the writer's own scope: their teammates' devices, which may see the record, are not
-    told to drop it. A visit's account keeps its latest visit (`last_visit_at`)."""
+    told to drop it. A visit's account keeps its latest visit (`last_visit_at`), and a new
+    visit marks done the visits its author planned there (SPEC section 14)."""
     after = await session.load(table, record_id)
     live = after is not None and not after.deleted
     if live and not actor.sees(scope) and not actor.is_system:
         session.evict_from(table, record_id, user_scope(actor.user_id))
     if table == "visits":
         await _keep_last_visit(session, before, after)
+        if before is None and after is not None and live:
+            await _done_planned_visits(session, after)
+
+
+# A visit fulfils its author's planned visits to the account due up to a day after it began:
+# a rep who comes the afternoon before the planned morning has made that visit.
+PLANNED_VISIT_AHEAD = timedelta(days=1)
+
+
+async def _done_planned_visits(session: Session, visit: StoredRecord) -> None:
+    """The open `visit` tasks of the visit's author at its account, due by a day after the
+    visit began, become done, as the server's write (they reach devices as any change)."""
+    started = normalize(visit.values["started_at"])
+    rows = await db.fetch(
+        "SELECT id FROM tasks WHERE account_id = {} AND kind = {} AND done = {}"
+        " AND deleted = {} AND assignee_id = {} AND due_at <= {}",
+        visit.values["account_id"],
+        "visit",
+        False,
+        False,
+        visit.values["user_id"],
+        started + PLANNED_VISIT_AHEAD,
+    )
+    stamp = Stamp(now_ms(), 0, SERVER_CLIENT_ID, None, 0)
+    for row in rows:
+        task = await session.load("tasks", str(row["id"]))
+        if task is None or task.deleted or task.values.get("done"):
+            continue
+        changed = {"done": True, "done_at": started}
+        await session.update(task, changed, dict.fromkeys(changed, stamp), task.scope)
 
 
 async def _keep_last_visit(

@@ -93,6 +93,7 @@ class Task(SyncedRecord, tablename="tasks"):
     author_id = UUID(null=True, default=None)
     reminded_at = Timestamptz(null=True, default=None)
     done_at = Timestamptz(null=True, default=None)
+    kind = Varchar(length=10, default="todo")  # todo | visit (a planned visit)
 
 
 class Deal(SyncedRecord, tablename="deals"):
