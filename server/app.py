@@ -44,6 +44,7 @@ from server.syncing.controllers import (
     SyncController,
 )
 from server.tables import bind_tables
+from server.transfer.controllers import ExportController
 from sync.protocol import MAX_BODY_BYTES
 
 
@@ -101,6 +102,7 @@ def create_app(
             RouteController,
             CalendarController,
             CalendarFeedController,
+            ExportController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

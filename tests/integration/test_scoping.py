@@ -444,6 +444,21 @@ async def probe_calendar(client: Any, world: World) -> None:
     assert (await client.get(b_path)).status_code == 200
 
 
+@probe("GET", "/api/export/{name:str}")
+async def probe_export(client: Any, world: World) -> None:
+    """An export holds only what the caller sees."""
+    for who in world.outsiders:
+        for name in ("accounts.csv", "contacts.csv", "visits.csv", "notes.csv", "tasks.csv",
+                     "deals.csv", "contacts.vcf"):  # fmt: skip
+            response = await client.get(f"/api/export/{name}", headers=who.headers)
+            assert response.status_code == 200, response.text
+            assert not any(record_id in response.text for record_id in world.b_ids()), name
+        own = await client.get("/api/export/accounts.csv", headers=who.headers)
+        assert world.a["accounts"] in own.text
+    mine = await client.get("/api/export/accounts.csv", headers=world.rep_b.headers)
+    assert world.b["accounts"] in mine.text
+
+
 def push_subscription(endpoint: str) -> dict[str, Any]:
     public = ec.generate_private_key(ec.SECP256R1()).public_key()
     point = public.public_bytes(
