@@ -19,6 +19,7 @@ from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
 from server.calendar.controllers import CalendarController, CalendarFeedController
+from server.core.phones import set_default_region
 from server.day.controllers import RouteController
 from server.errors import EXCEPTION_HANDLERS, error_response
 from server.migrate import migrate
@@ -44,7 +45,7 @@ from server.syncing.controllers import (
     SyncController,
 )
 from server.tables import bind_tables
-from server.transfer.controllers import ExportController
+from server.transfer.controllers import DuplicatesController, ExportController, ImportController
 from sync.protocol import MAX_BODY_BYTES
 
 
@@ -66,6 +67,7 @@ def create_app(
 ) -> Litestar:
     settings = settings or load_settings()
     bind_tables(db.configure(settings.database))
+    set_default_region(settings.default_region)
     background: list[asyncio.Task[Any]] = []
 
     @contextlib.asynccontextmanager
@@ -103,6 +105,8 @@ def create_app(
             CalendarController,
             CalendarFeedController,
             ExportController,
+            ImportController,
+            DuplicatesController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

@@ -15,10 +15,12 @@ from server.settings import ConfigError, Settings, load_settings
 
 
 async def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
+    from server.core.phones import set_default_region
     from server.migrate import migrate
     from server.tables import bind_tables
 
     bind_tables(db.configure(settings.database))
+    set_default_region(settings.default_region)
     await db.start()
     try:
         await migrate()

@@ -68,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The FIELDCRM_GEOCODER* variables as set. geo.geocoders reads and checks them when the
     # geocoding job starts (a bad one turns geocoding off; the API still serves).
     geocoder: dict[str, str] = msgspec.field(default_factory=dict)
+    # FIELDCRM_DEFAULT_REGION: the organisation's country (ISO 3166 alpha-2), for phone
+    # numbers written without a country code on accounts that name no country.
+    default_region: str | None = None
 
 
 class ConfigError(ValueError):
@@ -115,6 +118,21 @@ def parse_trusted_proxies(value: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def parse_default_region(value: str) -> str | None:
+    """`FR`, `fr` -> "FR"; empty -> None (numbers without a country code stay unread)."""
+    value = value.strip().upper()
+    if not value:
+        return None
+    import phonenumbers
+
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"FIELDCRM_DEFAULT_REGION: {value[:10]!r} is not a country code; give the ISO 3166"
+            " alpha-2 code of the organisation's country, e.g. FR"
+        )
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     try:
@@ -125,6 +143,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("FIELDCRM_DISPATCH_INTERVAL_S must be positive")
     database = parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     trusted_proxies = parse_trusted_proxies(env.get("FIELDCRM_TRUSTED_PROXIES", ""))
+    default_region = parse_default_region(env.get("FIELDCRM_DEFAULT_REGION", ""))
     return Settings(
         database=msgspec.structs.replace(
             database, postgres_data_dir=env.get("FIELDCRM_DATA_DIR", "./data")
@@ -138,4 +157,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         # FIELDCRM_PWA_DIR serves another copy of the app (the e2e update test changes one).
         pwa_dir=Path(env.get("FIELDCRM_PWA_DIR") or DEFAULT_PWA_DIR),
         geocoder={name: value for name, value in env.items() if name.startswith(GEOCODER_PREFIX)},
+        default_region=default_region,
     )

@@ -30,7 +30,7 @@ TRUNCATED = [
     "teams", "users", "auth_tokens", "login_attempts", "accounts", "contacts", "visits",
     "notes", "tasks", "deals", "conflicts", "sync_changes", "sync_clients", "sync_results",
     "push_subscriptions", "push_deliveries", "geocoding_attempts", "rejections", "scope_moves",
-    "calendar_feeds",
+    "calendar_feeds", "imports", "import_items",
 ]  # fmt: skip
 
 

@@ -59,6 +59,8 @@ TABLE_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _ref("owner_id"),
         _ref("team_id", writer=MANAGER),
         FieldSpec("geo_precision", "text", max_len=20, writer=SERVER),
+        # v1.1: the phone in E.164 when it parses (server/core/phones.py).
+        FieldSpec("phone_e164", "text", max_len=20, writer=SERVER),
     ),
     "contacts": (
         _ref("account_id", required=True),

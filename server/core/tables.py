@@ -44,6 +44,7 @@ class Account(SyncedRecord, tablename="accounts"):
     owner_id = UUID(null=True, default=None)
     team_id = UUID(null=True, default=None)
     geo_precision = Varchar(length=20, null=True, default=None)
+    phone_e164 = Varchar(length=20, null=True, default=None)
 
 
 class Contact(SyncedRecord, tablename="contacts"):

@@ -168,7 +168,8 @@ MIGRATION_FILE = re.compile(r"[a-z]+_\d{4}_\d\d_\d\dt\d\d_\d\d_\d\d_\d{6}")
 CREATE_INDEX = re.compile(r"CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?(\w+) ON (\w+)", re.I)
 DROP_INDEX = re.compile(r"DROP INDEX (?:IF EXISTS )?(\w+)", re.I)
 ON_TABLE = re.compile(
-    r"(?:(?:CREATE|DROP|ALTER) TABLE (?:IF (?:NOT )?EXISTS )?|INSERT INTO |UPDATE |DELETE FROM )"
+    r"(?:(?:CREATE|DROP|ALTER) TABLE (?:IF (?:NOT )?EXISTS )?|INSERT INTO |UPDATE |DELETE FROM "
+    r"|SELECT [\w, ]+ FROM )"
     r"(\w+)",
     re.I,
 )
