@@ -437,7 +437,9 @@ async def _write(
                     outcome.append((plan, record.seq if record is not None else 0))
                 if dry_run:
                     raise _DryRun
-                await _log_batch(import_id, table, outcome, report, refused, start + len(batch))
+                # Progress in rows of the file: up to this batch's last row.
+                done = min(batch[-1].number - 1, report.rows)
+                await _log_batch(import_id, table, outcome, report, refused, done)
         except _DryRun:
             # A member that fails does not wait for its group's commit; the next batch
             # would join the same group, and the phones' writes in it would wait for the
@@ -531,8 +533,8 @@ async def _finish(import_id: str, state: str, report: Report) -> None:
         "encoding": report.encoding,
     }
     await db.fetch(
-        "UPDATE imports SET state = {}, duplicates = {}, created = {}, updated = {}, report = {},"
-        " finished_at = {} WHERE id = {}",
+        "UPDATE imports SET state = {}, written = rows, duplicates = {}, created = {},"
+        " updated = {}, report = {}, finished_at = {} WHERE id = {}",
         state,
         report.duplicates,
         report.created,
