@@ -21,6 +21,7 @@ from server.bodies import BoundedRequest
 from server.calendar.controllers import CalendarController, CalendarFeedController
 from server.core import limits
 from server.core.changelog.clients import run_report_writer
+from server.core.phones import set_default_region
 from server.core.rows import WIRE_ROWS
 from server.day.controllers import RouteController
 from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
@@ -48,6 +49,7 @@ from server.syncing.controllers import (
     SyncController,
 )
 from server.tables import bind_tables
+from server.transfer.controllers import DuplicatesController, ExportController, ImportController
 from sync.protocol import MAX_BODY_BYTES
 
 
@@ -71,6 +73,7 @@ def create_app(
     bind_tables(db.configure(settings.database))
     WIRE_ROWS.resize(settings.row_cache_bytes)
     limits.configure(settings)
+    set_default_region(settings.default_region)
     background: list[asyncio.Task[Any]] = []
 
     @contextlib.asynccontextmanager
@@ -111,6 +114,9 @@ def create_app(
             CalendarFeedController,
             ReportsController,
             TeamController,
+            ExportController,
+            ImportController,
+            DuplicatesController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

@@ -15,10 +15,12 @@ from server.settings import ConfigError, Settings, load_settings
 
 
 async def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
+    from server.core.phones import set_default_region
     from server.migrate import migrate
     from server.tables import bind_tables
 
     bind_tables(db.configure(settings.database))
+    set_default_region(settings.default_region)
     await db.start()
     try:
         await migrate()
@@ -136,6 +138,46 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from server.transfer.importing import run_import_as
+
+    try:
+        body = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"fieldcrm: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+
+    async def work() -> dict[str, Any]:
+        return await run_import_as(
+            args.username,
+            args.table,
+            body,
+            dry_run=args.dry_run,
+            on_duplicate=args.on_duplicate,
+            team=args.team,
+        )
+
+    try:
+        report = asyncio.run(_with_db(settings, work))
+    except ApiError as exc:
+        print(f"fieldcrm: {exc.detail}", file=sys.stderr)
+        return 1
+    done = "would create" if args.dry_run else "created"
+    print(
+        f"{report['rows']} rows: {done} {report['created']}, updated {report['updated']},"
+        f" {report['duplicates']} duplicates, {report['error_count']} with errors"
+        + (f"; import {report['import_id']}" if report["import_id"] else " (dry run)")
+    )
+    for error in report["errors"]:
+        print(f"row {error['row']}, {error['column']}: {error['detail']}")
+    if report["unknown_columns"]:
+        print("unknown columns: " + json.dumps(report["unknown_columns"], ensure_ascii=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fieldcrm", description="An offline-first field CRM.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--if-empty", action="store_true", help="only when there are no users")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=cmd_demo)
+
+    data = commands.add_parser("import", help="import accounts or contacts from CSV or xlsx")
+    data.add_argument("table", choices=["accounts", "contacts"])
+    data.add_argument("file")
+    data.add_argument("--dry-run", action="store_true", help="report what it would do only")
+    data.add_argument(
+        "--as", dest="username", help="import as this manager or admin (default: an admin)"
+    )
+    data.add_argument("--team", help="admins: the team the new accounts go to (by name)")
+    data.add_argument("--on-duplicate", choices=["skip", "update"], default="skip")
+    data.set_defaults(run=cmd_import)
 
     commands.add_parser(
         "worker", help="run only the background jobs (reminders, geocoding, purge)"

@@ -19,5 +19,6 @@ APP_REGISTRY = AppRegistry(
         "server.push.piccolo_app",
         "server.nearby.piccolo_app",
         "server.calendar.piccolo_app",
+        "server.transfer.piccolo_app",
     ]
 )

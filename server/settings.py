@@ -86,6 +86,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # FIELDCRM_TIMEZONE: the organisation's IANA time zone, whose calendar days the team
     # reports count in (SPEC section 7).
     timezone: str = "UTC"
+    # FIELDCRM_DEFAULT_REGION: the organisation's country (ISO 3166 alpha-2), for phone
+    # numbers written without a country code on accounts that name no country.
+    default_region: str | None = None
 
 
 class ConfigError(ValueError):
@@ -159,6 +162,21 @@ def parse_timezone(value: str) -> str:
     return name
 
 
+def parse_default_region(value: str) -> str | None:
+    """`FR`, `fr` -> "FR"; empty -> None (numbers without a country code stay unread)."""
+    value = value.strip().upper()
+    if not value:
+        return None
+    import phonenumbers
+
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"FIELDCRM_DEFAULT_REGION: {value[:10]!r} is not a country code; give the ISO 3166"
+            " alpha-2 code of the organisation's country, e.g. FR"
+        )
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     try:
@@ -175,6 +193,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("FIELDCRM_ROW_CACHE_MB must be from 0 to 1000000 MiB")
     database = parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     trusted_proxies = parse_trusted_proxies(env.get("FIELDCRM_TRUSTED_PROXIES", ""))
+    default_region = parse_default_region(env.get("FIELDCRM_DEFAULT_REGION", ""))
     return Settings(
         database=msgspec.structs.replace(
             database, postgres_data_dir=env.get("FIELDCRM_DATA_DIR", "./data")
@@ -193,4 +212,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         write_burst=_count(env, "FIELDCRM_WRITE_BURST", DEFAULT_WRITE_BURST),
         team_quota_records=_count(env, "FIELDCRM_TEAM_QUOTA_RECORDS", DEFAULT_TEAM_QUOTA_RECORDS),
         timezone=parse_timezone(env.get("FIELDCRM_TIMEZONE", "UTC")),
+        default_region=default_region,
     )

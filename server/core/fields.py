@@ -63,6 +63,8 @@ TABLE_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         # v1.1: who created it, and the latest `started_at` of its live visits.
         _ref("created_by", writer=SERVER),
         FieldSpec("last_visit_at", "datetime", writer=SERVER),
+        # v1.1: the phone in E.164 when it parses (server/core/phones.py).
+        FieldSpec("phone_e164", "text", max_len=20, writer=SERVER),
     ),
     "contacts": (
         _ref("account_id", required=True),

@@ -18,6 +18,7 @@ from server import db
 from server.core import limits
 from server.core.actor import SERVER_CLIENT_ID, Actor, review_scope, team_scope, user_scope
 from server.core.fields import SERVER_MADE, TABLES, clean_fields, defaults
+from server.core.phones import e164
 from server.core.rows import normalize, now_ms
 from server.core.session import Session
 from sync.clock import Stamp
@@ -103,6 +104,7 @@ async def complete_new(
             full["team_id"] = await session.team_of(full["owner_id"]) or actor.team_id
         if "created_by" not in values:  # the server's own jobs (an import) may name one
             full["created_by"] = actor.user_id or None
+        full["phone_e164"] = e164(full["phone"], full["country"])
     elif table == "visits":
         full["user_id"] = actor.user_id
         full.update(await _verify(session, full))
@@ -148,6 +150,8 @@ async def derive(
         if "geo_precision" not in changed:
             # A position set by a person is not the geocoder's: its precision no longer applies.
             derived["geo_precision"] = None
+    if record.table == "accounts" and {"phone", "country"} & set(changed):
+        derived["phone_e164"] = e164(values["phone"], values["country"])
     return derived
 
 

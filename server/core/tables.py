@@ -46,6 +46,7 @@ class Account(SyncedRecord, tablename="accounts"):
     geo_precision = Varchar(length=20, null=True, default=None)
     created_by = UUID(null=True, default=None)
     last_visit_at = Timestamptz(null=True, default=None)
+    phone_e164 = Varchar(length=20, null=True, default=None)
 
 
 class Contact(SyncedRecord, tablename="contacts"):

@@ -264,3 +264,27 @@ def test_user_set_refuses_unknown_users_and_bad_values(
     assert result.returncode == status, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert user_row(url, "ada") == before
+
+
+def test_import_from_the_command_line(database_url: str, tmp_path: Path) -> None:
+    assert fieldcrm(database_url, "user", "add", "boss", "--password", "pw-123456",
+                    "--role", "admin", "--team", "hq").returncode == 0  # fmt: skip
+    assert fieldcrm(database_url, "user", "add", "zoe", "--password", "pw-123456",
+                    "--role", "rep", "--team", "north").returncode == 0  # fmt: skip
+    sheet = tmp_path / "clients.csv"
+    sheet.write_bytes(
+        "Société;Ville;Latitude\nÉlectricité Laurent;Lyon;95\nFleurs;Lyon;\n".encode("cp1252")
+    )
+    dry = fieldcrm(database_url, "import", "accounts", str(sheet), "--dry-run", "--team", "north")
+    assert dry.returncode == 0, dry.stderr
+    assert "2 rows: would create 1" in dry.stdout and "row 2, Latitude" in dry.stdout
+    assert query(database_url, "SELECT id FROM accounts") == []
+    real = fieldcrm(database_url, "import", "accounts", str(sheet), "--team", "north")
+    assert real.returncode == 0 and "created 1" in real.stdout, real.stdout + real.stderr
+    rows = query(database_url, "SELECT a.name, t.name AS team FROM accounts a JOIN teams t"
+                 " ON t.id = a.team_id")  # fmt: skip
+    assert rows == [{"name": "Fleurs", "team": "north"}]
+    refused = fieldcrm(database_url, "import", "accounts", str(sheet), "--as", "zoe")
+    assert refused.returncode == 1 and "only managers and admins" in refused.stderr
+    missing = fieldcrm(database_url, "import", "accounts", str(tmp_path / "nope.csv"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr

@@ -171,7 +171,7 @@ DROP_INDEX = re.compile(r"DROP INDEX (?:IF EXISTS )?(\w+)", re.I)
 ON_TABLE = re.compile(
     r"(?:(?:CREATE|DROP|ALTER) (?:VIRTUAL )?TABLE (?:IF (?:NOT )?EXISTS )?|INSERT INTO |UPDATE "
     r"|DELETE FROM |CREATE TRIGGER (?:IF NOT EXISTS )?\w+ (?:BEFORE |AFTER |INSTEAD OF )?"
-    r"(?:INSERT|DELETE|UPDATE(?: OF [\w, ]+?)?) ON )"
+    r"(?:INSERT|DELETE|UPDATE(?: OF [\w, ]+?)?) ON |SELECT [\w, ]+ FROM )"
     r"(\w+)",
     re.I,
 )

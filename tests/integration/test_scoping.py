@@ -444,6 +444,78 @@ async def probe_calendar(client: Any, world: World) -> None:
     assert (await client.get(b_path)).status_code == 200
 
 
+@probe("GET", "/api/export/{name:str}")
+async def probe_export(client: Any, world: World) -> None:
+    """An export holds only what the caller sees."""
+    for who in world.outsiders:
+        for name in ("accounts.csv", "contacts.csv", "visits.csv", "notes.csv", "tasks.csv",
+                     "deals.csv", "contacts.vcf"):  # fmt: skip
+            response = await client.get(f"/api/export/{name}", headers=who.headers)
+            assert response.status_code == 200, response.text
+            assert not any(record_id in response.text for record_id in world.b_ids()), name
+        own = await client.get("/api/export/accounts.csv", headers=who.headers)
+        assert world.a["accounts"] in own.text
+    mine = await client.get("/api/export/accounts.csv", headers=world.rep_b.headers)
+    assert world.b["accounts"] in mine.text
+
+
+@probe("POST", "/api/import/{name:str}")
+@probe("GET", "/api/import/{name:str}")
+@probe("DELETE", "/api/import/{name:str}")
+async def probe_import(client: Any, world: World) -> None:
+    """Reps may not import; a manager's import writes into their own team only, matches
+    against what they see, and another team's manager can neither read nor revert it."""
+    body = f"id,name,owner_id\n{world.b['accounts']},Taken,\nNew one,,{world.rep_b.user_id}\n"
+    headers = {"Content-Type": "text/csv"}
+    response = await client.post(
+        "/api/import/accounts", content=body, headers={**world.rep_a.headers, **headers}
+    )
+    expect(response, 403)
+    before, seq = await snapshot("accounts", world.b["accounts"]), await current_seq()
+    response = await client.post(
+        "/api/import/accounts?on_duplicate=update",
+        content="id,name\n" + world.b["accounts"] + ",Taken\n",
+        headers={**world.manager_a.headers, **headers},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["created"] == 0 and response.json()["errors"], response.text
+    assert await snapshot("accounts", world.b["accounts"]) == before
+    response = await client.post(
+        "/api/import/accounts",
+        content=f"name,owner\nNew one,{world.rep_b.username}\n",
+        headers={**world.manager_a.headers, **headers},
+    )
+    assert response.json()["created"] == 0, response.text
+    assert await current_seq() == seq
+    response = await client.post(
+        "/api/import/contacts",
+        content=f"name,account\nSpy,{world.b['accounts']}\nSpy,Hopper {world.rep_b.username}\n",
+        headers={**world.manager_a.headers, **headers},
+    )
+    assert response.json()["created"] == 0 and len(response.json()["errors"]) == 2
+    b_import = await client.post(
+        "/api/import/accounts",
+        content="name\nB's own\n",
+        headers={**world.manager_b.headers, **headers},
+    )
+    b_id = b_import.json()["import_id"]
+    for who in world.outsiders:
+        expect(await client.get(f"/api/import/{b_id}", headers=who.headers), 404, 403)
+        expect(await client.delete(f"/api/import/{b_id}", headers=who.headers), 404, 403)
+    assert (await client.get(f"/api/import/{b_id}", headers=world.manager_b.headers)).is_success
+
+
+@probe("GET", "/api/duplicates/{table:str}")
+async def probe_duplicates(client: Any, world: World) -> None:
+    """Groups hold only records the caller sees."""
+    for who in world.outsiders:
+        for table in ("accounts", "contacts"):
+            response = await client.get(f"/api/duplicates/{table}", headers=who.headers)
+            assert response.status_code == 200, response.text
+            ids = {i for group in response.json()["groups"] for i in group["ids"]}
+            assert not ids & world.b_ids()
+
+
 def push_subscription(endpoint: str) -> dict[str, Any]:
     public = ec.generate_private_key(ec.SECP256R1()).public_key()
     point = public.public_bytes(

@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.demo",
             "server.day",
             "server.calendar",
+            "server.transfer",
         ),
     ),
     (

@@ -1,0 +1,198 @@
+"""An import's progress and its revert (SPEC section 8); the duplicate finder (section 9).
+
+Reverting deletes the records the import created, unless someone changed them since (a
+field set by a later write than the import's, other than the geocoder placing it, or a
+record added under the account): those stay and are listed. Fields the import filled are
+emptied, unless changed since (also listed). All through the one writer, in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from server import db
+from server.core.actor import Actor, scope_filter
+from server.core.fields import CHILD_TABLES
+from server.core.phones import e164
+from server.core.rows import chunks
+from server.core.writer import YIELDING, Edit, Source, writing
+from server.errors import ApiError
+from server.transfer import matching
+from sync.protocol import Rejected
+
+REVERT_BATCH = 250
+GEOCODER = YIELDING[Source.GEOCODER]
+_json = msgspec.json.Encoder()
+
+
+async def _visible_import(actor: Actor, import_id: str) -> dict[str, Any]:
+    rows = await db.fetch("SELECT * FROM imports WHERE id = {}", import_id)
+    found = rows[0] if rows else None
+    if found is None or not actor.is_manager:
+        raise ApiError(404, "not_found", "There is no import with this id.")
+    mine = str(found["user_id"]) == actor.user_id
+    same_team = found["team_id"] is not None and str(found["team_id"]) == actor.team_id
+    if not (actor.is_admin or mine or same_team):
+        raise ApiError(404, "not_found", "There is no import with this id.")
+    return found
+
+
+async def import_status(actor: Actor, import_id: str) -> dict[str, Any]:
+    """An import's counts, its report, and how far the geocoder got with its accounts."""
+    found = await _visible_import(actor, import_id)
+    report = msgspec.json.decode(found["report"] or "{}")
+    geocoding = {"pending": 0, "placed": 0, "not_found": 0}
+    if found["record_table"] == "accounts":
+        rows = await db.fetch(
+            "SELECT a.lat, a.geo_precision, a.deleted FROM import_items i"
+            " JOIN accounts a ON a.id = i.record_id WHERE i.import_id = {} AND i.geocode = {}",
+            import_id,
+            True,
+        )
+        for row in rows:
+            if row["deleted"]:
+                continue
+            if row["lat"] is not None:
+                geocoding["placed"] += 1
+            elif row["geo_precision"] == "none":
+                geocoding["not_found"] += 1
+            else:
+                geocoding["pending"] += 1
+    return {
+        "import_id": str(found["id"]),
+        "table": found["record_table"],
+        "state": found["state"],
+        "rows": found["rows"],
+        "written": found["written"],
+        "created": found["created"],
+        "updated": found["updated"],
+        "duplicates": found["duplicates"],
+        "errors": report.get("errors", []),
+        "error_count": report.get("error_count", 0),
+        "unknown_columns": report.get("unknown_columns", []),
+        "geocoding": geocoding,
+        "reverted": msgspec.json.decode(found["reverted"] or "{}") or None,
+        "created_at": found["created_at"].isoformat(),
+    }
+
+
+def _changed_since(record: Any, seq: int, fields: list[str] | None = None) -> list[str]:
+    """The fields (of `fields`, or all) a write after `seq` set, the geocoder's aside."""
+    return sorted(
+        name
+        for name, stamp in record.stamps.items()
+        if (fields is None or name in fields) and stamp.seq > seq and stamp.client_id != GEOCODER
+    )
+
+
+async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
+    found = await _visible_import(actor, import_id)
+    if found["state"] == "reverted":
+        raise ApiError(409, "reverted", "This import was reverted already.")
+    if found["state"] == "running":
+        raise ApiError(409, "running", "This import is still running; revert it once it ends.")
+    table = found["record_table"]
+    items = await db.fetch(
+        "SELECT record_id, action, fields, seq FROM import_items WHERE import_id = {}", import_id
+    )
+    with_children: set[str] = set()
+    if table == "accounts":
+        created = [str(i["record_id"]) for i in items if i["action"] == "created"]
+        for chunk in chunks(created, 500):
+            where, args = db.any_of("account_id", chunk)
+            for child in CHILD_TABLES:
+                rows = await db.fetch(
+                    f"SELECT DISTINCT account_id FROM {child} WHERE {where} AND deleted = {{}}",
+                    *args,
+                    False,
+                )
+                with_children |= {str(r["account_id"]) for r in rows}
+    deleted = emptied = 0
+    kept: list[dict[str, Any]] = []
+    for batch in chunks(items, REVERT_BATCH):
+        async with writing(Source.IMPORT) as writer:
+            for item in batch:
+                record_id, seq = str(item["record_id"]), int(item["seq"])
+                record = await writer.load(table, record_id)
+                if record is None or record.deleted:
+                    continue
+                name = record.values.get("name")
+                if item["action"] == "created":
+                    changed = _changed_since(record, seq)
+                    if changed or record_id in with_children:
+                        why = f"changed since: {', '.join(changed)}" if changed else "has records"
+                        kept.append({"id": record_id, "name": name, "reason": why})
+                        continue
+                    edit = Edit(table, record_id, op="delete")
+                else:
+                    filled = list(msgspec.json.decode(item["fields"] or "[]"))
+                    changed = _changed_since(record, seq, filled)
+                    if changed:
+                        kept.append(
+                            {"id": record_id, "name": name,
+                             "reason": f"changed since: {', '.join(changed)}"}
+                        )  # fmt: skip
+                    empty = {f: None for f in filled if f not in changed}
+                    if not empty:
+                        continue
+                    edit = Edit(table, record_id, empty)
+                try:
+                    await writer.apply(actor, edit)
+                except Rejected as rejected:
+                    kept.append({"id": record_id, "name": name, "reason": rejected.detail})
+                    continue
+                if edit.op == "delete":
+                    deleted += 1
+                else:
+                    emptied += 1
+    summary = {"deleted": deleted, "emptied": emptied, "kept": kept[:1000]}
+    await db.fetch(
+        "UPDATE imports SET state = {}, reverted = {}, finished_at = {} WHERE id = {}",
+        "reverted",
+        _json.encode(summary).decode(),
+        datetime.now(UTC),
+        import_id,
+    )
+    return {"import_id": import_id, **summary}
+
+
+# -- duplicates (section 9) ---------------------------------------------------------------
+
+
+async def find_duplicates(actor: Actor, table: str, limit: int) -> dict[str, Any]:
+    """Groups of records the caller sees that are likely the same (section 9's rule)."""
+    where = "deleted = {}"
+    args: list[Any] = [False]
+    if actor.scopes is not None:
+        scope_sql, scope_args = scope_filter(actor.scopes)
+        where += f" AND {scope_sql}"
+        args += scope_args
+    if table == "accounts":
+        rows = await db.fetch(
+            f"SELECT id, name, lat, lng, phone_e164, email, website FROM accounts WHERE {where}",
+            *args,
+        )
+        keys = [matching.account_keys(r) for r in rows]
+    else:
+        countries = {
+            str(r["id"]): r["country"]
+            for r in await db.fetch(f"SELECT id, country FROM accounts WHERE {where}", *args)
+        }
+        rows = await db.fetch(
+            f"SELECT id, account_id, name, phone, email FROM contacts WHERE {where}", *args
+        )
+        keys = [
+            matching.contact_keys(r, e164(r["phone"], countries.get(str(r["account_id"]))))
+            for r in rows
+        ]
+    # Pure computation, seconds over 100,000 records: off the event loop.
+    found = await asyncio.to_thread(matching.groups, matching.index_of(table, keys), limit)
+    return {
+        "groups": [
+            {"ids": group.ids, "score": group.score, "reasons": group.reasons} for group in found
+        ]
+    }
