@@ -13,7 +13,7 @@ import re
 import unicodedata
 from typing import Any
 
-from server.core.fields import SPECS
+from server.core.fields import SERVER, SPECS, TABLE_FIELDS
 
 ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "accounts": {
@@ -49,9 +49,15 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "email": ("email", "e_mail", "mail", "email_address", "courriel"),
     },
 }  # fmt: skip
+# What the server keeps itself (whatever field a later version adds) and the stamps.
 IGNORED = {
-    "accounts": ("team_id", "geo_precision", "phone_e164", "created_at", "updated_at"),
-    "contacts": ("created_at", "updated_at"),
+    table: (
+        *sorted(spec.name for spec in TABLE_FIELDS[table] if spec.writer == SERVER),
+        *(("team_id",) if table == "accounts" else ()),
+        "created_at",
+        "updated_at",
+    )
+    for table in ("accounts", "contacts")
 }
 STATUS_WORDS = {"client": "customer", "inactif": "inactive", "prospect": "prospect",
                 "lead": "prospect", "active": "customer"}  # fmt: skip

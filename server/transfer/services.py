@@ -16,7 +16,7 @@ import msgspec
 
 from server import db
 from server.core.actor import Actor, scope_filter
-from server.core.fields import CHILD_TABLES
+from server.core.fields import CHILD_TABLES, SERVER, TABLE_FIELDS
 from server.core.phones import e164
 from server.core.rows import chunks
 from server.core.writer import YIELDING, Edit, Source, writing
@@ -81,11 +81,17 @@ async def import_status(actor: Actor, import_id: str) -> dict[str, Any]:
 
 
 def _changed_since(record: Any, seq: int, fields: list[str] | None = None) -> list[str]:
-    """The fields (of `fields`, or all) a write after `seq` set, the geocoder's aside."""
+    """The fields (of `fields`, or all that people write) a write after `seq` set, the
+    geocoder's aside: what the server keeps itself (an account's last visit, its phone in
+    E.164) follows other writes and is no one's change to the record."""
+    kept = {spec.name for spec in TABLE_FIELDS[record.table] if spec.writer == SERVER}
     return sorted(
         name
         for name, stamp in record.stamps.items()
-        if (fields is None or name in fields) and stamp.seq > seq and stamp.client_id != GEOCODER
+        if (fields is None or name in fields)
+        and name not in kept
+        and stamp.seq > seq
+        and stamp.client_id != GEOCODER
     )
 
 
