@@ -178,6 +178,7 @@ export function nowIso() {
 }
 
 export const LABELS = {
+  taskKind: { todo: "To do", visit: "Planned visit" },
   status: { prospect: "Prospect", customer: "Customer", inactive: "Inactive" },
   outcome: {
     met: "Met",

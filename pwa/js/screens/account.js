@@ -61,6 +61,7 @@ export async function accountScreen({ id }) {
     h("div", { class: "actions" },
       link("Log a visit", `#/visit/new?account=${id}`, "account-log-visit", "button-link primary"),
       link("Add a note", `#/note/new?account=${id}`, "account-add-note", "button-link"),
+      link("Plan a visit", `#/task/new?account=${id}&kind=visit`, "account-plan-visit", "button-link"),
       link("Edit", `#/account/${id}/edit`, "account-edit", "button-link")),
     open.length
       ? h("p", { class: "notice" }, link(`${open.length} unresolved conflict${open.length === 1 ? "" : "s"}`,

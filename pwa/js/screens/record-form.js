@@ -67,6 +67,7 @@ const FORMS = {
     draft: "task",
     fields: [
       { name: "title", label: "Title", required: true, maxlength: TEXT },
+      { name: "kind", label: "Kind", type: "select", options: options(LABELS.taskKind), initial: "todo" },
       { name: "due_at", label: "Due", type: "datetime-local", kind: "datetime" },
       { name: "remind_at", label: "Remind me at", type: "datetime-local", kind: "datetime" },
       { name: "assignee_id", label: "Assignee", type: "select", kind: "user" },
@@ -155,6 +156,16 @@ export function recordForm(table) {
       initial[spec.name] = rawOf(spec, control);
       return block;
     });
+    // "Plan a visit" on an account: a planned visit there, tomorrow at nine unless changed.
+    if (!row && table === "tasks" && query.get("kind") === "visit") {
+      controls.kind.value = "visit";
+      const account = accountId ? await getRecord("accounts", accountId) : null;
+      if (account) controls.title.value = `Visit ${account.name}`.slice(0, TEXT);
+      const tomorrow = new Date();
+      tomorrow.setDate(tomorrow.getDate() + 1);
+      tomorrow.setHours(9, 0, 0, 0);
+      controls.due_at.value = toLocalInput(tomorrow.toISOString());
+    }
     if (fix && !draft) {
       for (const spec of form.fields) {
         if (!(spec.name in fix.fields)) continue;

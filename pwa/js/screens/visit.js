@@ -12,6 +12,8 @@ import {
 } from "../ui.js";
 import { fixNotice } from "./rejected.js";
 
+const PLANNED_VISIT_AHEAD_MS = 24 * 3600 * 1000; // as the server's rule (server/core/rules.py)
+
 const GEO_TIMEOUT_MS = 20_000;
 
 function locate() {
@@ -169,6 +171,14 @@ export async function newVisitScreen(_params, query) {
       if (due) task.due_at = due;
       if (remind) task.remind_at = remind;
       writes.push({ table: "tasks", id: newId(), op: "upsert", fields: task });
+    }
+    // The visits I planned here, due by a day after this one began, are made: the
+    // server marks them done too (SPEC section 14); this shows it at once, offline.
+    const plannedBy = new Date(startedAt).getTime() + PLANNED_VISIT_AHEAD_MS;
+    for (const task of await rowsOfAccount("tasks", account.id)) {
+      if (task.kind !== "visit" || task.done || !task.due_at || !me()) continue;
+      if (task.assignee_id !== me().id || new Date(task.due_at).getTime() > plannedBy) continue;
+      writes.push({ table: "tasks", id: task.id, op: "upsert", fields: { done: true } });
     }
     save.disabled = true;
     keeper.stop();
