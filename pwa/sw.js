@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "4ff94bb56e72";
+const VERSION = "cd8aa84e612b";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -23,6 +23,7 @@ const SHELL = [
   "/js/components.js",
   "/js/db.js",
   "/js/drafts.js",
+  "/js/duplicates.js",
   "/js/events.js",
   "/js/geodesic.js",
   "/js/hlc.js",

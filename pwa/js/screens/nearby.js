@@ -9,6 +9,7 @@ import {
   approximateDistanceM, directionsHref, formatDistance, hasPosition, loadLeaflet, mapConfig,
   NearbyMap,
 } from "../map.js";
+import { duplicateGate } from "../duplicates.js";
 import { allRows, newId, pendingKeys, saveWrites } from "../records.js";
 import { replaceQuery } from "../router.js";
 import { session } from "../session.js";
@@ -139,8 +140,9 @@ export async function nearbyScreen(_params, query) {
   const captureName = field({ name: "capture_name", label: "Prospect's name", testid: "capture-name",
     maxlength: 200, required: true });
   const captureError = h("p", { class: "error", role: "alert", testid: "capture-error", hidden: true });
+  const captureDuplicate = h("div", { class: "notice", role: "alert", testid: "duplicate-warning", hidden: true });
   const captureForm = h("form", { class: "stack card", testid: "capture-form", hidden: true, novalidate: true },
-    captureName, captureError,
+    captureName, captureError, captureDuplicate,
     h("div", { class: "actions" },
       h("button", { type: "submit", class: "primary", testid: "capture-save" }, "Save here"),
       h("button", { type: "button", testid: "capture-cancel", onclick: () => { captureForm.hidden = true; } },
@@ -225,6 +227,9 @@ export async function nearbyScreen(_params, query) {
     captureError.hidden = true;
     captureName.querySelector("input").focus();
   });
+  const captureGate = duplicateGate(captureDuplicate,
+    (account) => link("Open it", `#/account/${account.id}`, "duplicate-open", "button-link"),
+    () => captureForm.requestSubmit());
   captureForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = captureName.querySelector("input");
@@ -237,6 +242,7 @@ export async function nearbyScreen(_params, query) {
     }
     if (!position) return;
     const fields = { name, status: "prospect", lat: position.lat, lng: position.lng };
+    if (!captureGate(fields, await allRows("accounts"))) return;
     await saveWrites([{ table: "accounts", id: newId(), op: "upsert", fields }]);
     input.value = "";
     captureForm.hidden = true;

@@ -5,7 +5,8 @@
 
 import { deleteNow } from "../db.js";
 import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
-import { getRecord, newId, remove, saveWrites } from "../records.js";
+import { duplicateGate } from "../duplicates.js";
+import { allRows, getRecord, newId, remove, saveWrites } from "../records.js";
 import { findRejection, resolution } from "../rejections.js";
 import { navigate } from "../router.js";
 import { me, teamUsers } from "../session.js";
@@ -206,8 +207,9 @@ export function recordForm(table) {
       : null;
 
     const error = h("p", { class: "error", role: "alert", testid: "form-error", hidden: true });
+    const duplicate = h("div", { class: "notice", role: "alert", testid: "duplicate-warning", hidden: true });
     const formEl = h("form", { class: "stack", testid: `${form.noun}-form`, novalidate: true },
-      ...blocks, error,
+      ...blocks, error, duplicate,
       h("div", { class: "actions" },
         h("button", { type: "submit", class: "primary", testid: "form-save" }, "Save"),
         h("a", { href: row ? backTo(table, row) : accountId ? `#/account/${accountId}` : "#/accounts",
@@ -218,6 +220,10 @@ export function recordForm(table) {
       formEl.addEventListener("change", () => keeper.changed());
     }
     const drafts = key ? [key] : [];
+    // A new account the phone likely holds already: say so before saving (SPEC section 9).
+    const gate = duplicateGate(duplicate,
+      (account) => h("a", { href: `#/account/${account.id}`, class: "button-link", testid: "duplicate-open" }, "Open it"),
+      () => formEl.requestSubmit());
 
     formEl.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -239,6 +245,7 @@ export function recordForm(table) {
         if (!editing && (value === null || (spec.kind === "bool" && value === false))) continue;
         fields[spec.name] = value;
       }
+      if (!editing && table === "accounts" && !gate(fields, await allRows("accounts"))) return;
       if (!editing && form.parent) fields.account_id = accountId;
       if (!editing && table === "tasks" && accountId) fields.account_id = accountId;
       if (keeper) keeper.stop();
