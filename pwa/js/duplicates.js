@@ -79,6 +79,16 @@ function phoneKey(account) {
   return digits.length >= 6 ? (String(account.phone).trim().startsWith("+") ? `+${digits}` : digits) : "";
 }
 
+// Equal, or a national number ("0478000001", trunk prefix 0 as in most of Europe) that is
+// an E.164 number ("+33478000001") without its country code: what the server would make
+// of it for that country.
+function samePhone(a, b) {
+  if (!a || !b) return false;
+  if (a === b) return true;
+  const [e164, national] = a.startsWith("+") ? [a, b] : [b, a];
+  return e164.startsWith("+") && /^0\d{6,}$/.test(national) && e164.endsWith(national.slice(1));
+}
+
 function keys(account) {
   const placed = typeof account.lat === "number" && typeof account.lng === "number";
   return {
@@ -108,7 +118,8 @@ export function compareAccounts(a, b) {
     }
   }
   for (const reason of ["phone", "email", "domain"]) {
-    if (x[reason] && x[reason] === y[reason]) {
+    const same = reason === "phone" ? samePhone(x.phone, y.phone) : x[reason] === y[reason];
+    if (x[reason] && same) {
       reasons.push(reason);
       scores.push(SCORES[reason]);
     }
