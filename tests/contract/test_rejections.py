@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 
 from server import db
+from server.core.actor import Actor
+from server.core.writer import Edit, Source, writing
 from tests.contract.helpers import Device, new_id, now_ms
 from tests.factories import login_as
 
@@ -177,3 +179,37 @@ async def test_a_write_to_a_deleted_account_says_it_was_deleted(client, teams):
     [kept] = [row for (table, _), row in rep.rows.items() if table == "rejections"]
     assert kept["error"] == "not_found" and kept["account_id"] == account
     assert 'The account "Fermé pour toujours" was deleted on ' in kept["detail"]
+
+
+async def test_a_move_is_at_the_writers_time_and_moves_in_one_millisecond_keep_their_order(
+    client, teams
+):
+    """Rule 11 reads where an account was at a write's clock from its moves in the order
+    they were made, even two in the same millisecond (there and back), whatever order the
+    database returns rows in; a move made through the one writer at a given server time
+    is recorded at that time."""
+    rep, _, _, south, admin = teams
+    account = new_id()
+    await rep.sync(rep.write("accounts", account, {"name": "Aller-retour"}))
+    at = now_ms() + 60_000
+    admin_actor = Actor(admin.user_id, admin.username, admin.role, admin.team_id)
+    for owner in (south.login.user_id, rep.login.user_id):  # to south and back, in one ms
+        async with writing(Source.REST, now_ms=at) as writer:
+            assert await writer.apply(admin_actor, Edit("accounts", account, {"owner_id": owner}))
+    moves = await db.fetch("SELECT * FROM scope_moves WHERE record_id = {} ORDER BY seq", account)
+    assert [int(m["moved_at_ms"]) for m in moves] == [at, at]
+    # The first move's row, written again, comes last in a scan of the table.
+    first = moves[0]
+    await db.fetch("DELETE FROM scope_moves WHERE id = {}", first["id"])
+    await db.fetch(
+        "INSERT INTO scope_moves (id, record_table, record_id, from_scope, to_scope,"
+        " moved_at_ms, seq) VALUES ({}, {}, {}, {}, {}, {}, {})",
+        *(first[c] for c in ("id", "record_table", "record_id", "from_scope", "to_scope")),
+        first["moved_at_ms"],
+        first["seq"],
+    )
+    # Before both moves the account was north's: south's rep could not write to it then.
+    data = await south.sync(
+        south.write("visits", new_id(), {"account_id": account, **VISIT}, hlc=(at - 1000, 0))
+    )
+    assert results(data) == ["not_found"]
