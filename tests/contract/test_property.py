@@ -884,7 +884,7 @@ def run_machine(database: Any, max_examples: int, steps: int) -> None:
 
 
 def test_sync_properties(database: Any) -> None:
-    run_machine(database, max_examples=25, steps=40)
+    run_machine(database, max_examples=40, steps=40)
 
 
 @pytest.mark.slow
