@@ -213,3 +213,33 @@ async def test_a_move_is_at_the_writers_time_and_moves_in_one_millisecond_keep_t
         south.write("visits", new_id(), {"account_id": account, **VISIT}, hlc=(at - 1000, 0))
     )
     assert results(data) == ["not_found"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Found while modelling moves for the property test: rules.derive gives an account its new"
+    " owner's team whenever owner_id changes, stamped with the write's clock, even when"
+    " team_id holds a newer write. A reassignment made in north before an admin moved the"
+    " account to south by team_id alone, arriving after the move (rule 11 applies it), so"
+    " brings the account back to north, and the admin's team_id is lost without a conflicts"
+    " row. Which should win (the newer team_id, with the owner in another team, or the"
+    " owner's team with a conflicts row) is a product call.",
+)
+async def test_a_reassignment_made_before_a_move_by_team_does_not_undo_it(client, teams):
+    rep, mate, manager, south, admin = teams
+    account = new_id()
+    await rep.sync(rep.write("accounts", account, {"name": "X"}, hlc=(now_ms() - 120_000, 0)))
+    await manager.pull_all()
+    offline = manager.write(
+        "accounts", account, {"owner_id": mate.login.user_id}, hlc=(now_ms() - 60_000, 0)
+    )
+    response = await client.post(
+        f"/api/accounts/{account}/reassign",
+        json={"team_id": south.login.team_id},
+        headers=admin.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert results(await manager.sync(offline)) == ["applied"]  # rule 11: made before it
+    [row] = await db.fetch("SELECT team_id FROM accounts WHERE id = {}", account)
+    lost = await db.fetch("SELECT id FROM conflicts WHERE record_id = {}", account)
+    assert str(row["team_id"]) == south.login.team_id or lost
