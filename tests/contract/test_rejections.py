@@ -217,8 +217,8 @@ async def test_a_move_is_at_the_writers_time_and_moves_in_one_millisecond_keep_t
 
 @pytest.mark.xfail(
     strict=True,
-    reason="Found while modelling moves for the property test: rules.derive gives an account its new"
-    " owner's team whenever owner_id changes, stamped with the write's clock, even when"
+    reason="Found while modelling moves for the property test: rules.derive gives an account"
+    " its new owner's team whenever owner_id changes, stamped with the write's clock, even when"
     " team_id holds a newer write. A reassignment made in north before an admin moved the"
     " account to south by team_id alone, arriving after the move (rule 11 applies it), so"
     " brings the account back to north, and the admin's team_id is lost without a conflicts"
