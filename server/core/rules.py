@@ -298,7 +298,7 @@ async def moved_since(session: Session, actor: Actor, account: StoredRecord, at_
     # it is now.
     moves = await db.fetch(
         "SELECT from_scope, moved_at_ms FROM scope_moves WHERE record_id = {}"
-        " AND moved_at_ms > {} ORDER BY moved_at_ms LIMIT 1",
+        " AND moved_at_ms > {} ORDER BY moved_at_ms, seq LIMIT 1",
         account.id,
         at_ms,
     )
@@ -313,7 +313,7 @@ async def moved_since(session: Session, actor: Actor, account: StoredRecord, at_
     scope_then = str(moves[0]["from_scope"]) if moves else account.scope
     team_then = str(left[0]["from_team"]) if left else actor.team_id
     first_move = min(int(row[0]["moved_at_ms"]) for row in (moves, left) if row)
-    return scope_then == team_scope(team_then) and first_move >= now_ms() - MOVE_GRACE_MS
+    return scope_then == team_scope(team_then) and first_move >= session.time_ms() - MOVE_GRACE_MS
 
 
 async def written(
@@ -454,8 +454,8 @@ async def _move_detail(actor: Actor, account: StoredRecord) -> str | None:
     account's or the writer's) is the cause: a sentence that names it."""
     name = str(account.values.get("name"))[:100]
     moved = await db.fetch(
-        "SELECT moved_at_ms FROM scope_moves WHERE record_id = {} ORDER BY moved_at_ms DESC"
-        " LIMIT 1",
+        "SELECT moved_at_ms FROM scope_moves WHERE record_id = {}"
+        " ORDER BY moved_at_ms DESC, seq DESC LIMIT 1",
         account.id,
     )
     if moved:

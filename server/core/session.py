@@ -90,6 +90,13 @@ class Session:
         # kept up to date by this session's own writes, so a request's writes cost a few
         # queries, not several each.
         self._cache: dict[tuple[str, str], StoredRecord | None] = {}
+        # The server's time for this transaction when its caller fixes it (the one
+        # writer's `now_ms`), else None: the wall clock.
+        self.at_ms: int | None = None
+
+    def time_ms(self) -> int:
+        """The server's time for this transaction, in unix ms."""
+        return self.at_ms if self.at_ms is not None else now_ms()
 
     async def begin(self) -> None:
         # A write session committed together with an earlier one (group commit) takes
@@ -290,7 +297,7 @@ class Session:
             await self._move_dependents(record, scope)
             if table == "accounts":  # rule 11: what was written before the move still lands
                 self._inserts.setdefault(("scope_moves", _MOVE_COLUMNS), []).append(
-                    [table, record.id, record.scope, scope, now_ms(), seq]
+                    [table, record.id, record.scope, scope, self.time_ms(), seq]
                 )
                 db.defer(self._write_pending)
 

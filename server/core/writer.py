@@ -20,7 +20,6 @@ commits with it.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -78,6 +77,11 @@ class Writer:
         self.source = source
         self.client_id = YIELDING.get(source, SERVER_CLIENT_ID)
 
+    def now_ms(self) -> int:
+        """The server's time for this write transaction (`writing`'s `now_ms`, else the
+        wall clock)."""
+        return self.session.time_ms()
+
     async def load(self, table: str, record_id: str) -> StoredRecord | None:
         """A record as it is in this transaction (tombstones included)."""
         return await self.session.load(table, record_id)
@@ -107,7 +111,7 @@ class Writer:
             hlc=hlc,
         )
         if self.source in LIMITED:
-            await limits.admit(self.session, actor, [mutation], int(time.time() * 1000))
+            await limits.admit(self.session, actor, [mutation], self.now_ms())
         return await apply_mutation(self.session, RULES, actor, self.client_id, mutation, hlc)
 
     async def apply_all(self, actor: Actor, edits: Sequence[Edit]) -> list[str]:
@@ -122,7 +126,7 @@ class Writer:
 
     def _clock(self, record: StoredRecord | None, edit: Edit) -> tuple[int, int]:
         if self.source not in YIELDING:
-            return self.session.server_hlc(int(time.time() * 1000))
+            return self.session.server_hlc(self.now_ms())
         stamps = record.stamps if record is not None else {}
         held = [stamps[name] for name in edit.fields if name in stamps]
         latest = max(held, key=lambda stamp: stamp.key) if held else Stamp(0, 0, "", None, 0)
@@ -130,9 +134,13 @@ class Writer:
 
 
 @asynccontextmanager
-async def writing(source: Source) -> AsyncIterator[Writer]:
+async def writing(source: Source, *, now_ms: int | None = None) -> AsyncIterator[Writer]:
     """A write transaction for server-side writes from `source`; commits at the end of
-    the block (after the change log and counters are written), rolls back if it raises."""
+    the block (after the change log and counters are written), rolls back if it raises.
+    `now_ms` fixes the server's time for it (its clock, its limits, when a move it makes
+    happened: rule 11), as a sync request's time is given to the engine; by default, the
+    wall clock."""
     async with STORE.write() as session:
+        session.at_ms = now_ms
         yield Writer(session, source)
         await session.flush()

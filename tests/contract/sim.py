@@ -148,9 +148,12 @@ class Device:
         self.drop(key)
         for other, row in list(self.rows.items()):
             if table == "accounts" and row.get("account_id") == record_id:
+                # Its children and its conflicts; a refused write about it (a rejection)
+                # stays, in its writer's sight.
                 if other[0] in CHILD_TABLES:
                     gone.append(other[1])
-                self.drop(other)
+                if other[0] in (*CHILD_TABLES, "conflicts"):
+                    self.drop(other)
         for other, row in list(self.rows.items()):
             if other[0] == "conflicts" and row.get("record_id") in gone:
                 self.drop(other)

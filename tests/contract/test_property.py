@@ -1,13 +1,17 @@
 """Property-based sync (Hypothesis stateful testing): three to five devices of two or three
-users in one team write accounts, contacts and tasks offline, skew their clocks from a
-day behind to a year ahead, lose requests and answers and send them again, while the
-server's clock moves on. The engine runs in this process on SQLite and on PostgreSQL.
+users in one team, and one device of a second team, write accounts, contacts and tasks
+offline, skew their clocks from a day behind to a year ahead, lose requests and answers
+and send them again, while the server's clock moves on; an admin moves accounts (with what
+hangs off them) from one team to the other and back through the one writer, while devices
+that have not heard of it keep writing to them (rule 11). The engine runs in this process
+on SQLite and on PostgreSQL.
 
 A model of SPEC section 4 predicts every result, every stored field and every conflicts
-row; on top of it the suite checks the properties the protocol promises: devices converge,
-each field holds the write with the greatest effective key, no write is lost without a
-conflicts row, mids apply exactly once, a pull from a cursor misses nothing, and deletes
-stay deleted.
+row; on top of it the suite checks the properties the protocol promises: devices converge
+on what they still see, each field holds the write with the greatest effective key, no
+write is lost without a conflicts row or a rejections row that names it, mids apply
+exactly once, a pull from a cursor misses nothing, deletes stay deleted, a moved record
+leaves the old team's devices, and no device holds what its user may not see.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from hypothesis.stateful import (
 )
 
 from server import db
-from server.core.actor import Actor, team_scope, user_scope
+from server.core.actor import SERVER_CLIENT_ID, Actor, team_scope, user_scope
+from server.core.writer import Edit, Source, writing
 from server.tables import bind_tables
-from sync.clock import MAX_AHEAD_MS
+from sync.clock import MAX_AHEAD_MS, tick
 from tests.contract.sim import (
     Device,
     Key,
@@ -83,7 +88,7 @@ STEPS_MS = st.one_of(st.sampled_from([1, 1000, 60_000, 300_000, 3_600_000]), st.
 SETTLE_EVERY = 25  # steps between two settles (and one at the end of every run)
 ACTIONS = ["write"] * 5 + ["sync"] * 4 + ["sync_together"] * 2 + [
     "skew_clock", "server_time_passes", "server_time_passes", "lose_cursor", "reinstall",
-    "hostile",
+    "hostile", "move",
 ]  # fmt: skip
 # A hostile client's clocks (SPEC 4 rule 3, v1.1): each is refused and moves no clock.
 HOSTILE_CLOCKS = [(2**53, 0), (0, 2**31), (-1, 0), (946_684_799_999, 0), (0, -1), (0, 2**40)]
@@ -140,7 +145,7 @@ class Write:
 class Model:
     """What SPEC 4 says the server holds: applied in the order the server applies."""
 
-    team_id: str
+    teams: dict[str, str]  # user id -> team id
     roles: dict[str, str]
     records: dict[Key, ModelRecord] = field(default_factory=dict)
     conflicts: Counter[tuple[Any, ...]] = field(default_factory=Counter)
@@ -152,9 +157,62 @@ class Model:
     # Accounts a rep claimed in the current transaction: not theirs "before the request
     # began", so they may not delete them in it (SPEC section 2, v1.1).
     claims: set[str] = field(default_factory=set)
+    # Account id -> its moves to another team, in order: (when, the scope it left).
+    moves: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    hlc: tuple[int, int] = (0, 0)  # the server's clock: past every valid write's
 
     def sees(self, user_id: str, scope: str) -> bool:
-        return scope in (team_scope(self.team_id), user_scope(user_id))
+        return scope in (team_scope(self.teams[user_id]), user_scope(user_id))
+
+    def account_of(self, record: ModelRecord) -> ModelRecord | None:
+        if record.table == "accounts":
+            return record
+        return self.records.get(("accounts", record.values.get("account_id")))
+
+    def reaches(self, user_id: str, record: ModelRecord, at_ms: int) -> bool:
+        """Whether a write at `at_ms` by `user_id` may touch `record`: it sees it, or
+        (rule 11) its account was in the writer's team at the write's clock and has moved
+        since (the moves here are all recent: the 30 days of grace are
+        tests/contract/test_rejections.py's)."""
+        if self.sees(user_id, record.scope):
+            return True
+        account = self.account_of(record)
+        if account is None or account.id not in self.moves:
+            return False
+        later = [m for m in self.moves[account.id] if m[0] > at_ms]
+        landed = bool(later) and later[0][1] == team_scope(self.teams[user_id])
+        STATS["rule 11: " + ("lands" if landed else "refused")] += 1
+        return landed
+
+    def moved_away(self, user_id: str, m: dict[str, Any]) -> bool:
+        """Whether the account a refused write is about has moved out of the writer's
+        sight: its rejections row must then say so (rule 12)."""
+        record = self.records.get((m["table"], m["id"]))
+        account = self.records.get(("accounts", (m["fields"] or {}).get("account_id")))
+        account = (self.account_of(record) if record else None) or account
+        return (
+            account is not None
+            and account.id in self.moves
+            and not self.sees(user_id, account.scope)
+        )
+
+    def move(self, record: ModelRecord, owner_id: str, stamp: FieldStamp, at_ms: int) -> None:
+        """An admin gives an account to someone of another team (the one writer, at the
+        server's time): it and what hangs off it move to that team (rule 8)."""
+        key = (record.table, record.id)
+        self.moves.setdefault(record.id, []).append((at_ms, record.scope))
+        record.version = self.bump()
+        stamp = stamp._replace(version=record.version)
+        order = len(self.history)
+        for name, value in (("owner_id", owner_id), ("team_id", self.teams[owner_id])):
+            self.history.append(Write(key, name, value, stamp, order, refused=False))
+            record.values[name] = value
+            record.stamps[name] = stamp
+        record.scope = team_scope(record.values["team_id"])
+        for child in self.records.values():
+            if child.values.get("account_id") == record.id and child.scope != record.scope:
+                child.version = self.bump()  # a new seq in the new scope
+                child.scope = record.scope
 
     def bump(self) -> int:
         self.version += 1
@@ -162,7 +220,7 @@ class Model:
 
     def scope_of(self, table: str, values: dict[str, Any]) -> str:
         if table == "accounts":
-            return team_scope(self.team_id)
+            return team_scope(values["team_id"])
         if values.get("account_id") is not None:
             return self.records[("accounts", values["account_id"])].scope
         return user_scope(values["assignee_id"])
@@ -191,7 +249,7 @@ class Model:
             return "rejected", code, eff
 
         if m["op"] == "delete":
-            if record is None or not self.sees(user_id, record.scope):
+            if record is None or not self.reaches(user_id, record, eff[0]):
                 return rejected("not_found")
             is_rep = self.roles[user_id] == "rep"
             if record.table == "accounts" and is_rep:
@@ -207,7 +265,7 @@ class Model:
 
         if record is None:
             return self.create(m, stamp, eff)
-        if not self.sees(user_id, record.scope):
+        if not self.reaches(user_id, record, eff[0]):
             return rejected("not_found")
         refused_claim = self.refused_claim(user_id, record, fields)
         if record.deleted_by is not None:
@@ -244,6 +302,16 @@ class Model:
                 self.conflict(record, name, (new, stamp), (current, held))  # rule 5b
         if changed:
             record.version = self.bump()
+            owner = changed.get("owner_id")
+            if (
+                record.table == "accounts"
+                and owner
+                and self.teams[owner] != record.values["team_id"]
+            ):
+                # The server keeps team_id: the owner's, stamped as the write that set it.
+                changed["team_id"] = self.teams[owner]
+                won.append("team_id")
+                self.history.append(Write(key, "team_id", changed["team_id"], stamp, order, False))
             record.values.update(changed)
             scope = self.scope_of(record.table, record.values)
             if scope != record.scope:
@@ -264,7 +332,7 @@ class Model:
         account_id = fields.get("account_id")
         if account_id is not None:
             account = self.records.get(("accounts", account_id))
-            if account is None or account.deleted or not self.sees(user_id, account.scope):
+            if account is None or account.deleted or not self.reaches(user_id, account, eff[0]):
                 return "rejected", "not_found", eff
         if table == "accounts":
             values = {"name": None, "status": "prospect", "city": None, "owner_id": None}
@@ -275,6 +343,7 @@ class Model:
         values.update(fields)
         if table == "accounts":
             values["owner_id"] = values["owner_id"] or user_id
+            values["team_id"] = self.teams[values["owner_id"]]
         if table == "tasks":
             values["assignee_id"] = values["assignee_id"] or user_id
         version = self.bump()
@@ -336,7 +405,8 @@ class SyncMachine(RuleBasedStateMachine):
         super().__init__()
         self.devices: list[Device] = []
         self.actors: list[Actor] = []
-        self.users: list[str] = []
+        self.users: dict[str, list[str]] = {}  # team id -> its users
+        self.admin: Actor
         self.skews: list[int] = []
         self.made: dict[str, int] = {}  # record id -> the order it was made in
         self.steps = 0
@@ -349,14 +419,24 @@ class SyncMachine(RuleBasedStateMachine):
     @initialize(
         n_devices=st.integers(2, 5),  # more devices than users: some users have two
         roles=st.lists(st.sampled_from(["rep", "rep", "manager"]), min_size=1, max_size=2),
+        other=st.sampled_from(["rep", "manager"]),
     )
-    def start(self, n_devices: int, roles: list[str]) -> None:
+    def start(self, n_devices: int, roles: list[str], other: str) -> None:
+        """The first team's devices, one device of a second team, and an admin who moves
+        accounts between them."""
         self.now = max(int(time.time() * 1000), SyncMachine.time_floor)
         team_id, actors = self.run(add_team(["rep", *roles]))
-        self.model = Model(team_id, {a.user_id: a.role for a in actors})
-        self.users = [a.user_id for a in actors]
+        other_team, others = self.run(add_team([other]))
+        _, [self.admin] = self.run(add_team(["admin"]))
+        everyone = [*actors, *others]
+        self.model = Model(
+            {a.user_id: a.team_id for a in everyone}, {a.user_id: a.role for a in everyone}
+        )
+        self.model.hlc = self.run(server_hlc())
+        self.users = {team_id: [a.user_id for a in actors], other_team: [others[0].user_id]}
         for i in range(n_devices):
             self.add_device(actors[i % len(actors)])
+        self.add_device(others[0])
 
     def add_device(self, actor: Actor, index: int | None = None) -> None:
         device = Device(actor.user_id)
@@ -412,6 +492,8 @@ class SyncMachine(RuleBasedStateMachine):
             self.add_device(self.actors[i], i)
         elif action == "hostile":  # a user's other client sends what no honest phone does
             self.hostile(data, i)
+        elif action == "move":  # an admin gives an account to someone of the other team
+            self.move(data)
         self.steps += 1
         if self.steps % SETTLE_EVERY == 0:
             self.settle()
@@ -456,6 +538,38 @@ class SyncMachine(RuleBasedStateMachine):
         assert [row["error"] for row in kept] == ["invalid_base_seq"]
         self.run(self.check_store())
 
+    def move(self, data: st.DataObject) -> None:
+        """An admin gives an account to someone of the other team, through the one writer
+        at the server's time (as the REST API does): it moves with what hangs off it (rule
+        8), and the devices that have not pulled the move yet keep writing to it (rule
+        11). Moving an account of the second team brings it back."""
+        model = self.model
+        live = sorted(
+            (k for k, r in model.records.items() if k[0] == "accounts" and not r.deleted),
+            key=lambda k: self.made[k[1]],
+        )
+        if not live:
+            return
+        key = data.draw(st.sampled_from(live), label="account")
+        record = model.records[key]
+        to_team = next(team for team in self.users if team_scope(team) != record.scope)
+        owner = data.draw(st.sampled_from(self.users[to_team]), label="owner")
+        STATS["move" + (" back" if key[1] in model.moves else "")] += 1
+        # The server's own clock: past every clock it has seen (rule 3, the one writer).
+        model.hlc = tick(model.hlc, self.now)
+        stamp = FieldStamp(*model.hlc, SERVER_CLIENT_ID, self.admin.user_id, 0)
+
+        async def reassign() -> str:
+            async with writing(Source.REST, now_ms=self.now) as writer:
+                return await writer.apply(self.admin, Edit("accounts", key[1], {"owner_id": owner}))
+
+        assert self.run(reassign()) == "applied"
+        model.move(record, owner, stamp, self.now)
+        stored = self.run(stored_records("accounts", [key[1]]))[key[1]]
+        got = stored.stamps["owner_id"]
+        assert (got.ms, got.counter, got.client_id, got.user_id) == stamp[:4], (got, stamp)
+        self.run(self.check_store())
+
     def local_write(self, data: st.DataObject, i: int) -> None:
         device = self.devices[i]
         # In the order they were made: random ids must not steer what is drawn.
@@ -485,7 +599,8 @@ class SyncMachine(RuleBasedStateMachine):
                 fields["account_id"] = data.draw(
                     st.sampled_from([None, None, *accounts]), label="account"
                 )
-                fields["assignee_id"] = data.draw(st.sampled_from([None, *self.users]), label="to")
+                team = self.users[self.actors[i].team_id]
+                fields["assignee_id"] = data.draw(st.sampled_from([None, *team]), label="to")
             record_id = str(uuid.uuid4())
             self.made[record_id] = len(self.made)
             device.write(table, record_id, "upsert", fields, wall)
@@ -494,7 +609,7 @@ class SyncMachine(RuleBasedStateMachine):
         if kind == "delete":
             device.write(key[0], key[1], "delete", None, wall)
             return
-        choices = self.choices(key[0])
+        choices = self.choices(key[0], self.actors[i])
         names = data.draw(
             st.lists(st.sampled_from(WEIGHTED[key[0]]), min_size=1, max_size=2, unique=True),
             label="fields",
@@ -502,11 +617,11 @@ class SyncMachine(RuleBasedStateMachine):
         fields = {name: data.draw(st.sampled_from(choices[name]), label=name) for name in names}
         device.write(key[0], key[1], "upsert", fields, wall)
 
-    def choices(self, table: str) -> dict[str, list[Any]]:
+    def choices(self, table: str, actor: Actor) -> dict[str, list[Any]]:
         choices = dict(UPDATABLE[table])
         for name in ("owner_id", "assignee_id"):
             if name in choices:
-                choices[name] = self.users
+                choices[name] = self.users[actor.team_id]
         return choices
 
     def sync(self, i: int, network: str, batch: int, pull_limit: int) -> None:
@@ -606,25 +721,35 @@ class SyncMachine(RuleBasedStateMachine):
             assert got == expected, (m, result)
             STATS[f"{m['table']} {m['op']}: {got[0]} {got[1] or ''}".strip()] += 1
             assert result["replayed"] is False
+            if got[0] != "rejected":  # rule 3: the server's clock observes valid writes
+                model.hlc = max(model.hlc, (got[2][0], got[2][1]))
             model.first_results[(device.client_id, m["mid"])] = result
             last = m["mid"]
         model.last_mid[device.client_id] = last
-        # Rule 12: no honest write is refused without a rejections row that names it.
+        # Rule 12: no honest write is refused without a rejections row that names it, and
+        # one refused because its account moved away says so.
         refused = {
-            m["mid"]: m
+            m["mid"]: (m, result)
             for m, result in zip(body["mutations"], results, strict=True)
             if result["status"] == "rejected" and not result["replayed"]
         }
         if refused:
             kept = self.run(
                 db.fetch(
-                    "SELECT mid, record_id, error FROM rejections WHERE client_id = {}",
+                    "SELECT mid, record_table, record_id, error, detail, user_id FROM rejections"
+                    " WHERE client_id = {}",
                     device.client_id,
                 )
             )
             by_mid = {int(row["mid"]): row for row in kept}
-            for mid, m in refused.items():
-                assert mid in by_mid and by_mid[mid]["record_id"] == m["id"], (m, kept)
+            for mid, (m, result) in refused.items():
+                row = by_mid.get(mid)
+                assert row is not None, (m, kept)
+                named = (row["record_table"], row["record_id"], str(row["user_id"]), row["error"])
+                assert named == (m["table"], m["id"], actor.user_id, result["error"]["error"])
+                if row["error"] == "not_found" and model.moved_away(actor.user_id, m):
+                    STATS["rejection names the move"] += 1
+                    assert "was moved to another team" in row["detail"], (m, row)
         assert answer["ack"]["last_mid"] == last
         assert answer["server_time"] == self.now
         assert answer["hlc_max"] >= [self.now, 0]
@@ -640,6 +765,17 @@ class SyncMachine(RuleBasedStateMachine):
         device = self.devices[i]
         expected = self.run(server_rows(self.actors[i]))
         assert device.rows == expected, diff(device.rows, expected)
+        # What the model says the user sees, and nothing else: a record that moved to the
+        # other team has left the device; another team's records, conflicts and refused
+        # writes never reach it.
+        model, user = self.model, self.actors[i].user_id
+        seen = {k for k, r in model.records.items() if not r.deleted and model.sees(user, r.scope)}
+        assert {k for k in device.rows if k[0] in UPDATABLE} == seen
+        for (table, _), row in device.rows.items():
+            if table == "conflicts":
+                assert model.sees(user, model.records[(row["table"], row["record_id"])].scope)
+            elif table == "rejections":
+                assert model.teams[row["user_id"]] == model.teams[user], row
 
     async def check_store(self) -> None:
         """The store holds what the model says: each field, tombstones, scopes, and the
@@ -714,6 +850,13 @@ def diff(got: dict[Any, Any], want: dict[Any, Any]) -> str:
     return "\n".join(lines[:20])
 
 
+async def server_hlc() -> tuple[int, int]:
+    """The server's clock as sync_meta holds it."""
+    rows = await db.fetch("SELECT key, value FROM sync_meta WHERE key IN ('hlc_ms', 'hlc_counter')")
+    meta = {row["key"]: int(row["value"]) for row in rows}
+    return (meta["hlc_ms"], meta["hlc_counter"])
+
+
 async def _start(database: Any) -> None:
     bind_tables(db.configure(database.config))
     await db.start()
@@ -741,7 +884,7 @@ def run_machine(database: Any, max_examples: int, steps: int) -> None:
 
 
 def test_sync_properties(database: Any) -> None:
-    run_machine(database, max_examples=25, steps=40)
+    run_machine(database, max_examples=40, steps=40)
 
 
 @pytest.mark.slow
