@@ -4,7 +4,7 @@
 // POST /api/accounts/{id}/reassign for each, online only, with progress and what failed.
 
 import { allRows } from "../records.js";
-import { me, refreshUsers, teamUsers } from "../session.js";
+import { me, refreshUsers, teamUsers, userNames } from "../session.js";
 import { syncNow } from "../sync.js";
 import { HANGING, hangingOff, isManager, reassign } from "../team.js";
 import { empty, field, h, link, section } from "../ui.js";
@@ -20,7 +20,10 @@ const T = {
   to: "Give them to",
   pick: "Choose someone",
   hanging: "With them go, as counted on this phone:",
-  tables: { contacts: "contacts", visits: "visits", notes: "notes", tasks: "tasks", deals: "deals" },
+  tables: { contacts: ["contact", "contacts"], visits: ["visit", "visits"], notes: ["note", "notes"],
+    tasks: ["task", "tasks"], deals: ["deal", "deals"] },
+  owner: (name) => `Now ${name}'s`,
+  noOwner: "No owner",
   tasksKeep: "Tasks keep whom they are assigned to.",
   unsent: "Work reps have not sent yet (visits, notes, edits made on their phones before this change) " +
     "follows the accounts when their phones sync: nothing is lost.",
@@ -47,7 +50,7 @@ export async function reassignScreen(_params, query) {
   const heading = h("h1", {}, T.title);
   if (!isManager()) return { title: T.title, el: h("div", { class: "screen" }, heading, empty(T.notManager, "team-not-manager")) };
   await refreshUsers().catch(() => {});
-  const [accounts, users] = await Promise.all([chosen(query), teamUsers()]);
+  const [accounts, users, names] = await Promise.all([chosen(query), teamUsers(), userNames()]);
   if (!accounts.length) {
     return { title: T.title, el: h("div", { class: "screen" }, heading, empty(T.none, "reassign-empty"),
       link(T.choose, "#/accounts?select=1", "reassign-choose", "button-link")) };
@@ -115,11 +118,12 @@ export async function reassignScreen(_params, query) {
     section(T.count(accounts.length), "reassign-accounts",
       h("ul", { class: "list" }, accounts.slice(0, SHOWN).map((a) =>
         h("li", { class: "row", testid: "reassign-account", dataset: { id: a.id } },
-          h("span", { class: "row-main row-title" }, a.name)))),
+          h("span", { class: "row-main" }, h("span", { class: "row-title" }, a.name),
+            h("span", { class: "row-sub" }, a.owner_id ? T.owner(names.get(a.owner_id) || "?") : T.noOwner))))),
       accounts.length > SHOWN ? h("p", { class: "hint" }, T.more(accounts.length - SHOWN)) : null),
     section(T.hanging, "reassign-hanging",
       h("ul", { class: "hanging" }, HANGING.map((t) => h("li", { testid: "reassign-hanging-count",
-        dataset: { table: t, count: String(counts[t]) } }, h("strong", {}, String(counts[t])), ` ${T.tables[t]}`))),
+        dataset: { table: t, count: String(counts[t]) } }, h("strong", {}, String(counts[t])), ` ${T.tables[t][counts[t] === 1 ? 0 : 1]}`))),
       h("p", { class: "hint" }, T.tasksKeep),
       h("p", { class: "hint", testid: "reassign-unsent" }, T.unsent)),
     h("div", { class: "stack" }, to, preview, offline, confirm, progress, progressText, summary));

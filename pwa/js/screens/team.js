@@ -62,6 +62,7 @@ const T = {
   mapLabel: "Map of the accounts not visited",
   devices: "Phones and freshness",
   noDevices: "No phone of the team has synced yet.",
+  noPhone: "No phone has synced since reports began",
   lastSync: (at) => `Last sync ${at}`,
   neverSynced: "Never synced",
   pending: (n, at) => `${n} unsent write${n === 1 ? "" : "s"}${at ? `, oldest from ${at}` : ""}`,
@@ -156,7 +157,8 @@ function chart(days, from, to) {
       svg("text", { class: "axis", x: left - 4, y: y(0), "text-anchor": "end" }, "0"),
       bars),
     h("p", { class: "chart-legend", "aria-hidden": "true" },
-      h("span", { class: "key key-verified" }), T.verified, " ", h("span", { class: "key key-other" }), T.other),
+      h("span", {}, h("span", { class: "key key-verified" }), T.verified), " ",
+      h("span", {}, h("span", { class: "key key-other" }), T.other)),
     h("details", {}, h("summary", {}, T.chartTable),
       h("table", { class: "numbers", testid: "team-chart-table" },
         h("caption", { class: "visually-hidden" }, label),
@@ -202,7 +204,7 @@ function pipeline(stages) {
       h("span", { class: "row-main" }, h("span", { class: "row-title" }, LABELS.stage[s.stage] || s.stage),
         h("span", { class: "row-sub" }, T.stageLine(s.deals))),
       h("span", { class: "amounts" }, h("span", {}, money(s.amount)),
-        h("span", { class: "row-sub" }, `${money(s.weighted)} ${T.weighted}`))))),
+        s.deals ? h("span", { class: "row-sub" }, `${money(s.weighted)} ${T.weighted}`) : null)))),
     h("p", { class: "forecast", testid: "team-forecast", dataset: { value: moneyValue(forecast) } },
       `${T.forecast}: `, h("strong", {}, Object.keys(forecast).length ? money(forecast) : T.nothing)));
 }
@@ -286,6 +288,7 @@ export async function teamScreen(_params, query) {
   const complete = h("p", { class: "notice", testid: "team-complete", hidden: true });
   const figures = h("div", { class: "team-grid", testid: "team-figures" });
   const feed = h("ul", { class: "list", testid: "team-feed-list" });
+  const feedSection = section(T.feed, "team-feed", feed);
   const [select, fromInput, toInput] = [rangeField, fromField, toField].map((f) => f.querySelector("select, input"));
 
   async function drawFeed() {
@@ -323,7 +326,7 @@ export async function teamScreen(_params, query) {
     }
     source.dataset.fetchedAt = String(got.fetched_at || "");
     if (!got.report) {
-      figures.replaceChildren();
+      figures.replaceChildren(feedSection);
       complete.hidden = true;
       return;
     }
@@ -334,6 +337,7 @@ export async function teamScreen(_params, query) {
     complete.dataset.completeThrough = r.complete_through || "";
     const now = Date.now();
     const devices = got.devices || [];
+    const phoneless = reps.filter((x) => x.role === "rep" && !devices.some((d) => d.user_id === x.user_id));
     figures.replaceChildren(
       section(T.reps, "team-reps", reps.length
         ? h("ul", { class: "list rep-cards" }, reps.map((x) => repCard(x, names))) : empty(T.noReps, "team-reps-empty")),
@@ -341,8 +345,13 @@ export async function teamScreen(_params, query) {
       leaderboard(reps, names),
       pipeline(r.pipeline),
       notVisited(r, names, state.days, (d) => { state.days = d; remember(); drawFigures(); }, maps),
-      section(T.devices, "team-devices", devices.length
-        ? h("ul", { class: "list" }, devices.map((d) => deviceRow(d, names, now))) : empty(T.noDevices, "team-devices-empty")),
+      section(T.devices, "team-devices", devices.length || phoneless.length
+        ? h("ul", { class: "list" }, devices.map((d) => deviceRow(d, names, now)), phoneless.map((x) =>
+          h("li", { class: "row device stale", testid: "team-device-none", dataset: { user: x.user_id } },
+            h("div", { class: "row-main" }, h("span", { class: "row-title" }, names.get(x.user_id) || x.username),
+              h("span", { class: "row-sub" }, T.noPhone)))))
+        : empty(T.noDevices, "team-devices-empty")),
+      feedSection,
     );
   }
 
@@ -378,13 +387,13 @@ export async function teamScreen(_params, query) {
   const online = () => drawFigures();
   window.addEventListener("online", online);
   await drawFeed();
+  figures.append(feedSection);
   drawFigures();
 
   const el = h("div", { class: "screen team" },
     h("div", { class: "title-row" }, h("h1", {}, T.title),
       link(T.checkins, "#/team/checkins", "team-checkins-link", "button-link")),
-    form, rangeLabel, source, complete, figures,
-    section(T.feed, "team-feed", feed));
+    form, rangeLabel, source, complete, figures);
   return {
     title: T.title, el, onData: drawFeed,
     leave: () => {
