@@ -321,6 +321,8 @@ async def test_a_manager_reassigns_accounts_and_what_hangs_off_them(
     await screen.pick(accounts["Les Halles de Lyon"])
     await screen.pick(accounts["Bakery Martin"])
     await expect(app.tid("account-selected")).to_have_attribute("data-count", "2")
+    assert await app.scroll_width() <= PHONE["width"]
+    await app.page.screenshot(path=artifacts / "screen-accounts-select.png")
     await screen.start()
     await expect(app.tid("reassign-account")).to_have_count(2)
     # Halles: 1 contact, 1 visit, 1 note, 1 task, 2 deals; Bakery Martin: 1 visit.
