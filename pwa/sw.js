@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "ddffc235a64b";
+const VERSION = "f67fc7574400";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -35,22 +35,26 @@ const SHELL = [
   "/js/router.js",
   "/js/screens/account.js",
   "/js/screens/accounts.js",
+  "/js/screens/checkins.js",
   "/js/screens/conflicts.js",
   "/js/screens/drafts.js",
   "/js/screens/login.js",
   "/js/screens/nearby.js",
   "/js/screens/note.js",
+  "/js/screens/reassign.js",
   "/js/screens/record-form.js",
   "/js/screens/rejected.js",
   "/js/screens/route-plan.js",
   "/js/screens/settings.js",
   "/js/screens/tasks.js",
+  "/js/screens/team.js",
   "/js/screens/today.js",
   "/js/screens/visit.js",
   "/js/session.js",
   "/js/status.js",
   "/js/sw-update.js",
   "/js/sync.js",
+  "/js/team.js",
   "/js/ui.js",
   "/manifest.webmanifest",
 ];

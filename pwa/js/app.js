@@ -8,21 +8,25 @@ import { pendingCount } from "./records.js";
 import { route, startRouter } from "./router.js";
 import { accountScreen } from "./screens/account.js";
 import { accountsScreen } from "./screens/accounts.js";
+import { checkinsScreen } from "./screens/checkins.js";
 import { conflictsScreen, unresolvedConflicts } from "./screens/conflicts.js";
 import { draftsScreen } from "./screens/drafts.js";
 import { loginScreen } from "./screens/login.js";
 import { nearbyScreen } from "./screens/nearby.js";
 import { newNoteScreen } from "./screens/note.js";
+import { reassignScreen } from "./screens/reassign.js";
 import { recordForm } from "./screens/record-form.js";
 import { rejectedScreen } from "./screens/rejected.js";
 import { settingsScreen } from "./screens/settings.js";
 import { tasksScreen } from "./screens/tasks.js";
+import { teamScreen } from "./screens/team.js";
 import { todayScreen } from "./screens/today.js";
 import { newVisitScreen, visitScreen } from "./screens/visit.js";
-import { loadSession, session } from "./session.js";
+import { loadSession, me, session } from "./session.js";
 import { startBadge } from "./status.js";
 import { controlled, startServiceWorker } from "./sw-update.js";
 import { currentStatus, refreshStatus, startSync, syncNow } from "./sync.js";
+import { isManager } from "./team.js";
 
 route("/login", loginScreen, { public: true });
 route("/today", todayScreen);
@@ -45,10 +49,18 @@ route("/rejected", rejectedScreen);
 route("/drafts", draftsScreen);
 route("/settings", settingsScreen);
 route("/nearby", nearbyScreen);
+route("/team", teamScreen);
+route("/team/checkins", checkinsScreen);
+route("/reassign", reassignScreen);
 
 function showChrome(root) {
   const signedIn = !!session().token;
-  root.querySelector("nav.tabs").hidden = !signedIn;
+  const nav = root.querySelector("nav.tabs");
+  nav.hidden = !signedIn;
+  // The Team tab is for managers and admins; reps never see it.
+  const manager = signedIn && isManager(me());
+  root.querySelector("[data-testid=nav-team]").hidden = !manager;
+  nav.classList.toggle("with-team", manager);
   root.querySelector("[data-testid=sync-now]").hidden = !signedIn;
   document.body.dataset.signedIn = signedIn ? "yes" : "no";
 }

@@ -1,6 +1,7 @@
 // Pieces shared by several screens.
 
 import { saveWrites, upsert } from "./records.js";
+import { me } from "./session.js";
 import { LABELS, formatDateTime, h, toast, uid } from "./ui.js";
 
 const HOUR_MS = 60 * 60 * 1000;
@@ -22,7 +23,15 @@ export function verificationBadge(visit, pending) {
   );
 }
 
-export function visitRow(visit, accountName, pending) {
+// Who wrote a record: a name from the team's users (names: userNames()); a record made on
+// this phone and not synced yet has no author field: it is the signed-in user's.
+export function authorName(names, id) {
+  const user = me();
+  if (!id) return user ? user.username : "";
+  return (names && names.get(id)) || "A former colleague";
+}
+
+export function visitRow(visit, accountName, pending, names) {
   return h(
     "li",
     { class: "row", testid: "visit-row", dataset: { id: visit.id } },
@@ -33,7 +42,8 @@ export function visitRow(visit, accountName, pending) {
       h(
         "span",
         { class: "row-sub" },
-        formatDateTime(visit.started_at),
+        h("span", { testid: "visit-author" }, authorName(names, visit.user_id)),
+        ` · ${formatDateTime(visit.started_at)}`,
         visit.outcome ? ` · ${LABELS.outcome[visit.outcome] || visit.outcome}` : "",
       ),
       visit.summary ? h("span", { class: "row-sub clamp" }, visit.summary) : null,
@@ -47,7 +57,7 @@ export function isOverdue(task, now = Date.now()) {
 }
 
 // A task with its done checkbox and "snooze 1 h".
-export function taskRow(task, accountName, pending) {
+export function taskRow(task, accountName, pending, names = null) {
   const checkId = uid("task");
   const overdue = isOverdue(task);
   return h(
@@ -75,6 +85,9 @@ export function taskRow(task, accountName, pending) {
       ),
       task.remind_at
         ? h("span", { class: "row-sub", testid: "task-remind" }, `Reminder ${formatDateTime(task.remind_at)}`)
+        : null,
+      names && task.assignee_id && (!me() || task.assignee_id !== me().id)
+        ? h("span", { class: "row-sub", testid: "task-assignee" }, `For ${authorName(names, task.assignee_id)}`)
         : null,
       accountName
         ? h("a", { href: `#/account/${task.account_id}`, class: "row-sub", testid: "task-account" }, accountName)

@@ -150,3 +150,40 @@ export class NearbyMap {
     this.map.remove();
   }
 }
+
+// A map of points only (the Team screens): [{lat, lng, className, popup}], fitted to them.
+// Drawn into `box`; `note` says when there is no background or no map at all. Answers the
+// map (keep it to remove it when the screen goes), or null.
+export async function drawPoints(box, note, points, previous = null) {
+  if (previous) previous.remove();
+  if (!box.isConnected) await new Promise((resolve) => requestAnimationFrame(resolve));
+  if (!box.isConnected) return null;
+  let L;
+  let config;
+  try {
+    [L, config] = await Promise.all([loadLeaflet(), mapConfig()]);
+  } catch (err) {
+    box.hidden = true;
+    note.textContent = `${(err && err.message) || "The map could not be loaded."} The list works without it.`;
+    note.hidden = false;
+    return null;
+  }
+  box.hidden = false;
+  const map = L.map(box, { attributionControl: !!config.tile_url, zoomSnap: 0.5 });
+  if (config.tile_url) {
+    L.tileLayer(config.tile_url, { maxZoom: 19, attribution: config.tile_attribution }).addTo(map);
+  }
+  note.textContent = config.tile_url ? "" : "No map background is set up on this server: the map shows positions only.";
+  note.hidden = !!config.tile_url;
+  const where = [];
+  for (const p of points) {
+    const marker = L.circleMarker([p.lat, p.lng], { radius: 8, className: p.className });
+    if (p.popup) marker.bindPopup(p.popup);
+    marker.addTo(map);
+    where.push([p.lat, p.lng]);
+  }
+  if (where.length > 1) map.fitBounds(L.latLngBounds(where).pad(0.15), { maxZoom: 15 });
+  else if (where.length) map.setView(where[0], 14);
+  else map.setView([46.5, 2.5], 4);
+  return map;
+}

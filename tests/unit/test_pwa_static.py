@@ -31,7 +31,9 @@ DOCS = ROOT / "docs" / "pwa.md"
 
 NOT_SERVED_SUFFIXES = {".py", ".md"}
 NOT_SERVED_DIRS = {"tools", "__pycache__"}
-SHELL_GZIP_BUDGET = 100 * 1024
+# 100 KB until v1.1; the managers' screens (Team, check-ins, reassign: about 14 KB) are part
+# of the shell so a manager's phone opens them offline (docs/pwa.md, "Service worker").
+SHELL_GZIP_BUDGET = 120 * 1024
 STALE = "sw.js is stale: run `python3 pwa/tools/stamp_sw.py`"
 
 
@@ -332,6 +334,7 @@ NOT_TESTIDS = {
     "no-store",
     "signed-out",
     "upgrade-required",
+    "text-anchor",
 }
 
 

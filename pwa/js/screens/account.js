@@ -1,7 +1,8 @@
-import { pendingMark, taskRow, visitRow } from "../components.js";
+import { authorName, pendingMark, taskRow, visitRow } from "../components.js";
 import { positionText } from "../map.js";
 import { allRows, getRecord, pendingKeys, rowsOfAccount } from "../records.js";
 import { userNames } from "../session.js";
+import { isManager } from "../team.js";
 import { LABELS, empty, formatDate, formatDateTime, h, link, section } from "../ui.js";
 
 const byNewest = (key) => (a, b) => String(b[key] || "").localeCompare(String(a[key] || ""));
@@ -62,7 +63,8 @@ export async function accountScreen({ id }) {
       link("Log a visit", `#/visit/new?account=${id}`, "account-log-visit", "button-link primary"),
       link("Add a note", `#/note/new?account=${id}`, "account-add-note", "button-link"),
       link("Plan a visit", `#/task/new?account=${id}&kind=visit`, "account-plan-visit", "button-link"),
-      link("Edit", `#/account/${id}/edit`, "account-edit", "button-link")),
+      link("Edit", `#/account/${id}/edit`, "account-edit", "button-link"),
+      isManager() ? link("Reassign", `#/reassign?ids=${id}`, "account-reassign-one", "button-link") : null),
     open.length
       ? h("p", { class: "notice" }, link(`${open.length} unresolved conflict${open.length === 1 ? "" : "s"}`,
           "#/conflicts", "account-conflicts"))
@@ -92,7 +94,7 @@ export async function accountScreen({ id }) {
     section(`Visits (${visits.length})`, "account-visits",
       visits.length
         ? h("ul", { class: "list timeline" },
-            visits.sort(byNewest("started_at")).map((v) => visitRow(v, null, pending)))
+            visits.sort(byNewest("started_at")).map((v) => visitRow(v, null, pending, names)))
         : empty("No visits yet.", "visits-empty")),
     section(`Notes (${notes.length})`, "account-notes",
       notes.length
@@ -101,15 +103,15 @@ export async function accountScreen({ id }) {
               h("div", { class: "row-main" },
                 h("p", { class: "note-body", testid: "note-text" }, n.body),
                 h("span", { class: "row-sub" },
-                  [names.get(n.author_id), n.created_at ? formatDateTime(n.created_at) : "not synced yet"]
-                    .filter(Boolean).join(" · "))),
+                  h("span", { testid: "note-author" }, authorName(names, n.author_id)),
+                  ` · ${n.created_at ? formatDateTime(n.created_at) : "not synced yet"}`)),
               pendingMark(pending, "notes", n.id))))
         : empty("No notes yet.", "notes-empty")),
     section(`Tasks (${tasks.filter((t) => !t.done).length} open)`, "account-tasks",
       tasks.length
         ? h("ul", { class: "list" }, tasks
             .sort((a, b) => Number(a.done) - Number(b.done) || String(a.due_at || "~").localeCompare(String(b.due_at || "~")))
-            .map((t) => taskRow(t, null, pending)))
+            .map((t) => taskRow(t, null, pending, names)))
         : empty("No tasks.", "tasks-empty"),
       link("Add a task", `#/task/new?account=${id}`, "account-add-task", "button-link")),
     section(`Deals (${deals.length})`, "account-deals",

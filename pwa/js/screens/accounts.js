@@ -1,9 +1,22 @@
 import { pendingMark } from "../components.js";
 import { allRows, pendingKeys } from "../records.js";
-import { replaceQuery } from "../router.js";
+import { navigate, replaceQuery } from "../router.js";
+import { isManager } from "../team.js";
 import { LABELS, field, focusedKey, h, link, options, restoreFocus } from "../ui.js";
 
 const SHOWN_MAX = 200;
+
+// The selection a manager makes to reassign accounts (kept while the app is open).
+const T = {
+  select: "Select",
+  done: "Done",
+  selected: (n) => `${n} selected`,
+  all: (n) => `Select all ${n} in this filter`,
+  clear: "Clear",
+  reassign: "Reassign…",
+  pick: (name) => `Select ${name}`,
+};
+const selection = new Set();
 
 // Case- and accent-insensitive text for matching.
 function fold(text) {
@@ -25,10 +38,14 @@ export function matchAccounts(accounts, q, status) {
     .sort((a, b) => fold(a.name).localeCompare(fold(b.name)));
 }
 
-function accountRow(a, pending) {
+function accountRow(a, pending, selecting, onPick) {
   return h(
     "li",
     { class: "row", testid: "account-row", dataset: { id: a.id } },
+    selecting
+      ? h("input", { type: "checkbox", class: "task-check", testid: "account-select", checked: selection.has(a.id),
+        "aria-label": T.pick(a.name), onchange: (e) => onPick(a.id, e.target.checked) })
+      : null,
     h(
       "a",
       { href: `#/account/${a.id}`, class: "row-main", testid: "account-open" },
@@ -54,7 +71,9 @@ export async function accountsScreen(_params, query) {
     const [accounts, pending] = await Promise.all([allRows("accounts"), pendingKeys()]);
     const found = matchAccounts(accounts, input.value, select.value);
     const focus = focusedKey(list);
-    list.replaceChildren(...found.slice(0, SHOWN_MAX).map((a) => accountRow(a, pending)));
+    list.replaceChildren(...found.slice(0, SHOWN_MAX).map((a) => accountRow(a, pending, selecting, pick)));
+    shownCount = found.length;
+    drawSelection();
     restoreFocus(list, focus);
     count.textContent =
       found.length > SHOWN_MAX
@@ -63,10 +82,67 @@ export async function accountsScreen(_params, query) {
     count.dataset.count = String(found.length);
   }
 
+  // Managers: "Select" puts a box on each row; the bar under the filters reassigns them.
+  const manager = isManager();
+  let selecting = manager && query.get("select") === "1";
+  let shownCount = 0;
+  let allInFilter = false;
+  const modeButton = manager ? h("button", { type: "button", class: "small", testid: "account-select-mode" }) : null;
+  const picked = h("span", { testid: "account-selected", "aria-live": "polite" });
+  const allButton = h("button", { type: "button", class: "small", testid: "account-select-all" });
+  const clearButton = h("button", { type: "button", class: "small", testid: "account-select-clear" }, T.clear);
+  const reassignButton = h("button", { type: "button", class: "small primary", testid: "account-reassign" }, T.reassign);
+  const bar = h("div", { class: "selection-bar", testid: "account-selection", hidden: true },
+    picked, allButton, clearButton, reassignButton);
+  function drawSelection() {
+    if (!manager) return;
+    modeButton.textContent = selecting ? T.done : T.select;
+    modeButton.setAttribute("aria-pressed", String(selecting));
+    bar.hidden = !selecting;
+    const n = allInFilter ? shownCount : selection.size;
+    picked.textContent = T.selected(n);
+    picked.dataset.count = String(n);
+    allButton.textContent = T.all(shownCount);
+    reassignButton.disabled = n === 0;
+  }
+  function pick(id, on) {
+    allInFilter = false;
+    if (on) selection.add(id);
+    else selection.delete(id);
+    drawSelection();
+  }
+  if (manager) {
+    modeButton.addEventListener("click", () => {
+      selecting = !selecting;
+      onInput();
+    });
+    allButton.addEventListener("click", () => {
+      allInFilter = true;
+      for (const box of list.querySelectorAll("[data-testid=account-select]")) box.checked = true;
+      drawSelection();
+    });
+    clearButton.addEventListener("click", () => {
+      allInFilter = false;
+      selection.clear();
+      refresh();
+    });
+    reassignButton.addEventListener("click", () => {
+      const q = new URLSearchParams();
+      if (allInFilter) {
+        q.set("all", "1");
+        if (input.value) q.set("q", input.value);
+        if (select.value) q.set("status", select.value);
+      } else q.set("ids", [...selection].join(","));
+      navigate(`#/reassign?${q}`);
+    });
+  }
+
   function onInput() {
     const q = new URLSearchParams();
     if (input.value) q.set("q", input.value);
     if (select.value) q.set("status", select.value);
+    if (selecting) q.set("select", "1");
+    allInFilter = false;
     replaceQuery("/accounts", q);
     refresh();
   }
@@ -78,8 +154,9 @@ export async function accountsScreen(_params, query) {
     "div",
     { class: "screen" },
     h("div", { class: "title-row" }, h("h1", {}, "Accounts"),
-      link("New account", "#/account/new", "account-new", "button-link")),
+      modeButton, link("New account", "#/account/new", "account-new", "button-link")),
     h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, search, status),
+    bar,
     count,
     list,
   );

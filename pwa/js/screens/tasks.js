@@ -1,7 +1,7 @@
 import { accountNames, taskRow } from "../components.js";
 import { allRows, pendingKeys } from "../records.js";
 import { replaceQuery } from "../router.js";
-import { me } from "../session.js";
+import { me, userNames } from "../session.js";
 import { empty, field, focusedKey, h, link, restoreFocus } from "../ui.js";
 
 // Open tasks first, by due time (undated last); done ones after, newest first.
@@ -24,14 +24,15 @@ export async function tasksScreen(_params, query) {
   const count = h("p", { class: "count", testid: "task-count" });
 
   async function refresh() {
-    const [tasks, accounts, pending] = await Promise.all([allRows("tasks"), allRows("accounts"), pendingKeys()]);
+    const [tasks, accounts, pending, users] = await Promise.all([allRows("tasks"), allRows("accounts"),
+      pendingKeys(), userNames()]);
     const names = accountNames(accounts);
     const userId = me() && me().id;
     const shown = ordered(tasks
       .filter((t) => doneBox.checked || !t.done)
       .filter((t) => !mineBox.checked || !t.assignee_id || t.assignee_id === userId));
     const focus = focusedKey(list);
-    list.replaceChildren(...shown.map((t) => taskRow(t, names.get(t.account_id), pending)));
+    list.replaceChildren(...shown.map((t) => taskRow(t, names.get(t.account_id), pending, users)));
     if (!shown.length) list.replaceChildren(h("li", {}, empty("No tasks here.", "tasks-empty")));
     restoreFocus(list, focus);
     const open = shown.filter((t) => !t.done).length;

@@ -1,7 +1,7 @@
 import { accountNames, taskRow, visitRow } from "../components.js";
 import { allDrafts } from "../drafts.js";
 import { allRows, pendingKeys } from "../records.js";
-import { me } from "../session.js";
+import { me, userNames } from "../session.js";
 import { bindSyncText, syncText } from "../status.js";
 import { currentStatus } from "../sync.js";
 import { empty, h, link, section } from "../ui.js";
@@ -26,12 +26,13 @@ function dueTasks(tasks, userId) {
 }
 
 export async function todayScreen() {
-  const [tasks, visits, accounts, pending, drafts] = await Promise.all([
+  const [tasks, visits, accounts, pending, drafts, users] = await Promise.all([
     allRows("tasks"),
     allRows("visits"),
     allRows("accounts"),
     pendingKeys(),
     allDrafts(),
+    userNames(),
   ]);
   const user = me();
   const names = accountNames(accounts);
@@ -63,7 +64,7 @@ export async function todayScreen() {
       `Due today (${due.length})`,
       "today-tasks",
       due.length
-        ? h("ul", { class: "list" }, due.map((t) => taskRow(t, names.get(t.account_id), pending)))
+        ? h("ul", { class: "list" }, due.map((t) => taskRow(t, names.get(t.account_id), pending, users)))
         : empty("Nothing due today.", "today-tasks-empty"),
     ),
     routeSection(due, new Map(accounts.map((a) => [a.id, a]))),
@@ -71,7 +72,7 @@ export async function todayScreen() {
       "Recent visits",
       "today-visits",
       recent.length
-        ? h("ul", { class: "list" }, recent.map((v) => visitRow(v, names.get(v.account_id), pending)))
+        ? h("ul", { class: "list" }, recent.map((v) => visitRow(v, names.get(v.account_id), pending, users)))
         : empty("No visits yet. Open an account to log one.", "today-visits-empty"),
     ),
   );

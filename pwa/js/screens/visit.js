@@ -1,12 +1,12 @@
 // Log a visit (check-in, outcome, summary, optional follow-up task) and see one visit.
 // Everything is saved on the phone first; the server checks the position when it arrives.
 
-import { verificationBadge } from "../components.js";
+import { authorName, verificationBadge } from "../components.js";
 import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
 import { getRecord, newId, pendingKeys, rowsOfAccount, saveWrites } from "../records.js";
 import { findRejection, resolution } from "../rejections.js";
 import { navigate } from "../router.js";
-import { me } from "../session.js";
+import { me, userNames } from "../session.js";
 import {
   LABELS, empty, field, formatDateTime, fromLocalInput, h, link, nowIso, options, section, toast,
 } from "../ui.js";
@@ -203,10 +203,11 @@ export async function visitScreen({ id }) {
     return { title: "Visit", live: true, el: h("div", { class: "screen" }, h("h1", {}, "Visit not found"),
       empty("This visit is not on this phone.", "visit-missing")) };
   }
-  const [account, pending, notes] = await Promise.all([
+  const [account, pending, notes, names] = await Promise.all([
     getRecord("accounts", visit.account_id),
     pendingKeys(),
     rowsOfAccount("notes", visit.account_id),
+    userNames(),
   ]);
   const visitNotes = notes.filter((n) => n.visit_id === id);
   const hasPosition = visit.lat !== null && visit.lat !== undefined;
@@ -219,6 +220,7 @@ export async function visitScreen({ id }) {
         : null),
     section("Details", "visit-details",
       h("dl", { class: "details" },
+        h("dt", {}, "By"), h("dd", { testid: "visit-author" }, authorName(names, visit.user_id)),
         h("dt", {}, "Started"), h("dd", { testid: "visit-started" }, formatDateTime(visit.started_at)),
         visit.ended_at ? [h("dt", {}, "Ended"), h("dd", {}, formatDateTime(visit.ended_at))] : null,
         h("dt", {}, "Outcome"), h("dd", { testid: "visit-outcome-text" },
@@ -231,7 +233,9 @@ export async function visitScreen({ id }) {
       visitNotes.length
         ? h("ul", { class: "list" }, visitNotes.map((n) =>
             h("li", { class: "row note", testid: "note-row", dataset: { id: n.id } },
-              h("p", { class: "note-body", testid: "note-text" }, n.body))))
+              h("div", { class: "row-main" },
+                h("p", { class: "note-body", testid: "note-text" }, n.body),
+                h("span", { class: "row-sub", testid: "note-author" }, authorName(names, n.author_id))))))
         : empty("No notes on this visit.", "visit-notes-empty"),
       link("Add a note", `#/note/new?account=${visit.account_id}&visit=${id}`, "visit-add-note", "button-link")),
   );
