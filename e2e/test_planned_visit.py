@@ -29,6 +29,8 @@ async def test_plan_a_visit_then_make_it_offline(
     await app.set_offline(True)
 
     await app.account.open(shop["id"])
+    directions = await app.tid("account-directions").get_attribute("href")
+    assert directions and directions.startswith("geo:45.77,4.83")
     await app.tid("account-plan-visit").click()
     form = app.tid("task-form")
     await expect(form).to_be_visible()

@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "f67fc7574400";
+const VERSION = "a41b2a38e485";
 const SHELL = [
   "/",
   "/css/app.css",

@@ -1,5 +1,5 @@
 import { authorName, pendingMark, taskRow, visitRow } from "../components.js";
-import { positionText } from "../map.js";
+import { directionsHref, hasPosition, positionText } from "../map.js";
 import { allRows, getRecord, pendingKeys, rowsOfAccount } from "../records.js";
 import { userNames } from "../session.js";
 import { isManager } from "../team.js";
@@ -63,6 +63,9 @@ export async function accountScreen({ id }) {
       link("Log a visit", `#/visit/new?account=${id}`, "account-log-visit", "button-link primary"),
       link("Add a note", `#/note/new?account=${id}`, "account-add-note", "button-link"),
       link("Plan a visit", `#/task/new?account=${id}&kind=visit`, "account-plan-visit", "button-link"),
+      hasPosition(account)
+        ? link("Directions", directionsHref(account), "account-directions", "button-link")
+        : null,
       link("Edit", `#/account/${id}/edit`, "account-edit", "button-link"),
       isManager() ? link("Reassign", `#/reassign?ids=${id}`, "account-reassign-one", "button-link") : null),
     open.length
