@@ -44,6 +44,15 @@ async def test_order_my_stops_offline_matches_the_server(
             account = await alice.create("accounts", name=name, lat=lat, lng=lng)
             ids.append(account["id"])
             await alice.create("tasks", title=f"See {name}", account_id=account["id"], due_at=due)
+        # Suggestions: mine, not visited for a month, near a stop; the rest are not.
+        lat, lng = point_at(3_400, 12)  # 400 m from Boulangerie Nord
+        await alice.create("accounts", name="Vieux client", lat=lat, lng=lng)
+        lat, lng = point_at(3_300, 8)
+        seen = await alice.create("accounts", name="Vu hier", lat=lat, lng=lng)
+        yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+        await alice.create("visits", account_id=seen["id"], started_at=yesterday)
+        lat, lng = point_at(25_000, 10)
+        await alice.create("accounts", name="Trop loin", lat=lat, lng=lng)
         nowhere = await alice.create("accounts", name="Sans adresse")
         await alice.create("tasks", title="Call them", account_id=nowhere["id"], due_at=due)
         start = {"lat": HERE["latitude"], "lng": HERE["longitude"]}
@@ -64,6 +73,11 @@ async def test_order_my_stops_offline_matches_the_server(
     route = app.tid("today-route")
     await expect(route).to_contain_text(f"Route ({len(STOPS)} stops)")
     await expect(app.tid("today-route-placeless")).to_contain_text("Sans adresse")
+    suggested = app.tid("today-suggestion")
+    await expect(suggested).to_have_count(1)
+    await expect(suggested).to_contain_text("Vieux client")
+    await expect(suggested).to_contain_text("from Boulangerie Nord")
+    await expect(suggested).to_contain_text("never visited")
 
     await app.set_offline(True)
     await app.tid("today-route-order").click()

@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "a41b2a38e485";
+const VERSION = "daaf6b9efb20";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -46,6 +46,7 @@ const SHELL = [
   "/js/screens/rejected.js",
   "/js/screens/route-plan.js",
   "/js/screens/settings.js",
+  "/js/screens/suggestions.js",
   "/js/screens/tasks.js",
   "/js/screens/team.js",
   "/js/screens/today.js",

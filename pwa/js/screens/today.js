@@ -6,7 +6,8 @@ import { bindSyncText, syncText } from "../status.js";
 import { currentStatus } from "../sync.js";
 import { empty, h, link, section } from "../ui.js";
 import { draftsLine } from "./drafts.js";
-import { routeSection } from "./route-plan.js";
+import { dayStops, routeSection } from "./route-plan.js";
+import { suggestionsSection } from "./suggestions.js";
 
 const RECENT_VISITS = 5;
 
@@ -37,6 +38,7 @@ export async function todayScreen() {
   const user = me();
   const names = accountNames(accounts);
   const due = dueTasks(tasks, user && user.id);
+  const byId = new Map(accounts.map((a) => [a.id, a]));
   const recent = visits
     .sort((a, b) => String(b.started_at).localeCompare(String(a.started_at)))
     .slice(0, RECENT_VISITS);
@@ -67,7 +69,8 @@ export async function todayScreen() {
         ? h("ul", { class: "list" }, due.map((t) => taskRow(t, names.get(t.account_id), pending, users)))
         : empty("Nothing due today.", "today-tasks-empty"),
     ),
-    routeSection(due, new Map(accounts.map((a) => [a.id, a]))),
+    routeSection(due, byId),
+    suggestionsSection(accounts, dayStops(due, byId).stops, user && user.id),
     section(
       "Recent visits",
       "today-visits",

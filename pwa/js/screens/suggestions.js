@@ -1,0 +1,49 @@
+// Today's suggestions: my accounts not visited for a month that lie near today's stops (or
+// near each other when nothing is planned with a position), nearest first, each one tap
+// from a planned visit. Read from the phone, offline.
+
+import { approximateDistanceM, formatDistance, hasPosition } from "../map.js";
+import { h, link, section } from "../ui.js";
+
+export const NOT_VISITED_DAYS = 30;
+const NEAR_M = 5_000;
+const SHOWN = 5;
+const DAY_MS = 86_400_000;
+
+function lastVisitMs(account) {
+  return account.last_visit_at ? new Date(account.last_visit_at).getTime() : null;
+}
+
+// [{account, metres, stop}] for my accounts due a visit, within NEAR_M of a stop.
+export function suggestions(accounts, stops, userId, now = Date.now()) {
+  const stopIds = new Set(stops.map((s) => s.id));
+  const placed = stops.filter(hasPosition);
+  const found = [];
+  for (const account of accounts) {
+    if (account.owner_id !== userId || !hasPosition(account) || stopIds.has(account.id)) continue;
+    if (account.status === "inactive") continue;
+    const last = lastVisitMs(account);
+    if (last !== null && now - last < NOT_VISITED_DAYS * DAY_MS) continue;
+    let best = null;
+    for (const stop of placed) {
+      const metres = approximateDistanceM(stop.lat, stop.lng, account.lat, account.lng);
+      if (metres <= NEAR_M && (!best || metres < best.metres)) best = { metres, stop };
+    }
+    if (best) found.push({ account, ...best });
+  }
+  return found.sort((a, b) => a.metres - b.metres).slice(0, SHOWN);
+}
+
+export function suggestionsSection(accounts, stops, userId) {
+  const found = suggestions(accounts, stops, userId);
+  if (!found.length) return null;
+  return section(`Nearby, not visited for ${NOT_VISITED_DAYS} days`, "today-suggestions",
+    h("ul", { class: "list route" }, found.map(({ account, metres, stop }) => h("li",
+      { class: "row", testid: "today-suggestion", dataset: { id: account.id } },
+      h("div", { class: "row-main" },
+        link(account.name, `#/account/${account.id}`, "today-suggestion-account", "row-title"),
+        h("span", { class: "row-sub" },
+          `${formatDistance(metres, { approximate: true })} from ${stop.name} · ` +
+            (account.last_visit_at ? `last visit ${new Date(account.last_visit_at).toLocaleDateString()}` : "never visited"))),
+      link("Plan a visit", `#/task/new?account=${account.id}&kind=visit`, "today-suggestion-plan", "button-link small")))));
+}
