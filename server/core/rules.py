@@ -142,7 +142,10 @@ async def derive(
         derived["stage_changed_at"] = clock_time(at_ms)
     if record.table == "accounts" and "owner_id" in changed and "team_id" not in changed:
         owner_team = await session.team_of(values["owner_id"]) if values["owner_id"] else None
-        if owner_team:
+        # A reassignment made before a later move of the account to another team (rule 11
+        # lets it land) does not take the account back: the move stands, with that owner.
+        moved = record.stamps.get("team_id")
+        if owner_team and not (moved is not None and at_ms and moved.ms > at_ms):
             derived["team_id"] = owner_team
     if record.table == "visits" and {"lat", "lng", "accuracy_m", "account_id"} & set(changed):
         derived.update(await _verify(session, values))
