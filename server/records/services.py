@@ -21,6 +21,7 @@ from sync.protocol import OverLimit, Rejected
 
 MAX_PAGE = 200
 ORDER = {"accounts": "name, id", "tasks": "due_at, id"}
+CHILDREN_SHOWN = 500  # of each table, in an account's whole record (GET /api/accounts/{id})
 CHILD_ORDER = {"visits": "started_at DESC, id", "tasks": "due_at, id"}  # else newest first
 
 
@@ -126,12 +127,17 @@ async def _account_with_children(actor: Actor, record_id: str) -> dict[str, Any]
     result: dict[str, Any] = {"account": account}
     # The children's (id, seq) in one query over the five tables, each numbered in its
     # own order; then the rows, from the cache of row versions or their tables.
+    # At most CHILDREN_SHOWN of each, the newest (tasks: the soonest due): an account with
+    # thousands of notes is paged through `GET /api/{table}?account_id=`, and `truncated`
+    # names the tables cut, so no request does work in proportion to an account's history.
     parts = []
     for child in CHILD_TABLES:
         order = CHILD_ORDER.get(child, "created_at DESC, id")
         parts.append(
-            f"SELECT '{child}' AS record_table, id, seq, ROW_NUMBER() OVER (ORDER BY {order})"
-            f" AS n FROM {child} WHERE account_id = {{}} AND deleted = {{}}"
+            f"SELECT * FROM (SELECT '{child}' AS record_table, id, seq,"
+            f" ROW_NUMBER() OVER (ORDER BY {order}) AS n FROM {child}"
+            f" WHERE account_id = {{}} AND deleted = {{}} ORDER BY {order}"
+            f" LIMIT {CHILDREN_SHOWN + 1}) AS {child}_shown"
         )
     # Slow: as many as were written on the account (off the event loop on SQLite).
     rows = await db.fetch(
@@ -140,8 +146,10 @@ async def _account_with_children(actor: Actor, record_id: str) -> dict[str, Any]
     versions: dict[str, list[tuple[str, int]]] = {child: [] for child in CHILD_TABLES}
     for row in sorted(rows, key=lambda r: int(r["n"])):
         versions[row["record_table"]].append((str(row["id"]), int(row["seq"])))
+    truncated = [child for child in CHILD_TABLES if len(versions[child]) > CHILDREN_SHOWN]
     for child in CHILD_TABLES:
-        result[child] = await _wire_rows(actor, child, versions[child])
+        result[child] = await _wire_rows(actor, child, versions[child][:CHILDREN_SHOWN])
+    result["truncated"] = truncated
     return result
 
 

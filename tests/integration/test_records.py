@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from server import db
+from server.records import services
 from tests.factories import (
     CHILD_BODIES,
     child_fields,
@@ -72,6 +73,7 @@ async def test_account_round_trip(client):
         "notes": [],
         "tasks": [],
         "deals": [],
+        "truncated": [],
     }
 
     response = await client.patch(
@@ -636,3 +638,18 @@ async def test_a_listed_row_is_the_row_read_alone(client):
             == alone["visits"]
             == [(await get(client, rep, f"/api/visits/{visit['id']}")).json()]
         )
+
+
+async def test_an_accounts_whole_record_is_bounded_and_says_what_it_cut(client, monkeypatch):
+    monkeypatch.setattr(services, "CHILDREN_SHOWN", 3)
+    rep = await login_as(client)
+    account = await make_account(client, rep)
+    notes = [
+        (await make_child(client, rep, "notes", account["id"], body=f"Note {n}"))["id"]
+        for n in range(5)
+    ]
+    await make_child(client, rep, "contacts", account["id"])
+    whole = (await client.get(f"/api/accounts/{account['id']}", headers=rep.headers)).json()
+    assert [n["id"] for n in whole["notes"]] == notes[::-1][:3]  # the newest
+    assert len(whole["contacts"]) == 1
+    assert whole["truncated"] == ["notes"]
