@@ -22,6 +22,7 @@ from server import db
 from server.auth.services import actor_for_user
 from server.calendar.schemas import FeedOut, FeedStatus
 from server.core.actor import Actor, scope_filter
+from server.core.rows import live_rows_in_scope
 
 PAST = timedelta(days=30)
 AHEAD = timedelta(days=365)
@@ -100,16 +101,7 @@ async def _open_tasks(actor: Actor) -> list[dict[str, Any]]:
 
 async def _accounts(actor: Actor, tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     ids = sorted({str(t["account_id"]) for t in tasks if t["account_id"] is not None})
-    if not ids:
-        return {}
-    marks = ", ".join("{}" for _ in ids)
-    sql = f"SELECT * FROM accounts WHERE id IN ({marks}) AND deleted = {{}}"
-    args: list[Any] = [*ids, False]
-    if actor.scopes is not None:
-        where, scope_args = scope_filter(actor.scopes)
-        sql += f" AND {where}"
-        args += scope_args
-    return {str(row["id"]): row for row in await db.fetch(sql, *args)}
+    return await live_rows_in_scope(actor, "accounts", ids)
 
 
 def _calendar(

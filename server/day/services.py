@@ -10,8 +10,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from geo.route import MAX_STOPS, plan_route
-from server import db
-from server.core.actor import Actor, scope_filter
+from server.core.actor import Actor
+from server.core.rows import live_rows_in_scope
 from server.day.schemas import RouteRequest, RouteResponse
 from server.errors import ApiError
 
@@ -66,16 +66,7 @@ def _stop_ids(stops: list[str]) -> list[str]:
 
 
 async def _positions(actor: Actor, ids: list[str]) -> list[tuple[float, float]]:
-    if not ids:
-        return []
-    marks = ", ".join("{}" for _ in ids)
-    sql = f"SELECT id, name, lat, lng FROM accounts WHERE id IN ({marks}) AND deleted = {{}}"
-    args: list[object] = [*ids, False]
-    if actor.scopes is not None:
-        where, scope_args = scope_filter(actor.scopes)
-        sql += f" AND {where}"
-        args += scope_args
-    rows = {str(row["id"]): row for row in await db.fetch(sql, *args)}
+    rows = await live_rows_in_scope(actor, "accounts", ids, "id, name, lat, lng")
     missing = [i for i in ids if i not in rows]
     if missing:
         raise ApiError(422, "unknown_account", f"No account you can see has the id {missing[0]}.")
