@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "daaf6b9efb20";
+const VERSION = "40e37c776c5b";
 const SHELL = [
   "/",
   "/css/app.css",

@@ -3,6 +3,7 @@ import { directionsHref, hasPosition, positionText } from "../map.js";
 import { allRows, getRecord, pendingKeys, rowsOfAccount } from "../records.js";
 import { userNames } from "../session.js";
 import { isManager } from "../team.js";
+import { mayChange } from "./visit.js";
 import { LABELS, empty, formatDate, formatDateTime, h, link, section } from "../ui.js";
 
 const byNewest = (key) => (a, b) => String(b[key] || "").localeCompare(String(a[key] || ""));
@@ -108,7 +109,8 @@ export async function accountScreen({ id }) {
                 h("span", { class: "row-sub" },
                   h("span", { testid: "note-author" }, authorName(names, n.author_id)),
                   ` · ${n.created_at ? formatDateTime(n.created_at) : "not synced yet"}`)),
-              pendingMark(pending, "notes", n.id))))
+              pendingMark(pending, "notes", n.id),
+              mayChange(n.author_id) ? link("Edit", `#/note/${n.id}/edit`, "note-edit", "button-link small") : null)))
         : empty("No notes yet.", "notes-empty")),
     section(`Tasks (${tasks.filter((t) => !t.done).length} open)`, "account-tasks",
       tasks.length

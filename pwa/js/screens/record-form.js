@@ -62,6 +62,26 @@ const FORMS = {
       { name: "owner_id", label: "Owner", type: "select", kind: "user" },
     ],
   },
+  // A visit or a note is edited or deleted by its author, a manager of its team or an
+  // admin (SPEC section 2); both are made on their own screens, edited here.
+  visits: {
+    noun: "visit",
+    testid: "visit-edit-form", // the new-visit screen's form is "visit-form"
+    deletable: true,
+    fields: [
+      { name: "outcome", label: "Outcome", type: "select", options: options(LABELS.outcome, { blank: "—" }) },
+      { name: "summary", label: "Summary", type: "textarea", maxlength: 20000, rows: 6 },
+      { name: "started_at", label: "Checked in", type: "datetime-local", kind: "datetime", required: true },
+      { name: "ended_at", label: "Checked out", type: "datetime-local", kind: "datetime" },
+    ],
+    back: (row) => `#/visit/${row.id}`,
+  },
+  notes: {
+    noun: "note",
+    testid: "note-edit-form",
+    deletable: true,
+    fields: [{ name: "body", label: "Note", type: "textarea", required: true, maxlength: 20000, rows: 8 }],
+  },
   tasks: {
     noun: "task",
     deletable: true,
@@ -208,7 +228,7 @@ export function recordForm(table) {
 
     const error = h("p", { class: "error", role: "alert", testid: "form-error", hidden: true });
     const duplicate = h("div", { class: "notice", role: "alert", testid: "duplicate-warning", hidden: true });
-    const formEl = h("form", { class: "stack", testid: `${form.noun}-form`, novalidate: true },
+    const formEl = h("form", { class: "stack", testid: form.testid || `${form.noun}-form`, novalidate: true },
       ...blocks, error, duplicate,
       h("div", { class: "actions" },
         h("button", { type: "submit", class: "primary", testid: "form-save" }, "Save"),
@@ -285,7 +305,7 @@ export function recordForm(table) {
             if (keeper) keeper.stop();
             await remove(table, row.id, { drafts });
             toast(`${form.noun[0].toUpperCase()}${form.noun.slice(1)} deleted`);
-            navigate(backTo(table, row));
+            navigate(row.account_id ? `#/account/${row.account_id}` : backTo(table, row));
           },
         }, `Delete ${form.noun}`)
       : null;

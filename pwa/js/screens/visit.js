@@ -10,6 +10,7 @@ import { me, userNames } from "../session.js";
 import {
   LABELS, empty, field, formatDateTime, fromLocalInput, h, link, nowIso, options, section, toast,
 } from "../ui.js";
+import { isManager } from "../team.js";
 import { fixNotice } from "./rejected.js";
 
 const PLANNED_VISIT_AHEAD_MS = 24 * 3600 * 1000; // as the server's rule (server/core/rules.py)
@@ -197,6 +198,21 @@ export async function newVisitScreen(_params, query) {
   return { title: "Log a visit", el, leave: keeper.leave };
 }
 
+// A visit or a note is changed by its author (a record not synced yet is this phone's
+// user's), a manager of its team or an admin (SPEC section 2; the server checks again).
+export function mayChange(authorId) {
+  const user = me();
+  return !!user && (!authorId || authorId === user.id || isManager());
+}
+
+// How long a visit lasted, from check-in to check-out: "23 min", "1 h 05".
+function duration(visit) {
+  if (!visit.started_at || !visit.ended_at) return "";
+  const minutes = Math.round((new Date(visit.ended_at) - new Date(visit.started_at)) / 60_000);
+  if (!(minutes >= 1)) return "";
+  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")}`;
+}
+
 export async function visitScreen({ id }) {
   const visit = await getRecord("visits", id);
   if (!visit) {
@@ -222,20 +238,23 @@ export async function visitScreen({ id }) {
       h("dl", { class: "details" },
         h("dt", {}, "By"), h("dd", { testid: "visit-author" }, authorName(names, visit.user_id)),
         h("dt", {}, "Started"), h("dd", { testid: "visit-started" }, formatDateTime(visit.started_at)),
-        visit.ended_at ? [h("dt", {}, "Ended"), h("dd", {}, formatDateTime(visit.ended_at))] : null,
+        visit.ended_at ? [h("dt", {}, "Ended"), h("dd", { testid: "visit-ended" }, formatDateTime(visit.ended_at))] : null,
+        duration(visit) ? [h("dt", {}, "Duration"), h("dd", { testid: "visit-duration" }, duration(visit))] : null,
         h("dt", {}, "Outcome"), h("dd", { testid: "visit-outcome-text" },
           LABELS.outcome[visit.outcome] || visit.outcome || "—"),
         h("dt", {}, "Position"), h("dd", { testid: "visit-position-text" }, hasPosition
           ? `${visit.lat.toFixed(5)}, ${visit.lng.toFixed(5)} (±${Math.round(visit.accuracy_m || 0)} m)`
           : "Not recorded")),
-      visit.summary ? h("p", { class: "note-body", testid: "visit-summary-text" }, visit.summary) : null),
+      visit.summary ? h("p", { class: "note-body", testid: "visit-summary-text" }, visit.summary) : null,
+      mayChange(visit.user_id) ? link("Edit visit", `#/visit/${id}/edit`, "visit-edit", "button-link") : null),
     section(`Notes (${visitNotes.length})`, "visit-notes",
       visitNotes.length
         ? h("ul", { class: "list" }, visitNotes.map((n) =>
             h("li", { class: "row note", testid: "note-row", dataset: { id: n.id } },
               h("div", { class: "row-main" },
                 h("p", { class: "note-body", testid: "note-text" }, n.body),
-                h("span", { class: "row-sub", testid: "note-author" }, authorName(names, n.author_id))))))
+                h("span", { class: "row-sub", testid: "note-author" }, authorName(names, n.author_id))),
+              mayChange(n.author_id) ? link("Edit", `#/note/${n.id}/edit`, "note-edit", "button-link small") : null)))
         : empty("No notes on this visit.", "visit-notes-empty"),
       link("Add a note", `#/note/new?account=${visit.account_id}&visit=${id}`, "visit-add-note", "button-link")),
   );
