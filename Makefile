@@ -48,6 +48,7 @@ bench: $(STAMP) chromium
 	$(BIN)/python bench/limits.py
 	$(BIN)/python bench/nearby.py --sizes 100000 --pile 10000
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/route.py
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/reports.py
 	$(BIN)/python bench/pwa.py
