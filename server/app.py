@@ -24,8 +24,8 @@ from server.core.changelog.clients import run_report_writer
 from server.core.phones import set_default_region
 from server.core.rows import WIRE_ROWS
 from server.day.controllers import RouteController
-from server.history.controllers import HistoryController
 from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
+from server.history.controllers import HistoryController
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
 from server.push.controllers import PushController

@@ -185,7 +185,10 @@ def cmd_verify_history(settings: Settings, args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem.line())
     if problems:
-        print(f"fieldcrm: {len(problems)} problems in the history", file=sys.stderr)
+        count = len(problems)
+        print(
+            f"fieldcrm: {count} problem{'s' if count != 1 else ''} in the history", file=sys.stderr
+        )
         return 1
     print("history intact")
     return 0

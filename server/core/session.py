@@ -12,6 +12,8 @@ What a session keeps, for one transaction:
 - the change log's new entries (server/core/changelog/log.py), written before a pull;
 - the writers' budgets and the records each scope holds, for the limits
   (server/core/usage.py), written with the rows;
+- a history entry for every change it stores (server/core/history.py, docs/history.md),
+  written with the rows, named by `source` (the one writer sets it; "sync" otherwise);
 - rows as clients see them that it made or read, for its pulls and, once committed, for
   the cross-request cache `WIRE_ROWS`.
 """
@@ -31,8 +33,8 @@ from server.core.actor import SERVER_CLIENT_ID
 from server.core.changelog import log
 from server.core.changelog.clients import PENDING_REPORTS, Clients, merge_report
 from server.core.changelog.log import ChangeLog
-from server.core.history import HistoryLog
 from server.core.fields import CHILD_TABLES, SERVER_MADE, SPECS, TABLES, db_column
+from server.core.history import HistoryLog
 from server.core.rows import (
     clocks_text,
     column_value,

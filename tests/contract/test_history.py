@@ -145,7 +145,9 @@ async def test_an_accounts_move_is_in_its_and_its_childrens_history(client: Any)
     account, note = new_id(), new_id()
     async with writing(Source.REST) as writer:
         await writer.apply(actor_of(admin), Edit("accounts", account, {"name": "Moving"}))
-        await writer.apply(actor_of(admin), Edit("notes", note, {"account_id": account, "body": "x"}))
+        await writer.apply(
+            actor_of(admin), Edit("notes", note, {"account_id": account, "body": "x"})
+        )
     async with writing(Source.REST) as writer:
         await writer.apply(actor_of(admin), Edit("accounts", account, {"team_id": south.team_id}))
     entries = await history(client, south, "accounts", account)

@@ -467,7 +467,9 @@ async def probe_history(client: Any, world: World) -> None:
         for table in tables:
             ids = [world.b[table]] + ([world.b_loose_task] if table == "tasks" else [])
             for record_id in ids:
-                response = await client.get(f"/api/history/{table}/{record_id}", headers=who.headers)
+                response = await client.get(
+                    f"/api/history/{table}/{record_id}", headers=who.headers
+                )
                 expect(response, 404)
         own = await client.get(f"/api/history/accounts/{world.a['accounts']}", headers=who.headers)
         assert own.status_code == 200 and own.json()["entries"], own.text
