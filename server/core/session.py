@@ -57,6 +57,8 @@ from sync.protocol import Change, DeviceReport, Mutation, WireRow
 _device_json = msgspec.json.Encoder()
 # db.shared() key: sync_meta as the transaction has it (only sessions write sync_meta).
 META = "sync_meta"
+# Kept by every row, not fields anyone wrote: left out of a create's history entry.
+_BOOKKEEPING = frozenset({"created_at", "updated_at"})
 _MOVE_COLUMNS = ("record_table", "record_id", "from_scope", "to_scope", "moved_at_ms", "seq")
 
 
@@ -266,7 +268,11 @@ class Session:
         self.log.put(table, record_id, seq, scope, "put")
         if table not in SERVER_MADE:
             self.usage.add(scope, 1)
-            fields = {k: {"old": None, "new": v} for k, v in values.items() if v is not None}
+            fields = {
+                k: {"old": None, "new": v}
+                for k, v in values.items()
+                if v is not None and k not in _BOOKKEEPING
+            }
             self._note(table, record_id, seq, now, stamp, "create", fields)
 
     async def update(

@@ -48,6 +48,7 @@ async def test_a_phones_writes_leave_their_entries(client: Any, rep: Any) -> Non
     assert first["username"] == login.username
     assert first["fields"]["name"] == {"old": None, "new": "Laurent"}
     assert first["fields"]["phone"] == {"old": None, "new": "0478"}
+    assert "created_at" not in first["fields"] and "updated_at" not in first["fields"]
     # Only what changed: the name was written again with the same value.
     assert second["fields"] == {"phone": {"old": "0478", "new": "0479"}}
     assert first["seq"] < second["seq"]
@@ -194,3 +195,19 @@ async def test_the_chain_shows_an_entry_removed_outside_fieldcrm(client: Any, re
         f"accounts {account} seq {seqs[2]}: earlier entry removed",
         f"accounts {account}: newest entries removed",
     ]
+
+
+async def test_an_imported_account_names_the_import(client: Any) -> None:
+    manager = await login_as(client, "manager", "north")
+    response = await client.post(
+        "/api/import/accounts",
+        content="Company,City\r\nCafé Zoé,Lyon\r\n".encode(),
+        headers=manager.headers,
+    )
+    assert response.status_code == 200, response.text
+    rows = await db.fetch("SELECT id FROM accounts WHERE name = {}", "Café Zoé")
+    entries = await history(client, manager, "accounts", str(rows[0]["id"]))
+    assert [(e["source"], e["op"], e["user_id"]) for e in entries] == [
+        ("import", "create", manager.user_id)
+    ]
+    assert entries[0]["fields"]["city"] == {"old": None, "new": "Lyon"}

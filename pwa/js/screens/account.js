@@ -62,7 +62,8 @@ export async function accountScreen({ id }) {
       link("Log a visit", `#/visit/new?account=${id}`, "account-log-visit", "button-link primary"),
       link("Add a note", `#/note/new?account=${id}`, "account-add-note", "button-link"),
       link("Plan a visit", `#/task/new?account=${id}&kind=visit`, "account-plan-visit", "button-link"),
-      link("Edit", `#/account/${id}/edit`, "account-edit", "button-link")),
+      link("Edit", `#/account/${id}/edit`, "account-edit", "button-link"),
+      link("History", `#/history/accounts/${id}`, "account-history", "button-link")),
     open.length
       ? h("p", { class: "notice" }, link(`${open.length} unresolved conflict${open.length === 1 ? "" : "s"}`,
           "#/conflicts", "account-conflicts"))
