@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "40e37c776c5b";
+const VERSION = "05629c8818b5";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -38,6 +38,7 @@ const SHELL = [
   "/js/screens/checkins.js",
   "/js/screens/conflicts.js",
   "/js/screens/drafts.js",
+  "/js/screens/history.js",
   "/js/screens/login.js",
   "/js/screens/nearby.js",
   "/js/screens/note.js",

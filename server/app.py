@@ -25,6 +25,7 @@ from server.core.phones import set_default_region
 from server.core.rows import WIRE_ROWS
 from server.day.controllers import RouteController
 from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
+from server.history.controllers import HistoryController
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
 from server.push.controllers import PushController
@@ -117,6 +118,7 @@ def create_app(
             ExportController,
             ImportController,
             DuplicatesController,
+            HistoryController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

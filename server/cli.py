@@ -178,6 +178,22 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_history(settings: Settings, args: argparse.Namespace) -> int:
+    from server.core.history import verify
+
+    problems = asyncio.run(_with_db(settings, verify))
+    for problem in problems:
+        print(problem.line())
+    if problems:
+        count = len(problems)
+        print(
+            f"fieldcrm: {count} problem{'s' if count != 1 else ''} in the history", file=sys.stderr
+        )
+        return 1
+    print("history intact")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fieldcrm", description="An offline-first field CRM.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "worker", help="run only the background jobs (reminders, geocoding, purge)"
     ).set_defaults(run=cmd_worker)
+    commands.add_parser(
+        "verify-history",
+        help="check every record's history chain: report entries changed or removed outside"
+        " fieldcrm (exit status 1 if any)",
+    ).set_defaults(run=cmd_verify_history)
     return parser
 
 

@@ -255,7 +255,7 @@ class RecordRules(Protocol):
     ) -> None:
         """Called once a create, an update that changed values or a delete is stored, in
         `scope`: what follows from any write (the writer's devices dropping a record that
-        landed out of their sight, server-kept fields of other records, and later history)
+        landed out of their sight, server-kept fields of other records)
         goes here. `before`: the record as it was (None for a create); `session.load`
         gives it as it is now."""
 

@@ -7,6 +7,7 @@ from server.core.tables import (
     Conflict,
     Contact,
     Deal,
+    HistoryEntry,
     Note,
     Rejection,
     ScopeMove,
@@ -33,5 +34,6 @@ APP_CONFIG = AppConfig(
         ScopeMove,
         WriteBudget,
         ScopeUsageRow,
+        HistoryEntry,
     ],
 )

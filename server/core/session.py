@@ -12,6 +12,8 @@ What a session keeps, for one transaction:
 - the change log's new entries (server/core/changelog/log.py), written before a pull;
 - the writers' budgets and the records each scope holds, for the limits
   (server/core/usage.py), written with the rows;
+- a history entry for every change it stores (server/core/history.py, docs/history.md),
+  written with the rows, named by `source` (the one writer sets it; "sync" otherwise);
 - rows as clients see them that it made or read, for its pulls and, once committed, for
   the cross-request cache `WIRE_ROWS`.
 """
@@ -32,6 +34,7 @@ from server.core.changelog import log
 from server.core.changelog.clients import PENDING_REPORTS, Clients, merge_report
 from server.core.changelog.log import ChangeLog
 from server.core.fields import CHILD_TABLES, SERVER_MADE, SPECS, TABLES, db_column
+from server.core.history import HistoryLog
 from server.core.rows import (
     clocks_text,
     column_value,
@@ -54,6 +57,8 @@ from sync.protocol import Change, DeviceReport, Mutation, WireRow
 _device_json = msgspec.json.Encoder()
 # db.shared() key: sync_meta as the transaction has it (only sessions write sync_meta).
 META = "sync_meta"
+# Kept by every row, not fields anyone wrote: left out of a create's history entry.
+_BOOKKEEPING = frozenset({"created_at", "updated_at"})
 _MOVE_COLUMNS = ("record_table", "record_id", "from_scope", "to_scope", "moved_at_ms", "seq")
 
 
@@ -66,6 +71,10 @@ class Session:
         self.log = ChangeLog()
         self.budgets = WriteBudgets()
         self.usage = ScopeUsage()
+        # The history entries of this session's changes (server/core/history.py), and the
+        # source they name: a phone's sync unless the one writer says otherwise.
+        self.history = HistoryLog()
+        self.source = "sync"
         # Held-back writes: new rows, (table, columns) -> rows of values; and changed
         # rows, (table, id) -> the columns to write (their values are the cached record's).
         self._inserts: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
@@ -266,6 +275,12 @@ class Session:
         self.log.put(table, record_id, seq, scope, "put")
         if table not in SERVER_MADE:
             self.usage.add(scope, 1)
+            fields = {
+                k: {"old": None, "new": v}
+                for k, v in values.items()
+                if v is not None and k not in _BOOKKEEPING
+            }
+            self._note(table, record_id, seq, now, stamp, "create", fields)
 
     async def update(
         self,
@@ -290,11 +305,16 @@ class Session:
             columns,
         )
         self.log.put(table, record.id, seq, scope, "put")
+        stamp = next(iter(stamps.values()))
+        if table not in SERVER_MADE:
+            fields = {k: {"old": record.values.get(k), "new": v} for k, v in changed.items()}
+            op = "update" if scope == record.scope else "move"
+            self._note(table, record.id, seq, values["updated_at"], stamp, op, fields)
         if scope != record.scope:
             self.log.evict(table, record.id, self.next_seq(), record.scope)
             if table not in SERVER_MADE:
                 self.usage.move(record.scope, scope)
-            await self._move_dependents(record, scope)
+            await self._move_dependents(record, scope, stamp)
             if table == "accounts":  # rule 11: what was written before the move still lands
                 self._inserts.setdefault(("scope_moves", _MOVE_COLUMNS), []).append(
                     [table, record.id, record.scope, scope, self.time_ms(), seq]
@@ -329,6 +349,7 @@ class Session:
         self.log.put(record.table, record.id, seq, record.scope, "delete")
         if record.table not in SERVER_MADE:
             self.usage.add(record.scope, -1)
+            self._note(record.table, record.id, seq, values["updated_at"], stamp, "delete", {})
 
     async def keep_lost(self, record: StoredRecord, lost: LostValue) -> None:
         """Write a conflicts row beside the record, seen by whoever sees the record."""
@@ -361,7 +382,23 @@ class Session:
         self._insert(record_from_row("conflicts", row), row)
         self.log.put("conflicts", conflict_id, seq, record.scope, "put")
 
-    async def _move_dependents(self, record: StoredRecord, scope: str) -> None:
+    def _note(
+        self,
+        table: str,
+        record_id: str,
+        seq: int,
+        at: Any,
+        stamp: Stamp,
+        op: str,
+        fields: dict[str, dict[str, Any]],
+    ) -> None:
+        """A history entry for a change this session stored (written with its rows)."""
+        self.history.note(
+            self.source, table, record_id, seq, at, stamp.user_id, stamp.client_id, op, fields
+        )
+        db.defer(self._write_pending)
+
+    async def _move_dependents(self, record: StoredRecord, scope: str, stamp: Stamp) -> None:
         """When an account changes team, what hangs off it moves too; when another record
         changes scope (a task given to someone else), its conflicts go with it."""
         if record.table == "accounts":
@@ -386,6 +423,10 @@ class Session:
                 self._cache.pop((child, child_id), None)  # the next load reads it again
                 self.log.put(child, child_id, seq, scope, "delete" if row["deleted"] else "put")
                 self.log.evict(child, child_id, self.next_seq(), row["scope"])
+                if child not in SERVER_MADE:
+                    # It moved with its account: an entry without fields keeps its chain
+                    # at its seq (docs/history.md).
+                    self._note(child, child_id, seq, now_utc(), stamp, "move", {})
                 if child not in SERVER_MADE and not row["deleted"]:
                     self.usage.move(row["scope"], scope)
                     db.defer(self._write_pending)
@@ -419,6 +460,7 @@ class Session:
         await self.clients.write()
         await self.budgets.write()
         await self.usage.write()
+        await self.history.write()
         inserts, self._inserts = self._inserts, {}
         updates, self._updates = self._updates, {}
         for (table, columns), rows in inserts.items():

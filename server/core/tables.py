@@ -169,3 +169,21 @@ class ScopeUsageRow(Table, tablename="scope_usage"):
 
     scope = Varchar(length=60, primary_key=True)
     records = BigInt()
+
+
+class HistoryEntry(Table, tablename="history"):
+    """One applied change to a record (SPEC section 11; server/core/history.py): kept
+    after the record is deleted. `fields`: {"field": {"old": ..., "new": ...}} as canonical
+    JSON; `prev_hash`/`hash`: the record's hash chain (docs/history.md)."""
+
+    seq = BigInt(primary_key=True)
+    record_table = Varchar(length=20)
+    record_id = UUID(index=True)
+    at = Timestamptz()
+    user_id = UUID(null=True, default=None)
+    client_id = Text()
+    source = Varchar(length=20)
+    op = Varchar(length=10)
+    fields = Text()
+    prev_hash = Varchar(length=64)
+    hash = Varchar(length=64)

@@ -75,6 +75,7 @@ class Writer:
     def __init__(self, session: Session, source: Source) -> None:
         self.session = session
         self.source = source
+        session.source = source.value  # what its history entries name
         self.client_id = YIELDING.get(source, SERVER_CLIENT_ID)
 
     def now_ms(self) -> int:

@@ -288,3 +288,36 @@ def test_import_from_the_command_line(database_url: str, tmp_path: Path) -> None
     assert refused.returncode == 1 and "only managers and admins" in refused.stderr
     missing = fieldcrm(database_url, "import", "accounts", str(tmp_path / "nope.csv"))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_verify_history_reports_entries_changed_or_removed_by_hand(database_url: str) -> None:
+    assert fieldcrm(database_url, "demo").returncode == 0
+    intact = fieldcrm(database_url, "verify-history")
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    assert intact.stdout.strip() == "history intact"
+    # An account with a few entries: edit its second, remove its third (when it has one).
+    [chosen] = query(
+        database_url,
+        "SELECT record_id FROM history WHERE record_table = 'accounts'"
+        " GROUP BY record_id ORDER BY COUNT(*) DESC, record_id LIMIT 1",
+    )
+    account = str(chosen["record_id"])
+    seqs = [
+        int(r["seq"])
+        for r in query(
+            database_url, "SELECT seq FROM history WHERE record_id = {} ORDER BY seq", account
+        )
+    ]
+    assert len(seqs) >= 2  # the demo's visits set their accounts' last visit
+    query(
+        database_url, "UPDATE history SET user_id = NULL, source = 'rest' WHERE seq = {}", seqs[0]
+    )
+    query(database_url, "DELETE FROM history WHERE seq = {}", seqs[-1])
+    tampered = fieldcrm(database_url, "verify-history")
+    assert tampered.returncode == 1
+    assert tampered.stdout.splitlines() == [
+        f"accounts {account} seq {seqs[0]}: entry changed",
+        f"accounts {account}: newest entries removed",
+    ]
+    assert "2 problems in the history" in tampered.stderr
+    assert "Traceback" not in tampered.stderr

@@ -459,6 +459,26 @@ async def probe_export(client: Any, world: World) -> None:
     assert world.b["accounts"] in mine.text
 
 
+@probe("GET", "/api/history/{table:str}/{record_id:str}")
+async def probe_history(client: Any, world: World) -> None:
+    """A record's history only to who sees the record (SPEC section 11)."""
+    tables = [t for t in RECORD_TABLES if t not in ("conflicts", "rejections")]
+    for who in world.outsiders:
+        for table in tables:
+            ids = [world.b[table]] + ([world.b_loose_task] if table == "tasks" else [])
+            for record_id in ids:
+                response = await client.get(
+                    f"/api/history/{table}/{record_id}", headers=who.headers
+                )
+                expect(response, 404)
+        own = await client.get(f"/api/history/accounts/{world.a['accounts']}", headers=who.headers)
+        assert own.status_code == 200 and own.json()["entries"], own.text
+    for table in tables:
+        path = f"/api/history/{table}/{world.b[table]}"
+        mine = await client.get(path, headers=world.rep_b.headers)
+        assert mine.status_code == 200 and mine.json()["entries"], mine.text
+
+
 @probe("POST", "/api/import/{name:str}")
 @probe("GET", "/api/import/{name:str}")
 @probe("DELETE", "/api/import/{name:str}")

@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.day",
             "server.calendar",
             "server.transfer",
+            "server.history",
         ),
     ),
     (

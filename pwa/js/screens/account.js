@@ -68,6 +68,7 @@ export async function accountScreen({ id }) {
         ? link("Directions", directionsHref(account), "account-directions", "button-link")
         : null,
       link("Edit", `#/account/${id}/edit`, "account-edit", "button-link"),
+      link("History", `#/history/accounts/${id}`, "account-history", "button-link"),
       isManager() ? link("Reassign", `#/reassign?ids=${id}`, "account-reassign-one", "button-link") : null),
     open.length
       ? h("p", { class: "notice" }, link(`${open.length} unresolved conflict${open.length === 1 ? "" : "s"}`,

@@ -233,7 +233,10 @@ export function recordForm(table) {
       h("div", { class: "actions" },
         h("button", { type: "submit", class: "primary", testid: "form-save" }, "Save"),
         h("a", { href: row ? backTo(table, row) : accountId ? `#/account/${accountId}` : "#/accounts",
-          class: "button-link", testid: "form-cancel" }, "Cancel")),
+          class: "button-link", testid: "form-cancel" }, "Cancel"),
+        editing && (table === "contacts" || table === "accounts")
+          ? h("a", { href: `#/history/${table}/${row.id}`, class: "button-link", testid: "form-history" }, "History")
+          : null),
       keeper && keeper.status);
     if (keeper) {
       formEl.addEventListener("input", () => keeper.changed());
