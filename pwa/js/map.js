@@ -151,11 +151,20 @@ export class NearbyMap {
   }
 }
 
+// Screens redraw quickly (a range changed twice): two draws may both be handed the same
+// previous map, and Leaflet throws when a map is removed twice.
+const removedMaps = new WeakSet();
+export function removeMap(map) {
+  if (!map || removedMaps.has(map)) return;
+  removedMaps.add(map);
+  map.remove();
+}
+
 // A map of points only (the Team screens): [{lat, lng, className, popup}], fitted to them.
 // Drawn into `box`; `note` says when there is no background or no map at all. Answers the
 // map (keep it to remove it when the screen goes), or null.
 export async function drawPoints(box, note, points, previous = null) {
-  if (previous) previous.remove();
+  removeMap(previous);
   if (!box.isConnected) await new Promise((resolve) => requestAnimationFrame(resolve));
   if (!box.isConnected) return null;
   let L;

@@ -3,7 +3,7 @@
 // never tracks anyone between visits. Managers and admins only.
 
 import { authorName } from "../components.js";
-import { drawPoints } from "../map.js";
+import { drawPoints, removeMap } from "../map.js";
 import { allRows } from "../records.js";
 import { userNames } from "../session.js";
 import { isManager, todaysCheckins } from "../team.js";
@@ -40,7 +40,7 @@ export async function checkinsScreen() {
     popup: () => h("div", { class: "stack" }, h("strong", {}, authorName(names, v.user_id)),
       link(at(v), `#/visit/${v.id}`)) }));
   const maps = { shown: null };
-  if (points.length) drawPoints(box, note, points).then((m) => { maps.shown = m; });
+  if (points.length) drawPoints(box, note, points, maps.shown).then((m) => { maps.shown = m; });
 
   const el = h("div", { class: "screen team" },
     h("div", { class: "title-row" }, h("h1", {}, T.title), link(T.back, "#/team", "checkins-back", "button-link")),
@@ -54,5 +54,5 @@ export async function checkinsScreen() {
           h("span", { class: `nearby-dot ${colour.get(r.id)}`, "aria-hidden": "true" }),
           link(at(v), `#/visit/${v.id}`, "checkin-open", "row-main")))))));
   el.querySelectorAll("[data-testid=checkins-rep]").forEach((s, i) => { s.dataset.id = reps[i].id; });
-  return { title: T.title, el, live: true, leave: () => maps.shown && maps.shown.remove() };
+  return { title: T.title, el, live: true, leave: () => removeMap(maps.shown) };
 }

@@ -3,7 +3,7 @@
 // comes from the rows this phone holds. Managers and admins only.
 
 import { authorName } from "../components.js";
-import { drawPoints, hasPosition } from "../map.js";
+import { drawPoints, hasPosition, removeMap } from "../map.js";
 import { allRows } from "../records.js";
 import { replaceQuery } from "../router.js";
 import { refreshUsers, userNames } from "../session.js";
@@ -398,7 +398,7 @@ export async function teamScreen(_params, query) {
     title: T.title, el, onData: drawFeed,
     leave: () => {
       window.removeEventListener("online", online);
-      if (maps.stale) maps.stale.remove();
+      removeMap(maps.stale);
     },
   };
 }
