@@ -10,7 +10,6 @@ import { h } from "./ui.js";
 
 const LEAFLET_JS = "/vendor/leaflet/leaflet.js";
 const LEAFLET_CSS = "/vendor/leaflet/leaflet.css";
-const MEAN_EARTH_RADIUS_M = 6371008.8;
 const CONFIG_KEY = "map_config";
 
 let loading = null;
@@ -57,16 +56,7 @@ export async function mapConfig() {
   return (await read(["meta"], (s) => s.meta.get(CONFIG_KEY))) || { tile_url: "", tile_attribution: "" };
 }
 
-// The great-circle distance on a sphere of the Earth's mean radius: within about 0.5% of the
-// WGS-84 geodesic the server uses, which is why the app calls its own figures approximate.
-export function approximateDistanceM(lat1, lng1, lat2, lng2) {
-  const rad = Math.PI / 180;
-  const dLat = (lat2 - lat1) * rad;
-  const dLng = (lng2 - lng1) * rad;
-  const a = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(dLng / 2) ** 2;
-  const clamped = Math.min(1, Math.max(0, a));
-  return 2 * MEAN_EARTH_RADIUS_M * Math.atan2(Math.sqrt(clamped), Math.sqrt(1 - clamped));
-}
+export { approximateDistanceM } from "./geodesic.js";
 
 export function formatDistance(metres, { approximate = false } = {}) {
   let text;
