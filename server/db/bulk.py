@@ -1,11 +1,12 @@
 """Many rows in one statement: insert_rows(), update_rows() and any_of().
 
 What callers rely on: a statement's text does not depend on how many rows or values it
-carries (on SQLite, on a few powers of two: padded()), so each is parsed and planned once
-per connection and then reused. On PostgreSQL the rows go as one array per column,
-through unnest, cast to each column's type (postgres.Postgres.column_types); on SQLite
-one prepared statement runs for each row. insert_rows() and update_rows() need a write
-transaction and send what defer() held back first.
+carries (on SQLite, on a few powers of two: padded(), and the multi-row statements of
+sqlite.SQLite.insert_rows/update_rows), so each is parsed and planned once per connection
+and then reused. On PostgreSQL the rows go as one array per column, through unnest, cast
+to each column's type (postgres.Postgres.column_types); on SQLite as multi-row statements
+of up to 256 rows. insert_rows() and update_rows() need a write transaction and send what
+defer() held back first.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 from server.db.context import ready
 from server.db.postgres import Postgres
 from server.db.setup import driver
+from server.db.sqlite import SQLite
 
 T = TypeVar("T")
 
@@ -26,7 +28,7 @@ async def insert_rows(
     """Insert `rows` (values in the order of `columns`) in the current write transaction.
     On PostgreSQL in one statement whose text does not depend on how many rows there are
     (each column as one array, through unnest), so it is parsed and planned once per
-    connection; on SQLite one prepared statement run for each row. `upsert`: an
+    connection; on SQLite in multi-row statements, in order. `upsert`: an
     `ON CONFLICT (...) DO UPDATE SET ...` clause."""
     if not rows:
         return
@@ -39,16 +41,15 @@ async def insert_rows(
         sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {upsert}"
         await transaction.connection.execute(sql, *(list(c) for c in zip(*rows, strict=True)))
     else:
-        marks = ", ".join("?" for _ in columns)
-        sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) {upsert}"
-        transaction.connection.executemany(sql, rows)
+        assert isinstance(backend, SQLite)
+        backend.insert_rows(transaction.connection, table, columns, rows, upsert)
 
 
 async def update_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Set `columns` of the rows whose ids end each of `rows` (values in the order of
     `columns`, then the id), in the current write transaction: on PostgreSQL in one
-    statement (the values as arrays, through unnest), on SQLite one prepared statement run
-    for each row."""
+    statement (the values as arrays, through unnest), on SQLite in multi-row statements
+    that join the table to a list of VALUES. The ids must be unique."""
     if not rows:
         return
     transaction = await ready("update_rows", write=True)
@@ -63,8 +64,8 @@ async def update_rows(table: str, columns: Sequence[str], rows: Sequence[Sequenc
         )
         await transaction.connection.execute(sql, *(list(c) for c in zip(*rows, strict=True)))
     else:
-        sets = ", ".join(f"{c} = ?" for c in columns)
-        transaction.connection.executemany(f"UPDATE {table} SET {sets} WHERE id = ?", rows)
+        assert isinstance(backend, SQLite)
+        backend.update_rows(transaction.connection, table, columns, rows)
 
 
 def any_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:

@@ -21,9 +21,11 @@ SQLite database is configured (setup.py); nothing here does anything on import.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -52,6 +54,12 @@ SQLITE_READ_THREADS = 4
 # The progress handler checks the time limit every this many virtual machine steps
 # (tens of microseconds).
 PROGRESS_STEPS = 10_000
+# insert_rows() and update_rows() send at most this many rows in one statement (fewer when
+# the rows have so many columns that they would pass SQLite's limit of bound parameters).
+MAX_ROWS_PER_STATEMENT = 256
+# Prepared statements each writer connection keeps, by text (sqlite3's default is 128):
+# the multi-row statements come in a few sizes per table and set of columns.
+WRITER_STATEMENT_CACHE = 512
 
 T = TypeVar("T")
 
@@ -111,6 +119,7 @@ class SQLite:
             detect_types=sqlite3.PARSE_DECLTYPES | sqlite3.PARSE_COLNAMES,
             isolation_level=None,  # we say BEGIN and COMMIT ourselves
             check_same_thread=False,  # used by one task at a time, COMMIT from a thread
+            cached_statements=128 if query_only else WRITER_STATEMENT_CACHE,
         )
         conn.execute("PRAGMA foreign_keys = ON")
         # In WAL mode FULL syncs the log on every commit: an acknowledged write survives a
@@ -244,6 +253,50 @@ class SQLite:
             self._release_writer(conn)
 
     @staticmethod
+    def insert_rows(
+        conn: sqlite3.Connection,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        upsert: str,
+    ) -> None:
+        """Insert `rows`, in order, in a few multi-row statements: as many rows as fit in
+        one (_rows_per_statement), then the rest in pieces whose sizes are powers of two,
+        so the statements' texts are a few per table and are prepared once.
+
+        Not one prepared statement run for each row: each run of a statement that writes
+        a table with a full-text index (a trigger writes its FTS5 table, server/records/
+        search.py) has every FTS5 table written in the transaction so far flush its
+        pending terms to disk as a new segment, and merge segments. One statement for
+        many rows flushes once: a new note cost about 5 times less CPU (docs/decisions/
+        2026-12-06-sync-write-cpu.md)."""
+        width = len(columns)
+        most = _rows_per_statement(conn, width)
+        start = 0
+        while start < len(rows):
+            left = len(rows) - start
+            size = most if left >= most else 1 << (left.bit_length() - 1)
+            sql = _insert_sql(table, tuple(columns), size, upsert)
+            conn.execute(sql, list(itertools.chain.from_iterable(rows[start : start + size])))
+            start += size
+
+    @staticmethod
+    def update_rows(
+        conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Set `columns` of the rows whose ids end each of `rows` (ids unique), in a few
+        statements that join the table to a list of VALUES (insert_rows says why), each
+        padded with rows of NULLs (which match no id) to a power of two."""
+        width = len(columns) + 1
+        most = _rows_per_statement(conn, width)
+        for start in range(0, len(rows), most):
+            chunk = rows[start : start + most]
+            size = 1 << (len(chunk) - 1).bit_length()
+            args = list(itertools.chain.from_iterable(chunk))
+            args += [None] * (width * (size - len(chunk)))
+            conn.execute(_update_sql(table, tuple(columns), size), args)
+
+    @staticmethod
     async def statements(conn: sqlite3.Connection, *sql: str) -> None:
         for statement in sql:
             conn.execute(statement)
@@ -253,3 +306,28 @@ class SQLite:
             conn.close()  # never hand on a connection in an unknown state
         else:
             self._writers.append(conn)
+
+
+def _rows_per_statement(conn: sqlite3.Connection, width: int) -> int:
+    """The most rows of `width` values one statement takes: MAX_ROWS_PER_STATEMENT, or the
+    power of two below what SQLite's limit of bound parameters allows."""
+    fits = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+    return min(MAX_ROWS_PER_STATEMENT, 1 << (fits.bit_length() - 1))
+
+
+@functools.lru_cache(maxsize=1024)
+def _insert_sql(table: str, columns: tuple[str, ...], size: int, upsert: str) -> str:
+    row = "(" + ", ".join("?" for _ in columns) + ")"
+    values = ", ".join(row for _ in range(size))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} {upsert}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _update_sql(table: str, columns: tuple[str, ...], size: int) -> str:
+    width = len(columns) + 1
+    row = "(" + ", ".join("?" for _ in range(width)) + ")"
+    sets = ", ".join(f"{column} = v.column{n}" for n, column in enumerate(columns, 1))
+    return (
+        f"UPDATE {table} SET {sets} FROM (VALUES {', '.join(row for _ in range(size))}) AS v"
+        f" WHERE {table}.id = v.column{width}"
+    )

@@ -1,6 +1,6 @@
 """db.insert_rows, db.update_rows and db.any_of (server/db/bulk.py), on both engines: many
-rows in one statement on PostgreSQL (columns as arrays), one prepared statement per row on
-SQLite, with the same results."""
+rows in one statement on PostgreSQL (columns as arrays), multi-row statements of a few
+sizes on SQLite, with the same results."""
 
 from __future__ import annotations
 
@@ -67,6 +67,27 @@ async def test_rows_are_updated_by_id_and_nulls_go_through(started_db: Any) -> N
         tokens[0][0]: False,
         tokens[1][0]: True,
     }
+
+
+async def test_hundreds_of_rows_go_in_in_order_and_are_updated_in_pieces(
+    started_db: Any,
+) -> None:
+    """More rows than one SQLite statement takes (256), in pieces of several sizes; a
+    table with a search index (a trigger per row) keeps its index in step."""
+    now = datetime.now(UTC)
+    teams = [[team_id, f"Team {n}", now] for n, team_id in enumerate(_ids(301))]
+    async with db.write_transaction():
+        await db.insert_rows("teams", ("id", "name", "created_at"), teams)
+    if not db.is_postgres():
+        rows = await db.fetch("SELECT id FROM teams ORDER BY rowid")
+        assert [r["id"] for r in rows] == [t[0] for t in teams]  # in the order given
+    renamed = [[f"Renamed {n}" if n % 3 else None, t[0]] for n, t in enumerate(teams[:299])]
+    async with db.write_transaction():
+        await db.update_rows("teams", ("name",), [r for r in renamed if r[0] is not None])
+        await db.update_rows("teams", ("created_at",), [[None, teams[0][0]]][:0])  # none
+    names = {r["id"]: r["name"] for r in await db.fetch("SELECT id, name FROM teams")}
+    expected = {t[0]: f"Renamed {n}" if n % 3 and n < 299 else t[1] for n, t in enumerate(teams)}
+    assert names == expected
 
 
 async def test_a_new_connection_has_met_every_array_type_before_its_first_request(
