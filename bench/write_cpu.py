@@ -15,8 +15,9 @@ encoded and compressed), without HTTP:
              limit 1: one batch of 2,000 mutations.
 
 For each it prints the median and quartiles of this process's CPU time (time.process_time)
-per request or per mutation and, on PostgreSQL, of the server's backends (their CPU
-from /proc: the same machine). With --profile DIR, cProfile records every wave, written
+per request or per mutation over the rounds and, on PostgreSQL, the mean CPU of the
+server's backends (from /proc: the same machine; in ticks of 10 ms, so only the mean over
+every round means anything). With --profile DIR, cProfile records every wave, written
 to DIR/<engine>-<scenario>.prof, and the busiest functions are printed. Asserts nothing.
 """
 
@@ -168,8 +169,8 @@ async def scenario(
         return f"{statistics.median(values):.3f} ({q[0]:.3f}-{q[2]:.3f})"
 
     line = f"{engine:8} {name:9} CPU ms per {unit}: this process {spread(cpu)}"
-    if engine == "postgres":
-        line += f"; PostgreSQL backends {spread(backend)}"
+    if engine == "postgres":  # /proc counts in ticks (10 ms): the mean over every round
+        line += f"; PostgreSQL backends {statistics.mean(backend):.3f}"
     print(f"{line}; batch wall p50 {statistics.median(wall):.0f} ms", flush=True)
     if profiler and profile:
         path = profile / f"{engine}-{name}.prof"

@@ -3,6 +3,7 @@ may see."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -76,6 +77,7 @@ def user_scope(user_id: str) -> str:
     return f"user:{user_id}"
 
 
+@functools.lru_cache(maxsize=4096)  # a digest per call: `sees` asks for it at every write
 def review_scope(team_id: str, user_id: str) -> str:
     """What a user's refused writes are kept in: seen by them and their team's managers
     (who see every scope that starts with `review_scope(team, "")`). Scopes are at most 60

@@ -9,6 +9,8 @@ country (wrong length), has no E.164 form: null.
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 from geo.countries import country_code
@@ -30,7 +32,13 @@ def e164(phone: str | None, country: str | None = None) -> str | None:
     """`phone` in E.164 ("+33478000000"), or None when it cannot be read as a number."""
     if not phone or len(phone) > 50:
         return None
-    region = country_code(country) or _default_region
+    return _e164(phone, country_code(country) or _default_region)
+
+
+# Parsing a number takes phonenumbers 50-100 us; a sync batch's account edits often write
+# the same numbers again (docs/decisions/2026-12-06-sync-write-cpu.md).
+@functools.lru_cache(maxsize=4096)
+def _e164(phone: str, region: str | None) -> str | None:
     try:
         number = phonenumbers.parse(phone, region)
     except phonenumbers.NumberParseException:
