@@ -298,7 +298,11 @@ class Session:
         table = record.table
         values = {**record.values, **changed, "updated_at": now_utc()}
         merged = {**record.stamps, **{k: s._replace(seq=seq) for k, s in stamps.items()}}
-        columns = {"updated_at", "seq", "scope", "clocks"}
+        columns = {"updated_at", "seq", "clocks"}
+        if scope != record.scope:
+            # Only then: each index that starts with the scope is rewritten for every row
+            # of the batch's UPDATE that names the column, changed or not (on SQLite).
+            columns.add("scope")
         columns.update(db_column(table, name) for name in changed)
         self._update(
             dataclasses.replace(record, values=values, stamps=merged, seq=seq, scope=scope),
