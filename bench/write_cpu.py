@@ -24,7 +24,6 @@ to DIR/<engine>-<scenario>.prof, and the busiest functions are printed. Asserts 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import gc
 import inspect
@@ -71,16 +70,28 @@ class Phone:
 
     def write(self, table: str, record_id: str, fields: dict[str, Any]) -> None:
         self.outbox.append(
-            {"mid": self.next_mid, "table": table, "id": record_id, "op": "upsert",
-             "fields": fields, "base_seq": self.seqs.get(record_id),
-             "hlc": [int(time.time() * 1000), 0]}  # fmt: skip
+            {
+                "mid": self.next_mid,
+                "table": table,
+                "id": record_id,
+                "op": "upsert",
+                "fields": fields,
+                "base_seq": self.seqs.get(record_id),
+                "hlc": [int(time.time() * 1000), 0],
+            }  # fmt: skip
         )
         self.next_mid += 1
 
     def body(self, pull_limit: int) -> bytes:
         return _json.encode(
-            {"protocol": 1, "client_id": self.client_id, "cursor": self.cursor,
-             "pull_limit": pull_limit, "mutations": self.outbox, "device": DEVICE}  # fmt: skip
+            {
+                "protocol": 1,
+                "client_id": self.client_id,
+                "cursor": self.cursor,
+                "pull_limit": pull_limit,
+                "mutations": self.outbox,
+                "device": DEVICE,
+            }  # fmt: skip
         )
 
     def answered(self, response: SyncResponse) -> None:
@@ -96,17 +107,18 @@ async def backend_cpu() -> float:
     """CPU seconds of this database's PostgreSQL backends so far (0 on SQLite)."""
     if not db.is_postgres():
         return 0.0
-    rows = await db.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-    )
-    total = 0.0
-    for row in rows:
-        try:
-            fields = Path(f"/proc/{row['pid']}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / _ticks
-    return total
+    rows = await db.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    return sum(process_cpu(int(row["pid"])) for row in rows)
+
+
+def process_cpu(pid: int) -> float:
+    """A process's CPU seconds so far, from /proc (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _ticks
 
 
 async def serve(phones: list[Phone], pull_limit: int) -> list[SyncResponse]:
@@ -134,7 +146,8 @@ def ingest_writes(phone: Phone, rng: random.Random, ids: list[str]) -> None:
         if n % 2:
             phone.write("notes", str(uuid.uuid4()), {"account_id": account, "body": f"Note {n}"})
         elif n % 4 == 0:
-            phone.write("contacts", str(uuid.uuid4()), {"account_id": account, "name": f"Buyer {n}"})
+            fields = {"account_id": account, "name": f"Buyer {n}"}
+            phone.write("contacts", str(uuid.uuid4()), fields)
         else:
             phone.write("accounts", account, {"phone": f"+33 {rng.randint(1, 9)}"})
 

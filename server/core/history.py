@@ -13,9 +13,13 @@ entry whose content no longer gives its hash (changed), one whose `prev_hash` is
 hash of the entry before it (one removed, or changed), and a record whose newest entry is
 not at the record's seq (its newest entries removed).
 
-Entries are held back and written with the session's other rows (one INSERT per batch);
-the hash of each record's newest entry is read once per batch, for the records that had
-one (a create needs none).
+Entries are held back and written with the session's other rows (one INSERT per batch).
+The chain needs the hash of each changed record's newest entry (a create needs none). Every
+seq a record gets leaves an entry, so the newest entry is the one at the seq the record had
+before the change: `HEADS` keeps, per process, the newest (seq, hash) of the records whose
+entries committed transactions wrote, and a record whose seq in this transaction is the
+one kept needs no read. The others' are read once per batch, one index seek each
+(`newest_hashes`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import msgspec
 from server import db
 from server.core.actor import SERVER_CLIENT_ID
 from server.core.fields import TABLES
+from server.core.rows import IN_CHUNK, chunks
 
 # Canonical JSON: keys sorted, no spaces (msgspec's encoding of the same value is stable).
 _canonical = msgspec.json.Encoder(order="sorted")
@@ -94,26 +99,46 @@ def entry_hash(
     return hashlib.sha256(_canonical.encode(content)).hexdigest()
 
 
-@dataclass
-class _Entry:
-    seq: int
-    table: str
-    record_id: str
-    at: datetime
-    user_id: str | None
-    client_id: str
-    source: str
-    op: str
-    fields: str
+class Heads:
+    """The newest entry (seq, hash) of records whose entries committed transactions wrote,
+    by (epoch, record id): at most `limit`, the oldest forgotten first. Filled only after a
+    commit (a rolled-back transaction hands its seqs out again, to other changes); asked
+    with the seq the record has in the asking transaction, so an entry another process
+    wrote since (the record then has a newer seq) is never taken for the newest."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._heads: dict[tuple[str, str], tuple[int, str]] = {}
+
+    def get(self, epoch: str, record_id: str, seq: int) -> str | None:
+        head = self._heads.get((epoch, record_id))
+        return head[1] if head is not None and head[0] == seq else None
+
+    def put(self, epoch: str, heads: dict[str, tuple[int, str]]) -> None:
+        for record_id, head in heads.items():
+            key = (epoch, record_id)
+            self._heads.pop(key, None)  # to the end: the most recently written
+            self._heads[key] = head
+        while len(self._heads) > self.limit:
+            del self._heads[next(iter(self._heads))]
+
+    def clear(self) -> None:
+        self._heads.clear()
+
+
+HEADS = Heads()
+db.ON_CONFIGURE.append(HEADS.clear)  # another database's records
 
 
 class HistoryLog:
     """The entries a session made, written with its other rows (`write`)."""
 
     def __init__(self) -> None:
-        self._pending: list[_Entry] = []
-        # The hash of each record's newest entry, as this transaction has it.
-        self._heads: dict[str, str] = {}
+        # Entries noted, not yet written: the row's values but prev_hash and hash, and the
+        # seq the record had before the change (None: a create, or not known).
+        self._pending: list[tuple[list[Any], int | None]] = []
+        # The newest entry (seq, hash) of each record as this transaction has it.
+        self._heads: dict[str, tuple[int, str]] = {}
 
     def note(
         self,
@@ -126,68 +151,72 @@ class HistoryLog:
         client_id: str,
         op: str,
         fields: dict[str, dict[str, Any]],
+        prev_seq: int | None = None,
     ) -> None:
+        """An entry for a change at `seq`; `prev_seq`: the record's seq before it (None for
+        a create, or when not known: its newest entry is then read)."""
         source = SOURCE_NAMES.get(source, source)
         if user_id is None and source in PEOPLE_SOURCES:
             source = "system"
         if client_id.startswith("+"):  # a yielding job's client id ("+geocoder")
             client_id = SERVER_CLIENT_ID
         if op == "create":
-            self._heads[record_id] = ""  # a new record has no entry before
-        entry = _Entry(seq, table, record_id, at, user_id, client_id, source, op, "")
-        entry.fields = fields_text(fields)
-        self._pending.append(entry)
+            self._heads[record_id] = (0, "")  # a new record has no entry before
+        row = [seq, table, record_id, at, user_id, client_id, source, op, fields_text(fields)]
+        self._pending.append((row, prev_seq))
 
-    async def write(self) -> None:
+    async def write(self, epoch: str) -> None:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        unknown = sorted({e.record_id for e in pending if e.record_id not in self._heads})
-        for part in range(0, len(unknown), 500):
-            self._heads.update(await newest_hashes(unknown[part : part + 500]))
+        heads = self._heads
+        unknown: set[str] = set()
+        for row, prev_seq in pending:
+            record_id = row[2]
+            if record_id in heads or record_id in unknown:
+                continue
+            known = HEADS.get(epoch, record_id, prev_seq) if prev_seq is not None else None
+            if known is not None:
+                heads[record_id] = (prev_seq or 0, known)
+            else:
+                unknown.add(record_id)
+        for chunk in chunks(sorted(unknown), IN_CHUNK):
+            found = await newest_hashes(chunk)
+            for record_id in chunk:
+                heads[record_id] = (0, found.get(record_id, ""))
         rows = []
-        for e in pending:
-            prev = self._heads.get(e.record_id, "")
-            digest = entry_hash(
-                prev,
-                e.seq,
-                e.table,
-                e.record_id,
-                e.at,
-                e.user_id,
-                e.client_id,
-                e.source,
-                e.op,
-                e.fields,
-            )
-            self._heads[e.record_id] = digest
-            rows.append(
-                [
-                    e.seq,
-                    e.table,
-                    e.record_id,
-                    e.at,
-                    e.user_id,
-                    e.client_id,
-                    e.source,
-                    e.op,
-                    e.fields,
-                    prev,
-                    digest,
-                ]
-            )
+        for entry, _ in pending:
+            seq, record_id = entry[0], entry[2]
+            prev = heads[record_id][1]
+            digest = entry_hash(prev, *entry)
+            heads[record_id] = (seq, digest)
+            rows.append([*entry, prev, digest])
         await db.insert_rows("history", COLUMNS, rows)
+
+    def committed(self, epoch: str) -> None:
+        """The transaction that wrote these entries has committed: keep its heads."""
+        HEADS.put(epoch, {r: head for r, head in self._heads.items() if head[0]})
 
 
 async def newest_hashes(record_ids: Sequence[str]) -> dict[str, str]:
-    """The hash of each of these records' newest entry (records with none left out)."""
-    condition, args = db.any_of("record_id", record_ids)
-    rows = await db.fetch(
-        "SELECT h.record_id, h.hash FROM history h JOIN (SELECT record_id, MAX(seq) AS seq"
-        f" FROM history WHERE {condition} GROUP BY record_id) newest ON h.seq = newest.seq",
-        *args,
-    )
-    return {str(r["record_id"]): r["hash"] for r in rows}
+    """The hash of each of these records' newest entry (records with none left out): the
+    last of each record's entries on the index (record_id, seq), one seek each."""
+    if db.is_postgres():
+        rows = await db.fetch(
+            "SELECT r.record_id, h.hash FROM unnest({}::uuid[]) AS r(record_id)"
+            " CROSS JOIN LATERAL (SELECT hash FROM history WHERE history.record_id ="
+            " r.record_id ORDER BY seq DESC LIMIT 1) AS h",
+            list(record_ids),
+        )
+    else:
+        ids = db.padded(record_ids)
+        values = ", ".join("({})" for _ in ids)
+        rows = await db.fetch(
+            "SELECT v.column1 AS record_id, (SELECT hash FROM history WHERE record_id ="
+            f" v.column1 ORDER BY seq DESC LIMIT 1) AS hash FROM (VALUES {values}) AS v",
+            *ids,
+        )
+    return {str(r["record_id"]): r["hash"] for r in rows if r["hash"] is not None}
 
 
 # -- verifying ------------------------------------------------------------------------

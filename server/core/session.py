@@ -313,7 +313,7 @@ class Session:
         if table not in SERVER_MADE:
             fields = {k: {"old": record.values.get(k), "new": v} for k, v in changed.items()}
             op = "update" if scope == record.scope else "move"
-            self._note(table, record.id, seq, values["updated_at"], stamp, op, fields)
+            self._note(table, record.id, seq, values["updated_at"], stamp, op, fields, record.seq)
         if scope != record.scope:
             self.log.evict(table, record.id, self.next_seq(), record.scope)
             if table not in SERVER_MADE:
@@ -353,7 +353,9 @@ class Session:
         self.log.put(record.table, record.id, seq, record.scope, "delete")
         if record.table not in SERVER_MADE:
             self.usage.add(record.scope, -1)
-            self._note(record.table, record.id, seq, values["updated_at"], stamp, "delete", {})
+            self._note(
+                record.table, record.id, seq, values["updated_at"], stamp, "delete", {}, record.seq
+            )
 
     async def keep_lost(self, record: StoredRecord, lost: LostValue) -> None:
         """Write a conflicts row beside the record, seen by whoever sees the record."""
@@ -395,10 +397,21 @@ class Session:
         stamp: Stamp,
         op: str,
         fields: dict[str, dict[str, Any]],
+        prev_seq: int | None = None,
     ) -> None:
-        """A history entry for a change this session stored (written with its rows)."""
+        """A history entry for a change this session stored (written with its rows);
+        `prev_seq`: the record's seq before it (None for a create)."""
         self.history.note(
-            self.source, table, record_id, seq, at, stamp.user_id, stamp.client_id, op, fields
+            self.source,
+            table,
+            record_id,
+            seq,
+            at,
+            stamp.user_id,
+            stamp.client_id,
+            op,
+            fields,
+            prev_seq,
         )
         db.defer(self._write_pending)
 
@@ -411,7 +424,7 @@ class Session:
             dependents = [("conflicts", "record_id")]
         for child, column in dependents:
             rows = await db.fetch(
-                f"SELECT id, scope, deleted FROM {child} WHERE {column} = {{}}", record.id
+                f"SELECT id, scope, deleted, seq FROM {child} WHERE {column} = {{}}", record.id
             )
             for row in rows:
                 if row["scope"] == scope:
@@ -430,7 +443,7 @@ class Session:
                 if child not in SERVER_MADE:
                     # It moved with its account: an entry without fields keeps its chain
                     # at its seq (docs/history.md).
-                    self._note(child, child_id, seq, now_utc(), stamp, "move", {})
+                    self._note(child, child_id, seq, now_utc(), stamp, "move", {}, row["seq"])
                 if child not in SERVER_MADE and not row["deleted"]:
                     self.usage.move(row["scope"], scope)
                     db.defer(self._write_pending)
@@ -464,7 +477,7 @@ class Session:
         await self.clients.write()
         await self.budgets.write()
         await self.usage.write()
-        await self.history.write()
+        await self.history.write(self.epoch)
         inserts, self._inserts = self._inserts, {}
         updates, self._updates = self._updates, {}
         for (table, columns), rows in inserts.items():

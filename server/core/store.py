@@ -42,6 +42,7 @@ class PiccoloSyncStore:
             shared.update(session.wired)
             shared[META] = session.stored_meta()
         _keep_wired(session)
+        session.history.committed(session.epoch)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Session]:

@@ -178,7 +178,7 @@ class HistoryEntry(Table, tablename="history"):
 
     seq = BigInt(primary_key=True)
     record_table = Varchar(length=20)
-    record_id = UUID(index=True)
+    record_id = UUID()  # indexed with seq (its migration of 2026-12-22T09:00)
     at = Timestamptz()
     user_id = UUID(null=True, default=None)
     client_id = Text()

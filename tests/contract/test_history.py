@@ -12,7 +12,7 @@ import pytest
 
 from server import db
 from server.core.actor import SYSTEM, Actor
-from server.core.history import verify
+from server.core.history import HEADS, verify
 from server.core.writer import Edit, Source, writing
 from tests.contract.helpers import Device, new_id, now_ms
 from tests.factories import login_as
@@ -195,6 +195,52 @@ async def test_the_chain_shows_an_entry_removed_outside_fieldcrm(client: Any, re
         f"accounts {account} seq {seqs[2]}: earlier entry removed",
         f"accounts {account}: newest entries removed",
     ]
+
+
+async def test_a_chain_goes_on_from_an_entry_another_process_wrote(client: Any, rep: Any) -> None:
+    """Each process keeps the newest entry of the records its transactions wrote, and uses
+    it only while the record is still at that entry's seq: after a write by another server
+    process (here: this process made to believe its head is the one before), the chain goes
+    on from the entry the database holds."""
+    login, _ = rep
+    account = new_id()
+    async with writing(Source.REST) as writer:
+        await writer.apply(actor_of(login), Edit("accounts", account, {"name": "One"}))
+    [first] = await db.fetch("SELECT seq, hash FROM history WHERE record_id = {}", account)
+    async with writing(Source.REST) as writer:
+        await writer.apply(actor_of(login), Edit("accounts", account, {"name": "Two"}))
+    epoch = (await db.fetch("SELECT value FROM sync_meta WHERE key = 'epoch'"))[0]["value"]
+    HEADS.put(epoch, {account: (int(first["seq"]), first["hash"])})  # stale: one behind
+    async with writing(Source.REST) as writer:
+        await writer.apply(actor_of(login), Edit("accounts", account, {"name": "Three"}))
+    rows = await db.fetch(
+        "SELECT prev_hash, hash FROM history WHERE record_id = {} ORDER BY seq", account
+    )
+    assert [r["prev_hash"] for r in rows] == ["", rows[0]["hash"], rows[1]["hash"]]
+    assert await verify() == []
+
+
+async def test_a_rolled_back_write_leaves_the_chain_as_it_was(client: Any, rep: Any) -> None:
+    """A transaction that rolls back hands its seqs out again: the entries it made are
+    gone, and the next write chains to the entry before them."""
+    login, _ = rep
+    account = new_id()
+    async with writing(Source.REST) as writer:
+        await writer.apply(actor_of(login), Edit("accounts", account, {"name": "One"}))
+    with pytest.raises(RuntimeError):
+        async with writing(Source.REST) as writer:
+            await writer.apply(actor_of(login), Edit("accounts", account, {"name": "Gone"}))
+            await writer.session.flush()  # its entry is written, then undone
+            raise RuntimeError("rolled back")
+    async with writing(Source.REST) as writer:
+        await writer.apply(actor_of(login), Edit("accounts", account, {"name": "Two"}))
+    rows = await db.fetch(
+        "SELECT fields, prev_hash, hash FROM history WHERE record_id = {} ORDER BY seq",
+        account,
+    )
+    assert ["Gone" in r["fields"] for r in rows] == [False, False]
+    assert rows[1]["prev_hash"] == rows[0]["hash"]
+    assert await verify() == []
 
 
 async def test_an_imported_account_names_the_import(client: Any) -> None:

@@ -47,7 +47,7 @@ SYNC_INDEXES = {
 # Indexes on what changes at every write, which nothing reads by: they only slow writes.
 GONE_INDEXES = {"accounts_scope_seq", "accounts_seq", "tasks_seq", "conflicts_seq", "accounts_lat"}
 # Indexes nothing reads by, or whose reads an index starting with the same column serves.
-GONE_INDEXES |= {"accounts_scope", "accounts_owner_id", "accounts_team_id"}
+GONE_INDEXES |= {"accounts_scope", "accounts_owner_id", "accounts_team_id", "history_record_id"}
 
 
 def expected_tables() -> set[str]:
