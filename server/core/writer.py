@@ -144,4 +144,5 @@ async def writing(source: Source, *, now_ms: int | None = None) -> AsyncIterator
     async with STORE.write() as session:
         session.at_ms = now_ms
         yield Writer(session, source)
+        await RULES.settle(session)
         await session.flush()
