@@ -19,6 +19,7 @@ from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
 from server.calendar.controllers import CalendarController, CalendarFeedController
+from server.campaigns.controllers import CampaignsController
 from server.core import automation, limits
 from server.core.changelog.clients import run_report_writer
 from server.core.phones import set_default_region
@@ -122,6 +123,7 @@ def create_app(
             DuplicatesController,
             HistoryController,
             OrgRulesController,
+            CampaignsController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

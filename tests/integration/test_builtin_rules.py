@@ -70,7 +70,8 @@ class Phone:
                 return answer
 
     def tasks_on(self, account_id: str) -> list[dict[str, Any]]:
-        return [r for (t, _), r in self.rows.items() if t == "tasks" and r["account_id"] == account_id]
+        rows = self.rows.items()
+        return [r for (t, _), r in rows if t == "tasks" and r["account_id"] == account_id]
 
 
 async def history(table: str, record_id: str) -> list[dict[str, Any]]:
