@@ -43,7 +43,7 @@ class Progress(msgspec.Struct, kw_only=True):
     accounts: int = 0  # the campaign's accounts that still exist
     planned: int = 0  # of them, with a planned visit (a task not deleted)
     done: int = 0  # of those, the planned visit done
-    visited: int = 0  # accounts visited since the campaign's first day (by anyone)
+    visited: int = 0  # accounts visited since the campaign was made (by anyone)
     verified: int = 0  # of them, with a verified visit
 
 
@@ -76,7 +76,7 @@ class CampaignAccount(msgspec.Struct, kw_only=True):
     due_at: datetime | None
     planned: bool  # its planned visit still exists
     done: bool
-    visited_at: datetime | None  # its first visit since the campaign's first day
+    visited_at: datetime | None  # its first visit since the campaign was made
     verified: bool
     gone: bool = False  # the account was deleted or left the team since
 

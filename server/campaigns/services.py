@@ -458,16 +458,19 @@ async def _campaign_row(campaign_id: str) -> dict[str, Any]:
     return rows[0]
 
 
-def _first_day(row: dict[str, Any], zone: ZoneInfo) -> datetime:
+def _counted_from(row: dict[str, Any], zone: ZoneInfo) -> datetime:
+    """Visits count from when the campaign was made, or from its first day's midnight when
+    it starts the day it was made (a visit that morning counts)."""
     starts: date = row["starts_on"]
     if isinstance(starts, str):
         starts = date.fromisoformat(starts)
-    return datetime.combine(starts, time(), tzinfo=zone).astimezone(UTC)
+    first_day = datetime.combine(starts, time(), tzinfo=zone).astimezone(UTC)
+    return min(first_day, normalize(row["created_at"]))
 
 
 async def _accounts_of(row: dict[str, Any], zone: ZoneInfo) -> list[CampaignAccount]:
     """The campaign's accounts as they are now: the planned visit, the first visit since
-    the campaign's first day (by anyone), whether one was verified."""
+    the campaign began (by anyone), whether one was verified."""
     campaign_id = str(row["id"])
     items = await db.fetch(
         "SELECT ca.account_id, ca.task_id, ca.owner_id, ca.due_at, a.name, a.status, a.lat,"
@@ -487,7 +490,7 @@ async def _accounts_of(row: dict[str, Any], zone: ZoneInfo) -> list[CampaignAcco
         "verified",
         campaign_id,
         False,
-        _first_day(row, zone),
+        _counted_from(row, zone),
     )
     visited = {str(v["account_id"]): v for v in visits}
     scope = team_scope(str(row["team_id"]))

@@ -158,13 +158,13 @@ async def test_a_campaign_plans_a_visit_for_each_owner_over_the_working_days(cli
     assert {(e["source"], str(e["user_id"])) for e in entries} == {("rest", manager.user_id)}
 
     # Progress follows the visits: a visit marks its author's planned visit there done; bob's
-    # visit without a position counts as visited, not verified; a visit before the first
-    # day does not count.
+    # visit without a position counts as visited, not verified; a visit before the campaign
+    # was made does not count.
     first = datetime.combine(monday, time(10, 0), tzinfo=ZONE)
     martin = accounts["Bakery Martin"]
     await sync_all(client, alice, [visit(martin["id"], first, lat=45.74, lng=4.80, accuracy_m=10)])
     await sync_all(client, bob, [visit(accounts["Épicerie Roux"]["id"], first)])
-    early = first - timedelta(days=7)
+    early = first - timedelta(days=10)
     await sync_all(client, alice, [visit(accounts["Cave des Canuts"]["id"], early)])
     detail = (await client.get(f"/api/campaigns/{campaign['id']}", headers=manager.headers)).json()
     assert detail["campaign"]["progress"] == {"accounts": 3, "planned": 3, "done": 2,
