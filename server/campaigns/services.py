@@ -411,20 +411,30 @@ async def _write(
                     len(planned),
                     _json.encode(skipped).decode(),
                 )
-            items = []
-            for item in batch:
-                task_id = item.task_id
-                if task_id is None:
-                    task_id = str(uuid.uuid4())
-                    fields = {
+            edits = {
+                item.account_id: Edit(
+                    "tasks",
+                    str(uuid.uuid4()),
+                    {
                         "title": title,
                         "kind": "visit",
                         "account_id": item.account_id,
                         "assignee_id": item.owner_id,
                         "due_at": item.due_at.isoformat(),
-                    }
+                    },
+                )
+                for item in batch
+                if item.task_id is None
+            }
+            await writer.prefetch(list(edits.values()))
+            items = []
+            for item in batch:
+                task_id = item.task_id
+                if task_id is None:
+                    edit = edits[item.account_id]
+                    task_id = edit.id
                     try:
-                        await writer.apply(actor, Edit("tasks", task_id, fields))
+                        await writer.apply(actor, edit)
                     except Rejected:
                         refused.append(
                             Skipped(account_id=item.account_id, name=item.name, reason="refused")
