@@ -214,6 +214,7 @@ async def test_progress_counts_the_visits_of_a_campaign_that_starts_today(
     await shoot(app, artifacts, "team-campaigns")
     await row.locator("a").click()
     await app.expect_screen("campaign")
+    assert app.page.url.endswith(f"#/campaign/{campaign_id}")
     visited = app.page.locator(f'[data-testid=campaign-row][data-id="{accounts["Bakery Martin"]}"]')
     await expect(visited).to_have_attribute("data-state", "customer")  # visited and verified
     await expect(

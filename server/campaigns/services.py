@@ -475,7 +475,8 @@ def _counted_from(row: dict[str, Any], zone: ZoneInfo) -> datetime:
     if isinstance(starts, str):
         starts = date.fromisoformat(starts)
     first_day = datetime.combine(starts, time(), tzinfo=zone).astimezone(UTC)
-    return min(first_day, normalize(row["created_at"]))
+    created: datetime = normalize(row["created_at"])
+    return min(first_day, created)
 
 
 async def _accounts_of(row: dict[str, Any], zone: ZoneInfo) -> list[CampaignAccount]:
