@@ -110,3 +110,34 @@ def query_of(url: str) -> dict[str, str]:
     from urllib.parse import parse_qsl, urlsplit
 
     return dict(parse_qsl(urlsplit(url).query))
+
+
+class AreaScreen:
+    """`#/campaign/new`: an area drawn on the map with taps, filters, and what they pick."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def tid(self, testid: str) -> Locator:
+        return self.app.tid(testid)
+
+    async def open_from_team(self) -> None:
+        await self.tid("campaign-new").click()
+        await self.app.expect_screen("campaign")
+        await expect(self.tid("campaign-map").locator("path.nearby-marker").first).to_be_attached()
+
+    async def tap(self, fx: float, fy: float) -> None:
+        """A tap at a fraction of the map's width and height."""
+        box = await self.tid("campaign-map").bounding_box()
+        assert box is not None
+        await self.app.page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+
+    async def area(self) -> dict[str, Any] | None:
+        """The area drawn, as the screen will send it."""
+        import json
+
+        raw = await self.tid("campaign-map").get_attribute("data-area")
+        return json.loads(raw) if raw else None
+
+    async def count(self) -> int:
+        return int(await self.tid("campaign-count").get_attribute("data-count") or "0")

@@ -226,7 +226,7 @@ async def test_the_team_screen_shows_the_reports_figures_for_the_range_picked(
     await app.tid("nav-team").click()
     await team.expect_source("cache")
     await expect(team.tid("team-source")).to_contain_text("Offline: the figures need a connection.")
-    await expect(team.tid("team-source")).to_contain_text("Showing the report fetched")
+    await expect(team.tid("team-source")).to_contain_text("Showing the report computed at")
     await expect_figures(team, this_week)
     await app.set_offline(False)
 

@@ -19,7 +19,8 @@ from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
 from server.bodies import BoundedRequest
 from server.calendar.controllers import CalendarController, CalendarFeedController
-from server.core import limits
+from server.campaigns.controllers import CampaignsController
+from server.core import automation, limits
 from server.core.changelog.clients import run_report_writer
 from server.core.phones import set_default_region
 from server.core.rows import WIRE_ROWS
@@ -28,6 +29,7 @@ from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
 from server.history.controllers import HistoryController
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
+from server.org.controllers import OrgRulesController
 from server.push.controllers import PushController
 from server.pwa import (
     PWA_HANDLERS,
@@ -74,6 +76,7 @@ def create_app(
     bind_tables(db.configure(settings.database))
     WIRE_ROWS.resize(settings.row_cache_bytes)
     limits.configure(settings)
+    automation.configure(settings.timezone)
     set_default_region(settings.default_region)
     background: list[asyncio.Task[Any]] = []
 
@@ -119,6 +122,8 @@ def create_app(
             ImportController,
             DuplicatesController,
             HistoryController,
+            OrgRulesController,
+            CampaignsController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

@@ -15,12 +15,14 @@ from server.settings import ConfigError, Settings, load_settings
 
 
 async def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
+    from server.core import automation
     from server.core.phones import set_default_region
     from server.migrate import migrate
     from server.tables import bind_tables
 
     bind_tables(db.configure(settings.database))
     set_default_region(settings.default_region)
+    automation.configure(settings.timezone)
     await db.start()
     try:
         await migrate()

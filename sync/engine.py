@@ -259,6 +259,12 @@ class RecordRules(Protocol):
         goes here. `before`: the record as it was (None for a create); `session.load`
         gives it as it is now."""
 
+    async def settle(self, session: Any) -> None:
+        """Called once a request's new mutations are all applied (and at the end of every
+        server-side write transaction): what follows from the request as a whole, which a
+        later write of the same request could make unneeded (a task the server adds unless
+        the phone sent one too) goes here, in the same transaction."""
+
     async def keep_rejected(
         self, session: Any, actor: Any, client_id: str, mutation: Mutation, rejected: Rejected
     ) -> None:
@@ -402,6 +408,7 @@ async def _push(session: SyncSession, rules: RecordRules, exchange: Exchange) ->
     results = await _replayed(session, user_id, client_id, old, now_ms)
     fresh = [await _apply(session, rules, actor, client_id, mutation, now_ms) for mutation in new]
     if new:
+        await rules.settle(session)
         last = new[-1].mid
         await session.save_results(
             user_id,

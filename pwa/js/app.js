@@ -8,6 +8,7 @@ import { pendingCount } from "./records.js";
 import { route, startRouter } from "./router.js";
 import { accountScreen } from "./screens/account.js";
 import { accountsScreen } from "./screens/accounts.js";
+import { areaScreen, campaignScreen } from "./screens/campaign.js";
 import { checkinsScreen } from "./screens/checkins.js";
 import { conflictsScreen, unresolvedConflicts } from "./screens/conflicts.js";
 import { draftsScreen } from "./screens/drafts.js";
@@ -56,6 +57,8 @@ route("/nearby", nearbyScreen);
 route("/team", teamScreen);
 route("/team/checkins", checkinsScreen);
 route("/reassign", reassignScreen);
+route("/campaign/new", areaScreen);
+route("/campaign/:id", campaignScreen);
 
 function showChrome(root) {
   const signedIn = !!session().token;

@@ -1,15 +1,13 @@
-// The manager's figures. The team report and the devices list come from the server
-// (docs/reports.md) and are kept in meta "team_reports" with the time they were fetched, so
-// the Team screen still shows the last ones offline, marked as such. The feed, the check-ins
-// and what hangs off an account are read from the rows this phone has synced.
+// The manager's figures. The team report, the devices list and the campaigns come from the
+// server (docs/reports.md, docs/campaigns.md) and are kept in meta "kept_answers" with the
+// time they were fetched, so the screens still show the last ones offline, marked as such.
+// The feed, the check-ins and what hangs off an account are read from the rows synced.
 
 import { apiFetch, errorDetail, NetworkError } from "./api.js";
 import { read, write } from "./db.js";
 import { allRows } from "./records.js";
 import { me, session } from "./session.js";
 
-const KEPT_REPORTS = 6;
-const CACHE_KEY = "team_reports";
 export const STAGE_WEIGHTS = { lead: 0.1, qualified: 0.25, proposal: 0.5, negotiation: 0.75 };
 export const MAX_RANGE_DAYS = 731;
 
@@ -44,50 +42,68 @@ export function rangeProblem(from, to) {
   return days > MAX_RANGE_DAYS ? "A range is at most two years." : null;
 }
 
-async function keptReports() {
-  const kept = await read(["meta"], (s) => s.meta.get(CACHE_KEY));
-  return Array.isArray(kept) ? kept : [];
-}
+const KEPT = "kept_answers";
 
-async function keep(entry) {
-  await write(["meta"], async (s) => {
-    const kept = ((await s.meta.get(CACHE_KEY)) || []).filter((e) => e.key !== entry.key);
-    await s.meta.put([entry, ...kept].slice(0, KEPT_REPORTS), CACHE_KEY);
-  });
-}
-
-// {source: "server" | "cache" | "none" | "refused", report, devices, fetched_at, error}
-// "cache": no answer (offline, or the server failed): the kept report for this range, else
-// the latest kept one. "refused": the server said no (a bad range, not a manager).
-export async function loadReport({ from, to, days }) {
-  const key = `${from}/${to}/${days}`;
-  const token = session().token;
+// GET `path` online, kept in meta "kept_answers" (the 12 latest) for offline: {source:
+// "server" | "cache" | "none" | "refused" (a 4xx: the server said no), data, fetched_at, error}.
+export async function keptGet(path) {
   let error = null;
-  if (token && navigator.onLine) {
-    const query = new URLSearchParams({ from, to, not_visited_days: String(days) });
+  if (navigator.onLine) {
     try {
-      const [report, devices] = await Promise.all([
-        apiFetch(`/api/reports/team?${query}`, { token }),
-        apiFetch("/api/team/devices", { token }),
-      ]);
-      if (report.status === 200 && report.data) {
-        const entry = { key, fetched_at: Date.now(), report: report.data,
-          devices: devices.status === 200 && devices.data ? devices.data.devices : null };
-        await keep(entry);
+      const got = await apiFetch(path, { token: session().token });
+      if (got.status === 200) {
+        const entry = { path, data: got.data, fetched_at: Date.now() };
+        await write(["meta"], async (s) => {
+          const kept = ((await s.meta.get(KEPT)) || []).filter((e) => e.path !== path);
+          await s.meta.put([entry, ...kept].slice(0, 12), KEPT);
+        });
         return { source: "server", ...entry };
       }
-      error = errorDetail(report, `The server answered ${report.status}.`);
-      if (report.status >= 400 && report.status < 500 && report.status !== 408 && report.status !== 429) {
-        return { source: "refused", error };
-      }
+      error = errorDetail(got, `The server answered ${got.status}.`);
+      if (got.status < 500 && got.status !== 408 && got.status !== 429) return { source: "refused", error };
     } catch (err) {
       if (!(err instanceof NetworkError)) throw err;
       error = err.message;
     }
   }
-  const kept = await keptReports();
-  const entry = kept.find((e) => e.key === key) || kept[0];
+  const entry = await kept((p) => p === path);
   return entry ? { source: "cache", error, ...entry } : { source: "none", error };
+}
+
+// The newest answer kept whose path passes `test`.
+async function kept(test) {
+  return ((await read(["meta"], (s) => s.meta.get(KEPT))) || []).find((e) => test(e.path));
+}
+
+// {source: "server" | "cache" | "none" | "refused", report, devices, fetched_at, error}
+// "cache": no answer (offline, or the server failed): the kept report for this range, else
+// the latest kept one (`same`: for this range). "refused": the server said no.
+export async function loadReport({ from, to, days }) {
+  const path = `/api/reports/team?${new URLSearchParams({ from, to, not_visited_days: String(days) })}`;
+  const [got, devices] = await Promise.all([keptGet(path), keptGet("/api/team/devices")]);
+  const entry = got.source === "none" ? { ...got, ...(await kept((p) => p.startsWith("/api/reports/team?"))) } : got;
+  const source = got.source === "none" && entry.data ? "cache" : got.source;
+  return { source, error: got.error, same: entry.path === path, report: entry.data, fetched_at: entry.fetched_at,
+    devices: devices.data ? devices.data.devices : null };
+}
+
+// The reps' rows as CSV (GET /api/reports/team.csv with the bearer token), saved as a file.
+export async function downloadCsv({ from, to, days }) {
+  const query = new URLSearchParams({ from, to, not_visited_days: String(days) });
+  let response;
+  try {
+    response = await fetch(`/api/reports/team.csv?${query}`, { cache: "no-store", credentials: "omit",
+      headers: { Authorization: `Bearer ${session().token}` } });
+  } catch {
+    throw new Error("No connection: the CSV comes from the server.");
+  }
+  if (!response.ok) throw new Error(`The server answered ${response.status}.`);
+  const url = URL.createObjectURL(await response.blob());
+  const a = Object.assign(document.createElement("a"), { href: url, download: `team-report-${from}-${to}.csv` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 const byNewest = (a, b) => String(b.at).localeCompare(String(a.at));

@@ -9,6 +9,7 @@ from server.core.tables import (
     Deal,
     HistoryEntry,
     Note,
+    OrgSetting,
     Rejection,
     ScopeMove,
     ScopeUsageRow,
@@ -35,5 +36,6 @@ APP_CONFIG = AppConfig(
         WriteBudget,
         ScopeUsageRow,
         HistoryEntry,
+        OrgSetting,
     ],
 )

@@ -15,7 +15,7 @@ from typing import Any
 from geopy.distance import geodesic
 
 from server import db
-from server.core import limits
+from server.core import automation, limits
 from server.core.actor import SERVER_CLIENT_ID, Actor, review_scope, team_scope, user_scope
 from server.core.fields import SERVER_MADE, TABLES, clean_fields, defaults
 from server.core.phones import e164
@@ -111,7 +111,7 @@ async def complete_new(
     elif table == "notes":
         full["author_id"] = actor.user_id
     elif table == "tasks":
-        full["author_id"] = actor.user_id
+        full["author_id"] = actor.user_id or None  # the server's own (a built-in rule): none
         full["assignee_id"] = full["assignee_id"] or actor.user_id
         full["done_at"] = clock_time(at_ms) if full["done"] else None
     elif table == "deals":
@@ -332,7 +332,8 @@ async def written(
     from the writer's devices, as any record that leaves their scope does. The evict is in
     the writer's own scope: their teammates' devices, which may see the record, are not
     told to drop it. A visit's account keeps its latest visit (`last_visit_at`), and a new
-    visit marks done the visits its author planned there (SPEC section 14)."""
+    visit marks done the visits its author planned there (SPEC section 14). The built-in
+    rules (server/core/automation.py) look at every live write."""
     after = await session.load(table, record_id)
     live = after is not None and not after.deleted
     if live and not actor.sees(scope) and not actor.is_system:
@@ -341,6 +342,8 @@ async def written(
         await _keep_last_visit(session, before, after)
         if before is None and after is not None and live:
             await _done_planned_visits(session, after)
+    if live:
+        await automation.after_write(RULES, session, table, record_id, before)
 
 
 # A visit fulfils its author's planned visits to the account due up to a day after it began:
@@ -568,6 +571,9 @@ class CrmRules:
         before: StoredRecord | None,
     ) -> None:
         await written(session, actor, table, record_id, scope, before)
+
+    async def settle(self, session: Session) -> None:
+        await automation.settle(self, session)
 
     async def keep_rejected(
         self,

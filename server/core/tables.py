@@ -187,3 +187,13 @@ class HistoryEntry(Table, tablename="history"):
     fields = Text()
     prev_hash = Varchar(length=64)
     hash = Varchar(length=64)
+
+
+class OrgSetting(Table, tablename="org_settings"):
+    """The organisation's settings that an admin changes at run time (server/core/automation.py:
+    the built-in rules' switches), one JSON value per key."""
+
+    key = Varchar(length=60, primary_key=True)
+    value = Text()
+    updated_at = Timestamptz(null=True, default=None)
+    updated_by = UUID(null=True, default=None)

@@ -46,6 +46,7 @@ class Source(StrEnum):
     REMINDER = "reminder"  # the reminder dispatcher marking tasks reminded
     REVIEW = "review"  # a manager applying a refused write again (SPEC 4 rule 12)
     IMPORT = "import"  # a file imported by a manager or an admin (SPEC section 8)
+    CAMPAIGN = "campaign"  # a manager's campaign planning visits (docs/campaigns.md)
 
 
 # A source whose writes yield to people's: its stamps sit just past the fields' current
@@ -117,13 +118,18 @@ class Writer:
 
     async def apply_all(self, actor: Actor, edits: Sequence[Edit]) -> list[str]:
         """`apply` each edit in turn, loading the records they name in one go first."""
+        await self.prefetch(edits)
+        return [await self.apply(actor, edit) for edit in edits]
+
+    async def prefetch(self, edits: Sequence[Edit]) -> None:
+        """Load the records these edits name, and the accounts they point at, in one query
+        per table (before applying them one by one)."""
         await self.session.prefetch(
             [
                 Mutation(mid=0, table=e.table, id=e.id, op=e.op, fields=e.fields, hlc=(0, 0))
                 for e in edits
             ]
         )
-        return [await self.apply(actor, edit) for edit in edits]
 
     def _clock(self, record: StoredRecord | None, edit: Edit) -> tuple[int, int]:
         if self.source not in YIELDING:
@@ -144,4 +150,5 @@ async def writing(source: Source, *, now_ms: int | None = None) -> AsyncIterator
     async with STORE.write() as session:
         session.at_ms = now_ms
         yield Writer(session, source)
+        await RULES.settle(session)
         await session.flush()

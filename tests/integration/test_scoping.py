@@ -627,6 +627,70 @@ async def probe_team_reports(client: Any, world: World) -> None:
         assert world.rep_a.user_id in response.text or path.endswith("devices?")
 
 
+CAMPAIGN_AREA = {"type": "rectangle", "points": [[LYON[0] - 0.1, LYON[1] - 0.1],
+                                                 [LYON[0] + 0.1, LYON[1] + 0.1]]}  # fmt: skip
+
+
+def campaign_body(**extra: Any) -> dict[str, Any]:
+    from datetime import date, timedelta
+
+    start = date.today() + timedelta(days=7 - date.today().weekday())
+    end = start + timedelta(days=4)
+    return {"name": "Tour", "from": start.isoformat(), "to": end.isoformat(),
+            "area": CAMPAIGN_AREA, **extra}  # fmt: skip
+
+
+@probe("POST", "/api/campaigns")
+@probe("GET", "/api/campaigns")
+@probe("GET", "/api/campaigns/{campaign_id:str}")
+async def probe_campaigns(client: Any, world: World) -> None:
+    """A rep gets 403; team A's manager plans for team A only (team B's accounts lie in the
+    same area), lists team A's campaigns only and gets 404 for team B's."""
+    tasks, seq = await count("tasks"), await current_seq()
+    for query in ("", "?dry_run=true"):
+        response = await client.post(
+            f"/api/campaigns{query}", json=campaign_body(), headers=world.rep_a.headers
+        )
+        expect(response, 403)
+        response = await client.post(
+            f"/api/campaigns{query}",
+            json=campaign_body(team_id=world.rep_b.team_id),
+            headers=world.manager_a.headers,
+        )
+        expect(response, 403)
+    assert (await count("tasks"), await current_seq()) == (tasks, seq)
+    expect(await client.get("/api/campaigns", headers=world.rep_a.headers), 403)
+    b_campaign = await client.post(
+        "/api/campaigns", json=campaign_body(), headers=world.manager_b.headers
+    )
+    assert b_campaign.status_code == 201, b_campaign.text
+    b_id = b_campaign.json()["campaign"]["id"]
+    assert world.b["accounts"] in b_campaign.text and world.a["accounts"] not in b_campaign.text
+    listed = await client.get("/api/campaigns", headers=world.manager_a.headers)
+    assert listed.status_code == 200 and b_id not in listed.text
+    expect(await client.get(f"/api/campaigns/{b_id}", headers=world.manager_a.headers), 404)
+    expect(await client.get(f"/api/campaigns/{b_id}", headers=world.rep_a.headers), 403)
+    a_campaign = await client.post(
+        "/api/campaigns?dry_run=true", json=campaign_body(), headers=world.manager_a.headers
+    )
+    assert a_campaign.status_code == 200, a_campaign.text
+    assert world.a["accounts"] in a_campaign.text and world.b["accounts"] not in a_campaign.text
+
+
+@probe("GET", "/api/org/rules")
+@probe("PATCH", "/api/org/rules")
+async def probe_org_rules(client: Any, world: World) -> None:
+    """Anyone reads the built-in rules' switches; only an admin changes them."""
+    for who in (world.rep_a, world.manager_a):
+        assert (await client.get("/api/org/rules", headers=who.headers)).status_code == 200
+        response = await client.patch(
+            "/api/org/rules", json={"follow_up_task": False}, headers=who.headers
+        )
+        expect(response, 403)
+    rules = (await client.get("/api/org/rules", headers=world.rep_a.headers)).json()["rules"]
+    assert rules["follow_up_task"] is True
+
+
 # -- the tests ---------------------------------------------------------------------------
 
 SERVED = served_api_routes()

@@ -30,6 +30,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.calendar",
             "server.transfer",
             "server.history",
+            "server.org",
+            "server.campaigns",
         ),
     ),
     (

@@ -14,6 +14,7 @@ const T = {
   all: (n) => `Select all ${n} in this filter`,
   clear: "Clear",
   reassign: "Reassign…",
+  onMap: "Pick on a map",
   pick: (name) => `Select ${name}`,
 };
 const selection = new Set();
@@ -93,7 +94,8 @@ export async function accountsScreen(_params, query) {
   const clearButton = h("button", { type: "button", class: "small", testid: "account-select-clear" }, T.clear);
   const reassignButton = h("button", { type: "button", class: "small primary", testid: "account-reassign" }, T.reassign);
   const bar = h("div", { class: "selection-bar", testid: "account-selection", hidden: true },
-    picked, allButton, clearButton, reassignButton);
+    picked, allButton, clearButton, reassignButton,
+    link(T.onMap, "#/campaign/new", "account-select-map", "button-link small"));
   function drawSelection() {
     if (!manager) return;
     modeButton.textContent = selecting ? T.done : T.select;

@@ -1,14 +1,16 @@
 // Team: the manager's home. Online it reads the team report and the devices list
-// (docs/reports.md); offline it shows the last ones it fetched, marked with when. The feed
-// comes from the rows this phone holds. Managers and admins only.
+// (docs/reports.md); offline it shows the last ones it fetched, marked with when they were
+// computed. The feed comes from the rows this phone holds; the campaigns' progress from the
+// server (the last answer, offline). Managers and admins only.
 
 import { authorName } from "../components.js";
 import { drawPoints, hasPosition, removeMap } from "../map.js";
 import { allRows } from "../records.js";
 import { replaceQuery } from "../router.js";
 import { refreshUsers, userNames } from "../session.js";
-import { isManager, loadReport, presetRange, rangeProblem, teamFeed } from "../team.js";
-import { LABELS, empty, field, formatDate, formatDateTime, h, link, section } from "../ui.js";
+import { downloadCsv, isManager, loadReport, presetRange, rangeProblem, teamFeed } from "../team.js";
+import { LABELS, empty, field, formatDate, formatDateTime, h, link, section, toast } from "../ui.js";
+import { campaignsSection } from "./campaign.js";
 
 // Every sentence of the screen, in one place (a message catalogue replaces it later).
 const T = {
@@ -23,9 +25,10 @@ const T = {
   computed: (at, tz) => `Figures computed at ${at} (days in ${tz}).`,
   offline: "Offline: the figures need a connection.",
   noAnswer: (why) => `The server did not answer (${why}).`,
-  cached: (at) => `Showing the report fetched ${at}`,
-  cachedOther: (at, range) => `Showing the last report fetched, ${at}, for ${range}`,
+  cached: (at) => `Showing the report computed at ${at}`,
+  cachedOther: (at, range) => `Showing the last report kept, computed at ${at}, for ${range}`,
   none: "This phone has not fetched a report yet.",
+  csv: "Download CSV",
   complete: (at) => `Complete through ${at}: work on phones after that may not be in the figures yet.`,
   completeNone: "No phone of the team has synced since reports began.",
   reps: "Activity per rep",
@@ -299,6 +302,8 @@ export async function teamScreen(_params, query) {
       : [h("li", {}, empty(T.feedEmpty, "team-feed-empty"))]));
   }
 
+  const campaigns = h("div", { testid: "team-campaigns-box" });
+  campaignsSection(campaigns);
   let drawing = 0;
   async function drawFigures() {
     const mine = ++drawing;
@@ -312,7 +317,6 @@ export async function teamScreen(_params, query) {
     const got = await loadReport(state);
     const names = await userNames();
     if (mine !== drawing) return; // a newer range won
-    const at = got.fetched_at ? formatDateTime(new Date(got.fetched_at).toISOString()) : "";
     const why = navigator.onLine ? (got.error ? T.noAnswer(got.error) : "") : T.offline;
     source.dataset.source = got.source;
     source.className = got.source === "server" ? "hint" : "notice";
@@ -321,8 +325,8 @@ export async function teamScreen(_params, query) {
     else if (got.source === "none") source.textContent = `${why} ${T.none}`;
     else {
       const r = got.report;
-      const same = got.key === `${state.from}/${state.to}/${state.days}`;
-      source.textContent = `${why} ${same ? T.cached(at) : T.cachedOther(at, rangeText(r.from, r.to))}.`;
+      const at = formatDateTime(r.generated_at);
+      source.textContent = `${why} ${got.same ? T.cached(at) : T.cachedOther(at, rangeText(r.from, r.to))}.`;
     }
     source.dataset.fetchedAt = String(got.fetched_at || "");
     if (!got.report) {
@@ -342,6 +346,7 @@ export async function teamScreen(_params, query) {
       section(T.reps, "team-reps", reps.length
         ? h("ul", { class: "list rep-cards" }, reps.map((x) => repCard(x, names))) : empty(T.noReps, "team-reps-empty")),
       section(T.chart, "team-days", chart(r.days, r.from, r.to)),
+      campaigns,
       leaderboard(reps, names),
       pipeline(r.pipeline),
       notVisited(r, names, state.days, (d) => { state.days = d; remember(); drawFigures(); }, maps),
@@ -389,9 +394,11 @@ export async function teamScreen(_params, query) {
   await drawFeed();
   figures.append(feedSection);
   drawFigures();
+  const csv = h("button", { type: "button", class: "small", testid: "team-csv", onclick: () =>
+    downloadCsv(state).catch((err) => toast(err.message)) }, T.csv);
 
   const el = h("div", { class: "screen team" },
-    h("div", { class: "title-row" }, h("h1", {}, T.title),
+    h("div", { class: "title-row" }, h("h1", {}, T.title), csv,
       link(T.checkins, "#/team/checkins", "team-checkins-link", "button-link")),
     form, rangeLabel, source, complete, figures);
   return {

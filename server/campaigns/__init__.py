@@ -1,0 +1,1 @@
+"""Campaigns: visits planned for the accounts of an area and filters (docs/campaigns.md)."""
