@@ -14,6 +14,8 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from server import db
+from server.attachments import storage as blob_storage
+from server.attachments.controllers import AttachmentBlobsController
 from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
@@ -75,6 +77,7 @@ def create_app(
     WIRE_ROWS.resize(settings.row_cache_bytes)
     limits.configure(settings)
     set_default_region(settings.default_region)
+    blob_storage.configure(settings.blob_url)
     background: list[asyncio.Task[Any]] = []
 
     @contextlib.asynccontextmanager
@@ -119,6 +122,7 @@ def create_app(
             ImportController,
             DuplicatesController,
             HistoryController,
+            AttachmentBlobsController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

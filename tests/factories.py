@@ -71,6 +71,7 @@ CHILD_BODIES: dict[str, dict[str, Any]] = {
     "notes": {"body": "Wants a quote"},
     "tasks": {"title": "Call back", "due_at": "2026-05-02T10:00:00Z"},
     "deals": {"title": "Spring order", "amount": 1200.0, "currency": "EUR"},
+    "attachments": {"sha256": "5e" * 32, "media_type": "image/jpeg", "bytes": 48_213},
 }
 
 

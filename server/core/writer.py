@@ -46,6 +46,7 @@ class Source(StrEnum):
     REMINDER = "reminder"  # the reminder dispatcher marking tasks reminded
     REVIEW = "review"  # a manager applying a refused write again (SPEC 4 rule 12)
     IMPORT = "import"  # a file imported by a manager or an admin (SPEC section 8)
+    UPLOAD = "upload"  # an attachment's bytes arrived: its rows say `uploaded` (section 13)
 
 
 # A source whose writes yield to people's: its stamps sit just past the fields' current
