@@ -4,6 +4,7 @@ from piccolo.conf.apps import AppConfig
 
 from server.core.tables import (
     Account,
+    Attachment,
     Conflict,
     Contact,
     Deal,
@@ -35,5 +36,6 @@ APP_CONFIG = AppConfig(
         WriteBudget,
         ScopeUsageRow,
         HistoryEntry,
+        Attachment,
     ],
 )

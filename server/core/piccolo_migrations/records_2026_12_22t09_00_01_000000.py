@@ -5,7 +5,8 @@ the tables it adds are made).
   alone, as the other lists (records_2026_11_24t10_00_00).
 - attachments_search: the search of captions, as every record table's (the records app's
   migration of 2026-12-20T09:00 says how): an FTS5 table kept by triggers on SQLite, a GIN
-  index on the full-text vector on PostgreSQL (fieldcrm_search_text() is made there).
+  index on the full-text vector on PostgreSQL, with fieldcrm_search_text() made again as
+  that migration made it (`CREATE OR REPLACE`: this one stands on its own).
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -20,6 +21,12 @@ LIST = (
     " ON attachments (scope, deleted, updated_at, id, seq)"
 )
 POSTGRES = [
+    "CREATE EXTENSION IF NOT EXISTS unaccent",
+    # Word for word the function of the records app's migration of 2026-12-20T09:00.
+    "CREATE OR REPLACE FUNCTION fieldcrm_search_text(text) RETURNS text"
+    " LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE COST 10000 AS"
+    " $$ SELECT regexp_replace(lower(public.unaccent('public.unaccent'::regdictionary, $1)),"
+    " '[[:punct:]]+', ' ', 'g') $$",
     LIST,
     "CREATE INDEX IF NOT EXISTS attachments_search ON attachments USING gin"
     " (to_tsvector('simple'::regconfig, fieldcrm_search_text(coalesce(caption, ''))))",
