@@ -34,15 +34,18 @@ _url: list[str] = [""]
 
 
 def configure(url: str) -> None:
-    """Use the store at `url` from now on (the app calls this once, at start)."""
+    """Use the store at `url` from now on (the app calls this once, at start). It is
+    opened when first used: a server that never sees an attachment makes no folder."""
     if url != _url[0]:
-        _current[0], _url[0] = open_store(url), url
+        _current[0], _url[0] = None, url
 
 
 def store() -> ObjectStore:
     current = _current[0]
     if current is None:
-        raise RuntimeError("the blob store is not configured (server.attachments.storage)")
+        if not _url[0]:
+            raise RuntimeError("the blob store is not configured (server.attachments.storage)")
+        current = _current[0] = open_store(_url[0])
     return current
 
 
