@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "2ebd2bacc598";
+const VERSION = "8d0327b9a1fc";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -19,6 +19,7 @@ const SHELL = [
   "/icons/icon-maskable-512.png",
   "/js/api.js",
   "/js/app.js",
+  "/js/attachments.js",
   "/js/calendar-feed.js",
   "/js/components.js",
   "/js/db.js",
