@@ -102,7 +102,8 @@ export function held() {
   const items = [];
   const list = h("div", {});
   const buttons = captureButtons((it) => {
-    if (!items.some((x) => x.sha256 === it.sha256)) items.push(it);
+    if (items.some((x) => x.sha256 === it.sha256)) return; // the same bytes: held once
+    items.push(it);
     list.replaceChildren(preview(items));
   });
   return { items, el: h("fieldset", {}, h("legend", {}, "Photos and voice notes"), buttons, list) };
