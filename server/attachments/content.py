@@ -1,5 +1,5 @@
 """Whether bytes are what their type claims (SPEC section 13): images are opened and
-verified by Pillow (docs/decisions/2026-12-22-obstore.md says why Pillow), sounds are
+verified by Pillow (docs/decisions/2026-12-06-obstore.md says why Pillow), sounds are
 known by the first bytes of their container."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Where attachments' bytes are kept: a local folder or an S3-compatible bucket, through
-one API (obstore: docs/decisions/2026-12-22-obstore.md).
+one API (obstore: docs/decisions/2026-12-06-obstore.md).
 
 `FIELDCRM_BLOB_URL` chooses: `file://PATH` (a folder, made if missing; a relative path is
 taken from where the server starts) or `s3://BUCKET/PREFIX`, whose credentials, region and
