@@ -36,8 +36,7 @@ _url: list[str] = [""]
 def configure(url: str) -> None:
     """Use the store at `url` from now on (the app calls this once, at start). It is
     opened when first used: a server that never sees an attachment makes no folder."""
-    if url != _url[0]:
-        _current[0], _url[0] = None, url
+    _current[0], _url[0] = None, url
 
 
 def store() -> ObjectStore:

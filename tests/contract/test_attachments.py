@@ -1,6 +1,6 @@
 """The sync rules (SPEC section 4) for `attachments` rows (v1.1, section 13), on SQLite and
 PostgreSQL: per-field merge with a conflicts row, deletes win, fixed fields, a refused
-write kept whole, and rule 11 (a photo taken before its account moved still lands)."""
+write kept whole, and rule 11 (a photo taken before its author moved team still lands)."""
 
 from __future__ import annotations
 
