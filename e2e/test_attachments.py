@@ -161,3 +161,60 @@ async def until(probe: Callable[[], Any], expected: Any = True, timeout_s: float
             return
         assert asyncio.get_running_loop().time() < deadline, f"still {value!r}, not {expected!r}"
         await asyncio.sleep(0.1)
+
+
+async def test_a_voice_note_recorded_offline_is_uploaded(
+    server: Server, tmp_path: Path, artifacts: Path
+) -> None:
+    """Chromium's fake microphone (a beep): recorded with MediaRecorder, kept, sent, and
+    taken by the server as the audio/webm it is."""
+    from playwright.async_api import async_playwright
+
+    from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    server.add_user("alice")
+    alice = await Rest.login(server.url, "alice")
+    try:
+        shop = await alice.create("accounts", name="Cave Hopper", lat=SHOP[0], lng=SHOP[1])
+    finally:
+        await alice.close()
+    fake_microphone = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *fake_microphone], headless=True
+        )
+        phones = Phones(browser)
+        try:
+            app = await phones.open(server.url, permissions=["microphone"])
+            await app.open()
+            await app.login("alice")
+            await app.wait_controlled()
+            await app.synced()
+            await app.set_offline(True)
+            await app.account.open(shop["id"])
+            await app.account.log_visit()
+            voice = app.tid("attach-voice")
+            await voice.click()
+            await expect(voice).to_have_attribute("data-recording", "yes")
+            await app.page.wait_for_timeout(1500)  # a second and a half of speech
+            await voice.click()
+            await expect(voice).to_have_attribute("data-recording", "no")
+            await expect(app.tid("attach-held-item")).to_have_count(1)
+            await app.visit_form.save()
+            await expect(app.tid("attachment-audio")).to_have_count(1)
+            await app.page.screenshot(path=artifacts / "screen-visit-voice-note.png")
+            await app.set_offline(False)
+            await app.synced()
+            await until(lambda: pending(app), 0)
+            assert phones.errors() == []
+        finally:
+            await phones.close()
+            await browser.close()
+    alice = await Rest.login(server.url, "alice")
+    try:
+        [row] = await alice.list("attachments")
+        assert row["media_type"] == "audio/webm" and row["uploaded"] is True
+        [(name, data)] = stored(server).items()
+        assert name == row["sha256"] and data[:4] == b"\x1a\x45\xdf\xa3"
+    finally:
+        await alice.close()
