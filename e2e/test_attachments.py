@@ -23,7 +23,8 @@ SHOP = (45.7640, 4.8357)
 BLOBS = "**/api/attachments/blobs/**"
 # What the phone keeps of its captures, read inside the page (Blobs cannot leave it).
 KEPT = """async () => Promise.all((await window.fieldcrm.rows("blobs")).map(async (b) => {
-  const size = b.blob ? await createImageBitmap(b.blob) : null;
+  const photo = b.blob && b.media_type.startsWith("image/");
+  const size = photo ? await createImageBitmap(b.blob) : null;
   return {sha256: b.sha256, pending: b.pending, thumb: !!b.thumb,
           width: size && size.width, height: size && size.height};
 }))"""
@@ -202,6 +203,7 @@ async def test_a_voice_note_recorded_offline_is_uploaded(
             await expect(app.tid("attach-held-item")).to_have_count(1)
             await app.visit_form.save()
             await expect(app.tid("attachment-audio")).to_have_count(1)
+            await app.tid("attach-buttons").scroll_into_view_if_needed()
             await app.page.screenshot(path=artifacts / "screen-visit-voice-note.png")
             await app.set_offline(False)
             await app.synced()
