@@ -66,6 +66,7 @@ def start_server(tmp: Path, extra_env: dict[str, str] | None = None) -> Server:
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp / 'e2e.sqlite3'}",
         "FIELDCRM_DISPATCH_INTERVAL_S": "1",
+        "FIELDCRM_BLOB_URL": f"file://{tmp / 'blobs'}",
         **(extra_env or {}),
     }
     subprocess.run([*FIELDCRM, "migrate"], env=env, check=True, capture_output=True)

@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "e44893596fb6";
+const VERSION = "54d7624461c8";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -20,6 +20,7 @@ const SHELL = [
   "/js/api.js",
   "/js/app.js",
   "/js/area.js",
+  "/js/attachments.js",
   "/js/calendar-feed.js",
   "/js/components.js",
   "/js/db.js",

@@ -14,6 +14,8 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from server import db
+from server.attachments import storage as blob_storage
+from server.attachments.controllers import AttachmentBlobsController
 from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor
 from server.background import run_background_jobs
@@ -78,6 +80,7 @@ def create_app(
     limits.configure(settings)
     automation.configure(settings.timezone)
     set_default_region(settings.default_region)
+    blob_storage.configure(settings.blob_url)
     background: list[asyncio.Task[Any]] = []
 
     @contextlib.asynccontextmanager
@@ -124,6 +127,7 @@ def create_app(
             HistoryController,
             OrgRulesController,
             CampaignsController,
+            AttachmentBlobsController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

@@ -21,5 +21,6 @@ APP_REGISTRY = AppRegistry(
         "server.calendar.piccolo_app",
         "server.transfer.piccolo_app",
         "server.campaigns.piccolo_app",
+        "server.attachments.piccolo_app",
     ]
 )

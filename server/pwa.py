@@ -40,10 +40,18 @@ def content_security_policy(tile_url: str) -> str:
         img += f" {parts.scheme}://{host}"
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
-        f"img-src {img}; connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
+        f"img-src {img}; media-src 'self' blob:; connect-src 'self'; worker-src 'self'; "
+        "manifest-src 'self'; "
         "font-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; "
         "form-action 'self'"
     )
+
+
+# Voice notes record from the microphone (SPEC section 13); photos come from the file
+# picker's camera, which needs no permission of the page.
+PERMISSIONS = "geolocation=(self), camera=(), microphone=(self)"
+# Attachments' bytes never change under their hash: their handler says how long to keep them.
+BLOBS_PATH = "/api/attachments/blobs/"
 
 
 def security_headers_middleware(csp: str) -> Any:
@@ -60,9 +68,11 @@ def security_headers_middleware(csp: str) -> Any:
                     headers["Referrer-Policy"] = "no-referrer"
                     headers["X-Frame-Options"] = "DENY"
                     headers["Cross-Origin-Opener-Policy"] = "same-origin"
-                    headers["Permissions-Policy"] = "geolocation=(self), camera=(), microphone=()"
+                    headers["Permissions-Policy"] = PERMISSIONS
                     headers["Content-Security-Policy"] = csp
-                    if scope["path"].startswith("/api/"):
+                    if scope["path"].startswith("/api/") and not scope["path"].startswith(
+                        BLOBS_PATH
+                    ):
                         headers["Cache-Control"] = "no-store"
                 await send(message)
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 DEFAULT_DATABASE_URL = "sqlite:///./fieldcrm.sqlite3"
+DEFAULT_BLOB_URL = "file://./fieldcrm-blobs"
 DEFAULT_PWA_DIR = Path(__file__).resolve().parent.parent / "pwa"
 # Every variable geo.geocoders reads (docs/geo.md) starts with this.
 GEOCODER_PREFIX = "FIELDCRM_GEOCODER"
@@ -89,6 +90,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # FIELDCRM_DEFAULT_REGION: the organisation's country (ISO 3166 alpha-2), for phone
     # numbers written without a country code on accounts that name no country.
     default_region: str | None = None
+    # FIELDCRM_BLOB_URL: where attachments' bytes are kept (server/attachments/storage.py):
+    # `file://PATH` (a folder; relative to where the server starts) or `s3://BUCKET/PREFIX`.
+    blob_url: str = DEFAULT_BLOB_URL
 
 
 class ConfigError(ValueError):
@@ -177,6 +181,19 @@ def parse_default_region(value: str) -> str | None:
     return value
 
 
+def parse_blob_url(value: str) -> str:
+    """`file://PATH` or `s3://BUCKET[/PREFIX]`, as given (checked, not opened)."""
+    url = value.strip() or DEFAULT_BLOB_URL
+    scheme, _, rest = url.partition("://")
+    if scheme == "file" and rest:
+        return url
+    if scheme == "s3" and rest.split("/", 1)[0]:
+        return url
+    raise ConfigError(
+        f"FIELDCRM_BLOB_URL: {url[:100]!r} is neither file://PATH (a folder) nor s3://BUCKET/PREFIX"
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     try:
@@ -213,4 +230,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         team_quota_records=_count(env, "FIELDCRM_TEAM_QUOTA_RECORDS", DEFAULT_TEAM_QUOTA_RECORDS),
         timezone=parse_timezone(env.get("FIELDCRM_TIMEZONE", "UTC")),
         default_region=default_region,
+        blob_url=parse_blob_url(env.get("FIELDCRM_BLOB_URL", "")),
     )

@@ -33,6 +33,7 @@ TRUNCATED = [
     "calendar_feeds",
     "team_moves", "write_budgets", "scope_usage",
     "imports", "import_items", "history", "org_settings", "campaigns", "campaign_accounts",
+    "attachments", "attachment_blobs",
 ]  # fmt: skip
 
 
@@ -162,8 +163,13 @@ async def started_db(database: Database) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def settings(database: Database) -> Settings:
-    return Settings(database=database.config, login_free_failures=5, login_window_s=300)
+def settings(database: Database, tmp_path: Path) -> Settings:
+    return Settings(
+        database=database.config,
+        login_free_failures=5,
+        login_window_s=300,
+        blob_url=f"file://{tmp_path / 'blobs'}",
+    )
 
 
 # scrypt at the production cost takes about 0.4 s per hash: tests that make users by the hundred

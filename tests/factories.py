@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import re
 import uuid
@@ -71,6 +73,7 @@ CHILD_BODIES: dict[str, dict[str, Any]] = {
     "notes": {"body": "Wants a quote"},
     "tasks": {"title": "Call back", "due_at": "2026-05-02T10:00:00Z"},
     "deals": {"title": "Spring order", "amount": 1200.0, "currency": "EUR"},
+    "attachments": {"sha256": "5e" * 32, "media_type": "image/jpeg", "bytes": 48_213},
 }
 
 
@@ -157,3 +160,36 @@ def served_app() -> Any:
 def served_api_routes() -> list[tuple[str, str]]:
     """`api_routes` of the app `fieldcrm serve` builds (see `served_app`)."""
     return api_routes(served_app())
+
+
+def photo(seed: int = 0, size: tuple[int, int] = (64, 48), kind: str = "JPEG") -> bytes:
+    """A small real image (JPEG, PNG or WEBP), different for each seed."""
+    from PIL import Image
+
+    image = Image.new("RGB", size, ((seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256))
+    image.putpixel((seed % size[0], 0), (255 - seed % 256, 0, 0))
+    out = io.BytesIO()
+    image.save(out, kind)
+    return out.getvalue()
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def make_attachment(
+    client: Any, who: Login, data: bytes, media_type: str = "image/jpeg", **fields: Any
+) -> dict[str, Any]:
+    """An attachments row for `data` (not uploaded)."""
+    body = {"sha256": sha256_of(data), "media_type": media_type, "bytes": len(data), **fields}
+    return await make_record(client, who, "attachments", **body)
+
+
+async def put_blob(
+    client: Any, who: Login, data: bytes, media_type: str = "image/jpeg", sha256: str = ""
+) -> Any:
+    return await client.put(
+        f"/api/attachments/blobs/{sha256 or sha256_of(data)}",
+        content=data,
+        headers={**who.headers, "Content-Type": media_type},
+    )

@@ -3,13 +3,15 @@
 
 export const TABLES = [
   "accounts", "contacts", "visits", "notes", "tasks", "deals", "conflicts", "rejections",
+  "attachments",
 ];
-export const STORES = [...TABLES, "outbox", "meta", "drafts"];
+// blobs: photos and voice notes by SHA-256, kept until the server holds them (js/attachments.js).
+export const STORES = [...TABLES, "outbox", "meta", "drafts", "blobs"];
 
 const DB_NAME = "fieldcrm";
 // Rows that hang off an account, indexed so an evicted account takes them along. Not
 // `rejections`: a refused write stays with its writer when its account leaves (rule 12).
-const BY_ACCOUNT = ["contacts", "visits", "notes", "tasks", "deals", "conflicts"];
+const BY_ACCOUNT = ["contacts", "visits", "notes", "tasks", "deals", "conflicts", "attachments"];
 // The record stores version 1 made (later tables get their own step).
 const TABLES_1 = ["accounts", "contacts", "visits", "notes", "tasks", "deals", "conflicts"];
 
@@ -38,6 +40,11 @@ const UPGRADES = [
   (db) => {
     const store = db.createObjectStore("rejections", { keyPath: "id" });
     store.createIndex("write", ["client_id", "mid"]);
+  },
+  // 4: attachments rows (SPEC section 13), and their bytes until uploaded (`pending` 1).
+  (db) => {
+    db.createObjectStore("attachments", { keyPath: "id" }).createIndex("account_id", "account_id");
+    db.createObjectStore("blobs", { keyPath: "sha256" }).createIndex("pending", "pending");
   },
 ];
 const DB_VERSION = UPGRADES.length;

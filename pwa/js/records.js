@@ -37,10 +37,13 @@ export async function pendingFor(stores, table, id) {
 // (js/rejections.js) these writes send again: a copy the server keeps no row of goes, one
 // whose row has not arrived yet is marked `fixed_at`.
 // pwa/sw.js repeats this for a notification's Done / Snooze (writeTaskChange): keep in step.
-export async function saveWrites(writes, { drafts = [], rejected = [] } = {}) {
+// `blobs`: photos and voice notes these writes' attachments name (js/attachments.js), kept
+// in the same transaction.
+export async function saveWrites(writes, { drafts = [], rejected = [], blobs = [] } = {}) {
   const tables = [...new Set(writes.map((w) => w.table))];
   for (const t of tables) if (!TABLES.includes(t)) throw new Error(`unknown table ${t}`);
-  const stores = [...tables, "outbox", "meta", ...(drafts.length ? ["drafts"] : [])];
+  const stores = [...tables, "outbox", "meta", ...(drafts.length ? ["drafts"] : []),
+    ...(blobs.length ? ["blobs"] : [])];
   const entries = await write(stores, async (s) => {
     let mid = (await s.meta.get("next_mid")) || 1;
     let clock = await s.meta.get("hlc");
@@ -72,6 +75,7 @@ export async function saveWrites(writes, { drafts = [], rejected = [] } = {}) {
     await s.meta.put(mid, "next_mid");
     await s.meta.put(clock, "hlc");
     for (const key of drafts) await s.drafts.delete(key);
+    for (const blob of blobs) await s.blobs.put(blob);
     if (rejected.length) {
       const copies = [];
       for (const copy of (await s.meta.get("rejected")) || []) {

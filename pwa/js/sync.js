@@ -21,7 +21,7 @@ const INTERVAL_MS = 30_000;
 const BACKOFF_BASE_MS = 2_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
 const MAX_ROUNDS = 10_000;
-const CHILD_TABLES = ["contacts", "visits", "notes", "tasks", "deals"];
+const CHILD_TABLES = ["contacts", "visits", "notes", "tasks", "deals", "attachments"];
 
 // state: idle | offline | syncing | synced | retrying | error | signed-out | upgrade | blocked
 // | limited (the server's write rate: retried at `retryAt`) | quota (the team's storage is full)
@@ -116,6 +116,7 @@ async function runOnce() {
     await write(["meta"], (s) => s.meta.put(Date.now(), "last_sync_at"));
     await setStatus("synced");
     refreshUsers().catch(() => {});
+    uploadSoon();
   } catch (err) {
     if (err instanceof NetworkError || err instanceof RetryLater) {
       failures += 1;
@@ -477,6 +478,13 @@ function scheduleRetry(atLeastMs = 0) {
 function clearRetry() {
   if (retryTimer) clearTimeout(retryTimer);
   retryTimer = null;
+}
+
+// Photos and voice notes whose rows the server now has go up after the sync, one at a time
+// (js/attachments.js, loaded only when some wait).
+async function uploadSoon() {
+  const waiting = await read(["blobs"], (s) => s.blobs.index("pending").count(1));
+  if (waiting) (await import("./attachments.js")).uploadPending().catch(() => {});
 }
 
 // A local write goes out shortly, unless we are waiting out a backoff.

@@ -209,6 +209,7 @@ export const LABELS = {
     tasks: "Task",
     deals: "Deal",
     conflicts: "Conflict",
+    attachments: "Photo or voice note",
   },
 };
 

@@ -5,6 +5,7 @@ sync endpoint and the REST endpoints, so both accept exactly the same writes."""
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -18,7 +19,7 @@ CLIENT, MANAGER, SERVER = "client", "manager", "server"
 @dataclass(frozen=True)
 class FieldSpec:
     name: str
-    kind: str  # text | enum | float | datetime | date | bool | uuid | json
+    kind: str  # text | enum | float | int | datetime | date | bool | uuid | json
     required: bool = False
     max_len: int = 0
     choices: tuple[str, ...] = ()
@@ -26,6 +27,8 @@ class FieldSpec:
     high: float = math.inf
     writer: str = CLIENT  # who may write it: client (anyone in scope), manager, server
     default: Any = None
+    pattern: str = ""  # text: a regular expression the whole value must match
+    what: str = ""  # text with a pattern: what a value must be, for the refusal's sentence
 
 
 def _text(name: str, max_len: int, required: bool = False) -> FieldSpec:
@@ -41,6 +44,21 @@ VISIT_OUTCOMES = ("met", "no_answer", "follow_up", "won", "lost")
 VERIFICATIONS = ("verified", "out_of_range", "low_accuracy", "unverified")
 TASK_KINDS = ("todo", "visit")  # v1.1: a `visit` task is a planned visit (SPEC section 14)
 DEAL_STAGES = ("lead", "qualified", "proposal", "negotiation", "won", "lost")
+# v1.1 attachments (SPEC section 13): the types the server takes, and their largest size.
+ATTACHMENT_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "audio/webm",
+    "audio/mp4",
+    "audio/mpeg",
+    "audio/ogg",
+)
+ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+SHA256_HEX = "[0-9a-f]{64}"
+# An attachment hangs off at least one of these; its account is the visit's or the note's
+# when it names none (server/core/rules.py).
+ATTACHMENT_PARENTS = ("visit_id", "note_id", "account_id")
 NAME, BODY = 200, 20_000
 
 TABLE_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
@@ -146,7 +164,32 @@ TABLE_FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         _ref("account_id", writer=SERVER),
         FieldSpec("resolved", "bool", default=False),
     ),
+    # v1.1 (SPEC section 13): a photo or a voice note; its bytes are uploaded apart
+    # (server/attachments/), named by their SHA-256. What the bytes are never changes.
+    "attachments": (
+        FieldSpec(
+            "sha256",
+            "text",
+            required=True,
+            max_len=64,
+            pattern=SHA256_HEX,
+            what="the SHA-256 of the bytes, as 64 lowercase hex digits",
+        ),
+        FieldSpec("media_type", "enum", required=True, choices=ATTACHMENT_TYPES),
+        FieldSpec("bytes", "int", required=True, low=1, high=ATTACHMENT_MAX_BYTES),
+        _ref("visit_id"),
+        _ref("note_id"),
+        _ref("account_id"),
+        _text("caption", 1000),
+        FieldSpec("captured_at", "datetime"),
+        FieldSpec("lat", "float", low=-90, high=90),
+        FieldSpec("lng", "float", low=-180, high=180),
+        _ref("author_id", writer=SERVER),
+        FieldSpec("uploaded", "bool", writer=SERVER, default=False),
+    ),
 }
+# Fields of a record that are fixed once it is made (a write may repeat their value).
+FIXED = {"attachments": ("sha256", "media_type", "bytes")}
 # Tables whose rows the server makes; clients only mark them resolved.
 SERVER_MADE = ("conflicts", "rejections")
 
@@ -154,7 +197,7 @@ SPECS: dict[str, dict[str, FieldSpec]] = {
     table: {spec.name: spec for spec in specs} for table, specs in TABLE_FIELDS.items()
 }
 TABLES = frozenset(TABLE_FIELDS)
-CHILD_TABLES = ("contacts", "visits", "notes", "tasks", "deals")
+CHILD_TABLES = ("contacts", "visits", "notes", "tasks", "deals", "attachments")
 # Database column names where they differ from the wire's.
 DB_COLUMN = {("conflicts", "table"): "record_table", ("rejections", "table"): "record_table"}
 
@@ -182,6 +225,8 @@ def parse_value(spec: FieldSpec, value: Any) -> Any:
             raise ValueError("cannot be empty")
         if "\x00" in value:
             raise ValueError("cannot contain NUL characters")
+        if spec.pattern and not re.fullmatch(spec.pattern, value):
+            raise ValueError(f"must be {spec.what or 'of the form ' + spec.pattern}")
         return value
     if kind == "enum":
         if value not in spec.choices:
@@ -194,6 +239,14 @@ def parse_value(spec: FieldSpec, value: Any) -> Any:
         if not math.isfinite(number) or not spec.low <= number <= spec.high:
             raise ValueError(f"must be between {spec.low:g} and {spec.high:g}")
         return number
+    if kind == "int":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 2.0: JSON does not tell whole numbers apart
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be a whole number")
+        if not spec.low <= value <= spec.high:
+            raise ValueError(f"must be between {spec.low:g} and {spec.high:g}")
+        return value
     if kind == "bool":
         if not isinstance(value, bool):
             raise ValueError("must be true or false")

@@ -53,7 +53,7 @@ COLUMNS = (
     "hash",
 )
 # Sources as SPEC section 11 names them; the writer's own sources map onto them.
-SOURCE_NAMES = {"demo": "system", "review": "rest", "campaign": "rest"}
+SOURCE_NAMES = {"demo": "system", "review": "rest", "campaign": "rest", "upload": "system"}
 # Writes the server derives from a person's write (a visit's account's last visit, a
 # planned visit marked done) carry no user: their source is the server's own.
 PEOPLE_SOURCES = ("sync", "rest")

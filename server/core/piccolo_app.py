@@ -4,6 +4,7 @@ from piccolo.conf.apps import AppConfig
 
 from server.core.tables import (
     Account,
+    Attachment,
     Conflict,
     Contact,
     Deal,
@@ -37,5 +38,6 @@ APP_CONFIG = AppConfig(
         ScopeUsageRow,
         HistoryEntry,
         OrgSetting,
+        Attachment,
     ],
 )

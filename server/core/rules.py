@@ -17,7 +17,14 @@ from geopy.distance import geodesic
 from server import db
 from server.core import automation, limits
 from server.core.actor import SERVER_CLIENT_ID, Actor, review_scope, team_scope, user_scope
-from server.core.fields import SERVER_MADE, TABLES, clean_fields, defaults
+from server.core.fields import (
+    ATTACHMENT_PARENTS,
+    FIXED,
+    SERVER_MADE,
+    TABLES,
+    clean_fields,
+    defaults,
+)
 from server.core.phones import e164
 from server.core.rows import normalize, now_ms
 from server.core.session import Session
@@ -35,6 +42,8 @@ async def prepare_create(
     if table in SERVER_MADE:
         raise Rejected("read_only", f"{table.capitalize()} are made by the server, not by clients.")
     values = _clean(actor, table, fields, creating=True)
+    if table == "attachments":
+        await _attachment_account(session, actor, values, None, at_ms)
     await _check_references(session, actor, table, values, None, at_ms)
     return values
 
@@ -54,8 +63,46 @@ async def prepare_update(
             raise Rejected("invalid", f"{table}.resolved must be true or false.")
         return dict(fields)
     values = _clean(actor, table, fields, creating=False)
+    for name in FIXED.get(table, ()):
+        if name in values and values[name] != record.values.get(name):
+            raise Rejected(
+                "read_only", f"{table}.{name} is fixed once made; make a new {table[:-1]}."
+            )
+    if table == "attachments" and set(values) & set(ATTACHMENT_PARENTS):
+        await _attachment_account(session, actor, values, record, at_ms)
     await _check_references(session, actor, table, values, record, at_ms)
     return values
+
+
+async def _attachment_account(
+    session: Session,
+    actor: Actor,
+    values: dict[str, Any],
+    record: StoredRecord | None,
+    at_ms: int,
+) -> None:
+    """An attachment hangs off a visit, a note or an account (at least one), all of one
+    account: when the write names none, the visit's or the note's (put in `values`)."""
+    merged = {**(record.values if record is not None else {}), **values}
+    if not any(merged.get(name) for name in ATTACHMENT_PARENTS):
+        raise Rejected("required", "attachments needs visit_id, note_id or account_id.")
+    if record is not None and "account_id" in values and values["account_id"] is None:
+        raise Rejected("invalid", "attachments.account_id cannot be null once made.")
+    for name, table in (("visit_id", "visits"), ("note_id", "notes")):
+        if not merged.get(name):
+            continue
+        parent = await session.load(table, merged[name])
+        if parent is None or not (
+            actor.sees(parent.scope) or await _moved_with_account(session, actor, parent, at_ms)
+        ):
+            raise Rejected("not_found", f"attachments.{name} names no {table[:-1]} you can see.")
+        account_id = parent.values.get("account_id")
+        if not merged.get("account_id"):
+            merged["account_id"] = values["account_id"] = account_id
+        elif merged["account_id"] != account_id:
+            raise Rejected(
+                "invalid", f"attachments.{name} names a {table[:-1]} of another account."
+            )
 
 
 def _clean(actor: Actor, table: str, fields: Any, *, creating: bool) -> dict[str, Any]:
@@ -88,7 +135,7 @@ def check_authorship(actor: Actor, record: StoredRecord) -> None:
         )
 
 
-_AUTHOR = {"visits": "user_id", "notes": "author_id"}
+_AUTHOR = {"visits": "user_id", "notes": "author_id", "attachments": "author_id"}
 
 
 async def complete_new(
@@ -110,6 +157,9 @@ async def complete_new(
         full.update(await _verify(session, full))
     elif table == "notes":
         full["author_id"] = actor.user_id
+    elif table == "attachments":
+        full["author_id"] = actor.user_id or None
+        full["uploaded"] = await blob_held(full["sha256"])
     elif table == "tasks":
         full["author_id"] = actor.user_id or None  # the server's own (a built-in rule): none
         full["assignee_id"] = full["assignee_id"] or actor.user_id
@@ -178,7 +228,7 @@ async def _check_references(
         if visit is None or not (
             actor.sees(visit.scope) or await _moved_with_account(session, actor, visit, at_ms)
         ):
-            raise Rejected("not_found", "notes.visit_id names no visit you can see.")
+            raise Rejected("not_found", f"{table}.visit_id names no visit you can see.")
     for name in ("owner_id", "assignee_id"):
         user_id = values.get(name)
         if user_id is None:
@@ -244,6 +294,13 @@ async def _verify(session: Session, visit: dict[str, Any]) -> dict[str, Any]:
     else:
         verification = "out_of_range"
     return {"distance_m": round(distance, 1), "verification": verification}
+
+
+async def blob_held(sha256: str) -> bool:
+    """Whether the server holds the bytes with this hash (server/attachments/ keeps the
+    table of what it holds, written in the same write transactions)."""
+    rows = await db.fetch("SELECT sha256 FROM attachment_blobs WHERE sha256 = {}", sha256)
+    return bool(rows)
 
 
 async def scope_of(session: Session, table: str, values: dict[str, Any], current: str = "") -> str:

@@ -110,6 +110,27 @@ class Deal(SyncedRecord, tablename="deals"):
     stage_changed_at = Timestamptz(null=True, default=None)
 
 
+class Attachment(SyncedRecord, tablename="attachments"):
+    """A photo or a voice note on a visit, a note or an account (SPEC section 13). The row
+    syncs like any record; its bytes are kept apart (server/attachments/), by SHA-256."""
+
+    # Queries by scope use the list index, which starts with it.
+    scope = Varchar(length=60)
+    sha256 = Varchar(length=64, index=True)
+    media_type = Varchar(length=40)
+    bytes = BigInt()
+    visit_id = UUID(null=True, default=None)
+    note_id = UUID(null=True, default=None)
+    # Never null once stored (the visit's or the note's account when the phone names none).
+    account_id = UUID(null=True, default=None, index=True)
+    caption = Text(null=True, default=None)
+    captured_at = Timestamptz(null=True, default=None)
+    lat = DoublePrecision(null=True, default=None)
+    lng = DoublePrecision(null=True, default=None)
+    author_id = UUID(null=True, default=None)
+    uploaded = Boolean(default=False)
+
+
 class Conflict(SyncedRecord, tablename="conflicts"):
     """A value that lost (or was overwritten) in a merge, kept so nobody's work vanishes."""
 

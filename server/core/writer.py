@@ -47,6 +47,7 @@ class Source(StrEnum):
     REVIEW = "review"  # a manager applying a refused write again (SPEC 4 rule 12)
     IMPORT = "import"  # a file imported by a manager or an admin (SPEC section 8)
     CAMPAIGN = "campaign"  # a manager's campaign planning visits (docs/campaigns.md)
+    UPLOAD = "upload"  # an attachment's bytes arrived: its rows say `uploaded` (section 13)
 
 
 # A source whose writes yield to people's: its stamps sit just past the fields' current

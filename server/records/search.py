@@ -28,6 +28,7 @@ SEARCHED = {
     "deals": ("title",),
     "conflicts": ("field",),
     "rejections": ("detail",),
+    "attachments": ("caption",),
 }
 MAX_WORDS = 8
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what both engines' indexes keep

@@ -24,6 +24,7 @@ UPDATES = {
     "notes": ("body", "Hopper wants a discount"),
     "tasks": ("title", "Send Hopper the quote"),
     "deals": ("title", "Hopper renewal"),
+    "attachments": ("caption", "The Hopper shop front"),
 }
 
 
@@ -73,6 +74,7 @@ async def test_account_round_trip(client):
         "notes": [],
         "tasks": [],
         "deals": [],
+        "attachments": [],
         "truncated": [],
     }
 
@@ -353,6 +355,8 @@ SERVER_KEPT = [
     ("accounts", "last_visit_at"),
     ("tasks", "done_at"),
     ("deals", "stage_changed_at"),
+    ("attachments", "author_id"),
+    ("attachments", "uploaded"),
 ]
 
 
@@ -371,6 +375,7 @@ async def test_server_kept_fields_cannot_be_written(client):
         "last_visit_at": "2026-01-01T00:00:00Z",
         "done_at": "2026-01-01T00:00:00Z",
         "stage_changed_at": "2026-01-01T00:00:00Z",
+        "uploaded": True,
     }
     for table, field in SERVER_KEPT:
         body = {"name": "x"} if table == "accounts" else child_fields(table, account["id"])

@@ -20,9 +20,13 @@ from tests.factories import (
     child_fields,
     login_as,
     make_account,
+    make_attachment,
     make_child,
     new_id,
+    photo,
+    put_blob,
     served_api_routes,
+    sha256_of,
 )
 
 RECORD_TABLES = list(TABLE_FIELDS)
@@ -174,6 +178,7 @@ PATCHES = {
     "deals": {"stage": "won"},
     "conflicts": {"resolved": True},
     "rejections": {"resolved": True},
+    "attachments": {"caption": "Taken"},
 }
 
 
@@ -296,6 +301,32 @@ async def probe_apply_rejection(client: Any, world: World) -> None:
         expect(response, status)
         assert await snapshot("rejections", record_id) == before
         assert await current_seq() == seq
+
+
+@probe("PUT", "/api/attachments/blobs/{sha256:str}")
+@probe("GET", "/api/attachments/blobs/{sha256:str}")
+async def probe_attachment_bytes(client: Any, world: World) -> None:
+    """Team B's photo: team A can neither send its bytes nor read them, before or after
+    B uploads them; nothing is stored for A's attempts."""
+    data = photo(seed=secrets.randbelow(10**9))
+    sha = sha256_of(data)
+    await make_attachment(client, world.rep_b, data, account_id=world.b["accounts"])
+    for who in world.outsiders:
+        seq = await current_seq()
+        expect(await put_blob(client, who, data), 404)
+        assert await count("attachment_blobs") == 0 or not await db.fetch(
+            "SELECT sha256 FROM attachment_blobs WHERE sha256 = {}", sha
+        )
+        assert await current_seq() == seq
+        expect(await client.get(f"/api/attachments/blobs/{sha}", headers=who.headers), 404)
+    assert (await put_blob(client, world.rep_b, data)).status_code == 201
+    for who in world.outsiders:
+        expect(await client.get(f"/api/attachments/blobs/{sha}", headers=who.headers), 404)
+        seq = await current_seq()
+        expect(await put_blob(client, who, data), 404)
+        assert await current_seq() == seq
+    mine = await client.get(f"/api/attachments/blobs/{sha}", headers=world.rep_b.headers)
+    assert mine.status_code == 200 and mine.content == data
 
 
 @probe("POST", "/api/sync/v1")

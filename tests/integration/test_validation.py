@@ -71,6 +71,7 @@ WRONG_TYPE = {
     "text": 5,
     "enum": 3,
     "float": "north",
+    "int": "many",
     "bool": "yes",
     "uuid": 12,
     "datetime": 1_714_550_400,
@@ -110,6 +111,8 @@ def field_cases(table: str, record: dict[str, Any], account_id: str) -> list[Cas
             bad += ["x" * (spec.max_len + 1), "nul\x00inside"]
         if spec.kind == "float":
             bad += [spec.low - 1, spec.high + 1, True, 1e300]
+        if spec.kind == "int":
+            bad += [int(spec.low) - 1, int(spec.high) + 1, True, 1.5, 1e300]
         if spec.required or spec.default is not None:
             bad += [None]  # NOT NULL columns: a required field, or one with a default
         if spec.required and spec.kind == "text":

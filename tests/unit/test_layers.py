@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.history",
             "server.org",
             "server.campaigns",
+            "server.attachments",
         ),
     ),
     (

@@ -330,6 +330,7 @@ def test_clock_and_overlay_logic() -> None:
 NOT_TESTIDS = {
     "current-password",
     "datetime-local",
+    "from-image",
     "fieldcrm-sync",
     "no-store",
     "signed-out",

@@ -34,6 +34,7 @@ TABLE_CLASSES = {
     "deals": tables.Deal,
     "conflicts": tables.Conflict,
     "rejections": tables.Rejection,
+    "attachments": tables.Attachment,
 }
 
 
@@ -130,6 +131,11 @@ def test_defaults() -> None:
             datetime(2026, 5, 1, 7, 30, tzinfo=UTC),
         ),
         ("visits", "started_at", "2026-05-01T07:30:00Z", datetime(2026, 5, 1, 7, 30, tzinfo=UTC)),
+        ("attachments", "sha256", "0f" * 32, "0f" * 32),
+        ("attachments", "media_type", "audio/webm", "audio/webm"),
+        ("attachments", "bytes", 1, 1),
+        ("attachments", "bytes", 10 * 2**20, 10 * 2**20),
+        ("attachments", "bytes", 2048.0, 2048),
     ],
 )
 def test_good_values(table: str, name: str, value: object, expected: object) -> None:
@@ -174,6 +180,19 @@ def test_good_values(table: str, name: str, value: object, expected: object) -> 
         ("visits", "started_at", "1850-01-01T00:00:00Z", "1900"),
         ("visits", "started_at", "3000-01-01T00:00:00Z", "2999"),
         ("visits", "started_at", "2026-05-01T09:30:00+02:00" + " " * 40, "ISO 8601"),
+        ("attachments", "sha256", "0F" * 32, "64 lowercase hex"),
+        ("attachments", "sha256", "0f" * 31, "64 lowercase hex"),
+        ("attachments", "sha256", "zz" * 32, "64 lowercase hex"),
+        ("attachments", "sha256", None, "required"),
+        ("attachments", "media_type", "image/gif", "one of"),
+        ("attachments", "media_type", "audio/webm;codecs=opus", "one of"),
+        ("attachments", "bytes", 0, "between"),
+        ("attachments", "bytes", 10 * 2**20 + 1, "between"),
+        ("attachments", "bytes", 1.5, "whole number"),
+        ("attachments", "bytes", True, "whole number"),
+        ("attachments", "bytes", "12", "whole number"),
+        ("attachments", "bytes", math.nan, "whole number"),
+        ("attachments", "uploaded", None, "null"),
     ],
 )
 def test_bad_values_say_why(table: str, name: str, value: object, message: str) -> None:

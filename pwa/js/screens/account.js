@@ -35,7 +35,7 @@ export async function accountScreen({ id }) {
         link("Back to accounts", "#/accounts", "account-back", "button-link")),
     };
   }
-  const [contacts, visits, notes, tasks, deals, conflicts, pending, names] = await Promise.all([
+  const [contacts, visits, notes, tasks, deals, conflicts, pending, names, files] = await Promise.all([
     rowsOfAccount("contacts", id),
     rowsOfAccount("visits", id),
     rowsOfAccount("notes", id),
@@ -44,7 +44,10 @@ export async function accountScreen({ id }) {
     allRows("conflicts"),
     pendingKeys(),
     userNames(),
+    rowsOfAccount("attachments", id),
   ]);
+  // Photos and voice notes, newest first: the module that draws them only when there are some.
+  const attach = files.length ? await import("../attachments.js") : null;
   // Conflicts name their record, not its account: match the account and what hangs off it.
   const mine = new Set([id, ...[contacts, visits, notes, tasks, deals].flat().map((r) => r.id)]);
   const open = conflicts.filter((c) => !c.resolved && mine.has(c.record_id));
@@ -101,6 +104,8 @@ export async function accountScreen({ id }) {
         ? h("ul", { class: "list timeline" },
             visits.sort(byNewest("started_at")).map((v) => visitRow(v, null, pending, names)))
         : empty("No visits yet.", "visits-empty")),
+    attach ? section(`Photos and voice notes (${files.length})`, "account-attachments",
+      attach.attachmentList(files.sort(byNewest("captured_at")))) : null,
     section(`Notes (${notes.length})`, "account-notes",
       notes.length
         ? h("ul", { class: "list" }, notes.sort(byNewest("created_at")).map((n) =>

@@ -28,8 +28,10 @@ export async function newNoteScreen(_params, query) {
     preview: (values) => values.body.trim(),
   });
   const error = h("p", { class: "error", role: "alert", testid: "note-error", hidden: true });
+  const attach = await import("../attachments.js");
+  const captures = attach.held();
   const form = h("form", { class: "stack", testid: "note-form", novalidate: true },
-    body, error,
+    body, captures.el, error,
     h("div", { class: "actions" },
       h("button", { type: "submit", class: "primary", testid: "note-save" }, "Save note"),
       link("Cancel", back, "note-cancel", "button-link")),
@@ -46,10 +48,12 @@ export async function newNoteScreen(_params, query) {
     }
     const fields = { account_id: account.id, body: text };
     if (visitId) fields.visit_id = visitId;
+    const noteId = newId();
+    const kept = attach.attachmentWrites(captures.items, { account_id: account.id, note_id: noteId });
     keeper.stop();
     const resolved = resolution(fix);
-    await saveWrites([{ table: "notes", id: newId(), op: "upsert", fields }, ...resolved.writes],
-      { drafts: [key], rejected: resolved.rejected });
+    await saveWrites([{ table: "notes", id: noteId, op: "upsert", fields }, ...kept.writes, ...resolved.writes],
+      { drafts: [key], rejected: resolved.rejected, blobs: kept.blobs });
     toast("Note saved");
     navigate(back);
   });

@@ -137,9 +137,11 @@ export async function newVisitScreen(_params, query) {
       (values.position ? "Checked in" : values.fields.followup_title),
   });
 
+  const attach = await import("../attachments.js");
+  const captures = attach.held();
   const form = h("form", { class: "stack", testid: "visit-form", novalidate: true },
     h("fieldset", {}, h("legend", {}, "Check-in"), checkin, positionText),
-    outcome, summary,
+    outcome, summary, captures.el,
     h("fieldset", { testid: "followup" }, h("legend", {}, "Follow-up (optional)"), fuTitle, fuDue, fuRemind),
     error,
     h("div", { class: "actions" }, save,
@@ -181,10 +183,13 @@ export async function newVisitScreen(_params, query) {
       if (task.assignee_id !== me().id || new Date(task.due_at).getTime() > plannedBy) continue;
       writes.push({ table: "tasks", id: task.id, op: "upsert", fields: { done: true } });
     }
+    const kept = attach.attachmentWrites(captures.items, { account_id: account.id, visit_id: visitId },
+      position && { lat: position.lat, lng: position.lng });
     save.disabled = true;
     keeper.stop();
     const resolved = resolution(fix);
-    await saveWrites([...writes, ...resolved.writes], { drafts: [key], rejected: resolved.rejected });
+    await saveWrites([...writes, ...kept.writes, ...resolved.writes],
+      { drafts: [key], rejected: resolved.rejected, blobs: kept.blobs });
     toast(followTitle ? "Visit and follow-up saved" : "Visit saved");
     navigate(`#/visit/${visitId}`);
   });
@@ -219,13 +224,22 @@ export async function visitScreen({ id }) {
     return { title: "Visit", live: true, el: h("div", { class: "screen" }, h("h1", {}, "Visit not found"),
       empty("This visit is not on this phone.", "visit-missing")) };
   }
-  const [account, pending, notes, names] = await Promise.all([
+  const [account, pending, notes, names, files, attach] = await Promise.all([
     getRecord("accounts", visit.account_id),
     pendingKeys(),
     rowsOfAccount("notes", visit.account_id),
     userNames(),
+    rowsOfAccount("attachments", visit.account_id),
+    import("../attachments.js"),
   ]);
   const visitNotes = notes.filter((n) => n.visit_id === id);
+  const visitFiles = files.filter((f) => f.visit_id === id);
+  // A capture on a saved visit is saved at once (the screen redraws with it).
+  const add = async (it) => {
+    const kept = attach.attachmentWrites([it], { account_id: visit.account_id, visit_id: id });
+    await saveWrites(kept.writes, { blobs: kept.blobs });
+    toast("Saved on the visit");
+  };
   const hasPosition = visit.lat !== null && visit.lat !== undefined;
   const el = h("div", { class: "screen", testid: "visit-screen", dataset: { id } },
     h("h1", {}, "Visit"),
@@ -257,6 +271,8 @@ export async function visitScreen({ id }) {
               mayChange(n.author_id) ? link("Edit", `#/note/${n.id}/edit`, "note-edit", "button-link small") : null)))
         : empty("No notes on this visit.", "visit-notes-empty"),
       link("Add a note", `#/note/new?account=${visit.account_id}&visit=${id}`, "visit-add-note", "button-link")),
+    section(`Photos and voice notes (${visitFiles.length})`, "visit-attachments",
+      attach.attachmentList(visitFiles), attach.captureButtons(add)),
   );
   return { title: "Visit", el, live: true };
 }
