@@ -160,7 +160,8 @@ async function enlarge(row) {
 
 let running = null;
 
-// Send every waiting capture whose row the server has (not in the outbox any more).
+// Send every waiting capture whose row the server has (not in the outbox any more); how
+// many the server took.
 export function uploadPending() {
   running = running || upload().finally(() => { running = null; });
   return running;
@@ -171,6 +172,7 @@ async function upload() {
     Promise.all([s.blobs.index("pending").getAll(1), s.outbox.getAll(), s.attachments.getAll()]));
   const unsent = new Set(outbox.map((e) => e.fields && e.fields.sha256));
   const named = new Set(rows.filter((r) => !r._deleted).map((r) => r.sha256));
+  let sent = 0;
   for (const kept of blobs) {
     if (!named.has(kept.sha256)) {
       await write(["blobs"], (s) => s.blobs.delete(kept.sha256)); // its rows are gone
@@ -180,11 +182,13 @@ async function upload() {
     const res = await fetch(`/api/attachments/blobs/${kept.sha256}`, { method: "PUT", body: kept.blob,
       headers: { "Content-Type": kept.media_type, Authorization: `Bearer ${session().token}` },
       credentials: "omit" }).catch(() => null);
-    if (!res) return; // the connection dropped: the next sync goes on from here
+    if (!res) break; // the connection dropped: the next sync goes on from here
     if (res.ok || res.status === 422) {
       // Held now (or refused for good: keeping it would retry forever). The thumbnail stays.
       await write(["blobs"], (s) => s.blobs.put({ sha256: kept.sha256, media_type: kept.media_type,
         thumb: kept.thumb, pending: 0, refused: res.ok ? undefined : res.status }));
+      sent += res.ok;
     }
   }
+  return sent;
 }

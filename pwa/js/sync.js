@@ -116,7 +116,7 @@ async function runOnce() {
     await write(["meta"], (s) => s.meta.put(Date.now(), "last_sync_at"));
     await setStatus("synced");
     refreshUsers().catch(() => {});
-    uploadSoon();
+    uploadSoon().catch((err) => console.warn("fieldcrm upload failed", err));
   } catch (err) {
     if (err instanceof NetworkError || err instanceof RetryLater) {
       failures += 1;
@@ -481,10 +481,10 @@ function clearRetry() {
 }
 
 // Photos and voice notes whose rows the server now has go up after the sync, one at a time
-// (js/attachments.js, loaded only when some wait).
+// (js/attachments.js, loaded only when some wait); a sync after them brings `uploaded`.
 async function uploadSoon() {
   const waiting = await read(["blobs"], (s) => s.blobs.index("pending").count(1));
-  if (waiting) (await import("./attachments.js")).uploadPending().catch(() => {});
+  if (waiting && (await (await import("./attachments.js")).uploadPending())) syncNow();
 }
 
 // A local write goes out shortly, unless we are waiting out a backoff.
