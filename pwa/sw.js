@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "514ff3169277";
+const VERSION = "cb4f6a6e740d";
 const SHELL = [
   "/",
   "/css/app.css",

@@ -8,20 +8,15 @@ import { pendingCount } from "./records.js";
 import { route, startRouter } from "./router.js";
 import { accountScreen } from "./screens/account.js";
 import { accountsScreen } from "./screens/accounts.js";
-import { areaScreen, campaignScreen } from "./screens/campaign.js";
-import { checkinsScreen } from "./screens/checkins.js";
 import { conflictsScreen, unresolvedConflicts } from "./screens/conflicts.js";
 import { draftsScreen } from "./screens/drafts.js";
-import { historyScreen } from "./screens/history.js";
 import { loginScreen } from "./screens/login.js";
 import { nearbyScreen } from "./screens/nearby.js";
 import { newNoteScreen } from "./screens/note.js";
-import { reassignScreen } from "./screens/reassign.js";
 import { recordForm } from "./screens/record-form.js";
 import { rejectedScreen } from "./screens/rejected.js";
 import { settingsScreen } from "./screens/settings.js";
 import { tasksScreen } from "./screens/tasks.js";
-import { teamScreen } from "./screens/team.js";
 import { todayScreen } from "./screens/today.js";
 import { newVisitScreen, visitScreen } from "./screens/visit.js";
 import { loadSession, me, session } from "./session.js";
@@ -29,6 +24,20 @@ import { startBadge } from "./status.js";
 import { controlled, startServiceWorker } from "./sw-update.js";
 import { currentStatus, refreshStatus, startSync, syncNow } from "./sync.js";
 import { isManager } from "./team.js";
+
+// Screens most phones never open (a manager's, a record's history) load when first asked
+// for: the service worker precaches them, so they still open offline, but the app starts
+// without parsing them (docs/pwa.md, "Size").
+function lazy(load, name) {
+  return async (...args) => (await load())[name](...args);
+}
+const campaignModule = () => import("./screens/campaign.js");
+const areaScreen = lazy(campaignModule, "areaScreen");
+const campaignScreen = lazy(campaignModule, "campaignScreen");
+const checkinsScreen = lazy(() => import("./screens/checkins.js"), "checkinsScreen");
+const historyScreen = lazy(() => import("./screens/history.js"), "historyScreen");
+const reassignScreen = lazy(() => import("./screens/reassign.js"), "reassignScreen");
+const teamScreen = lazy(() => import("./screens/team.js"), "teamScreen");
 
 route("/login", loginScreen, { public: true });
 route("/today", todayScreen);

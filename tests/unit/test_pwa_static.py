@@ -31,9 +31,12 @@ DOCS = ROOT / "docs" / "pwa.md"
 
 NOT_SERVED_SUFFIXES = {".py", ".md"}
 NOT_SERVED_DIRS = {"tools", "__pycache__"}
-# 100 KB until v1.1; the managers' screens (Team, check-ins, reassign: about 14 KB) are part
-# of the shell so a manager's phone opens them offline (docs/pwa.md, "Service worker").
-SHELL_GZIP_BUDGET = 120 * 1024
+# What a phone parses before the first screen: index.html, the stylesheet and every module
+# app.js imports statically. Screens few phones open load with import() (docs/pwa.md, "Size").
+STARTUP_GZIP_BUDGET = 100 * 1024
+# Everything the service worker precaches, so every screen opens offline, the lazy ones too:
+# downloaded once, in the background, after the first screen is up.
+SHELL_GZIP_BUDGET = 160 * 1024
 STALE = "sw.js is stale: run `python3 pwa/tools/stamp_sw.py`"
 
 
@@ -256,9 +259,40 @@ def test_module_imports_resolve_to_files() -> None:
 # -- size and syntax ---------------------------------------------------------------------
 
 
-def test_app_shell_is_under_100_kb_gzipped() -> None:
-    files = [*shell_files(), SW]
-    total = sum(len(gzip.compress(p.read_bytes(), compresslevel=9)) for p in files)
+def gzipped_size(paths: list[Path]) -> int:
+    return sum(len(gzip.compress(p.read_bytes(), compresslevel=9)) for p in paths)
+
+
+def static_imports(entry: Path) -> set[Path]:
+    """The modules a page parses before it runs `entry`: its static imports, transitively."""
+    seen: set[Path] = set()
+    todo = [entry.resolve()]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for spec in re.findall(
+            r'^\s*(?:import|export)[^"\'(]*from\s+"([^"]+)"', path.read_text(), re.M
+        ):
+            todo.append((path.parent / spec).resolve())
+    return seen
+
+
+def test_app_starts_with_under_100_kb_gzipped() -> None:
+    startup = [PWA / "index.html", PWA / "css" / "app.css", *static_imports(PWA / "js" / "app.js")]
+    total = gzipped_size(startup)
+    assert total < STARTUP_GZIP_BUDGET, f"the app parses {total} bytes gzipped before it starts"
+
+
+def test_lazy_screens_are_not_parsed_at_startup() -> None:
+    startup = static_imports(PWA / "js" / "app.js")
+    for name in ("team", "campaign", "checkins", "reassign", "history"):
+        assert (PWA / "js" / "screens" / f"{name}.js").resolve() not in startup, name
+
+
+def test_app_shell_is_under_160_kb_gzipped() -> None:
+    total = gzipped_size([*shell_files(), SW])
     assert total < SHELL_GZIP_BUDGET, f"app shell is {total} bytes gzipped"
 
 
