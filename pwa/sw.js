@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "e44893596fb6";
+const VERSION = "8455124b778f";
 const SHELL = [
   "/",
   "/css/app.css",
