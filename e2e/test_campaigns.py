@@ -64,9 +64,16 @@ async def manager_phone(phones: Phones, server: Server) -> App:
 
 
 async def shoot(app: App, artifacts: Path, name: str) -> None:
+    """Light and dark, no sideways scrolling, text readable."""
     scroll = await app.scroll_width()
     assert scroll <= PHONE["width"], f"{name}: the page is {scroll} px wide"
-    await app.page.screenshot(path=artifacts / f"screen-{name}.png", full_page=True)
+    for scheme in ("light", "dark"):
+        await app.page.emulate_media(color_scheme=scheme)
+        suffix = "" if scheme == "light" else "-dark"
+        await app.page.screenshot(path=artifacts / f"screen-{name}{suffix}.png", full_page=True)
+        low = await app.low_contrast()
+        assert not low, f"{name} ({scheme}): text below WCAG AA contrast: {low}"
+    await app.page.emulate_media(color_scheme="light")
 
 
 def next_monday() -> datetime:
@@ -251,6 +258,12 @@ async def test_the_drawn_area_reassigns_its_accounts(
     await expect(app.tid("campaign-count")).to_have_attribute("data-count", "7")  # no area
     await area.tap(0.5, 0.75)
     await expect(app.tid("campaign-count")).to_have_attribute("data-count", str(picked))
+
+    await shoot(app, artifacts, "campaign-area-polygon")
+    # With large text, still no sideways scrolling.
+    await app.page.evaluate("() => { document.documentElement.style.fontSize = '200%'; }")
+    await shoot(app, artifacts, "campaign-area-200")
+    await app.page.evaluate("() => { document.documentElement.style.fontSize = ''; }")
 
     await app.tid("campaign-reassign").click()
     await app.expect_screen("reassign")

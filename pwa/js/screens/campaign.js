@@ -184,7 +184,7 @@ export async function areaScreen(_params, query) {
     toast(T.made(answer.data.created));
     syncNow();
     navigate(`#/campaign/${answer.data.campaign.id}`);
-  } }, name, h("div", { class: "custom-range" }, from, to), h("p", { class: "hint" }, T.spread),
+  } }, name, from, to, h("p", { class: "hint" }, T.spread),
   error, offline, submit);
   for (const block of Object.values(fields)) control(block).addEventListener("input", update);
   const onNet = () => update();
