@@ -117,13 +117,18 @@ class Writer:
 
     async def apply_all(self, actor: Actor, edits: Sequence[Edit]) -> list[str]:
         """`apply` each edit in turn, loading the records they name in one go first."""
+        await self.prefetch(edits)
+        return [await self.apply(actor, edit) for edit in edits]
+
+    async def prefetch(self, edits: Sequence[Edit]) -> None:
+        """Load the records `edits` name (and the accounts they point at) in one query per
+        table, for a caller that applies them one by one, handling each refusal itself."""
         await self.session.prefetch(
             [
                 Mutation(mid=0, table=e.table, id=e.id, op=e.op, fields=e.fields, hlc=(0, 0))
                 for e in edits
             ]
         )
-        return [await self.apply(actor, edit) for edit in edits]
 
     def _clock(self, record: StoredRecord | None, edit: Edit) -> tuple[int, int]:
         if self.source not in YIELDING:

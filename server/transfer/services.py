@@ -3,12 +3,14 @@
 Reverting deletes the records the import created, unless someone changed them since (a
 field set by a later write than the import's, other than the geocoder placing it, or a
 record added under the account): those stay and are listed. Fields the import filled are
-emptied, unless changed since (also listed). All through the one writer, in batches.
+emptied, unless changed since (also listed). All through the one writer, in short
+batches (as an import's).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +23,10 @@ from server.core.phones import e164
 from server.core.rows import chunks
 from server.core.writer import YIELDING, Edit, Source, writing
 from server.errors import ApiError
-from server.transfer import matching
+from server.transfer import importing, matching
 from sync.protocol import Rejected
 
-REVERT_BATCH = 250
+STALE_S = 300.0  # a running import's job writes its progress every batch, well under this
 GEOCODER = YIELDING[Source.GEOCODER]
 _json = msgspec.json.Encoder()
 
@@ -41,12 +43,24 @@ async def _visible_import(actor: Actor, import_id: str) -> dict[str, Any]:
     return found
 
 
+def _state(found: dict[str, Any]) -> tuple[str, str]:
+    """An import's state, and why it failed: one still "running" whose job has not moved
+    on for STALE_S belongs to a process that stopped (it is "failed", and can be reverted)."""
+    report = msgspec.json.decode(found["report"] or "{}")
+    state, failure = found["state"], report.get("failure", "")
+    beat = found["heartbeat_at"] or found["created_at"]
+    if state == "running" and (datetime.now(UTC) - beat).total_seconds() > STALE_S:
+        return "failed", "The import stopped before its end (its server stopped)."
+    return state, failure
+
+
 async def import_status(actor: Actor, import_id: str) -> dict[str, Any]:
-    """An import's counts, its report, and how far the geocoder got with its accounts."""
+    """An import's progress (rows written of the file's rows), its report, and how far the
+    geocoder got with the accounts it created without a position."""
     found = await _visible_import(actor, import_id)
     report = msgspec.json.decode(found["report"] or "{}")
     geocoding = {"pending": 0, "placed": 0, "not_found": 0}
-    if found["record_table"] == "accounts":
+    if found["record_table"] == "accounts" and not found["dry_run"]:
         rows = await db.fetch(
             "SELECT a.lat, a.geo_precision, a.deleted FROM import_items i"
             " JOIN accounts a ON a.id = i.record_id WHERE i.import_id = {} AND i.geocode = {}",
@@ -62,21 +76,30 @@ async def import_status(actor: Actor, import_id: str) -> dict[str, Any]:
                 geocoding["not_found"] += 1
             else:
                 geocoding["pending"] += 1
+    state, failure = _state(found)
+    finished = found["finished_at"]
     return {
         "import_id": str(found["id"]),
         "table": found["record_table"],
-        "state": found["state"],
+        "dry_run": bool(found["dry_run"]),
+        "state": state,
+        "failure": failure or None,
         "rows": found["rows"],
         "written": found["written"],
         "created": found["created"],
         "updated": found["updated"],
         "duplicates": found["duplicates"],
+        "geocode": report.get("geocode", 0),
         "errors": report.get("errors", []),
         "error_count": report.get("error_count", 0),
         "unknown_columns": report.get("unknown_columns", []),
+        "ignored_columns": report.get("ignored_columns", []),
+        "encoding": report.get("encoding", ""),
+        "preview": report.get("preview", []),
         "geocoding": geocoding,
         "reverted": msgspec.json.decode(found["reverted"] or "{}") or None,
         "created_at": found["created_at"].isoformat(),
+        "finished_at": finished.isoformat() if finished else None,
     }
 
 
@@ -97,9 +120,12 @@ def _changed_since(record: Any, seq: int, fields: list[str] | None = None) -> li
 
 async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
     found = await _visible_import(actor, import_id)
-    if found["state"] == "reverted":
+    state, _ = _state(found)
+    if found["dry_run"]:
+        raise ApiError(409, "dry_run", "This was a dry run: it wrote nothing to revert.")
+    if state == "reverted":
         raise ApiError(409, "reverted", "This import was reverted already.")
-    if found["state"] == "running":
+    if state == "running":
         raise ApiError(409, "running", "This import is still running; revert it once it ends.")
     table = found["record_table"]
     items = await db.fetch(
@@ -119,8 +145,13 @@ async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
                 with_children |= {str(r["account_id"]) for r in rows}
     deleted = emptied = 0
     kept: list[dict[str, Any]] = []
-    for batch in chunks(items, REVERT_BATCH):
+    size, start = importing.FIRST_BATCH, 0
+    while start < len(items):
+        batch = items[start : start + size]
+        start += len(batch)
         async with writing(Source.IMPORT) as writer:
+            began = time.perf_counter()
+            await writer.prefetch([Edit(table, str(item["record_id"])) for item in batch])
             for item in batch:
                 record_id, seq = str(item["record_id"]), int(item["seq"])
                 record = await writer.load(table, record_id)
@@ -155,6 +186,8 @@ async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
                     deleted += 1
                 else:
                     emptied += 1
+            took_ms = (time.perf_counter() - began) * 1000
+        size = importing.next_batch_size(len(batch), took_ms)
     summary = {"deleted": deleted, "emptied": emptied, "kept": kept[:1000]}
     await db.fetch(
         "UPDATE imports SET state = {}, reverted = {}, finished_at = {} WHERE id = {}",
