@@ -186,7 +186,8 @@ async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
                     deleted += 1
                 else:
                     emptied += 1
-        took_ms = (time.perf_counter() - began) * 1000
+            await writer.flush()
+            took_ms = (time.perf_counter() - began) * 1000
         size = importing.next_batch_size(len(batch), took_ms)
     summary = {"deleted": deleted, "emptied": emptied, "kept": kept[:1000]}
     await db.fetch(
