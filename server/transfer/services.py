@@ -203,34 +203,64 @@ async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
 # -- duplicates (section 9) ---------------------------------------------------------------
 
 
-async def find_duplicates(actor: Actor, table: str, limit: int) -> dict[str, Any]:
-    """Groups of records the caller sees that are likely the same (section 9's rule)."""
+FINDER_PAGE = 5_000  # rows read at a time: on SQLite each page is read on the event loop
+
+
+async def _live_rows(table: str, columns: str, actor: Actor) -> list[dict[str, Any]]:
+    """Every live row of `table` the caller sees, read a page at a time by id, so that no
+    one read holds the event loop for long whatever the table's size."""
     where = "deleted = {}"
     args: list[Any] = [False]
     if actor.scopes is not None:
         scope_sql, scope_args = scope_filter(actor.scopes)
         where += f" AND {scope_sql}"
         args += scope_args
-    if table == "accounts":
-        rows = await db.fetch(
-            f"SELECT id, name, lat, lng, phone_e164, email, website FROM accounts WHERE {where}",
+    rows: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = await db.fetch(
+            f"SELECT {columns} FROM {table} WHERE {where}"
+            + (" AND id > {}" if after is not None else "")
+            + " ORDER BY id LIMIT {}",
             *args,
+            *([after] if after is not None else []),
+            FINDER_PAGE,
         )
-        keys = [matching.account_keys(r) for r in rows]
-    else:
-        countries = {
-            str(r["id"]): r["country"]
-            for r in await db.fetch(f"SELECT id, country FROM accounts WHERE {where}", *args)
-        }
-        rows = await db.fetch(
-            f"SELECT id, account_id, name, phone, email FROM contacts WHERE {where}", *args
-        )
-        keys = [
+        rows += page
+        if len(page) < FINDER_PAGE:
+            return rows
+        after = str(page[-1]["id"])
+
+
+def _accounts_index(rows: list[dict[str, Any]]) -> matching.Index:
+    return matching.index_of("accounts", (matching.account_keys(r) for r in rows))
+
+
+def _contacts_index(rows: list[dict[str, Any]], countries: dict[str, str | None]) -> matching.Index:
+    return matching.index_of(
+        "contacts",
+        (
             matching.contact_keys(r, e164(r["phone"], countries.get(str(r["account_id"]))))
             for r in rows
-        ]
-    # Pure computation, seconds over 100,000 records: off the event loop.
-    found = await asyncio.to_thread(matching.groups, matching.index_of(table, keys), limit)
+        ),
+    )
+
+
+async def find_duplicates(actor: Actor, table: str, limit: int) -> dict[str, Any]:
+    """Groups of records the caller sees that are likely the same (section 9's rule). The
+    rule runs over the rows as they are at each call: a record written a moment ago, by a
+    phone's sync or anything else, is in the next answer."""
+    if table == "accounts":
+        rows = await _live_rows("accounts", "id, name, lat, lng, phone_e164, email, website", actor)
+        # Pure computation, seconds over 100,000 records: off the event loop.
+        index = await asyncio.to_thread(_accounts_index, rows)
+    else:
+        countries = {
+            str(r["id"]): r["country"] for r in await _live_rows("accounts", "id, country", actor)
+        }
+        rows = await _live_rows("contacts", "id, account_id, name, phone, email", actor)
+        index = await asyncio.to_thread(_contacts_index, rows, countries)
+    found = await asyncio.to_thread(matching.groups, index, limit)
     return {
         "groups": [
             {"ids": group.ids, "score": group.score, "reasons": group.reasons} for group in found

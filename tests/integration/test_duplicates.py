@@ -5,10 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
+from server.transfer import services
 from tests.factories import login_as, make_account, make_record, new_id
 
 
-async def test_groups_of_likely_duplicates(client: Any) -> None:
+async def test_groups_of_likely_duplicates(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services, "FINDER_PAGE", 2)  # the rows are read in pages
     rep = await login_as(client, "rep", "north")
     a = await make_account(client, rep, name="Électricité Laurent", lat=45.7640, lng=4.8357)
     b = await make_account(client, rep, name="ELECTRICITE LAURENT", lat=45.7641, lng=4.8358)
