@@ -46,6 +46,10 @@ def content_security_policy(tile_url: str) -> str:
     )
 
 
+# The app's screens loaded on demand (docs/pwa.md): served, never precached.
+ON_DEMAND = "/js/online/"
+
+
 def security_headers_middleware(csp: str) -> Any:
     def middleware(app: ASGIApp) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,6 +68,10 @@ def security_headers_middleware(csp: str) -> Any:
                     headers["Content-Security-Policy"] = csp
                     if scope["path"].startswith("/api/"):
                         headers["Cache-Control"] = "no-store"
+                    elif scope["path"].startswith(ON_DEMAND):
+                        # Not precached by the worker: revalidated, so a new version of the
+                        # app never runs an old copy of one of them.
+                        headers["Cache-Control"] = "no-cache"
                 await send(message)
 
             await app(scope, receive, send_with_headers)
