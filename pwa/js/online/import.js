@@ -29,12 +29,15 @@ const T = {
   file: "File",
   check: "Check the file",
   checking: (done, total) => `Checking the file: ${n(done)} of ${n(total)} rows…`,
+  checked: (total) => `All ${n(total)} rows checked. Nothing is written yet.`,
+  written: (total) => `All ${n(total)} rows handled.`,
+  stopped: "The import stopped.",
   sending: "Sending the file…",
   pickFile: "Choose a file first.",
   offline: "Offline: importing needs a connection.",
   noAnswer: "The server did not answer. Nothing was imported; try again.",
   previewTitle: "What the import will do",
-  readAs: (encoding) => encoding === "xlsx" ? "Read as an Excel workbook." : `Read as text in ${encoding}.`,
+  readAs: (encoding) => encoding === "xlsx" ? "Read as an Excel workbook." : `Read as text in ${ENCODINGS[encoding] || encoding}.`,
   counts: { rows: "Rows", created: "New", updated: "Filled in", duplicates: "Already here", errors: "With errors" },
   geocode: (count) => `${n(count)} account${count === 1 ? "" : "s"} without a position will be placed from the address.`,
   unknown: (cols) => `Columns left out (not a field fieldcrm knows): ${cols.join(", ")}.`,
@@ -67,6 +70,8 @@ const T = {
   downloadFailed: (name, why) => `${name} could not be downloaded: ${why}`,
 };
 
+const ENCODINGS = { "utf-8": "UTF-8", cp1252: "Windows-1252", cp1250: "Windows-1250", latin_1: "ISO-8859-1",
+  iso8859_15: "ISO-8859-15", mac_roman: "Mac Roman", cp850: "DOS Latin-1" };
 const POLL_MS = 500;
 const GEOCODING_POLL_MS = 3000;
 const UPLOAD_TIMEOUT_MS = 300_000;
@@ -204,7 +209,8 @@ export async function importScreen(_params, query) {
     progress.max = Math.max(1, status.rows);
     progress.value = status.written;
     progress.dataset.state = status.state;
-    progressText.textContent = words(status.written, status.rows);
+    progressText.textContent = status.state === "running" ? words(status.written, status.rows)
+      : status.state === "failed" ? T.stopped : status.dry_run ? T.checked(status.rows) : T.written(status.rows);
   }
 
   // Polls the import until its job ends; resolves with its last status, or null.
