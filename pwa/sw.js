@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "674481f965a6";
+const VERSION = "d4430b0c76ad";
 const SHELL = [
   "/",
   "/css/app.css",

@@ -357,6 +357,7 @@ NOT_TESTIDS = {
     "signed-out",
     "upgrade-required",
     "text-anchor",
+    "utf-8",
 }
 
 
