@@ -51,7 +51,9 @@ bench: $(STAMP) chromium
 	$(BIN)/python bench/route.py
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/reports.py
+	$(BIN)/python bench/import.py
 	$(BIN)/python bench/pwa.py
+	$(BIN)/python bench/pwa_duplicates.py
 
 clean:
 	rm -rf $(VENV) fieldcrm.sqlite3*
