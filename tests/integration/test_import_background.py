@@ -17,7 +17,12 @@ from server import db
 from server.transfer import importing
 from tests.factories import Login, login_as, make_account, new_id
 from tests.integration.test_import import accounts, csv_body, import_status, post_import, seq
-from tests.integration.test_stalls import LOOP_HELD_S, LoopWatch
+from tests.integration.test_stalls import LoopWatch
+
+# The loop is held one batch at a time (about 20 ms of work): on a loaded two-core machine
+# that can stretch past test_stalls' LOOP_HELD_S. All 2,000 rows in one transaction, or a
+# full collection over the import's objects, hold it for a second or more.
+BATCH_HELD_S = 0.3
 
 REPORTED = ("rows", "created", "updated", "duplicates", "geocode", "errors", "error_count",
             "unknown_columns", "ignored_columns", "encoding", "preview")  # fmt: skip
@@ -144,7 +149,7 @@ async def test_phones_sync_between_the_import_s_batches(client: Any) -> None:
     assert (await import_status(client, manager, import_id))["created"] == 1998
     # The phone was served while the import ran, and never waited for long.
     assert len(waits) >= 3, waits
-    assert watch.worst < LOOP_HELD_S, watch.worst
+    assert watch.worst < BATCH_HELD_S, watch.worst
     assert sorted(waits)[len(waits) // 2] < 0.5, waits
 
 
