@@ -120,8 +120,12 @@ async def test_a_french_excel_file_checked_imported_and_reverted(
         assert {"Boulangerie Martin", "Bœuf & Cie", "Café de la Gare"} <= on_phone
         await shoot(app, artifacts, "import-done")
 
+        # Its progress opens again later, from the address.
+        await app.reload()
+        await expect(screen.tid("import-summary")).to_have_attribute("data-state", "done")
         await screen.revert()
         await expect(screen.tid("import-reverted")).to_have_attribute("data-deleted", "3")
+        await expect(screen.tid("import-reverted")).not_to_contain_text("null")
         assert [a["name"] for a in await maud.list("accounts")] == ["Électricité Laurent"]
         await shoot(app, artifacts, "import-reverted")
     finally:

@@ -320,10 +320,10 @@ export async function importScreen(_params, query) {
     function showReverted(r) {
       revert.hidden = true;
       reverted.dataset.deleted = String(r.deleted);
-      reverted.replaceChildren(h("p", {}, T.reverted(r)),
+      reverted.replaceChildren(h("div", {}, h("p", {}, T.reverted(r)),
         r.kept.length ? [h("p", {}, T.kept(r.kept.length)), h("ul", { class: "list" }, r.kept.map((k) =>
           h("li", { class: "row", testid: "import-kept", dataset: { id: k.id } },
-            h("span", { class: "row-main" }, h("span", { class: "row-title" }, k.name || k.id), h("span", { class: "row-sub" }, k.reason)))))] : null);
+            h("span", { class: "row-main" }, h("span", { class: "row-title" }, k.name || k.id), h("span", { class: "row-sub" }, k.reason)))))] : null));
       reverted.hidden = false;
     }
     const watchGeocoding = async () => {
