@@ -203,6 +203,7 @@ async def bench_import(engine: str, rows: int) -> None:
             for dry_run in (True, False):
                 phone = PhoneLoop(base, rep_headers, probe)
                 await phone.start()
+                await http.aclose()  # as above
                 cpu, load = cpu_seconds(pid), os.getloadavg()[0]
                 answered, took, status = await run_in_background(http, body, dry_run)
                 cpu, load = cpu_seconds(pid) - cpu, (load + os.getloadavg()[0]) / 2
@@ -230,6 +231,8 @@ async def bench_import(engine: str, rows: int) -> None:
             phone = PhoneLoop(base, rep_headers, probe)
             await phone.start()
             started = time.perf_counter()
+            # A new connection: the server closes one left idle for 5 s (uvicorn's keep-alive).
+            await http.aclose()
             response = await http.request("DELETE", f"/api/import/{status['import_id']}")
             took = time.perf_counter() - started
             waits = await phone.finish()
