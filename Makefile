@@ -54,6 +54,8 @@ bench: $(STAMP) chromium
 	$(BIN)/python bench/campaigns.py
 	$(BIN)/python bench/pwa.py
 	$(BIN)/python bench/attachments.py
+	$(BIN)/python bench/import.py
+	$(BIN)/python bench/pwa_duplicates.py
 
 clean:
 	rm -rf $(VENV) fieldcrm.sqlite3*

@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "debc71db5d59";
+const VERSION = "0e45c8debed4";
 const SHELL = [
   "/",
   "/css/app.css",

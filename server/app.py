@@ -55,6 +55,7 @@ from server.syncing.controllers import (
 )
 from server.tables import bind_tables
 from server.transfer.controllers import DuplicatesController, ExportController, ImportController
+from server.transfer.importing import stop_imports
 from sync.protocol import MAX_BODY_BYTES
 
 
@@ -95,6 +96,7 @@ def create_app(
                 background.append(asyncio.create_task(run_background_jobs(settings)))
             yield
         finally:
+            await stop_imports()  # marked failed while the database is still there
             for task in background:
                 task.cancel()
             for task in background:

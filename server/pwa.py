@@ -52,6 +52,8 @@ def content_security_policy(tile_url: str) -> str:
 PERMISSIONS = "geolocation=(self), camera=(), microphone=(self)"
 # Attachments' bytes never change under their hash: their handler says how long to keep them.
 BLOBS_PATH = "/api/attachments/blobs/"
+# The app's screens loaded on demand (docs/pwa.md): served, never precached.
+ON_DEMAND = "/js/online/"
 
 
 def security_headers_middleware(csp: str) -> Any:
@@ -74,6 +76,10 @@ def security_headers_middleware(csp: str) -> Any:
                         BLOBS_PATH
                     ):
                         headers["Cache-Control"] = "no-store"
+                    elif scope["path"].startswith(ON_DEMAND):
+                        # Not precached by the worker: revalidated, so a new version of the
+                        # app never runs an old copy of one of them.
+                        headers["Cache-Control"] = "no-cache"
                 await send(message)
 
             await app(scope, receive, send_with_headers)

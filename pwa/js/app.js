@@ -24,6 +24,7 @@ import { startBadge } from "./status.js";
 import { controlled, startServiceWorker } from "./sw-update.js";
 import { currentStatus, refreshStatus, startSync, syncNow } from "./sync.js";
 import { isManager } from "./team.js";
+import { h } from "./ui.js";
 
 // Screens most phones never open (a manager's, a record's history) load when first asked
 // for: the service worker precaches them, so they still open offline, but the app starts
@@ -68,6 +69,23 @@ route("/team/checkins", checkinsScreen);
 route("/reassign", reassignScreen);
 route("/campaign/new", areaScreen);
 route("/campaign/:id", campaignScreen);
+route("/import", onDemand("import", "importScreen"));
+
+// A screen that needs the server anyway, loaded from js/online/ when it opens: not part of
+// the app shell, so it costs no phone anything until used (docs/pwa.md).
+function onDemand(name, exported) {
+  return async (params, query) => {
+    let module;
+    try {
+      module = await import(`./online/${name}.js`);
+    } catch {
+      return { title: "Needs a connection", el: h("div", { class: "screen" }, h("h1", {}, "Needs a connection"),
+        h("p", { class: "empty", testid: "screen-needs-connection" },
+          "This screen is fetched from the server when it opens: connect, then open it again.")) };
+    }
+    return module[exported](params, query);
+  };
+}
 
 function showChrome(root) {
   const signedIn = !!session().token;

@@ -5,7 +5,9 @@
 // the same phone, email or website domain. The phone compares E.164 numbers where the
 // server has made them, else digits: a new account's E.164 form is the server's to make.
 
+import { on } from "./events.js";
 import { geodesicDistanceM } from "./geodesic.js";
+import { allRows } from "./records.js";
 
 export const NEAR_M = 150;
 const NAME_SIMILAR = 0.85;
@@ -89,32 +91,57 @@ function samePhone(a, b) {
   return e164.startsWith("+") && /^0\d{6,}$/.test(national) && e164.endsWith(national.slice(1));
 }
 
-function keys(account) {
-  const placed = typeof account.lat === "number" && typeof account.lng === "number";
-  return {
-    name: nameKey(account.name),
-    lat: placed ? account.lat : null,
-    lng: placed ? account.lng : null,
-    phone: phoneKey(account),
-    email: emailKey(account.email),
-    domain: domainKey(account.website),
-  };
+// What the rule compares of an account. The name's key is made only when needed: most
+// accounts are ruled out by their position first, and making it is the costly part.
+class Keys {
+  constructor(account) {
+    const placed = typeof account.lat === "number" && typeof account.lng === "number";
+    this.account = account;
+    this.name = undefined;
+    this.lat = placed ? account.lat : null;
+    this.lng = placed ? account.lng : null;
+    this.phone = phoneKey(account);
+    this.email = emailKey(account.email);
+    this.domain = domainKey(account.website);
+  }
 }
 
-// {score, reasons, distanceM} when a and b are likely the same account, else null.
-export function compareAccounts(a, b) {
-  const x = keys(a);
-  const y = keys(b);
+const keys = (account) => new Keys(account);
+
+function nameOf(k) {
+  if (k.name === undefined) k.name = nameKey(k.account.name);
+  return k.name;
+}
+
+// 150 m at most in latitude: a meridian degree is at least 110,574 m long (at the equator),
+// and no path between two latitudes is shorter than the meridian between them.
+const NEAR_DEG = NEAR_M / 110574;
+// The great circle on a sphere of the ellipsoid's smallest radius of curvature never
+// exceeds the geodesic (geo/distance.py's distance_lower_bound_m): past NEAR_M on it, the
+// two are not near, and the exact distance need not be worked out.
+const INNER_RADIUS_M = 6335439.327;
+
+function lowerBoundM(lat1, lng1, lat2, lng2) {
+  const rad = Math.PI / 180;
+  const a = Math.sin(((lat2 - lat1) * rad) / 2) ** 2
+    + Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(((lng2 - lng1) * rad) / 2) ** 2;
+  return 2 * INNER_RADIUS_M * Math.atan2(Math.sqrt(Math.min(1, a)), Math.sqrt(Math.max(0, 1 - a)));
+}
+
+function compareKeys(x, y) {
   const reasons = [];
   const scores = [];
   let distanceM = null;
-  const similarity = nameSimilarity(x.name, y.name);
-  if (similarity >= NAME_SIMILAR && x.lat !== null && y.lat !== null) {
-    const metres = geodesicDistanceM(x.lat, x.lng, y.lat, y.lng);
-    if (metres <= NEAR_M) {
-      distanceM = metres;
-      reasons.push("name", `distance_m=${Math.round(metres)}`);
-      scores.push(similarity * (1 - (0.25 * metres) / NEAR_M));
+  if (x.lat !== null && y.lat !== null && Math.abs(x.lat - y.lat) <= NEAR_DEG
+      && lowerBoundM(x.lat, x.lng, y.lat, y.lng) <= NEAR_M) {
+    const similarity = nameSimilarity(nameOf(x), nameOf(y));
+    if (similarity >= NAME_SIMILAR) {
+      const metres = geodesicDistanceM(x.lat, x.lng, y.lat, y.lng);
+      if (metres <= NEAR_M) {
+        distanceM = metres;
+        reasons.push("name", `distance_m=${Math.round(metres)}`);
+        scores.push(similarity * (1 - (0.25 * metres) / NEAR_M));
+      }
     }
   }
   for (const reason of ["phone", "email", "domain"]) {
@@ -129,15 +156,59 @@ export function compareAccounts(a, b) {
   return { score: Math.round((1 - unlikely) * 1000) / 1000, reasons, distanceM };
 }
 
-// The accounts the phone holds that `candidate` is likely the same as, the likeliest first.
+// {score, reasons, distanceM} when a and b are likely the same account, else null.
+export function compareAccounts(a, b) {
+  return compareKeys(keys(a), keys(b));
+}
+
+// The accounts the phone holds (`heldAccounts()`, or plain rows) that `candidate` is likely
+// the same as, the likeliest first.
 export function likelyDuplicates(candidate, accounts, limit = 3) {
+  const x = keys(candidate);
   const found = [];
-  for (const account of accounts) {
-    if (account.id === candidate.id) continue;
-    const match = compareAccounts(candidate, account);
-    if (match) found.push({ account, ...match });
+  for (const entry of accounts) {
+    const y = entry instanceof Keys ? entry : keys(entry);
+    if (y.account.id === candidate.id) continue;
+    const match = compareKeys(x, y);
+    if (match) found.push({ account: y.account, ...match });
   }
   return found.sort((a, b) => b.score - a.score).slice(0, limit);
+}
+
+// The accounts the phone holds, with their keys, kept between checks: reading 10,000 rows
+// from IndexedDB costs far more than comparing them (bench/pwa_duplicates.py). Dropped when
+// local rows change; while a screen that checks is open (keepWarm), made again in the
+// background soon after, so that its "Save" finds them ready.
+let held = null;
+let warm = 0;
+let rebuild = null;
+
+on("data", () => {
+  held = null;
+  if (!warm) return;
+  clearTimeout(rebuild);
+  rebuild = setTimeout(() => heldAccounts(), 300);
+});
+
+export function heldAccounts() {
+  if (!held) {
+    const made = allRows("accounts").then((rows) => rows.map(keys));
+    made.catch(() => { if (held === made) held = null; });
+    held = made;
+  }
+  return held;
+}
+
+// Called by a screen that will check (the account form, Nearby's capture) when it opens;
+// the function it returns, when it is left.
+export function keepWarm() {
+  warm += 1;
+  heldAccounts();
+  let done = false;
+  return () => {
+    if (!done) warm -= 1;
+    done = true;
+  };
 }
 
 // "Électricité Laurent, 18 m away" / "Électricité Laurent, same phone"

@@ -116,7 +116,7 @@ export async function render({ keepFocus = false } = {}) {
 function markNav(path) {
   const section = path.split("/")[1];
   const owner = { account: "accounts", visit: "accounts", note: "accounts", contact: "accounts",
-    deal: "accounts", task: "tasks", drafts: "today", reassign: "accounts", campaign: "team" }[section] || section;
+    deal: "accounts", task: "tasks", drafts: "today", reassign: "accounts", campaign: "team", import: "team" }[section] || section;
   for (const a of document.querySelectorAll("nav.tabs a")) {
     if (a.getAttribute("href") === `#/${owner}`) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");

@@ -5,7 +5,9 @@ Run after changing any file of the app shell:
     python3 pwa/tools/stamp_sw.py
 
 The shell is every file under pwa/ that the server serves to the app, which is every file
-except sw.js itself and the developer files (*.py, *.md, anything under tools/). The
+except sw.js itself, the developer files (*.py, *.md, anything under tools/) and the
+screens loaded on demand (js/online/: they need the server anyway, so they are fetched
+when opened, not precached). The
 version is a hash of the shell's paths and bytes: a changed file changes sw.js, so the
 browser installs the new worker and the "update ready" prompt appears.
 tests/unit/test_pwa_static.py applies the same rule and fails when sw.js is stale.
@@ -21,6 +23,7 @@ from pathlib import Path
 PWA = Path(__file__).resolve().parent.parent
 NOT_SERVED_SUFFIXES = {".py", ".md"}
 NOT_SERVED_DIRS = {"tools", "__pycache__"}
+ON_DEMAND = "js/online/"  # served, not precached
 BLOCK = re.compile(r"// BEGIN SHELL.*?\n(.*?)// END SHELL", re.S)
 
 
@@ -31,6 +34,8 @@ def shell_files() -> list[Path]:
         if not path.is_file() or rel.as_posix() == "sw.js":
             continue
         if path.suffix in NOT_SERVED_SUFFIXES or NOT_SERVED_DIRS & set(rel.parts[:-1]):
+            continue
+        if rel.as_posix().startswith(ON_DEMAND):
             continue
         files.append(path)
     return files

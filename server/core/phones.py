@@ -35,9 +35,11 @@ def e164(phone: str | None, country: str | None = None) -> str | None:
     return _e164(phone, country_code(country) or _default_region)
 
 
-# Parsing a number takes phonenumbers 50-100 us; a sync batch's account edits often write
-# the same numbers again (docs/decisions/2026-12-06-sync-write-cpu.md).
-@functools.lru_cache(maxsize=4096)
+# Parsing a number takes phonenumbers 50-100 us: a sync batch's account edits often write
+# the same numbers again, an import reads each number twice (matching its rows, then writing
+# them) and the contacts' duplicate finder at every call; the same answers are kept
+# (docs/decisions/2026-12-06-sync-write-cpu.md).
+@functools.lru_cache(maxsize=65_536)
 def _e164(phone: str, region: str | None) -> str | None:
     try:
         number = phonenumbers.parse(phone, region)

@@ -122,9 +122,14 @@ class Writer:
         await self.prefetch(edits)
         return [await self.apply(actor, edit) for edit in edits]
 
+    async def flush(self) -> None:
+        """Send this transaction's writes (rows, change log, history, counters) now rather
+        than at the block's end, e.g. to time them; what follows in the block is sent then."""
+        await self.session.flush()
+
     async def prefetch(self, edits: Sequence[Edit]) -> None:
-        """Load the records these edits name, and the accounts they point at, in one query
-        per table (before applying them one by one)."""
+        """Load the records `edits` name (and the accounts they point at) in one query per
+        table, for a caller that applies them one by one, handling each refusal itself."""
         await self.session.prefetch(
             [
                 Mutation(mid=0, table=e.table, id=e.id, op=e.op, fields=e.fields, hlc=(0, 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
@@ -83,20 +83,26 @@ class ImportController(Controller):
         dry_run: Flag = None,
         on_duplicate: Text = None,
         import_id: Text = None,
-    ) -> dict[str, Any]:
-        """Import a CSV or xlsx file into `accounts` or `contacts` (the body is the file)."""
+        background: Flag = None,
+    ) -> Response[dict[str, Any]]:
+        """Import a CSV or xlsx file into `accounts` or `contacts` (the body is the file):
+        the report; with `background=true`, 202 and the import as it starts (its progress
+        at GET /api/import/{import_id})."""
         require_manager(actor)
         if name not in importing.IMPORTABLE:
             raise ApiError(404, "not_found", "Import accounts or contacts.")
+        in_background = _flag(background, "background")
         body = await request.body()
-        return await importing.run_import(
+        answer = await importing.run_import(
             actor,
             name,
             body,
             dry_run=_flag(dry_run, "dry_run"),
             on_duplicate=on_duplicate or "skip",
             import_id=import_id,
+            background=in_background,
         )
+        return Response(answer, status_code=202 if in_background else 200)
 
     @get("/{name:str}", operation_id="import_status")
     async def status(self, actor: CurrentActor, name: FromPath[str]) -> dict[str, Any]:

@@ -7,15 +7,25 @@ A dry run goes through the very same steps, writes included, and rolls each batc
 its answer is what a real run would answer (the rules that refuse a write, a manager's
 team, ... are the writer's own), and nothing stays.
 
-Each real run is logged (`imports`, `import_items`): its progress, its report, and for each
-record it created or filled, the seq of that write, so that a revert can tell what was
-changed since (server/transfer/services.py).
+An import runs on its request (the answer is the report) or, with `background=True`, as a
+job of this process: the file is read and its header checked on the request, which answers
+at once (202); the rows are then checked and written by the job, whose progress and report
+`GET /api/import/{id}` shows (server/transfer/services.py). A file that cannot be read is
+refused on the request either way, before anything is written.
+
+Each real run, and each run in the background, is logged (`imports`, `import_items`): its
+progress, its report, and for each record it created or filled, the seq of that write, so
+that a revert can tell what was changed since (server/transfer/services.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +43,15 @@ from server.transfer import columns, matching
 from server.transfer.reading import Sheet, read_sheet
 from sync.protocol import Rejected
 
-BATCH = 100  # rows per write transaction: tens of ms of the writer's lock, not seconds
+log = logging.getLogger("fieldcrm.import")
+
+# A write transaction holds the writer's lock (and, on SQLite, the event loop) for about
+# BATCH_MS before its commit: the batch's size follows the rows' measured cost, within
+# these bounds.
+BATCH_MS = 20.0
+FIRST_BATCH, MIN_BATCH, MAX_BATCH = 25, 5, 500
+SLICE_MS = 10.0  # checking rows gives the event loop a turn this often
+MAX_RUNNING = 2  # imports in the background at once, per process
 MAX_REPORTED_ERRORS = 1_000
 REQUIRED = {"accounts": ("name",), "contacts": ("name",)}
 ADDRESS = ("street", "city", "region", "postal_code", "country")
@@ -46,7 +64,7 @@ class _DryRun(Exception):
     """Raised at the end of a dry run's batch to roll it back."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Planned:
     """A record the import writes: created, or an existing one whose empty fields it fills."""
 
@@ -64,6 +82,7 @@ class Report:
     created: int = 0
     updated: int = 0
     duplicates: int = 0
+    geocode: int = 0  # accounts created without a position, for the geocoder to place
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
     unknown_columns: list[str] = field(default_factory=list)
@@ -77,13 +96,16 @@ class Report:
             self.errors.append({"row": row, "column": column, "error": error, "detail": detail})
 
     def answer(self, import_id: str | None, dry_run: bool) -> dict[str, Any]:
+        return {"import_id": import_id, "dry_run": dry_run, **self.saved()}
+
+    def saved(self) -> dict[str, Any]:
+        """What the import log keeps (and the status shows) besides its counters."""
         return {
-            "import_id": import_id,
-            "dry_run": dry_run,
             "rows": self.rows,
             "created": self.created,
             "updated": self.updated,
             "duplicates": self.duplicates,
+            "geocode": self.geocode,
             "errors": self.errors,
             "error_count": self.error_count,
             "unknown_columns": self.unknown_columns,
@@ -105,6 +127,21 @@ class Context:
     account_countries: dict[str, str | None] = field(default_factory=dict)
 
 
+@dataclass
+class Job:
+    """One import: the file as read, and what it was asked to do."""
+
+    actor: Actor
+    table: str
+    sheet: Sheet
+    used: dict[int, str]  # column index -> the field (or owner, account, id) it fills
+    on_duplicate: str
+    dry_run: bool
+    team_id: str | None
+    report: Report
+    import_id: str | None = None  # logged: a real run, or any run in the background
+
+
 async def run_import(
     actor: Actor,
     table: str,
@@ -114,13 +151,35 @@ async def run_import(
     on_duplicate: str = "skip",
     import_id: str | None = None,
     team_id: str | None = None,
+    background: bool = False,
 ) -> dict[str, Any]:
-    """Import `body` (CSV or xlsx) into `table` as `actor`; the report (SPEC section 8)."""
+    """Import `body` (CSV or xlsx) into `table` as `actor`: the report (SPEC section 8);
+    with `background`, the import as it starts (`state` "running"), its rows checked and
+    written by a job of this process."""
+    job = await _read(actor, table, body, dry_run, on_duplicate, team_id)
+    if background:
+        return await _start_in_background(job, import_id)
+    if not dry_run:
+        job.import_id = await _start(job, import_id)
+    await _run(job)
+    return job.report.answer(job.import_id, dry_run)
+
+
+async def _read(
+    actor: Actor,
+    table: str,
+    body: bytes,
+    dry_run: bool,
+    on_duplicate: str,
+    team_id: str | None,
+) -> Job:
+    """The file read and its header checked, or ApiError: what is refused whole."""
     if table not in IMPORTABLE:
         raise ApiError(404, "not_found", "Import accounts or contacts.")
     if on_duplicate not in ("skip", "update"):
         raise ApiError(400, "malformed", "on_duplicate must be skip or update.")
     sheet = await asyncio.to_thread(read_sheet, body)
+    _settle()
     used, unknown, ignored = columns.map_header(table, sheet.header)
     targets = set(used.values())
     missing = [name for name in REQUIRED[table] if name not in targets]
@@ -139,26 +198,84 @@ async def run_import(
         ignored_columns=ignored,
         encoding=sheet.encoding,
     )
-    scopes = (team_scope(team_id),) if team_id else actor.scopes
-    context = await _context(table, scopes)
-    # Checking and matching rows is pure computation (a second or more for 50,000 rows):
-    # in a thread, so the event loop keeps serving phones meanwhile.
-    planned = await asyncio.to_thread(
-        _plan, actor, table, sheet, used, context, on_duplicate, report, team_id
-    )
-    if not dry_run:
-        import_id = await _start(actor, table, import_id, report.rows, team_id)
-    else:
-        import_id = None
+    return Job(actor, table, sheet, used, on_duplicate, dry_run, team_id, report)
+
+
+def _settle() -> None:
+    """Leave what the import holds (the file's rows, what exists, the plan: hundreds of
+    thousands of objects for 50,000 rows) out of the garbage collector's full collections,
+    as `fieldcrm serve` does with what it loads at start: each would otherwise go through
+    all of it, holding the event loop, and the phones' requests, for a second. They are
+    freed as usual (by reference counting) once the import lets go of them."""
+    gc.freeze()
+
+
+async def _run(job: Job) -> None:
+    """Check the rows, write them, and log the outcome (when the import is logged)."""
     try:
-        await _write(actor, table, planned, report, import_id, dry_run)
-    except BaseException:
-        if import_id is not None:
-            await _finish(import_id, "failed", report)
+        scopes = (team_scope(job.team_id),) if job.team_id else job.actor.scopes
+        context = await _context(job.table, scopes)
+        _settle()
+        planned = await _plan(job, context)
+        _settle()
+        if job.import_id is not None:
+            await _save_report(job.import_id, job.report)  # the rows' errors, the preview
+        await _write(job, planned)
+    except BaseException as exc:
+        if job.import_id is not None:
+            failure = (
+                "The import was stopped."
+                if not isinstance(exc, Exception)
+                else (exc.detail if isinstance(exc, ApiError) else "The import failed.")
+            )
+            # Marked even when the job is being cancelled (the server stopping).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(_finish(job.import_id, "failed", job.report, failure))
         raise
-    if import_id is not None:
-        await _finish(import_id, "done", report)
-    return report.answer(import_id, dry_run)
+    if job.import_id is not None:
+        await _finish(job.import_id, "done", job.report)
+
+
+# -- in the background --------------------------------------------------------------------
+
+_jobs: dict[str, asyncio.Task[None]] = {}  # this process's imports in the background
+
+
+async def _start_in_background(job: Job, import_id: str | None) -> dict[str, Any]:
+    if len(_jobs) >= MAX_RUNNING:
+        raise ApiError(
+            429,
+            "busy",
+            f"{MAX_RUNNING} imports are running on this server; try again when one ends.",
+        )
+    job.import_id = await _start(job, import_id)
+    task = asyncio.get_running_loop().create_task(_background(job))
+    _jobs[job.import_id] = task
+    task.add_done_callback(lambda _: _jobs.pop(str(job.import_id), None))
+    return {**job.report.answer(job.import_id, job.dry_run), "state": "running"}
+
+
+async def _background(job: Job) -> None:
+    try:
+        await _run(job)
+    except Exception:
+        log.exception("import %s failed", job.import_id)
+
+
+async def stop_imports() -> None:
+    """Stop this process's imports in the background (the server is stopping): each is
+    marked failed; what they wrote stays, and can be reverted."""
+    tasks = list(_jobs.values())
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=10)
+
+
+async def wait_for_imports() -> None:
+    """Until this process's imports in the background have ended (for tests and tools)."""
+    while _jobs:
+        await asyncio.wait(list(_jobs.values()))
 
 
 async def run_import_as(
@@ -238,12 +355,14 @@ async def _context(table: str, scopes: tuple[str, ...] | None) -> Context:
         *args,
     )
     existing = {str(r["id"]): r for r in contacts}
-    index = matching.index_of(
-        "contacts",
-        (
-            matching.contact_keys(r, e164(r["phone"], countries.get(str(r["account_id"]))))
-            for r in contacts
-        ),
+    index = await asyncio.to_thread(
+        lambda: matching.index_of(
+            "contacts",
+            (
+                matching.contact_keys(r, e164(r["phone"], countries.get(str(r["account_id"]))))
+                for r in contacts
+            ),
+        )
     )
     return Context(table, existing, index, users, by_name, countries)
 
@@ -251,21 +370,23 @@ async def _context(table: str, scopes: tuple[str, ...] | None) -> Context:
 # -- checking each row --------------------------------------------------------------------
 
 
-def _plan(
-    actor: Actor,
-    table: str,
-    sheet: Sheet,
-    used: dict[int, str],
-    context: Context,
-    on_duplicate: str,
-    report: Report,
-    team_id: str | None,
-) -> list[Planned]:
+async def _plan(job: Job, context: Context) -> list[Planned]:
+    """The records the rows make or fill; each row's errors and duplicates in the report.
+    Pure computation (seconds for 50,000 rows), on the event loop in slices of SLICE_MS:
+    a thread would hold the interpreter's lock against the loop for as long."""
+    table, report = job.table, job.report
     planned: list[Planned] = []
     in_file = matching.Index(table=table)
     by_id: dict[str, Planned] = {}  # the file's records so far, by id
-    for number, cells in zip(sheet.numbers, sheet.rows, strict=True):
-        row = _row(table, number, cells, used, sheet.header, context, report)
+    turn, slices = time.perf_counter(), 0
+    for number, cells in zip(job.sheet.numbers, job.sheet.rows, strict=True):
+        if (time.perf_counter() - turn) * 1000 > SLICE_MS:
+            slices += 1
+            if slices % 20 == 0:
+                _settle()  # every 200 ms or so: the plan grows
+            await asyncio.sleep(0)
+            turn = time.perf_counter()
+        row = _row(table, number, cells, job.used, job.sheet.header, context, report)
         if row is None:
             continue
         fields, sources, row_id = row
@@ -286,7 +407,7 @@ def _plan(
                 for name, value in fields.items()
                 if existing.get(name) in (None, "") and value not in (None, "")
             }
-            if on_duplicate == "update" and filled:
+            if job.on_duplicate == "update" and filled:
                 planned.append(Planned(number, match_id, "update", filled, sources))
             else:
                 report.duplicates += 1
@@ -304,8 +425,8 @@ def _plan(
             report.duplicates += 1
             continue
         record_id = row_id or str(uuid.uuid4())
-        if table == "accounts" and team_id and "owner_id" not in fields:
-            fields["team_id"] = team_id
+        if table == "accounts" and job.team_id and "owner_id" not in fields:
+            fields["team_id"] = job.team_id
         plan = Planned(number, record_id, "create", fields, sources)
         planned.append(plan)
         by_id[record_id] = plan
@@ -412,40 +533,46 @@ def _keys(
 _FIELD_IN_DETAIL = re.compile(r"\b(?:accounts|contacts)\.(\w+)")
 
 
-async def _write(
-    actor: Actor,
-    table: str,
-    planned: list[Planned],
-    report: Report,
-    import_id: str | None,
-    dry_run: bool,
-) -> None:
-    for start in range(0, len(planned), BATCH):
-        batch = planned[start : start + BATCH]
+async def _write(job: Job, planned: list[Planned]) -> None:
+    """Write the planned records through the one writer, a short transaction at a time:
+    each batch is as many rows as take about BATCH_MS to apply, as measured on the batch
+    before, so the writer's lock is never held for long whatever a row costs."""
+    report, size, start = job.report, FIRST_BATCH, 0
+    while start < len(planned):
+        batch = planned[start : start + size]
+        start += len(batch)
         outcome: list[tuple[Planned, int]] = []
         refused: list[tuple[Planned, Rejected]] = []
+        # Progress in rows of the file: up to this batch's last row (all, after the last).
+        done = min(batch[-1].number - 1, report.rows) if start < len(planned) else report.rows
         try:
             async with writing(Source.IMPORT) as writer:
                 outcome, refused = [], []
+                began = time.perf_counter()
+                await writer.prefetch([Edit(job.table, p.record_id, p.fields) for p in batch])
                 for plan in batch:
                     try:
-                        await writer.apply(actor, Edit(table, plan.record_id, dict(plan.fields)))
+                        edit = Edit(job.table, plan.record_id, dict(plan.fields))
+                        await writer.apply(job.actor, edit)
                     except Rejected as rejected:
                         refused.append((plan, rejected))
                         continue
-                    record = await writer.load(table, plan.record_id)
+                    record = await writer.load(job.table, plan.record_id)
                     outcome.append((plan, record.seq if record is not None else 0))
-                if dry_run:
+                await writer.flush()
+                took_ms = (time.perf_counter() - began) * 1000  # its turn, but the commit
+                if job.dry_run:
                     raise _DryRun
-                # Progress in rows of the file: up to this batch's last row.
-                done = min(batch[-1].number - 1, report.rows)
-                await _log_batch(import_id, table, outcome, report, refused, done)
+                await _log_batch(job, outcome, done)
         except _DryRun:
             # A member that fails does not wait for its group's commit; the next batch
             # would join the same group, and the phones' writes in it would wait for the
-            # whole dry run. An empty member waits for that commit, so the group ends here.
+            # whole dry run. An empty member waits for that commit, so the group ends here
+            # (and carries a logged dry run's progress).
             async with db.write_transaction():
-                pass
+                if job.import_id is not None:
+                    await _progress(job.import_id, done, outcome)
+        size = next_batch_size(len(batch), took_ms)
         for plan, refusal in refused:
             found = _FIELD_IN_DETAIL.search(refusal.detail)
             column = plan.columns.get(found[1], found[1]) if found else ""
@@ -453,26 +580,27 @@ async def _write(
         for plan, _ in outcome:
             if plan.action == "create":
                 report.created += 1
+                report.geocode += plan.geocode
             else:
                 report.updated += 1
 
 
-async def _log_batch(
-    import_id: str | None,
-    table: str,
-    outcome: list[tuple[Planned, int]],
-    report: Report,
-    refused: list[tuple[Planned, Rejected]],
-    done: int,
-) -> None:
-    if import_id is None:
+def next_batch_size(size: int, took_ms: float) -> int:
+    """How many rows the next write transaction takes: what fits BATCH_MS, at the pace
+    the last one (`size` rows in `took_ms`) went."""
+    return max(MIN_BATCH, min(MAX_BATCH, round(BATCH_MS * size / max(took_ms, 0.1))))
+
+
+async def _log_batch(job: Job, outcome: list[tuple[Planned, int]], done: int) -> None:
+    """In the batch's transaction: what it did to each record (for a revert), progress."""
+    if job.import_id is None:
         return
     await db.insert_rows(
         "import_items",
         ("import_id", "record_id", "action", "fields", "seq", "geocode"),
         [
             (
-                import_id,
+                job.import_id,
                 plan.record_id,
                 "created" if plan.action == "create" else "updated",
                 _json.encode(sorted(plan.fields)).decode(),
@@ -482,64 +610,92 @@ async def _log_batch(
             for plan, seq in outcome
         ],
     )
+    await _progress(job.import_id, done, outcome)
+
+
+async def _progress(import_id: str, done: int, outcome: list[tuple[Planned, int]]) -> None:
     created = sum(1 for plan, _ in outcome if plan.action == "create")
     await db.fetch(
-        "UPDATE imports SET written = {}, created = created + {}, updated = updated + {}"
-        " WHERE id = {}",
+        "UPDATE imports SET written = {}, created = created + {}, updated = updated + {},"
+        " heartbeat_at = {} WHERE id = {}",
         done,
         created,
         len(outcome) - created,
+        datetime.now(UTC),
         import_id,
     )
 
 
-async def _start(
-    actor: Actor, table: str, import_id: str | None, rows: int, team_id: str | None
-) -> str:
+async def _start(job: Job, import_id: str | None) -> str:
+    """Log the import as running; its id (the one asked for, or a new one)."""
     try:
         import_id = str(uuid.UUID(import_id)) if import_id else str(uuid.uuid4())
     except ValueError:
         raise ApiError(400, "malformed", "import_id must be a UUID.") from None
+    now = datetime.now(UTC)
     async with db.transaction():
         if await db.fetch("SELECT id FROM imports WHERE id = {}", import_id):
             raise ApiError(409, "exists", "An import with this id exists already.")
         await db.fetch(
-            "INSERT INTO imports (id, record_table, user_id, team_id, state, rows, written,"
-            " created, updated, duplicates, report, reverted, created_at)"
-            " VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+            "INSERT INTO imports (id, record_table, user_id, team_id, state, dry_run, rows,"
+            " written, created, updated, duplicates, report, reverted, created_at,"
+            " heartbeat_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
             import_id,
-            table,
-            actor.user_id or None,
-            team_id or actor.team_id or None,
+            job.table,
+            job.actor.user_id or None,
+            job.team_id or job.actor.team_id or None,
             "running",
-            rows,
+            job.dry_run,
+            job.report.rows,
             0,
             0,
             0,
             0,
+            _json.encode(job.report.saved()).decode(),
             "{}",
-            "{}",
-            datetime.now(UTC),
+            now,
+            now,
         )
     return import_id
 
 
-async def _finish(import_id: str, state: str, report: Report) -> None:
-    saved = {
-        "errors": report.errors,
-        "error_count": report.error_count,
-        "unknown_columns": report.unknown_columns,
-        "ignored_columns": report.ignored_columns,
-        "encoding": report.encoding,
-    }
+async def _save_report(import_id: str, report: Report) -> None:
+    """The report so far (the rows' own errors, the preview), while the rows are written."""
+    await db.fetch(
+        "UPDATE imports SET report = {}, duplicates = {}, heartbeat_at = {} WHERE id = {}",
+        _json.encode(report.saved()).decode(),
+        report.duplicates,
+        datetime.now(UTC),
+        import_id,
+    )
+
+
+async def _finish(import_id: str, state: str, report: Report, failure: str = "") -> None:
+    now = datetime.now(UTC)
+    saved = report.saved()
+    if failure:
+        # What was written is as the log has it: a batch cut short by the job's end may
+        # have committed without the job hearing of it.
+        saved["failure"] = failure
+        await db.fetch(
+            "UPDATE imports SET state = {}, report = {}, finished_at = {}, heartbeat_at = {}"
+            " WHERE id = {}",
+            state,
+            _json.encode(saved).decode(),
+            now,
+            now,
+            import_id,
+        )
+        return
     await db.fetch(
         "UPDATE imports SET state = {}, written = rows, duplicates = {}, created = {},"
-        " updated = {}, report = {}, finished_at = {} WHERE id = {}",
+        " updated = {}, report = {}, finished_at = {}, heartbeat_at = {} WHERE id = {}",
         state,
         report.duplicates,
         report.created,
         report.updated,
         _json.encode(saved).decode(),
-        datetime.now(UTC),
+        now,
+        now,
         import_id,
     )

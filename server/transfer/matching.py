@@ -17,16 +17,19 @@ for positions), so matching a record against 100,000 costs a few lookups, not 10
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
-from geo.distance import distance_m
+from geo.distance import distance_lower_bound_m, distance_m
 
 NEAR_M = 150.0
 NAME_SIMILAR = 0.85
@@ -51,6 +54,13 @@ _UNDECOMPOSABLE = str.maketrans(
     {"ø": "o", "ł": "l", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d", "ı": "i"}
 )
 _DOMAIN = re.compile(r"^[a-z0-9.-]+\.[a-z]{2,}$")
+_DOTTED = re.compile(r"\b(?:\w\.){2,}")
+
+
+@functools.cache
+def _combining_marks() -> dict[int, None]:
+    """Every combining character, to be dropped (`str.translate`) after NFKD: accents."""
+    return {c: None for c in range(sys.maxunicode + 1) if unicodedata.combining(chr(c))}
 
 
 def name_key(name: str | None) -> str:
@@ -59,10 +69,10 @@ def name_key(name: str | None) -> str:
     if not name:
         return ""
     text = unicodedata.normalize("NFKD", name.casefold().translate(_UNDECOMPOSABLE))
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = text.replace("&", " and ")
+    text = text.translate(_combining_marks()).replace("&", " and ")
     # Dotted initials ("S.A.R.L.") first joined, then other punctuation separates words.
-    text = re.sub(r"\b(?:\w\.){2,}", lambda m: m.group().replace(".", ""), text)
+    if "." in text:
+        text = _DOTTED.sub(lambda m: m.group().replace(".", ""), text)
     words = _PUNCTUATION.sub(" ", text).split()
     kept = [w for w in words if w not in LEGAL_FORMS]
     return " ".join(kept or words)
@@ -108,7 +118,7 @@ def phone_key(phone: str | None) -> str:
     return digits if len(digits) >= 6 else ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Keys:
     """What the rule compares of one record."""
 
@@ -160,7 +170,8 @@ def compare(a: Keys, b: Keys, table: str = "accounts") -> Match | None:
     if table == "accounts":
         if similarity >= NAME_SIMILAR and a.lat is not None and b.lat is not None:
             assert a.lng is not None and b.lng is not None
-            metres = distance_m(a.lat, a.lng, b.lat, b.lng)
+            near = distance_lower_bound_m(a.lat, a.lng, b.lat, b.lng) <= NEAR_M
+            metres = distance_m(a.lat, a.lng, b.lat, b.lng) if near else NEAR_M + 1
             if metres <= NEAR_M:
                 reasons += ["name", f"distance_m={round(metres)}"]
                 scores.append(similarity * (1.0 - 0.25 * metres / NEAR_M))
@@ -256,6 +267,86 @@ class Group:
     reasons: list[str]
 
 
+# Names whose sorted words are at least this alike are compared in full (compare() then
+# applies NAME_SIMILAR exactly); a point under it, so rounding never drops a pair.
+_CANDIDATE_RATIO = NAME_SIMILAR * 100 - 1
+_FULL_PAIRS_UP_TO = 50  # records sharing a phone, email or domain: past this, linked in a chain
+
+
+def _sorted_words(name: str) -> str:
+    return " ".join(sorted(name.split()))
+
+
+def _name_candidates(index: Index) -> set[tuple[str, str]]:
+    """Pairs whose names may be alike enough, among records that may be near enough (the
+    same or a neighbouring cell; contacts: the same account). rapidfuzz compares a record's
+    name with its whole neighbourhood's in one call, in C: token_sort_ratio is the ratio
+    of the names' sorted words, which are sorted once here."""
+    blocks: dict[Any, tuple[list[str], list[str]]] = {}  # block -> (ids, sorted words)
+    if index.table == "accounts":
+        # Blocks of 2 x 2 cells: a block and the 8 around it hold every cell within one
+        # row and two columns of any of its cells (what Index.candidates looks at), for
+        # fewer, longer lists than cell by cell.
+        for (row, column), members in index._by_cell.items():
+            ids, words = blocks.setdefault((row >> 1, column >> 1), ([], []))
+            ids.extend(members)
+            words.extend(_sorted_words(index.records[m].name) for m in members)
+        around = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
+    else:
+        for account_id, members in index._by_account.items():
+            blocks[account_id] = (
+                list(members),
+                [_sorted_words(index.records[m].name) for m in members],
+            )
+        around = []
+    found: set[tuple[str, str]] = set()
+    for block, (ids, words) in blocks.items():
+        if around:
+            near = [blocks.get((block[0] + dr, block[1] + dc), ([], [])) for dr, dc in around]
+            near_ids = list(itertools.chain.from_iterable(n[0] for n in near))
+            near_words = list(itertools.chain.from_iterable(n[1] for n in near))
+        else:
+            near_ids, near_words = ids, words
+        for record_id, name in zip(ids, words, strict=True):
+            if not name:
+                continue
+            alike = process.extract(
+                name, near_words, scorer=fuzz.ratio, score_cutoff=_CANDIDATE_RATIO, limit=None
+            )
+            for _, _, position in alike:
+                other = near_ids[position]
+                if other != record_id:
+                    found.add((record_id, other) if record_id < other else (other, record_id))
+    return found
+
+
+def _key_candidates(index: Index) -> set[tuple[str, str]]:
+    """Pairs that share a phone, an email or a domain. Many records sharing one (a head
+    office's number on every branch) are linked in a chain rather than pair by pair: they
+    are one group either way."""
+    found: set[tuple[str, str]] = set()
+    for members in index._by_key.values():
+        if len(members) < 2:
+            continue
+        ordered = sorted(set(members))
+        if len(ordered) <= _FULL_PAIRS_UP_TO:
+            found.update((a, b) for i, a in enumerate(ordered) for b in ordered[i + 1 :])
+        else:
+            found.update(zip(ordered, ordered[1:], strict=False))
+    return found
+
+
+def pairs(index: Index) -> list[tuple[str, str, Match]]:
+    """Every pair of records likely the same (each pair once, the lower id first), found by
+    blocking (cells and keys) rather than by testing every pair."""
+    found = []
+    for a, b in sorted(_name_candidates(index) | _key_candidates(index)):
+        match = compare(index.records[a], index.records[b], index.table)
+        if match is not None:
+            found.append((a, b, match))
+    return found
+
+
 def groups(index: Index, limit: int) -> list[Group]:
     """Records likely the same, as groups (a record is in one group at most): every pair
     that matches joins its two groups. The surest groups first, at most `limit`."""
@@ -267,18 +358,13 @@ def groups(index: Index, limit: int) -> list[Group]:
             record_id = parent[record_id]
         return record_id
 
-    pairs: list[tuple[str, str, Match]] = []
-    for record_id, keys in index.records.items():
-        for other in index.candidates(keys):
-            if other > record_id:
-                match = compare(keys, index.records[other], index.table)
-                if match is not None:
-                    pairs.append((record_id, other, match))
-                    a, b = root(record_id), root(other)
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
+    matched = pairs(index)
+    for a, b, _ in matched:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
     by_root: dict[str, tuple[set[str], float, list[str]]] = {}
-    for a, b, match in pairs:
+    for a, b, match in matched:
         ids, score, reasons = by_root.setdefault(root(a), (set(), 0.0, []))
         ids |= {a, b}
         reasons += [r for r in match.reasons if r not in reasons]

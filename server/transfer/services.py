@@ -3,12 +3,14 @@
 Reverting deletes the records the import created, unless someone changed them since (a
 field set by a later write than the import's, other than the geocoder placing it, or a
 record added under the account): those stay and are listed. Fields the import filled are
-emptied, unless changed since (also listed). All through the one writer, in batches.
+emptied, unless changed since (also listed). All through the one writer, in short
+batches (as an import's).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +23,10 @@ from server.core.phones import e164
 from server.core.rows import chunks
 from server.core.writer import YIELDING, Edit, Source, writing
 from server.errors import ApiError
-from server.transfer import matching
+from server.transfer import importing, matching
 from sync.protocol import Rejected
 
-REVERT_BATCH = 250
+STALE_S = 300.0  # a running import's job writes its progress every batch, well under this
 GEOCODER = YIELDING[Source.GEOCODER]
 _json = msgspec.json.Encoder()
 
@@ -41,12 +43,24 @@ async def _visible_import(actor: Actor, import_id: str) -> dict[str, Any]:
     return found
 
 
+def _state(found: dict[str, Any]) -> tuple[str, str]:
+    """An import's state, and why it failed: one still "running" whose job has not moved
+    on for STALE_S belongs to a process that stopped (it is "failed", and can be reverted)."""
+    report = msgspec.json.decode(found["report"] or "{}")
+    state, failure = found["state"], report.get("failure", "")
+    beat = found["heartbeat_at"] or found["created_at"]
+    if state == "running" and (datetime.now(UTC) - beat).total_seconds() > STALE_S:
+        return "failed", "The import stopped before its end (its server stopped)."
+    return state, failure
+
+
 async def import_status(actor: Actor, import_id: str) -> dict[str, Any]:
-    """An import's counts, its report, and how far the geocoder got with its accounts."""
+    """An import's progress (rows written of the file's rows), its report, and how far the
+    geocoder got with the accounts it created without a position."""
     found = await _visible_import(actor, import_id)
     report = msgspec.json.decode(found["report"] or "{}")
     geocoding = {"pending": 0, "placed": 0, "not_found": 0}
-    if found["record_table"] == "accounts":
+    if found["record_table"] == "accounts" and not found["dry_run"]:
         rows = await db.fetch(
             "SELECT a.lat, a.geo_precision, a.deleted FROM import_items i"
             " JOIN accounts a ON a.id = i.record_id WHERE i.import_id = {} AND i.geocode = {}",
@@ -62,21 +76,30 @@ async def import_status(actor: Actor, import_id: str) -> dict[str, Any]:
                 geocoding["not_found"] += 1
             else:
                 geocoding["pending"] += 1
+    state, failure = _state(found)
+    finished = found["finished_at"]
     return {
         "import_id": str(found["id"]),
         "table": found["record_table"],
-        "state": found["state"],
+        "dry_run": bool(found["dry_run"]),
+        "state": state,
+        "failure": failure or None,
         "rows": found["rows"],
         "written": found["written"],
         "created": found["created"],
         "updated": found["updated"],
         "duplicates": found["duplicates"],
+        "geocode": report.get("geocode", 0),
         "errors": report.get("errors", []),
         "error_count": report.get("error_count", 0),
         "unknown_columns": report.get("unknown_columns", []),
+        "ignored_columns": report.get("ignored_columns", []),
+        "encoding": report.get("encoding", ""),
+        "preview": report.get("preview", []),
         "geocoding": geocoding,
         "reverted": msgspec.json.decode(found["reverted"] or "{}") or None,
         "created_at": found["created_at"].isoformat(),
+        "finished_at": finished.isoformat() if finished else None,
     }
 
 
@@ -97,9 +120,12 @@ def _changed_since(record: Any, seq: int, fields: list[str] | None = None) -> li
 
 async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
     found = await _visible_import(actor, import_id)
-    if found["state"] == "reverted":
+    state, _ = _state(found)
+    if found["dry_run"]:
+        raise ApiError(409, "dry_run", "This was a dry run: it wrote nothing to revert.")
+    if state == "reverted":
         raise ApiError(409, "reverted", "This import was reverted already.")
-    if found["state"] == "running":
+    if state == "running":
         raise ApiError(409, "running", "This import is still running; revert it once it ends.")
     table = found["record_table"]
     items = await db.fetch(
@@ -119,8 +145,13 @@ async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
                 with_children |= {str(r["account_id"]) for r in rows}
     deleted = emptied = 0
     kept: list[dict[str, Any]] = []
-    for batch in chunks(items, REVERT_BATCH):
+    size, start = importing.FIRST_BATCH, 0
+    while start < len(items):
+        batch = items[start : start + size]
+        start += len(batch)
         async with writing(Source.IMPORT) as writer:
+            began = time.perf_counter()
+            await writer.prefetch([Edit(table, str(item["record_id"])) for item in batch])
             for item in batch:
                 record_id, seq = str(item["record_id"]), int(item["seq"])
                 record = await writer.load(table, record_id)
@@ -155,6 +186,9 @@ async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
                     deleted += 1
                 else:
                     emptied += 1
+            await writer.flush()
+            took_ms = (time.perf_counter() - began) * 1000
+        size = importing.next_batch_size(len(batch), took_ms)
     summary = {"deleted": deleted, "emptied": emptied, "kept": kept[:1000]}
     await db.fetch(
         "UPDATE imports SET state = {}, reverted = {}, finished_at = {} WHERE id = {}",
@@ -169,34 +203,64 @@ async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
 # -- duplicates (section 9) ---------------------------------------------------------------
 
 
-async def find_duplicates(actor: Actor, table: str, limit: int) -> dict[str, Any]:
-    """Groups of records the caller sees that are likely the same (section 9's rule)."""
+FINDER_PAGE = 5_000  # rows read at a time: on SQLite each page is read on the event loop
+
+
+async def _live_rows(table: str, columns: str, actor: Actor) -> list[dict[str, Any]]:
+    """Every live row of `table` the caller sees, read a page at a time by id, so that no
+    one read holds the event loop for long whatever the table's size."""
     where = "deleted = {}"
     args: list[Any] = [False]
     if actor.scopes is not None:
         scope_sql, scope_args = scope_filter(actor.scopes)
         where += f" AND {scope_sql}"
         args += scope_args
-    if table == "accounts":
-        rows = await db.fetch(
-            f"SELECT id, name, lat, lng, phone_e164, email, website FROM accounts WHERE {where}",
+    rows: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = await db.fetch(
+            f"SELECT {columns} FROM {table} WHERE {where}"
+            + (" AND id > {}" if after is not None else "")
+            + " ORDER BY id LIMIT {}",
             *args,
+            *([after] if after is not None else []),
+            FINDER_PAGE,
         )
-        keys = [matching.account_keys(r) for r in rows]
-    else:
-        countries = {
-            str(r["id"]): r["country"]
-            for r in await db.fetch(f"SELECT id, country FROM accounts WHERE {where}", *args)
-        }
-        rows = await db.fetch(
-            f"SELECT id, account_id, name, phone, email FROM contacts WHERE {where}", *args
-        )
-        keys = [
+        rows += page
+        if len(page) < FINDER_PAGE:
+            return rows
+        after = str(page[-1]["id"])
+
+
+def _accounts_index(rows: list[dict[str, Any]]) -> matching.Index:
+    return matching.index_of("accounts", (matching.account_keys(r) for r in rows))
+
+
+def _contacts_index(rows: list[dict[str, Any]], countries: dict[str, str | None]) -> matching.Index:
+    return matching.index_of(
+        "contacts",
+        (
             matching.contact_keys(r, e164(r["phone"], countries.get(str(r["account_id"]))))
             for r in rows
-        ]
-    # Pure computation, seconds over 100,000 records: off the event loop.
-    found = await asyncio.to_thread(matching.groups, matching.index_of(table, keys), limit)
+        ),
+    )
+
+
+async def find_duplicates(actor: Actor, table: str, limit: int) -> dict[str, Any]:
+    """Groups of records the caller sees that are likely the same (section 9's rule). The
+    rule runs over the rows as they are at each call: a record written a moment ago, by a
+    phone's sync or anything else, is in the next answer."""
+    if table == "accounts":
+        rows = await _live_rows("accounts", "id, name, lat, lng, phone_e164, email, website", actor)
+        # Pure computation, seconds over 100,000 records: off the event loop.
+        index = await asyncio.to_thread(_accounts_index, rows)
+    else:
+        countries = {
+            str(r["id"]): r["country"] for r in await _live_rows("accounts", "id, country", actor)
+        }
+        rows = await _live_rows("contacts", "id, account_id, name, phone, email", actor)
+        index = await asyncio.to_thread(_contacts_index, rows, countries)
+    found = await asyncio.to_thread(matching.groups, index, limit)
     return {
         "groups": [
             {"ids": group.ids, "score": group.score, "reasons": group.reasons} for group in found

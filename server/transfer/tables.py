@@ -14,6 +14,7 @@ class Import(Table, tablename="imports"):
     user_id = UUID()
     team_id = UUID(null=True, default=None, index=True)
     state = Varchar(length=20, default="running")  # running | done | failed | reverted
+    dry_run = Boolean(default=False)  # a dry run in the background: its report, nothing else
     rows = Integer(default=0)
     written = Integer(default=0)  # rows handled so far (progress)
     created = Integer(default=0)
@@ -23,6 +24,7 @@ class Import(Table, tablename="imports"):
     reverted = Text(default="{}")  # JSON: what a revert left in place, and why
     created_at = Timestamptz(default=TimestamptzNow())
     finished_at = Timestamptz(null=True, default=None)
+    heartbeat_at = Timestamptz(null=True, default=None)  # its job's last step (see STALE_S)
 
 
 class ImportItem(Table, tablename="import_items"):

@@ -38,3 +38,12 @@ async def test_a_server_without_the_app_says_so(client: Any, settings: Settings)
     (settings.pwa_dir / "index.html").unlink()
     response = await client.get("/")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+async def test_screens_loaded_on_demand_are_always_revalidated(client: Any) -> None:
+    """They are not in the worker's precache: the browser must ask again each time (a 304
+    when unchanged), or a new version of the app could run an old copy of one."""
+    screen = await client.get("/js/online/import.js")
+    assert screen.status_code == 200 and "importScreen" in screen.text
+    assert screen.headers["cache-control"] == "no-cache"
+    assert "no-cache" not in (await client.get("/js/app.js")).headers.get("cache-control", "")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from tests.factories import login_as, make_account, make_record
+import pytest
+
+from server.transfer import services
+from tests.factories import login_as, make_account, make_record, new_id
 
 
-async def test_groups_of_likely_duplicates(client: Any) -> None:
+async def test_groups_of_likely_duplicates(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services, "FINDER_PAGE", 2)  # the rows are read in pages
     rep = await login_as(client, "rep", "north")
     a = await make_account(client, rep, name="Électricité Laurent", lat=45.7640, lng=4.8357)
     b = await make_account(client, rep, name="ELECTRICITE LAURENT", lat=45.7641, lng=4.8358)
@@ -29,3 +34,41 @@ async def test_groups_of_likely_duplicates(client: Any) -> None:
     contacts = await client.get("/api/duplicates/contacts", headers=rep.headers)
     assert [g["reasons"] for g in contacts.json()["groups"]] == [["email"]]
     assert (await client.get("/api/duplicates/visits", headers=rep.headers)).status_code == 404
+
+
+async def test_a_likely_duplicate_synced_from_a_phone_is_applied_and_listed(client: Any) -> None:
+    """Section 9: the server answers a phone's likely duplicate with `applied` (nothing a rep
+    captured is refused for being similar) and lists it in the duplicates from then on."""
+    manager = await login_as(client, "manager", "north")
+    alice = await login_as(client, "rep", "north")
+    bob = await login_as(client, "rep", "north")
+    shop = await make_account(
+        client, manager, name="Électricité Laurent", lat=45.7640, lng=4.8357,
+        phone="04 78 00 00 01", country="FR",
+    )  # fmt: skip
+    # Two phones that were offline captured the same shop, each its own way.
+    captured = [
+        (alice, {"name": "ELECTRICITE LAURENT SARL", "lat": 45.7641, "lng": 4.8358,
+                 "status": "prospect"}),
+        (bob, {"name": "Laurent (électricien)", "phone": "+33 4 78 00 00 01", "country": "FR",
+               "status": "prospect"}),
+    ]  # fmt: skip
+    ids = []
+    for who, fields in captured:
+        record_id = new_id()
+        hlc = [int(time.time() * 1000), 0]
+        write = {"mid": 1, "table": "accounts", "id": record_id, "op": "upsert",
+                 "fields": fields, "base_seq": None, "hlc": hlc}  # fmt: skip
+        body = {"protocol": 1, "client_id": new_id(), "mutations": [write]}
+        response = await client.post("/api/sync/v1", json=body, headers=who.headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["ack"]["results"][0]["status"] == "applied", response.text
+        ids.append(record_id)
+    for who in (manager, alice, bob):
+        response = await client.get("/api/duplicates/accounts", headers=who.headers)
+        groups = response.json()["groups"]
+        assert [g["ids"] for g in groups] == [sorted([shop["id"], *ids])], groups
+        assert {"name", "phone"} <= set(groups[0]["reasons"]), groups
+    outsider = await login_as(client, "manager", "south")
+    response = await client.get("/api/duplicates/accounts", headers=outsider.headers)
+    assert response.json()["groups"] == []

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from server import db
 from server.core.fields import CHILD_TABLES, TABLE_FIELDS
+from server.transfer import importing
 from tests.factories import (
     Login,
     child_fields,
@@ -518,10 +519,11 @@ async def probe_import(client: Any, world: World) -> None:
     against what they see, and another team's manager can neither read nor revert it."""
     body = f"id,name,owner_id\n{world.b['accounts']},Taken,\nNew one,,{world.rep_b.user_id}\n"
     headers = {"Content-Type": "text/csv"}
-    response = await client.post(
-        "/api/import/accounts", content=body, headers={**world.rep_a.headers, **headers}
-    )
-    expect(response, 403)
+    for query in ("", "?background=true", "?background=true&dry_run=true"):
+        response = await client.post(
+            f"/api/import/accounts{query}", content=body, headers={**world.rep_a.headers, **headers}
+        )
+        expect(response, 403)
     before, seq = await snapshot("accounts", world.b["accounts"]), await current_seq()
     response = await client.post(
         "/api/import/accounts?on_duplicate=update",
@@ -550,6 +552,16 @@ async def probe_import(client: Any, world: World) -> None:
         headers={**world.manager_b.headers, **headers},
     )
     b_id = b_import.json()["import_id"]
+    b_job = await client.post(
+        "/api/import/accounts?background=true",
+        content="name\nB's job\n",
+        headers={**world.manager_b.headers, **headers},
+    )
+    assert b_job.status_code == 202, b_job.text
+    await importing.wait_for_imports()
+    for who in world.outsiders:
+        job = f"/api/import/{b_job.json()['import_id']}"
+        expect(await client.get(job, headers=who.headers), 404, 403)
     for who in world.outsiders:
         expect(await client.get(f"/api/import/{b_id}", headers=who.headers), 404, 403)
         expect(await client.delete(f"/api/import/{b_id}", headers=who.headers), 404, 403)

@@ -4,6 +4,7 @@ same pairs in Chromium by e2e/test_duplicates.py."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -14,7 +15,10 @@ from server.transfer.matching import (
     contact_keys,
     domain_key,
     email_key,
+    groups,
+    index_of,
     name_key,
+    pairs,
 )
 
 LYON = (45.7640, 4.8357)
@@ -76,3 +80,61 @@ def test_keys() -> None:
     assert email_key("mailto:Jo@X.fr") == "jo@x.fr" and email_key("jo@") == ""
     assert domain_key("HTTP://WWW.Laurent.FR:8080/a?b") == "laurent.fr"
     assert domain_key("not a site") == ""
+
+
+def crowd(rng: random.Random, count: int) -> list[dict[str, Any]]:
+    """Accounts packed into a few hundred metres (names from few words, so many alike),
+    some sharing a phone, an email or a website; one near the pole, where cells narrow."""
+    words = ["Électricité", "Laurent", "Garage", "Martin", "SARL", "du", "Coin", "Café",
+             "Zoé", "&", "Fils", "Dupont"]  # fmt: skip
+    made = []
+    for n in range(count):
+        base = LYON if n % 10 else (78.2232, 15.6267)  # Longyearbyen
+        lat, lng = base[0] + rng.uniform(-0.004, 0.004), base[1] + rng.uniform(-0.006, 0.006)
+        made.append(
+            {
+                "id": f"{n:04d}",
+                "name": " ".join(rng.choices(words, k=rng.randint(1, 3))),
+                "lat": lat,
+                "lng": lng,
+                "phone_e164": f"+3347800{rng.randint(0, 300):04d}",
+                "email": f"shop{rng.randint(0, 400)}@x.fr" if n % 3 else None,
+                "website": f"https://shop{rng.randint(0, 400)}.fr" if n % 5 == 0 else None,
+            }
+        )
+    return made
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_finder_finds_every_pair_the_rule_matches(seed: int) -> None:
+    """The finder's blocking (cells, keys, names compared in C) loses no pair that testing
+    every pair with the rule finds."""
+    rng = random.Random(seed)
+    keys = [account_keys(row) for row in crowd(rng, 600)]
+    expected = {
+        (a.id, b.id) for i, a in enumerate(keys) for b in keys[i + 1 :] if compare(a, b) is not None
+    }
+    assert len(expected) > 500  # enough of each kind of reason to mean something
+    assert {(a, b) for a, b, _ in pairs(index_of("accounts", keys))} == expected
+    contacts = [
+        contact_keys(
+            {"id": f"{n:04d}", "name": row["name"], "account_id": f"A{n % 40}",
+             "email": row["email"]},
+            row["phone_e164"] if n % 4 == 0 else None,
+        )
+        for n, row in enumerate(crowd(rng, 400))
+    ]  # fmt: skip
+    expected = {
+        (a.id, b.id)
+        for i, a in enumerate(contacts)
+        for b in contacts[i + 1 :]
+        if compare(a, b, "contacts") is not None
+    }
+    assert {(a, b) for a, b, _ in pairs(index_of("contacts", contacts))} == expected
+
+
+def test_many_records_sharing_a_phone_are_one_group() -> None:
+    shared = [account(f"{n:03d}", phone_e164="+33478000000") for n in range(120)]
+    found = groups(index_of("accounts", [account_keys(row) for row in shared]), 10)
+    assert [len(group.ids) for group in found] == [120]
+    assert found[0].reasons == ["phone"] and found[0].score == 0.9

@@ -9,7 +9,7 @@ import {
   approximateDistanceM, directionsHref, formatDistance, hasPosition, loadLeaflet, mapConfig,
   NearbyMap,
 } from "../map.js";
-import { duplicateGate } from "../duplicates.js";
+import { duplicateGate, heldAccounts, keepWarm } from "../duplicates.js";
 import { allRows, newId, pendingKeys, saveWrites } from "../records.js";
 import { replaceQuery } from "../router.js";
 import { session } from "../session.js";
@@ -222,7 +222,9 @@ export async function nearbyScreen(_params, query) {
   radiusField.querySelector("select").addEventListener("change", onFilter);
   statusField.querySelector("select").addEventListener("change", onFilter);
   relocate.addEventListener("click", () => findMe());
+  let cool = null;
   capture.addEventListener("click", () => {
+    if (!cool) cool = keepWarm(); // the duplicate check's accounts, read before "Save"
     captureForm.hidden = false;
     captureError.hidden = true;
     captureName.querySelector("input").focus();
@@ -242,7 +244,7 @@ export async function nearbyScreen(_params, query) {
     }
     if (!position) return;
     const fields = { name, status: "prospect", lat: position.lat, lng: position.lng };
-    if (!captureGate(fields, await allRows("accounts"))) return;
+    if (!captureGate(fields, await heldAccounts())) return;
     await saveWrites([{ table: "accounts", id: newId(), op: "upsert", fields }]);
     input.value = "";
     captureForm.hidden = true;
@@ -269,5 +271,5 @@ export async function nearbyScreen(_params, query) {
     source.hidden = false;
   });
   findMe();
-  return { title: "Nearby", el, onData };
+  return { title: "Nearby", el, onData, leave: () => cool && cool() };
 }

@@ -5,8 +5,8 @@
 
 import { deleteNow } from "../db.js";
 import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
-import { duplicateGate } from "../duplicates.js";
-import { allRows, getRecord, newId, remove, saveWrites } from "../records.js";
+import { duplicateGate, heldAccounts, keepWarm } from "../duplicates.js";
+import { getRecord, newId, remove, saveWrites } from "../records.js";
 import { findRejection, resolution } from "../rejections.js";
 import { navigate } from "../router.js";
 import { me, teamUsers } from "../session.js";
@@ -268,7 +268,7 @@ export function recordForm(table) {
         if (!editing && (value === null || (spec.kind === "bool" && value === false))) continue;
         fields[spec.name] = value;
       }
-      if (!editing && table === "accounts" && !gate(fields, await allRows("accounts"))) return;
+      if (!editing && table === "accounts" && !gate(fields, await heldAccounts())) return;
       if (!editing && form.parent) fields.account_id = accountId;
       if (!editing && table === "tasks" && accountId) fields.account_id = accountId;
       if (keeper) keeper.stop();
@@ -317,6 +317,12 @@ export function recordForm(table) {
     const el = h("div", { class: "screen" }, h("h1", {}, title),
       fix ? fixNotice(fix) : null,
       draft ? draftNotice(draft, keeper) : null, formEl, deleteButton);
-    return { title, el, leave: keeper && keeper.leave };
+    // Its duplicate check reads the phone's accounts now, not on "Save".
+    const cool = !editing && table === "accounts" ? keepWarm() : null;
+    const leave = keeper || cool ? () => {
+      if (cool) cool();
+      if (keeper) keeper.leave();
+    } : undefined;
+    return { title, el, leave };
   };
 }

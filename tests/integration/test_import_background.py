@@ -1,0 +1,212 @@
+"""Imports in the background (SPEC section 8, docs/import-export.md) over HTTP on both
+engines: the request answers at once, the rows are checked and written by a job whose
+progress GET /api/import/{id} shows, a dry run in the background answers what a real run
+does, a bad file is still refused on the request, phones syncing meanwhile are served
+between the import's short batches, and an import whose server stopped is failed and can
+be reverted."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from server import db
+from server.transfer import importing
+from tests.factories import Login, login_as, make_account, new_id
+from tests.integration.test_import import accounts, csv_body, import_status, post_import, seq
+from tests.integration.test_stalls import LoopWatch
+
+# The loop is held one batch at a time (about 20 ms of work): on a loaded two-core machine
+# that can stretch past test_stalls' LOOP_HELD_S. All 2,000 rows in one transaction, or a
+# full collection over the import's objects, hold it for a second or more.
+BATCH_HELD_S = 0.3
+
+REPORTED = ("rows", "created", "updated", "duplicates", "geocode", "errors", "error_count",
+            "unknown_columns", "ignored_columns", "encoding", "preview")  # fmt: skip
+
+
+def shops(count: int) -> list[list[Any]]:
+    """A header and `count` rows: most placed, some with an address only, a few errors."""
+    rows: list[list[Any]] = [["Société", "Ville", "Latitude", "Longitude", "Tél", "Note"]]
+    for n in range(count):
+        placed = n % 4 != 0
+        # Shops 200 m apart or more: alike names ("Boutique 4", "Boutique 5") are not
+        # the same shop.
+        lat = f"{45.70 + n * 0.002:.6f}" if placed else ""
+        lng = f"{4.80 + (n % 50) * 0.002:.6f}" if placed else ""
+        rows.append(
+            [f"Boutique {n}", "Lyon", lat, lng, f"04 78 {n // 100:02d} {n % 100:02d} 00", ""]
+        )
+    rows[7][2] = "95"  # out of range
+    rows[9][0] = ""  # no name
+    rows.append(rows[3][:])  # the same shop twice: a duplicate within the file
+    return rows
+
+
+async def start(client: Any, who: Login, body: bytes | str, **query: str) -> dict[str, Any]:
+    response = await post_import(client, who, body, background="true", **query)
+    assert response.status_code == 202, response.text
+    started: dict[str, Any] = response.json()
+    assert started["state"] == "running" and started["import_id"], started
+    return started
+
+
+async def finished(
+    client: Any, who: Login, import_id: str, timeout_s: float = 120
+) -> dict[str, Any]:
+    """The import's status once it has ended, polled as a client would; the progress seen
+    on the way is checked to only go forward."""
+    deadline = time.monotonic() + timeout_s
+    written = 0
+    while True:
+        status = await import_status(client, who, import_id)
+        assert status["written"] >= written, status
+        written = status["written"]
+        if status["state"] != "running":
+            return status
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.05)
+
+
+async def test_the_request_answers_at_once_and_the_job_reports_what_a_run_on_the_request_does(
+    client: Any,
+) -> None:
+    manager = await login_as(client, "manager", "north")
+    await make_account(client, manager, name="Boutique 5", lat=45.71, lng=4.81)  # in the file
+    body = csv_body(shops(300), ";").encode("cp1252")
+    on_request = (await post_import(client, manager, body, dry_run="true")).json()
+    before = await seq()
+
+    started = await start(client, manager, body, dry_run="true")
+    assert started["dry_run"] is True and started["rows"] == 301
+    dry = await finished(client, manager, started["import_id"])
+    assert await seq() == before and "Boutique 1" not in await accounts()
+    assert dry["state"] == "done" and dry["dry_run"] is True and dry["written"] == 301
+    assert {k: dry[k] for k in REPORTED} == {k: on_request[k] for k in REPORTED}
+    response = await client.delete(f"/api/import/{started['import_id']}", headers=manager.headers)
+    assert response.status_code == 409 and response.json()["error"] == "dry_run"
+
+    started = await start(client, manager, body)
+    real = await finished(client, manager, started["import_id"])
+    assert real["state"] == "done" and real["dry_run"] is False and real["failure"] is None
+    assert {k: real[k] for k in REPORTED} == {k: on_request[k] for k in REPORTED}
+    assert (real["created"], real["duplicates"], real["error_count"]) == (297, 2, 2), real
+    assert {(e["row"], e["column"]) for e in real["errors"]} == {(8, "Latitude"), (10, "Société")}
+    assert real["geocode"] == 74 and real["geocoding"]["pending"] == 74
+    assert real["written"] == real["rows"] == 301
+    assert len(await accounts()) == 298
+    assert real["preview"][0]["name"] == "Boutique 0"
+
+
+async def test_progress_while_the_rows_are_written(client: Any) -> None:
+    manager = await login_as(client, "manager", "north")
+    started = await start(client, manager, csv_body(shops(2000)))
+    # While something else holds the writer, the job waits between two of its batches:
+    # the import is seen running, part way.
+    async with db.write_transaction():
+        status = await import_status(client, manager, started["import_id"])
+    assert status["state"] == "running" and status["written"] < status["rows"] == 2001, status
+    done = await finished(client, manager, started["import_id"])
+    assert done["state"] == "done" and done["created"] == 1998, done
+    items = await db.fetch("SELECT COUNT(*) AS n FROM import_items")
+    assert items[0]["n"] == 1998
+
+
+async def sync_an_edit(client: Any, who: Login, client_id: str, mid: int, account_id: str) -> float:
+    """A phone's sync with one edit of `account_id`: how long it took, in seconds."""
+    write = {"mid": mid, "table": "accounts", "id": account_id, "op": "upsert",
+             "fields": {"city": f"Lyon {mid}"}, "base_seq": None,
+             "hlc": [int(time.time() * 1000), 0]}  # fmt: skip
+    body = {"protocol": 1, "client_id": client_id, "mutations": [write], "pull_limit": 50}
+    began = time.perf_counter()
+    response = await client.post("/api/sync/v1", json=body, headers=who.headers)
+    assert response.json()["ack"]["results"][0]["status"] == "applied", response.text
+    return time.perf_counter() - began
+
+
+async def test_phones_sync_between_the_import_s_batches(client: Any) -> None:
+    manager = await login_as(client, "manager", "north")
+    rep = await login_as(client, "rep", "north")
+    mine = await make_account(client, rep, name="My shop")
+    client_id = new_id()
+    waits: list[float] = []
+    # As `fieldcrm serve` does once started: what is loaded by then (here, the test run's
+    # modules and objects) is left out of full collections, which would otherwise hold the
+    # loop for as long as the collector takes to go through all of them.
+    gc.collect()
+    gc.freeze()
+    try:
+        async with LoopWatch() as watch:
+            import_id = (await start(client, manager, csv_body(shops(2000))))["import_id"]
+            while (await import_status(client, manager, import_id))["state"] == "running":
+                waits.append(await sync_an_edit(client, rep, client_id, len(waits) + 1, mine["id"]))
+                await asyncio.sleep(0.02)
+    finally:
+        gc.unfreeze()
+    assert (await import_status(client, manager, import_id))["created"] == 1998
+    # The phone was served while the import ran, and never waited for long.
+    assert len(waits) >= 3, waits
+    assert watch.worst < BATCH_HELD_S, watch.worst
+    assert sorted(waits)[len(waits) // 2] < 0.5, waits
+
+
+async def test_a_bad_file_is_refused_on_the_request(client: Any) -> None:
+    manager = await login_as(client, "manager", "north")
+    for body, status, error in [
+        (b"", 422, "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00", 415, "unsupported_media_type"),
+        (b"city\nLyon\n", 422, "no_header"),
+        ("name\n" + "".join(f"Shop {n}\n" for n in range(50_001)), 413, "too_many_rows"),
+    ]:
+        response = await post_import(client, manager, body, background="true")
+        assert response.status_code == status, response.text
+        assert response.json()["error"] == error
+    response = await post_import(client, manager, "name\nShop\n", background="maybe")
+    assert response.status_code == 400
+    assert not await db.fetch("SELECT id FROM imports")
+
+
+async def test_at_most_two_at_once(client: Any) -> None:
+    manager = await login_as(client, "manager", "north")
+    body = csv_body(shops(2000))
+    first = await start(client, manager, body)
+    second = await start(client, manager, body)
+    response = await post_import(client, manager, body, background="true")
+    assert response.status_code == 429 and response.json()["error"] == "busy", response.text
+    for started in (first, second):
+        assert (await finished(client, manager, started["import_id"]))["state"] == "done"
+    await start(client, manager, "name\nOne more\n")
+    await importing.wait_for_imports()
+
+
+async def test_an_import_whose_server_stopped_is_failed_and_can_be_reverted(client: Any) -> None:
+    manager = await login_as(client, "manager", "north")
+    started = await start(client, manager, csv_body(shops(2000)))
+    while (await import_status(client, manager, started["import_id"]))["written"] == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    await importing.stop_imports()  # what the server does when it stops
+    status = await import_status(client, manager, started["import_id"])
+    assert status["state"] == "failed" and status["failure"] == "The import was stopped."
+    assert 0 < status["created"] < 1998, status
+    assert len(await accounts()) == status["created"]
+    reverted = await client.delete(f"/api/import/{started['import_id']}", headers=manager.headers)
+    assert reverted.status_code == 200 and reverted.json()["deleted"] == status["created"]
+    assert not await accounts()
+
+    # A process that died leaves its import "running"; its heartbeat says it stopped.
+    started = await start(client, manager, "name\nShop\n")
+    await importing.wait_for_imports()
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    await db.fetch(
+        "UPDATE imports SET state = {}, heartbeat_at = {} WHERE id = {}",
+        "running",
+        long_ago,
+        started["import_id"],
+    )
+    status = await import_status(client, manager, started["import_id"])
+    assert status["state"] == "failed" and "stopped" in status["failure"]
+    reverted = await client.delete(f"/api/import/{started['import_id']}", headers=manager.headers)
+    assert reverted.status_code == 200 and reverted.json()["deleted"] == 1
