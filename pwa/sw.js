@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "b17279f24f7e";
+const VERSION = "31be8a876444";
 const SHELL = [
   "/",
   "/css/app.css",

@@ -24,10 +24,11 @@ import { teamScreen } from "./screens/team.js";
 import { todayScreen } from "./screens/today.js";
 import { newVisitScreen, visitScreen } from "./screens/visit.js";
 import { loadSession, me, session } from "./session.js";
-import { startBadge } from "./status.js";
+import { startBadge, syncText } from "./status.js";
 import { controlled, startServiceWorker } from "./sw-update.js";
 import { currentStatus, refreshStatus, startSync, syncNow } from "./sync.js";
 import { isManager } from "./team.js";
+import { toast } from "./ui.js";
 
 route("/login", loginScreen, { public: true });
 route("/today", todayScreen);
@@ -69,6 +70,41 @@ function showChrome(root) {
   document.body.dataset.signedIn = signedIn ? "yes" : "no";
 }
 
+// "Sync now" always answers: busy while it runs, then what came of it in a toast, offline
+// included (the badge alone would not change).
+async function syncNowPressed(button) {
+  if (button.getAttribute("aria-busy") === "true") return;
+  button.setAttribute("aria-busy", "true");
+  try {
+    const status = await syncNow();
+    if (status.state === "offline") {
+      const kept = status.pending
+        ? `${status.pending} change${status.pending === 1 ? " waits" : "s wait"} on this phone until then.`
+        : "Nothing waits to be sent.";
+      toast(`You are offline: syncing needs a connection. ${kept}`);
+    } else if (status.state === "synced") {
+      toast("Synced: this phone is up to date.");
+    } else {
+      toast(syncText(status, { long: true }));
+    }
+  } finally {
+    button.removeAttribute("aria-busy");
+  }
+}
+
+// The bottom bar wraps onto a second row with large text: the page and the banners keep
+// clear of it whatever its height.
+function trackNavHeight(root) {
+  const nav = root.querySelector("nav.tabs");
+  const set = () => {
+    const inset = parseFloat(getComputedStyle(nav).paddingBottom) || 0;
+    const height = nav.hidden ? 0 : nav.getBoundingClientRect().height - inset;
+    if (height > 0) document.documentElement.style.setProperty("--nav-h", `${height}px`);
+  };
+  new ResizeObserver(set).observe(nav);
+  set();
+}
+
 async function updateConflictCount(root) {
   const badge = root.querySelector("[data-testid=nav-conflicts-count]");
   const n = (await unresolvedConflicts()).length;
@@ -95,7 +131,9 @@ function debugHandle() {
 async function boot() {
   const root = document;
   startBadge(root);
-  root.querySelector("[data-testid=sync-now]").addEventListener("click", () => syncNow());
+  const syncButton = root.querySelector("[data-testid=sync-now]");
+  syncButton.addEventListener("click", () => syncNowPressed(syncButton));
+  trackNavHeight(root);
   await loadSession();
   showChrome(root);
   on("session", () => showChrome(root));
