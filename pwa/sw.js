@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "31be8a876444";
+const VERSION = "eb3dc4211d3c";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -28,6 +28,7 @@ const SHELL = [
   "/js/events.js",
   "/js/geodesic.js",
   "/js/hlc.js",
+  "/js/install.js",
   "/js/map.js",
   "/js/push.js",
   "/js/records.js",

@@ -3,6 +3,7 @@
 
 import { read } from "./db.js";
 import { on } from "./events.js";
+import { startInstall } from "./install.js";
 import { startPush } from "./push.js";
 import { pendingCount } from "./records.js";
 import { route, startRouter } from "./router.js";
@@ -147,6 +148,8 @@ async function boot() {
   document.body.dataset.ready = "yes";
 }
 
+// The browser may offer to install the app as soon as the page loads: listen first.
+startInstall();
 const handle = debugHandle();
 window.fieldcrm = handle;
 handle.ready = boot();
