@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "eb3dc4211d3c";
+const VERSION = "a5b7c1235f9a";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -54,6 +54,7 @@ const SHELL = [
   "/js/screens/team.js",
   "/js/screens/today.js",
   "/js/screens/visit.js",
+  "/js/search.js",
   "/js/session.js",
   "/js/status.js",
   "/js/sw-update.js",

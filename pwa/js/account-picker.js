@@ -3,7 +3,7 @@
 // id, in a hidden input the form reads like any other control; "" for none.
 
 import { matchAccounts } from "./screens/accounts.js";
-import { allRows } from "./records.js";
+import { getRecord } from "./records.js";
 import { h, uid } from "./ui.js";
 
 const SHOWN = 6;
@@ -23,13 +23,6 @@ export function accountPicker(spec) {
     h("button", { type: "button", class: "small", testid: "account-picker-clear",
       onclick: () => pick(null) }, "Change"));
   const hint = h("p", { id: `${id}-hint`, class: "hint", testid: "account-picker-hint" });
-  let accounts = null;
-
-  async function load() {
-    if (!accounts) accounts = await allRows("accounts");
-    return accounts;
-  }
-
   function pick(account) {
     control.value = account ? account.id : "";
     control.dispatchEvent(new Event("change", { bubbles: true }));
@@ -40,7 +33,7 @@ export function accountPicker(spec) {
   }
 
   async function sync() {
-    const account = control.value ? (await load()).find((a) => a.id === control.value) : null;
+    const account = control.value ? await getRecord("accounts", control.value) : null;
     chosen.hidden = !control.value;
     search.hidden = !!control.value;
     chosenName.textContent = account
@@ -51,7 +44,7 @@ export function accountPicker(spec) {
 
   search.addEventListener("input", async () => {
     const q = search.value.trim();
-    const found = q ? matchAccounts(await load(), q, "") : [];
+    const found = q ? await matchAccounts(q) : [];
     if (search.value.trim() !== q) return; // typed on meanwhile
     options.replaceChildren(...found.slice(0, SHOWN).map((a) =>
       h("li", {}, h("button", { type: "button", class: "picker-option", testid: "account-picker-option",
