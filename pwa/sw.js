@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "a5b7c1235f9a";
+const VERSION = "647abe82c92a";
 const SHELL = [
   "/",
   "/css/app.css",
