@@ -532,7 +532,7 @@ class TodayScreen(Screen):
     async def open(self) -> None:
         await self.tid("nav-today").click()
         await self.app.expect_screen("today")
-        await expect(self.tid("today-sync")).to_be_visible()
+        await expect(self.tid("today-tasks")).to_be_visible()
 
     def drafts_line(self) -> Locator:
         return self.tid("today-drafts")

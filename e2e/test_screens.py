@@ -147,7 +147,7 @@ async def test_main_screens_fit_a_phone(server: Server, phones: Phones, artifact
     await expect(app.tid("nav-conflicts-count")).to_have_text("1")
     today_task = app.page.locator(f'[data-testid=today-tasks] [data-id="{ids["task"]}"]')
     await expect(today_task).to_be_visible()
-    await check_screen(app, artifacts, "today", "today-sync", "today-visits", "visit-row")
+    await check_screen(app, artifacts, "today", "today-tasks", "today-visits", "visit-row")
 
     await app.accounts.open()
     await expect(app.tid("account-count")).to_have_text("1 account")

@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "0e45c8debed4";
+const VERSION = "fa8f7451a4c9";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -17,6 +17,7 @@ const SHELL = [
   "/icons/icon-512.png",
   "/icons/icon-maskable-192.png",
   "/icons/icon-maskable-512.png",
+  "/js/account-picker.js",
   "/js/api.js",
   "/js/app.js",
   "/js/area.js",
@@ -29,6 +30,7 @@ const SHELL = [
   "/js/events.js",
   "/js/geodesic.js",
   "/js/hlc.js",
+  "/js/install.js",
   "/js/map.js",
   "/js/push.js",
   "/js/records.js",
@@ -55,6 +57,7 @@ const SHELL = [
   "/js/screens/team.js",
   "/js/screens/today.js",
   "/js/screens/visit.js",
+  "/js/search.js",
   "/js/session.js",
   "/js/status.js",
   "/js/sw-update.js",
@@ -282,13 +285,15 @@ function doneFields(task) {
   return task.done ? null : { done: true };
 }
 
-// As js/components.js snooze(): the reminder moves an hour on from the later of its time
-// and now (so it does not fire again at once), the due time an hour on.
+// As js/components.js snoozeFields(): the due time and the reminder move an hour on from
+// the later of their time and now, the reminder never after the due time.
 function snoozeFields(task, now) {
   if (task.done) return null;
-  const remind = task.remind_at ? new Date(task.remind_at).getTime() : now;
-  const fields = { remind_at: new Date(Math.max(remind, now) + HOUR_MS).toISOString() };
-  if (task.due_at) fields.due_at = new Date(new Date(task.due_at).getTime() + HOUR_MS).toISOString();
+  const later = (iso) => Math.max(iso ? new Date(iso).getTime() : now, now) + HOUR_MS;
+  const due = task.due_at ? later(task.due_at) : null;
+  const remind = due === null ? later(task.remind_at) : Math.min(later(task.remind_at), due);
+  const fields = { remind_at: new Date(remind).toISOString() };
+  if (due !== null) fields.due_at = new Date(due).toISOString();
   return fields;
 }
 

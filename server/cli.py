@@ -117,10 +117,10 @@ def cmd_user_set(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from server.demo import load_demo
+    from server.demo.loader import load_demo
 
     async def work() -> str | None:
-        return await load_demo(if_empty=args.if_empty, seed=args.seed)
+        return await load_demo(if_empty=args.if_empty, seed=args.seed, timezone=settings.timezone)
 
     summary = asyncio.run(_with_db(settings, work))
     print(summary or "the database already has users: demo data not loaded")

@@ -53,6 +53,7 @@ def rounded_inside(x: float, y: float, corner: float) -> bool:
 def render(size: int, maskable: bool) -> bytes:
     scale = 0.8 if maskable else 1.0
     rows = bytearray()
+    palette: dict[bytes, int] = {}  # an RGBA colour -> its index, in order of first use
     step = 1.0 / (size * SAMPLES)
     total = SAMPLES * SAMPLES
     for py in range(size):
@@ -68,23 +69,29 @@ def render(size: int, maskable: bool) -> bytes:
                         if pin_inside(x, y, scale):
                             white += 1
             if shape == 0:
-                rows += b"\x00\x00\x00\x00"
-                continue
-            t = white / shape
-            rgb = (round(BRAND[i] + (WHITE[i] - BRAND[i]) * t) for i in range(3))
-            rows += bytes((*rgb, round(255 * shape / total)))
-    return png(size, size, bytes(rows))
+                colour = b"\x00\x00\x00\x00"
+            else:
+                t = white / shape
+                rgb = (round(BRAND[i] + (WHITE[i] - BRAND[i]) * t) for i in range(3))
+                colour = bytes((*rgb, round(255 * shape / total)))
+            rows.append(palette.setdefault(colour, len(palette)))
+    return png(size, size, bytes(rows), list(palette))
 
 
-def png(width: int, height: int, raw: bytes) -> bytes:
+def png(width: int, height: int, raw: bytes, palette: list[bytes]) -> bytes:
+    """An indexed-colour PNG: the icons have a few dozen colours (the edges' blends), so
+    a byte a pixel and a palette with its alphas (tRNS) is a third smaller than RGBA."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA
+    assert len(palette) <= 256
+    header = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)  # 8-bit palette
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
+        + chunk(b"PLTE", b"".join(colour[:3] for colour in palette))
+        + chunk(b"tRNS", bytes(colour[3] for colour in palette))
         + chunk(b"IDAT", zlib.compress(raw, 9))
         + chunk(b"IEND", b"")
     )

@@ -3,6 +3,7 @@
 
 import { read } from "./db.js";
 import { on } from "./events.js";
+import { startInstall } from "./install.js";
 import { startPush } from "./push.js";
 import { pendingCount } from "./records.js";
 import { route, startRouter } from "./router.js";
@@ -20,11 +21,11 @@ import { tasksScreen } from "./screens/tasks.js";
 import { todayScreen } from "./screens/today.js";
 import { newVisitScreen, visitScreen } from "./screens/visit.js";
 import { loadSession, me, session } from "./session.js";
-import { startBadge } from "./status.js";
+import { startBadge, syncText } from "./status.js";
 import { controlled, startServiceWorker } from "./sw-update.js";
 import { currentStatus, refreshStatus, startSync, syncNow } from "./sync.js";
 import { isManager } from "./team.js";
-import { h } from "./ui.js";
+import { h, toast } from "./ui.js";
 
 // Screens most phones never open (a manager's, a record's history) load when first asked
 // for: the service worker precaches them, so they still open offline, but the app starts
@@ -99,6 +100,41 @@ function showChrome(root) {
   document.body.dataset.signedIn = signedIn ? "yes" : "no";
 }
 
+// "Sync now" always answers: busy while it runs, then what came of it in a toast, offline
+// included (the badge alone would not change).
+async function syncNowPressed(button) {
+  if (button.getAttribute("aria-busy") === "true") return;
+  button.setAttribute("aria-busy", "true");
+  try {
+    const status = await syncNow();
+    if (status.state === "offline") {
+      const kept = status.pending
+        ? `${status.pending} change${status.pending === 1 ? " waits" : "s wait"} on this phone until then.`
+        : "Nothing waits to be sent.";
+      toast(`You are offline: syncing needs a connection. ${kept}`);
+    } else if (status.state === "synced") {
+      toast("Synced: this phone is up to date.");
+    } else {
+      toast(syncText(status, { long: true }));
+    }
+  } finally {
+    button.removeAttribute("aria-busy");
+  }
+}
+
+// The bottom bar wraps onto a second row with large text: the page and the banners keep
+// clear of it whatever its height.
+function trackNavHeight(root) {
+  const nav = root.querySelector("nav.tabs");
+  const set = () => {
+    const inset = parseFloat(getComputedStyle(nav).paddingBottom) || 0;
+    const height = nav.hidden ? 0 : nav.getBoundingClientRect().height - inset;
+    if (height > 0) document.documentElement.style.setProperty("--nav-h", `${height}px`);
+  };
+  new ResizeObserver(set).observe(nav);
+  set();
+}
+
 async function updateConflictCount(root) {
   const badge = root.querySelector("[data-testid=nav-conflicts-count]");
   const n = (await unresolvedConflicts()).length;
@@ -125,7 +161,9 @@ function debugHandle() {
 async function boot() {
   const root = document;
   startBadge(root);
-  root.querySelector("[data-testid=sync-now]").addEventListener("click", () => syncNow());
+  const syncButton = root.querySelector("[data-testid=sync-now]");
+  syncButton.addEventListener("click", () => syncNowPressed(syncButton));
+  trackNavHeight(root);
   await loadSession();
   showChrome(root);
   on("session", () => showChrome(root));
@@ -139,6 +177,8 @@ async function boot() {
   document.body.dataset.ready = "yes";
 }
 
+// The browser may offer to install the app as soon as the page loads: listen first.
+startInstall();
 const handle = debugHandle();
 window.fieldcrm = handle;
 handle.ready = boot();

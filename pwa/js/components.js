@@ -2,7 +2,7 @@
 
 import { saveWrites, upsert } from "./records.js";
 import { me } from "./session.js";
-import { LABELS, formatDateTime, h, toast, uid } from "./ui.js";
+import { LABELS, formatDateTime, h, toast } from "./ui.js";
 
 const HOUR_MS = 60 * 60 * 1000;
 
@@ -56,28 +56,25 @@ export function isOverdue(task, now = Date.now()) {
   return !task.done && task.due_at && new Date(task.due_at).getTime() < now;
 }
 
-// A task with its done checkbox and "snooze 1 h".
+// A task with its done checkbox and "snooze 1 h". The title is text, not the box's label:
+// tapping it must not mark the task done. The box sits in a 44 px label of its own.
 export function taskRow(task, accountName, pending, names = null) {
-  const checkId = uid("task");
   const overdue = isOverdue(task);
   return h(
     "li",
     { class: `row task${task.done ? " done" : ""}`, testid: "task-row", dataset: { id: task.id } },
-    h("input", {
+    h("label", { class: "tap-check" }, h("input", {
       type: "checkbox",
-      id: checkId,
       class: "task-check",
       testid: "task-done",
       checked: !!task.done,
-      onchange: async (event) => {
-        await upsert("tasks", task.id, { done: event.target.checked });
-        toast(event.target.checked ? "Task done" : "Task reopened");
-      },
-    }),
+      "aria-label": `Done: ${task.title}`,
+      onchange: (event) => markDone(task, event.target.checked),
+    })),
     h(
       "div",
       { class: "row-main" },
-      h("label", { for: checkId, class: "row-title", testid: "task-title" }, task.title),
+      h("span", { class: "row-title", testid: "task-title" }, task.title),
       h(
         "span",
         { class: `row-sub${overdue ? " overdue" : ""}`, testid: "task-due" },
@@ -90,7 +87,7 @@ export function taskRow(task, accountName, pending, names = null) {
         ? h("span", { class: "row-sub", testid: "task-assignee" }, `For ${authorName(names, task.assignee_id)}`)
         : null,
       accountName
-        ? h("a", { href: `#/account/${task.account_id}`, class: "row-sub", testid: "task-account" }, accountName)
+        ? h("a", { href: `#/account/${task.account_id}`, class: "row-sub row-link", testid: "task-account" }, accountName)
         : null,
     ),
     h(
@@ -110,14 +107,29 @@ export function taskRow(task, accountName, pending, names = null) {
   );
 }
 
-// Snooze: the reminder moves an hour on (from now when it is already past or unset, so it
-// does not fire again at once) and the due time moves an hour on.
+// Done, wherever a task is ticked: written at once (offline too), with a few seconds to
+// take it back.
+export async function markDone(task, done) {
+  await upsert("tasks", task.id, { done });
+  if (done) toast("Task done", { label: "Undo", run: () => markDone(task, false) });
+  else toast("Task reopened");
+}
+
+// Snooze 1 h: the due time and the reminder move an hour on from the later of their time
+// and now (an overdue task is due an hour from now, not still overdue; a reminder in the
+// past would fire again at once), and the reminder never ends up after the due time.
+// pwa/sw.js repeats this for a notification's Snooze: keep in step.
+export function snoozeFields(task, now) {
+  const later = (iso) => Math.max(iso ? new Date(iso).getTime() : now, now) + HOUR_MS;
+  const due = task.due_at ? later(task.due_at) : null;
+  const remind = due === null ? later(task.remind_at) : Math.min(later(task.remind_at), due);
+  const fields = { remind_at: new Date(remind).toISOString() };
+  if (due !== null) fields.due_at = new Date(due).toISOString();
+  return fields;
+}
+
 async function snooze(task) {
-  const now = Date.now();
-  const remind = task.remind_at ? new Date(task.remind_at).getTime() : now;
-  const fields = { remind_at: new Date(Math.max(remind, now) + HOUR_MS).toISOString() };
-  if (task.due_at) fields.due_at = new Date(new Date(task.due_at).getTime() + HOUR_MS).toISOString();
-  await saveWrites([{ table: "tasks", id: task.id, op: "upsert", fields }]);
+  await saveWrites([{ table: "tasks", id: task.id, op: "upsert", fields: snoozeFields(task, Date.now()) }]);
   toast("Snoozed for an hour");
 }
 

@@ -30,6 +30,17 @@ export function route(pattern, screen, { public: isPublic = false } = {}) {
   routes.push({ regex: new RegExp(`^${source}$`), keys, screen, isPublic });
 }
 
+// A link the app does not know (an old bookmark, a typo): say so, and offer the way home.
+const notFound = {
+  isPublic: true,
+  screen: async () => ({
+    title: "Page not found",
+    el: h("div", { class: "screen", testid: "not-found" }, h("h1", {}, "Page not found"),
+      h("p", { class: "empty" }, "This link does not lead to a page of fieldcrm."),
+      h("a", { href: "#/today", class: "button-link primary", testid: "not-found-home" }, "Go to Today")),
+  }),
+};
+
 export function parseHash(hash = location.hash) {
   const raw = hash.replace(/^#/, "") || "/today";
   const [path, search = ""] = raw.split("?");
@@ -67,11 +78,7 @@ export async function render({ keepFocus = false } = {}) {
     leave();
   }
   const { path, query } = parseHash();
-  const found = match(path);
-  if (!found) {
-    navigate("#/today");
-    return;
-  }
+  const found = match(path === "/" ? "/today" : path) || { route: notFound, params: {} };
   const signedIn = !!session().token;
   if (!found.route.isPublic && !signedIn) {
     navigate(session().user ? "#/login?expired=1" : "#/login");
@@ -99,7 +106,7 @@ export async function render({ keepFocus = false } = {}) {
   main.replaceChildren(view.el);
   document.title = view.title ? `${view.title} · fieldcrm` : "fieldcrm";
   markNav(path);
-  document.body.dataset.screen = path.split("/")[1] || "today";
+  document.body.dataset.screen = found.route === notFound ? "not-found" : path.split("/")[1] || "today";
   if (keepFocus) {
     restoreFocus(main, focus);
     window.scrollTo(0, scroll);

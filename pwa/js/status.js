@@ -4,8 +4,9 @@
 import { on } from "./events.js";
 import { formatTime } from "./ui.js";
 
+// Never "Ready": idle only means no sync is running; it says whether one ever has.
 const STATE_TEXT = {
-  idle: "Ready",
+  idle: "Online",
   offline: "Offline",
   syncing: "Syncing…",
   synced: "Synced",
@@ -14,16 +15,17 @@ const STATE_TEXT = {
   blocked: "Sync stuck",
   limited: "Server busy",
   quota: "Storage full",
-  "signed-out": "Signed out",
+  "signed-out": "Not signed in",
   upgrade: "Update needed",
 };
 
-export function stateText(state) {
+export function stateText(state, status = null) {
+  if (state === "idle" && status && !status.lastSyncAt) return "Not synced yet";
   return STATE_TEXT[state] || state;
 }
 
 export function syncText(status, { long = false } = {}) {
-  const parts = [stateText(status.state)];
+  const parts = [stateText(status.state, status)];
   if (status.pending) parts.push(`${status.pending} pending`);
   if (status.rejected) parts.push(`${status.rejected} rejected`);
   if (long) {
@@ -53,18 +55,6 @@ export function heldMessage(state, pending, retryAt) {
   return "";
 }
 
-// Keep `el`'s text in step with the status while it is on the page.
-export function bindSyncText(el, options) {
-  const off = on("sync", (status) => {
-    if (!el.isConnected) {
-      off();
-      return;
-    }
-    el.textContent = syncText(status, options);
-    el.dataset.state = status.state;
-  });
-}
-
 export function startBadge(root) {
   const badge = root.querySelector("[data-testid=sync-badge]");
   const state = badge.querySelector("[data-testid=sync-state]");
@@ -78,7 +68,8 @@ export function startBadge(root) {
 
   on("sync", (status) => {
     badge.dataset.state = status.state;
-    state.textContent = stateText(status.state);
+    state.textContent = stateText(status.state, status);
+    badge.title = syncText(status, { long: true });
     pending.dataset.count = String(status.pending);
     pending.textContent = `${status.pending} pending`;
     pending.hidden = status.pending === 0;

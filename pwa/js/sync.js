@@ -64,8 +64,9 @@ async function setStatus(state, message = "", retryAt = null) {
 // Recount pending and rejected without changing the state (after a local write).
 export function refreshStatus() {
   let state = null;
-  if (!navigator.onLine && status.state !== "signed-out") state = "offline";
-  else if (status.state === "offline") state = "idle";
+  if (!session().token) return setStatus("signed-out", status.state === "signed-out" ? status.message : "");
+  if (!navigator.onLine) state = "offline";
+  else if (status.state === "offline" || status.state === "signed-out") state = "idle";
   return setStatus(state);
 }
 
@@ -100,7 +101,7 @@ class RetryLater extends Error {}
 
 async function runOnce() {
   if (!session().token) {
-    await setStatus(session().user ? "signed-out" : "idle");
+    await setStatus("signed-out", status.state === "signed-out" ? status.message : "");
     return;
   }
   if (!navigator.onLine) {
@@ -517,7 +518,7 @@ export function startSync() {
     clearRetry();
     syncNow();
   });
-  window.addEventListener("offline", () => setStatus("offline"));
+  window.addEventListener("offline", () => refreshStatus());
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") syncNow();
   });

@@ -110,18 +110,29 @@ export function empty(text, testid) {
   return h("p", { class: "empty", testid }, text);
 }
 
-// Announced to screen readers and shown for a few seconds.
+// Announced to screen readers and shown for a few seconds. With `action` ({label, run}),
+// a button (e.g. Undo) stays a little longer; a later toast replaces it.
 let toastTimer = null;
-export function toast(message) {
+export function toast(message, action = null) {
   const el = document.querySelector("[data-testid=toast]");
   if (!el) return;
   // The region stays in the page (hidden live regions are not announced reliably); CSS
   // draws nothing while it is empty.
-  el.textContent = message;
+  const clear = () => {
+    el.replaceChildren();
+    el.classList.remove("has-action");
+  };
+  el.replaceChildren(h("span", {}, message));
+  el.classList.toggle("has-action", !!action);
+  if (action) {
+    el.append(h("button", { type: "button", class: "toast-action", testid: "toast-action",
+      onclick: () => {
+        clear();
+        action.run();
+      } }, action.label));
+  }
   if (toastTimer) clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => {
-    el.textContent = "";
-  }, 4000);
+  toastTimer = setTimeout(clear, action ? 7000 : 4000);
 }
 
 // Said by screen readers through the shell's polite live region. Emptied first, so the

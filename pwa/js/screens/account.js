@@ -16,6 +16,15 @@ function detail(label, value, testid, href = null) {
   ];
 }
 
+// The address as a link the phone's maps app opens: Apple Maps on an iPhone or iPad, the
+// `geo:` app chooser on Android, OpenStreetMap's search elsewhere.
+export function addressHref(address, agent = navigator.userAgent) {
+  const q = encodeURIComponent(address);
+  if (/iPhone|iPad|iPod|Macintosh.*Mobile/.test(agent)) return `https://maps.apple.com/?q=${q}`;
+  if (/Android/.test(agent)) return `geo:0,0?q=${q}`;
+  return `https://www.openstreetmap.org/search?query=${q}`;
+}
+
 function safeWebsite(url) {
   // Only http(s) links: a synced value must not become a javascript: URL.
   const text = String(url || "");
@@ -75,14 +84,14 @@ export async function accountScreen({ id }) {
       isManager() ? link("Reassign", `#/reassign?ids=${id}`, "account-reassign-one", "button-link") : null),
     open.length
       ? h("p", { class: "notice" }, link(`${open.length} unresolved conflict${open.length === 1 ? "" : "s"}`,
-          "#/conflicts", "account-conflicts"))
+          "#/conflicts", "account-conflicts", "row-link"))
       : null,
     section("Details", "account-details",
       h("dl", { class: "details" },
         detail("Phone", account.phone, "account-phone", account.phone ? `tel:${account.phone}` : null),
         detail("Email", account.email, "account-email", account.email ? `mailto:${account.email}` : null),
         detail("Website", account.website, "account-website", website),
-        detail("Address", address, "account-address"),
+        detail("Address", address, "account-address", address ? addressHref(address) : null),
         detail("Position", positionText(account), "account-position"),
         detail("Owner", account.owner_id ? names.get(account.owner_id) || "Another user" : null,
           "account-owner"))),

@@ -1,6 +1,9 @@
 import { pendingMark } from "../components.js";
+import { on } from "../events.js";
 import { allRows, pendingKeys } from "../records.js";
 import { navigate, replaceQuery } from "../router.js";
+import { buildIndex, findAccounts, sortAccounts } from "../search.js";
+import { userNames } from "../session.js";
 import { isManager } from "../team.js";
 import { LABELS, field, focusedKey, h, link, options, restoreFocus } from "../ui.js";
 
@@ -19,24 +22,34 @@ const T = {
 };
 const selection = new Set();
 
-// Case- and accent-insensitive text for matching.
-function fold(text) {
-  return String(text || "")
-    .normalize("NFD")
-    .replace(/[\u0300-\u036f]/g, "")
-    .toLowerCase();
+const SORT_LABELS = { name: "Name", nearest: "Nearest", visited: "Last visited", owner: "Owner" };
+
+// The phone's accounts and their contacts, indexed for search (js/search.js) once, until
+// local rows change.
+let indexed = null;
+on("data", () => {
+  indexed = null;
+});
+export function localIndex() {
+  if (!indexed) {
+    indexed = Promise.all([allRows("accounts"), allRows("contacts")]).then(([a, c]) => buildIndex(a, c));
+  }
+  return indexed;
 }
 
-export function matchAccounts(accounts, q, status) {
-  const words = fold(q).split(/\s+/).filter(Boolean);
-  return accounts
-    .filter((a) => !status || a.status === status)
-    .filter((a) => {
-      if (!words.length) return true;
-      const hay = `${fold(a.name)} ${fold(a.city)}`;
-      return words.every((w) => hay.includes(w));
-    })
-    .sort((a, b) => fold(a.name).localeCompare(fold(b.name)));
+// The accounts a search and status filter find, by name (the task form's picker and the
+// reassign screen's "all in this filter" find what the list finds).
+export async function matchAccounts(q, status = "") {
+  return sortAccounts(findAccounts(await localIndex(), q, status));
+}
+
+// Where the phone is, for "Nearest"; null when it cannot tell (no permission, no fix).
+function whereAmI() {
+  return new Promise((resolve) => {
+    if (!navigator.geolocation) resolve(null);
+    else navigator.geolocation.getCurrentPosition((p) => resolve({ lat: p.coords.latitude, lng: p.coords.longitude }),
+      () => resolve(null), { timeout: 15000, maximumAge: 60000 });
+  });
 }
 
 function accountRow(a, pending, selecting, onPick) {
@@ -51,7 +64,7 @@ function accountRow(a, pending, selecting, onPick) {
       "a",
       { href: `#/account/${a.id}`, class: "row-main", testid: "account-open" },
       h("span", { class: "row-title", testid: "account-row-name" }, a.name),
-      h("span", { class: "row-sub" }, [a.city, a.region].filter(Boolean).join(", ") || "No address"),
+      h("span", { class: "row-sub" }, [a.postal_code, a.city].filter(Boolean).join(" ") || "No address"),
     ),
     pendingMark(pending, "accounts", a.id),
     h("span", { class: `pill pill-${a.status || "prospect"}` }, LABELS.status[a.status || "prospect"] || a.status),
@@ -59,18 +72,26 @@ function accountRow(a, pending, selecting, onPick) {
 }
 
 export async function accountsScreen(_params, query) {
-  const search = field({ name: "q", label: "Search name or city", type: "search",
-    testid: "account-search", value: query.get("q") || "" });
+  const search = field({ name: "q", label: "Search", type: "search", testid: "account-search",
+    value: query.get("q") || "", hint: "Name, city, street, postcode, phone or contact" });
   const status = field({ name: "status", label: "Status", type: "select", testid: "account-status-filter",
     value: query.get("status") || "", options: options(LABELS.status, { blank: "All" }) });
+  const sort = field({ name: "sort", label: "Sort by", type: "select", testid: "account-sort",
+    value: query.get("sort") || "name", options: Object.entries(SORT_LABELS) });
+  const sortSelect = sort.querySelector("select");
+  search.classList.add("filters-wide");
+  const sortNote = h("p", { class: "hint", testid: "account-sort-note", "aria-live": "polite" });
+  let position = null;
   const count = h("p", { class: "count", testid: "account-count", "aria-live": "polite" });
   const list = h("ul", { class: "list", testid: "account-list" });
   const input = search.querySelector("input");
   const select = status.querySelector("select");
 
   async function refresh() {
-    const [accounts, pending] = await Promise.all([allRows("accounts"), pendingKeys()]);
-    const found = matchAccounts(accounts, input.value, select.value);
+    const [index, pending, names] = await Promise.all([localIndex(), pendingKeys(),
+      sortSelect.value === "owner" ? userNames() : null]);
+    const found = sortAccounts(findAccounts(index, input.value, select.value), sortSelect.value,
+      { position, names: names || undefined });
     const focus = focusedKey(list);
     list.replaceChildren(...found.slice(0, SHOWN_MAX).map((a) => accountRow(a, pending, selecting, pick)));
     shownCount = found.length;
@@ -143,21 +164,35 @@ export async function accountsScreen(_params, query) {
     const q = new URLSearchParams();
     if (input.value) q.set("q", input.value);
     if (select.value) q.set("status", select.value);
+    if (sortSelect.value !== "name") q.set("sort", sortSelect.value);
     if (selecting) q.set("select", "1");
     allInFilter = false;
     replaceQuery("/accounts", q);
     refresh();
   }
+  // "Nearest" asks the phone where it is (GPS works offline) each time it is chosen.
+  async function onSort() {
+    sortNote.textContent = "";
+    if (sortSelect.value === "nearest") {
+      sortNote.textContent = "Finding where you are…";
+      position = await whereAmI();
+      sortNote.textContent = position ? "" : "Your position is unknown: sorted by name until it is.";
+    }
+    onInput();
+  }
   input.addEventListener("input", onInput);
   select.addEventListener("change", onInput);
-  await refresh();
+  sortSelect.addEventListener("change", onSort);
+  if (sortSelect.value === "nearest") onSort();
+  else await refresh();
 
   const el = h(
     "div",
     { class: "screen" },
     h("div", { class: "title-row" }, h("h1", {}, "Accounts"),
       modeButton, link("New account", "#/account/new", "account-new", "button-link")),
-    h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, search, status),
+    h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, search, status, sort),
+    sortNote,
     bar,
     count,
     list,

@@ -86,7 +86,7 @@ async function conflictRow(c, names) {
   const keptAt = clockTime(parseClock(c.kept_hlc), c.created_at);
   return h("li", { class: "card conflict", testid: "conflict-row", dataset: { id: c.id } },
     h("p", { class: "row-title" },
-      href ? link(title, href, "conflict-record") : h("span", { testid: "conflict-record" }, title)),
+      href ? link(title, href, "conflict-record", "row-link") : h("span", { testid: "conflict-record" }, title)),
     h("span", { hidden: true, testid: "conflict-table" }, table),
     h("span", { hidden: true, testid: "conflict-field" }, c.field),
     h("dl", { class: "details" },

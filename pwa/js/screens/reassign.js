@@ -41,7 +41,7 @@ const SHOWN = 8;
 
 async function chosen(query) {
   const accounts = await allRows("accounts");
-  if (query.get("all") === "1") return matchAccounts(accounts, query.get("q") || "", query.get("status") || "");
+  if (query.get("all") === "1") return matchAccounts(query.get("q") || "", query.get("status") || "");
   const ids = new Set((query.get("ids") || "").split(",").filter(Boolean));
   return accounts.filter((a) => ids.has(a.id)).sort((a, b) => String(a.name).localeCompare(String(b.name)));
 }

@@ -3,6 +3,8 @@
 // The task form keeps a draft (js/drafts.js) of those changed fields only, so a restored
 // draft, too, leaves a colleague's later edit to another field alone.
 
+import { accountPicker } from "../account-picker.js";
+import { markDone } from "../components.js";
 import { deleteNow } from "../db.js";
 import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
 import { duplicateGate, heldAccounts, keepWarm } from "../duplicates.js";
@@ -88,6 +90,8 @@ const FORMS = {
     draft: "task",
     fields: [
       { name: "title", label: "Title", required: true, maxlength: TEXT },
+      // Linked to an account from its screen, or picked here (Today, Tasks, an edit).
+      { name: "account_id", label: "Account", kind: "account" },
       { name: "kind", label: "Kind", type: "select", options: options(LABELS.taskKind), initial: "todo" },
       { name: "due_at", label: "Due", type: "datetime-local", kind: "datetime" },
       { name: "remind_at", label: "Remind me at", type: "datetime-local", kind: "datetime" },
@@ -156,7 +160,15 @@ export function recordForm(table) {
     const userOptions = [["", "Nobody"], ...users.map((u) => [u.id, u.username])];
     const initial = {};
     const controls = {};
+    const pickers = [];
     const blocks = form.fields.map((spec) => {
+      if (spec.kind === "account") {
+        const picker = accountPicker({ ...spec, value: row ? row.account_id : accountId });
+        pickers.push(picker);
+        controls[spec.name] = picker.control;
+        initial[spec.name] = picker.control.value;
+        return picker.block;
+      }
       let value = row ? row[spec.name] : spec.initial;
       if (!row && spec.kind === "user") value = me() && me().id; // new records are mine
       let options = spec.kind === "user" ? userOptions : spec.options;
@@ -211,6 +223,7 @@ export function recordForm(table) {
         else if (control) control.value = raw;
       }
     }
+    for (const picker of pickers) picker.sync();
     const keeper = key
       ? draftKeeper({
           key, kind: form.draft, accountId, recordId: row && row.id, restored: draft,
@@ -232,7 +245,8 @@ export function recordForm(table) {
       ...blocks, error, duplicate,
       h("div", { class: "actions" },
         h("button", { type: "submit", class: "primary", testid: "form-save" }, "Save"),
-        h("a", { href: row ? backTo(table, row) : accountId ? `#/account/${accountId}` : "#/accounts",
+        h("a", { href: row ? backTo(table, row) : accountId ? `#/account/${accountId}`
+          : table === "tasks" ? "#/tasks" : "#/accounts",
           class: "button-link", testid: "form-cancel" }, "Cancel"),
         editing && (table === "contacts" || table === "accounts")
           ? h("a", { href: `#/history/${table}/${row.id}`, class: "button-link", testid: "form-history" }, "History")
@@ -270,7 +284,6 @@ export function recordForm(table) {
       }
       if (!editing && table === "accounts" && !gate(fields, await heldAccounts())) return;
       if (!editing && form.parent) fields.account_id = accountId;
-      if (!editing && table === "tasks" && accountId) fields.account_id = accountId;
       if (keeper) keeper.stop();
       const resolved = resolution(fix);
       if (editing && Object.keys(fields).length === 0) {
@@ -288,7 +301,9 @@ export function recordForm(table) {
       const id = editing ? row.id : newId();
       await saveWrites([{ table, id, op: "upsert", fields }, ...resolved.writes],
         { drafts, rejected: resolved.rejected });
-      toast(`${form.noun[0].toUpperCase()}${form.noun.slice(1)} saved`);
+      if (table === "tasks" && fields.done === true) {
+        toast("Task saved as done", { label: "Undo", run: () => markDone({ id }, false) });
+      } else toast(`${form.noun[0].toUpperCase()}${form.noun.slice(1)} saved`);
       navigate(backTo(table, { ...(row || {}), ...fields, id }));
     });
 

@@ -3,6 +3,7 @@
 import { calendarSlot } from "../calendar-feed.js";
 import { getMeta } from "../db.js";
 import { draftCount } from "../drafts.js";
+import { installSlot } from "../install.js";
 import { pushSlot } from "../push.js";
 import { pendingCount } from "../records.js";
 import { navigate } from "../router.js";
@@ -27,6 +28,7 @@ export async function settingsScreen() {
       h("dl", { class: "details" },
         h("dt", {}, "User"), h("dd", { testid: "me-username" }, user ? user.username : ""),
         h("dt", {}, "Role"), h("dd", { testid: "me-role" }, user ? user.role : ""))),
+    installSlot(),
     pushSlot(),
     calendarSlot(),
     section("This phone", "me-device",

@@ -2,8 +2,6 @@ import { accountNames, taskRow, visitRow } from "../components.js";
 import { allDrafts } from "../drafts.js";
 import { allRows, pendingKeys } from "../records.js";
 import { me, userNames } from "../session.js";
-import { bindSyncText, syncText } from "../status.js";
-import { currentStatus } from "../sync.js";
 import { empty, h, link, section } from "../ui.js";
 import { draftsLine } from "./drafts.js";
 import { dayStops, routeSection } from "./route-plan.js";
@@ -42,19 +40,10 @@ export async function todayScreen() {
   const recent = visits
     .sort((a, b) => String(b.started_at).localeCompare(String(a.started_at)))
     .slice(0, RECENT_VISITS);
-  const status = currentStatus();
-  const syncLine = h(
-    "p",
-    { class: "sync-line", testid: "today-sync", dataset: { state: status.state } },
-    syncText(status, { long: true }),
-  );
-  bindSyncText(syncLine, { long: true });
-
   const el = h(
     "div",
     { class: "screen" },
     h("h1", {}, "Today"),
-    syncLine,
     draftsLine(drafts),
     h(
       "div",

@@ -243,7 +243,7 @@ export async function visitScreen({ id }) {
   const hasPosition = visit.lat !== null && visit.lat !== undefined;
   const el = h("div", { class: "screen", testid: "visit-screen", dataset: { id } },
     h("h1", {}, "Visit"),
-    account ? h("p", { class: "lead" }, link(account.name, `#/account/${account.id}`, "visit-account-link")) : null,
+    account ? h("p", { class: "lead" }, link(account.name, `#/account/${account.id}`, "visit-account-link", "row-link")) : null,
     h("p", {}, verificationBadge(visit, pending),
       visit.distance_m !== null && visit.distance_m !== undefined
         ? h("span", { class: "hint", testid: "visit-distance" }, ` ${Math.round(visit.distance_m)} m from the account`)
