@@ -28,6 +28,7 @@ from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
 from server.history.controllers import HistoryController
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
+from server.privacy.controllers import PrivacyController
 from server.push.controllers import PushController
 from server.pwa import (
     PWA_HANDLERS,
@@ -119,6 +120,7 @@ def create_app(
             ImportController,
             DuplicatesController,
             HistoryController,
+            PrivacyController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

@@ -89,6 +89,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # FIELDCRM_DEFAULT_REGION: the organisation's country (ISO 3166 alpha-2), for phone
     # numbers written without a country code on accounts that name no country.
     default_region: str | None = None
+    # FIELDCRM_HISTORY_RETENTION_DAYS: how long history entries and conflicts (and the
+    # values they hold) are kept; 0, the default, keeps them forever (docs/privacy.md).
+    history_retention_days: int = 0
 
 
 class ConfigError(ValueError):
@@ -177,6 +180,23 @@ def parse_default_region(value: str) -> str | None:
     return value
 
 
+def parse_retention_days(value: str) -> int:
+    """Days as a whole number; empty or 0: kept forever."""
+    text = value.strip().replace("_", "")
+    if not text:
+        return 0
+    try:
+        days = int(text)
+    except ValueError:
+        raise ConfigError(
+            "FIELDCRM_HISTORY_RETENTION_DAYS must be a whole number of days (0 or unset keeps"
+            " history forever)"
+        ) from None
+    if not 0 <= days <= 100_000:
+        raise ConfigError("FIELDCRM_HISTORY_RETENTION_DAYS must be from 0 to 100000 days")
+    return days
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     try:
@@ -213,4 +233,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         team_quota_records=_count(env, "FIELDCRM_TEAM_QUOTA_RECORDS", DEFAULT_TEAM_QUOTA_RECORDS),
         timezone=parse_timezone(env.get("FIELDCRM_TIMEZONE", "UTC")),
         default_region=default_region,
+        history_retention_days=parse_retention_days(env.get("FIELDCRM_HISTORY_RETENTION_DAYS", "")),
     )

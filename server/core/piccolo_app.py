@@ -7,6 +7,9 @@ from server.core.tables import (
     Conflict,
     Contact,
     Deal,
+    ErasedRecord,
+    Erasure,
+    HistoryCut,
     HistoryEntry,
     Note,
     Rejection,
@@ -35,5 +38,8 @@ APP_CONFIG = AppConfig(
         WriteBudget,
         ScopeUsageRow,
         HistoryEntry,
+        Erasure,
+        ErasedRecord,
+        HistoryCut,
     ],
 )

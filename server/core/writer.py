@@ -46,6 +46,8 @@ class Source(StrEnum):
     REMINDER = "reminder"  # the reminder dispatcher marking tasks reminded
     REVIEW = "review"  # a manager applying a refused write again (SPEC 4 rule 12)
     IMPORT = "import"  # a file imported by a manager or an admin (SPEC section 8)
+    ERASE = "erase"  # an admin erasing a record on request (SPEC section 12)
+    RETENTION = "retention"  # the retention job removing conflicts past their time
 
 
 # A source whose writes yield to people's: its stamps sit just past the fields' current
