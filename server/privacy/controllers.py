@@ -11,8 +11,10 @@ from server.auth.dependencies import CurrentActor
 from server.privacy import services
 from server.privacy.schemas import EraseRequest, ErasureAnswer
 
-Text = Annotated[str, QueryParameter(max_length=60)]
-RecordId = Annotated[str, QueryParameter(name="id", max_length=60)]
+# Optional to Litestar, so that a call without a token gets its 401 first; the service
+# answers 400 for one that is missing.
+Text = Annotated[str | None, QueryParameter(max_length=60)]
+RecordId = Annotated[str | None, QueryParameter(name="id", max_length=60)]
 
 
 class PrivacyController(Controller):
@@ -23,8 +25,8 @@ class PrivacyController(Controller):
     async def export(
         self,
         actor: CurrentActor,
-        table: Text,
-        record_id: RecordId,
+        table: Text = None,
+        record_id: RecordId = None,
     ) -> Response[bytes]:
         """One JSON document with the record, what hangs off it, its history, conflicts,
         refused writes and attachments (a manager of its team, an admin)."""

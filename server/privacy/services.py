@@ -54,7 +54,9 @@ class Exported:
         return [r.id for r in self.records]
 
 
-def _parse(table: str, record_id: str) -> tuple[str, str]:
+def _parse(table: str | None, record_id: str | None) -> tuple[str, str]:
+    if table is None or record_id is None:
+        raise ApiError(400, "malformed", "Name the record: ?table=accounts|contacts&id=...")
     if table not in ERASABLE:
         raise ApiError(400, "malformed", "table must be accounts or contacts.")
     try:
@@ -69,7 +71,7 @@ def _not_found(table: str) -> ApiError:
     )
 
 
-async def export(actor: Actor, table: str, record_id: str) -> tuple[bytes, str]:
+async def export(actor: Actor, table: str | None, record_id: str | None) -> tuple[bytes, str]:
     """The export document (JSON) and a file name for it. A manager exports what their
     team sees, live records only; an admin anything, deleted records too."""
     if not actor.is_manager:

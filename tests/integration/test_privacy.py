@@ -7,24 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from server import db
 from server.core.history import verify
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, Database
+from tests.conftest import Database
 from tests.contract.helpers import Device, new_id, now_ms
 from tests.factories import Login, login_as
-
-
-def marker() -> str:
-    """Letters no UUID or hash holds, so that finding them in a file means a value."""
-    return "".join(random.choice("ghjkmnpqrstvwxyz") for _ in range(12))
+from tests.support.files import files_holding, marker
 
 
 async def export(client: Any, who: Login, table: str, record_id: str) -> Any:
@@ -37,43 +30,6 @@ async def erase(client: Any, who: Login, table: str, record_id: str) -> Any:
     return await client.post(
         "/api/privacy/erase", json={"table": table, "id": record_id}, headers=who.headers
     )
-
-
-# -- the database's files --------------------------------------------------------------
-
-
-async def database_files(database: Database) -> list[Path]:
-    """Every file the database keeps its data in, as it is on disk now: SQLite's file and
-    its write-ahead log; every file of the PostgreSQL database's directory (its tables,
-    their TOAST and indexes, and the catalogue), after a checkpoint has written out what
-    was only in memory (the tests run as the server's superuser, on the same machine)."""
-    if database.engine == "sqlite":
-        path = Path(database.config.path)
-        return [p for p in (path, path.with_name(path.name + "-wal")) if p.exists()]
-    conn = await asyncpg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, database=database.config.database
-    )
-    try:
-        await conn.execute("CHECKPOINT")
-        data_dir = await conn.fetchval("SHOW data_directory")
-        oid = await conn.fetchval("SELECT oid FROM pg_database WHERE datname = current_database()")
-    finally:
-        await conn.close()
-    directory = Path(data_dir) / "base" / str(oid)
-    if not directory.is_dir():
-        pytest.skip(f"PostgreSQL's data directory {directory} is not readable from the tests")
-    return [p for p in directory.iterdir() if p.is_file()]
-
-
-async def files_holding(database: Database, needle: str) -> list[str]:
-    found = []
-    for path in await database_files(database):
-        try:
-            if needle.encode() in path.read_bytes():
-                found.append(path.name)
-        except FileNotFoundError:  # a relation file dropped while we read
-            continue
-    return found
 
 
 # -- a record with a bit of everything -------------------------------------------------
