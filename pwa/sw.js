@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "2ebd2bacc598";
+const VERSION = "0f02464bc068";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -28,6 +28,7 @@ const SHELL = [
   "/js/geodesic.js",
   "/js/hlc.js",
   "/js/map.js",
+  "/js/privacy.js",
   "/js/push.js",
   "/js/records.js",
   "/js/rejections.js",

@@ -282,7 +282,7 @@ function platform() {
 // server's `rejections` row for the write arrives), the page of changes and its cursor
 // land together.
 async function applyResponse(data, sentCursor) {
-  const outcome = await write([...TABLES, "outbox", "meta"], async (s) => {
+  const outcome = await write([...TABLES, "outbox", "meta", "drafts"], async (s) => {
     const touched = new Set();
     const refresh = new Map();
     const merged = new Set(); // of refresh's keys: merged, not rejected
@@ -295,6 +295,7 @@ async function applyResponse(data, sentCursor) {
 
     const clientId = await s.meta.get("client_id");
     let rejected = (await s.meta.get("rejected")) || [];
+    const erased = (await s.meta.get("erased")) || {}; // ids erased on request (SPEC 12)
     for (const r of ack.results || []) {
       const e = sent.get(r.mid);
       if (!e) continue;
@@ -307,6 +308,13 @@ async function applyResponse(data, sentCursor) {
         merged.add(`${e.table}/${e.id}`);
       }
       if (r.status !== "rejected") continue;
+      if (r.error && r.error.error === "erased") {
+        // A write to a record erased on request: kept nowhere, not even here.
+        erased[e.id] = erased[e.id] || Date.now();
+        refresh.set(`${e.table}/${e.id}`, e);
+        merged.delete(`${e.table}/${e.id}`);
+        continue;
+      }
       if (rejected.some((x) => x.mid === r.mid)) continue;
       rejected.push({
         mid: e.mid,
@@ -348,8 +356,15 @@ async function applyResponse(data, sentCursor) {
         await s[change.table].delete(change.id);
       } else if (change.op === "evict") {
         await evict(s, change.table, change.id);
+        if (change.erased) erased[change.id] = Date.now();
       }
     }
+    // Nothing of an erased record stays: this phone's copies of refused writes, drafts.
+    const gone = (x) => erased[x.id] || erased[x.account_id] || erased[x.record_id] ||
+      erased[(x.about || {}).account_id] || erased[(x.fields || {}).account_id];
+    rejected = rejected.filter((x) => !gone(x));
+    for (const d of await s.drafts.getAll()) if (gone(d)) await s.drafts.delete(d.key);
+    await s.meta.put(erased, "erased");
 
     // A rejected or merged write's optimistic fields go: back to the server's row plus
     // what is still pending. A row never seen by the server (a rejected create) disappears.
