@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "0f02464bc068";
+const VERSION = "6559f4da5093";
 const SHELL = [
   "/",
   "/css/app.css",

@@ -333,6 +333,7 @@ async function applyResponse(data, sentCursor) {
     if ((ack.results || []).length) await s.meta.put(ack.results.slice(-50), "last_results");
 
     const reset = await resetState(s, data, sentCursor);
+    const left = []; // ids of rows deleted or evicted
 
     for (const change of data.changes || []) {
       if (!TABLES.includes(change.table)) continue; // a newer server's table
@@ -354,10 +355,17 @@ async function applyResponse(data, sentCursor) {
         await s[change.table].put(row);
       } else if (change.op === "delete") {
         await s[change.table].delete(change.id);
+        left.push(change.id);
       } else if (change.op === "evict") {
-        await evict(s, change.table, change.id);
+        left.push(...(await evict(s, change.table, change.id)));
         if (change.erased) erased[change.id] = Date.now();
       }
+    }
+    // The history kept of a record the phone no longer holds goes with it.
+    const histories = (await s.meta.get("history")) || {};
+    if (left.some((id) => histories[id])) {
+      for (const id of left) delete histories[id];
+      await s.meta.put(histories, "history");
     }
     // Nothing of an erased record stays: this phone's copies of refused writes, drafts.
     const gone = (x) => erased[x.id] || erased[x.account_id] || erased[x.record_id] ||
@@ -442,6 +450,7 @@ async function resetState(s, data, sentCursor) {
 // if the server refuses the writes (the record was deleted, say) the row goes with them
 // instead of coming back as it once was. A write the server takes brings its row back.
 async function sweep(s, epoch) {
+  await s.meta.delete("history"); // kept of rows that may be swept now
   const pending = new Set((await s.outbox.getAll()).map((e) => `${e.table}/${e.id}`));
   for (const table of TABLES) {
     for (const row of await s[table].getAll()) {
@@ -472,6 +481,7 @@ async function evict(s, table, id) {
       await s.conflicts.delete(key);
     }
   }
+  return gone;
 }
 
 // The next try, after the backoff and at least `atLeastMs` (a server's Retry-After, with

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, Database
+from tests.conftest import IN_CI, PG_HOST, PG_PORT, PG_USER, Database
 
 
 def marker() -> str:
@@ -35,7 +35,10 @@ async def database_files(database: Database) -> list[Path]:
         await conn.close()
     directory = Path(data_dir) / "base" / str(oid)
     if not directory.is_dir():
-        pytest.fail(f"PostgreSQL's data directory {directory} is not readable from the tests")
+        message = f"PostgreSQL's data directory {directory} is not readable from the tests"
+        if IN_CI:  # CI runs PostgreSQL on its own machine: the check must run there
+            pytest.fail(message)
+        pytest.skip(message + " (a server on another machine?)")
     return [p for p in directory.iterdir() if p.is_file()]
 
 
