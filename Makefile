@@ -51,6 +51,7 @@ bench: $(STAMP) chromium
 	$(BIN)/python bench/route.py
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/reports.py
+	$(BIN)/python bench/privacy.py
 	$(BIN)/python bench/pwa.py
 
 clean:
