@@ -52,6 +52,7 @@ bench: $(STAMP) chromium
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/reports.py
 	$(BIN)/python bench/campaigns.py
+	$(BIN)/python bench/privacy.py
 	$(BIN)/python bench/pwa.py
 	$(BIN)/python bench/attachments.py
 	$(BIN)/python bench/import.py

@@ -1,5 +1,6 @@
 """A record's History on the phone (SPEC section 11): the server's entries in words, a
-colleague's change and this phone's own; offline, the screen says it needs a connection."""
+colleague's change and this phone's own; offline, the history last read of a record the
+phone holds, or that it needs a connection."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ async def test_an_accounts_history_in_words(
     bruno = await Rest.login(server.url, "bruno")
     try:
         account = await alice.create("accounts", name="Boulangerie Pain d'Or", phone="0478000001")
+        other = await alice.create("accounts", name="Fromagerie")
         await bruno.update("accounts", account["id"], phone="0478000002")
     finally:
         await alice.close()
@@ -55,9 +57,17 @@ async def test_an_accounts_history_in_words(
     await expect(entries.nth(2)).to_have_attribute("data-op", "create")
     await check_screen(app, artifacts, "history", "history-list", "history-entry")
 
+    # Offline, the phone shows the history it last read of the records it holds, and says
+    # so; of a record it never read the history of, that it needs a connection.
     await app.set_offline(True)
     await app.go("#/today")
     await app.go(f"#/history/accounts/{account_id}")
+    await expect(app.tid("history-kept")).to_contain_text("Newer changes need a connection")
+    await expect(app.tid("history-entry")).to_have_count(3)
+    await expect(app.tid("history-entry").nth(0)).to_contain_text("0478000003")
+    await check_screen(app, artifacts, "history-kept", "history-kept", "history-entry")
+    await app.go("#/today")
+    await app.go(f"#/history/accounts/{other['id']}")
     await expect(app.tid("history-offline")).to_be_visible()
     await expect(app.tid("history-offline")).to_contain_text("needs a connection")
     await check_screen(app, artifacts, "history-offline", "history-offline")

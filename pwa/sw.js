@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "fa8f7451a4c9";
+const VERSION = "df089c2e79c2";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -32,6 +32,7 @@ const SHELL = [
   "/js/hlc.js",
   "/js/install.js",
   "/js/map.js",
+  "/js/privacy.js",
   "/js/push.js",
   "/js/records.js",
   "/js/rejections.js",
@@ -285,15 +286,13 @@ function doneFields(task) {
   return task.done ? null : { done: true };
 }
 
-// As js/components.js snoozeFields(): the due time and the reminder move an hour on from
-// the later of their time and now, the reminder never after the due time.
+// As js/components.js snooze(): the reminder moves an hour on from the later of its time
+// and now (so it does not fire again at once), the due time an hour on.
 function snoozeFields(task, now) {
   if (task.done) return null;
-  const later = (iso) => Math.max(iso ? new Date(iso).getTime() : now, now) + HOUR_MS;
-  const due = task.due_at ? later(task.due_at) : null;
-  const remind = due === null ? later(task.remind_at) : Math.min(later(task.remind_at), due);
-  const fields = { remind_at: new Date(remind).toISOString() };
-  if (due !== null) fields.due_at = new Date(due).toISOString();
+  const remind = task.remind_at ? new Date(task.remind_at).getTime() : now;
+  const fields = { remind_at: new Date(Math.max(remind, now) + HOUR_MS).toISOString() };
+  if (task.due_at) fields.due_at = new Date(new Date(task.due_at).getTime() + HOUR_MS).toISOString();
   return fields;
 }
 

@@ -32,6 +32,7 @@ from server.history.controllers import HistoryController
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
 from server.org.controllers import OrgRulesController
+from server.privacy.controllers import PrivacyController
 from server.push.controllers import PushController
 from server.pwa import (
     PWA_HANDLERS,
@@ -130,6 +131,7 @@ def create_app(
             OrgRulesController,
             CampaignsController,
             AttachmentBlobsController,
+            PrivacyController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

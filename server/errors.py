@@ -29,7 +29,7 @@ STATUS_CODES = {
 }
 
 # A rejected write's code, as the HTTP status a REST client gets for it.
-REJECTION_STATUS = {"not_found": 404, "forbidden": 403, "deleted": 409}
+REJECTION_STATUS = {"not_found": 404, "forbidden": 403, "deleted": 409, "erased": 404}
 
 # What could end a log line, start another, or drive a terminal or a viewer: control
 # characters (CR, LF, ESC, NUL, C1), Unicode's line and paragraph separators and its

@@ -93,6 +93,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # FIELDCRM_BLOB_URL: where attachments' bytes are kept (server/attachments/storage.py):
     # `file://PATH` (a folder; relative to where the server starts) or `s3://BUCKET/PREFIX`.
     blob_url: str = DEFAULT_BLOB_URL
+    # FIELDCRM_HISTORY_RETENTION_DAYS: how long history entries and conflicts (and the
+    # values they hold) are kept; 0, the default, keeps them forever (docs/privacy.md).
+    history_retention_days: int = 0
 
 
 class ConfigError(ValueError):
@@ -194,6 +197,23 @@ def parse_blob_url(value: str) -> str:
     )
 
 
+def parse_retention_days(value: str) -> int:
+    """Days as a whole number; empty or 0: kept forever."""
+    text = value.strip().replace("_", "")
+    if not text:
+        return 0
+    try:
+        days = int(text)
+    except ValueError:
+        raise ConfigError(
+            "FIELDCRM_HISTORY_RETENTION_DAYS must be a whole number of days (0 or unset keeps"
+            " history forever)"
+        ) from None
+    if not 0 <= days <= 100_000:
+        raise ConfigError("FIELDCRM_HISTORY_RETENTION_DAYS must be from 0 to 100000 days")
+    return days
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     try:
@@ -231,4 +251,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         timezone=parse_timezone(env.get("FIELDCRM_TIMEZONE", "UTC")),
         default_region=default_region,
         blob_url=parse_blob_url(env.get("FIELDCRM_BLOB_URL", "")),
+        history_retention_days=parse_retention_days(env.get("FIELDCRM_HISTORY_RETENTION_DAYS", "")),
     )

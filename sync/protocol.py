@@ -105,12 +105,15 @@ class WireRow:
         return self._json
 
 
-class Change(msgspec.Struct, kw_only=True):
+class Change(msgspec.Struct, kw_only=True, omit_defaults=True):
     table: str
     id: str
     seq: int
     op: str  # "put" | "delete" | "evict"
     row: WireRow | dict[str, Any] | None
+    # v1.1 (SPEC section 12): with an evict, the record was erased on request, not moved
+    # out of sight; sent only when true.
+    erased: bool = False
 
 
 class SyncResponse(msgspec.Struct, kw_only=True):

@@ -34,6 +34,7 @@ TRUNCATED = [
     "team_moves", "write_budgets", "scope_usage",
     "imports", "import_items", "history", "org_settings", "campaigns", "campaign_accounts",
     "attachments", "attachment_blobs",
+    "erasures", "erased_records", "history_cuts",
 ]  # fmt: skip
 
 

@@ -284,7 +284,7 @@ function platform() {
 // server's `rejections` row for the write arrives), the page of changes and its cursor
 // land together.
 async function applyResponse(data, sentCursor) {
-  const outcome = await write([...TABLES, "outbox", "meta"], async (s) => {
+  const outcome = await write([...TABLES, "outbox", "meta", "drafts"], async (s) => {
     const touched = new Set();
     const refresh = new Map();
     const merged = new Set(); // of refresh's keys: merged, not rejected
@@ -297,6 +297,7 @@ async function applyResponse(data, sentCursor) {
 
     const clientId = await s.meta.get("client_id");
     let rejected = (await s.meta.get("rejected")) || [];
+    const erased = (await s.meta.get("erased")) || {}; // ids erased on request (SPEC 12)
     for (const r of ack.results || []) {
       const e = sent.get(r.mid);
       if (!e) continue;
@@ -309,6 +310,13 @@ async function applyResponse(data, sentCursor) {
         merged.add(`${e.table}/${e.id}`);
       }
       if (r.status !== "rejected") continue;
+      if (r.error && r.error.error === "erased") {
+        // A write to a record erased on request: kept nowhere, not even here.
+        erased[e.id] = erased[e.id] || Date.now();
+        refresh.set(`${e.table}/${e.id}`, e);
+        merged.delete(`${e.table}/${e.id}`);
+        continue;
+      }
       if (rejected.some((x) => x.mid === r.mid)) continue;
       rejected.push({
         mid: e.mid,
@@ -327,6 +335,7 @@ async function applyResponse(data, sentCursor) {
     if ((ack.results || []).length) await s.meta.put(ack.results.slice(-50), "last_results");
 
     const reset = await resetState(s, data, sentCursor);
+    const left = []; // ids of rows deleted or evicted
 
     for (const change of data.changes || []) {
       if (!TABLES.includes(change.table)) continue; // a newer server's table
@@ -348,10 +357,24 @@ async function applyResponse(data, sentCursor) {
         await s[change.table].put(row);
       } else if (change.op === "delete") {
         await s[change.table].delete(change.id);
+        left.push(change.id);
       } else if (change.op === "evict") {
-        await evict(s, change.table, change.id);
+        left.push(...(await evict(s, change.table, change.id)));
+        if (change.erased) erased[change.id] = Date.now();
       }
     }
+    // The history kept of a record the phone no longer holds goes with it.
+    const histories = (await s.meta.get("history")) || {};
+    if (left.some((id) => histories[id])) {
+      for (const id of left) delete histories[id];
+      await s.meta.put(histories, "history");
+    }
+    // Nothing of an erased record stays: this phone's copies of refused writes, drafts.
+    const gone = (x) => erased[x.id] || erased[x.account_id] || erased[x.record_id] ||
+      erased[(x.about || {}).account_id] || erased[(x.fields || {}).account_id];
+    rejected = rejected.filter((x) => !gone(x));
+    for (const d of await s.drafts.getAll()) if (gone(d)) await s.drafts.delete(d.key);
+    await s.meta.put(erased, "erased");
 
     // A rejected or merged write's optimistic fields go: back to the server's row plus
     // what is still pending. A row never seen by the server (a rejected create) disappears.
@@ -429,6 +452,7 @@ async function resetState(s, data, sentCursor) {
 // if the server refuses the writes (the record was deleted, say) the row goes with them
 // instead of coming back as it once was. A write the server takes brings its row back.
 async function sweep(s, epoch) {
+  await s.meta.delete("history"); // kept of rows that may be swept now
   const pending = new Set((await s.outbox.getAll()).map((e) => `${e.table}/${e.id}`));
   for (const table of TABLES) {
     for (const row of await s[table].getAll()) {
@@ -459,6 +483,7 @@ async function evict(s, table, id) {
       await s.conflicts.delete(key);
     }
   }
+  return gone;
 }
 
 // The next try, after the backoff and at least `atLeastMs` (a server's Retry-After, with

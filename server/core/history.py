@@ -53,7 +53,14 @@ COLUMNS = (
     "hash",
 )
 # Sources as SPEC section 11 names them; the writer's own sources map onto them.
-SOURCE_NAMES = {"demo": "system", "review": "rest", "campaign": "rest", "upload": "system"}
+SOURCE_NAMES = {
+    "demo": "system",
+    "review": "rest",
+    "campaign": "rest",
+    "upload": "system",
+    "erase": "rest",
+    "retention": "system",
+}
 # Writes the server derives from a person's write (a visit's account's last visit, a
 # planned visit marked done) carry no user: their source is the server's own.
 PEOPLE_SOURCES = ("sync", "rest")
@@ -160,8 +167,10 @@ class HistoryLog:
             source = "system"
         if client_id.startswith("+"):  # a yielding job's client id ("+geocoder")
             client_id = SERVER_CLIENT_ID
-        if op == "create":
-            self._heads[record_id] = (0, "")  # a new record has no entry before
+        if op in ("create", "erase"):
+            # A new record has no entry before; an erasure removed every entry before its
+            # own, and starts the record's chain again (docs/history.md).
+            self._heads[record_id] = (0, "")
         row = [seq, table, record_id, at, user_id, client_id, source, op, fields_text(fields)]
         self._pending.append((row, prev_seq))
 
@@ -235,14 +244,17 @@ class Problem:
 
 
 async def _entries_by_record(batch: int = 2000) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every record's entries, oldest first, a record at a time, read in pages."""
+    """Every record's entries, oldest first, a record at a time, read in pages; each with
+    `cut_hash`, the hash where the retention job cut the record's chain (None: never)."""
     after: tuple[str, int] = ("", -1)
     current: list[dict[str, Any]] = []
+    columns = ", ".join(f"h.{name}" for name in COLUMNS)
     while True:
         rows = await db.fetch(
-            f"SELECT {', '.join(COLUMNS)} FROM history"
-            " WHERE record_id > {} OR (record_id = {} AND seq > {})"
-            " ORDER BY record_id, seq LIMIT {}",
+            f"SELECT {columns}, c.hash AS cut_hash FROM history h"
+            " LEFT JOIN history_cuts c ON c.record_id = h.record_id"
+            " WHERE h.record_id > {} OR (h.record_id = {} AND h.seq > {})"
+            " ORDER BY h.record_id, h.seq LIMIT {}",
             after[0] or "00000000-0000-0000-0000-000000000000",
             after[0] or "00000000-0000-0000-0000-000000000000",
             after[1],
@@ -261,39 +273,137 @@ async def _entries_by_record(batch: int = 2000) -> AsyncIterator[list[dict[str, 
         yield current
 
 
+def _chain_problems(table: str, record_id: str, entries: list[dict[str, Any]]) -> list[Problem]:
+    """What one record's entries, oldest first, show was changed or removed."""
+    problems: list[Problem] = []
+    prev = ""
+    first_kept = entries[0]["cut_hash"] or ""  # where retention cut the chain, if it did
+    erased = False
+    for index, row in enumerate(entries):
+        seq = int(row["seq"])
+        user_id = None if row["user_id"] is None else str(row["user_id"])
+        expected = entry_hash(
+            row["prev_hash"],
+            seq,
+            row["record_table"],
+            record_id,
+            row["at"],
+            user_id,
+            row["client_id"],
+            row["source"],
+            row["op"],
+            row["fields"],
+        )
+        if expected != row["hash"]:
+            problems.append(Problem(table, record_id, seq, "entry changed"))
+        if erased:
+            problems.append(Problem(table, record_id, seq, "entry after the record's erasure"))
+        if row["op"] == "erase":
+            # An erasure removed every entry before its own and starts the chain again.
+            if index:
+                what = "entries before the record's erasure (its values are back)"
+                problems.append(Problem(table, record_id, seq, what))
+            if row["prev_hash"] != "":
+                problems.append(Problem(table, record_id, seq, "entry changed"))
+            erased = True
+        elif index == 0 and row["prev_hash"] not in ("", first_kept):
+            problems.append(Problem(table, record_id, seq, "earlier entry removed"))
+        elif index and row["prev_hash"] != prev:
+            problems.append(Problem(table, record_id, seq, "entry before it removed or changed"))
+        prev = row["hash"]
+    return problems
+
+
 async def verify() -> list[Problem]:
-    """Every entry changed or removed outside fieldcrm, as far as the chains tell."""
+    """Every entry changed or removed outside fieldcrm, as far as the chains tell: each
+    record's chain (docs/history.md), from its start, from where the retention job cut it,
+    or from its erasure; and the erasures and cuts themselves."""
     problems: list[Problem] = []
     async for entries in _entries_by_record():
         table, record_id = entries[0]["record_table"], entries[0]["record_id"]
         if table not in TABLES:  # only a hand could have written it
             table = "history"
-        prev = ""
-        for row in entries:
-            seq = int(row["seq"])
-            user_id = None if row["user_id"] is None else str(row["user_id"])
-            expected = entry_hash(
-                row["prev_hash"],
-                seq,
-                row["record_table"],
-                record_id,
-                row["at"],
-                user_id,
-                row["client_id"],
-                row["source"],
-                row["op"],
-                row["fields"],
-            )
-            if expected != row["hash"]:
-                problems.append(Problem(table, record_id, seq, "entry changed"))
-            if row["prev_hash"] != prev:
-                what = "entry before it removed or changed" if prev else "earlier entry removed"
-                problems.append(Problem(table, record_id, seq, what))
-            prev = row["hash"]
+        problems += _chain_problems(table, record_id, entries)
         newest = int(entries[-1]["seq"])
         if table not in TABLES:
             continue
         rows = await db.fetch(f"SELECT seq FROM {table} WHERE id = {{}}", record_id)
         if rows and int(rows[0]["seq"]) > newest:
             problems.append(Problem(table, record_id, None, "newest entries removed"))
+    return problems + await _anchor_problems()
+
+
+async def _anchor_problems() -> list[Problem]:
+    """An erased record whose erase entry is gone; a record whose chain retention cut and
+    whose entries since are all gone."""
+    problems: list[Problem] = []
+    rows = await db.fetch(
+        "SELECT r.record_table, r.record_id FROM erased_records r WHERE r.record_table"
+        " NOT IN ('conflicts', 'rejections') AND NOT EXISTS (SELECT 1 FROM history h"
+        " WHERE h.record_id = r.record_id AND h.op = 'erase') ORDER BY r.record_id"
+    )
+    for row in rows:
+        problems.append(
+            Problem(row["record_table"], str(row["record_id"]), None, "erase entry removed")
+        )
+    rows = await db.fetch(
+        "SELECT c.record_table, c.record_id, c.seq FROM history_cuts c WHERE NOT EXISTS"
+        " (SELECT 1 FROM history h WHERE h.record_id = c.record_id) ORDER BY c.record_id"
+    )
+    for row in rows:
+        table, record_id = row["record_table"], str(row["record_id"])
+        if table not in TABLES:
+            continue
+        found = await db.fetch(f"SELECT seq FROM {table} WHERE id = {{}}", record_id)
+        if found and int(found[0]["seq"]) > int(row["seq"]):
+            problems.append(Problem(table, record_id, None, "newest entries removed"))
     return problems
+
+
+# -- retention ------------------------------------------------------------------------
+
+
+async def cut_before(cutoff: datetime, batch: int = 1000) -> int:
+    """Remove the history entries stored before `cutoff` (the retention of history, docs/
+    privacy.md), oldest first, in write transactions of `batch` entries; how many. Each
+    record loses the start of its chain: where it was cut (the seq and hash of the newest
+    entry removed) is kept in `history_cuts`, so `verify` still checks what remains. Erase
+    entries stay: they hold no value, and are all that is left of an erasure. The walk
+    stops at the first entry stored at or after `cutoff`."""
+    removed = 0
+    after = -1
+    while True:
+        async with db.write_transaction():
+            rows = await db.fetch(
+                "SELECT seq, record_table, record_id, at, op, hash FROM history"
+                " WHERE seq > {} ORDER BY seq LIMIT {}",
+                after,
+                batch,
+            )
+            gone: list[int] = []
+            cuts: dict[str, list[Any]] = {}
+            done = len(rows) < batch
+            for row in rows:
+                at = row["at"] if row["at"].tzinfo else row["at"].replace(tzinfo=UTC)
+                if at >= cutoff:
+                    done = True
+                    break
+                after = int(row["seq"])
+                if row["op"] == "erase":
+                    continue
+                gone.append(after)
+                record_id = str(row["record_id"])
+                cuts[record_id] = [record_id, row["record_table"], after, row["hash"], cutoff]
+            for chunk in range(0, len(gone), 500):
+                where, args = db.any_of("seq", gone[chunk : chunk + 500])
+                await db.fetch(f"DELETE FROM history WHERE {where}", *args)
+            await db.insert_rows(
+                "history_cuts",
+                ("record_id", "record_table", "seq", "hash", "cut_at"),
+                list(cuts.values()),
+                upsert="ON CONFLICT (record_id) DO UPDATE SET seq = excluded.seq,"
+                " hash = excluded.hash, cut_at = excluded.cut_at",
+            )
+        removed += len(gone)
+        if done:
+            return removed

@@ -8,6 +8,9 @@ from server.core.tables import (
     Conflict,
     Contact,
     Deal,
+    ErasedRecord,
+    Erasure,
+    HistoryCut,
     HistoryEntry,
     Note,
     OrgSetting,
@@ -39,5 +42,8 @@ APP_CONFIG = AppConfig(
         HistoryEntry,
         OrgSetting,
         Attachment,
+        Erasure,
+        ErasedRecord,
+        HistoryCut,
     ],
 )

@@ -8,7 +8,7 @@ see with `wire_row`. `WIRE_ROWS` caches those rows by version across requests.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -156,6 +156,8 @@ class WireRowCache:
             tuple[msgspec.Raw, tuple[str, ...], tuple[Any, ...], int],
         ] = {}
         self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # Records erased on request (SPEC section 12): never kept again, whoever read them.
+        self._erased: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -175,6 +177,8 @@ class WireRowCache:
         return WireRow(json=raw, packed=(names, values))
 
     def put(self, key: tuple[str, str, str, int], row: WireRow) -> None:
+        if key[2] in self._erased:
+            return
         rows = self._rows
         raw = row.json()
         values = row.values
@@ -191,6 +195,15 @@ class WireRowCache:
         rows[key] = (raw, names, tuple(values.values()), size)
         self.bytes += size
 
+    def forget(self, ids: Iterable[str]) -> None:
+        """Drop every version of these records and keep none of them from now on: they
+        were erased on request, and a read that began before the erasure committed must
+        not put one back."""
+        gone = set(ids)
+        self._erased |= gone
+        for key in [key for key in self._rows if key[2] in gone]:
+            self.bytes -= self._rows.pop(key)[3]
+
     def resize(self, budget: int) -> None:
         """A new budget (the settings'), the oldest entries dropped to fit it."""
         self.budget = budget
@@ -201,6 +214,7 @@ class WireRowCache:
     def clear(self) -> None:
         self._rows.clear()
         self._names.clear()
+        self._erased.clear()
         self.bytes = 0
 
 

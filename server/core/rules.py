@@ -17,6 +17,7 @@ from geopy.distance import geodesic
 from server import db
 from server.core import automation, limits
 from server.core.actor import SERVER_CLIENT_ID, Actor, review_scope, team_scope, user_scope
+from server.core.erased import ERASED_DETAIL, is_erased
 from server.core.fields import (
     ATTACHMENT_PARENTS,
     FIXED,
@@ -219,12 +220,16 @@ async def _check_references(
     account_id = values.get("account_id")
     if account_id is not None:
         account = await session.load("accounts", account_id)
+        if is_erased(account):
+            raise Rejected("erased", ERASED_DETAIL)
         if account is None or account.deleted:
             raise Rejected("not_found", "The account this belongs to does not exist.")
         if not actor.sees(account.scope) and not await moved_since(session, actor, account, at_ms):
             raise Rejected("not_found", "The account this belongs to does not exist.")
     if values.get("visit_id") is not None:
         visit = await session.load("visits", values["visit_id"])
+        if is_erased(visit):
+            raise Rejected("erased", ERASED_DETAIL)
         if visit is None or not (
             actor.sees(visit.scope) or await _moved_with_account(session, actor, visit, at_ms)
         ):
@@ -324,6 +329,8 @@ async def scope_of(session: Session, table: str, values: dict[str, Any], current
 async def check_access(
     session: Session, actor: Actor, record: StoredRecord, op: str, at_ms: int = 0
 ) -> None:
+    if is_erased(record):  # SPEC section 12: refused, and kept nowhere (keep_rejected)
+        raise Rejected("erased", ERASED_DETAIL)
     if not actor.sees(record.scope) and not await _moved_with_account(
         session, actor, record, at_ms
     ):
@@ -478,6 +485,8 @@ async def keep_rejected(
     cause, where its writer and the managers of their team see it."""
     if mutation.table == "rejections" or rejected.error == "invalid_hlc":
         return  # refusing to mark a rejection resolved is not itself kept; rule 12
+    if rejected.error == "erased":
+        return  # a write to an erased record keeps its values nowhere (SPEC section 12)
     account = await _account_of(session, mutation)
     detail = rejected.detail
     if rejected.error == "not_found" and account is not None and not actor.sees(account.scope):

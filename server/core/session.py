@@ -33,9 +33,12 @@ from server.core.actor import SERVER_CLIENT_ID
 from server.core.changelog import log
 from server.core.changelog.clients import PENDING_REPORTS, Clients, merge_report
 from server.core.changelog.log import ChangeLog
+from server.core.erased import erased_among, erased_marker
 from server.core.fields import CHILD_TABLES, SERVER_MADE, SPECS, TABLES, db_column
 from server.core.history import HistoryLog
 from server.core.rows import (
+    IN_CHUNK,
+    chunks,
     clocks_text,
     column_value,
     db_value,
@@ -223,7 +226,12 @@ class Session:
         key = (table, record_id)
         if key not in self._cache:
             rows = await db.fetch(f"SELECT * FROM {table} WHERE id = {{}}", record_id)
-            self._cache[key] = record_from_row(table, rows[0]) if rows else None
+            if rows:
+                self._cache[key] = record_from_row(table, rows[0])
+            elif await erased_among(table, [record_id]):
+                self._cache[key] = erased_marker(table, record_id)
+            else:
+                self._cache[key] = None
         return self._cache[key]
 
     async def prefetch(self, mutations: Sequence[Mutation]) -> None:
@@ -242,7 +250,12 @@ class Session:
                 if key not in self._cache:
                     wanted.setdefault(table, set()).add(key[1])
         for table, ids in wanted.items():
-            found = {r.id: r for r in await self.load_many(table, sorted(ids))}
+            found: dict[str, StoredRecord] = {
+                r.id: r for r in await self.load_many(table, sorted(ids))
+            }
+            # An id with no row may be one an erasure took (SPEC section 12).
+            for record_id in await erased_among(table, sorted(ids - set(found))):
+                found[record_id] = erased_marker(table, record_id)
             for record_id in ids:
                 self._cache[(table, record_id)] = found.get(record_id)
 
@@ -356,6 +369,62 @@ class Session:
             self._note(
                 record.table, record.id, seq, values["updated_at"], stamp, "delete", {}, record.seq
             )
+
+    async def expunge(
+        self, records: Sequence[StoredRecord], user_id: str | None, *, erase: bool
+    ) -> None:
+        """Remove these records' rows whole, values and all: an erasure on request
+        (`erase`, server/core/erasure.py) or conflicts past their retention.
+
+        An erasure also removes every history entry of each record (and where retention
+        cut its chain), leaving one `erase` entry by `user_id` that starts a new chain
+        (docs/history.md), and replaces its change log entries with an `erase` entry in
+        every scope the log had it in and in its own: devices there, and every admin's,
+        drop it at their next sync (an evict marked `erased`), and later writes to it are
+        refused (server/core/erased.py). Otherwise devices get a delete."""
+        if not records:
+            return
+        ids = sorted({r.id for r in records})
+        logged: dict[tuple[str, str], set[str]] = {}
+        for chunk in chunks(ids, IN_CHUNK):
+            where, args = db.any_of("record_id", chunk)
+            if erase:
+                rows = await db.fetch(
+                    f"SELECT record_table, record_id, scope FROM sync_changes WHERE {where}",
+                    *args,
+                )
+                for row in rows:
+                    key = (row["record_table"], str(row["record_id"]))
+                    logged.setdefault(key, set()).add(row["scope"])
+                await db.fetch(f"DELETE FROM history WHERE {where}", *args)
+                await db.fetch(f"DELETE FROM history_cuts WHERE {where}", *args)
+        by_table: dict[str, list[str]] = {}
+        for record in records:
+            by_table.setdefault(record.table, []).append(record.id)
+        for table, table_ids in by_table.items():
+            for chunk in chunks(table_ids, IN_CHUNK):
+                where, args = db.any_of("id", chunk)
+                await db.fetch(f"DELETE FROM {table} WHERE {where}", *args)
+        now = now_utc()
+        stamp = Stamp(self.time_ms(), 0, SERVER_CLIENT_ID, user_id, 0)
+        for record in records:
+            key = (record.table, record.id)
+            self._cache[key] = erased_marker(*key) if erase else None
+            self._written.discard(key)
+            self._updates.pop(key, None)
+            for version in [v for v in self.wired if v[1:3] == key]:
+                del self.wired[version]
+            if not record.deleted and record.table not in SERVER_MADE:
+                self.usage.add(record.scope, -1)
+                db.defer(self._write_pending)
+            if not erase:
+                self.log.put(record.table, record.id, self.next_seq(), record.scope, "delete")
+                continue
+            scopes = sorted(logged.get(key, set()) | {record.scope})
+            entries = [(self.next_seq(), scope) for scope in scopes]
+            self.log.erase(record.table, record.id, entries)
+            if record.table not in SERVER_MADE:
+                self._note(record.table, record.id, entries[0][0], now, stamp, "erase", {})
 
     async def keep_lost(self, record: StoredRecord, lost: LostValue) -> None:
         """Write a conflicts row beside the record, seen by whoever sees the record."""
@@ -517,6 +586,12 @@ class Session:
         for seq, table, record_id, op in rows[:limit]:
             change = made.get(seq)
             if change is not None:  # an earlier pull in this session has it, row and all
+                changes.append(change)
+                continue
+            if op == "erase":  # an evict, marked: the record was erased on request
+                change = Change(table=table, id=record_id, seq=seq, op="evict", row=None)
+                change.erased = True
+                made[seq] = change
                 changes.append(change)
                 continue
             change = made[seq] = Change(table=table, id=record_id, seq=seq, op=op, row=None)

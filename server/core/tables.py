@@ -218,3 +218,40 @@ class OrgSetting(Table, tablename="org_settings"):
     value = Text()
     updated_at = Timestamptz(null=True, default=None)
     updated_by = UUID(null=True, default=None)
+
+
+class Erasure(Table, tablename="erasures"):
+    """An erasure on request (SPEC section 12; server/core/erasure.py): that a record and
+    what hung off it were erased, when and by whom, and nothing of their values. `reclaimed_at`
+    is set once the engine has given back the space their bytes took (a SQLite checkpoint,
+    a PostgreSQL rewrite): until then a background job finishes it (docs/privacy.md)."""
+
+    id = UUID(primary_key=True)
+    record_table = Varchar(length=20)
+    record_id = UUID(unique=True)
+    erased_at = Timestamptz()
+    erased_by = UUID(null=True, default=None)
+    records = BigInt(default=0)  # how many rows were erased with it (its children, ...)
+    tables = Text(default="[]")  # JSON: the tables whose space is to be reclaimed
+    reclaimed_at = Timestamptz(null=True, default=None)
+
+
+class ErasedRecord(Table, tablename="erased_records"):
+    """Each id an erasure took (the record, what hung off it, their conflicts and refused
+    writes): a later write to one of them is refused (`erased`) and kept nowhere."""
+
+    record_id = UUID(primary_key=True)
+    record_table = Varchar(length=20)
+    erasure_id = UUID(index=True)
+
+
+class HistoryCut(Table, tablename="history_cuts"):
+    """Where the retention job cut a record's history chain (docs/history.md): the seq and
+    hash of the newest entry it removed, so that `verify-history` knows the chain's first
+    remaining entry was not cut by a hand."""
+
+    record_id = UUID(primary_key=True)
+    record_table = Varchar(length=20)
+    seq = BigInt()
+    hash = Varchar(length=64)
+    cut_at = Timestamptz()

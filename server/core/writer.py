@@ -48,6 +48,8 @@ class Source(StrEnum):
     IMPORT = "import"  # a file imported by a manager or an admin (SPEC section 8)
     CAMPAIGN = "campaign"  # a manager's campaign planning visits (docs/campaigns.md)
     UPLOAD = "upload"  # an attachment's bytes arrived: its rows say `uploaded` (section 13)
+    ERASE = "erase"  # an admin erasing a record on request (SPEC section 12)
+    RETENTION = "retention"  # the retention job removing conflicts past their time
 
 
 # A source whose writes yield to people's: its stamps sit just past the fields' current

@@ -42,6 +42,9 @@ Which module holds what (each imports only modules above it here, and nothing fr
 - transactions.py: fetch(), fetch_rows(), read_transaction(), write_transaction(),
   transaction().
 - bulk.py: insert_rows(), update_rows(), any_of(), padded().
+- reclaim() (transactions.py): the space deleted rows took given back, no byte of them
+  left in the files (SQLite: secure_delete on every writing connection, then a checkpoint
+  that empties the log; PostgreSQL: the tables rewritten).
 """
 
 from server.db.bulk import any_of, insert_rows, padded, update_rows
@@ -61,6 +64,7 @@ from server.db.transactions import (
     fetch,
     fetch_rows,
     read_transaction,
+    reclaim,
     transaction,
     write_transaction,
 )
@@ -84,6 +88,7 @@ __all__ = [
     "make_engine",
     "padded",
     "read_transaction",
+    "reclaim",
     "shared",
     "start",
     "stop",

@@ -74,6 +74,13 @@ class Groups:
         self._leaders: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """The writer's lock with no transaction: for what must run between two write
+        transactions (SQLite's checkpoint of its log)."""
+        async with self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+            yield
+
+    @asynccontextmanager
     async def member(self) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         group = self._forming.get(loop)

@@ -11,7 +11,8 @@ first savepoint go in one round trip. Reads in a read_transaction() see one snap
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,6 +28,17 @@ from server.db.sql import compile_sql
 from server.settings import DatabaseConfig
 
 WRITE_LOCK_KEY = 7_346_114_019  # pg_advisory_xact_lock key for "the sync writer"
+# reclaim(): how long it waits for older transactions to end before it gives up.
+RECLAIM_WAIT_S = 60.0
+# Whether every transaction that began before the one with id $1 (an xid8, as text) has
+# ended (the oldest still running is newer: pg_current_snapshot's xmin), and no other
+# session of this database holds a snapshot that began before it.
+_HORIZON_PASSED = (
+    "SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::text::xid8 AND NOT EXISTS ("
+    " SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+    " AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL"
+    " AND age(backend_xmin) >= age(($1::text::numeric % 4294967296)::text::xid))"
+)
 
 # Every column type fieldcrm's tables use, as arrays (insert_rows, update_rows, any_of).
 ARRAY_TYPES = (
@@ -170,6 +182,33 @@ class Postgres:
         finally:
             # A connection left in a transaction is reset (rolled back) by the pool.
             await self._pool().release(conn)
+
+    async def reclaim(self, tables: Sequence[str]) -> None:
+        """Rewrite these tables (and their indexes and TOAST) whole, outside any
+        transaction: VACUUM alone leaves a deleted row's bytes in the free space of its
+        pages and a dead index entry's in its index page; a rewrite leaves them in no file.
+        Then the statistics' table, whose most common values may hold one (skipped with a
+        warning when the user may not vacuum it). Each table is locked while it is
+        rewritten: writes to it wait.
+
+        A rewrite copies the rows some transaction may still see: first it waits, up to
+        RECLAIM_WAIT_S, until every transaction that began before now (in any database of
+        the server: their ids bound every snapshot) and every snapshot of this database
+        taken before now has ended; past that it raises, and the caller tries again later."""
+        if not tables:
+            return
+        async with self._pool().acquire() as conn:
+            now = await conn.fetchval("SELECT pg_current_xact_id()::text")
+            deadline = asyncio.get_running_loop().time() + RECLAIM_WAIT_S
+            while not await conn.fetchval(_HORIZON_PASSED, now):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(
+                        "transactions older than the erasure still run; its space is"
+                        " reclaimed later"
+                    )
+                await asyncio.sleep(0.2)
+            await conn.execute(f"VACUUM (FULL, ANALYZE) {', '.join(tables)}")
+            await conn.execute("VACUUM (FULL) pg_catalog.pg_statistic")
 
     @staticmethod
     async def statements(conn: Any, *sql: str) -> None:

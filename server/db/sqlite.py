@@ -64,6 +64,16 @@ WRITER_STATEMENT_CACHE = 512
 T = TypeVar("T")
 
 
+# reclaim(): how many times a checkpoint that readers held up is tried again, 0.1 s apart
+# (each try also waits up to SQLITE_BUSY_TIMEOUT_S in SQLite's busy handler).
+RECLAIM_TRIES = 50
+
+
+def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
 def use_our_converters() -> None:
     """Have sqlite3 read UUID, BOOLEAN, TIMESTAMPTZ and INTEGER columns our way.
 
@@ -130,6 +140,11 @@ class SQLite:
         conn.execute("PRAGMA temp_store = MEMORY")
         if query_only:
             conn.execute("PRAGMA query_only = ON")
+        else:
+            # What a write deletes or replaces is overwritten with zeros, not left in the
+            # page's free space or on the free list: an erased value (SPEC section 12) is
+            # gone from the file once the log is checkpointed (reclaim()).
+            conn.execute("PRAGMA secure_delete = ON")
         return conn
 
     async def start(self) -> None:
@@ -251,6 +266,24 @@ class SQLite:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._release_writer(conn)
+
+    async def reclaim(self, tables: Sequence[str]) -> None:
+        """Checkpoint the write-ahead log into the database file and truncate it to
+        nothing, between two write transactions: the log holds older versions of pages
+        (deleted values among them) until then. What was deleted is zeros in the file
+        already (secure_delete). `tables` changes nothing here: the checkpoint is for the
+        whole file."""
+        async with self.groups.hold():
+            conn = self._writers.pop() if self._writers else self.connect(query_only=False)
+            try:
+                for _ in range(RECLAIM_TRIES):
+                    busy, _, _ = await in_thread(self._threads(), _checkpoint, conn)
+                    if not busy:
+                        return
+                    await asyncio.sleep(0.1)  # a reader still on an older snapshot
+                raise RuntimeError("the write-ahead log could not be checkpointed: readers")
+            finally:
+                self._release_writer(conn)
 
     @staticmethod
     def insert_rows(

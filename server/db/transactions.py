@@ -96,3 +96,14 @@ async def transaction() -> AsyncIterator[None]:
         return
     async with backend.transaction():
         yield
+
+
+async def reclaim(tables: Sequence[str]) -> None:
+    """Have the engine give back the space that rows deleted from these tables took, so
+    that no byte of them stays in the database's files (SPEC section 12): on SQLite a
+    checkpoint that empties the write-ahead log (deleted content is zeros already:
+    secure_delete), on PostgreSQL a rewrite of each table. Outside any transaction; it
+    may hold up writes to these tables while it runs."""
+    if current_transaction.get() is not None:
+        raise RuntimeError("db.reclaim() runs outside a transaction")
+    await driver().reclaim(tables)

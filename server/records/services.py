@@ -11,6 +11,7 @@ import msgspec
 
 from server import db
 from server.core.actor import Actor, scope_filter
+from server.core.erased import ERASED_DETAIL, is_erased
 from server.core.fields import CHILD_TABLES, SPECS
 from server.core.rows import WIRE_ROWS, record_from_row, rows_by_version, wire_row
 from server.core.store import STORE
@@ -166,6 +167,8 @@ async def write(
     creates the record only when `may_create` (POST, not PATCH)."""
     async with writing(Source.REST) as writer:
         existing = await writer.load(table, record_id)
+        if is_erased(existing):
+            raise ApiError(404, "erased", ERASED_DETAIL)
         if op != "upsert" or existing is not None or not may_create:
             if existing is None or not actor.sees(existing.scope):
                 raise ApiError(404, "not_found", f"There is no {table[:-1]} with this id.")

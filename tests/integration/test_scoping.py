@@ -511,6 +511,41 @@ async def probe_history(client: Any, world: World) -> None:
         assert mine.status_code == 200 and mine.json()["entries"], mine.text
 
 
+@probe("GET", "/api/privacy/export")
+async def probe_privacy_export(client: Any, world: World) -> None:
+    """A record's export (SPEC section 12) only to a manager who sees it, or an admin."""
+    for table in ("accounts", "contacts"):
+        path = "/api/privacy/export?table={}&id={}"
+        response = await client.get(path.format(table, world.b[table]), headers=world.rep_a.headers)
+        expect(response, 403)
+        response = await client.get(
+            path.format(table, world.b[table]), headers=world.manager_a.headers
+        )
+        expect(response, 404)
+        own = await client.get(path.format(table, world.a[table]), headers=world.manager_a.headers)
+        assert own.status_code == 200, own.text
+        assert not any(record_id in own.text for record_id in world.b_ids())
+        mine = await client.get(path.format(table, world.b[table]), headers=world.manager_b.headers)
+        assert mine.status_code == 200 and world.b[table] in mine.text
+
+
+@probe("POST", "/api/privacy/erase")
+async def probe_privacy_erase(client: Any, world: World) -> None:
+    """Only an admin erases (the world stays whole: the erasure itself is tested in
+    tests/integration/test_privacy.py)."""
+    for who in (*world.outsiders, world.rep_b, world.manager_b):
+        for table in ("accounts", "contacts"):
+            before, seq = await snapshot(table, world.b[table]), await current_seq()
+            response = await client.post(
+                "/api/privacy/erase",
+                json={"table": table, "id": world.b[table]},
+                headers=who.headers,
+            )
+            expect(response, 403)
+            assert await snapshot(table, world.b[table]) == before
+            assert await current_seq() == seq
+
+
 @probe("POST", "/api/import/{name:str}")
 @probe("GET", "/api/import/{name:str}")
 @probe("DELETE", "/api/import/{name:str}")

@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.org",
             "server.campaigns",
             "server.attachments",
+            "server.privacy",
         ),
     ),
     (

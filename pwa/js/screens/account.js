@@ -1,5 +1,6 @@
 import { authorName, pendingMark, taskRow, visitRow } from "../components.js";
 import { directionsHref, hasPosition, positionText } from "../map.js";
+import { exportButton, wasErased } from "../privacy.js";
 import { allRows, getRecord, pendingKeys, rowsOfAccount } from "../records.js";
 import { userNames } from "../session.js";
 import { isManager } from "../team.js";
@@ -35,12 +36,16 @@ function safeWebsite(url) {
 export async function accountScreen({ id }) {
   const account = await getRecord("accounts", id);
   if (!account) {
+    const erased = await wasErased(id);
     return {
       title: "Account",
       live: true,
-      el: h("div", { class: "screen" }, h("h1", {}, "Account not found"),
-        empty("This account is not on this phone. It may not have synced yet, or it left your team.",
-          "account-missing"),
+      el: h("div", { class: "screen" }, h("h1", {}, erased ? "Account erased" : "Account not found"),
+        erased
+          ? empty("This account was erased on request: nothing of it is kept, on this phone or on the server.",
+            "account-erased")
+          : empty("This account is not on this phone. It may not have synced yet, or it left your team.",
+            "account-missing"),
         link("Back to accounts", "#/accounts", "account-back", "button-link")),
     };
   }
@@ -81,7 +86,8 @@ export async function accountScreen({ id }) {
         : null,
       link("Edit", `#/account/${id}/edit`, "account-edit", "button-link"),
       link("History", `#/history/accounts/${id}`, "account-history", "button-link"),
-      isManager() ? link("Reassign", `#/reassign?ids=${id}`, "account-reassign-one", "button-link") : null),
+      isManager() ? link("Reassign", `#/reassign?ids=${id}`, "account-reassign-one", "button-link") : null,
+      isManager() ? exportButton("accounts", id) : null),
     open.length
       ? h("p", { class: "notice" }, link(`${open.length} unresolved conflict${open.length === 1 ? "" : "s"}`,
           "#/conflicts", "account-conflicts", "row-link"))

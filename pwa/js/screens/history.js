@@ -1,9 +1,10 @@
 // A record's history (SPEC section 11) in words: "Bruno changed the phone from “0478” to
-// “0479”, from his phone · 3 Dec 14:02". It is read from the server (GET /api/history/...):
-// the phone keeps no history of its own, so offline the screen says it needs a connection.
+// “0479”, from his phone · 3 Dec 14:02". It is read from the server (GET /api/history/...);
+// the phone keeps the last one read of the records it holds (meta "history", at most
+// KEPT, dropped with the record: js/sync.js), shown offline with the day it was read.
 
 import { apiFetch, NetworkError } from "../api.js";
-import { getMeta } from "../db.js";
+import { getMeta, write } from "../db.js";
 import { getRecord } from "../records.js";
 import { me, session, userNames } from "../session.js";
 import { LABELS, empty, formatDateTime, h, link } from "../ui.js";
@@ -18,6 +19,18 @@ const BY_SOURCE = {
   rest: "on the web",
 };
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+const KEPT = 30;
+
+// Keep this record's history as read, for offline; the oldest kept goes past KEPT.
+function keep(id, entries) {
+  return write(["meta"], async (s) => {
+    const kept = (await s.meta.get("history")) || {};
+    kept[id] = { at: Date.now(), entries };
+    const ids = Object.keys(kept).sort((a, b) => kept[b].at - kept[a].at);
+    for (const old of ids.slice(KEPT)) delete kept[old];
+    await s.meta.put(kept, "history");
+  });
+}
 
 function fieldName(name) {
   return name.replace(/_id$/, "").replace(/_at$/, "").replaceAll("_", " ");
@@ -86,13 +99,30 @@ export async function historyScreen({ table, id }) {
   const el = h("div", { class: "screen", testid: "history-screen" }, heading, body,
     link("Back", back, "history-back", "button-link"));
 
-  const offline = () => body.replaceChildren(empty(
-    `The history of this ${noun} is kept on the server: it needs a connection. Try again when you are online.`,
-    "history-offline"));
+  const show = async (list, note) => {
+    const [names, clientId] = await Promise.all([userNames(), getMeta("client_id")]);
+    const user = me();
+    const context = { myId: user ? user.id : null, clientId };
+    const entries = list.slice().reverse(); // newest first on a phone
+    body.replaceChildren(note || "", entries.length
+      ? h("ul", { class: "list timeline", testid: "history-list" },
+          entries.map((entry) => entryItem(entry, noun, names, context)))
+      : empty(`No changes recorded for this ${noun} yet.`, "history-empty"));
+  };
+  const offline = async () => {
+    const kept = record && ((await getMeta("history")) || {})[id];
+    if (kept) {
+      return show(kept.entries, h("p", { class: "hint", testid: "history-kept" },
+        `Offline: the history as read ${formatDateTime(new Date(kept.at).toISOString())}. Newer changes need a connection.`));
+    }
+    body.replaceChildren(empty(
+      `The history of this ${noun} is kept on the server: it needs a connection. Try again when you are online.`,
+      "history-offline"));
+  };
   (async () => {
     const token = session().token;
     if (!navigator.onLine || !token) {
-      offline();
+      await offline();
       return;
     }
     let result;
@@ -100,7 +130,7 @@ export async function historyScreen({ table, id }) {
       result = await apiFetch(`/api/history/${table}/${id}`, { token, timeoutMs: 10000 });
     } catch (err) {
       if (!(err instanceof NetworkError)) throw err;
-      offline();
+      await offline();
       return;
     }
     if (result.status !== 200 || !result.data || !Array.isArray(result.data.entries)) {
@@ -109,14 +139,8 @@ export async function historyScreen({ table, id }) {
         : "The history could not be read. Try again later.", "history-missing"));
       return;
     }
-    const [names, clientId] = await Promise.all([userNames(), getMeta("client_id")]);
-    const user = me();
-    const context = { myId: user ? user.id : null, clientId };
-    const entries = result.data.entries.slice().reverse(); // newest first on a phone
-    body.replaceChildren(entries.length
-      ? h("ul", { class: "list timeline", testid: "history-list" },
-          entries.map((entry) => entryItem(entry, noun, names, context)))
-      : empty(`No changes recorded for this ${noun} yet.`, "history-empty"));
+    if (record) await keep(id, result.data.entries); // only what the phone holds
+    await show(result.data.entries);
   })();
   return { title: "History", el };
 }

@@ -8,7 +8,8 @@ import { markDone } from "../components.js";
 import { deleteNow } from "../db.js";
 import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
 import { duplicateGate, heldAccounts, keepWarm } from "../duplicates.js";
-import { getRecord, newId, remove, saveWrites } from "../records.js";
+import { exportButton, wasErased } from "../privacy.js";
+import { allRows, getRecord, newId, remove, saveWrites } from "../records.js";
 import { findRejection, resolution } from "../rejections.js";
 import { navigate } from "../router.js";
 import { me, teamUsers } from "../session.js";
@@ -141,8 +142,10 @@ export function recordForm(table) {
     const editing = !!params.id;
     const row = editing ? await getRecord(table, params.id) : null;
     if (editing && !row) {
-      return { title: "Not found", el: h("div", { class: "screen" }, h("h1", {}, "Not found"),
-        h("p", { class: "empty", testid: "form-missing" }, `This ${form.noun} is not on this phone.`)) };
+      const erased = await wasErased(params.id);
+      return { title: "Not found", el: h("div", { class: "screen" }, h("h1", {}, erased ? "Erased" : "Not found"),
+        h("p", { class: "empty", testid: erased ? "form-erased" : "form-missing" },
+          erased ? `This ${form.noun} was erased on request.` : `This ${form.noun} is not on this phone.`)) };
     }
     const accountId = row ? row.account_id : query.get("account");
     if (form.parent && !accountId) {
@@ -250,7 +253,8 @@ export function recordForm(table) {
           class: "button-link", testid: "form-cancel" }, "Cancel"),
         editing && (table === "contacts" || table === "accounts")
           ? h("a", { href: `#/history/${table}/${row.id}`, class: "button-link", testid: "form-history" }, "History")
-          : null),
+          : null,
+        editing && table === "contacts" && isManager() ? exportButton(table, row.id) : null),
       keeper && keeper.status);
     if (keeper) {
       formEl.addEventListener("input", () => keeper.changed());

@@ -2,7 +2,9 @@
 newest state per scope, by seq, which is what clients pull after their cursor.
 
 A put or delete entry names a record's newest version in the scope it is in; an evict
-entry tells the devices of a scope the record left it. A `ChangeLog` belongs to one write
+entry tells the devices of a scope the record left it; an erase entry (SPEC section 12)
+tells the devices of a scope, and every admin's, that the record is gone from the server,
+erased on request (clients get it as an evict marked `erased`). A `ChangeLog` belongs to one write
 session: it notes entries as the session writes and sends them in a few statements
 (before a pull reads the log, and at flush), with the same outcome as writing each at once.
 """
@@ -15,6 +17,9 @@ from typing import Any
 from server import db
 from server.core.actor import scope_filter
 from server.core.rows import IN_CHUNK, chunks
+
+# A record's stored entries to remove: all of them, whatever their op and scope.
+ALL = "*"
 
 
 class ChangeLog:
@@ -38,6 +43,14 @@ class ChangeLog:
         self._rows[key] = [*rows, (seq, scope, op)]
         self._gone.setdefault(key, set()).update((None, scope))
 
+    def erase(self, table: str, record_id: str, entries: Sequence[tuple[int, str]]) -> None:
+        """The record is gone from the server (erased on request): every entry of it goes,
+        and one `erase` entry per (seq, scope) tells the devices of that scope, and every
+        admin's, to drop it (pulled as an evict marked `erased`)."""
+        key = (table, record_id)
+        self._rows[key] = [(seq, scope, "erase") for seq, scope in entries]
+        self._gone.setdefault(key, set()).add(ALL)
+
     def evict(self, table: str, record_id: str, seq: int, old_scope: str) -> None:
         """Tell the devices of `old_scope` that the record left it."""
         key = (table, record_id)
@@ -54,10 +67,12 @@ class ChangeLog:
             if (table, record_id) not in self._new:
                 groups.setdefault((table, frozenset(gone)), []).append(record_id)
         for (table, dropped), ids in groups.items():
-            scopes = sorted(scope for scope in dropped if scope is not None)
+            scopes = sorted(scope for scope in dropped if scope not in (None, ALL))
             which = ["op <> 'evict'"] if None in dropped else []
             if scopes:
                 which.append(f"(op = 'evict' AND scope IN ({', '.join('{}' for _ in scopes)}))")
+            if ALL in dropped:
+                which, scopes = ["1 = 1"], []
             for chunk in chunks(ids, IN_CHUNK):
                 where, args = db.any_of("record_id", chunk)
                 await db.fetch(

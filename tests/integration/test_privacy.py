@@ -1,0 +1,407 @@
+"""Privacy (SPEC section 12) on SQLite and PostgreSQL, over HTTP: a record's export holds
+everything that hangs off it; an erasure leaves no byte of the erased values in the
+database's files (read as files, the write-ahead log included) nor anywhere the server
+keeps them, only the fact of the erasure; bad callers and bad input get a clear 4xx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from server import db
+from server.core.history import verify
+from tests.conftest import Database
+from tests.contract.helpers import Device, new_id, now_ms
+from tests.factories import Login, login_as
+from tests.support.files import files_holding, marker
+
+
+async def export(client: Any, who: Login, table: str, record_id: str) -> Any:
+    return await client.get(
+        f"/api/privacy/export?table={table}&id={record_id}", headers=who.headers
+    )
+
+
+async def erase(client: Any, who: Login, table: str, record_id: str) -> Any:
+    return await client.post(
+        "/api/privacy/erase", json={"table": table, "id": record_id}, headers=who.headers
+    )
+
+
+# -- a record with a bit of everything -------------------------------------------------
+
+
+async def sync(client: Any, who: Login, mutations: list[dict[str, Any]]) -> dict[str, Any]:
+    body = {"protocol": 1, "client_id": new_id(), "cursor": None, "mutations": mutations}
+    response = await client.post("/api/sync/v1", json=body, headers=who.headers)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def write(table: str, record_id: str, fields: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    return {
+        "mid": 1,
+        "table": table,
+        "id": record_id,
+        "op": kw.get("op", "upsert"),
+        "fields": fields,
+        "base_seq": None,
+        "hlc": list(kw.get("hlc", (now_ms(), 0))),
+    }
+
+
+async def full_account(client: Any, rep: Login, mark: str) -> dict[str, str]:
+    """An account whose values (each holding `mark`) are spread over every place the
+    server keeps them: its row, what hangs off it, the search indexes, history (an old
+    name), a conflict, refused writes and their stored results, the import log, a
+    reminder not yet sent, the geocoder's bookkeeping."""
+    ids = {"accounts": new_id()}
+    phone = Device(client, rep)
+    await phone.sync(
+        phone.write(
+            "accounts",
+            ids["accounts"],
+            {
+                "name": f"Oldname{mark}",
+                "email": f"owner.{mark}@example.com",
+                "street": f"12 rue {mark}",
+                "city": f"Ville{mark}",
+                "lat": 45.76,
+                "lng": 4.83,
+            },
+        )
+    )
+    await phone.pull_all()
+    await phone.sync(phone.write("accounts", ids["accounts"], {"name": f"Boulangerie {mark}"}))
+    for table, fields in {
+        "contacts": {"name": f"Zoe {mark}", "email": f"zoe.{mark}@example.com"},
+        "visits": {"started_at": datetime.now(UTC).isoformat(), "summary": f"Met {mark}"},
+        # Long enough to leave the row's page (SQLite's overflow pages, PostgreSQL's TOAST).
+        "notes": {"body": f"Note {mark} " + "lorem ipsum " * 1200 + mark},
+        "tasks": {"title": f"Call {mark}", "remind_at": datetime.now(UTC).isoformat()},
+        "deals": {"title": f"Order {mark}", "amount": 12.0, "currency": "EUR"},
+    }.items():
+        ids[table] = new_id()
+        await phone.sync(phone.write(table, ids[table], {"account_id": ids["accounts"], **fields}))
+    # A write that loses to the name: its value is kept in a conflicts row.
+    other = Device(client, rep)
+    old = (now_ms() - 3_600_000, 0)
+    data = await other.sync(
+        other.write("accounts", ids["accounts"], {"name": f"Lostname{mark}"}, hlc=old)
+    )
+    assert data["ack"]["results"][0]["status"] == "merged", data
+    # A refused write, kept whole (rule 12), about the account.
+    data = await other.sync(
+        other.write(
+            "notes", new_id(), {"account_id": ids["accounts"], "body": f"Refused {mark}", "x": 1}
+        )
+    )
+    assert data["ack"]["results"][0]["status"] == "rejected", data
+    # An import that made a contact on it, and refused a row quoting a value.
+    title = f"Buyer {mark} " + "x" * 200
+    account = ids["accounts"]
+    csv = f"name,account,title\nImported {mark},{account},Buyer\nZoe {mark},{account},{title}\n"
+    response = await client.post(
+        "/api/import/contacts",
+        content=csv,
+        headers={
+            **(await login_as(client, "manager", "north")).headers,
+            "Content-Type": "text/csv",
+        },
+    )
+    assert response.status_code == 200 and response.json()["created"] == 1, response.text
+    # A reminder not yet sent and the geocoder's bookkeeping, as their jobs write them.
+    async with db.transaction():
+        await db.fetch(
+            "INSERT INTO push_deliveries (id, task_id, subscription_id, payload, attempts,"
+            " next_attempt_at) VALUES ({}, {}, {}, {}, {}, {})",
+            new_id(),
+            ids["tasks"],
+            new_id(),
+            json.dumps({"title": f"Call {mark}", "account_name": f"Boulangerie {mark}"}),
+            0,
+            datetime.now(UTC),
+        )
+        await db.fetch(
+            "INSERT INTO geocoding_attempts (account_id, street, outcome, failures,"
+            " attempted_at) VALUES ({}, {}, {}, {}, {})",
+            ids["accounts"],
+            f"12 rue {mark}",
+            "not_found",
+            1,
+            now_ms(),
+        )
+    return ids
+
+
+async def test_an_erasure_leaves_no_byte_of_the_values_in_the_database_files(
+    client: Any, database: Database
+) -> None:
+    rep = await login_as(client, "rep", "north")
+    admin = await login_as(client, "admin", "hq")
+    mark = marker()
+    ids = await full_account(client, rep, mark)
+    # A refused write whose kept sentence names the account: a note on it once deleted.
+    response = await client.delete(f"/api/accounts/{ids['accounts']}", headers=rep.headers)
+    assert response.status_code in (200, 204), response.text
+    late = Device(client, rep)
+    data = await late.sync(
+        late.write("notes", new_id(), {"account_id": ids["accounts"], "body": "Late"})
+    )
+    assert data["ack"]["results"][0]["status"] == "rejected", data
+    rows = await db.fetch("SELECT detail FROM rejections WHERE account_id = {}", ids["accounts"])
+    assert any(mark in row["detail"] for row in rows), rows  # it names the account
+    # Another account, kept, with values of its own.
+    kept_mark = marker()
+    kept = await full_account(client, rep, kept_mark)
+
+    assert await files_holding(database, mark), "the values are not in the files to begin with"
+
+    response = await erase(client, admin, "accounts", ids["accounts"])
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["reclaimed"] is True and answer["records"] >= 9, answer
+    assert answer["erased_by"] == admin.user_id
+
+    assert await files_holding(database, mark) == []
+    assert await files_holding(database, kept_mark)  # what was not erased is all there
+    # Nothing the server keeps names the record but the erasure.
+    for table in ("accounts", "contacts", "visits", "notes", "tasks", "deals", "conflicts",
+                  "rejections", "import_items", "push_deliveries", "geocoding_attempts",
+                  "scope_moves"):  # fmt: skip
+        column = {
+            "accounts": "id",
+            "push_deliveries": "task_id",
+            "geocoding_attempts": "account_id",
+            "import_items": "record_id",
+            "scope_moves": "record_id",
+            "conflicts": "record_id",
+        }.get(table, "account_id")
+        rows = await db.fetch(f"SELECT * FROM {table} WHERE {column} = {{}}", ids["accounts"])
+        assert rows == [], table
+    entries = await db.fetch(
+        "SELECT op, fields, user_id FROM history WHERE record_id = {}", ids["accounts"]
+    )
+    assert [(e["op"], e["fields"]) for e in entries] == [("erase", "{}")]
+    assert str(entries[0]["user_id"]) == admin.user_id
+    erasure = await db.fetch("SELECT * FROM erasures WHERE record_id = {}", ids["accounts"])
+    assert [(r["record_table"], str(r["erased_by"])) for r in erasure] == [
+        ("accounts", admin.user_id)
+    ]
+    assert erasure[0]["reclaimed_at"] is not None
+    # The kept account is whole, and every chain still verifies.
+    response = await export(client, admin, "accounts", kept["accounts"])
+    assert response.status_code == 200 and kept_mark in response.text
+    assert await verify() == []
+    # The search finds nothing of it any more, and what it found of the other still.
+    for q, expected in ((mark, 0), (kept_mark, 1)):
+        response = await client.get(f"/api/accounts?q=Boulangerie {q}", headers=admin.headers)
+        assert len(response.json()["items"]) == expected, (q, response.text)
+
+
+async def test_an_export_holds_the_record_what_hangs_off_it_and_its_history(
+    client: Any,
+) -> None:
+    rep = await login_as(client, "rep", "north")
+    manager = await login_as(client, "manager", "north")
+    mark = marker()
+    ids = await full_account(client, rep, mark)
+    response = await export(client, manager, "accounts", ids["accounts"])
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert "attachment" in response.headers["content-disposition"]
+    document = response.json()
+    assert document["format"] == "fieldcrm-export/1"
+    assert document["table"] == "accounts" and document["id"] == ids["accounts"]
+    assert document["record"]["name"] == f"Boulangerie {mark}"
+    hangs_off = document["hangs_off"]
+    for table in ("contacts", "visits", "notes", "tasks", "deals"):
+        assert ids[table] in {row["id"] for row in hangs_off[table]}, table
+    assert {row["name"] for row in hangs_off["contacts"]} == {f"Zoe {mark}", f"Imported {mark}"}
+    history = document["history"]
+    account_ops = [e["op"] for e in history if e["record_id"] == ids["accounts"]]
+    assert account_ops[:2] == ["create", "update"]
+    renamed = next(e for e in history if e["record_id"] == ids["accounts"] and e["op"] == "update")
+    assert renamed["fields"]["name"] == {"old": f"Oldname{mark}", "new": f"Boulangerie {mark}"}
+    assert {ids[t] for t in ("contacts", "visits", "notes", "tasks", "deals")} <= {
+        e["record_id"] for e in history
+    }
+    assert [c["lost_value"] for c in document["conflicts"]] == [f"Lostname{mark}"]
+    assert [r["fields"]["body"] for r in document["rejections"]] == [f"Refused {mark}"]
+    assert document["attachments"] == []
+    assert document["people"][rep.user_id] == rep.username
+    assert document["links"]["record"] == f"/api/accounts/{ids['accounts']}"
+    assert document["truncated"] == []
+    # A contact's export: the contact, its history, its account by name.
+    response = await export(client, manager, "contacts", ids["contacts"])
+    assert response.status_code == 200, response.text
+    contact = response.json()
+    assert contact["record"]["email"] == f"zoe.{mark}@example.com"
+    assert contact["hangs_off"] == {
+        "account": [{"id": ids["accounts"], "name": f"Boulangerie {mark}"}]
+    }
+    assert [e["op"] for e in contact["history"]] == ["create"]
+
+
+async def test_who_may_export_and_erase_and_bad_input(client: Any) -> None:
+    rep = await login_as(client, "rep", "north")
+    manager = await login_as(client, "manager", "north")
+    stranger = await login_as(client, "manager", "south")
+    admin = await login_as(client, "admin", "hq")
+    account = (
+        await client.post("/api/accounts", json={"name": "Kept"}, headers=rep.headers)
+    ).json()["id"]
+
+    def error(response: Any, status: int, code: str | None = None) -> None:
+        assert response.status_code == status, response.text
+        body = response.json()
+        assert body["error"] and body["detail"], body
+        if code is not None:
+            assert body["error"] == code, body
+
+    error(await export(client, rep, "accounts", account), 403)
+    error(await export(client, stranger, "accounts", account), 404, "not_found")
+    error(await export(client, manager, "accounts", new_id()), 404, "not_found")
+    error(await export(client, manager, "visits", account), 400)
+    error(await export(client, manager, "accounts", "not-a-uuid"), 400)
+    error(await client.get("/api/privacy/export?table=accounts", headers=manager.headers), 400)
+    for who in (rep, manager):
+        error(await erase(client, who, "accounts", account), 403)
+    for body in ({"table": "visits", "id": account}, {"table": "accounts", "id": "x"}, {}, []):
+        response = await client.post("/api/privacy/erase", json=body, headers=admin.headers)
+        assert response.status_code in (400, 422), response.text
+        error(response, response.status_code)
+    response = await client.post("/api/privacy/erase", content=b"{not json", headers=admin.headers)
+    error(response, 400)
+    error(await erase(client, admin, "accounts", new_id()), 404, "not_found")
+    assert (await client.get(f"/api/accounts/{account}", headers=rep.headers)).status_code == 200
+
+    assert (await erase(client, admin, "accounts", account)).status_code == 200
+    error(await erase(client, admin, "accounts", account), 409, "already_erased")
+    error(await export(client, manager, "accounts", account), 404, "erased")
+    error(await export(client, admin, "accounts", account), 404, "erased")
+    error(await client.get(f"/api/accounts/{account}", headers=rep.headers), 404)
+    # A REST write to the erased id is refused, and makes nothing.
+    response = await client.post(
+        "/api/accounts", json={"id": account, "name": "Back"}, headers=rep.headers
+    )
+    error(response, 404, "erased")
+    response = await client.post(
+        "/api/notes", json={"account_id": account, "body": "On it"}, headers=rep.headers
+    )
+    error(response, 404, "erased")
+    assert await db.fetch("SELECT id FROM accounts WHERE id = {}", account) == []
+    # The admin reads that it was erased, and nothing else of it; others nothing at all.
+    history = await client.get(f"/api/history/accounts/{account}", headers=admin.headers)
+    assert [e["op"] for e in history.json()["entries"]] == ["erase"]
+    error(await client.get(f"/api/history/accounts/{account}", headers=manager.headers), 404)
+
+
+async def test_erasing_a_contact_leaves_its_account(client: Any, database: Database) -> None:
+    rep = await login_as(client, "rep", "north")
+    admin = await login_as(client, "admin", "hq")
+    mark = marker()
+    ids = await full_account(client, rep, mark)
+    contact_mark = marker()
+    phone = Device(client, rep)
+    contact = new_id()
+    await phone.sync(
+        phone.write(
+            "contacts",
+            contact,
+            {"account_id": ids["accounts"], "name": f"Jo {contact_mark}", "phone": "0478"},
+        )
+    )
+    await phone.pull_all()
+    await phone.sync(phone.write("contacts", contact, {"email": f"jo.{contact_mark}@example.com"}))
+    response = await erase(client, admin, "contacts", contact)
+    assert response.status_code == 200, response.text
+    assert response.json()["records"] == 1
+    assert await files_holding(database, contact_mark) == []
+    assert await files_holding(database, mark)
+    response = await export(client, admin, "accounts", ids["accounts"])
+    assert response.status_code == 200
+    assert contact not in response.text and ids["contacts"] in response.text
+    assert await verify() == []
+
+
+async def test_an_erasure_stopped_before_its_reclaim_is_finished_by_the_job(
+    client: Any, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The erasure commits first; if the process stops before the engine has given back
+    the space, the retention job (run at every start) finishes it."""
+    from server.core import erasure
+    from server.privacy.retention import run_retention
+    from server.settings import Settings
+
+    rep = await login_as(client, "rep", "north")
+    admin = await login_as(client, "admin", "hq")
+    mark = marker()
+    ids = await full_account(client, rep, mark)
+
+    async def crash(erasure_id: str) -> bool:
+        raise RuntimeError("the process stopped")
+
+    monkeypatch.setattr(erasure, "reclaim", crash)
+    response = await erase(client, admin, "accounts", ids["accounts"])
+    assert response.status_code == 200 and response.json()["reclaimed"] is False
+    rows = await db.fetch("SELECT reclaimed_at FROM erasures WHERE record_id = {}", ids["accounts"])
+    assert rows[0]["reclaimed_at"] is None
+    assert await db.fetch("SELECT id FROM notes WHERE id = {}", ids["notes"]) == []
+    monkeypatch.undo()
+    job = asyncio.create_task(run_retention(Settings(database=database.config)))
+    try:
+        for _ in range(200):
+            rows = await db.fetch(
+                "SELECT reclaimed_at FROM erasures WHERE record_id = {}", ids["accounts"]
+            )
+            if rows[0]["reclaimed_at"] is not None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        job.cancel()
+    assert rows[0]["reclaimed_at"] is not None
+    assert await files_holding(database, mark) == []
+
+
+async def test_retention_removes_old_history_and_conflicts_and_the_chain_verifies(
+    client: Any,
+) -> None:
+    from server.privacy.retention import Expired, expire
+
+    rep = await login_as(client, "rep", "north")
+    phone = Device(client, rep)
+    account = new_id()
+    await phone.sync(phone.write("accounts", account, {"name": "First"}))
+    await phone.pull_all()
+    await phone.sync(phone.write("accounts", account, {"name": "Second"}))
+    other = Device(client, rep)
+    await other.sync(other.write("accounts", account, {"name": "Lost"}, hlc=(now_ms() - 60_000, 0)))
+    await phone.pull_all()
+    assert phone.conflicts()
+    await asyncio.sleep(0.01)
+    cutoff = datetime.now(UTC)
+    await asyncio.sleep(0.01)
+    for name in ("Third", "Fourth"):
+        await phone.sync(phone.write("accounts", account, {"name": name}))
+    # A day on, with a retention of one day: what was stored before `cutoff` goes.
+    expired = await expire(1, now=cutoff + timedelta(days=1))
+    assert expired == Expired(entries=2, conflicts=1), expired
+    entries = await db.fetch(
+        "SELECT op, fields FROM history WHERE record_id = {} ORDER BY seq", account
+    )
+    assert [json.loads(e["fields"])["name"]["new"] for e in entries] == ["Third", "Fourth"]
+    assert await verify() == []
+    assert await db.fetch("SELECT id FROM conflicts WHERE record_id = {}", account) == []
+    await phone.pull_all()
+    assert phone.conflicts() == []
+    # An entry removed by hand after the cut is still seen.
+    await db.fetch(
+        "DELETE FROM history WHERE seq = (SELECT MIN(seq) FROM history WHERE record_id = {})",
+        account,
+    )
+    assert [p.what for p in await verify()] == ["earlier entry removed"]
