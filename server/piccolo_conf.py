@@ -20,5 +20,6 @@ APP_REGISTRY = AppRegistry(
         "server.nearby.piccolo_app",
         "server.calendar.piccolo_app",
         "server.transfer.piccolo_app",
+        "server.merging.piccolo_app",
     ]
 )

@@ -32,7 +32,7 @@ TRUNCATED = [
     "push_subscriptions", "push_deliveries", "geocoding_attempts", "rejections", "scope_moves",
     "calendar_feeds",
     "team_moves", "write_budgets", "scope_usage",
-    "imports", "import_items", "history",
+    "imports", "import_items", "history", "merged_records", "merges", "merge_items",
 ]  # fmt: skip
 
 

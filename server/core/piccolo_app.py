@@ -8,6 +8,7 @@ from server.core.tables import (
     Contact,
     Deal,
     HistoryEntry,
+    MergedRecord,
     Note,
     Rejection,
     ScopeMove,
@@ -35,5 +36,6 @@ APP_CONFIG = AppConfig(
         WriteBudget,
         ScopeUsageRow,
         HistoryEntry,
+        MergedRecord,
     ],
 )

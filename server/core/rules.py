@@ -147,7 +147,12 @@ async def derive(
         moved = record.stamps.get("team_id")
         if owner_team and not (moved is not None and at_ms and moved.ms > at_ms):
             derived["team_id"] = owner_team
-    if record.table == "visits" and {"lat", "lng", "accuracy_m", "account_id"} & set(changed):
+    checked = {"lat", "lng", "accuracy_m", "account_id"}
+    if session.source == "merge":
+        # A visit a merge moves was made at the merged account's place: it keeps the
+        # verification it got there (and gets it back on undo).
+        checked.discard("account_id")
+    if record.table == "visits" and checked & set(changed):
         derived.update(await _verify(session, values))
     if record.table == "accounts" and {"lat", "lng"} & set(changed):
         if "geo_precision" not in changed:
@@ -169,6 +174,12 @@ async def _check_references(
     account_id = values.get("account_id")
     if account_id is not None:
         account = await session.load("accounts", account_id)
+        if account is not None and account.deleted:
+            # Rule 13: what names a merged-away account hangs off its survivor.
+            survivor = await merged_into(session, account)
+            if survivor is not None:
+                values["account_id"] = account_id = survivor.id
+                account = survivor
         if account is None or account.deleted:
             raise Rejected("not_found", "The account this belongs to does not exist.")
         if not actor.sees(account.scope) and not await moved_since(session, actor, account, at_ms):
@@ -482,6 +493,30 @@ async def _move_detail(actor: Actor, account: StoredRecord) -> str | None:
     return None
 
 
+# Merges of merges followed at most this deep (a cycle cannot be made: a survivor is live
+# when merged into, and a merged record is a tombstone).
+MAX_MERGE_CHAIN = 32
+
+
+async def merged_into(session: Session, record: StoredRecord) -> StoredRecord | None:
+    """Rule 13: the live record a merged-away `record` now stands for (its survivor, or
+    the survivor's survivor...); None if it was deleted, not merged, or its survivor is."""
+    current = record
+    for _ in range(MAX_MERGE_CHAIN):
+        if not current.deleted:
+            return current if current is not record else None
+        rows = await db.fetch(
+            "SELECT survivor_id FROM merged_records WHERE record_id = {}", current.id
+        )
+        if not rows:
+            return None
+        found = await session.load(current.table, str(rows[0]["survivor_id"]))
+        if found is None:
+            return None
+        current = found
+    return None
+
+
 async def _account_of(session: Session, mutation: Mutation) -> StoredRecord | None:
     """The account a write is about, if it names one that exists."""
     candidates: list[Any] = []
@@ -583,6 +618,9 @@ class CrmRules:
         self, session: Session, actor: Actor, mutations: Sequence[Mutation], now_ms: int
     ) -> None:
         await limits.admit(session, actor, mutations, now_ms)
+
+    async def merged_into(self, session: Session, record: StoredRecord) -> StoredRecord | None:
+        return await merged_into(session, record)
 
 
 RULES = CrmRules()
