@@ -186,15 +186,18 @@ class Writer:
 
     async def set_account(self, table: str, record_id: str, account_id: str) -> None:
         """Point a conflicts or rejections row (which only the server writes) at another
-        account of the same team: a merge moves them with the rest."""
+        account: a merge moves them with the rest. A conflict goes where the account is (a
+        rejection stays with its writer)."""
         assert table in SERVER_MADE
         record = await self.session.load(table, record_id)
         if record is None or record.values.get("account_id") == account_id:
             return
+        scope = record.scope
+        if table == "conflicts":
+            account = await self.session.load("accounts", account_id)
+            scope = account.scope if account is not None else scope
         stamp = self._stamp(SYSTEM)
-        await self.session.update(
-            record, {"account_id": account_id}, {"account_id": stamp}, record.scope
-        )
+        await self.session.update(record, {"account_id": account_id}, {"account_id": stamp}, scope)
 
     def _stamp(self, actor: Actor) -> Stamp:
         """A stamp of the server's clock, for a change no field write makes."""

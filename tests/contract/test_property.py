@@ -246,6 +246,13 @@ class Model:
         self.version += 1
         return self.version
 
+    def home_of(self, record: ModelRecord) -> ModelRecord:
+        """Where a record's conflicts are: the record's scope, or for an account merged
+        away, the account they were moved to (its survivor's survivor...), deleted or not."""
+        while record.table == "accounts" and record.id in self.merged:
+            record = self.records[("accounts", self.merged[record.id])]
+        return record
+
     def survivor_of(self, record: ModelRecord) -> ModelRecord | None:
         """Rule 13: the live record a merged-away one stands for, merges of merges followed."""
         current = record
@@ -992,7 +999,9 @@ class SyncMachine(RuleBasedStateMachine):
         assert {k for k in device.rows if k[0] in UPDATABLE} == seen
         for (table, _), row in device.rows.items():
             if table == "conflicts":
-                assert model.sees(user, model.records[(row["table"], row["record_id"])].scope)
+                assert model.sees(
+                    user, model.home_of(model.records[(row["table"], row["record_id"])]).scope
+                )
             elif table == "rejections":
                 assert model.teams[row["user_id"]] == model.teams[user], row
 
@@ -1020,7 +1029,7 @@ class SyncMachine(RuleBasedStateMachine):
                  row["lost_value"], tuple(row["kept_hlc"]), tuple(row["lost_hlc"]),
                  row["kept_by"], row["lost_by"])
             ] += 1  # fmt: skip
-            record = model.records[(row["table"], row["record_id"])]
+            record = model.home_of(model.records[(row["table"], row["record_id"])])
             assert row["scope"] == record.scope, ("a conflict must go where its record is", row)
         assert found == model.conflicts, diff(dict(found), dict(model.conflicts))
 
