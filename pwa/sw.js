@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "2ebd2bacc598";
+const VERSION = "0ad24fd98acc";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -40,6 +40,7 @@ const SHELL = [
   "/js/screens/drafts.js",
   "/js/screens/history.js",
   "/js/screens/login.js",
+  "/js/screens/merge.js",
   "/js/screens/nearby.js",
   "/js/screens/note.js",
   "/js/screens/reassign.js",

@@ -56,6 +56,10 @@ route("/nearby", nearbyScreen);
 route("/team", teamScreen);
 route("/team/checkins", checkinsScreen);
 route("/reassign", reassignScreen);
+// Loaded when first opened, not with the shell (docs/pwa.md).
+const merging = () => import("./screens/merge.js");
+route("/duplicates", async (params, query) => (await merging()).duplicatesScreen(params, query));
+route("/merge", async (params, query) => (await merging()).mergeScreen(params, query));
 
 function showChrome(root) {
   const signedIn = !!session().token;

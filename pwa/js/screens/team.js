@@ -74,6 +74,7 @@ const T = {
   noted: (name) => `wrote a note on ${name}`,
   anAccount: "an account",
   checkins: "Today's check-ins on a map",
+  duplicates: "Duplicates",
 };
 
 const NOT_VISITED_DAYS = [14, 30, 60, 90];
@@ -392,7 +393,8 @@ export async function teamScreen(_params, query) {
 
   const el = h("div", { class: "screen team" },
     h("div", { class: "title-row" }, h("h1", {}, T.title),
-      link(T.checkins, "#/team/checkins", "team-checkins-link", "button-link")),
+      link(T.checkins, "#/team/checkins", "team-checkins-link", "button-link"),
+      link(T.duplicates, "#/duplicates", "team-duplicates-link", "button-link")),
     form, rangeLabel, source, complete, figures);
   return {
     title: T.title, el, onData: drawFeed,
