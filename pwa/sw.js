@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "0ad24fd98acc";
+const VERSION = "280d3d75a82c";
 const SHELL = [
   "/",
   "/css/app.css",

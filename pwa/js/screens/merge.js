@@ -17,10 +17,14 @@ import { LABELS, empty, formatDateTime, h, link, section } from "../ui.js";
 const T = {
   duplicates: "Duplicates",
   merge: "Merge",
+  mergeTitle: (n) => `Merge ${n} ${n === 2 ? "duplicates" : "records"}`,
   notManager: "Merging duplicates is for managers.",
   tabs: { accounts: "Accounts", contacts: "Contacts" },
+  tables: { contacts: ["contact", "contacts"], visits: ["visit", "visits"], notes: ["note", "notes"],
+    tasks: ["task", "tasks"], deals: ["deal", "deals"] },
   loading: "Looking for duplicates…",
-  offline: "Finding and merging duplicates needs a connection. Nothing has changed.",
+  offline: "Merging needs a connection. Nothing has changed.",
+  offlineList: "Finding duplicates needs a connection. The merges made on this phone are below.",
   failed: (why) => `The server did not answer (${why}).`,
   none: "No likely duplicates among what you see.",
   notHere: "not on this phone yet",
@@ -64,7 +68,10 @@ const label = (name) => FIELD_LABELS[name] || name[0].toUpperCase() + name.slice
 const tableOf = (query) => (query.get("table") === "contacts" ? "contacts" : "accounts");
 
 function valueOf(record, name) {
-  if (name === "position") return record.lat == null || record.lng == null ? null : `${record.lat}, ${record.lng}`;
+  if (name === "position") {
+    return record.lat == null || record.lng == null ? null
+      : `${Number(record.lat).toFixed(5)}, ${Number(record.lng).toFixed(5)}`;
+  }
   const value = record[name];
   return value === undefined || value === "" ? null : value;
 }
@@ -137,9 +144,9 @@ export async function duplicatesScreen(_params, query) {
   if (!isManager()) return notManager(T.duplicates);
   const table = tableOf(query);
   const body = h("div", { testid: "duplicates-body" }, h("p", { class: "hint" }, T.loading));
-  const tabs = h("p", { class: "title-row" }, ["accounts", "contacts"].map((t) =>
-    h("a", { href: `#/duplicates?table=${t}`, testid: `duplicates-tab-${t}`, class: "button-link",
-      "aria-current": t === table ? "page" : null }, T.tabs[t])));
+  const tabs = h("p", { class: "merge-tabs" }, ["accounts", "contacts"].map((t) =>
+    h("a", { href: `#/duplicates?table=${t}`, testid: `duplicates-tab-${t}`,
+      class: t === table ? "button-link primary" : "button-link", "aria-current": t === table ? "page" : null }, T.tabs[t])));
   const recent = await recentMerges();
   const el = h("div", { class: "screen merge" }, h("h1", {}, T.duplicates), tabs, body,
     section(T.recent, "merge-recent-list", recent.length
@@ -147,7 +154,7 @@ export async function duplicatesScreen(_params, query) {
 
   (async () => {
     if (!navigator.onLine) {
-      body.replaceChildren(empty(T.offline, "duplicates-offline"));
+      body.replaceChildren(empty(T.offlineList, "duplicates-offline"));
       return;
     }
     let answer;
@@ -155,7 +162,7 @@ export async function duplicatesScreen(_params, query) {
       answer = await apiFetch(`/api/duplicates/${table}?limit=100`, { token: session().token, timeoutMs: 30000 });
     } catch (err) {
       if (!(err instanceof NetworkError)) throw err;
-      body.replaceChildren(empty(T.offline, "duplicates-offline"));
+      body.replaceChildren(empty(T.offlineList, "duplicates-offline"));
       return;
     }
     if (answer.status !== 200 || !answer.data) {
@@ -202,7 +209,7 @@ export async function mergeScreen(_params, query) {
   const table = tableOf(query);
   const ids = [...new Set((query.get("ids") || "").split(",").filter(Boolean))];
   const records = (await Promise.all(ids.map((id) => getRecord(table, id)))).filter(Boolean);
-  const heading = h("h1", {}, `${T.merge}: ${records.map((r) => r.name).join(" · ")}`);
+  const heading = h("h1", {}, T.mergeTitle(records.length));
   const back = link(T.back, `#/duplicates?table=${table}`, "merge-back", "button-link");
   if (records.length < 2 || records.length !== ids.length) {
     return { title: T.merge, el: h("div", { class: "screen merge" }, heading, empty(T.missing, "merge-missing"), back) };
@@ -268,7 +275,7 @@ export async function mergeScreen(_params, query) {
     if (table === "accounts") {
       const counts = await hangingOff(others.map((r) => r.id));
       const items = HANGING.filter((t) => counts[t]).map((t) => h("li", { testid: "merge-move-count",
-        dataset: { table: t, count: String(counts[t]) } }, h("strong", {}, String(counts[t])), ` ${t}`));
+        dataset: { table: t, count: String(counts[t]) } }, h("strong", {}, String(counts[t])), ` ${T.tables[t][counts[t] === 1 ? 0 : 1]}`));
       parts.push(h("p", {}, T.moves(survivor.name)),
         items.length ? h("ul", { class: "hanging" }, items) : empty(T.movesNone, "merge-moves-none"));
     }
@@ -326,7 +333,7 @@ export async function mergeScreen(_params, query) {
 
   const el = h("div", { class: "screen merge" }, heading,
     section(T.keep, "merge-keep", h("p", { class: "hint" }, T.keepHint), keepList),
-    section(T.fields, "merge-values", fieldsBox),
+    h("section", { class: "merge-values", testid: "merge-values" }, h("h2", {}, T.fields), fieldsBox),
     section(table === "accounts" ? T.whatMoves : T.whatHappens, "merge-what", moves),
     h("div", { class: "stack" }, offline, confirm, status, undoButton, back));
   draw();
