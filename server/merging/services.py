@@ -201,17 +201,30 @@ async def _move_children(
     items: list[list[Any]],
     moved: Counter[str],
 ) -> None:
-    """Everything that hangs off the merged accounts now hangs off the survivor."""
+    """Everything that hangs off the merged accounts now hangs off the survivor: their live
+    records, the conflicts about them or about those records (a deleted record's stay with
+    it), and the refused writes about them."""
     found: list[tuple[str, str, str]] = []  # (table, id, the merged account it left)
     for account in merged:
-        for table in (*CHILD_TABLES, *SERVER_MADE):
-            live = " AND deleted = {}" if table in CHILD_TABLES else ""
+        moving = {account.id}
+        for table in CHILD_TABLES:
             rows = await db.fetch(
-                f"SELECT id FROM {table} WHERE account_id = {{}}{live} ORDER BY id",
+                f"SELECT id FROM {table} WHERE account_id = {{}} AND deleted = {{}} ORDER BY id",
                 account.id,
-                *([False] if live else []),
+                False,
             )
             found += [(table, str(row["id"]), account.id) for row in rows]
+            moving |= {str(row["id"]) for row in rows}
+        for table in SERVER_MADE:
+            rows = await db.fetch(
+                f"SELECT id, record_id FROM {table} WHERE account_id = {{}} ORDER BY id",
+                account.id,
+            )
+            found += [
+                (table, str(row["id"]), account.id)
+                for row in rows
+                if table == "rejections" or str(row["record_id"]) in moving
+            ]
     if len(found) > MAX_MOVED:
         raise ApiError(
             413,

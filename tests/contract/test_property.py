@@ -159,6 +159,7 @@ class ModelMerge:
     merged: list[str]
     moved: list[tuple[Key, str, int]] = field(default_factory=list)
     filled: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    conflicts: list[tuple[tuple[Any, ...], int, Key]] = field(default_factory=list)
     undone: bool = False
 
 
@@ -188,6 +189,8 @@ class Model:
     merged: dict[str, str] = field(default_factory=dict)
     merges: list[ModelMerge] = field(default_factory=list)
     redirected: str | None = None  # the survivor the last `apply` wrote to, if any
+    # Each conflicts row (by key, in the order made): the record whose scope it is in.
+    homes: dict[tuple[Any, ...], list[Key]] = field(default_factory=dict)
 
     def sees(self, user_id: str, scope: str) -> bool:
         return scope in (team_scope(self.teams[user_id]), user_scope(user_id))
@@ -246,12 +249,11 @@ class Model:
         self.version += 1
         return self.version
 
-    def home_of(self, record: ModelRecord) -> ModelRecord:
-        """Where a record's conflicts are: the record's scope, or for an account merged
-        away, the account they were moved to (its survivor's survivor...), deleted or not."""
-        while record.table == "accounts" and record.id in self.merged:
-            record = self.records[("accounts", self.merged[record.id])]
-        return record
+    def conflict_scopes(self) -> Counter[tuple[Any, ...]]:
+        """Each conflicts row (its key) with the scope it must be in: its home's."""
+        return Counter(
+            (*key, self.records[home].scope) for key, homes in self.homes.items() for home in homes
+        )
 
     def survivor_of(self, record: ModelRecord) -> ModelRecord | None:
         """Rule 13: the live record a merged-away one stands for, merges of merges followed."""
@@ -306,6 +308,11 @@ class Model:
                     for child in children:
                         last = self.server_write(child, {"account_id": survivor_id}, stored, last)
                         entry.moved.append(((child.table, child.id), account.id, child.version))
+                for key, homes in self.homes.items():  # its conflicts go to the survivor
+                    for n, home in enumerate(homes):
+                        if home == ("accounts", account.id):
+                            homes[n] = ("accounts", survivor_id)
+                            entry.conflicts.append((key, n, home))
         by_id = {record.id: record for record in merged}
         winners = {
             name: by_id[winner].values[name]
@@ -343,6 +350,9 @@ class Model:
                 continue
             STATS["undo: moved back"] += 1
             last = self.server_write(child, {"account_id": from_id}, stored, last)
+        for key, n, home in entry.conflicts:
+            if self.homes[key][n] == ("accounts", entry.survivor):
+                self.homes[key][n] = home
         survivor = self.records[(entry.table, entry.survivor)]
         restore = {
             name: value
@@ -366,10 +376,11 @@ class Model:
     def conflict(self, record: ModelRecord, name: str, kept: tuple[Any, FieldStamp],
                  lost: tuple[Any, FieldStamp]) -> None:  # fmt: skip
         STATS[f"conflict on {record.table}"] += 1
-        self.conflicts[
-            (record.table, record.id, name, kept[0], lost[0], tuple(kept[1].hlc),
-             tuple(lost[1].hlc), kept[1].user_id, lost[1].user_id)
-        ] += 1  # fmt: skip
+        key = (record.table, record.id, name, kept[0], lost[0], tuple(kept[1].hlc),
+               tuple(lost[1].hlc), kept[1].user_id, lost[1].user_id)  # fmt: skip
+        self.conflicts[key] += 1
+        # Where it goes: where its record is; a merge takes an account's to its survivor.
+        self.homes.setdefault(key, []).append((record.table, record.id))
 
     def apply(
         self, client_id: str, user_id: str, m: dict[str, Any], now_ms: int
@@ -999,9 +1010,20 @@ class SyncMachine(RuleBasedStateMachine):
         assert {k for k in device.rows if k[0] in UPDATABLE} == seen
         for (table, _), row in device.rows.items():
             if table == "conflicts":
-                assert model.sees(
-                    user, model.home_of(model.records[(row["table"], row["record_id"])]).scope
-                )
+                homes = model.homes[
+                    (
+                        row["table"],
+                        row["record_id"],
+                        row["field"],
+                        row["kept_value"],
+                        row["lost_value"],
+                        tuple(row["kept_hlc"]),
+                        tuple(row["lost_hlc"]),
+                        row["kept_by"],
+                        row["lost_by"],
+                    )
+                ]
+                assert any(model.sees(user, model.records[h].scope) for h in homes), row
             elif table == "rejections":
                 assert model.teams[row["user_id"]] == model.teams[user], row
 
@@ -1023,15 +1045,16 @@ class SyncMachine(RuleBasedStateMachine):
                 assert values == want.values, (table, record_id)
         rows = await conflicts_about(record_id for _, record_id in model.records)
         found: Counter[tuple[Any, ...]] = Counter()
+        scopes: Counter[tuple[Any, ...]] = Counter()
         for row in rows:
-            found[
-                (row["table"], row["record_id"], row["field"], row["kept_value"],
-                 row["lost_value"], tuple(row["kept_hlc"]), tuple(row["lost_hlc"]),
-                 row["kept_by"], row["lost_by"])
-            ] += 1  # fmt: skip
-            record = model.home_of(model.records[(row["table"], row["record_id"])])
-            assert row["scope"] == record.scope, ("a conflict must go where its record is", row)
+            key = (row["table"], row["record_id"], row["field"], row["kept_value"],
+                   row["lost_value"], tuple(row["kept_hlc"]), tuple(row["lost_hlc"]),
+                   row["kept_by"], row["lost_by"])  # fmt: skip
+            found[key] += 1
+            scopes[(*key, row["scope"])] += 1
         assert found == model.conflicts, diff(dict(found), dict(model.conflicts))
+        # A conflict goes where its record is (a merged-away account's, where it was moved).
+        assert scopes == model.conflict_scopes(), diff(dict(scopes), dict(model.conflict_scopes()))
 
     async def check_history(self) -> None:
         """The protocol's promises, read from the history of writes alone."""
