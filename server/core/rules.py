@@ -392,6 +392,9 @@ async def _keep_last_visit(
     was = before if before is not None and not before.deleted else None
     now = after if after is not None and not after.deleted else None
     accounts = {str(v.values["account_id"]) for v in (was, now) if v is not None}
+    if session.later_visits is not None:
+        session.later_visits |= accounts
+        return
     for account_id in sorted(accounts):
         account = await session.load("accounts", account_id)
         if account is None or account.deleted:
@@ -406,6 +409,22 @@ async def _keep_last_visit(
             if was.values["started_at"] == current:
                 latest = await _latest_visit(account_id)
         if latest != current:
+            stamp = Stamp(now_ms(), 0, SERVER_CLIENT_ID, None, 0)
+            await session.update(
+                account, {"last_visit_at": latest}, {"last_visit_at": stamp}, account.scope
+            )
+
+
+async def settle_last_visits(session: Session) -> None:
+    """The last visit of each account gathered in `session.later_visits` (a merge moved
+    their visits), read once each; then back to keeping it after each write."""
+    accounts, session.later_visits = session.later_visits or set(), None
+    for account_id in sorted(accounts):
+        account = await session.load("accounts", account_id)
+        if account is None or account.deleted:
+            continue
+        latest = await _latest_visit(account_id)
+        if latest != account.values.get("last_visit_at"):
             stamp = Stamp(now_ms(), 0, SERVER_CLIENT_ID, None, 0)
             await session.update(
                 account, {"last_visit_at": latest}, {"last_visit_at": stamp}, account.scope

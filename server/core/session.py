@@ -78,6 +78,9 @@ class Session:
         # (table, id) -> the op and extra fields the next history entry of that record
         # takes instead of its own (a merge's writes: `label`).
         self._labels: dict[tuple[str, str], tuple[str, dict[str, dict[str, Any]]]] = {}
+        # Accounts whose last visit is worked out once, at the end of a write that moves
+        # many visits (a merge), instead of after each (None: after each).
+        self.later_visits: set[str] | None = None
         # Held-back writes: new rows, (table, columns) -> rows of values; and changed
         # rows, (table, id) -> the columns to write (their values are the cached record's).
         self._inserts: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}

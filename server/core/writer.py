@@ -31,7 +31,7 @@ from server import db
 from server.core import limits
 from server.core.actor import SERVER_CLIENT_ID, SYSTEM, Actor
 from server.core.fields import MERGEABLE, SERVER_MADE
-from server.core.rules import RULES
+from server.core.rules import RULES, settle_last_visits
 from server.core.session import Session
 from server.core.store import STORE
 from sync.clock import Stamp
@@ -140,13 +140,29 @@ class Writer:
 
     async def apply_all(self, actor: Actor, edits: Sequence[Edit]) -> list[str]:
         """`apply` each edit in turn, loading the records they name in one go first."""
+        await self.preload(edits)
+        return [await self.apply(actor, edit) for edit in edits]
+
+    async def preload(self, edits: Sequence[Edit]) -> None:
+        """Load the records these edits name (and the accounts they point at) in one query
+        per table, so that writing them reads nothing more: a read between two writes sends
+        the writes held back first, a round trip each."""
         await self.session.prefetch(
             [
                 Mutation(mid=0, table=e.table, id=e.id, op=e.op, fields=e.fields, hlc=(0, 0))
                 for e in edits
             ]
         )
-        return [await self.apply(actor, edit) for edit in edits]
+
+    def gather_last_visits(self) -> None:
+        """From now until `settle_last_visits`, accounts' last visits are not kept after
+        each write but gathered, to be read once each: for a write that moves many visits
+        between accounts (a merge), where each would read the table again."""
+        self.session.later_visits = set()
+
+    async def settle_last_visits(self) -> None:
+        """The last visit of each account `gather_last_visits` gathered, read and written."""
+        await settle_last_visits(self.session)
 
     async def merge_away(
         self, actor: Actor, table: str, record_id: str, survivor_id: str, merge_id: str

@@ -36,7 +36,7 @@ from sync.engine import StoredRecord
 from sync.protocol import Rejected
 
 MAX_MERGED = 20  # records merged into one survivor at once
-MAX_MOVED = 10_000  # records moved by one merge: it holds the writer's lock while it runs
+MAX_MOVED = 5_000  # records moved by one merge: it holds the writer's lock while it runs (about 0.5 ms each)
 # The fields whose winner a merge may name: what people write, but the team (the records
 # of a merge are all in one team).
 CHOOSABLE = {
@@ -232,7 +232,9 @@ async def _move_children(
             f"This merge would move {len(found)} records; at most {MAX_MOVED} move at once.",
         )
     edits = [Edit(t, i, {"account_id": survivor_id}) for t, i, _ in found if t in CHILD_TABLES]
+    writer.gather_last_visits()
     await writer.apply_all(actor, edits)
+    await writer.settle_last_visits()
     for table, record_id, from_id in found:
         if table in SERVER_MADE:
             await writer.set_account(table, record_id, survivor_id)
@@ -291,9 +293,14 @@ async def undo(actor: Actor, merge_id_text: str, now_ms: int | None = None) -> U
                 " WHERE merge_id = {} ORDER BY id",
                 merge_id,
             )
-            for item in items:
-                if item["kind"] == "moved":
-                    await _move_back(writer, actor, item, survivor_id, moved_back, kept)
+            moved = [item for item in items if item["kind"] == "moved"]
+            await writer.preload(
+                [Edit(item["record_table"], str(item["record_id"])) for item in moved]
+            )
+            writer.gather_last_visits()
+            for item in moved:
+                await _move_back(writer, actor, item, survivor_id, moved_back, kept)
+            await writer.settle_last_visits()
             label = {"merged": {"old": merged_ids, "new": None}}
             restore: dict[str, Any] = {}
             current = await writer.load(table, survivor_id)
