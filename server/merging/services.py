@@ -36,7 +36,9 @@ from sync.engine import StoredRecord
 from sync.protocol import Rejected
 
 MAX_MERGED = 20  # records merged into one survivor at once
-MAX_MOVED = 5_000  # records moved by one merge: it holds the writer's lock while it runs (about 0.5 ms each)
+# Records moved by one merge: it holds the writer's lock while it runs, about 0.6 ms each
+# (bench/merge.py).
+MAX_MOVED = 5_000
 # The fields whose winner a merge may name: what people write, but the team (the records
 # of a merge are all in one team).
 CHOOSABLE = {
