@@ -9,7 +9,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "df089c2e79c2";
+const VERSION = "5366d81fa2b7";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -46,6 +46,7 @@ const SHELL = [
   "/js/screens/drafts.js",
   "/js/screens/history.js",
   "/js/screens/login.js",
+  "/js/screens/merge.js",
   "/js/screens/nearby.js",
   "/js/screens/note.js",
   "/js/screens/reassign.js",

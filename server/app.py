@@ -29,6 +29,7 @@ from server.core.rows import WIRE_ROWS
 from server.day.controllers import RouteController
 from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
 from server.history.controllers import HistoryController
+from server.merging.controllers import MergeController
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
 from server.org.controllers import OrgRulesController
@@ -132,6 +133,7 @@ def create_app(
             CampaignsController,
             AttachmentBlobsController,
             PrivacyController,
+            MergeController,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

@@ -22,5 +22,6 @@ APP_REGISTRY = AppRegistry(
         "server.transfer.piccolo_app",
         "server.campaigns.piccolo_app",
         "server.attachments.piccolo_app",
+        "server.merging.piccolo_app",
     ]
 )

@@ -270,6 +270,11 @@ class RecordRules(Protocol):
     ) -> None:
         """Called when a phone's mutation is refused (not a replay): keep it (rule 12)."""
 
+    async def merged_into(self, session: Any, record: StoredRecord) -> StoredRecord | None:
+        """Rule 13: the live record that `record` (a tombstone) was merged into, following
+        merges of merges; None when it was deleted, not merged (or its survivor is gone
+        too). An upsert to a merged-away record is applied to the survivor instead."""
+
     async def admit(
         self, session: Any, actor: Any, mutations: Sequence[Mutation], now_ms: int
     ) -> None:
@@ -296,6 +301,15 @@ def check_mids(mutations: Sequence[Mutation]) -> None:
     for before, after in zip(mutations, mutations[1:], strict=False):
         if after.mid != before.mid + 1:
             raise MidGap(before.mid + 1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one write: "applied" or "merged", and the survivor it was applied to
+    when it named a merged-away record (rule 13)."""
+
+    status: str
+    redirected_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -451,7 +465,7 @@ async def _apply(
 ) -> MutationResult:
     hlc = effective_hlc(mutation.hlc, now_ms)
     try:
-        status = await apply_mutation(session, rules, actor, client_id, mutation, hlc)
+        outcome = await apply_write(session, rules, actor, client_id, mutation, hlc)
     except Rejected as rejected:
         await rules.keep_rejected(session, actor, client_id, mutation, rejected)
         return MutationResult(
@@ -460,7 +474,10 @@ async def _apply(
             hlc=hlc,
             error=MutationError(error=rejected.error, detail=rejected.detail),
         )
-    return MutationResult(mid=mutation.mid, status=status, hlc=hlc)
+    result = MutationResult(mid=mutation.mid, status=outcome.status, hlc=hlc)
+    if outcome.redirected_to is not None:
+        result.redirected_to = outcome.redirected_to
+    return result
 
 
 async def apply_mutation(
@@ -471,7 +488,19 @@ async def apply_mutation(
     mutation: Mutation,
     hlc: tuple[int, int],
 ) -> str:
-    """Apply one write with its effective clock; answer "applied" or "merged", or raise
+    """`apply_write`'s status: "applied" or "merged", or raise Rejected."""
+    return (await apply_write(session, rules, actor, client_id, mutation, hlc)).status
+
+
+async def apply_write(
+    session: SyncSession,
+    rules: RecordRules,
+    actor: Any,
+    client_id: str,
+    mutation: Mutation,
+    hlc: tuple[int, int],
+) -> Outcome:
+    """Apply one write with its effective clock; answer what became of it, or raise
     Rejected. Every check runs before the first write, so a rejection changes nothing
     but the conflicts rows rule 6 asks for."""
     if mutation.table not in rules.tables:
@@ -493,10 +522,10 @@ async def apply_mutation(
             "hlc must be [unix ms, counter]: ms from 2000-01-01 to 2^53 - 1, counter below 2^31.",
         )
     stamp = Stamp(hlc[0], hlc[1], client_id, actor.user_id or None, 0)
-    status = await _write(session, rules, actor, mutation, record_id, stamp)
+    outcome = await _write(session, rules, actor, mutation, record_id, stamp)
     # Rule 3: the server's clock observes a write only once it is known to be valid.
     session.observe_hlc(stamp.hlc)
-    return status
+    return outcome
 
 
 async def _write(
@@ -506,25 +535,43 @@ async def _write(
     mutation: Mutation,
     record_id: str,
     stamp: Stamp,
-) -> str:
-    """The checks that need the record, then the write itself: "applied" or "merged"."""
-    at_ms = stamp.ms
+) -> Outcome:
+    """The checks that need the record, then the write itself."""
     record = await session.load(mutation.table, record_id)
+    if record is not None and record.deleted and mutation.op == "upsert":
+        # Rule 13: a write to a merged-away record lands on its survivor, as if it had
+        # named it (a delete of one is done already: the merge deleted it).
+        survivor = await rules.merged_into(session, record)
+        if survivor is not None:
+            await rules.check_access(session, actor, record, "upsert", stamp.ms)
+            status = await _write_record(session, rules, actor, mutation, survivor, stamp)
+            return Outcome(status, survivor.id)
+    if record is None and mutation.op == "upsert":
+        scope = await _create(
+            session, rules, actor, mutation.table, record_id, mutation.fields, stamp, stamp.ms
+        )
+        await rules.written(session, actor, mutation.table, record_id, scope, None)
+        return Outcome("applied")
+    if record is None:
+        raise Rejected("not_found", "There is no such record to delete.")
+    return Outcome(await _write_record(session, rules, actor, mutation, record, stamp))
 
+
+async def _write_record(
+    session: SyncSession,
+    rules: RecordRules,
+    actor: Any,
+    mutation: Mutation,
+    record: StoredRecord,
+    stamp: Stamp,
+) -> str:
+    """A write to an existing record: "applied" or "merged"."""
+    at_ms = stamp.ms
     if mutation.op == "delete":
-        if record is None:
-            raise Rejected("not_found", "There is no such record to delete.")
         await rules.check_access(session, actor, record, "delete", at_ms)
         if not record.deleted:
             await session.delete(record, stamp)
             await rules.written(session, actor, record.table, record.id, record.scope, record)
-        return "applied"
-
-    if record is None:
-        scope = await _create(
-            session, rules, actor, mutation.table, record_id, mutation.fields, stamp, at_ms
-        )
-        await rules.written(session, actor, mutation.table, record_id, scope, None)
         return "applied"
 
     await rules.check_access(session, actor, record, "upsert", at_ms)

@@ -65,6 +65,9 @@ class MutationResult(msgspec.Struct, kw_only=True):
     hlc: tuple[int, int]
     replayed: bool = False
     error: MutationError | None = None
+    # v1.1 (rule 13): the survivor a write to a merged-away record was applied to. Left
+    # out of the answer when there is none (UNSET), which clients read as null.
+    redirected_to: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class Ack(msgspec.Struct, kw_only=True):
@@ -114,6 +117,9 @@ class Change(msgspec.Struct, kw_only=True, omit_defaults=True):
     # v1.1 (SPEC section 12): with an evict, the record was erased on request, not moved
     # out of sight; sent only when true.
     erased: bool = False
+    # v1.1 (rule 13): with a delete, the survivor the record was merged into. Left out
+    # of the answer when there is none (UNSET), which clients read as null.
+    merged_into: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class SyncResponse(msgspec.Struct, kw_only=True):

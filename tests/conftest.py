@@ -35,6 +35,7 @@ TRUNCATED = [
     "imports", "import_items", "history", "org_settings", "campaigns", "campaign_accounts",
     "attachments", "attachment_blobs",
     "erasures", "erased_records", "history_cuts",
+    "merged_records", "merges", "merge_items",
 ]  # fmt: skip
 
 

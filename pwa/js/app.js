@@ -87,6 +87,10 @@ function onDemand(name, exported) {
     return module[exported](params, query);
   };
 }
+// Loaded when first opened, not with the shell (docs/pwa.md).
+const merging = () => import("./screens/merge.js");
+route("/duplicates", async (params, query) => (await merging()).duplicatesScreen(params, query));
+route("/merge", async (params, query) => (await merging()).mergeScreen(params, query));
 
 function showChrome(root) {
   const signedIn = !!session().token;

@@ -5,6 +5,7 @@
 // pull never wipes what the rep is typing. `leave()` is called, once, as soon as another
 // screen is asked for: a form keeps its draft there, before the next screen reads drafts.
 
+import { getMeta } from "./db.js";
 import { on } from "./events.js";
 import { session } from "./session.js";
 import { focusedKey, h, restoreFocus } from "./ui.js";
@@ -88,6 +89,11 @@ export async function render({ keepFocus = false } = {}) {
     navigate("#/today");
     return;
   }
+  const survivor = await survivorPath(path, found.params);
+  if (survivor) {
+    location.replace(`#${survivor}${query.toString() ? `?${query}` : ""}`);
+    return;
+  }
   const mine = ++generation;
   let view;
   try {
@@ -120,10 +126,24 @@ export async function render({ keepFocus = false } = {}) {
   }
 }
 
+// A record merged into another (SPEC 4 rule 13) is shown as its survivor: the path with
+// each merged-away id replaced, or null when none is.
+async function survivorPath(path, params) {
+  const merged = (await getMeta("merged")) || {};
+  let out = path;
+  for (const value of Object.values(params)) {
+    let id = value;
+    for (let hops = 0; merged[id] && hops < 10; hops += 1) id = merged[id];
+    if (id !== value) out = out.replace(value, id);
+  }
+  return out === path ? null : out;
+}
+
 function markNav(path) {
   const section = path.split("/")[1];
   const owner = { account: "accounts", visit: "accounts", note: "accounts", contact: "accounts",
-    deal: "accounts", task: "tasks", drafts: "today", reassign: "accounts", campaign: "team", import: "team" }[section] || section;
+    deal: "accounts", task: "tasks", drafts: "today", reassign: "accounts", campaign: "team", import: "team",
+    duplicates: "team", merge: "team" }[section] || section;
   for (const a of document.querySelectorAll("nav.tabs a")) {
     if (a.getAttribute("href") === `#/${owner}`) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -133,7 +153,11 @@ function markNav(path) {
 export function startRouter(mainElement) {
   main = mainElement;
   window.addEventListener("hashchange", () => render());
-  on("data", () => {
+  on("data", (d) => {
+    if (d && d.merged && d.merged.some((id) => parseHash().path.includes(id))) {
+      render(); // it shows a record merged away: show its survivor
+      return;
+    }
     if (!current || !(current.onData || current.live)) return;
     if (dataTimer) clearTimeout(dataTimer);
     dataTimer = setTimeout(() => {

@@ -298,9 +298,15 @@ async function applyResponse(data, sentCursor) {
     const clientId = await s.meta.get("client_id");
     let rejected = (await s.meta.get("rejected")) || [];
     const erased = (await s.meta.get("erased")) || {}; // ids erased on request (SPEC 12)
+    const merges = { map: (await s.meta.get("merged")) || {}, now: [] };
     for (const r of ack.results || []) {
       const e = sent.get(r.mid);
       if (!e) continue;
+      // Rule 13: the write went to the survivor of a merge; what this phone holds of the
+      // merged-away record follows it there.
+      if (r.redirected_to && r.status !== "rejected") {
+        await repoint(s, e.table, e.id, r.redirected_to, merges);
+      }
       // A merged write lost some fields. If the row changed, the pull brings it; if every
       // field lost, nothing comes (the pull had brought the winner before this write went
       // out, and it was shown under the pending value): rebuilt below, or the lost value
@@ -341,6 +347,7 @@ async function applyResponse(data, sentCursor) {
       if (!TABLES.includes(change.table)) continue; // a newer server's table
       touched.add(`${change.table}/${change.id}`);
       if (change.op === "put" && change.row) {
+        delete merges.map[change.id]; // back: its merge was undone
         const pending = await pendingFor(s, change.table, change.id);
         const row = overlay(change.row, change.seq, pending);
         if (reset) row._epoch = reset.epoch;
@@ -358,6 +365,7 @@ async function applyResponse(data, sentCursor) {
       } else if (change.op === "delete") {
         await s[change.table].delete(change.id);
         left.push(change.id);
+        if (change.merged_into) await repoint(s, change.table, change.id, change.merged_into, merges);
       } else if (change.op === "evict") {
         left.push(...(await evict(s, change.table, change.id)));
         if (change.erased) erased[change.id] = Date.now();
@@ -389,6 +397,7 @@ async function applyResponse(data, sentCursor) {
     }
 
     await s.meta.put(rejected, "rejected");
+    await s.meta.put(merges.map, "merged");
     if (data.cursor !== undefined) await s.meta.put(data.cursor, "cursor");
     if (reset) {
       if (data.has_more) {
@@ -405,10 +414,42 @@ async function applyResponse(data, sentCursor) {
     return {
       acked: acked.length,
       changed: acked.length + touched.size + refresh.size + (reset && !data.has_more ? 1 : 0),
+      merged: merges.now,
     };
   });
-  if (outcome.changed) emit("data", { sync: true });
+  if (outcome.changed) emit("data", { sync: true, merged: outcome.merged });
   return outcome.acked;
+}
+
+// Rule 13: `fromId` was merged into `toId`. What this phone holds of it follows: its
+// unsent writes (sent to the survivor, as the server would redirect them), the rows that
+// hang off it, and screens that show it (js/router.js reads meta "merged").
+async function repoint(s, table, fromId, toId, merges) {
+  merges.map[fromId] = toId;
+  merges.now.push(fromId);
+  const ids = Object.keys(merges.map);
+  if (ids.length > 500) delete merges.map[ids[0]];
+  const moved = await s.outbox.index("row").getAll([table, fromId]);
+  for (const e of moved) await s.outbox.put({ ...e, id: toId });
+  if (table === "accounts") {
+    for (const e of await s.outbox.getAll()) {
+      if (e.fields && e.fields.account_id === fromId) {
+        await s.outbox.put({ ...e, fields: { ...e.fields, account_id: toId } });
+      }
+    }
+    for (const child of [...CHILD_TABLES, "conflicts"]) {
+      for (const row of await s[child].index("account_id").getAll(fromId)) {
+        const base = row._base && { ...row._base, account_id: toId };
+        await s[child].put({ ...row, account_id: toId, ...(base ? { _base: base } : {}) });
+      }
+    }
+  }
+  await s[table].delete(fromId);
+  const survivor = await s[table].get(toId);
+  if (survivor && moved.length) {
+    const row = overlay(survivor._base || null, survivor._seq ?? null, await pendingFor(s, table, toId));
+    if (row) await s[table].put({ ...row, _epoch: survivor._epoch });
+  }
 }
 
 // What the refused write was about, read before its row is rebuilt: the account's name

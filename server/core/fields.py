@@ -198,6 +198,8 @@ SPECS: dict[str, dict[str, FieldSpec]] = {
 }
 TABLES = frozenset(TABLE_FIELDS)
 CHILD_TABLES = ("contacts", "visits", "notes", "tasks", "deals", "attachments")
+# v1.1 (SPEC section 9): the tables whose records may be merged into another.
+MERGEABLE = ("accounts", "contacts")
 # Database column names where they differ from the wire's.
 DB_COLUMN = {("conflicts", "table"): "record_table", ("rejections", "table"): "record_table"}
 

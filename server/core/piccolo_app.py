@@ -12,6 +12,7 @@ from server.core.tables import (
     Erasure,
     HistoryCut,
     HistoryEntry,
+    MergedRecord,
     Note,
     OrgSetting,
     Rejection,
@@ -45,5 +46,6 @@ APP_CONFIG = AppConfig(
         Erasure,
         ErasedRecord,
         HistoryCut,
+        MergedRecord,
     ],
 )

@@ -198,7 +198,12 @@ async def derive(
         moved = record.stamps.get("team_id")
         if owner_team and not (moved is not None and at_ms and moved.ms > at_ms):
             derived["team_id"] = owner_team
-    if record.table == "visits" and {"lat", "lng", "accuracy_m", "account_id"} & set(changed):
+    checked = {"lat", "lng", "accuracy_m", "account_id"}
+    if session.source == "merge":
+        # A visit a merge moves was made at the merged account's place: it keeps the
+        # verification it got there (and gets it back on undo).
+        checked.discard("account_id")
+    if record.table == "visits" and checked & set(changed):
         derived.update(await _verify(session, values))
     if record.table == "accounts" and {"lat", "lng"} & set(changed):
         if "geo_precision" not in changed:
@@ -222,6 +227,12 @@ async def _check_references(
         account = await session.load("accounts", account_id)
         if is_erased(account):
             raise Rejected("erased", ERASED_DETAIL)
+        if account is not None and account.deleted:
+            # Rule 13: what names a merged-away account hangs off its survivor.
+            survivor = await merged_into(session, account)
+            if survivor is not None:
+                values["account_id"] = account_id = survivor.id
+                account = survivor
         if account is None or account.deleted:
             raise Rejected("not_found", "The account this belongs to does not exist.")
         if not actor.sees(account.scope) and not await moved_since(session, actor, account, at_ms):
@@ -448,6 +459,9 @@ async def _keep_last_visit(
     was = before if before is not None and not before.deleted else None
     now = after if after is not None and not after.deleted else None
     accounts = {str(v.values["account_id"]) for v in (was, now) if v is not None}
+    if session.later_visits is not None:
+        session.later_visits |= accounts
+        return
     for account_id in sorted(accounts):
         account = await session.load("accounts", account_id)
         if account is None or account.deleted:
@@ -462,6 +476,22 @@ async def _keep_last_visit(
             if was.values["started_at"] == current:
                 latest = await _latest_visit(account_id)
         if latest != current:
+            stamp = Stamp(now_ms(), 0, SERVER_CLIENT_ID, None, 0)
+            await session.update(
+                account, {"last_visit_at": latest}, {"last_visit_at": stamp}, account.scope
+            )
+
+
+async def settle_last_visits(session: Session) -> None:
+    """The last visit of each account gathered in `session.later_visits` (a merge moved
+    their visits), read once each; then back to keeping it after each write."""
+    accounts, session.later_visits = session.later_visits or set(), None
+    for account_id in sorted(accounts):
+        account = await session.load("accounts", account_id)
+        if account is None or account.deleted:
+            continue
+        latest = await _latest_visit(account_id)
+        if latest != account.values.get("last_visit_at"):
             stamp = Stamp(now_ms(), 0, SERVER_CLIENT_ID, None, 0)
             await session.update(
                 account, {"last_visit_at": latest}, {"last_visit_at": stamp}, account.scope
@@ -548,6 +578,30 @@ async def _move_detail(actor: Actor, account: StoredRecord) -> str | None:
             " in it: this write was made after the move, or reached the server more than 30"
             " days after it. A manager of your team can apply it again, to another account."
         )
+    return None
+
+
+# Merges of merges followed at most this deep (a cycle cannot be made: a survivor is live
+# when merged into, and a merged record is a tombstone).
+MAX_MERGE_CHAIN = 32
+
+
+async def merged_into(session: Session, record: StoredRecord) -> StoredRecord | None:
+    """Rule 13: the live record a merged-away `record` now stands for (its survivor, or
+    the survivor's survivor...); None if it was deleted, not merged, or its survivor is."""
+    current = record
+    for _ in range(MAX_MERGE_CHAIN):
+        if not current.deleted:
+            return current if current is not record else None
+        rows = await db.fetch(
+            "SELECT survivor_id FROM merged_records WHERE record_id = {}", current.id
+        )
+        if not rows:
+            return None
+        found = await session.load(current.table, str(rows[0]["survivor_id"]))
+        if found is None:
+            return None
+        current = found
     return None
 
 
@@ -655,6 +709,9 @@ class CrmRules:
         self, session: Session, actor: Actor, mutations: Sequence[Mutation], now_ms: int
     ) -> None:
         await limits.admit(session, actor, mutations, now_ms)
+
+    async def merged_into(self, session: Session, record: StoredRecord) -> StoredRecord | None:
+        return await merged_into(session, record)
 
 
 RULES = CrmRules()

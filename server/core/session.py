@@ -34,7 +34,7 @@ from server.core.changelog import log
 from server.core.changelog.clients import PENDING_REPORTS, Clients, merge_report
 from server.core.changelog.log import ChangeLog
 from server.core.erased import erased_among, erased_marker
-from server.core.fields import CHILD_TABLES, SERVER_MADE, SPECS, TABLES, db_column
+from server.core.fields import CHILD_TABLES, MERGEABLE, SERVER_MADE, SPECS, TABLES, db_column
 from server.core.history import HistoryLog
 from server.core.rows import (
     IN_CHUNK,
@@ -78,6 +78,12 @@ class Session:
         # source they name: a phone's sync unless the one writer says otherwise.
         self.history = HistoryLog()
         self.source = "sync"
+        # (table, id) -> the op and extra fields the next history entry of that record
+        # takes instead of its own (a merge's writes: `label`).
+        self._labels: dict[tuple[str, str], tuple[str, dict[str, dict[str, Any]]]] = {}
+        # Accounts whose last visit is worked out once, at the end of a write that moves
+        # many visits (a merge), instead of after each (None: after each).
+        self.later_visits: set[str] | None = None
         # Held-back writes: new rows, (table, columns) -> rows of values; and changed
         # rows, (table, id) -> the columns to write (their values are the cached record's).
         self._inserts: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
@@ -457,6 +463,43 @@ class Session:
         self._insert(record_from_row("conflicts", row), row)
         self.log.put("conflicts", conflict_id, seq, record.scope, "put")
 
+    def label(self, table: str, record_id: str, op: str, fields: dict[str, dict[str, Any]]) -> None:
+        """The next history entry of this record is `op`, with `fields` added to its own
+        (a merge names what it merged); `unlabel` says whether it is still waiting."""
+        self._labels[(table, record_id)] = (op, fields)
+
+    def unlabel(self, table: str, record_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The label of this record that no entry took yet, taken away."""
+        return self._labels.pop((table, record_id), None)
+
+    async def touch(
+        self, record: StoredRecord, stamp: Stamp, op: str, fields: dict[str, dict[str, Any]]
+    ) -> None:
+        """A history entry for `record` without a change of its fields (a merge that kept
+        every value of its survivor): the record gets a fresh seq, so its chain ends at it."""
+        seq = self.next_seq()
+        values = {**record.values, "updated_at": now_utc()}
+        self._update(dataclasses.replace(record, values=values, seq=seq), {"seq", "updated_at"})
+        self.log.put(record.table, record.id, seq, record.scope, "put")
+        self._note(record.table, record.id, seq, values["updated_at"], stamp, op, fields)
+
+    async def restore(
+        self, record: StoredRecord, stamp: Stamp, fields: dict[str, dict[str, Any]]
+    ) -> None:
+        """Bring a merged-away tombstone back, its values and field stamps as they were
+        (an undone merge: the one exception to rule 6), with a fresh seq, logged as a put
+        and noted in its history as a `merge`."""
+        seq = self.next_seq()
+        stamps = {k: v for k, v in record.stamps.items() if k != DELETED_STAMP}
+        values = {**record.values, "updated_at": now_utc()}
+        self._update(
+            dataclasses.replace(record, values=values, stamps=stamps, deleted=False, seq=seq),
+            {"deleted", "seq", "updated_at", "clocks"},
+        )
+        self.log.put(record.table, record.id, seq, record.scope, "put")
+        self.usage.add(record.scope, 1)
+        self._note(record.table, record.id, seq, values["updated_at"], stamp, "merge", fields)
+
     def _note(
         self,
         table: str,
@@ -470,6 +513,9 @@ class Session:
     ) -> None:
         """A history entry for a change this session stored (written with its rows);
         `prev_seq`: the record's seq before it (None for a create)."""
+        label = self._labels.pop((table, record_id), None) if self._labels else None
+        if label is not None:
+            op, fields = label[0], {**fields, **label[1]}
         self.history.note(
             self.source,
             table,
@@ -582,6 +628,7 @@ class Session:
         changes = []
         wanted: dict[str, list[tuple[str, int]]] = {}
         waiting: dict[tuple[str, str], Change] = {}
+        merged: list[Change] = []  # deletes that may be merges (rule 13)
         made = self._changes
         for seq, table, record_id, op in rows[:limit]:
             change = made.get(seq)
@@ -596,6 +643,8 @@ class Session:
                 continue
             change = made[seq] = Change(table=table, id=record_id, seq=seq, op=op, row=None)
             changes.append(change)
+            if op == "delete" and table in MERGEABLE:
+                merged.append(change)
             if op != "put":
                 continue
             mine = self._cache.get((table, record_id))
@@ -611,4 +660,22 @@ class Session:
             for record, wired in read:
                 waiting[(table, record.id)].row = wired
                 self.wired[(epoch, table, record.id, record.seq)] = wired
+        if merged:
+            await _name_survivors(merged)
         return Page(changes=changes, has_more=has_more)
+
+
+async def _name_survivors(deletes: list[Change]) -> None:
+    """Rule 13: each delete of a record merged into another names its survivor."""
+    ids = sorted({change.id for change in deletes})
+    survivors: dict[str, str] = {}
+    for start in range(0, len(ids), 500):
+        where, args = db.any_of("record_id", ids[start : start + 500])
+        rows = await db.fetch(
+            f"SELECT record_id, survivor_id FROM merged_records WHERE {where}", *args
+        )
+        survivors.update((str(r["record_id"]), str(r["survivor_id"])) for r in rows)
+    for change in deletes:
+        survivor = survivors.get(change.id)
+        if survivor is not None:
+            change.merged_into = survivor

@@ -176,6 +176,17 @@ class ScopeMove(Table, tablename="scope_moves"):
     seq = BigInt()
 
 
+class MergedRecord(Table, tablename="merged_records"):
+    """A record merged into another (SPEC section 9, rule 13): while the merge stands, a
+    write to it lands on `survivor_id` and its delete reaches devices with `merged_into`.
+    Undoing the merge removes the row."""
+
+    record_id = UUID(primary_key=True)  # merged once while the merge stands
+    record_table = Varchar(length=20)
+    survivor_id = UUID()
+    merge_id = UUID(index=True)
+
+
 class WriteBudget(Table, tablename="write_budgets"):
     """A writer's budget for the write rate limit (server/core/limits.py): when their token
     bucket is full again, in microseconds since the epoch."""

@@ -1,6 +1,6 @@
 """The one writer: every change the server makes to records on its own side goes through
 here, whatever asks for it (REST, the demo loader, the geocoder, the reminder dispatcher,
-and later import and merge), named by its `Source`.
+import and merge), named by its `Source`.
 
     async with writing(Source.REST) as writer:
         status = await writer.apply(actor, Edit("accounts", account_id, {"name": "Laurent"}))
@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from server import db
 from server.core import limits
-from server.core.actor import SERVER_CLIENT_ID, Actor
-from server.core.rules import RULES
+from server.core.actor import SERVER_CLIENT_ID, SYSTEM, Actor
+from server.core.fields import MERGEABLE, SERVER_MADE
+from server.core.rules import RULES, settle_last_visits
 from server.core.session import Session
 from server.core.store import STORE
 from sync.clock import Stamp
@@ -50,6 +52,7 @@ class Source(StrEnum):
     UPLOAD = "upload"  # an attachment's bytes arrived: its rows say `uploaded` (section 13)
     ERASE = "erase"  # an admin erasing a record on request (SPEC section 12)
     RETENTION = "retention"  # the retention job removing conflicts past their time
+    MERGE = "merge"  # records merged into one, or a merge undone (SPEC section 9)
 
 
 # A source whose writes yield to people's: its stamps sit just past the fields' current
@@ -91,11 +94,31 @@ class Writer:
         """A record as it is in this transaction (tombstones included)."""
         return await self.session.load(table, record_id)
 
-    async def apply(self, actor: Actor, edit: Edit) -> str:
+    async def apply(
+        self, actor: Actor, edit: Edit, *, label: dict[str, dict[str, Any]] | None = None
+    ) -> str:
         """Apply `edit` as `actor` (a person, or `server.core.actor.SYSTEM` for the
         server's own jobs): "applied" or "merged", or raises `sync.protocol.Rejected`, or
         `sync.protocol.OverLimit` when the write passes the writer's limits (a LIMITED
-        source): the block must then end, and nothing of it stays."""
+        source): the block must then end, and nothing of it stays.
+
+        `label`: the record's history entry for this write is a `merge`, with these extra
+        fields (what was merged); an upsert that changes nothing still leaves it."""
+        if label is None:
+            return await self._apply(actor, edit)
+        record_id = str(uuid.UUID(edit.id))
+        self.session.label(edit.table, record_id, "merge", label)
+        try:
+            status = await self._apply(actor, edit)
+        finally:
+            waiting = self.session.unlabel(edit.table, record_id)
+        if waiting is not None and edit.op == "upsert":
+            record = await self.session.load(edit.table, record_id)
+            assert record is not None and not record.deleted
+            await self.session.touch(record, self._stamp(actor), "merge", label)
+        return status
+
+    async def _apply(self, actor: Actor, edit: Edit) -> str:
         if edit.table not in RULES.tables:  # before any SQL names it
             raise Rejected("unknown_table", f"There is no table {edit.table[:50]!r}.")
         try:
@@ -138,6 +161,72 @@ class Writer:
                 for e in edits
             ]
         )
+
+    def gather_last_visits(self) -> None:
+        """From now until `settle_last_visits`, accounts' last visits are not kept after
+        each write but gathered, to be read once each: for a write that moves many visits
+        between accounts (a merge), where each would read the table again."""
+        self.session.later_visits = set()
+
+    async def settle_last_visits(self) -> None:
+        """The last visit of each account `gather_last_visits` gathered, read and written."""
+        await settle_last_visits(self.session)
+
+    async def merge_away(
+        self, actor: Actor, table: str, record_id: str, survivor_id: str, merge_id: str
+    ) -> None:
+        """Delete `record_id`, merged into `survivor_id` by merge `merge_id` (SPEC section
+        9): devices get its delete with `merged_into`, and a later write to it lands on the
+        survivor (rule 13). What hangs off it must have been moved first."""
+        assert table in MERGEABLE
+        label = {"merged_into": {"old": None, "new": survivor_id}}
+        await self.apply(actor, Edit(table, record_id, op="delete"), label=label)
+        await db.fetch(
+            "INSERT INTO merged_records (record_id, record_table, survivor_id, merge_id)"
+            " VALUES ({}, {}, {}, {})",
+            record_id,
+            table,
+            survivor_id,
+            merge_id,
+        )
+
+    async def merged_into(self, record_id: str) -> tuple[str, str] | None:
+        """(the survivor, the merge) of a record merged away, while that merge stands."""
+        rows = await db.fetch(
+            "SELECT survivor_id, merge_id FROM merged_records WHERE record_id = {}", record_id
+        )
+        return (str(rows[0]["survivor_id"]), str(rows[0]["merge_id"])) if rows else None
+
+    async def bring_back(self, actor: Actor, table: str, record_id: str) -> None:
+        """Undo `merge_away`: the record is live again, its values and clocks as they were
+        when it was merged, and writes to it land on it again."""
+        record = await self.session.load(table, record_id)
+        merged = await self.merged_into(record_id)
+        if record is None or not record.deleted or merged is None:
+            raise Rejected("not_found", f"{table}.{record_id} was not merged into another.")
+        label = {"merged_into": {"old": merged[0], "new": None}}
+        await self.session.restore(record, self._stamp(actor), label)
+        await db.fetch("DELETE FROM merged_records WHERE record_id = {}", record_id)
+
+    async def set_account(self, table: str, record_id: str, account_id: str) -> None:
+        """Point a conflicts or rejections row (which only the server writes) at another
+        account: a merge moves them with the rest. A conflict goes where the account is (a
+        rejection stays with its writer)."""
+        assert table in SERVER_MADE
+        record = await self.session.load(table, record_id)
+        if record is None or record.values.get("account_id") == account_id:
+            return
+        scope = record.scope
+        if table == "conflicts":
+            account = await self.session.load("accounts", account_id)
+            scope = account.scope if account is not None else scope
+        stamp = self._stamp(SYSTEM)
+        await self.session.update(record, {"account_id": account_id}, {"account_id": stamp}, scope)
+
+    def _stamp(self, actor: Actor) -> Stamp:
+        """A stamp of the server's clock, for a change no field write makes."""
+        ms, counter = self.session.server_hlc(self.now_ms())
+        return Stamp(ms, counter, self.client_id, actor.user_id or None, 0)
 
     def _clock(self, record: StoredRecord | None, edit: Edit) -> tuple[int, int]:
         if self.source not in YIELDING:

@@ -3,15 +3,18 @@ users in one team, and one device of a second team, write accounts, contacts and
 offline, skew their clocks from a day behind to a year ahead, lose requests and answers
 and send them again, while the server's clock moves on; an admin moves accounts (with what
 hangs off them) from one team to the other and back through the one writer, while devices
-that have not heard of it keep writing to them (rule 11). The engine runs in this process
-on SQLite and on PostgreSQL.
+that have not heard of it keep writing to them (rule 11); and the admin merges accounts
+(with what hangs off them) and contacts into one, and undoes merges, while devices that
+have not heard of it keep writing to the merged-away records and adding to them (rule
+13). The engine runs in this process on SQLite and on PostgreSQL.
 
 A model of SPEC section 4 predicts every result, every stored field and every conflicts
 row; on top of it the suite checks the properties the protocol promises: devices converge
 on what they still see, each field holds the write with the greatest effective key, no
 write is lost without a conflicts row or a rejections row that names it, mids apply
 exactly once, a pull from a cursor misses nothing, deletes stay deleted, a moved record
-leaves the old team's devices, and no device holds what its user may not see.
+leaves the old team's devices, a write to a merged-away record lands on its survivor, and
+no device holds what its user may not see.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from hypothesis.stateful import (
 from server import db
 from server.core.actor import SERVER_CLIENT_ID, Actor, team_scope, user_scope
 from server.core.writer import Edit, Source, writing
+from server.errors import ApiError
+from server.merging import services as merging
+from server.merging.schemas import MergeRequest
 from server.tables import bind_tables
 from sync.clock import MAX_AHEAD_MS, tick
 from tests.contract.sim import (
@@ -88,7 +94,7 @@ STEPS_MS = st.one_of(st.sampled_from([1, 1000, 60_000, 300_000, 3_600_000]), st.
 SETTLE_EVERY = 25  # steps between two settles (and one at the end of every run)
 ACTIONS = ["write"] * 5 + ["sync"] * 4 + ["sync_together"] * 2 + [
     "skew_clock", "server_time_passes", "server_time_passes", "lose_cursor", "reinstall",
-    "hostile", "move",
+    "hostile", "move", "merge", "merge", "undo",
 ]  # fmt: skip
 # A hostile client's clocks (SPEC 4 rule 3, v1.1): each is refused and moves no clock.
 HOSTILE_CLOCKS = [(2**53, 0), (0, 2**31), (-1, 0), (946_684_799_999, 0), (0, -1), (0, 2**40)]
@@ -142,6 +148,25 @@ class Write:
 
 
 @dataclass
+class ModelMerge:
+    """One merge (SPEC section 9), for its undo: what it moved (each record, the account
+    it left and the version its account_id got) and the survivor's fields it filled (each
+    value before, and the version the merge's write got)."""
+
+    merge_id: str
+    table: str
+    survivor: str
+    merged: list[str]
+    moved: list[tuple[Key, str, int]] = field(default_factory=list)
+    filled: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    conflicts: list[tuple[tuple[Any, ...], int, Key]] = field(default_factory=list)
+    undone: bool = False
+
+
+Stored = dict[Key, Any]  # records as the store has them after a merge: their stamps
+
+
+@dataclass
 class Model:
     """What SPEC 4 says the server holds: applied in the order the server applies."""
 
@@ -160,6 +185,12 @@ class Model:
     # Account id -> its moves to another team, in order: (when, the scope it left).
     moves: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     hlc: tuple[int, int] = (0, 0)  # the server's clock: past every valid write's
+    # Rule 13: merged-away id -> its survivor, while the merge stands; the merges made.
+    merged: dict[str, str] = field(default_factory=dict)
+    merges: list[ModelMerge] = field(default_factory=list)
+    redirected: str | None = None  # the survivor the last `apply` wrote to, if any
+    # Each conflicts row (by key, in the order made): the record whose scope it is in.
+    homes: dict[tuple[Any, ...], list[Key]] = field(default_factory=dict)
 
     def sees(self, user_id: str, scope: str) -> bool:
         return scope in (team_scope(self.teams[user_id]), user_scope(user_id))
@@ -218,6 +249,123 @@ class Model:
         self.version += 1
         return self.version
 
+    def conflict_scopes(self) -> Counter[tuple[Any, ...]]:
+        """Each conflicts row (its key) with the scope it must be in: its home's."""
+        return Counter(
+            (*key, self.records[home].scope) for key, homes in self.homes.items() for home in homes
+        )
+
+    def survivor_of(self, record: ModelRecord) -> ModelRecord | None:
+        """Rule 13: the live record a merged-away one stands for, merges of merges followed."""
+        current = record
+        while current.deleted and current.id in self.merged:
+            current = self.records[(current.table, self.merged[current.id])]
+        return None if current.deleted or current is record else current
+
+    def server_write(
+        self, record: ModelRecord, values: dict[str, Any], stored: Stored, after: FieldStamp
+    ) -> FieldStamp:
+        """A write of the one writer (a merge's, an undo's) to `record`, stamped as the store
+        stamped it: one new version, each field the server's stamp, past `after`."""
+        key = (record.table, record.id)
+        record.version = self.bump()
+        got = stored[key].stamps[next(iter(values))]
+        stamp = FieldStamp(got.ms, got.counter, got.client_id, got.user_id, record.version)
+        assert stamp.key > after.key and stamp.client_id == SERVER_CLIENT_ID, (stamp, after)
+        order = len(self.history)
+        for name, value in values.items():
+            assert stored[key].stamps[name][:4] == stamp[:4], (key, name)
+            self.history.append(Write(key, name, value, stamp, order, refused=False))
+            record.values[name] = value
+            record.stamps[name] = stamp
+        record.scope = self.scope_of(record.table, record.values)
+        return stamp
+
+    def merge(
+        self,
+        merge_id: str,
+        table: str,
+        survivor_id: str,
+        merged_ids: list[str],
+        fields: dict[str, str],
+        stored: Stored,
+    ) -> None:
+        """Merge records into one (SPEC section 9), as the one writer does it, in its order:
+        what hangs off the merged accounts moves to the survivor; the survivor takes the
+        values `fields` names; the merged records are deleted, merged into it."""
+        survivor = self.records[(table, survivor_id)]
+        merged = [self.records[(table, record_id)] for record_id in merged_ids]
+        entry = ModelMerge(merge_id, table, survivor_id, list(merged_ids))
+        last = FieldStamp(*self.hlc, "", "", 0)
+        if table == "accounts":
+            for account in merged:
+                for child_table in ("contacts", "tasks"):  # the server's order: by table, id
+                    children = sorted(
+                        (r for r in self.records.values() if r.table == child_table
+                         and r.values.get("account_id") == account.id and not r.deleted),
+                        key=lambda r: r.id,
+                    )  # fmt: skip
+                    for child in children:
+                        last = self.server_write(child, {"account_id": survivor_id}, stored, last)
+                        entry.moved.append(((child.table, child.id), account.id, child.version))
+                for key, homes in self.homes.items():  # its conflicts go to the survivor
+                    for n, home in enumerate(homes):
+                        if home == ("accounts", account.id):
+                            homes[n] = ("accounts", survivor_id)
+                            entry.conflicts.append((key, n, home))
+        by_id = {record.id: record for record in merged}
+        winners = {
+            name: by_id[winner].values[name]
+            for name, winner in sorted(fields.items())
+            if winner != survivor_id and by_id[winner].values[name] != survivor.values[name]
+        }
+        before = {name: survivor.values[name] for name in winners}
+        if winners:
+            last = self.server_write(survivor, winners, stored, last)
+            entry.filled = {name: (value, survivor.version) for name, value in before.items()}
+        else:
+            survivor.version = self.bump()  # its history entry: a fresh seq
+        for record in merged:
+            self.tombstone(record, FieldStamp(0, 0, "", "", 0))
+            got = stored[(table, record.id)].stamps["_deleted"]
+            record.deleted_by = FieldStamp(*got[:4], record.version)
+            self.merged[record.id] = survivor_id
+        self.merges.append(entry)
+
+    def undo(self, entry: ModelMerge, stored: Stored) -> None:
+        """Undo a merge: the merged records come back as they were; what it moved goes back
+        unless its account_id was written since; the survivor's fields it filled get their
+        old values back unless written since."""
+        last = FieldStamp(*self.hlc, "", "", 0)
+        for record_id in entry.merged:
+            record = self.records[(entry.table, record_id)]
+            record.version = self.bump()
+            record.deleted_by = None
+            del self.merged[record_id]
+        for key, from_id, version in entry.moved:
+            child = self.records[key]
+            if child.deleted or child.values["account_id"] != entry.survivor:
+                continue
+            if child.stamps["account_id"].version != version:
+                continue
+            STATS["undo: moved back"] += 1
+            last = self.server_write(child, {"account_id": from_id}, stored, last)
+        for key, n, home in entry.conflicts:
+            if self.homes[key][n] == ("accounts", entry.survivor):
+                self.homes[key][n] = home
+        survivor = self.records[(entry.table, entry.survivor)]
+        restore = {
+            name: value
+            for name, (value, version) in entry.filled.items()
+            if survivor.stamps[name].version == version
+        }
+        STATS["undo: fields kept"] += len(entry.filled) - len(restore)
+        if restore:
+            self.server_write(survivor, restore, stored, last)
+        else:
+            survivor.version = self.bump()
+        entry.undone = True
+
     def scope_of(self, table: str, values: dict[str, Any]) -> str:
         if table == "accounts":
             return team_scope(values["team_id"])
@@ -228,10 +376,11 @@ class Model:
     def conflict(self, record: ModelRecord, name: str, kept: tuple[Any, FieldStamp],
                  lost: tuple[Any, FieldStamp]) -> None:  # fmt: skip
         STATS[f"conflict on {record.table}"] += 1
-        self.conflicts[
-            (record.table, record.id, name, kept[0], lost[0], tuple(kept[1].hlc),
-             tuple(lost[1].hlc), kept[1].user_id, lost[1].user_id)
-        ] += 1  # fmt: skip
+        key = (record.table, record.id, name, kept[0], lost[0], tuple(kept[1].hlc),
+               tuple(lost[1].hlc), kept[1].user_id, lost[1].user_id)  # fmt: skip
+        self.conflicts[key] += 1
+        # Where it goes: where its record is; a merge takes an account's to its survivor.
+        self.homes.setdefault(key, []).append((record.table, record.id))
 
     def apply(
         self, client_id: str, user_id: str, m: dict[str, Any], now_ms: int
@@ -244,6 +393,16 @@ class Model:
         record = self.records.get(key)
         fields = m["fields"]
         order = len(self.history)
+        self.redirected = None
+        seen_key = key  # the row the write's base_seq is a version of
+        if m["op"] != "delete" and record is not None and record.deleted:
+            survivor = self.survivor_of(record)
+            if survivor is not None:  # rule 13: the write lands on the survivor
+                if not self.reaches(user_id, record, eff[0]):
+                    return "rejected", "not_found", eff
+                STATS[f"rule 13: {record.table} write redirected"] += 1
+                self.redirected = survivor.id
+                record, key = survivor, (survivor.table, survivor.id)
 
         def rejected(code: str) -> tuple[str, str | None, list[int]]:
             return "rejected", code, eff
@@ -282,7 +441,7 @@ class Model:
             if self.roles[user_id] == "rep":
                 self.claims.add(record.id)
 
-        seen = self.versions[(key, m["base_seq"])] if m["base_seq"] is not None else 0
+        seen = self.versions[(seen_key, m["base_seq"])] if m["base_seq"] is not None else 0
         won: list[str] = []
         changed: dict[str, Any] = {}
         some_lost = False
@@ -332,6 +491,10 @@ class Model:
         account_id = fields.get("account_id")
         if account_id is not None:
             account = self.records.get(("accounts", account_id))
+            survivor = self.survivor_of(account) if account is not None else None
+            if survivor is not None:  # rule 13: it hangs off the survivor
+                STATS[f"rule 13: {table} attached to the survivor"] += 1
+                account, fields = survivor, {**fields, "account_id": survivor.id}
             if account is None or account.deleted or not self.reaches(user_id, account, eff[0]):
                 return "rejected", "not_found", eff
         if table == "accounts":
@@ -494,6 +657,10 @@ class SyncMachine(RuleBasedStateMachine):
             self.hostile(data, i)
         elif action == "move":  # an admin gives an account to someone of the other team
             self.move(data)
+        elif action == "merge":  # an admin merges records, while devices write offline
+            self.merge(data)
+        elif action == "undo":  # and undoes a merge
+            self.undo(data)
         self.steps += 1
         if self.steps % SETTLE_EVERY == 0:
             self.settle()
@@ -569,6 +736,73 @@ class SyncMachine(RuleBasedStateMachine):
         got = stored.stamps["owner_id"]
         assert (got.ms, got.counter, got.client_id, got.user_id) == stamp[:4], (got, stamp)
         self.run(self.check_store())
+
+    def merge(self, data: st.DataObject) -> None:
+        """An admin merges two or three accounts (with what hangs off them) or contacts of
+        one team into one, through the one writer at the server's time, choosing some
+        fields' values from the merged records; devices that have not pulled it keep
+        writing to the merged-away records and adding to them (rule 13)."""
+        model = self.model
+        table = data.draw(st.sampled_from(["accounts", "accounts", "contacts"]), label="table")
+        groups: dict[str, list[str]] = {}
+        for key, record in sorted(model.records.items(), key=lambda kv: self.made[kv[0][1]]):
+            if key[0] == table and not record.deleted:
+                groups.setdefault(record.scope, []).append(key[1])
+        scopes = sorted(scope for scope, ids in groups.items() if len(ids) > 1)
+        if not scopes:
+            return
+        ids = groups[data.draw(st.sampled_from(scopes), label="scope")]
+        chosen = data.draw(
+            st.lists(st.sampled_from(ids), min_size=2, max_size=3, unique=True), label="records"
+        )
+        survivor, merged = chosen[0], chosen[1:]
+        names = data.draw(
+            st.lists(st.sampled_from(sorted(UPDATABLE[table])), max_size=3, unique=True),
+            label="fields",
+        )
+        fields = {name: data.draw(st.sampled_from(chosen), label=name) for name in names}
+        STATS[f"merge {table}: {len(merged)}"] += 1
+        request = MergeRequest(table=table, survivor_id=survivor, merged_ids=merged, fields=fields)
+        answer = self.run(merging.merge(self.admin, request, now_ms=self.now))
+        keys = [(table, record_id) for record_id in chosen]
+        keys += [k for k, r in model.records.items() if r.values.get("account_id") in merged]
+        stored = self.run(self.stored(keys))
+        model.merge(answer.merge_id, table, survivor, merged, fields, stored)
+        model.hlc = self.run(server_hlc())
+        self.run(self.check_store())
+
+    def undo(self, data: st.DataObject) -> None:
+        """An admin undoes a merge that stands: refused whole (409) when its survivor has
+        been deleted or merged away since."""
+        model = self.model
+        standing = [entry for entry in model.merges if not entry.undone]
+        if not standing:
+            return
+        entry = data.draw(st.sampled_from(standing), label="merge")
+        survivor = model.records[(entry.table, entry.survivor)]
+        if survivor.deleted:
+            STATS["undo refused: survivor gone"] += 1
+            with pytest.raises(ApiError) as refused:
+                self.run(merging.undo(self.admin, entry.merge_id, now_ms=self.now))
+            assert refused.value.status == 409 and refused.value.error == "survivor_gone"
+            self.run(self.check_store())
+            return
+        STATS["undo"] += 1
+        answer = self.run(merging.undo(self.admin, entry.merge_id, now_ms=self.now))
+        assert answer.restored == entry.merged
+        keys = [(entry.table, entry.survivor)] + [(entry.table, i) for i in entry.merged]
+        keys += [key for key, _, _ in entry.moved]
+        model.undo(entry, self.run(self.stored(keys)))
+        model.hlc = self.run(server_hlc())
+        self.run(self.check_store())
+
+    async def stored(self, keys: list[Key]) -> Stored:
+        found: Stored = {}
+        for table in {key[0] for key in keys}:
+            ids = sorted({key[1] for key in keys if key[0] == table})
+            for record_id, record in (await stored_records(table, ids)).items():
+                found[(table, record_id)] = record
+        return found
 
     def local_write(self, data: st.DataObject, i: int) -> None:
         device = self.devices[i]
@@ -719,6 +953,9 @@ class SyncMachine(RuleBasedStateMachine):
             expected = model.apply(device.client_id, actor.user_id, m, self.now)
             got = (result["status"], (result["error"] or {}).get("error"), result["hlc"])
             assert got == expected, (m, result)
+            # Rule 13: an applied write to a merged-away record names its survivor.
+            redirected = model.redirected if got[0] != "rejected" else None
+            assert result.get("redirected_to") == redirected, (m, result)
             STATS[f"{m['table']} {m['op']}: {got[0]} {got[1] or ''}".strip()] += 1
             assert result["replayed"] is False
             if got[0] != "rejected":  # rule 3: the server's clock observes valid writes
@@ -773,7 +1010,20 @@ class SyncMachine(RuleBasedStateMachine):
         assert {k for k in device.rows if k[0] in UPDATABLE} == seen
         for (table, _), row in device.rows.items():
             if table == "conflicts":
-                assert model.sees(user, model.records[(row["table"], row["record_id"])].scope)
+                homes = model.homes[
+                    (
+                        row["table"],
+                        row["record_id"],
+                        row["field"],
+                        row["kept_value"],
+                        row["lost_value"],
+                        tuple(row["kept_hlc"]),
+                        tuple(row["lost_hlc"]),
+                        row["kept_by"],
+                        row["lost_by"],
+                    )
+                ]
+                assert any(model.sees(user, model.records[h].scope) for h in homes), row
             elif table == "rejections":
                 assert model.teams[row["user_id"]] == model.teams[user], row
 
@@ -795,15 +1045,16 @@ class SyncMachine(RuleBasedStateMachine):
                 assert values == want.values, (table, record_id)
         rows = await conflicts_about(record_id for _, record_id in model.records)
         found: Counter[tuple[Any, ...]] = Counter()
+        scopes: Counter[tuple[Any, ...]] = Counter()
         for row in rows:
-            found[
-                (row["table"], row["record_id"], row["field"], row["kept_value"],
-                 row["lost_value"], tuple(row["kept_hlc"]), tuple(row["lost_hlc"]),
-                 row["kept_by"], row["lost_by"])
-            ] += 1  # fmt: skip
-            record = model.records[(row["table"], row["record_id"])]
-            assert row["scope"] == record.scope, ("a conflict must go where its record is", row)
+            key = (row["table"], row["record_id"], row["field"], row["kept_value"],
+                   row["lost_value"], tuple(row["kept_hlc"]), tuple(row["lost_hlc"]),
+                   row["kept_by"], row["lost_by"])  # fmt: skip
+            found[key] += 1
+            scopes[(*key, row["scope"])] += 1
         assert found == model.conflicts, diff(dict(found), dict(model.conflicts))
+        # A conflict goes where its record is (a merged-away account's, where it was moved).
+        assert scopes == model.conflict_scopes(), diff(dict(scopes), dict(model.conflict_scopes()))
 
     async def check_history(self) -> None:
         """The protocol's promises, read from the history of writes alone."""

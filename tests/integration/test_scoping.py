@@ -614,6 +614,42 @@ async def probe_duplicates(client: Any, world: World) -> None:
             assert not ids & world.b_ids()
 
 
+@probe("POST", "/api/merge")
+@probe("POST", "/api/merge/{merge_id:str}/undo")
+async def probe_merge(client: Any, world: World) -> None:
+    """Team A can merge nothing of team B's, into or out of its own, nor undo B's merges;
+    a rep merges no accounts."""
+    mine = await make_account(client, world.manager_a, name="Mine")
+    theirs = await make_account(client, world.manager_b, name="Theirs")
+    bodies = [
+        {"table": "accounts", "survivor_id": mine["id"], "merged_ids": [world.b["accounts"]]},
+        {"table": "accounts", "survivor_id": world.b["accounts"], "merged_ids": [mine["id"]]},
+        {"table": "accounts", "survivor_id": theirs["id"], "merged_ids": [world.b["accounts"]]},
+        {"table": "contacts", "survivor_id": world.a["contacts"],
+         "merged_ids": [world.b["contacts"]]},
+    ]  # fmt: skip
+    for who in world.outsiders:
+        for body in bodies:
+            before, seq = await snapshot("accounts", world.b["accounts"]), await current_seq()
+            expect(await client.post("/api/merge", json=body, headers=who.headers), 403, 404)
+            assert await snapshot("accounts", world.b["accounts"]) == before
+            assert await current_seq() == seq
+    own = {"table": "accounts", "survivor_id": mine["id"], "merged_ids": [world.a["accounts"]]}
+    expect(await client.post("/api/merge", json=own, headers=world.rep_a.headers), 403)
+    b_merge = await client.post(
+        "/api/merge",
+        json={"table": "accounts", "survivor_id": world.b["accounts"],
+              "merged_ids": [theirs["id"]]},
+        headers=world.manager_b.headers,
+    )  # fmt: skip
+    assert b_merge.status_code == 200, b_merge.text
+    b_id = b_merge.json()["merge_id"]
+    for who in world.outsiders:
+        expect(await client.post(f"/api/merge/{b_id}/undo", headers=who.headers), 403, 404)
+    undone = await client.post(f"/api/merge/{b_id}/undo", headers=world.manager_b.headers)
+    assert undone.status_code == 200, undone.text
+
+
 def push_subscription(endpoint: str) -> dict[str, Any]:
     public = ec.generate_private_key(ec.SECP256R1()).public_key()
     point = public.public_bytes(

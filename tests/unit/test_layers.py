@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.campaigns",
             "server.attachments",
             "server.privacy",
+            "server.merging",
         ),
     ),
     (

@@ -69,6 +69,18 @@ function whereText(entry, clientId) {
   return BY_SOURCE[entry.source] || "";
 }
 
+// A merge's entry (SPEC section 9): on a merged record, `merged_into` (new: merged away,
+// old: back by an undo); on the survivor, `merged` (the ids), with the values it took.
+function mergeLines(entry, who, noun, fields, names) {
+  const into = entry.fields.merged_into;
+  if (into) return [into.new ? `${who} merged this ${noun} into another` : `${who} undid a merge: this ${noun} is back`];
+  const merged = entry.fields.merged || {};
+  const n = (merged.new || merged.old || []).length;
+  const others = `${n} other ${noun}${n === 1 ? "" : "s"}`;
+  return [merged.new ? `${who} merged ${others} into this one` : `${who} undid a merge: ${others} taken out again`,
+    ...fields.filter(([name]) => name !== "merged").map(([name, change]) => `${who} ${changeText(name, change, names)}`)];
+}
+
 function entryItem(entry, noun, names, context) {
   const who = whoText(entry, context.myId);
   const fields = Object.entries(entry.fields || {});
@@ -76,7 +88,7 @@ function entryItem(entry, noun, names, context) {
   if (entry.op === "create") lines = [`${who} created the ${noun}`];
   else if (entry.op === "delete") lines = [`${who} deleted the ${noun}`];
   else if (entry.op === "erase") lines = [`The ${noun} was erased on request`];
-  else if (entry.op === "merge") lines = [`${who} merged another ${noun} into this one`];
+  else if (entry.op === "merge") lines = mergeLines(entry, who, noun, fields, names);
   else if (entry.op === "move" && !fields.length) lines = [`It moved with its account`];
   else {
     lines = fields.map(([name, change]) => `${who} ${changeText(name, change, names)}`);

@@ -78,6 +78,7 @@ const T = {
   anAccount: "an account",
   checkins: "Today's check-ins on a map",
   import: "Import and export",
+  duplicates: "Duplicates",
 };
 
 const NOT_VISITED_DAYS = [14, 30, 60, 90];
@@ -401,7 +402,8 @@ export async function teamScreen(_params, query) {
   const el = h("div", { class: "screen team" },
     h("div", { class: "title-row" }, h("h1", {}, T.title), csv,
       link(T.checkins, "#/team/checkins", "team-checkins-link", "button-link"),
-      link(T.import, "#/import", "team-import-link", "button-link")),
+      link(T.import, "#/import", "team-import-link", "button-link"),
+      link(T.duplicates, "#/duplicates", "team-duplicates-link", "button-link")),
     form, rangeLabel, source, complete, figures);
   return {
     title: T.title, el, onData: drawFeed,
