@@ -26,6 +26,7 @@ from server.core.rows import WIRE_ROWS
 from server.day.controllers import RouteController
 from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
 from server.history.controllers import HistoryController
+from server.maps.controllers import MapController, world_basemap
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
 from server.push.controllers import PushController
@@ -119,6 +120,8 @@ def create_app(
             ImportController,
             DuplicatesController,
             HistoryController,
+            MapController,
+            world_basemap,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.calendar",
             "server.transfer",
             "server.history",
+            "server.maps",
         ),
     ),
     (
