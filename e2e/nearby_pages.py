@@ -48,7 +48,16 @@ class NearbyScreen:
         await self.tid("nearby-status-filter").select_option(status)
 
     def map_markers(self) -> Locator:
-        return self.tid("nearby-map").locator("path.nearby-marker")
+        """Accounts drawn one by one (not in a cluster) in the map's view."""
+        return self.tid("nearby-map").locator(".map-pin")
+
+    def map_clusters(self) -> Locator:
+        return self.tid("nearby-map").locator(".map-cluster")
+
+    async def expect_basemap(self) -> None:
+        """The offline basemap's countries are drawn (docs/map.md)."""
+        await expect(self.tid("nearby-map")).to_have_attribute("data-basemap", "world")
+        await expect(self.tid("nearby-map").locator("path.basemap-land").first).to_be_attached()
 
     async def capture(self, name: str) -> None:
         await self.tid("nearby-capture").click()

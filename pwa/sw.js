@@ -1,15 +1,16 @@
 // fieldcrm's service worker: boring on purpose.
 // - install: precache the app shell into a versioned cache, every file awaited;
 // - activate: delete older shell caches, then claim the open pages;
-// - fetch: same-origin GET only; never /api/ (data lives in IndexedDB, not in caches);
-//   navigations get the cached shell, shell files come cache-first;
-//   Leaflet (/vendor/leaflet/) is kept in its own cache once fetched (stale-while-revalidate);
-//   everything else (e.g. map tiles) goes to the network untouched.
+// - fetch: same-origin GET only, and the map's street tiles; never /api/ (data lives in
+//   IndexedDB, not in caches); navigations get the cached shell, shell files come cache-first;
+//   the map's files (Leaflet, its clusters, the offline basemap) are kept in their own cache
+//   from install on (stale-while-revalidate); street tiles seen are kept in a cache of their
+//   own, the least recently used dropped past TILE_CACHE_BYTES (docs/map.md).
 // - a new version waits until the page, on the rep's tap, posts SKIP_WAITING;
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "2ebd2bacc598";
+const VERSION = "02c9923eaca3";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -17,8 +18,10 @@ const SHELL = [
   "/icons/icon-512.png",
   "/icons/icon-maskable-192.png",
   "/icons/icon-maskable-512.png",
+  "/js/account-map.js",
   "/js/api.js",
   "/js/app.js",
+  "/js/basemap.js",
   "/js/calendar-feed.js",
   "/js/components.js",
   "/js/db.js",
@@ -31,6 +34,7 @@ const SHELL = [
   "/js/push.js",
   "/js/records.js",
   "/js/rejections.js",
+  "/js/route-map.js",
   "/js/route.js",
   "/js/router.js",
   "/js/screens/account.js",
@@ -65,13 +69,32 @@ const SHELL = [
 const CACHE = `fieldcrm-shell-${VERSION}`;
 const CACHE_PREFIX = "fieldcrm-shell-";
 const SHELL_PATHS = new Set(SHELL);
-// Leaflet (the Nearby map) is not in the shell: kept here on first use so the map opens
-// offline afterwards. Its own cache, so a new shell version does not drop it.
+// The map's files are not in the shell (its size budget): kept in their own cache from the
+// install on, so a map opens offline from the first start, and a new shell version does not
+// fetch them again. Refreshed when used online.
 const VENDOR_CACHE = "fieldcrm-vendor-1";
-const VENDOR_PREFIX = "/vendor/leaflet/";
+const MAP_PREFIXES = ["/vendor/", "/basemap/"];
+const MAP_FILES = [
+  "/vendor/leaflet/leaflet.js",
+  "/vendor/leaflet/leaflet.css",
+  "/vendor/leaflet-markercluster/leaflet.markercluster.js",
+  "/vendor/leaflet-markercluster/MarkerCluster.css",
+  "/basemap/world.json",
+];
+// Street tiles: a cross-origin image fetched through CORS (the map asks for its tiles so,
+// and the CSP lets no other image host in). Kept up to this size, least recently used out.
+const TILE_CACHE = "fieldcrm-tiles-1";
+const TILE_CACHE_BYTES = 64 * 1024 * 1024;
+const TILE_STORED_AT = "x-fieldcrm-stored-at";
+const TILE_BYTES = "x-fieldcrm-bytes";
+const TILE_TOUCH_MS = 6 * 60 * 60 * 1000; // a tile used again is moved to the back at most this often
+// A transparent 1x1 PNG: a tile not kept, offline; the basemap under it shows.
+const EMPTY_TILE = Uint8Array.from(atob(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=",
+), (c) => c.charCodeAt(0));
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(precacheShell());
+  event.waitUntil(Promise.all([precacheShell(), precacheMap()]));
 });
 
 self.addEventListener("activate", (event) => {
@@ -89,13 +112,16 @@ self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET") return;
   const url = new URL(request.url);
-  if (url.origin !== self.location.origin) return;
+  if (url.origin !== self.location.origin) {
+    if (request.destination === "image" && request.mode === "cors") event.respondWith(streetTile(event, request));
+    return;
+  }
   if (url.pathname.startsWith("/api/")) return;
   if (request.mode === "navigate") {
     event.respondWith(shellForNavigation(request, url));
   } else if (SHELL_PATHS.has(url.pathname)) {
     event.respondWith(cacheFirst(request, url));
-  } else if (url.pathname.startsWith(VENDOR_PREFIX)) {
+  } else if (MAP_PREFIXES.some((prefix) => url.pathname.startsWith(prefix))) {
     event.respondWith(staleWhileRevalidate(event, request));
   }
 });
@@ -142,6 +168,16 @@ async function precacheShell() {
   await cache.addAll(SHELL.map((path) => new Request(path, { cache: "reload" })));
 }
 
+// The map's files, those not kept yet (a new shell version finds them there). One that
+// cannot be fetched is left for the map to fetch when used: the shell installs regardless.
+async function precacheMap() {
+  const cache = await caches.open(VENDOR_CACHE);
+  await Promise.all(MAP_FILES.map(async (path) => {
+    if (await cache.match(path)) return;
+    await cache.add(new Request(path, { cache: "reload" })).catch(() => {});
+  }));
+}
+
 async function deleteOldShells() {
   const names = await caches.keys();
   await Promise.all(
@@ -183,6 +219,70 @@ async function staleWhileRevalidate(event, request) {
   // Offline with a cached copy: the failed refresh is expected, and nothing to report.
   event.waitUntil(fresh.catch(() => {}));
   return cached || fresh;
+}
+
+// -- street tiles -----------------------------------------------------------------------
+
+let tileBytes = null; // the cache's size, counted once per worker start, then kept up to date
+let tileWrites = Promise.resolve(); // one tile written at a time, so the count stays right
+
+// The kept tile at once (moved to the back of the line now and then), else the network's,
+// kept for next time; offline and not kept, an empty tile.
+async function streetTile(event, request) {
+  const cache = await caches.open(TILE_CACHE);
+  const kept = await cache.match(request);
+  if (kept) {
+    if (Date.now() - Number(kept.headers.get(TILE_STORED_AT)) > TILE_TOUCH_MS) {
+      event.waitUntil(keepTileLater(cache, request, kept.clone()));
+    }
+    return kept;
+  }
+  let response;
+  try {
+    response = await fetch(request);
+  } catch {
+    return new Response(EMPTY_TILE, { headers: { "content-type": "image/png" } });
+  }
+  if (response.ok) event.waitUntil(keepTileLater(cache, request, response.clone()));
+  return response;
+}
+
+function keepTileLater(cache, request, response) {
+  tileWrites = tileWrites.then(() => keepTile(cache, request, response)).catch(() => {});
+  return tileWrites;
+}
+
+// Cache entries keep the order they were put in: putting a tile again moves it to the back,
+// so the front of cache.keys() is the least recently used.
+async function keepTile(cache, request, response) {
+  const body = await response.arrayBuffer();
+  const headers = new Headers(response.headers);
+  headers.set(TILE_STORED_AT, String(Date.now()));
+  headers.set(TILE_BYTES, String(body.byteLength));
+  headers.delete("vary"); // every request for the tile is the same one
+  if (tileBytes === null) tileBytes = await keptBytes(cache);
+  const before = await cache.match(request);
+  if (before) tileBytes -= Number(before.headers.get(TILE_BYTES)) || 0;
+  await cache.delete(request);
+  await cache.put(request, new Response(body, { status: response.status, headers }));
+  tileBytes += body.byteLength;
+  if (tileBytes > TILE_CACHE_BYTES) await dropOldTiles(cache);
+}
+
+async function keptBytes(cache) {
+  let total = 0;
+  for (const response of await cache.matchAll()) total += Number(response.headers.get(TILE_BYTES)) || 0;
+  return total;
+}
+
+// Down to 90% of the cap, the least recently used first.
+async function dropOldTiles(cache) {
+  for (const request of await cache.keys()) {
+    if (tileBytes <= TILE_CACHE_BYTES * 0.9) break;
+    const response = await cache.match(request);
+    tileBytes -= (response && Number(response.headers.get(TILE_BYTES))) || 0;
+    await cache.delete(request);
+  }
 }
 
 // -- push reminders --------------------------------------------------------------------

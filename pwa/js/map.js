@@ -1,41 +1,63 @@
-// Maps and distances. Leaflet is served by the server from /vendor/leaflet/ and loaded the
-// first time a map is drawn: it is not part of the app shell (the service worker keeps a
-// copy once fetched, so the map opens offline after its first use). Without a tile server,
-// or offline, the map still shows its markers, on a plain background.
+// Maps and distances. Leaflet and Leaflet.markercluster are served by the server from
+// /vendor/ and loaded the first time a map is drawn: they are not part of the app shell, but
+// the service worker keeps them from its install on, with the offline basemap, so a map
+// opens offline from the first start. What a map is drawn on is in basemap.js; accounts on
+// it in account-map.js; a day's route in route-map.js (docs/map.md).
 
 import { apiFetch, NetworkError } from "./api.js";
+import { AccountLayer } from "./account-map.js";
+import { addBasemap } from "./basemap.js";
 import { read, write } from "./db.js";
 import { session } from "./session.js";
 import { h } from "./ui.js";
 
-const LEAFLET_JS = "/vendor/leaflet/leaflet.js";
-const LEAFLET_CSS = "/vendor/leaflet/leaflet.css";
+const VENDOR = [
+  ["/vendor/leaflet/leaflet.css", "/vendor/leaflet/leaflet.js"],
+  ["/vendor/leaflet-markercluster/MarkerCluster.css", "/vendor/leaflet-markercluster/leaflet.markercluster.js"],
+];
 const CONFIG_KEY = "map_config";
 
 let loading = null;
 
-// Leaflet's global `L`, once its script and stylesheet are in the page.
-export function loadLeaflet() {
-  if (globalThis.L) return Promise.resolve(globalThis.L);
-  if (!loading) {
-    loading = new Promise((resolve, reject) => {
-      if (!document.querySelector(`link[href="${LEAFLET_CSS}"]`)) {
-        document.head.append(h("link", { rel: "stylesheet", href: LEAFLET_CSS }));
-      }
-      const script = h("script", { src: LEAFLET_JS });
-      script.addEventListener("load", () => resolve(globalThis.L));
-      script.addEventListener("error", () => {
-        loading = null;
-        script.remove();
-        reject(new Error("The map could not be loaded."));
-      });
-      document.head.append(script);
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const script = h("script", { src });
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => {
+      script.remove();
+      reject(new Error("The map could not be loaded."));
     });
+    document.head.append(script);
+  });
+}
+
+// Leaflet's global `L` with its marker clusters, once their scripts and stylesheets are in
+// the page (the plugin needs Leaflet first).
+export function loadLeaflet() {
+  if (globalThis.L && globalThis.L.MarkerClusterGroup) return Promise.resolve(globalThis.L);
+  if (!loading) {
+    loading = (async () => {
+      for (const [css, js] of VENDOR) {
+        if (!document.querySelector(`link[href="${css}"]`)) document.head.append(h("link", { rel: "stylesheet", href: css }));
+        if (!document.querySelector(`script[src="${js}"]`)) await loadScript(js);
+      }
+      return globalThis.L;
+    })();
+    loading.catch(() => { loading = null; });
   }
   return loading;
 }
 
-// The server's map settings ({tile_url, tile_attribution}), kept on the phone for offline use.
+// A map in `box` with the basemap under it (basemap.js); config from mapConfig(). It has a
+// view from the start (the clusters need one), which callers then fit to what they show.
+export function createMap(L, box, config, options = {}) {
+  const map = L.map(box, { zoomSnap: 0.5, minZoom: 2, maxZoom: 19, ...options }).setView([46.5, 2.5], 5);
+  addBasemap(L, map, config, box);
+  return map;
+}
+
+// The server's map settings ({tile_url, tile_attribution, tile_pack}), kept on the phone
+// for offline use.
 export async function mapConfig() {
   const token = session().token;
   if (token && navigator.onLine) {
@@ -45,6 +67,7 @@ export async function mapConfig() {
         const config = {
           tile_url: String(result.data.tile_url || ""),
           tile_attribution: String(result.data.tile_attribution || ""),
+          tile_pack: result.data.tile_pack || null,
         };
         await write(["meta"], (s) => s.meta.put(config, CONFIG_KEY));
         return config;
@@ -95,41 +118,32 @@ export function positionText(account) {
   return null;
 }
 
-// Marker styles are CSS classes (app.css), so they follow the light and dark schemes.
-export const MARKED_STATUSES = ["prospect", "customer", "inactive"];
-
-// A Leaflet map of the rep and the accounts around them.
+// A map of the rep's accounts (clustered, coloured: account-map.js), where the rep is and
+// the radius searched.
 export class NearbyMap {
-  constructor(L, container, { tileUrl = "", attribution = "" } = {}) {
+  constructor(L, container, config, popup) {
     this.L = L;
-    this.map = L.map(container, { attributionControl: !!tileUrl, zoomSnap: 0.5 });
-    if (tileUrl) L.tileLayer(tileUrl, { maxZoom: 19, attribution }).addTo(this.map);
-    this.markers = L.layerGroup().addTo(this.map);
-    this.fitted = false;
+    this.map = createMap(L, container, config);
+    this.accounts = new AccountLayer(L, this.map, popup);
+    this.here = L.layerGroup().addTo(this.map);
   }
 
-  // position: {lat, lng, accuracy}; results: [{account, distance_m}]; popup(account) -> Node
-  show(position, radiusM, results, popup, { refit = false } = {}) {
+  // accounts: every account to show; mode and lastVisit: account-map.js. Answers how many.
+  showAccounts(accounts, mode, lastVisit, near) {
+    return this.accounts.set(accounts, mode, lastVisit, near);
+  }
+
+  // position: {lat, lng}; results: [{account}], the nearest, which the view is fitted to.
+  showPosition(position, radiusM, results, { refit = false } = {}) {
     const L = this.L;
-    this.markers.clearLayers();
+    this.here.clearLayers();
     const here = [position.lat, position.lng];
-    L.circle(here, { radius: radiusM, className: "nearby-radius", interactive: false }).addTo(this.markers);
-    const points = [here];
-    for (const { account } of results) {
-      // Drawn on the rep's side of the antimeridian, not round the other side of the world.
-      const lng = account.lng + 360 * Math.round((position.lng - account.lng) / 360);
-      const status = MARKED_STATUSES.includes(account.status) ? account.status : "prospect";
-      L.circleMarker([account.lat, lng], { radius: 8, className: `nearby-marker nearby-marker-${status}` })
-        .bindPopup(popup(account))
-        .addTo(this.markers);
-      points.push([account.lat, lng]);
-    }
-    L.circleMarker(here, { radius: 9, className: "nearby-you", interactive: false }).addTo(this.markers);
-    if (!this.fitted || refit) {
-      if (points.length > 1) this.map.fitBounds(L.latLngBounds(points).pad(0.15), { maxZoom: 16 });
-      else this.map.setView(here, 14);
-      this.fitted = true;
-    }
+    L.circle(here, { radius: radiusM, className: "nearby-radius", interactive: false }).addTo(this.here);
+    L.circleMarker(here, { radius: 9, className: "nearby-you", interactive: false }).addTo(this.here);
+    if (!refit) return;
+    const points = [here, ...results.map(({ account: a }) => [a.lat, a.lng + 360 * Math.round((position.lng - a.lng) / 360)])];
+    if (points.length > 1) this.map.fitBounds(L.latLngBounds(points).pad(0.15), { maxZoom: 16 });
+    else this.map.setView(here, 14);
   }
 
   resize() {
@@ -137,7 +151,7 @@ export class NearbyMap {
   }
 
   remove() {
-    this.map.remove();
+    removeMap(this.map);
   }
 }
 
@@ -151,7 +165,7 @@ export function removeMap(map) {
 }
 
 // A map of points only (the Team screens): [{lat, lng, className, popup}], fitted to them.
-// Drawn into `box`; `note` says when there is no background or no map at all. Answers the
+// Drawn into `box`; `note` says when there is no map at all. Answers the
 // map (keep it to remove it when the screen goes), or null.
 export async function drawPoints(box, note, points, previous = null) {
   removeMap(previous);
@@ -168,12 +182,8 @@ export async function drawPoints(box, note, points, previous = null) {
     return null;
   }
   box.hidden = false;
-  const map = L.map(box, { attributionControl: !!config.tile_url, zoomSnap: 0.5 });
-  if (config.tile_url) {
-    L.tileLayer(config.tile_url, { maxZoom: 19, attribution: config.tile_attribution }).addTo(map);
-  }
-  note.textContent = config.tile_url ? "" : "No map background is set up on this server: the map shows positions only.";
-  note.hidden = !!config.tile_url;
+  const map = createMap(L, box, config);
+  note.hidden = true;
   const where = [];
   for (const p of points) {
     const marker = L.circleMarker([p.lat, p.lng], { radius: 8, className: p.className });

@@ -1,9 +1,12 @@
 // "Order my stops" on Today: the accounts of today's tasks, put in the order that makes the
 // drive shortest from where the rep is (pwa/js/route.js, the server's rule, offline), with
 // each leg's length, the total and what it saves over the order listed, and a directions
-// link per stop that opens the phone's maps app.
+// link per stop that opens the phone's maps app. The route is drawn on a map (route-map.js)
+// and the rep can move stops up and down, the lengths measured again.
 
-import { directionsHref, formatDistance, hasPosition } from "../map.js";
+import { geodesicDistanceM } from "../geodesic.js";
+import { createMap, directionsHref, formatDistance, hasPosition, loadLeaflet, mapConfig, removeMap } from "../map.js";
+import { drawRoute } from "../route-map.js";
 import { planRoute, MAX_STOPS } from "../route.js";
 import { button, h, link } from "../ui.js";
 
@@ -11,6 +14,7 @@ const GEO_TIMEOUT_MS = 10_000;
 
 // The last plan, kept while Today is redrawn; dropped when the day's stops change.
 let planned = null;
+let shownMap = null;
 
 function here() {
   return new Promise((resolve) => {
@@ -47,7 +51,21 @@ export function routeSection(tasks, accountsById) {
   if (planned && planned.key !== key) planned = null;
 
   const body = h("div", { testid: "today-route-body" });
-  const show = () => body.replaceChildren(...(planned ? planView(planned) : []));
+  const show = () => {
+    body.replaceChildren(...(planned ? planView(planned, move) : []));
+    if (planned) drawPlan(body.querySelector("[data-testid=today-route-map]"), planned);
+  };
+  // Moves the stop at place i of the order by `by` (-1: up, 1: down).
+  const move = (i, by) => {
+    const order = planned.route.order;
+    [order[i], order[i + by]] = [order[i + by], order[i]];
+    planned.route = { ...planned.route, ...measure(planned.from, planned.stops, order) };
+    planned.byHand = true;
+    show();
+    // Focus stays on the stop moved, so it can be moved again.
+    const buttons = body.querySelectorAll(`[data-testid=today-route-stop]`)[i + by].querySelectorAll("button");
+    (buttons[by < 0 ? 0 : 1].disabled ? buttons[by < 0 ? 1 : 0] : buttons[by < 0 ? 0 : 1]).focus();
+  };
   const order = button("Order my stops", "today-route-order", async (event) => {
     const btn = event.currentTarget;
     btn.disabled = true;
@@ -55,7 +73,7 @@ export function routeSection(tasks, accountsById) {
     const start = await here();
     const from = start || { lat: stops[0].lat, lng: stops[0].lng };
     const route = planRoute(from, stops);
-    planned = { key, route, stops, fromHere: !!start };
+    planned = { key, route, stops, from, fromHere: !!start, shortestM: route.distanceM, byHand: false };
     btn.disabled = false;
     btn.textContent = "Order my stops again";
     show();
@@ -78,17 +96,49 @@ export function routeSection(tasks, accountsById) {
   );
 }
 
-function planView({ route, stops, fromHere }) {
+// The legs and length of the stops in `order` from `from` (as planRoute's).
+function measure(from, stops, order) {
+  let here = from;
+  const legsM = order.map((i) => {
+    const leg = geodesicDistanceM(here.lat, here.lng, stops[i].lat, stops[i].lng);
+    here = stops[i];
+    return leg;
+  });
+  return { legsM, distanceM: legsM.reduce((a, b) => a + b, 0) };
+}
+
+async function drawPlan(box, { from, stops, route }) {
+  removeMap(shownMap);
+  shownMap = null;
+  if (!box.isConnected) await new Promise((resolve) => requestAnimationFrame(resolve));
+  if (!box.isConnected) return;
+  try {
+    const [L, config] = await Promise.all([loadLeaflet(), mapConfig()]);
+    if (!box.isConnected) return;
+    removeMap(shownMap);
+    shownMap = createMap(L, box, config);
+    drawRoute(L, shownMap, from, route.order.map((i) => stops[i]));
+    box.dataset.stops = String(route.order.length);
+  } catch {
+    box.hidden = true; // the list says it all
+  }
+}
+
+function planView({ route, stops, fromHere, shortestM, byHand }, move) {
   const saved = route.asGivenM - route.distanceM;
+  const extra = route.distanceM - shortestM;
   const summary =
     `${formatDistance(route.distanceM)} in all` +
-    (saved >= 1 ? `, ${formatDistance(saved)} less than in the order listed.` : ", the order listed was already the shortest.");
+    (byHand
+      ? (extra >= 1 ? `, in your order: ${formatDistance(extra)} more than the shortest.` : ", in your order, as short as the shortest.")
+      : saved >= 1 ? `, ${formatDistance(saved)} less than in the order listed.` : ", the order listed was already the shortest.");
   return [
     h(
       "p",
       { class: "row-sub", testid: "today-route-summary", dataset: { metres: String(Math.round(route.distanceM)) } },
       (fromHere ? "From where you are: " : "Your position is not known: from the first stop. ") + summary,
     ),
+    h("div", { class: "nearby-map route-map", testid: "today-route-map", role: "region", "aria-label": "Map of the route" }),
     h(
       "ol",
       { class: "list route" },
@@ -103,7 +153,12 @@ function planView({ route, stops, fromHere }) {
             link(`${i + 1}. ${account.name}`, `#/account/${account.id}`, "today-route-account", "row-title"),
             h("span", { class: "row-sub" }, `${formatDistance(route.legsM[i])} from the ${i ? "stop before" : "start"}`),
           ),
-          link("Directions", directionsHref(account), "today-route-directions", "button-link small"),
+          h("div", { class: "row-actions" }, h("span", { class: "route-moves" },
+            h("button", { type: "button", class: "small route-move", testid: "today-route-up", disabled: i === 0,
+              "aria-label": `Move ${account.name} up`, onclick: () => move(i, -1) }, "↑"),
+            h("button", { type: "button", class: "small route-move", testid: "today-route-down",
+              disabled: i === route.order.length - 1, "aria-label": `Move ${account.name} down`, onclick: () => move(i, 1) }, "↓")),
+            link("Directions", directionsHref(account), "today-route-directions", "button-link small")),
         );
       }),
     ),
