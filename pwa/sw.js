@@ -1,16 +1,14 @@
 // fieldcrm's service worker: boring on purpose.
 // - install: precache the app shell into a versioned cache, every file awaited;
 // - activate: delete older shell caches, then claim the open pages;
-// - fetch: same-origin GET only, and the map's street tiles; never /api/ (data lives in
-//   IndexedDB, not in caches); navigations get the cached shell, shell files come cache-first;
-//   the map's files (Leaflet, its clusters, the offline basemap) are kept in their own cache
-//   from install on (stale-while-revalidate); street tiles seen are kept in a cache of their
-//   own, the least recently used dropped past TILE_CACHE_BYTES (docs/map.md).
+// - fetch: same-origin GET only, and street tiles; never /api/ (data lives in IndexedDB);
+//   navigations get the cached shell, shell files come cache-first; the map's files
+//   (precached) stale-while-revalidate; street tiles LRU-cached (docs/map.md).
 // - a new version waits until the page, on the rep's tap, posts SKIP_WAITING;
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "02c9923eaca3";
+const VERSION = "7e5063207756";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -18,7 +16,6 @@ const SHELL = [
   "/icons/icon-512.png",
   "/icons/icon-maskable-192.png",
   "/icons/icon-maskable-512.png",
-  "/js/account-map.js",
   "/js/api.js",
   "/js/app.js",
   "/js/basemap.js",
@@ -30,11 +27,11 @@ const SHELL = [
   "/js/events.js",
   "/js/geodesic.js",
   "/js/hlc.js",
+  "/js/map-layers.js",
   "/js/map.js",
   "/js/push.js",
   "/js/records.js",
   "/js/rejections.js",
-  "/js/route-map.js",
   "/js/route.js",
   "/js/router.js",
   "/js/screens/account.js",
@@ -54,6 +51,7 @@ const SHELL = [
   "/js/screens/suggestions.js",
   "/js/screens/tasks.js",
   "/js/screens/team.js",
+  "/js/screens/territory.js",
   "/js/screens/today.js",
   "/js/screens/visit.js",
   "/js/session.js",
@@ -69,29 +67,16 @@ const SHELL = [
 const CACHE = `fieldcrm-shell-${VERSION}`;
 const CACHE_PREFIX = "fieldcrm-shell-";
 const SHELL_PATHS = new Set(SHELL);
-// The map's files are not in the shell (its size budget): kept in their own cache from the
-// install on, so a map opens offline from the first start, and a new shell version does not
-// fetch them again. Refreshed when used online.
+// The map's files, outside the shell (its budget), kept from install: maps work offline.
 const VENDOR_CACHE = "fieldcrm-vendor-1";
 const MAP_PREFIXES = ["/vendor/", "/basemap/"];
-const MAP_FILES = [
-  "/vendor/leaflet/leaflet.js",
-  "/vendor/leaflet/leaflet.css",
-  "/vendor/leaflet-markercluster/leaflet.markercluster.js",
-  "/vendor/leaflet-markercluster/MarkerCluster.css",
-  "/basemap/world.json",
-];
-// Street tiles: a cross-origin image fetched through CORS (the map asks for its tiles so,
-// and the CSP lets no other image host in). Kept up to this size, least recently used out.
+const MAP_FILES = ["/vendor/leaflet/leaflet.js", "/vendor/leaflet/leaflet.css", "/basemap/world.json",
+  "/vendor/leaflet-markercluster/leaflet.markercluster.js", "/vendor/leaflet-markercluster/MarkerCluster.css"];
+// Street tiles: cross-origin CORS images (the CSP lets no other image host in).
 const TILE_CACHE = "fieldcrm-tiles-1";
 const TILE_CACHE_BYTES = 64 * 1024 * 1024;
-const TILE_STORED_AT = "x-fieldcrm-stored-at";
-const TILE_BYTES = "x-fieldcrm-bytes";
-const TILE_TOUCH_MS = 6 * 60 * 60 * 1000; // a tile used again is moved to the back at most this often
-// A transparent 1x1 PNG: a tile not kept, offline; the basemap under it shows.
-const EMPTY_TILE = Uint8Array.from(atob(
-  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=",
-), (c) => c.charCodeAt(0));
+const STORED_AT = "x-fieldcrm-stored-at";
+const BYTES = "x-fieldcrm-bytes";
 
 self.addEventListener("install", (event) => {
   event.waitUntil(Promise.all([precacheShell(), precacheMap()]));
@@ -168,8 +153,7 @@ async function precacheShell() {
   await cache.addAll(SHELL.map((path) => new Request(path, { cache: "reload" })));
 }
 
-// The map's files, those not kept yet (a new shell version finds them there). One that
-// cannot be fetched is left for the map to fetch when used: the shell installs regardless.
+// The map's files not kept yet; the shell installs even if one fails.
 async function precacheMap() {
   const cache = await caches.open(VENDOR_CACHE);
   await Promise.all(MAP_FILES.map(async (path) => {
@@ -223,67 +207,47 @@ async function staleWhileRevalidate(event, request) {
 
 // -- street tiles -----------------------------------------------------------------------
 
-let tileBytes = null; // the cache's size, counted once per worker start, then kept up to date
-let tileWrites = Promise.resolve(); // one tile written at a time, so the count stays right
+let tileBytes = null; // the cache's size, counted at the worker's first write
+let tileWrites = Promise.resolve(); // one write at a time keeps the count right
 
-// The kept tile at once (moved to the back of the line now and then), else the network's,
-// kept for next time; offline and not kept, an empty tile.
+// The kept tile, else the network's (kept); offline, an empty answer: the basemap shows.
 async function streetTile(event, request) {
   const cache = await caches.open(TILE_CACHE);
   const kept = await cache.match(request);
-  if (kept) {
-    if (Date.now() - Number(kept.headers.get(TILE_STORED_AT)) > TILE_TOUCH_MS) {
-      event.waitUntil(keepTileLater(cache, request, kept.clone()));
-    }
-    return kept;
-  }
-  let response;
+  if (kept && Date.now() - kept.headers.get(STORED_AT) > 36e5) keepTile(event, cache, request, kept.clone());
+  if (kept) return kept;
   try {
-    response = await fetch(request);
+    const response = await fetch(request);
+    if (response.ok) keepTile(event, cache, request, response.clone());
+    return response;
   } catch {
-    return new Response(EMPTY_TILE, { headers: { "content-type": "image/png" } });
+    return new Response(null, { status: 204 });
   }
-  if (response.ok) event.waitUntil(keepTileLater(cache, request, response.clone()));
-  return response;
 }
 
-function keepTileLater(cache, request, response) {
-  tileWrites = tileWrites.then(() => keepTile(cache, request, response)).catch(() => {});
-  return tileWrites;
-}
-
-// Cache entries keep the order they were put in: putting a tile again moves it to the back,
-// so the front of cache.keys() is the least recently used.
-async function keepTile(cache, request, response) {
-  const body = await response.arrayBuffer();
-  const headers = new Headers(response.headers);
-  headers.set(TILE_STORED_AT, String(Date.now()));
-  headers.set(TILE_BYTES, String(body.byteLength));
-  headers.delete("vary"); // every request for the tile is the same one
-  if (tileBytes === null) tileBytes = await keptBytes(cache);
-  const before = await cache.match(request);
-  if (before) tileBytes -= Number(before.headers.get(TILE_BYTES)) || 0;
-  await cache.delete(request);
-  await cache.put(request, new Response(body, { status: response.status, headers }));
-  tileBytes += body.byteLength;
-  if (tileBytes > TILE_CACHE_BYTES) await dropOldTiles(cache);
-}
-
-async function keptBytes(cache) {
-  let total = 0;
-  for (const response of await cache.matchAll()) total += Number(response.headers.get(TILE_BYTES)) || 0;
-  return total;
-}
-
-// Down to 90% of the cap, the least recently used first.
-async function dropOldTiles(cache) {
-  for (const request of await cache.keys()) {
-    if (tileBytes <= TILE_CACHE_BYTES * 0.9) break;
-    const response = await cache.match(request);
-    tileBytes -= (response && Number(response.headers.get(TILE_BYTES))) || 0;
+// Entries keep the order they were put in: a tile put again (when used, hourly at most)
+// goes to the back, so the front of cache.keys() is the least recently used.
+function keepTile(event, cache, request, response) {
+  tileWrites = tileWrites.then(async () => {
+    const body = await response.arrayBuffer();
+    const headers = new Headers(response.headers);
+    headers.set(STORED_AT, Date.now());
+    headers.set(BYTES, body.byteLength);
+    headers.delete("vary");
+    tileBytes ??= await sizeOf(await cache.matchAll());
+    tileBytes += body.byteLength - sizeOf([await cache.match(request)]);
     await cache.delete(request);
-  }
+    await cache.put(request, new Response(body, { headers }));
+    for (const old of tileBytes > TILE_CACHE_BYTES ? await cache.keys() : []) {
+      if (tileBytes < TILE_CACHE_BYTES * 0.9) break;
+      tileBytes -= sizeOf([await cache.match(old)]);
+      await cache.delete(old);
+    }
+  }).catch(() => {});
+  event.waitUntil(tileWrites);
 }
+
+const sizeOf = (responses) => responses.reduce((sum, r) => sum + (Number(r && r.headers.get(BYTES)) || 0), 0);
 
 // -- push reminders --------------------------------------------------------------------
 

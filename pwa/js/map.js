@@ -1,11 +1,9 @@
-// Maps and distances. Leaflet and Leaflet.markercluster are served by the server from
-// /vendor/ and loaded the first time a map is drawn: they are not part of the app shell, but
-// the service worker keeps them from its install on, with the offline basemap, so a map
-// opens offline from the first start. What a map is drawn on is in basemap.js; accounts on
-// it in account-map.js; a day's route in route-map.js (docs/map.md).
+// Maps and distances. Leaflet and its clusters (/vendor/, not in the shell: the service
+// worker keeps them from install) load when a map is first drawn; basemap.js draws under a
+// map, map-layers.js over it (docs/map.md).
 
 import { apiFetch, NetworkError } from "./api.js";
-import { AccountLayer } from "./account-map.js";
+import { AccountLayer } from "./map-layers.js";
 import { addBasemap } from "./basemap.js";
 import { read, write } from "./db.js";
 import { session } from "./session.js";
@@ -31,8 +29,7 @@ function loadScript(src) {
   });
 }
 
-// Leaflet's global `L` with its marker clusters, once their scripts and stylesheets are in
-// the page (the plugin needs Leaflet first).
+// Leaflet's global `L` with its clusters (the plugin after Leaflet).
 export function loadLeaflet() {
   if (globalThis.L && globalThis.L.MarkerClusterGroup) return Promise.resolve(globalThis.L);
   if (!loading) {
@@ -48,8 +45,7 @@ export function loadLeaflet() {
   return loading;
 }
 
-// A map in `box` with the basemap under it (basemap.js); config from mapConfig(). It has a
-// view from the start (the clusters need one), which callers then fit to what they show.
+// A map in `box` on the basemap, with a view at once (clusters need one).
 export function createMap(L, box, config, options = {}) {
   const map = L.map(box, { zoomSnap: 0.5, minZoom: 2, maxZoom: 19, ...options }).setView([46.5, 2.5], 5);
   addBasemap(L, map, config, box);
@@ -118,8 +114,7 @@ export function positionText(account) {
   return null;
 }
 
-// A map of the rep's accounts (clustered, coloured: account-map.js), where the rep is and
-// the radius searched.
+// The rep's accounts (map-layers.js), where the rep is and the radius searched.
 export class NearbyMap {
   constructor(L, container, config, popup) {
     this.L = L;
@@ -128,12 +123,12 @@ export class NearbyMap {
     this.here = L.layerGroup().addTo(this.map);
   }
 
-  // accounts: every account to show; mode and lastVisit: account-map.js. Answers how many.
+  // Answers how many, once all are on the map.
   showAccounts(accounts, mode, lastVisit, near) {
     return this.accounts.set(accounts, mode, lastVisit, near);
   }
 
-  // position: {lat, lng}; results: [{account}], the nearest, which the view is fitted to.
+  // results: the nearest ([{account}]), which the view fits.
   showPosition(position, radiusM, results, { refit = false } = {}) {
     const L = this.L;
     this.here.clearLayers();
@@ -144,10 +139,6 @@ export class NearbyMap {
     const points = [here, ...results.map(({ account: a }) => [a.lat, a.lng + 360 * Math.round((position.lng - a.lng) / 360)])];
     if (points.length > 1) this.map.fitBounds(L.latLngBounds(points).pad(0.15), { maxZoom: 16 });
     else this.map.setView(here, 14);
-  }
-
-  resize() {
-    this.map.invalidateSize();
   }
 
   remove() {
@@ -164,35 +155,37 @@ export function removeMap(map) {
   map.remove();
 }
 
-// A map of points only (the Team screens): [{lat, lng, className, popup}], fitted to them.
-// Drawn into `box`; `note` says when there is no map at all. Answers the
-// map (keep it to remove it when the screen goes), or null.
-export async function drawPoints(box, note, points, previous = null) {
+// A map in `box`: draw(L, map) adds what it shows and fits the view; `note` (optional) says
+// when there is no map. Answers the map (to remove when the screen goes), or null.
+export async function drawMap(box, note, previous, draw) {
   removeMap(previous);
   if (!box.isConnected) await new Promise((resolve) => requestAnimationFrame(resolve));
   if (!box.isConnected) return null;
-  let L;
-  let config;
   try {
-    [L, config] = await Promise.all([loadLeaflet(), mapConfig()]);
+    const [L, config] = await Promise.all([loadLeaflet(), mapConfig()]);
+    if (!box.isConnected) return null;
+    const map = createMap(L, box, config);
+    draw(L, map);
+    return map;
   } catch (err) {
     box.hidden = true;
-    note.textContent = `${(err && err.message) || "The map could not be loaded."} The list works without it.`;
-    note.hidden = false;
+    if (note) {
+      note.textContent = `${(err && err.message) || "The map could not be loaded."} The list works without it.`;
+      note.hidden = false;
+    }
     return null;
   }
-  box.hidden = false;
-  const map = createMap(L, box, config);
-  note.hidden = true;
-  const where = [];
-  for (const p of points) {
-    const marker = L.circleMarker([p.lat, p.lng], { radius: 8, className: p.className });
-    if (p.popup) marker.bindPopup(p.popup);
-    marker.addTo(map);
-    where.push([p.lat, p.lng]);
-  }
-  if (where.length > 1) map.fitBounds(L.latLngBounds(where).pad(0.15), { maxZoom: 15 });
-  else if (where.length) map.setView(where[0], 14);
-  else map.setView([46.5, 2.5], 4);
-  return map;
+}
+
+// A map of points only (the Team screens): [{lat, lng, className, popup}], fitted to them.
+export function drawPoints(box, note, points, previous = null) {
+  return drawMap(box, note, previous, (L, map) => {
+    const where = points.map((p) => {
+      const marker = L.circleMarker([p.lat, p.lng], { radius: 8, className: p.className }).addTo(map);
+      if (p.popup) marker.bindPopup(p.popup);
+      return [p.lat, p.lng];
+    });
+    if (where.length > 1) map.fitBounds(L.latLngBounds(where).pad(0.15), { maxZoom: 15 });
+    else if (where.length) map.setView(where[0], 14);
+  });
 }

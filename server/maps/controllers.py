@@ -1,5 +1,5 @@
-"""`GET /api/config` (the map's settings for the app), `GET /api/tiles/{z}/{x}/{y}` (the
-territory pack) and `GET /basemap/world.json` (the offline basemap, open like the app's own
+"""`GET /api/config` (the map's settings for the app), `GET /api/tiles` and
+`GET /api/tiles/{z}/{x}/{y}` (the territory pack: its list of tiles, a tile) and `GET /basemap/world.json` (the offline basemap, open like the app's own
 files: the service worker keeps it from the app's first start)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from litestar.params import FromPath
 
 from server.auth.dependencies import CurrentActor
 from server.maps import services
-from server.maps.schemas import ClientConfig
+from server.maps.schemas import ClientConfig, TileList
 from server.settings import Settings
 
 # The app's gzip middleware leaves these routes alone (server/app.py): the basemap is
@@ -30,6 +30,11 @@ class MapController(Controller):
     ) -> ClientConfig:
         """The street tiles the map may use and the territory pack, if any (docs/map.md)."""
         return services.client_config(settings)
+
+    @get("/tiles", operation_id="territory_tiles")
+    async def tiles(self, actor: CurrentActor, settings: NamedDependency[Settings]) -> TileList:
+        """Every tile of the territory pack, for a phone that keeps them all."""
+        return services.territory_tiles(settings)
 
     @get("/tiles/{z:str}/{x:str}/{y:str}", operation_id="territory_tile")
     async def tile(

@@ -20,6 +20,12 @@ class TilePackInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     bytes: int = 0  # their size in all
 
 
+class TileList(msgspec.Struct, kw_only=True):
+    """The territory pack's tiles, for a phone that keeps them all."""
+
+    tiles: list[tuple[int, int, int]]  # [z, x, y], XYZ numbering
+
+
 class ClientConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What the app needs from the server's configuration to draw its map."""
 

@@ -12,7 +12,7 @@ import msgspec
 
 from geo.basemap import basemap
 from server.errors import ApiError
-from server.maps.schemas import ClientConfig
+from server.maps.schemas import ClientConfig, TileList
 from server.maps.tile_pack import MAX_ZOOM, open_pack
 from server.settings import Settings
 
@@ -61,6 +61,12 @@ def territory_tile(settings: Settings, z: int, x: int, y: int) -> tuple[bytes, s
     if tile is None:
         raise ApiError(404, "not_found", "The territory pack has no tile there.")
     return tile, pack.media_type
+
+
+def territory_tiles(settings: Settings) -> TileList:
+    """Every tile of the pack (none without a pack: a phone then has nothing to keep)."""
+    pack = open_pack(settings.tile_pack)
+    return TileList(tiles=pack.tiles() if pack else [])
 
 
 @dataclass(frozen=True)

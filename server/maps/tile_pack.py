@@ -71,6 +71,15 @@ class TilePack:
             ).fetchone()
         return bytes(row[0]) if row else None
 
+    def tiles(self) -> list[tuple[int, int, int]]:
+        """Every tile the pack holds, as XYZ (z, x, y), by zoom then column then row."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT zoom_level, tile_column, tile_row FROM tiles"
+                " ORDER BY zoom_level, tile_column, tile_row DESC"
+            ).fetchall()
+        return [(z, x, (1 << z) - 1 - row) for z, x, row in rows]
+
     def close(self) -> None:
         self._db.close()
 

@@ -22,7 +22,13 @@ TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 PACK_TILES = {(10, 527, 364): b"\x89PNG lyon 10", (12, 2110, 1459): b"\x89PNG lyon 12"}
 
 
-def write_pack(path: Path, tiles: dict[tuple[int, int, int], bytes], fmt: str = "png") -> Path:
+def write_pack(
+    path: Path,
+    tiles: dict[tuple[int, int, int], bytes],
+    fmt: str = "png",
+    bounds: tuple[float, float, float, float] = (4.7, 45.6, 5.0, 45.9),
+    zooms: tuple[int, int] = (10, 12),
+) -> Path:
     """An MBTiles 1.3 file as tools such as GDAL or tilemaker write it (TMS rows)."""
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE metadata (name TEXT, value TEXT)")
@@ -36,9 +42,9 @@ def write_pack(path: Path, tiles: dict[tuple[int, int, int], bytes], fmt: str = 
         [
             ("name", "Lyon"),
             ("format", fmt),
-            ("bounds", "4.7,45.6,5.0,45.9"),
-            ("minzoom", "10"),
-            ("maxzoom", "12"),
+            ("bounds", ",".join(str(v) for v in bounds)),
+            ("minzoom", str(zooms[0])),
+            ("maxzoom", str(zooms[1])),
             ("attribution", "© OpenStreetMap contributors"),
         ],
     )
@@ -96,6 +102,11 @@ async def test_the_pack_serves_its_tiles_by_xyz(client: Any) -> None:
         assert response.status_code == 404, path
         assert response.json()["error"] == "not_found"
     assert (await client.get("/api/tiles/10/527/364")).status_code == 401
+    # The list of them all, for a phone that keeps the pack.
+    listed = await client.get("/api/tiles", headers=rep.headers)
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {"tiles": [list(key) for key in sorted(PACK_TILES)]}
+    assert (await client.get("/api/tiles")).status_code == 401
 
 
 @pytest.mark.parametrize(

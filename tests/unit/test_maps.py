@@ -76,10 +76,11 @@ def test_a_tile_pack_must_be_a_raster_mbtiles_file(tmp_path: Path) -> None:
     assert load_settings({"FIELDCRM_TILE_PACK": str(pack)}).tile_pack == pack
 
 
-def test_without_a_pack_a_tile_is_a_404() -> None:
+def test_without_a_pack_a_tile_is_a_404_and_the_list_empty() -> None:
     with pytest.raises(ApiError) as raised:
         services.territory_tile(Settings(database=DATABASE), 0, 0, 0)
     assert raised.value.status == 404
+    assert services.territory_tiles(Settings(database=DATABASE)).tiles == []
 
 
 def test_country_outlines_are_closed_rounded_rings() -> None:

@@ -5,7 +5,7 @@
 // position through the normal local write path, so it syncs like any other.
 
 import { apiFetch, NetworkError } from "../api.js";
-import { COLOUR_MODES, DEFAULT_COLOUR, lastVisits, legend } from "../account-map.js";
+import { COLOUR_MODES, DEFAULT_COLOUR, lastVisits, legend } from "../map-layers.js";
 import {
   approximateDistanceM, directionsHref, formatDistance, hasPosition, loadLeaflet, mapConfig,
   NearbyMap,
@@ -23,8 +23,7 @@ const GEO_TIMEOUT_MS = 20_000;
 
 let shownMap = null; // one map at a time: the previous screen's is removed
 
-// A fresh fix every time (maximumAge 0): a position the phone kept from a minute ago may be
-// a street or a town away for a rep on the road.
+// Always a fresh fix: a minute-old one is a town away on the road.
 function locate() {
   return new Promise((resolve, reject) => {
     if (!("geolocation" in navigator)) {
@@ -172,13 +171,12 @@ export async function nearbyScreen(_params, query) {
         return;
       }
     }
-    // Every account of the phone's (of the status asked for) is on the map, not only the
-    // nearest: clusters keep thousands fluid.
+    // Every account (of the status asked), not only the nearest.
     const shown = found.local.filter((a) => !status || a.status === status);
-    const count = nearbyMap.showAccounts(shown, colour, await lastVisits(shown), position);
-    mapBox.dataset.accounts = String(count);
     nearbyMap.showPosition(position, radius, found.results, { refit });
     refit = false;
+    delete mapBox.dataset.accounts;
+    mapBox.dataset.accounts = String(await nearbyMap.showAccounts(shown, colour, await lastVisits(shown), position));
   }
 
   async function refresh() {
@@ -194,7 +192,7 @@ export async function nearbyScreen(_params, query) {
     count.dataset.count = String(n);
     count.dataset.capped = n >= LIMIT ? "yes" : "no";
     count.textContent = n >= LIMIT
-      ? `The ${LIMIT} nearest accounts within ${RADII[radius]} (there are more: choose a smaller range)`
+      ? `The ${LIMIT} nearest accounts within ${RADII[radius]} (there are more)`
       : n ? `${n} account${n === 1 ? "" : "s"} within ${RADII[radius]}`
         : `No accounts with a position within ${RADII[radius]}.`;
     await drawMap(found);
@@ -232,7 +230,7 @@ export async function nearbyScreen(_params, query) {
     if (status) q.set("status", status);
     if (colour !== DEFAULT_COLOUR) q.set("colour", colour);
     replaceQuery("/nearby", q);
-    refit = event.target !== colourField.querySelector("select"); // a new colour keeps the view
+    refit = event.target.name !== "colour"; // a new colour keeps the view
     refresh();
   }
   radiusField.querySelector("select").addEventListener("change", onFilter);

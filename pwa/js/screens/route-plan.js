@@ -1,13 +1,11 @@
 // "Order my stops" on Today: the accounts of today's tasks, put in the order that makes the
 // drive shortest from where the rep is (pwa/js/route.js, the server's rule, offline), with
 // each leg's length, the total and what it saves over the order listed, and a directions
-// link per stop that opens the phone's maps app. The route is drawn on a map (route-map.js)
-// and the rep can move stops up and down, the lengths measured again.
+// link per stop that opens the phone's maps app; the route on a map; stops moved by hand.
 
-import { geodesicDistanceM } from "../geodesic.js";
-import { createMap, directionsHref, formatDistance, hasPosition, loadLeaflet, mapConfig, removeMap } from "../map.js";
-import { drawRoute } from "../route-map.js";
-import { planRoute, MAX_STOPS } from "../route.js";
+import { directionsHref, drawMap, formatDistance, hasPosition } from "../map.js";
+import { drawRoute } from "../map-layers.js";
+import { legsOf, planRoute, MAX_STOPS } from "../route.js";
 import { button, h, link } from "../ui.js";
 
 const GEO_TIMEOUT_MS = 10_000;
@@ -53,18 +51,24 @@ export function routeSection(tasks, accountsById) {
   const body = h("div", { testid: "today-route-body" });
   const show = () => {
     body.replaceChildren(...(planned ? planView(planned, move) : []));
-    if (planned) drawPlan(body.querySelector("[data-testid=today-route-map]"), planned);
+    if (!planned) return;
+    const { from, stops: all, route } = planned;
+    const box = body.querySelector("[data-testid=today-route-map]");
+    drawMap(box, null, shownMap, (L, map) => {
+      drawRoute(L, map, from, route.order.map((i) => all[i]));
+      box.dataset.stops = route.order.length;
+    }).then((map) => { shownMap = map; });
   };
-  // Moves the stop at place i of the order by `by` (-1: up, 1: down).
+  // Moves the stop at place i of the order by `by` (-1: up, 1: down), focus kept on it.
   const move = (i, by) => {
-    const order = planned.route.order;
-    [order[i], order[i + by]] = [order[i + by], order[i]];
-    planned.route = { ...planned.route, ...measure(planned.from, planned.stops, order) };
+    const { route, from } = planned;
+    [route.order[i], route.order[i + by]] = [route.order[i + by], route.order[i]];
+    route.legsM = legsOf(from, stops, route.order);
+    route.distanceM = route.legsM.reduce((a, b) => a + b, 0);
     planned.byHand = true;
     show();
-    // Focus stays on the stop moved, so it can be moved again.
-    const buttons = body.querySelectorAll(`[data-testid=today-route-stop]`)[i + by].querySelectorAll("button");
-    (buttons[by < 0 ? 0 : 1].disabled ? buttons[by < 0 ? 1 : 0] : buttons[by < 0 ? 0 : 1]).focus();
+    const [up, down] = body.querySelectorAll("[data-testid=today-route-stop]")[i + by].querySelectorAll("button");
+    (by < 0 && !up.disabled) || down.disabled ? up.focus() : down.focus();
   };
   const order = button("Order my stops", "today-route-order", async (event) => {
     const btn = event.currentTarget;
@@ -94,34 +98,6 @@ export function routeSection(tasks, accountsById) {
       : null,
     body,
   );
-}
-
-// The legs and length of the stops in `order` from `from` (as planRoute's).
-function measure(from, stops, order) {
-  let here = from;
-  const legsM = order.map((i) => {
-    const leg = geodesicDistanceM(here.lat, here.lng, stops[i].lat, stops[i].lng);
-    here = stops[i];
-    return leg;
-  });
-  return { legsM, distanceM: legsM.reduce((a, b) => a + b, 0) };
-}
-
-async function drawPlan(box, { from, stops, route }) {
-  removeMap(shownMap);
-  shownMap = null;
-  if (!box.isConnected) await new Promise((resolve) => requestAnimationFrame(resolve));
-  if (!box.isConnected) return;
-  try {
-    const [L, config] = await Promise.all([loadLeaflet(), mapConfig()]);
-    if (!box.isConnected) return;
-    removeMap(shownMap);
-    shownMap = createMap(L, box, config);
-    drawRoute(L, shownMap, from, route.order.map((i) => stops[i]));
-    box.dataset.stops = String(route.order.length);
-  } catch {
-    box.hidden = true; // the list says it all
-  }
 }
 
 function planView({ route, stops, fromHere, shortestM, byHand }, move) {
