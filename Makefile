@@ -52,6 +52,7 @@ bench: $(STAMP) chromium
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/reports.py
 	$(BIN)/python bench/pwa.py
+	$(BIN)/python bench/map.py
 
 clean:
 	rm -rf $(VENV) fieldcrm.sqlite3*

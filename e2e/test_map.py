@@ -205,9 +205,12 @@ async def loaded_tiles(nearby: NearbyScreen) -> list[str]:
 async def test_street_tiles_seen_are_kept_for_offline(
     tmp_path: Path, phones: Phones, artifacts: Path
 ) -> None:
-    with TileServer().running() as tiles, served(
-        tmp_path, {"FIELDCRM_TILE_URL": tiles.url, "FIELDCRM_TILE_ATTRIBUTION": "© Test tiles"}
-    ) as server:
+    with (
+        TileServer().running() as tiles,
+        served(
+            tmp_path, {"FIELDCRM_TILE_URL": tiles.url, "FIELDCRM_TILE_ATTRIBUTION": "© Test tiles"}
+        ) as server,
+    ):
         server.add_user("alice")
         alice = await Rest.login(server.url, "alice")
         try:

@@ -62,8 +62,8 @@ def cities(min_population: int = CITY_DATASET) -> list[list[Any]]:
         found = [
             [
                 city["name"],
-                round(city["longitude"], 3),
-                round(city["latitude"], 3),
+                round(city["longitude"], COORDINATE_DECIMALS),
+                round(city["latitude"], COORDINATE_DECIMALS),
                 int(city["population"]),
             ]
             for city in json.load(file).values()

@@ -1,6 +1,7 @@
-"""`GET /api/config` (the map's settings for the app), `GET /api/tiles` and
-`GET /api/tiles/{z}/{x}/{y}` (the territory pack: its list of tiles, a tile) and `GET /basemap/world.json` (the offline basemap, open like the app's own
-files: the service worker keeps it from the app's first start)."""
+"""The map's routes: `GET /api/config` (its settings for the app), `GET /api/tiles` and
+`GET /api/tiles/{z}/{x}/{y}` (the territory pack: its tiles, one tile), and
+`GET /basemap/world.json` (the offline basemap, open like the app's own files: the service
+worker keeps it from the app's first start)."""
 
 from __future__ import annotations
 
