@@ -18,7 +18,7 @@ import httpx
 
 from e2e.conftest import PASSWORD, Server
 
-BATCH = 2000  # a sync request's most mutations
+BATCH = 1000  # a sync request's most mutations (sync.protocol.MAX_MUTATIONS)
 
 
 def sync_accounts(server: Server, username: str, accounts: list[dict[str, Any]]) -> list[str]:

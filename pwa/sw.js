@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "7e5063207756";
+const VERSION = "12d1a4673b23";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -69,7 +69,6 @@ const CACHE_PREFIX = "fieldcrm-shell-";
 const SHELL_PATHS = new Set(SHELL);
 // The map's files, outside the shell (its budget), kept from install: maps work offline.
 const VENDOR_CACHE = "fieldcrm-vendor-1";
-const MAP_PREFIXES = ["/vendor/", "/basemap/"];
 const MAP_FILES = ["/vendor/leaflet/leaflet.js", "/vendor/leaflet/leaflet.css", "/basemap/world.json",
   "/vendor/leaflet-markercluster/leaflet.markercluster.js", "/vendor/leaflet-markercluster/MarkerCluster.css"];
 // Street tiles: cross-origin CORS images (the CSP lets no other image host in).
@@ -106,7 +105,7 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(shellForNavigation(request, url));
   } else if (SHELL_PATHS.has(url.pathname)) {
     event.respondWith(cacheFirst(request, url));
-  } else if (MAP_PREFIXES.some((prefix) => url.pathname.startsWith(prefix))) {
+  } else if (/^\/(vendor|basemap)\//.test(url.pathname)) {
     event.respondWith(staleWhileRevalidate(event, request));
   }
 });
@@ -207,8 +206,8 @@ async function staleWhileRevalidate(event, request) {
 
 // -- street tiles -----------------------------------------------------------------------
 
-let tileBytes = null; // the cache's size, counted at the worker's first write
-let tileWrites = Promise.resolve(); // one write at a time keeps the count right
+let tileBytes = null; // the cache's size, counted once per worker start
+let tileWrites = Promise.resolve(); // one at a time, for the count
 
 // The kept tile, else the network's (kept); offline, an empty answer: the basemap shows.
 async function streetTile(event, request) {
@@ -225,8 +224,8 @@ async function streetTile(event, request) {
   }
 }
 
-// Entries keep the order they were put in: a tile put again (when used, hourly at most)
-// goes to the back, so the front of cache.keys() is the least recently used.
+// Entries keep the order they were put in; a tile used is put again (hourly at most), so
+// the front of cache.keys() is the least recently used.
 function keepTile(event, cache, request, response) {
   tileWrites = tileWrites.then(async () => {
     const body = await response.arrayBuffer();
@@ -234,7 +233,7 @@ function keepTile(event, cache, request, response) {
     headers.set(STORED_AT, Date.now());
     headers.set(BYTES, body.byteLength);
     headers.delete("vary");
-    tileBytes ??= await sizeOf(await cache.matchAll());
+    tileBytes ??= sizeOf(await cache.matchAll());
     tileBytes += body.byteLength - sizeOf([await cache.match(request)]);
     await cache.delete(request);
     await cache.put(request, new Response(body, { headers }));

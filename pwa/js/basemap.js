@@ -17,14 +17,13 @@ function loadWorld() {
 export function addBasemap(L, map, config, box) {
   map.createPane("basemap").style.zIndex = 150; // under the tiles (200)
   map.attributionControl.setPrefix(false);
-  box.dataset.basemap = "loading";
   let removed = false;
   map.on("unload", () => { removed = true; });
   loadWorld().then((data) => {
     if (removed) return;
     drawWorld(L, map, data);
     box.dataset.basemap = "world";
-  }, () => { box.dataset.basemap = "none"; });
+  }, () => {});
   if (config.tile_url) {
     // Through CORS, so the service worker can keep them.
     L.tileLayer(config.tile_url, { maxZoom: 19, crossOrigin: true, attribution: config.tile_attribution }).addTo(map);
@@ -37,7 +36,7 @@ function drawWorld(L, map, data) {
   L.geoJSON(data, { renderer, interactive: false, style: () => ({ className: "basemap-land" }) }).addTo(map);
   map.attributionControl.addAttribution("Natural Earth, GeoNames");
   const labels = L.layerGroup([], { pane: "basemap" }).addTo(map);
-  const draw = () => labelCities(L, map, labels, data.cities || []);
+  const draw = () => labelCities(L, map, labels, data.cities);
   map.on("moveend", draw);
   draw();
 }
@@ -46,11 +45,12 @@ function drawWorld(L, map, data) {
 function labelCities(L, map, labels, cities) {
   labels.clearLayers();
   const least = (LABEL_POPULATION.find(([z]) => map.getZoom() <= z) || [0, 0])[1];
-  const bounds = map.getBounds().pad(0.1);
+  const b = map.getBounds().pad(0.1);
+  const [south, west, north, east] = [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()];
   const placed = [];
   for (const [name, lng, lat, population] of cities) {
     if (population < least || placed.length >= 60) break;
-    if (!bounds.contains([lat, lng])) continue;
+    if (lat < south || lat > north || lng < west || lng > east) continue;
     const at = map.latLngToContainerPoint([lat, lng]);
     if (placed.some((p) => Math.abs(p.x - at.x) < 90 && Math.abs(p.y - at.y) < 22)) continue;
     placed.push(at);

@@ -39,19 +39,25 @@ const pin = (L, colour) => (icons[colour] ||= L.divIcon({ className: `map-pin ma
 // Marked "due" when most of its accounts are.
 function clusterIcon(L, cluster) {
   const count = cluster.getChildCount();
-  const due = cluster.getAllChildMarkers().filter((m) => m.options.colour === "due" || m.options.colour === "never").length;
+  const due = cluster.getAllChildMarkers().filter((m) => /due|never/.test(m.options.colour)).length;
   const size = count < 100 ? 34 : count < 1000 ? 40 : 48;
   return L.divIcon({ className: `map-cluster${due * 2 >= count ? " map-cluster-due" : ""}`, html: h("span", {}, count), iconSize: [size, size] });
 }
 
 export class AccountLayer {
   constructor(L, map, popup) {
-    Object.assign(this, { L, map, popup, clusters: null });
+    Object.assign(this, { L, map, popup, clusters: null, queue: Promise.resolve(), asked: 0, count: 0 });
   }
 
-  // Answers how many, once all are in. New clusters each time: a set still being added in
-  // slices never mixes with the next.
-  set(accounts, mode, lastVisit, near = null) {
+  // Answers how many, once all are in. One set at a time (clusters removed while being
+  // filled in slices throw), the latest asked.
+  set(...args) {
+    const asked = ++this.asked;
+    this.queue = this.queue.catch(() => {}).then(() => asked === this.asked && this.replace(...args));
+    return this.queue.then(() => this.count);
+  }
+
+  replace(accounts, mode, lastVisit, near) {
     const L = this.L;
     const markers = [];
     for (const account of accounts) {
@@ -63,12 +69,14 @@ export class AccountLayer {
       markers.push(marker.bindPopup(() => this.popup(account))); // built when opened
     }
     if (this.clusters) this.map.removeLayer(this.clusters);
+    this.count = markers.length;
     return new Promise((resolve) => {
       this.clusters = L.markerClusterGroup({
-        chunkedLoading: true, // in ~30 ms slices: no frozen frame
+        chunkedLoading: true, // in slices: no frozen frame
         chunkInterval: 30,
         chunkDelay: 10,
-        chunkProgress: (done, total) => done === total && resolve(markers.length),
+        chunkProgress: (done, total) => done === total && resolve(),
+        animate: false, // its transitions force page layouts
         maxClusterRadius: 48,
         disableClusteringAtZoom: 17,
         showCoverageOnHover: false,
@@ -76,7 +84,7 @@ export class AccountLayer {
         iconCreateFunction: (cluster) => clusterIcon(L, cluster),
       }).addTo(this.map);
       this.clusters.addLayers(markers);
-      if (!markers.length) resolve(0);
+      if (!markers.length) resolve();
     });
   }
 }

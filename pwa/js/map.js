@@ -35,8 +35,8 @@ export function loadLeaflet() {
   if (!loading) {
     loading = (async () => {
       for (const [css, js] of VENDOR) {
-        if (!document.querySelector(`link[href="${css}"]`)) document.head.append(h("link", { rel: "stylesheet", href: css }));
-        if (!document.querySelector(`script[src="${js}"]`)) await loadScript(js);
+        document.head.append(h("link", { rel: "stylesheet", href: css }));
+        await loadScript(js);
       }
       return globalThis.L;
     })();
@@ -114,7 +114,7 @@ export function positionText(account) {
   return null;
 }
 
-// The rep's accounts (map-layers.js), where the rep is and the radius searched.
+// The rep's accounts (map-layers.js), position and radius.
 export class NearbyMap {
   constructor(L, container, config, popup) {
     this.L = L;
@@ -123,7 +123,6 @@ export class NearbyMap {
     this.here = L.layerGroup().addTo(this.map);
   }
 
-  // Answers how many, once all are on the map.
   showAccounts(accounts, mode, lastVisit, near) {
     return this.accounts.set(accounts, mode, lastVisit, near);
   }
@@ -142,7 +141,7 @@ export class NearbyMap {
   }
 
   remove() {
-    removeMap(this.map);
+    this.accounts.set([], "", new Map()).finally(() => removeMap(this.map)); // once clusters are in
   }
 }
 

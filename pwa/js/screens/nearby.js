@@ -171,11 +171,10 @@ export async function nearbyScreen(_params, query) {
         return;
       }
     }
-    // Every account (of the status asked), not only the nearest.
+    // Every account of the status, not only the nearest.
     const shown = found.local.filter((a) => !status || a.status === status);
     nearbyMap.showPosition(position, radius, found.results, { refit });
     refit = false;
-    delete mapBox.dataset.accounts;
     mapBox.dataset.accounts = String(await nearbyMap.showAccounts(shown, colour, await lastVisits(shown), position));
   }
 

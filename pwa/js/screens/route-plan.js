@@ -130,9 +130,9 @@ function planView({ route, stops, fromHere, shortestM, byHand }, move) {
             h("span", { class: "row-sub" }, `${formatDistance(route.legsM[i])} from the ${i ? "stop before" : "start"}`),
           ),
           h("div", { class: "row-actions" }, h("span", { class: "route-moves" },
-            h("button", { type: "button", class: "small route-move", testid: "today-route-up", disabled: i === 0,
+            h("button", { type: "button", class: "small", testid: "today-route-up", disabled: i === 0,
               "aria-label": `Move ${account.name} up`, onclick: () => move(i, -1) }, "↑"),
-            h("button", { type: "button", class: "small route-move", testid: "today-route-down",
+            h("button", { type: "button", class: "small", testid: "today-route-down",
               disabled: i === route.order.length - 1, "aria-label": `Move ${account.name} down`, onclick: () => move(i, 1) }, "↓")),
             link("Directions", directionsHref(account), "today-route-directions", "button-link small")),
         );

@@ -7,7 +7,7 @@ import { mapConfig } from "../map.js";
 import { session } from "../session.js";
 import { h, section } from "../ui.js";
 
-// The last download's progress line: the screen redraws (a sync), the download goes on.
+// The last download's progress line, kept when the screen redraws.
 let last = null;
 
 async function keep(pack, line) {
@@ -43,7 +43,7 @@ export function territorySlot() {
       if (line.dataset.state !== "running") {
         keep(pack, line).catch(() => {
           line.dataset.state = "none";
-          line.textContent = "The server could not be reached: try again with a signal.";
+          line.textContent = "No connection: try again with a signal.";
         });
       }
     });
