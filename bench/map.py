@@ -14,7 +14,11 @@ prints:
 - frames while panning (mouse drags of the map) and zooming (the zoom buttons, out to
   the whole region and back in), `--rounds` times: the longest frame, the 95th percentile
   and how many frames took over 50 and 100 ms. A frame is the time between two
-  requestAnimationFrame callbacks, measured in the page.
+  requestAnimationFrame callbacks, measured in the page: wall-clock time, which on a
+  machine shared with other work includes the time the page waited for a core;
+- the same interactions' tasks on the page's main thread from a Chromium trace: the CPU
+  time of the longest ones (the trace's thread time), which waiting for a core does not
+  count, and their wall-clock time beside it. The load average is printed with them.
 
 Target: no frame over 100 ms while panning and zooming. Prints figures; asserts nothing.
 """
@@ -23,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
+import os
 import random
 import statistics
 import subprocess
@@ -45,6 +51,8 @@ from e2e.pages import PHONE, App  # noqa: E402
 
 LYON = (45.764, 4.8357)
 USER = "bench"
+# Tasks ("toplevel") and the names of the threads they ran on.
+TRACE_CATEGORIES = ["toplevel", "devtools.timeline", "disabled-by-default-devtools.timeline"]
 
 # Frame times, measured in the page: the gaps between requestAnimationFrame callbacks.
 FRAMES = """
@@ -88,6 +96,33 @@ def summary(gaps: list[float]) -> str:
     )
 
 
+def main_thread_tasks(trace: bytes) -> list[tuple[float, float]]:
+    """(CPU ms, wall ms) of every task of the renderer's main thread in a Chromium trace."""
+    loaded = json.loads(trace)
+    events = loaded["traceEvents"] if isinstance(loaded, dict) else loaded
+    main = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("ph") == "M"
+        and e.get("name") == "thread_name"
+        and e["args"].get("name") == "CrRendererMain"
+    }
+    return [
+        (e.get("tdur", 0) / 1000, e["dur"] / 1000)
+        for e in events
+        if e.get("name") == "RunTask" and e.get("ph") == "X" and (e["pid"], e["tid"]) in main
+    ]
+
+
+def task_summary(tasks: list[tuple[float, float]]) -> str:
+    if not tasks:
+        return "no tasks"
+    worst = sorted(tasks, reverse=True)
+    over = sum(cpu > 50 for cpu, _ in tasks)
+    shown = ", ".join(f"{cpu:.0f} ({wall:.0f})" for cpu, wall in worst[:3])
+    return f"longest CPU (wall) ms: {shown}   CPU over 50 ms: {over}   (tasks: {len(tasks)})"
+
+
 async def measured(app: App, action: Any) -> list[float]:
     await app.page.evaluate("() => { window.__frames.gaps = []; window.__frames.on = true; }")
     await action()
@@ -126,7 +161,7 @@ async def run(args: argparse.Namespace) -> None:
                 await app.login(USER)
                 await app.wait_controlled()
                 await app.synced()
-                await bench_map(app, args)
+                await bench_map(app, browser, args)
                 await browser.close()
         finally:
             server.process.terminate()
@@ -136,7 +171,7 @@ async def run(args: argparse.Namespace) -> None:
                 server.process.kill()
 
 
-async def bench_map(app: App, args: argparse.Namespace) -> None:
+async def bench_map(app: App, browser: Any, args: argparse.Namespace) -> None:
     nearby = NearbyScreen(app)
     box = app.tid("nearby-map")
     await app.page.evaluate("() => { window.__frames.gaps = []; window.__frames.on = true; }")
@@ -148,6 +183,7 @@ async def bench_map(app: App, args: argparse.Namespace) -> None:
         "() => { window.__frames.on = false; return window.__frames.gaps; }"
     )
     await nearby.located()
+    await app.page.wait_for_timeout(500)
     clusters = await box.locator(".map-cluster").count()
     pins = await box.locator(".map-pin").count()
     print(f"Nearby open until all {args.accounts} accounts are on the map: {shown * 1000:.0f} ms")
@@ -172,18 +208,26 @@ async def bench_map(app: App, args: argparse.Namespace) -> None:
 
     pans: list[float] = []
     zooms: list[float] = []
+    tasks: list[tuple[float, float]] = []
+    load = os.getloadavg()[0]
     for _ in range(args.rounds):
+        await browser.start_tracing(page=app.page, categories=TRACE_CATEGORIES)
         for dx, dy in [(120, 0), (0, 120), (-120, 0), (0, -120)]:
             pans += await measured(app, lambda dx=dx, dy=dy: drag(dx, dy))
         zooms += await measured(app, lambda: zoom("out", 4))
         for dx, dy in [(100, 60), (-100, -60)]:
             pans += await measured(app, lambda dx=dx, dy=dy: drag(dx, dy))
         zooms += await measured(app, lambda: zoom("in", 4))
+        tasks += main_thread_tasks(await browser.stop_tracing())
     print(f"Panning ({args.rounds} rounds of 6 drags): {summary(pans)}")
     print(f"Zooming ({args.rounds} rounds, 4 out then 4 in): {summary(zooms)}")
+    print(f"Main-thread tasks meanwhile: {task_summary(tasks)}")
+    print(f"Load average (1 min) at the start and the end: {load:.1f}, {os.getloadavg()[0]:.1f}")
     both = pans + zooms
     verdict = "met" if both and max(both) <= 100 else "missed"
-    print(f"Target, no frame over 100 ms while panning and zooming: {verdict}")
+    cpu = "met" if tasks and max(c for c, _ in tasks) <= 100 else "missed"
+    print(f"Target, no frame over 100 ms while panning and zooming: {verdict} (wall clock);")
+    print(f"  no main-thread task over 100 ms of CPU: {cpu}")
 
 
 def main() -> None:

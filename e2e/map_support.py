@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 
 from e2e.conftest import PASSWORD, Server
+from sync.protocol import MAX_MUTATIONS
 
-BATCH = 1000  # a sync request's most mutations (sync.protocol.MAX_MUTATIONS)
+BATCH = MAX_MUTATIONS  # a sync request's most
 
 
 def sync_accounts(server: Server, username: str, accounts: list[dict[str, Any]]) -> list[str]:

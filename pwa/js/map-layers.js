@@ -46,45 +46,54 @@ function clusterIcon(L, cluster) {
 
 export class AccountLayer {
   constructor(L, map, popup) {
-    Object.assign(this, { L, map, popup, clusters: null, queue: Promise.resolve(), asked: 0, count: 0 });
+    Object.assign(this, { L, map, popup, queue: Promise.resolve(), asked: 0, shown: new Map() });
+    this.clusters = L.markerClusterGroup({
+      chunkedLoading: true, // in slices: no frozen frame
+      chunkInterval: 30,
+      chunkDelay: 10,
+      chunkProgress: (done, total) => done === total && this.loaded(),
+      animate: false, // its transitions force page layouts
+      maxClusterRadius: 48,
+      disableClusteringAtZoom: 17,
+      showCoverageOnHover: false,
+      spiderfyOnMaxZoom: false,
+      iconCreateFunction: (cluster) => clusterIcon(L, cluster),
+    }).addTo(map);
   }
 
-  // Answers how many, once all are in. One set at a time (clusters removed while being
-  // filled in slices throw), the latest asked.
+  // Answers how many, once all are in. One at a time (clusters filling in slices must not
+  // change), the latest asked.
   set(...args) {
     const asked = ++this.asked;
     this.queue = this.queue.catch(() => {}).then(() => asked === this.asked && this.replace(...args));
-    return this.queue.then(() => this.count);
+    return this.queue.then(() => this.shown.size);
   }
 
+  // Only accounts added, changed or gone change: a sync does not redraw all.
   replace(accounts, mode, lastVisit, near) {
     const L = this.L;
-    const markers = [];
+    const old = this.shown;
+    const added = [];
+    this.shown = new Map();
     for (const account of accounts) {
       if (typeof account.lat !== "number" || typeof account.lng !== "number") continue;
       const colour = colourOf(account, mode, lastVisit.get(account.id));
       // On the rep's side of the antimeridian.
       const lng = near ? account.lng + 360 * Math.round((near.lng - account.lng) / 360) : account.lng;
-      const marker = L.marker([account.lat, lng], { icon: pin(L, colour), colour, keyboard: false, title: account.name || "" });
-      markers.push(marker.bindPopup(() => this.popup(account))); // built when opened
+      const key = `${account.lat} ${lng} ${colour} ${account.name}`;
+      let marker = old.get(account.id);
+      if (marker && marker.options.key === key) old.delete(account.id);
+      else {
+        marker = L.marker([account.lat, lng], { icon: pin(L, colour), colour, key, keyboard: false, title: account.name || "" });
+        added.push(marker.bindPopup(() => this.popup(account))); // built when opened
+      }
+      this.shown.set(account.id, marker);
     }
-    if (this.clusters) this.map.removeLayer(this.clusters);
-    this.count = markers.length;
+    this.clusters.removeLayers([...old.values()]);
     return new Promise((resolve) => {
-      this.clusters = L.markerClusterGroup({
-        chunkedLoading: true, // in slices: no frozen frame
-        chunkInterval: 30,
-        chunkDelay: 10,
-        chunkProgress: (done, total) => done === total && resolve(),
-        animate: false, // its transitions force page layouts
-        maxClusterRadius: 48,
-        disableClusteringAtZoom: 17,
-        showCoverageOnHover: false,
-        spiderfyOnMaxZoom: false,
-        iconCreateFunction: (cluster) => clusterIcon(L, cluster),
-      }).addTo(this.map);
-      this.clusters.addLayers(markers);
-      if (!markers.length) resolve();
+      this.loaded = resolve;
+      this.clusters.addLayers(added);
+      if (!added.length) resolve();
     });
   }
 }

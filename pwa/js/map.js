@@ -1,6 +1,4 @@
-// Maps and distances. Leaflet and its clusters (/vendor/, not in the shell: the service
-// worker keeps them from install) load when a map is first drawn; basemap.js draws under a
-// map, map-layers.js over it (docs/map.md).
+// Maps (docs/map.md) and distances. Leaflet and its clusters load when a map is first drawn.
 
 import { apiFetch, NetworkError } from "./api.js";
 import { AccountLayer } from "./map-layers.js";
