@@ -46,7 +46,7 @@ function clusterIcon(L, cluster) {
 
 export class AccountLayer {
   constructor(L, map, popup) {
-    Object.assign(this, { L, map, popup, queue: Promise.resolve(), asked: 0, shown: new Map() });
+    Object.assign(this, { L, map, popup, queue: Promise.resolve(), asked: 0, shown: new Map(), loaded() {} });
     this.clusters = L.markerClusterGroup({
       chunkedLoading: true, // in slices: no frozen frame
       chunkInterval: 30,
