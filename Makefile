@@ -57,6 +57,7 @@ bench: $(STAMP) chromium
 	$(BIN)/python bench/attachments.py
 	$(BIN)/python bench/import.py
 	$(BIN)/python bench/pwa_duplicates.py
+	$(BIN)/python bench/map.py
 
 clean:
 	rm -rf $(VENV) fieldcrm.sqlite3*

@@ -67,6 +67,8 @@ def start_server(tmp: Path, extra_env: dict[str, str] | None = None) -> Server:
         "DATABASE_URL": f"sqlite:///{tmp / 'e2e.sqlite3'}",
         "FIELDCRM_DISPATCH_INTERVAL_S": "1",
         "FIELDCRM_BLOB_URL": f"file://{tmp / 'blobs'}",
+        # Tests never reach out: no street tiles unless a test serves its own (test_map.py).
+        "FIELDCRM_TILE_URL": "none",
         **(extra_env or {}),
     }
     subprocess.run([*FIELDCRM, "migrate"], env=env, check=True, capture_output=True)

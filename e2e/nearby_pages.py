@@ -48,7 +48,16 @@ class NearbyScreen:
         await self.tid("nearby-status-filter").select_option(status)
 
     def map_markers(self) -> Locator:
-        return self.tid("nearby-map").locator("path.nearby-marker")
+        """Accounts drawn one by one (not in a cluster) in the map's view."""
+        return self.tid("nearby-map").locator(".map-pin")
+
+    def map_clusters(self) -> Locator:
+        return self.tid("nearby-map").locator(".map-cluster")
+
+    async def expect_basemap(self) -> None:
+        """The offline basemap's countries are drawn (docs/map.md)."""
+        await expect(self.tid("nearby-map")).to_have_attribute("data-basemap", "world")
+        await expect(self.tid("nearby-map").locator("path.basemap-land").first).to_be_attached()
 
     async def capture(self, name: str) -> None:
         await self.tid("nearby-capture").click()
@@ -56,3 +65,18 @@ class NearbyScreen:
         await self.tid("capture-name").fill(name)
         await self.tid("capture-save").click()
         await expect(self.tid("capture-form")).to_be_hidden()
+
+    async def colour_by(self, mode: str) -> None:
+        """`status`, or a number of days (30, 60, 90): accounts not visited in them stand out."""
+        await self.tid("map-colour").select_option(mode)
+        await expect(self.tid("map-legend")).to_have_attribute("data-mode", mode)
+
+    async def legend(self) -> list[str]:
+        keys = await self.tid("map-legend-item").evaluate_all(
+            "(items) => items.map((i) => i.dataset.key)"
+        )
+        return [str(k) for k in keys]
+
+    def pins(self, colour: str) -> Locator:
+        """Accounts drawn one by one in one colour: a status, or recent / due / never."""
+        return self.tid("nearby-map").locator(f".map-pin.map-{colour}")

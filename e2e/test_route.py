@@ -94,6 +94,37 @@ async def test_order_my_stops_offline_matches_the_server(
     href = await app.tid("today-route-directions").first.get_attribute("href")
     assert href and href.startswith("geo:")
 
+    # The route on a map, offline although no map was opened before: the start, a line and
+    # the stops numbered in order, on the basemap the service worker kept at install.
+    route_map = app.tid("today-route-map")
+    await expect(route_map).to_have_attribute("data-stops", str(len(STOPS)))
+    await expect(route_map).to_have_attribute("data-basemap", "world")
+    await expect(route_map.locator("path.route-line")).to_have_count(1)
+    numbers = route_map.locator(".route-stop")
+    await expect(numbers).to_have_count(len(STOPS))
+    assert await numbers.all_inner_texts() == [str(i + 1) for i in range(len(STOPS))]
+
+    # Reordered by hand: the first stop moved down, the lengths measured again.
+    positions = dict(zip(ids, (point_at(m, b) for _, m, b in STOPS), strict=True))
+    await app.tid("today-route-down").first.click()
+    by_hand = [expected["order"][1], expected["order"][0], *expected["order"][2:]]
+    await expect(stops.first).to_have_attribute("data-id", by_hand[0])
+    assert [await stops.nth(i).get_attribute("data-id") for i in range(len(STOPS))] == by_hand
+    path = [(HERE["latitude"], HERE["longitude"]), *(positions[i] for i in by_hand)]
+    legs = [Geodesic.WGS84.Inverse(*a, *b)["s12"] for a, b in zip(path, path[1:], strict=False)]
+    await expect(summary).to_contain_text("more than the shortest")
+    metres = int(await summary.get_attribute("data-metres") or "0")
+    assert abs(metres - sum(legs)) <= 1
+    assert metres > expected["distance_m"]
+    await expect(numbers).to_have_count(len(STOPS))  # drawn again, in the new order
+    focused = await app.page.evaluate("document.activeElement.dataset.testid")
+    assert focused in ("today-route-up", "today-route-down")
+    await app.tid("today-route-up").nth(1).click()
+    await expect(summary).to_contain_text("as short as the shortest")
+    assert [await stops.nth(i).get_attribute("data-id") for i in range(len(STOPS))] == expected[
+        "order"
+    ]
+
     assert await app.scroll_width() <= PHONE["width"]
     await app.page.screenshot(path=artifacts / "screen-today-route.png", full_page=True)
     # With the phone's text size turned up (the app sizes everything in rem).

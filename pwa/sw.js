@@ -1,15 +1,14 @@
 // fieldcrm's service worker: boring on purpose.
 // - install: precache the app shell into a versioned cache, every file awaited;
 // - activate: delete older shell caches, then claim the open pages;
-// - fetch: same-origin GET only; never /api/ (data lives in IndexedDB, not in caches);
-//   navigations get the cached shell, shell files come cache-first;
-//   Leaflet (/vendor/leaflet/) is kept in its own cache once fetched (stale-while-revalidate);
-//   everything else (e.g. map tiles) goes to the network untouched.
+// - fetch: same-origin GET only, and street tiles; never /api/ (data lives in IndexedDB);
+//   navigations get the cached shell, shell files come cache-first; the map's files
+//   (precached) stale-while-revalidate; street tiles LRU-cached (docs/map.md).
 // - a new version waits until the page, on the rep's tap, posts SKIP_WAITING;
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "5366d81fa2b7";
+const VERSION = "1545b801e14e";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -22,6 +21,7 @@ const SHELL = [
   "/js/app.js",
   "/js/area.js",
   "/js/attachments.js",
+  "/js/basemap.js",
   "/js/calendar-feed.js",
   "/js/components.js",
   "/js/db.js",
@@ -31,6 +31,7 @@ const SHELL = [
   "/js/geodesic.js",
   "/js/hlc.js",
   "/js/install.js",
+  "/js/map-layers.js",
   "/js/map.js",
   "/js/privacy.js",
   "/js/push.js",
@@ -57,6 +58,7 @@ const SHELL = [
   "/js/screens/suggestions.js",
   "/js/screens/tasks.js",
   "/js/screens/team.js",
+  "/js/screens/territory.js",
   "/js/screens/today.js",
   "/js/screens/visit.js",
   "/js/search.js",
@@ -73,13 +75,18 @@ const SHELL = [
 const CACHE = `fieldcrm-shell-${VERSION}`;
 const CACHE_PREFIX = "fieldcrm-shell-";
 const SHELL_PATHS = new Set(SHELL);
-// Leaflet (the Nearby map) is not in the shell: kept here on first use so the map opens
-// offline afterwards. Its own cache, so a new shell version does not drop it.
+// The map's files, outside the shell (its budget), kept from install: maps work offline.
 const VENDOR_CACHE = "fieldcrm-vendor-1";
-const VENDOR_PREFIX = "/vendor/leaflet/";
+const MAP_FILES = ["/vendor/leaflet/leaflet.js", "/vendor/leaflet/leaflet.css", "/basemap/world.json",
+  "/vendor/leaflet-markercluster/leaflet.markercluster.js", "/vendor/leaflet-markercluster/MarkerCluster.css"];
+// Street tiles: cross-origin CORS images (the CSP lets no other image host in).
+const TILE_CACHE = "fieldcrm-tiles-1";
+const TILE_CACHE_BYTES = 64 * 1024 * 1024;
+const STORED_AT = "x-fieldcrm-stored-at";
+const BYTES = "x-fieldcrm-bytes";
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(precacheShell());
+  event.waitUntil(Promise.all([precacheShell(), precacheMap()]));
 });
 
 self.addEventListener("activate", (event) => {
@@ -97,13 +104,16 @@ self.addEventListener("fetch", (event) => {
   const request = event.request;
   if (request.method !== "GET") return;
   const url = new URL(request.url);
-  if (url.origin !== self.location.origin) return;
+  if (url.origin !== self.location.origin) {
+    if (request.destination === "image" && request.mode === "cors") event.respondWith(streetTile(event, request));
+    return;
+  }
   if (url.pathname.startsWith("/api/")) return;
   if (request.mode === "navigate") {
     event.respondWith(shellForNavigation(request, url));
   } else if (SHELL_PATHS.has(url.pathname)) {
     event.respondWith(cacheFirst(request, url));
-  } else if (url.pathname.startsWith(VENDOR_PREFIX)) {
+  } else if (/^\/(vendor|basemap)\//.test(url.pathname)) {
     event.respondWith(staleWhileRevalidate(event, request));
   }
 });
@@ -150,6 +160,15 @@ async function precacheShell() {
   await cache.addAll(SHELL.map((path) => new Request(path, { cache: "reload" })));
 }
 
+// The map's files not kept yet; the shell installs even if one fails.
+async function precacheMap() {
+  const cache = await caches.open(VENDOR_CACHE);
+  await Promise.all(MAP_FILES.map(async (path) => {
+    if (await cache.match(path)) return;
+    await cache.add(new Request(path, { cache: "reload" })).catch(() => {});
+  }));
+}
+
 async function deleteOldShells() {
   const names = await caches.keys();
   await Promise.all(
@@ -192,6 +211,50 @@ async function staleWhileRevalidate(event, request) {
   event.waitUntil(fresh.catch(() => {}));
   return cached || fresh;
 }
+
+// -- street tiles -----------------------------------------------------------------------
+
+let tileBytes = null; // the cache's size, counted once per worker start
+let tileWrites = Promise.resolve(); // one at a time, for the count
+
+// The kept tile, else the network's (kept); offline, an empty answer: the basemap shows.
+async function streetTile(event, request) {
+  const cache = await caches.open(TILE_CACHE);
+  const kept = await cache.match(request);
+  if (kept && Date.now() - kept.headers.get(STORED_AT) > 36e5) keepTile(event, cache, request, kept.clone());
+  if (kept) return kept;
+  try {
+    const response = await fetch(request);
+    if (response.ok) keepTile(event, cache, request, response.clone());
+    return response;
+  } catch {
+    return new Response(null, { status: 204 });
+  }
+}
+
+// Entries keep the order they were put in; a tile used is put again (hourly at most), so
+// the front of cache.keys() is the least recently used.
+function keepTile(event, cache, request, response) {
+  tileWrites = tileWrites.then(async () => {
+    const body = await response.arrayBuffer();
+    const headers = new Headers(response.headers);
+    headers.set(STORED_AT, Date.now());
+    headers.set(BYTES, body.byteLength);
+    headers.delete("vary");
+    tileBytes ??= sizeOf(await cache.matchAll());
+    tileBytes += body.byteLength - sizeOf([await cache.match(request)]);
+    await cache.delete(request);
+    await cache.put(request, new Response(body, { headers }));
+    for (const old of tileBytes > TILE_CACHE_BYTES ? await cache.keys() : []) {
+      if (tileBytes < TILE_CACHE_BYTES * 0.9) break;
+      tileBytes -= sizeOf([await cache.match(old)]);
+      await cache.delete(old);
+    }
+  }).catch(() => {});
+  event.waitUntil(tileWrites);
+}
+
+const sizeOf = (responses) => responses.reduce((sum, r) => sum + (Number(r && r.headers.get(BYTES)) || 0), 0);
 
 // -- push reminders --------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from server.core.rows import WIRE_ROWS
 from server.day.controllers import RouteController
 from server.errors import EXCEPTION_HANDLERS, error_response, too_slow_handler
 from server.history.controllers import HistoryController
+from server.maps.controllers import MapController, world_basemap
 from server.merging.controllers import MergeController
 from server.migrate import migrate
 from server.nearby.controllers import NearbyController
@@ -134,6 +135,8 @@ def create_app(
             AttachmentBlobsController,
             PrivacyController,
             MergeController,
+            MapController,
+            world_basemap,
             *PWA_HANDLERS,
             *static_routers(settings.pwa_dir),
         ],

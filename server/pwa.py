@@ -1,5 +1,5 @@
-"""Serving the PWA at `/`, Leaflet from the xstatic package, the security headers, and the
-check of the Host header."""
+"""Serving the PWA at `/`, Leaflet and its marker clusters from their xstatic packages, the
+security headers, and the check of the Host header."""
 
 from __future__ import annotations
 
@@ -32,15 +32,28 @@ def leaflet_dir() -> Path:
     return Path(leaflet.BASE_DIR)
 
 
+def markercluster_dir() -> Path:
+    import xstatic.pkg.leaflet_markercluster as markercluster
+
+    return Path(markercluster.BASE_DIR)
+
+
+# Vendor files served under /vendor/NAME/ (the service worker keeps them for offline use).
+VENDOR_DIRS = {"leaflet": leaflet_dir, "leaflet-markercluster": markercluster_dir}
+
+
 def content_security_policy(tile_url: str) -> str:
-    img = "'self' data: blob:"
+    """The app's CSP. The tile server is allowed for images (the map's <img> tiles) and for
+    connections (the service worker fetches them to keep them for offline use)."""
+    tiles = ""
     if tile_url:
         parts = urlsplit(tile_url.replace("{s}", "a"))
         host = parts.netloc.replace("a.", "*.", 1) if "{s}" in tile_url else parts.netloc
-        img += f" {parts.scheme}://{host}"
+        tiles = f" {parts.scheme}://{host}"
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
-        f"img-src {img}; media-src 'self' blob:; connect-src 'self'; worker-src 'self'; "
+        f"img-src 'self' data: blob:{tiles}; media-src 'self' blob:; connect-src 'self'{tiles}; "
+        "worker-src 'self'; "
         "manifest-src 'self'; "
         "font-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; "
         "form-action 'self'"
@@ -197,15 +210,16 @@ def static_routers(pwa_dir: Path) -> list[Any]:
         )
         for folder in ("js", "css", "icons")
     ]
-    routers.append(
+    routers.extend(
         create_static_files_router(
-            path="/vendor/leaflet",
-            directories=[leaflet_dir()],
+            path=f"/vendor/{name}",
+            directories=[directory()],
             include_in_schema=False,
-            name="leaflet",
+            name=name,
             guards=[only_app_files],
             file_system=AppFiles(),
         )
+        for name, directory in VENDOR_DIRS.items()
     )
     return routers
 

@@ -25,6 +25,16 @@ GEOCODER_PREFIX = "FIELDCRM_GEOCODER"
 DEFAULT_WRITE_RATE_PER_MIN = 600
 DEFAULT_WRITE_BURST = 2000
 DEFAULT_TEAM_QUOTA_RECORDS = 1_000_000
+# The map's streets when FIELDCRM_TILE_URL is not set (docs/map.md, "Streets"): Plan IGN v2
+# from France's Géoplateforme, open data (Licence Ouverte 2.0) served without a key, that
+# apps may use and keep; detailed in France, the world at small scales. OpenStreetMap's own
+# tile servers forbid heavy use by apps, so they are never the default.
+DEFAULT_TILE_URL = (
+    "https://data.geopf.fr/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER=GEOGRAPHICALGRIDSYSTEMS.PLANIGNV2&STYLE=normal&TILEMATRIXSET=PM&FORMAT=image/png"
+    "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}"
+)
+DEFAULT_TILE_ATTRIBUTION = "© IGN – Plan IGN v2"
 
 
 class DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,8 +67,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     push_allowed_hosts: str | None = None
     dispatch_interval_s: float = 5.0
     token_ttl_s: int = 30 * 24 * 3600
+    # FIELDCRM_TILE_URL: the map's street tiles, a Leaflet URL template ("" or "none": no
+    # tiles, the offline basemap only). Settings made in code have none; load_settings gives
+    # DEFAULT_TILE_URL when the variable is not set.
     tile_url: str = ""
     tile_attribution: str = ""  # the map's credit; "" is OpenStreetMap's for its own tiles
+    # FIELDCRM_TILE_PACK: an MBTiles file of raster tiles (a territory's streets) served at
+    # /api/tiles/{z}/{x}/{y} for phones to keep offline (docs/map.md).
+    tile_pack: Path | None = None
     push_subject: str = "mailto:admin@fieldcrm.invalid"
     # Login throttling (server/auth/throttle.py, docs/security.md): per (username, address),
     # failures within the window count; past the free ones each doubles the wait before the
@@ -214,6 +230,37 @@ def parse_retention_days(value: str) -> int:
     return days
 
 
+def parse_tile_url(value: str | None) -> str:
+    """FIELDCRM_TILE_URL: unset -> the default tiles; "", "none" -> none; else an http(s)
+    URL template with {z}, {x} and {y}."""
+    if value is None:
+        return DEFAULT_TILE_URL
+    value = value.strip()
+    if value.lower() in ("", "none", "off"):
+        return ""
+    parts = urlsplit(value.replace("{s}", "a"))
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ConfigError(
+            "FIELDCRM_TILE_URL must be an https:// URL template (or none), e.g."
+            " https://tiles.example/{z}/{x}/{y}.png"
+        )
+    missing = [name for name in ("{z}", "{x}", "{y}") if name not in value]
+    if missing:
+        raise ConfigError(f"FIELDCRM_TILE_URL lacks {', '.join(missing)}: {value[:80]!r}")
+    return value
+
+
+def parse_tile_pack(value: str) -> Path | None:
+    """FIELDCRM_TILE_PACK: the path of a readable file, or nothing."""
+    value = value.strip()
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"FIELDCRM_TILE_PACK: {value[:120]!r} is not a file (an .mbtiles)")
+    return path
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     try:
@@ -231,6 +278,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     database = parse_database_url(env.get("DATABASE_URL", DEFAULT_DATABASE_URL))
     trusted_proxies = parse_trusted_proxies(env.get("FIELDCRM_TRUSTED_PROXIES", ""))
     default_region = parse_default_region(env.get("FIELDCRM_DEFAULT_REGION", ""))
+    tile_url = parse_tile_url(env.get("FIELDCRM_TILE_URL"))
+    tile_attribution = env.get("FIELDCRM_TILE_ATTRIBUTION", "").strip()
+    if tile_url == DEFAULT_TILE_URL and not tile_attribution:
+        tile_attribution = DEFAULT_TILE_ATTRIBUTION
     return Settings(
         database=msgspec.structs.replace(
             database, postgres_data_dir=env.get("FIELDCRM_DATA_DIR", "./data")
@@ -238,8 +289,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         push_allowed_hosts=env.get("FIELDCRM_PUSH_ALLOWED_HOSTS"),
         trusted_proxies=trusted_proxies,
         dispatch_interval_s=interval,
-        tile_url=env.get("FIELDCRM_TILE_URL", ""),
-        tile_attribution=env.get("FIELDCRM_TILE_ATTRIBUTION", "").strip(),
+        tile_url=tile_url,
+        tile_attribution=tile_attribution,
+        tile_pack=parse_tile_pack(env.get("FIELDCRM_TILE_PACK", "")),
         push_subject=env.get("FIELDCRM_PUSH_SUBJECT", "mailto:admin@fieldcrm.invalid"),
         # FIELDCRM_PWA_DIR serves another copy of the app (the e2e update test changes one).
         pwa_dir=Path(env.get("FIELDCRM_PWA_DIR") or DEFAULT_PWA_DIR),

@@ -1,41 +1,57 @@
-// Maps and distances. Leaflet is served by the server from /vendor/leaflet/ and loaded the
-// first time a map is drawn: it is not part of the app shell (the service worker keeps a
-// copy once fetched, so the map opens offline after its first use). Without a tile server,
-// or offline, the map still shows its markers, on a plain background.
+// Maps (docs/map.md) and distances. Leaflet and its clusters load when a map is first drawn.
 
 import { apiFetch, NetworkError } from "./api.js";
+import { AccountLayer } from "./map-layers.js";
+import { addBasemap } from "./basemap.js";
 import { read, write } from "./db.js";
 import { session } from "./session.js";
 import { h } from "./ui.js";
 
-const LEAFLET_JS = "/vendor/leaflet/leaflet.js";
-const LEAFLET_CSS = "/vendor/leaflet/leaflet.css";
+const VENDOR = [
+  ["/vendor/leaflet/leaflet.css", "/vendor/leaflet/leaflet.js"],
+  ["/vendor/leaflet-markercluster/MarkerCluster.css", "/vendor/leaflet-markercluster/leaflet.markercluster.js"],
+];
 const CONFIG_KEY = "map_config";
 
 let loading = null;
 
-// Leaflet's global `L`, once its script and stylesheet are in the page.
-export function loadLeaflet() {
-  if (globalThis.L) return Promise.resolve(globalThis.L);
-  if (!loading) {
-    loading = new Promise((resolve, reject) => {
-      if (!document.querySelector(`link[href="${LEAFLET_CSS}"]`)) {
-        document.head.append(h("link", { rel: "stylesheet", href: LEAFLET_CSS }));
-      }
-      const script = h("script", { src: LEAFLET_JS });
-      script.addEventListener("load", () => resolve(globalThis.L));
-      script.addEventListener("error", () => {
-        loading = null;
-        script.remove();
-        reject(new Error("The map could not be loaded."));
-      });
-      document.head.append(script);
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const script = h("script", { src });
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => {
+      script.remove();
+      reject(new Error("The map could not be loaded."));
     });
+    document.head.append(script);
+  });
+}
+
+// Leaflet's global `L` with its clusters (the plugin after Leaflet).
+export function loadLeaflet() {
+  if (globalThis.L && globalThis.L.MarkerClusterGroup) return Promise.resolve(globalThis.L);
+  if (!loading) {
+    loading = (async () => {
+      for (const [css, js] of VENDOR) {
+        document.head.append(h("link", { rel: "stylesheet", href: css }));
+        await loadScript(js);
+      }
+      return globalThis.L;
+    })();
+    loading.catch(() => { loading = null; });
   }
   return loading;
 }
 
-// The server's map settings ({tile_url, tile_attribution}), kept on the phone for offline use.
+// A map in `box` on the basemap, with a view at once (clusters need one).
+export function createMap(L, box, config, options = {}) {
+  const map = L.map(box, { zoomSnap: 0.5, minZoom: 2, maxZoom: 19, ...options }).setView([46.5, 2.5], 5);
+  addBasemap(L, map, config, box);
+  return map;
+}
+
+// The server's map settings ({tile_url, tile_attribution, tile_pack}), kept on the phone
+// for offline use.
 export async function mapConfig() {
   const token = session().token;
   if (token && navigator.onLine) {
@@ -45,6 +61,7 @@ export async function mapConfig() {
         const config = {
           tile_url: String(result.data.tile_url || ""),
           tile_attribution: String(result.data.tile_attribution || ""),
+          tile_pack: result.data.tile_pack || null,
         };
         await write(["meta"], (s) => s.meta.put(config, CONFIG_KEY));
         return config;
@@ -95,49 +112,34 @@ export function positionText(account) {
   return null;
 }
 
-// Marker styles are CSS classes (app.css), so they follow the light and dark schemes.
-export const MARKED_STATUSES = ["prospect", "customer", "inactive"];
-
-// A Leaflet map of the rep and the accounts around them.
+// The rep's accounts (map-layers.js), position and radius.
 export class NearbyMap {
-  constructor(L, container, { tileUrl = "", attribution = "" } = {}) {
+  constructor(L, container, config, popup) {
     this.L = L;
-    this.map = L.map(container, { attributionControl: !!tileUrl, zoomSnap: 0.5 });
-    if (tileUrl) L.tileLayer(tileUrl, { maxZoom: 19, attribution }).addTo(this.map);
-    this.markers = L.layerGroup().addTo(this.map);
-    this.fitted = false;
+    this.map = createMap(L, container, config);
+    this.accounts = new AccountLayer(L, this.map, popup);
+    this.here = L.layerGroup().addTo(this.map);
   }
 
-  // position: {lat, lng, accuracy}; results: [{account, distance_m}]; popup(account) -> Node
-  show(position, radiusM, results, popup, { refit = false } = {}) {
+  showAccounts(accounts, mode, lastVisit, near) {
+    return this.accounts.set(accounts, mode, lastVisit, near);
+  }
+
+  // results: the nearest ([{account}]), which the view fits.
+  showPosition(position, radiusM, results, { refit = false } = {}) {
     const L = this.L;
-    this.markers.clearLayers();
+    this.here.clearLayers();
     const here = [position.lat, position.lng];
-    L.circle(here, { radius: radiusM, className: "nearby-radius", interactive: false }).addTo(this.markers);
-    const points = [here];
-    for (const { account } of results) {
-      // Drawn on the rep's side of the antimeridian, not round the other side of the world.
-      const lng = account.lng + 360 * Math.round((position.lng - account.lng) / 360);
-      const status = MARKED_STATUSES.includes(account.status) ? account.status : "prospect";
-      L.circleMarker([account.lat, lng], { radius: 8, className: `nearby-marker nearby-marker-${status}` })
-        .bindPopup(popup(account))
-        .addTo(this.markers);
-      points.push([account.lat, lng]);
-    }
-    L.circleMarker(here, { radius: 9, className: "nearby-you", interactive: false }).addTo(this.markers);
-    if (!this.fitted || refit) {
-      if (points.length > 1) this.map.fitBounds(L.latLngBounds(points).pad(0.15), { maxZoom: 16 });
-      else this.map.setView(here, 14);
-      this.fitted = true;
-    }
-  }
-
-  resize() {
-    this.map.invalidateSize();
+    L.circle(here, { radius: radiusM, className: "nearby-radius", interactive: false }).addTo(this.here);
+    L.circleMarker(here, { radius: 9, className: "nearby-you", interactive: false }).addTo(this.here);
+    if (!refit) return;
+    const points = [here, ...results.map(({ account: a }) => [a.lat, a.lng + 360 * Math.round((position.lng - a.lng) / 360)])];
+    if (points.length > 1) this.map.fitBounds(L.latLngBounds(points).pad(0.15), { maxZoom: 16 });
+    else this.map.setView(here, 14);
   }
 
   remove() {
-    this.map.remove();
+    this.accounts.set([], "", new Map()).finally(() => removeMap(this.map)); // once clusters are in
   }
 }
 
@@ -150,39 +152,37 @@ export function removeMap(map) {
   map.remove();
 }
 
-// A map of points only (the Team screens): [{lat, lng, className, popup}], fitted to them.
-// Drawn into `box`; `note` says when there is no background or no map at all. Answers the
-// map (keep it to remove it when the screen goes), or null.
-export async function drawPoints(box, note, points, previous = null) {
+// A map in `box`: draw(L, map) adds what it shows and fits the view; `note` (optional) says
+// when there is no map. Answers the map (to remove when the screen goes), or null.
+export async function drawMap(box, note, previous, draw) {
   removeMap(previous);
   if (!box.isConnected) await new Promise((resolve) => requestAnimationFrame(resolve));
   if (!box.isConnected) return null;
-  let L;
-  let config;
   try {
-    [L, config] = await Promise.all([loadLeaflet(), mapConfig()]);
+    const [L, config] = await Promise.all([loadLeaflet(), mapConfig()]);
+    if (!box.isConnected) return null;
+    const map = createMap(L, box, config);
+    draw(L, map);
+    return map;
   } catch (err) {
     box.hidden = true;
-    note.textContent = `${(err && err.message) || "The map could not be loaded."} The list works without it.`;
-    note.hidden = false;
+    if (note) {
+      note.textContent = `${(err && err.message) || "The map could not be loaded."} The list works without it.`;
+      note.hidden = false;
+    }
     return null;
   }
-  box.hidden = false;
-  const map = L.map(box, { attributionControl: !!config.tile_url, zoomSnap: 0.5 });
-  if (config.tile_url) {
-    L.tileLayer(config.tile_url, { maxZoom: 19, attribution: config.tile_attribution }).addTo(map);
-  }
-  note.textContent = config.tile_url ? "" : "No map background is set up on this server: the map shows positions only.";
-  note.hidden = !!config.tile_url;
-  const where = [];
-  for (const p of points) {
-    const marker = L.circleMarker([p.lat, p.lng], { radius: 8, className: p.className });
-    if (p.popup) marker.bindPopup(p.popup);
-    marker.addTo(map);
-    where.push([p.lat, p.lng]);
-  }
-  if (where.length > 1) map.fitBounds(L.latLngBounds(where).pad(0.15), { maxZoom: 15 });
-  else if (where.length) map.setView(where[0], 14);
-  else map.setView([46.5, 2.5], 4);
-  return map;
+}
+
+// A map of points only (the Team screens): [{lat, lng, className, popup}], fitted to them.
+export function drawPoints(box, note, points, previous = null) {
+  return drawMap(box, note, previous, (L, map) => {
+    const where = points.map((p) => {
+      const marker = L.circleMarker([p.lat, p.lng], { radius: 8, className: p.className }).addTo(map);
+      if (p.popup) marker.bindPopup(p.popup);
+      return [p.lat, p.lng];
+    });
+    if (where.length > 1) map.fitBounds(L.latLngBounds(where).pad(0.15), { maxZoom: 15 });
+    else if (where.length) map.setView(where[0], 14);
+  });
 }

@@ -28,6 +28,11 @@ export function planRoute(start, stops, { backToStart = false } = {}) {
   };
 }
 
+// The legs of the stops in `order` (indexes into stops) from start, as planRoute's legsM.
+export function legsOf(start, stops, order) {
+  return legs(matrix([start, ...stops]), order.map((i) => i + 1), false);
+}
+
 function matrix(points) {
   const size = points.length;
   const d = Array.from({ length: size }, () => new Float64Array(size));

@@ -1,4 +1,4 @@
-"""The wire types of the nearby search and of the app's map settings."""
+"""The wire types of the nearby search."""
 
 from __future__ import annotations
 
@@ -28,10 +28,3 @@ class NearbyResult(msgspec.Struct, kw_only=True):
 
 class NearbyResponse(msgspec.Struct, kw_only=True):
     results: list[NearbyResult]
-
-
-class ClientConfig(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """What the app needs from the server's configuration to draw its map."""
-
-    tile_url: str = ""  # a Leaflet URL template; empty: no tiles, markers only
-    tile_attribution: str = ""

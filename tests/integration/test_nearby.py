@@ -9,14 +9,11 @@ import random
 import uuid
 from typing import Any
 
-import pytest
 from geographiclib.geodesic import Geodesic
 from geopy.distance import geodesic
 
 from server.core.actor import Actor
 from server.core.writer import Edit, Source, writing
-from server.settings import Settings
-from tests.conftest import Database
 from tests.factories import Login, login_as
 
 # Where the generated accounts cluster, and where the searches are made from.
@@ -29,13 +26,6 @@ CENTRES = [
     (0.0, 0.0),
 ]
 RADII_M = [500.0, 5_000.0, 50_000.0, 200_000.0, 500_000.0]
-TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-
-
-@pytest.fixture
-def settings(database: Database) -> Settings:
-    """The suite's settings, with a tile server for the map."""
-    return Settings(database=database.config, tile_url=TILES)
 
 
 def actor_of(login: Login) -> Actor:
@@ -234,15 +224,3 @@ async def test_bad_parameters_answer_400(client: Any) -> None:
 async def test_nearby_needs_a_token(client: Any) -> None:
     response = await client.get("/api/nearby", params={"lat": 1, "lng": 1, "radius_m": 10})
     assert response.status_code == 401
-
-
-async def test_config_names_the_tile_server(client: Any) -> None:
-    rep = await login_as(client, "rep", "north")
-    response = await client.get("/api/config", headers=rep.headers)
-    assert response.status_code == 200, response.text
-    assert response.json() == {
-        "tile_url": TILES,
-        "tile_attribution": "© OpenStreetMap contributors",
-    }
-    assert "https://tile.openstreetmap.org" in response.headers["content-security-policy"]
-    assert (await client.get("/api/config")).status_code == 401

@@ -430,9 +430,11 @@ async def probe_logout(client: Any, world: World) -> None:
 @probe("GET", "/api/health")
 @probe("GET", "/api/push/vapid-public-key")
 @probe("GET", "/api/config")
+@probe("GET", "/api/tiles")
+@probe("GET", "/api/tiles/{z:str}/{x:str}/{y:str}")
 async def probe_no_records(client: Any, world: World) -> None:
     """Routes that hand out no team's records (login, health, the server's public key, the
-    map's settings)."""
+    map's settings and the territory pack's tiles, the same for everyone)."""
 
 
 @probe("POST", "/api/route")

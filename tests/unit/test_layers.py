@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "server.attachments",
             "server.privacy",
             "server.merging",
+            "server.maps",
         ),
     ),
     (

@@ -128,7 +128,7 @@ def test_service_worker_follows_the_house_rules() -> None:
     text = sw_text()
     code = "\n".join(line for line in text.splitlines() if not line.strip().startswith("//"))
     assert re.search(r"const CACHE = `fieldcrm-shell-\$\{VERSION\}`", code), "versioned cache name"
-    assert "event.waitUntil(precacheShell())" in code
+    assert re.search(r"event\.waitUntil\((Promise\.all\(\[)?precacheShell\(\)", code)
     assert re.search(r"await cache\.addAll\(", code), "every precache awaited"
     assert "self.clients.claim()" in code
     assert "caches.delete" in code, "old caches deleted in activate"

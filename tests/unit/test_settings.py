@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.nearby.controllers import tile_attribution
+from server.maps.services import tile_attribution
 from server.settings import (
     DEFAULT_DATABASE_URL,
     DEFAULT_PWA_DIR,
@@ -126,7 +126,7 @@ def test_load_settings_defaults() -> None:
     assert settings.database == parse_database_url(DEFAULT_DATABASE_URL)
     assert settings.dispatch_interval_s == 5.0
     assert settings.push_allowed_hosts is None
-    assert settings.tile_url == ""
+    assert settings.tile_url.startswith("https://data.geopf.fr/")  # docs/map.md, "Streets"
     assert (settings.login_free_failures, settings.login_window_s) == (5, 900)
     assert settings.trusted_proxies == ()
 
@@ -171,7 +171,7 @@ def test_a_bad_dispatch_interval_is_a_config_error(value: str) -> None:
 def test_load_settings_defaults_of_the_app_the_map_and_the_geocoder() -> None:
     settings = load_settings({})
     assert settings.pwa_dir == DEFAULT_PWA_DIR and (DEFAULT_PWA_DIR / "index.html").is_file()
-    assert settings.tile_attribution == ""
+    assert settings.tile_attribution == "© IGN – Plan IGN v2"
     assert settings.geocoder == {}
     assert settings.database.postgres_data_dir == "./data"
 

@@ -5,6 +5,7 @@
 // position through the normal local write path, so it syncs like any other.
 
 import { apiFetch, NetworkError } from "../api.js";
+import { COLOUR_MODES, DEFAULT_COLOUR, lastVisits, legend } from "../map-layers.js";
 import {
   approximateDistanceM, directionsHref, formatDistance, hasPosition, loadLeaflet, mapConfig,
   NearbyMap,
@@ -22,6 +23,7 @@ const GEO_TIMEOUT_MS = 20_000;
 
 let shownMap = null; // one map at a time: the previous screen's is removed
 
+// Always a fresh fix: a minute-old one is a town away on the road.
 function locate() {
   return new Promise((resolve, reject) => {
     if (!("geolocation" in navigator)) {
@@ -31,7 +33,7 @@ function locate() {
     navigator.geolocation.getCurrentPosition(resolve, reject, {
       enableHighAccuracy: true,
       timeout: GEO_TIMEOUT_MS,
-      maximumAge: 60_000,
+      maximumAge: 0,
     });
   });
 }
@@ -80,13 +82,13 @@ async function search(position, radiusM, status) {
       const result = await apiFetch(`/api/nearby?${params}`, { token, timeoutMs: 8000 });
       if (result.status === 200 && result.data && Array.isArray(result.data.results)) {
         const results = withLocalWrites(result.data.results, local, pending, position, radiusM, status);
-        return { source: "server", results };
+        return { source: "server", results, local };
       }
     } catch (err) {
       if (!(err instanceof NetworkError)) throw err;
     }
   }
-  return { source: "phone", results: measureLocally(local, position, radiusM, status) };
+  return { source: "phone", results: measureLocally(local, position, radiusM, status), local };
 }
 
 function popupFor(account) {
@@ -118,6 +120,7 @@ export async function nearbyScreen(_params, query) {
   }
   let radius = Number(query.get("radius")) in RADII ? Number(query.get("radius")) : DEFAULT_RADIUS;
   let status = LABELS.status[query.get("status")] ? query.get("status") : "";
+  let colour = COLOUR_MODES[query.get("colour")] ? query.get("colour") : DEFAULT_COLOUR;
   let position = null;
   let nearbyMap = null;
   let refit = true;
@@ -130,6 +133,9 @@ export async function nearbyScreen(_params, query) {
   const mapBox = h("div", { class: "nearby-map", testid: "nearby-map", role: "region",
     "aria-label": "Map of the accounts near you" });
   const mapNote = h("p", { class: "hint", testid: "nearby-map-note", hidden: true });
+  const colourField = field({ name: "colour", label: "Colour", type: "select", testid: "map-colour",
+    value: colour, options: Object.entries(COLOUR_MODES) });
+  let mapLegend = legend(colour);
   const radiusField = field({ name: "radius", label: "Within", type: "select", testid: "nearby-radius",
     value: String(radius), options: Object.entries(RADII) });
   const statusField = field({ name: "status", label: "Status", type: "select", testid: "nearby-status-filter",
@@ -156,12 +162,8 @@ export async function nearbyScreen(_params, query) {
       try {
         const [L, config] = await Promise.all([loadLeaflet(), mapConfig()]);
         if (!mapBox.isConnected || nearbyMap) return;
-        nearbyMap = new NearbyMap(L, mapBox, { tileUrl: config.tile_url, attribution: config.tile_attribution });
+        nearbyMap = new NearbyMap(L, mapBox, config, popupFor);
         shownMap = nearbyMap;
-        if (!config.tile_url) {
-          mapNote.textContent = "No map background is set up on this server: the map shows positions only.";
-          mapNote.hidden = false;
-        }
       } catch (err) {
         mapBox.hidden = true;
         mapNote.textContent = `${(err && err.message) || "The map could not be loaded."} The list below works without it.`;
@@ -169,8 +171,11 @@ export async function nearbyScreen(_params, query) {
         return;
       }
     }
-    nearbyMap.show(position, radius, found.results, popupFor, { refit });
+    // Every account of the status, not only the nearest.
+    const shown = found.local.filter((a) => !status || a.status === status);
+    nearbyMap.showPosition(position, radius, found.results, { refit });
     refit = false;
+    mapBox.dataset.accounts = String(await nearbyMap.showAccounts(shown, colour, await lastVisits(shown), position));
   }
 
   async function refresh() {
@@ -182,10 +187,13 @@ export async function nearbyScreen(_params, query) {
       : "Offline: distances measured on this phone from your synced accounts; they are approximate.";
     source.hidden = false;
     list.replaceChildren(...found.results.map(nearbyRow));
-    count.dataset.count = String(found.results.length);
-    count.textContent = found.results.length
-      ? `${found.results.length} account${found.results.length === 1 ? "" : "s"} within ${RADII[radius]}`
-      : `No accounts with a position within ${RADII[radius]}.`;
+    const n = found.results.length;
+    count.dataset.count = String(n);
+    count.dataset.capped = n >= LIMIT ? "yes" : "no";
+    count.textContent = n >= LIMIT
+      ? `The ${LIMIT} nearest accounts within ${RADII[radius]} (there are more)`
+      : n ? `${n} account${n === 1 ? "" : "s"} within ${RADII[radius]}`
+        : `No accounts with a position within ${RADII[radius]}.`;
     await drawMap(found);
   }
 
@@ -209,18 +217,24 @@ export async function nearbyScreen(_params, query) {
     await onData();
   }
 
-  function onFilter() {
+  function onFilter(event) {
     radius = Number(radiusField.querySelector("select").value);
     status = statusField.querySelector("select").value;
+    colour = colourField.querySelector("select").value;
+    const fresh = legend(colour);
+    mapLegend.replaceWith(fresh);
+    mapLegend = fresh;
     const q = new URLSearchParams();
     if (radius !== DEFAULT_RADIUS) q.set("radius", String(radius));
     if (status) q.set("status", status);
+    if (colour !== DEFAULT_COLOUR) q.set("colour", colour);
     replaceQuery("/nearby", q);
-    refit = true;
+    refit = event.target.name !== "colour"; // a new colour keeps the view
     refresh();
   }
   radiusField.querySelector("select").addEventListener("change", onFilter);
   statusField.querySelector("select").addEventListener("change", onFilter);
+  colourField.querySelector("select").addEventListener("change", onFilter);
   relocate.addEventListener("click", () => findMe());
   let cool = null;
   capture.addEventListener("click", () => {
@@ -257,9 +271,8 @@ export async function nearbyScreen(_params, query) {
     h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, radiusField, statusField),
     mapBox,
     mapNote,
-    h("div", { class: "nearby-legend", testid: "nearby-legend", "aria-hidden": "true" },
-      Object.entries(LABELS.status).map(([key, label]) =>
-        h("span", {}, h("span", { class: `nearby-dot nearby-dot-${key}` }), label))),
+    h("div", { class: "filters" }, colourField),
+    mapLegend,
     h("div", { class: "actions" }, capture),
     captureForm,
     source,

@@ -1,16 +1,18 @@
 // "Order my stops" on Today: the accounts of today's tasks, put in the order that makes the
 // drive shortest from where the rep is (pwa/js/route.js, the server's rule, offline), with
 // each leg's length, the total and what it saves over the order listed, and a directions
-// link per stop that opens the phone's maps app.
+// link per stop that opens the phone's maps app; the route on a map; stops moved by hand.
 
-import { directionsHref, formatDistance, hasPosition } from "../map.js";
-import { planRoute, MAX_STOPS } from "../route.js";
+import { directionsHref, drawMap, formatDistance, hasPosition } from "../map.js";
+import { drawRoute } from "../map-layers.js";
+import { legsOf, planRoute, MAX_STOPS } from "../route.js";
 import { button, h, link } from "../ui.js";
 
 const GEO_TIMEOUT_MS = 10_000;
 
 // The last plan, kept while Today is redrawn; dropped when the day's stops change.
 let planned = null;
+let shownMap = null;
 
 function here() {
   return new Promise((resolve) => {
@@ -47,7 +49,27 @@ export function routeSection(tasks, accountsById) {
   if (planned && planned.key !== key) planned = null;
 
   const body = h("div", { testid: "today-route-body" });
-  const show = () => body.replaceChildren(...(planned ? planView(planned) : []));
+  const show = () => {
+    body.replaceChildren(...(planned ? planView(planned, move) : []));
+    if (!planned) return;
+    const { from, stops: all, route } = planned;
+    const box = body.querySelector("[data-testid=today-route-map]");
+    drawMap(box, null, shownMap, (L, map) => {
+      drawRoute(L, map, from, route.order.map((i) => all[i]));
+      box.dataset.stops = route.order.length;
+    }).then((map) => { shownMap = map; });
+  };
+  // Moves the stop at place i of the order by `by` (-1: up, 1: down), focus kept on it.
+  const move = (i, by) => {
+    const { route, from } = planned;
+    [route.order[i], route.order[i + by]] = [route.order[i + by], route.order[i]];
+    route.legsM = legsOf(from, stops, route.order);
+    route.distanceM = route.legsM.reduce((a, b) => a + b, 0);
+    planned.byHand = true;
+    show();
+    const [up, down] = body.querySelectorAll("[data-testid=today-route-stop]")[i + by].querySelectorAll("button");
+    (by < 0 && !up.disabled) || down.disabled ? up.focus() : down.focus();
+  };
   const order = button("Order my stops", "today-route-order", async (event) => {
     const btn = event.currentTarget;
     btn.disabled = true;
@@ -55,7 +77,7 @@ export function routeSection(tasks, accountsById) {
     const start = await here();
     const from = start || { lat: stops[0].lat, lng: stops[0].lng };
     const route = planRoute(from, stops);
-    planned = { key, route, stops, fromHere: !!start };
+    planned = { key, route, stops, from, fromHere: !!start, shortestM: route.distanceM, byHand: false };
     btn.disabled = false;
     btn.textContent = "Order my stops again";
     show();
@@ -78,17 +100,21 @@ export function routeSection(tasks, accountsById) {
   );
 }
 
-function planView({ route, stops, fromHere }) {
+function planView({ route, stops, fromHere, shortestM, byHand }, move) {
   const saved = route.asGivenM - route.distanceM;
+  const extra = route.distanceM - shortestM;
   const summary =
     `${formatDistance(route.distanceM)} in all` +
-    (saved >= 1 ? `, ${formatDistance(saved)} less than in the order listed.` : ", the order listed was already the shortest.");
+    (byHand
+      ? (extra >= 1 ? `, in your order: ${formatDistance(extra)} more than the shortest.` : ", in your order, as short as the shortest.")
+      : saved >= 1 ? `, ${formatDistance(saved)} less than in the order listed.` : ", the order listed was already the shortest.");
   return [
     h(
       "p",
       { class: "row-sub", testid: "today-route-summary", dataset: { metres: String(Math.round(route.distanceM)) } },
       (fromHere ? "From where you are: " : "Your position is not known: from the first stop. ") + summary,
     ),
+    h("div", { class: "nearby-map route-map", testid: "today-route-map", role: "region", "aria-label": "Map of the route" }),
     h(
       "ol",
       { class: "list route" },
@@ -103,7 +129,12 @@ function planView({ route, stops, fromHere }) {
             link(`${i + 1}. ${account.name}`, `#/account/${account.id}`, "today-route-account", "row-title"),
             h("span", { class: "row-sub" }, `${formatDistance(route.legsM[i])} from the ${i ? "stop before" : "start"}`),
           ),
-          link("Directions", directionsHref(account), "today-route-directions", "button-link small"),
+          h("div", { class: "row-actions" }, h("span", { class: "route-moves" },
+            h("button", { type: "button", class: "small", testid: "today-route-up", disabled: i === 0,
+              "aria-label": `Move ${account.name} up`, onclick: () => move(i, -1) }, "↑"),
+            h("button", { type: "button", class: "small", testid: "today-route-down",
+              disabled: i === route.order.length - 1, "aria-label": `Move ${account.name} down`, onclick: () => move(i, 1) }, "↓")),
+            link("Directions", directionsHref(account), "today-route-directions", "button-link small")),
         );
       }),
     ),

@@ -10,6 +10,7 @@ import { navigate } from "../router.js";
 import { logout, me } from "../session.js";
 import { shellVersion } from "../sw-update.js";
 import { h, section } from "../ui.js";
+import { territorySlot } from "./territory.js";
 
 export async function settingsScreen() {
   const user = me();
@@ -31,6 +32,7 @@ export async function settingsScreen() {
     installSlot(),
     pushSlot(),
     calendarSlot(),
+    territorySlot(),
     section("This phone", "me-device",
       h("dl", { class: "details" },
         h("dt", {}, "Unsent changes"), h("dd", { testid: "me-pending" }, String(pending)),
