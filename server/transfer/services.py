@@ -204,32 +204,54 @@ async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
 
 
 FINDER_PAGE = 5_000  # rows read at a time: on SQLite each page is read on the event loop
+CONTACTS_PER_READ = 500  # accounts whose contacts are read at a time
 
 
-async def _live_rows(table: str, columns: str, actor: Actor) -> list[dict[str, Any]]:
-    """Every live row of `table` the caller sees, read a page at a time by id, so that no
-    one read holds the event loop for long whatever the table's size."""
-    where = "deleted = {}"
-    args: list[Any] = [False]
-    if actor.scopes is not None:
-        scope_sql, scope_args = scope_filter(actor.scopes)
-        where += f" AND {scope_sql}"
-        args += scope_args
+async def _accounts_seen(actor: Actor, columns: str) -> list[dict[str, Any]]:
+    """Every live account the caller sees, a page at a time, scope by scope in the list
+    index's order (name, id): each page is a range of `accounts_list` (an admin's, of
+    `accounts_list_all`), so no page sorts the table, and none holds the event loop long.
+    Accounts live in team scopes only: the patterns of the refused writes' scopes ("...*")
+    hold none."""
+    scopes: list[str | None] = (
+        [None] if actor.scopes is None else [s for s in actor.scopes if not s.endswith("*")]
+    )
     rows: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:
-        page = await db.fetch(
-            f"SELECT {columns} FROM {table} WHERE {where}"
-            + (" AND id > {}" if after is not None else "")
-            + " ORDER BY id LIMIT {}",
+    for scope in scopes:
+        after: list[Any] = []
+        while True:
+            where = ([] if scope is None else ["scope = {}"]) + ["deleted = {}"]
+            where += ["(name, id) > ({}, {})"] if after else []
+            page = await db.fetch(
+                f"SELECT {columns} FROM accounts WHERE {' AND '.join(where)}"
+                " ORDER BY name, id LIMIT {}",
+                *([] if scope is None else [scope]),
+                False,
+                *after,
+                FINDER_PAGE,
+            )
+            rows += page
+            if len(page) < FINDER_PAGE:
+                break
+            after = [page[-1]["name"], str(page[-1]["id"])]
+    return rows
+
+
+async def _contacts_of(actor: Actor, account_ids: list[str]) -> list[dict[str, Any]]:
+    """The live contacts of these accounts (which the caller sees), by the account_id
+    index, a few hundred accounts at a time."""
+    scoped, scope_args = scope_filter(actor.scopes) if actor.scopes is not None else ("", [])
+    rows: list[dict[str, Any]] = []
+    for chunk in chunks(account_ids, CONTACTS_PER_READ):
+        where, args = db.any_of("account_id", chunk)
+        rows += await db.fetch(
+            f"SELECT id, account_id, name, phone, email FROM contacts WHERE {where}"
+            f" AND deleted = {{}}{' AND ' + scoped if scoped else ''}",
             *args,
-            *([after] if after is not None else []),
-            FINDER_PAGE,
+            False,
+            *scope_args,
         )
-        rows += page
-        if len(page) < FINDER_PAGE:
-            return rows
-        after = str(page[-1]["id"])
+    return rows
 
 
 def _accounts_index(rows: list[dict[str, Any]]) -> matching.Index:
@@ -251,14 +273,13 @@ async def find_duplicates(actor: Actor, table: str, limit: int) -> dict[str, Any
     rule runs over the rows as they are at each call: a record written a moment ago, by a
     phone's sync or anything else, is in the next answer."""
     if table == "accounts":
-        rows = await _live_rows("accounts", "id, name, lat, lng, phone_e164, email, website", actor)
+        rows = await _accounts_seen(actor, "id, name, lat, lng, phone_e164, email, website")
         # Pure computation, seconds over 100,000 records: off the event loop.
         index = await asyncio.to_thread(_accounts_index, rows)
     else:
-        countries = {
-            str(r["id"]): r["country"] for r in await _live_rows("accounts", "id, country", actor)
-        }
-        rows = await _live_rows("contacts", "id, account_id, name, phone, email", actor)
+        accounts = await _accounts_seen(actor, "id, name, country")
+        countries = {str(r["id"]): r["country"] for r in accounts}
+        rows = await _contacts_of(actor, list(countries))
         index = await asyncio.to_thread(_contacts_index, rows, countries)
     found = await asyncio.to_thread(matching.groups, index, limit)
     return {

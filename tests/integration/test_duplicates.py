@@ -7,18 +7,27 @@ from typing import Any
 
 import pytest
 
+from server import db
+from server.auth.services import actor_for_user
 from server.transfer import services
 from tests.factories import login_as, make_account, make_record, new_id
 
 
 async def test_groups_of_likely_duplicates(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(services, "FINDER_PAGE", 2)  # the rows are read in pages
+    monkeypatch.setattr(services, "CONTACTS_PER_READ", 1)
     rep = await login_as(client, "rep", "north")
     a = await make_account(client, rep, name="Électricité Laurent", lat=45.7640, lng=4.8357)
     b = await make_account(client, rep, name="ELECTRICITE LAURENT", lat=45.7641, lng=4.8358)
     c = await make_account(client, rep, name="Laurent Elec", phone="04 78 00 00 01", country="FR")
     d = await make_account(client, rep, name="Garage", phone="+33478000001")
     await make_account(client, rep, name="Unrelated", lat=45.7640, lng=4.8357)
+    await make_account(client, rep, name="Unrelated")  # the same name across two pages
+    # Page by page (two rows each, the two "Unrelated" across a page's end), every one.
+    actor = await actor_for_user(rep.user_id)
+    assert actor is not None
+    read = [row["id"] for row in await services._accounts_seen(actor, "id, name")]
+    assert sorted(read) == sorted(row["id"] for row in await db.fetch("SELECT id FROM accounts"))
     response = await client.get("/api/duplicates/accounts", headers=rep.headers)
     assert response.status_code == 200, response.text
     groups = response.json()["groups"]
