@@ -12,7 +12,6 @@ import { accountsScreen } from "./screens/accounts.js";
 import { conflictsScreen, unresolvedConflicts } from "./screens/conflicts.js";
 import { draftsScreen } from "./screens/drafts.js";
 import { loginScreen } from "./screens/login.js";
-import { nearbyScreen } from "./screens/nearby.js";
 import { newNoteScreen } from "./screens/note.js";
 import { recordForm } from "./screens/record-form.js";
 import { rejectedScreen } from "./screens/rejected.js";
@@ -40,6 +39,7 @@ const checkinsScreen = lazy(() => import("./screens/checkins.js"), "checkinsScre
 const historyScreen = lazy(() => import("./screens/history.js"), "historyScreen");
 const reassignScreen = lazy(() => import("./screens/reassign.js"), "reassignScreen");
 const teamScreen = lazy(() => import("./screens/team.js"), "teamScreen");
+const nearbyScreen = lazy(() => import("./screens/nearby.js"), "nearbyScreen");
 
 route("/login", loginScreen, { public: true });
 route("/today", todayScreen);

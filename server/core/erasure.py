@@ -243,23 +243,17 @@ async def _quiet_result(rejection: StoredRecord) -> bool:
 
 
 async def _scrub_import_log(ids: set[str], values: Sequence[str]) -> bool:
-    """Imports keep sentences about rows they refused (which may quote a value) and the
-    records a revert left in place (by id and name): those about the erased records go."""
+    """Imports keep lines about rows (the refused ones' sentences, which may quote a value;
+    the first rows as read, in `preview`; the records a revert left in place, by id and
+    name): every line of every list in them that is about the erased records goes."""
     changed = False
     rows = await db.fetch("SELECT id, report, reverted FROM imports")
     for row in rows:
         report = msgspec.json.decode(row["report"] or "{}")
         reverted = msgspec.json.decode(row["reverted"] or "{}")
-        errors = report.get("errors") if isinstance(report, dict) else None
-        kept = reverted.get("kept") if isinstance(reverted, dict) else None
-        new_errors = [e for e in errors or [] if not _mentions(e, ids, values)]
-        new_kept = [k for k in kept or [] if not _mentions(k, ids, values)]
-        if len(new_errors) == len(errors or []) and len(new_kept) == len(kept or []):
+        scrubbed = [_scrub_lists(part, ids, values) for part in (report, reverted)]
+        if not any(scrubbed):
             continue
-        if errors is not None:
-            report["errors"] = new_errors
-        if kept is not None:
-            reverted["kept"] = new_kept
         await db.fetch(
             "UPDATE imports SET report = {}, reverted = {} WHERE id = {}",
             _json.encode(report).decode(),
@@ -267,6 +261,22 @@ async def _scrub_import_log(ids: set[str], values: Sequence[str]) -> bool:
             row["id"],
         )
         changed = True
+    return changed
+
+
+def _scrub_lists(part: Any, ids: set[str], values: Sequence[str]) -> bool:
+    """Drop the items about the erased records from each list `part` (a dict) holds; whether
+    any went."""
+    if not isinstance(part, dict):
+        return False
+    changed = False
+    for key, items in part.items():
+        if not isinstance(items, list):
+            continue
+        left = [item for item in items if not _mentions(item, ids, values)]
+        if len(left) != len(items):
+            part[key] = left
+            changed = True
     return changed
 
 
