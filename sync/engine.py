@@ -16,7 +16,6 @@ record's scope -> the session stores it. Every check runs before the first write
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from sync.protocol import (
     RequestRefused,
     SyncRequest,
     SyncResponse,
+    canonical_uuid,
 )
 
 DELETED_STAMP = "_deleted"  # the stamp of the delete, kept among a tombstone's stamps
@@ -470,7 +470,7 @@ async def apply_mutation(
     if mutation.table not in rules.tables:
         raise Rejected("unknown_table", f"There is no table {mutation.table[:50]!r}.")
     try:
-        record_id = str(uuid.UUID(mutation.id))
+        record_id = canonical_uuid(mutation.id)
     except ValueError:
         raise Rejected("invalid_id", "The record id must be a UUID.") from None
     if mutation.op not in ("upsert", "delete"):

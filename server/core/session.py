@@ -51,7 +51,7 @@ from server.core.usage import ScopeUsage, WriteBudgets
 from sync.clock import Stamp, tick
 from sync.engine import DELETED_STAMP, Page, StoredRecord
 from sync.merge import LostValue
-from sync.protocol import Change, DeviceReport, Mutation, WireRow
+from sync.protocol import Change, DeviceReport, Mutation, WireRow, canonical_uuid
 
 # A device object as kept: every field, null when the phone sent none or a bad one.
 _device_json = msgspec.json.Encoder()
@@ -236,7 +236,7 @@ class Session:
                 if table not in TABLES or not isinstance(record_id, str):
                     continue
                 try:
-                    key = (table, str(uuid.UUID(record_id)))
+                    key = (table, canonical_uuid(record_id))
                 except ValueError:
                     continue
                 if key not in self._cache:
@@ -292,7 +292,18 @@ class Session:
         if not changed:
             # Only clocks moved (the same value written later): devices need nothing.
             merged = {**record.stamps, **{k: s._replace(seq=record.seq) for k, s in stamps.items()}}
-            self._update(dataclasses.replace(record, stamps=merged), {"clocks"})
+            self._update(
+                StoredRecord(
+                    record.table,
+                    record.id,
+                    record.values,
+                    merged,
+                    record.deleted,
+                    record.seq,
+                    record.scope,
+                ),
+                {"clocks"},
+            )
             return
         seq = self.next_seq()
         table = record.table
@@ -305,8 +316,7 @@ class Session:
             columns.add("scope")
         columns.update(db_column(table, name) for name in changed)
         self._update(
-            dataclasses.replace(record, values=values, stamps=merged, seq=seq, scope=scope),
-            columns,
+            StoredRecord(table, record.id, values, merged, record.deleted, seq, scope), columns
         )
         self.log.put(table, record.id, seq, scope, "put")
         stamp = next(iter(stamps.values()))
