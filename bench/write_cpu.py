@@ -210,7 +210,12 @@ async def run(engine: str, args: argparse.Namespace) -> None:
             pass
         cursor = first.cursor
         gc.collect()
-        gc.freeze()
+        gc.freeze()  # and the collector's threshold, as `fieldcrm serve` sets them
+        from server import cli
+
+        new_objects = getattr(cli, "GC_NEW_OBJECTS", None)  # (an older server had none)
+        if new_objects:
+            gc.set_threshold(new_objects, *gc.get_threshold()[1:])
 
         rng = random.Random(3)
         phones = [Phone(reps[k % len(reps)], cursor, seqs) for k in range(16)]

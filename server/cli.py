@@ -13,6 +13,15 @@ from server import db
 from server.errors import ApiError
 from server.settings import ConfigError, Settings, load_settings
 
+# The garbage collector's first threshold (CPython's is 700 new objects): a write batch keeps
+# tens of thousands of objects alive until it ends (a reconnect wave about 8,000, a batch of
+# 2,000 mutations about 36,000), so at 700 the collector ran a dozen times inside every
+# batch, and each time went through what the batch held, only to find it alive: 5-7 ms of
+# a 16-phone wave, and full collections of up to 50 ms inside a batch. Past a batch's size,
+# most batches end (and free what they made) before a collection comes
+# (docs/decisions/2026-12-06-sync-write-cpu.md).
+GC_NEW_OBJECTS = 50_000
+
 
 async def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
     from server.core import automation
@@ -40,6 +49,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # What is loaded by now (modules, the app) lives as long as the process: the garbage
     # collector need not go through it again at every full collection.
     gc.freeze()
+    gc.set_threshold(GC_NEW_OBJECTS, *gc.get_threshold()[1:])
     print(f"fieldcrm serving on http://{args.host}:{args.port}/", flush=True)
     # proxy_headers=False: uvicorn would otherwise take a client's address from the
     # X-Forwarded-For of any peer on 127.0.0.1; the app decides whom to believe

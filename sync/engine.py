@@ -16,7 +16,6 @@ record's scope -> the session stores it. Every check runs before the first write
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from sync.protocol import (
     RequestRefused,
     SyncRequest,
     SyncResponse,
+    canonical_uuid,
 )
 
 DELETED_STAMP = "_deleted"  # the stamp of the delete, kept among a tombstone's stamps
@@ -82,8 +82,8 @@ class SyncSession(Protocol):
     snapshot. The engine calls, per round trip: `load_clients`, then per request
     `last_mid`, `stored_results` (replays), `prefetch`, then per mutation `load`, one of
     `create` / `update` / `delete` (with `keep_lost` for values that lost) and, once the
-    write is applied, `observe_hlc`; `save_results` and `note_sync`; then `pull` per
-    request, and `flush` last.
+    write is applied, `observe_hlc`; `save_results` and `note_sync`; then `plan_pulls`,
+    `pull` per request, and `flush` last.
 
     The contract suite (tests/contract/) runs every rule against both implementations
     (SQLite and PostgreSQL), through this interface."""
@@ -186,6 +186,14 @@ class SyncSession(Protocol):
         no evicts), in seq order, one per record (its newest), puts with their rows.
         Deletes and evicts at or below `fresh_until` are left out (a first sync needs
         none). Sees this session's writes, flushed first."""
+
+    async def plan_pulls(
+        self, pulls: Sequence[tuple[tuple[str, ...] | None, int, int, int]]
+    ) -> None:
+        """A hint: the `pull`s this session is about to make, in order, as (scopes, after,
+        limit, fresh_until), with nothing written between. It may read what they need in
+        one go (the requests of a batch); each `pull` must still answer exactly as alone.
+        May do nothing."""
 
     async def flush(self) -> None:
         """Write what the session holds back (the change log, counters, rows) before the
@@ -369,14 +377,32 @@ async def round_trips(
                     exchange.actor.user_id, request.client_id, request.device, exchange.now_ms
                 )
             todo = list(more()) if more is not None else []
+        # Where each answered request's pull starts, and how many changes it takes.
+        pulls = [
+            None
+            if isinstance(ack, RequestRefused)
+            else (
+                _position(session, exchange.request.cursor),
+                max(1, min(exchange.request.pull_limit, MAX_PULL_LIMIT)),
+            )
+            for exchange, ack in pushed
+        ]
+        await session.plan_pulls(
+            [
+                (store.rules.scopes(exchange.actor), pull[0].seq, pull[1], pull[0].fresh_until)
+                for (exchange, _), pull in zip(pushed, pulls, strict=True)
+                if pull is not None
+            ]
+        )
         answers: list[SyncResponse | RequestRefused] = []
-        for exchange, ack in pushed:
+        for (exchange, ack), pull in zip(pushed, pulls, strict=True):
             if isinstance(ack, RequestRefused):
                 answers.append(ack)
                 continue
-            limit = max(1, min(exchange.request.pull_limit, MAX_PULL_LIMIT))
-            changes, cursor, has_more, reset = await _pull(
-                session, store.rules, exchange.actor, exchange.request.cursor, limit
+            assert pull is not None
+            position, limit = pull
+            changes, cursor, has_more = await _pull(
+                session, store.rules, exchange.actor, position, limit
             )
             answers.append(
                 SyncResponse(
@@ -384,7 +410,7 @@ async def round_trips(
                     changes=changes,
                     cursor=cursor,
                     has_more=has_more,
-                    reset=reset,
+                    reset=position.reset,
                     server_time=exchange.now_ms,
                     hlc_max=max(session.hlc_max(), (exchange.now_ms, 0)),
                 )
@@ -506,7 +532,7 @@ async def apply_write(
     if mutation.table not in rules.tables:
         raise Rejected("unknown_table", f"There is no table {mutation.table[:50]!r}.")
     try:
-        record_id = str(uuid.UUID(mutation.id))
+        record_id = canonical_uuid(mutation.id)
     except ValueError:
         raise Rejected("invalid_id", "The record id must be a UUID.") from None
     if mutation.op not in ("upsert", "delete"):
@@ -640,9 +666,9 @@ async def _update(
     return scope
 
 
-async def _pull(
-    session: SyncSession, rules: RecordRules, actor: Any, cursor_text: str | None, limit: int
-) -> tuple[list[Change], str, bool, bool]:
+def _position(session: SyncSession, cursor_text: str | None) -> Cursor:
+    """Where a pull starts: the client's cursor if it can be honoured, else from zero
+    (`reset` when the client had a cursor)."""
     cursor = decode_cursor(cursor_text)
     honoured = (
         cursor is not None
@@ -651,15 +677,19 @@ async def _pull(
         and (cursor.seq >= session.purged_seq or cursor.seq == 0)
     )
     if cursor is not None and honoured:
-        position = cursor
-    else:
-        # A first sync, or a cursor we cannot honour: page the whole scope from the start.
-        # Tombstones that exist now need not be sent to a client that starts from nothing.
-        position = Cursor(session.epoch, 0, session.current_seq, cursor_text is not None)
+        return cursor
+    # A first sync, or a cursor we cannot honour: page the whole scope from the start.
+    # Tombstones that exist now need not be sent to a client that starts from nothing.
+    return Cursor(session.epoch, 0, session.current_seq, cursor_text is not None)
+
+
+async def _pull(
+    session: SyncSession, rules: RecordRules, actor: Any, position: Cursor, limit: int
+) -> tuple[list[Change], str, bool]:
     page = await session.pull(rules.scopes(actor), position.seq, limit, position.fresh_until)
     if page.has_more:
         seq = page.changes[-1].seq
     else:
         seq = session.current_seq
     next_cursor = Cursor(session.epoch, seq, position.fresh_until, position.reset and page.has_more)
-    return page.changes, next_cursor.encode(), page.has_more, position.reset
+    return page.changes, next_cursor.encode(), page.has_more

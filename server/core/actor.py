@@ -58,10 +58,18 @@ class Actor:
             return True
         if self.is_manager and scope.startswith(review_scope(self.team_id, "")):
             return True
-        return scope in (
-            team_scope(self.team_id),
-            user_scope(self.user_id),
-            review_scope(self.team_id, self.user_id),
+        return scope in self._own_scopes
+
+    @functools.cached_property
+    def _own_scopes(self) -> frozenset[str]:
+        """The scopes `sees` matches exactly, made once per actor (it is asked at every
+        write)."""
+        return frozenset(
+            (
+                team_scope(self.team_id),
+                user_scope(self.user_id),
+                review_scope(self.team_id, self.user_id),
+            )
         )
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import math
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sync.protocol import Rejected
+from sync.protocol import Rejected, canonical_uuid
 
 CLIENT, MANAGER, SERVER = "client", "manager", "server"
 
@@ -257,7 +256,7 @@ def parse_value(spec: FieldSpec, value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError("must be a UUID string")
         try:
-            return str(uuid.UUID(value))
+            return canonical_uuid(value)
         except ValueError:
             raise ValueError("must be a UUID") from None
     if kind == "datetime":

@@ -54,7 +54,7 @@ from server.core.usage import ScopeUsage, WriteBudgets
 from sync.clock import Stamp, tick
 from sync.engine import DELETED_STAMP, Page, StoredRecord
 from sync.merge import LostValue
-from sync.protocol import Change, DeviceReport, Mutation, WireRow
+from sync.protocol import Change, DeviceReport, Mutation, WireRow, canonical_uuid
 
 # A device object as kept: every field, null when the phone sent none or a bad one.
 _device_json = msgspec.json.Encoder()
@@ -98,6 +98,9 @@ class Session:
         # The changes this session's pulls made, by seq: in one transaction a seq always
         # names the same change, so the requests of a batch share them.
         self._changes: dict[int, Change] = {}
+        # The change-log entries of the pulls `plan_pulls` read ahead, by pull, as of seq.
+        self._planned: dict[tuple[tuple[str, ...] | None, int, int, int], list[Any]] = {}
+        self._planned_at = -1
         self.epoch = ""
         self.current_seq = 0
         self.purged_seq = 0
@@ -250,7 +253,7 @@ class Session:
                 if table not in TABLES or not isinstance(record_id, str):
                     continue
                 try:
-                    key = (table, str(uuid.UUID(record_id)))
+                    key = (table, canonical_uuid(record_id))
                 except ValueError:
                     continue
                 if key not in self._cache:
@@ -311,7 +314,18 @@ class Session:
         if not changed:
             # Only clocks moved (the same value written later): devices need nothing.
             merged = {**record.stamps, **{k: s._replace(seq=record.seq) for k, s in stamps.items()}}
-            self._update(dataclasses.replace(record, stamps=merged), {"clocks"})
+            self._update(
+                StoredRecord(
+                    record.table,
+                    record.id,
+                    record.values,
+                    merged,
+                    record.deleted,
+                    record.seq,
+                    record.scope,
+                ),
+                {"clocks"},
+            )
             return
         seq = self.next_seq()
         table = record.table
@@ -324,8 +338,7 @@ class Session:
             columns.add("scope")
         columns.update(db_column(table, name) for name in changed)
         self._update(
-            dataclasses.replace(record, values=values, stamps=merged, seq=seq, scope=scope),
-            columns,
+            StoredRecord(table, record.id, values, merged, record.deleted, seq, scope), columns
         )
         self.log.put(table, record.id, seq, scope, "put")
         stamp = next(iter(stamps.values()))
@@ -613,11 +626,45 @@ class Session:
 
     # -- pull ------------------------------------------------------------------------
 
+    async def plan_pulls(
+        self, pulls: Sequence[tuple[tuple[str, ...] | None, int, int, int]]
+    ) -> None:
+        """Read the change-log entries of the coming pulls whose scopes are all exact (a
+        rep's: team, self, own refused writes) in one query, not one each: the union of
+        their scopes after the earliest cursor, then each pull's own, in seq order. A pull
+        whose page may reach past what the query read still reads its own."""
+        self._planned = {}
+        exact = [p for p in pulls if p[0] is not None and not any(s[-1:] == "*" for s in p[0])]
+        if len(exact) < 2:
+            return
+        await self.log.write()
+        union = sorted({scope for p in exact for scope in p[0] or ()})
+        most = max(limit for _, _, limit, _ in exact) + 1
+        rows = await log.read_scopes(
+            union, min(p[1] for p in exact), min(p[3] for p in exact), most
+        )
+        complete = len(rows) < most  # every entry of those scopes after the earliest cursor
+        for key in exact:
+            scopes, after, limit, fresh_until = key
+            own = set(scopes or ())
+            page = [
+                row[:4]
+                for row in rows
+                if row[4] in own and row[0] > after and (row[3] == "put" or row[0] > fresh_until)
+            ][: limit + 1]
+            if complete or len(page) > limit:
+                self._planned[key] = page
+        self._planned_at = self.current_seq
+
     async def pull(
         self, scopes: tuple[str, ...] | None, after: int, limit: int, fresh_until: int
     ) -> Page:
         await self.log.write()
-        rows = await log.read(scopes, after, fresh_until, limit + 1)
+        planned = self._planned.get((scopes, after, limit, fresh_until))
+        if planned is not None and self._planned_at == self.current_seq:
+            rows: Sequence[Sequence[Any]] = planned
+        else:
+            rows = await log.read(scopes, after, fresh_until, limit + 1)
         has_more = len(rows) > limit
         # A put's seq is the seq of the row it names (a later write replaces the entry), so
         # (table, id, seq) is one version of a row: this session's own, else one written by

@@ -14,9 +14,12 @@ from typing import Any
 import msgspec
 import pytest
 
+from server import db
 from server.core.actor import Actor
+from server.core.changelog import log
 from server.core.store import STORE
 from sync.batching import Batcher
+from sync.cursor import decode_cursor
 from sync.protocol import MidGap, SyncRequest, SyncResponse
 from tests.contract.sim import Device, add_team, server_rows, wire
 
@@ -173,6 +176,54 @@ async def test_a_request_with_a_mid_gap_gets_its_409_and_the_rest_go_on(
     assert isinstance(answers[0], MidGap) and answers[0].expected == 1
     assert isinstance(answers[1], SyncResponse)
     assert [c.id for c in answers[1].changes] == [account]
+
+
+@pytest.mark.parametrize("pull_limit", [1, 3, 500])
+async def test_each_pull_of_a_batch_gets_its_own_page_from_one_read_of_the_log(
+    started_db: Any, monkeypatch: pytest.MonkeyPatch, pull_limit: int
+) -> None:
+    """The pulls of a batch whose scopes are exact (reps') read the change log in one
+    query (Session.plan_pulls), and each still gets exactly the page it would get alone:
+    its scopes, from its own cursor, up to its own limit. A manager's scopes (a prefix)
+    read alone, and so does a pull whose page may go past what the one query read."""
+    _, north = await add_team(["rep", "rep", "rep", "manager"])
+    _, south = await add_team(["rep", "rep"])
+    actors = north + south
+    devices = [Device(actor.user_id) for actor in actors]
+    for round_ in range(3):  # cursors at different places, some well behind
+        for k, (actor, device) in enumerate(zip(actors, devices, strict=True)):
+            _new_accounts(device, f"R{round_}-{k}")
+            if k % 3 != round_ % 3 or device.cursor is None:
+                [answer] = await _send(Batcher(STORE), [(actor, device.request())])
+                assert isinstance(answer, SyncResponse), answer
+                device.receive(device.request(), wire(answer))
+    for k, device in enumerate(devices):
+        _new_accounts(device, f"Batch-{k}")
+    sent = [d.request(pull_limit=pull_limit) for d in devices]
+    own_reads = []
+    read = log.read
+
+    async def counted(*args: Any) -> Any:
+        own_reads.append(args)
+        return await read(*args)
+
+    monkeypatch.setattr(log, "read", counted)
+    store = Watched()
+    answers = await _send(Batcher(store), list(zip(actors, sent, strict=True)))
+    assert store.writes == 1
+    if pull_limit == 500:  # the reps' pages all came from the one read
+        assert len(own_reads) == 1 and own_reads[0][0] == north[3].scopes
+    monkeypatch.setattr(log, "read", read)
+    async with db.read_transaction():
+        for actor, body, answer in zip(actors, sent, answers, strict=True):
+            assert isinstance(answer, SyncResponse), answer
+            cursor = decode_cursor(body["cursor"])
+            assert cursor is not None
+            alone = await log.read(actor.scopes, cursor.seq, cursor.fresh_until, pull_limit + 1)
+            assert [(c.seq, c.table, c.id, c.op) for c in answer.changes] == [
+                (int(r[0]), r[1], str(r[2]), r[3]) for r in alone[:pull_limit]
+            ]
+            assert answer.has_more == (len(alone) > pull_limit)
 
 
 @pytest.mark.parametrize("limit", [1, 2])

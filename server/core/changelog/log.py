@@ -114,3 +114,19 @@ async def read(
         fresh_until,
         limit,
     )
+
+
+async def read_scopes(
+    scopes: Sequence[str], after: int, fresh_until: int, limit: int
+) -> Sequence[Sequence[Any]]:
+    """As `read` for these exact scopes (none ending with "*"), with each entry's scope:
+    (seq, table, id, op, scope). For the pulls of several requests at once."""
+    where, args = db.any_of("scope", scopes)
+    return await db.fetch_rows(
+        f"SELECT seq, record_table, record_id, op, scope FROM sync_changes WHERE {where}"
+        " AND seq > {} AND (op = 'put' OR seq > {}) ORDER BY seq LIMIT {}",
+        *args,
+        after,
+        fresh_until,
+        limit,
+    )
