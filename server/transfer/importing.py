@@ -40,7 +40,7 @@ from server.core.phones import e164
 from server.core.writer import Edit, Source, writing
 from server.errors import ApiError
 from server.transfer import columns, matching
-from server.transfer.reading import Sheet, read_sheet
+from server.transfer.reading import Sheet, read_upload
 from sync.protocol import Rejected
 
 log = logging.getLogger("fieldcrm.import")
@@ -178,7 +178,7 @@ async def _read(
         raise ApiError(404, "not_found", "Import accounts or contacts.")
     if on_duplicate not in ("skip", "update"):
         raise ApiError(400, "malformed", "on_duplicate must be skip or update.")
-    sheet = await asyncio.to_thread(read_sheet, body)
+    sheet = await read_upload(body)
     _settle()
     used, unknown, ignored = columns.map_header(table, sheet.header)
     targets = set(used.values())
