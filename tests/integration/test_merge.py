@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from server import db
+from server.core.history import verify
 from tests.contract.helpers import Device, new_id, now_ms
 from tests.factories import (
     Login,
@@ -191,6 +192,7 @@ async def test_a_merge_moves_everything_to_the_survivor_and_undo_brings_it_back(
 
     again = await undo(client, manager, answer["merge_id"])
     assert again.status_code == 409 and again.json()["error"] == "undone"
+    assert await verify() == []  # every record's hash chain whole, ending at its seq
 
 
 async def test_a_merge_that_keeps_every_value_still_leaves_its_entry(client: Any) -> None:
