@@ -420,6 +420,10 @@ async def test_merges_of_merges_redirect_to_the_last_survivor(client: Any) -> No
     changes = {c_["id"]: c_ for c_ in data["changes"]}
     assert changes[a["id"]]["merged_into"] == b["id"]
     assert changes[b["id"]]["merged_into"] == c["id"]
+    # Over REST: the merged-away id is gone, and what names it hangs off the survivor.
+    assert (await get(client, manager, "accounts", a["id"])).status_code == 404
+    posted = await make_record(client, manager, "notes", account_id=a["id"], body="Via REST")
+    assert posted["account_id"] == c["id"]
     # A delete of a merged-away record is done already: applied, nothing else deleted.
     data = await phone.sync(phone.write("accounts", a["id"], op="delete"))
     assert data["ack"]["results"][0]["status"] == "applied"
