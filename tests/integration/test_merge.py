@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from server import db
+from server.core.history import verify
 from tests.contract.helpers import Device, new_id, now_ms
 from tests.factories import (
     Login,
@@ -191,6 +192,7 @@ async def test_a_merge_moves_everything_to_the_survivor_and_undo_brings_it_back(
 
     again = await undo(client, manager, answer["merge_id"])
     assert again.status_code == 409 and again.json()["error"] == "undone"
+    assert await verify() == []  # every record's hash chain whole, ending at its seq
 
 
 async def test_a_merge_that_keeps_every_value_still_leaves_its_entry(client: Any) -> None:
@@ -418,6 +420,10 @@ async def test_merges_of_merges_redirect_to_the_last_survivor(client: Any) -> No
     changes = {c_["id"]: c_ for c_ in data["changes"]}
     assert changes[a["id"]]["merged_into"] == b["id"]
     assert changes[b["id"]]["merged_into"] == c["id"]
+    # Over REST: the merged-away id is gone, and what names it hangs off the survivor.
+    assert (await get(client, manager, "accounts", a["id"])).status_code == 404
+    posted = await make_record(client, manager, "notes", account_id=a["id"], body="Via REST")
+    assert posted["account_id"] == c["id"]
     # A delete of a merged-away record is done already: applied, nothing else deleted.
     data = await phone.sync(phone.write("accounts", a["id"], op="delete"))
     assert data["ack"]["results"][0]["status"] == "applied"
