@@ -34,7 +34,7 @@ async def seed(server: Server) -> dict[str, str]:
         )  # fmt: skip
         droguerie = await alice.create(
             "accounts", name="Droguerie Martin", city="Villeurbanne", postal_code="69100",
-            owner_id=alice.user["id"],
+            lat=45.7719, lng=4.8902, owner_id=alice.user["id"],
         )  # fmt: skip
         await alice.create("contacts", account_id=droguerie["id"], name="Camille Roux")
         for account, days in ((halles, 9), (epicerie, 2)):
@@ -92,9 +92,11 @@ async def test_search_and_sort_the_accounts_offline(
     await expect(app.tid("account-row-name")).to_have_text(
         ["Droguerie Martin", "Les Halles de Lyon", "Épicerie Dupré"]
     )
+    # From Bellecour: the 3rd arrondissement, Villeurbanne, then Saint-Étienne (an account
+    # without a position would come last: tests/unit/test_pwa_search.py).
     await sort.select_option("nearest")
     await expect(app.tid("account-row-name")).to_have_text(
-        ["Les Halles de Lyon", "Épicerie Dupré", "Droguerie Martin"]
+        ["Les Halles de Lyon", "Droguerie Martin", "Épicerie Dupré"]
     )
     assert await app.scroll_width() <= PHONE["width"]
     await app.page.screenshot(path=artifacts / "search-accounts-nearest.png")
