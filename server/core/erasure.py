@@ -25,9 +25,10 @@ and notes it in `erasures.reclaimed_at`. The data is gone at the commit; if the 
 stops before the reclaim is done, `reclaim_pending` (the retention job, every start of it)
 finishes it.
 
-Attachments: when a table of them comes, its rows that hang off an erased record go in
-step 2 (with `account_id`, add it to CHILD_TABLES; with `visit_id`/`note_id`, collect them
-in `_hanging_off`) and their bytes in step 3.
+Attachments hang off their account (the server fills `account_id` in), so an account's
+go in step 2 with its other children; their hashes are answered (`Erased.blobs`) and
+server/privacy has their bytes deleted from the blob store after the commit, unless a live
+attachment elsewhere holds the same bytes.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class Erased:
     erased_by: str
     records: int
     reclaimed: bool
+    # The hashes of the erased attachments: their bytes go from the blob store once the
+    # erasure has committed (server/attachments' `forget_blob`, called by server/privacy).
+    blobs: tuple[str, ...] = ()
 
 
 def _noun(table: str) -> str:
@@ -94,19 +98,21 @@ async def erase(actor: Actor, table: str, record_id: str) -> Erased:
     when there is no such record, 409 when it was erased already."""
     erased_at = datetime.now(UTC)
     async with writing(Source.ERASE) as writer:
-        erasure_id, ids = await _erase_in(writer, actor, table, record_id, erased_at)
+        erasure_id, ids, blobs = await _erase_in(writer, actor, table, record_id, erased_at)
     WIRE_ROWS.forget(ids)
     try:
         reclaimed = await reclaim(erasure_id)
     except Exception:  # the erasure stands; reclaim_pending finishes it
         log.exception("erasure %s: reclaiming the space failed; it is tried again", erasure_id)
         reclaimed = False
-    return Erased(erasure_id, table, record_id, erased_at, actor.user_id, len(ids), reclaimed)
+    return Erased(
+        erasure_id, table, record_id, erased_at, actor.user_id, len(ids), reclaimed, blobs
+    )
 
 
 async def _erase_in(
     writer: Writer, actor: Actor, table: str, record_id: str, erased_at: datetime
-) -> tuple[str, list[str]]:
+) -> tuple[str, list[str], tuple[str, ...]]:
     record = await writer.load(table, record_id)
     if is_erased(record):
         found = await erasure_of(record_id)
@@ -151,7 +157,8 @@ async def _erase_in(
     )
     if not db.is_postgres():
         await _merge_search_indexes(sorted({r.table for r in gone}))
-    return erasure_id, [r.id for r in gone]
+    blobs = sorted({str(r.values["sha256"]) for r in records if r.table == "attachments"})
+    return erasure_id, [r.id for r in gone], tuple(blobs)
 
 
 async def _hanging_off(table: str, record_id: str) -> list[StoredRecord]:

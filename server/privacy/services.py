@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from server import db
+from server.attachments.services import forget_blob
 from server.core.actor import Actor
 from server.core.erasure import ERASABLE, erasure_of
 from server.core.erasure import erase as erase_record
@@ -227,10 +228,16 @@ async def _rejections(about: Exported) -> list[dict[str, Any]]:
 
 
 async def _attachments(about: Exported) -> list[dict[str, Any]]:
-    """Attachments' metadata and a link to their bytes. There is no attachments table yet
-    (SPEC section 13): when it comes, its rows that hang off `about.ids` (by account_id,
-    visit_id or note_id) go here, each with `"link": f"/api/attachments/blobs/{sha256}"`."""
-    return []
+    """The photos and voice notes among what hangs off the record: their metadata and where
+    their bytes are read (SPEC section 12)."""
+    found = []
+    for record in about.records:
+        if record.table != "attachments":
+            continue
+        row = _row(record)
+        row["link"] = f"/api/attachments/blobs/{record.values.get('sha256')}"
+        found.append(row)
+    return found
 
 
 async def _links(about: Exported) -> dict[str, Any]:
@@ -277,6 +284,8 @@ async def erase(actor: Actor, request: EraseRequest) -> ErasureAnswer:
     except ValueError:
         raise ApiError(422, "invalid", "id must be the record's UUID.") from None
     erased = await erase_record(actor, request.table, record_id)
+    for sha256 in erased.blobs:  # the photos' and voice notes' bytes (SPEC section 12)
+        await forget_blob(sha256)
     return ErasureAnswer(
         erasure_id=erased.erasure_id,
         table=erased.table,

@@ -7,16 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from server import db
 from server.core.history import verify
+from server.settings import Settings
 from tests.conftest import Database
 from tests.contract.helpers import Device, new_id, now_ms
-from tests.factories import Login, login_as
+from tests.factories import (
+    Login,
+    login_as,
+    make_account,
+    make_attachment,
+    photo,
+    put_blob,
+    sha256_of,
+)
 from tests.support.files import files_holding, marker
 
 
@@ -405,3 +416,37 @@ async def test_retention_removes_old_history_and_conflicts_and_the_chain_verifie
         account,
     )
     assert [p.what for p in await verify()] == ["earlier entry removed"]
+
+
+async def test_erasing_an_account_takes_its_photos_bytes_and_its_export_lists_them(
+    client: Any, settings: Settings
+) -> None:
+    rep = await login_as(client, "rep", "north")
+    manager = await login_as(client, "manager", "north")
+    admin = await login_as(client, "admin", "hq")
+    account = await make_account(client, rep, name="Boulangerie Erased")
+    other = await make_account(client, rep, name="Boulangerie Kept")
+    own, shared = photo(21), photo(22)
+    made = await make_attachment(client, rep, own, account_id=account["id"])
+    await make_attachment(client, rep, shared, account_id=account["id"])
+    await make_attachment(client, rep, shared, account_id=other["id"])  # the same photo
+    for data in (own, shared):
+        assert (await put_blob(client, rep, data)).status_code == 201
+
+    response = await export(client, manager, "accounts", account["id"])
+    assert response.status_code == 200, response.text
+    listed = {a["id"]: a for a in response.json()["attachments"]}
+    assert len(listed) == 2
+    assert listed[made["id"]]["link"] == f"/api/attachments/blobs/{sha256_of(own)}"
+    assert listed[made["id"]]["media_type"] == "image/jpeg"
+
+    assert (await erase(client, admin, "accounts", account["id"])).status_code == 200
+    gone = await client.get(f"/api/attachments/blobs/{sha256_of(own)}", headers=admin.headers)
+    assert gone.status_code == 404
+    held = await db.fetch("SELECT sha256 FROM attachment_blobs")
+    assert [r["sha256"] for r in held] == [sha256_of(shared)]  # the other account still has it
+    root = Path(settings.blob_url.removeprefix("file://"))
+    names = [f for _, _, files in os.walk(root) for f in files]
+    assert len(names) == 1 and sha256_of(own) not in "".join(names)
+    still = await client.get(f"/api/attachments/blobs/{sha256_of(shared)}", headers=rep.headers)
+    assert still.status_code == 200
