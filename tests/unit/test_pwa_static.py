@@ -449,3 +449,22 @@ def test_the_issue_testids_exist() -> None:
         "rejected-indicator",
     }
     assert not required - used_testids()
+
+
+def test_stylesheets_close_every_rule() -> None:
+    """Every rule is closed before the next opens (only @media, @container, @supports and
+    @keyframes hold rules): a merge that drops a `}` turns the rest of the file into a rule
+    the browser ignores."""
+    for path in sorted(PWA.rglob("*.css")):
+        open_rules: list[tuple[int, str]] = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            text = line.strip()
+            if text.endswith("{"):
+                if open_rules and not open_rules[-1][1].startswith("@"):
+                    where = f"{path.name}:{number}"
+                    raise AssertionError(f"{where} {text} opens inside {open_rules[-1]}")
+                open_rules.append((number, text))
+            elif "}" in text and "{" not in text:
+                assert open_rules, f"{path.name}:{number} closes a rule never opened"
+                open_rules.pop()
+        assert not open_rules, f"{path.name}: never closed: {open_rules}"
