@@ -13,8 +13,8 @@ from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from server import blobs as blob_storage
 from server import db
-from server.attachments import storage as blob_storage
 from server.attachments.controllers import AttachmentBlobsController
 from server.auth.controllers import AuthController, UsersController
 from server.auth.dependencies import provide_actor

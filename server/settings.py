@@ -106,7 +106,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # FIELDCRM_DEFAULT_REGION: the organisation's country (ISO 3166 alpha-2), for phone
     # numbers written without a country code on accounts that name no country.
     default_region: str | None = None
-    # FIELDCRM_BLOB_URL: where attachments' bytes are kept (server/attachments/storage.py):
+    # FIELDCRM_BLOB_URL: where attachments' bytes are kept (server/blobs.py):
     # `file://PATH` (a folder; relative to where the server starts) or `s3://BUCKET/PREFIX`.
     blob_url: str = DEFAULT_BLOB_URL
     # FIELDCRM_HISTORY_RETENTION_DAYS: how long history entries and conflicts (and the

@@ -19,8 +19,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from server import blobs as storage
 from server import db
-from server.attachments import content, storage
+from server.attachments import content
 from server.attachments.schemas import BlobOut
 from server.core.actor import SYSTEM, Actor, scope_filter
 from server.core.fields import ATTACHMENT_MAX_BYTES, ATTACHMENT_TYPES
@@ -209,21 +210,3 @@ async def open_blob(actor: Actor, sha256: str) -> tuple[str, int, AsyncGenerator
             yield chunk
 
     return str(held["media_type"]), int(held["bytes"]), whole()
-
-
-async def forget_blob(sha256: str) -> bool:
-    """Delete the bytes of `sha256` unless a live attachment row still names them (for
-    privacy erasure, SPEC section 12: call it once the erased rows are deleted). Whether
-    they were deleted. The bytes go from the store after the database forgets them, so a
-    failure leaves bytes nobody can fetch, never a row that names missing bytes."""
-    if not SHA256.fullmatch(sha256):
-        return False
-    async with db.write_transaction():
-        live = await db.fetch(
-            "SELECT id FROM attachments WHERE sha256 = {} AND deleted = {} LIMIT 1", sha256, False
-        )
-        if live:
-            return False
-        await db.fetch("DELETE FROM attachment_blobs WHERE sha256 = {}", sha256)
-    await storage.delete(sha256)
-    return True

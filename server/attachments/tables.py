@@ -6,7 +6,7 @@ from piccolo.table import Table
 
 
 class AttachmentBlob(Table, tablename="attachment_blobs"):
-    """Bytes the server holds (server/attachments/storage.py has them). Written in the same
+    """Bytes the server holds (server/blobs.py has them). Written in the same
     write transaction that marks the rows with that hash `uploaded`, so a row made later
     knows it at once (server/core/rules.py, `blob_held`). The type is what the bytes were
     found to be, served with them."""

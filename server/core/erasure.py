@@ -26,14 +26,15 @@ stops before the reclaim is done, `reclaim_pending` (the retention job, every st
 finishes it.
 
 Attachments hang off their account (the server fills `account_id` in), so an account's
-go in step 2 with its other children; their hashes are answered (`Erased.blobs`) and
-server/privacy has their bytes deleted from the blob store after the commit, unless a live
-attachment elsewhere holds the same bytes.
+go in step 2 with its other children; after the commit their bytes are deleted from the
+blob store (`forget_blob`, server/blobs.py), unless a live attachment elsewhere holds the
+same bytes.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from typing import Any
 
 import msgspec
 
-from server import db
+from server import blobs, db
 from server.core.actor import Actor
 from server.core.erased import is_erased
 from server.core.fields import CHILD_TABLES, SPECS
@@ -61,6 +62,7 @@ ERASED_RESULT = "This write was about a record since erased on request."
 # in many of them, and a sentence is only kept if it names none of the erased values.
 _SHORTEST = 3
 _json = msgspec.json.Encoder()
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _result = msgspec.json.Decoder(MutationResult)
 
 
@@ -74,7 +76,7 @@ class Erased:
     records: int
     reclaimed: bool
     # The hashes of the erased attachments: their bytes go from the blob store once the
-    # erasure has committed (server/attachments' `forget_blob`, called by server/privacy).
+    # erasure has committed (`forget_blob`).
     blobs: tuple[str, ...] = ()
 
 
@@ -100,6 +102,8 @@ async def erase(actor: Actor, table: str, record_id: str) -> Erased:
     async with writing(Source.ERASE) as writer:
         erasure_id, ids, blobs = await _erase_in(writer, actor, table, record_id, erased_at)
     WIRE_ROWS.forget(ids)
+    for sha256 in blobs:  # the photos' and voice notes' bytes (SPEC section 12)
+        await forget_blob(sha256)
     try:
         reclaimed = await reclaim(erasure_id)
     except Exception:  # the erasure stands; reclaim_pending finishes it
@@ -328,3 +332,21 @@ async def reclaim_pending() -> int:
     for row in rows:
         await reclaim(str(row["id"]))
     return len(rows)
+
+
+async def forget_blob(sha256: str) -> bool:
+    """Delete the bytes of `sha256` unless a live attachment row still names them (call it
+    once the erased rows are deleted). Whether they were deleted. The bytes go from the
+    store after the database forgets them, so a failure leaves bytes nobody can fetch,
+    never a row that names missing bytes."""
+    if not _SHA256.fullmatch(sha256):
+        return False
+    async with db.write_transaction():
+        live = await db.fetch(
+            "SELECT id FROM attachments WHERE sha256 = {} AND deleted = {} LIMIT 1", sha256, False
+        )
+        if live:
+            return False
+        await db.fetch("DELETE FROM attachment_blobs WHERE sha256 = {}", sha256)
+    await blobs.delete(sha256)
+    return True

@@ -21,7 +21,6 @@ from typing import Any
 import msgspec
 
 from server import db
-from server.attachments.services import forget_blob
 from server.core.actor import Actor
 from server.core.erasure import ERASABLE, erasure_of
 from server.core.erasure import erase as erase_record
@@ -284,8 +283,6 @@ async def erase(actor: Actor, request: EraseRequest) -> ErasureAnswer:
     except ValueError:
         raise ApiError(422, "invalid", "id must be the record's UUID.") from None
     erased = await erase_record(actor, request.table, record_id)
-    for sha256 in erased.blobs:  # the photos' and voice notes' bytes (SPEC section 12)
-        await forget_blob(sha256)
     return ErasureAnswer(
         erasure_id=erased.erasure_id,
         table=erased.table,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from server import db
-from server.attachments.services import forget_blob
+from server.core.erasure import forget_blob
 from server.settings import Settings
 from tests.contract.helpers import Device
 from tests.factories import (

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from server.attachments.services import forget_blob
+from server.core.erasure import forget_blob
 from server.settings import Settings
 from tests.conftest import Database
 from tests.factories import login_as, make_account, make_attachment, photo, put_blob, sha256_of

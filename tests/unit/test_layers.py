@@ -14,7 +14,7 @@ PACKAGES = ("server", "sync", "geo")
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("libraries", ("sync", "geo")),
     ("configuration", ("server.settings", "server.errors", "server.bodies")),
-    ("database", ("server.db",)),
+    ("database", ("server.db", "server.blobs")),
     ("records core", ("server.core",)),
     (
         "features",

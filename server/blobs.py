@@ -43,7 +43,7 @@ def store() -> ObjectStore:
     current = _current[0]
     if current is None:
         if not _url[0]:
-            raise RuntimeError("the blob store is not configured (server.attachments.storage)")
+            raise RuntimeError("the blob store is not configured (server.blobs)")
         current = _current[0] = open_store(_url[0])
     return current
 
