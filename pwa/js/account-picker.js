@@ -2,6 +2,7 @@
 // type part of a name, a city, a postcode..., tap the account. The value is the account's
 // id, in a hidden input the form reads like any other control; "" for none.
 
+import { t } from "./i18n.js";
 import { matchAccounts } from "./screens/accounts.js";
 import { getRecord } from "./records.js";
 import { h, uid } from "./ui.js";
@@ -15,13 +16,13 @@ export function accountPicker(spec) {
   const control = h("input", { type: "hidden", name: spec.name, testid: `field-${spec.name}` });
   control.value = spec.value || "";
   const search = h("input", { id, type: "search", testid: "account-picker-search", autocomplete: "off",
-    placeholder: "Name, city, postcode…", "aria-describedby": `${id}-hint` });
+    placeholder: t("Name, city, postcode…"), "aria-describedby": `${id}-hint` });
   const options = h("ul", { class: "list picker-options", testid: "account-picker-options" });
   const chosenName = h("span", { class: "row-title", testid: "account-picker-name" });
   const chosen = h("div", { class: "row picker-chosen", testid: "account-picker-chosen", hidden: true },
     h("span", { class: "row-main" }, chosenName),
     h("button", { type: "button", class: "small", testid: "account-picker-clear",
-      onclick: () => pick(null) }, "Change"));
+      onclick: () => pick(null) }, t("Change")));
   const hint = h("p", { id: `${id}-hint`, class: "hint", testid: "account-picker-hint" });
   function pick(account) {
     control.value = account ? account.id : "";
@@ -38,8 +39,8 @@ export function accountPicker(spec) {
     search.hidden = !!control.value;
     chosenName.textContent = account
       ? [account.name, account.city].filter(Boolean).join(" · ")
-      : control.value ? "An account not on this phone" : "";
-    hint.textContent = control.value ? "" : "Optional. Type to find an account on this phone.";
+      : control.value ? t("An account not on this phone") : "";
+    hint.textContent = control.value ? "" : t("Optional. Type to find an account on this phone.");
   }
 
   search.addEventListener("input", async () => {
@@ -50,10 +51,10 @@ export function accountPicker(spec) {
       h("li", {}, h("button", { type: "button", class: "picker-option", testid: "account-picker-option",
         dataset: { id: a.id }, onclick: () => pick(a) },
       h("span", { class: "row-title" }, a.name),
-      h("span", { class: "row-sub" }, [a.postal_code, a.city].filter(Boolean).join(" ") || "No address")))));
-    hint.textContent = !q ? "Optional. Type to find an account on this phone."
-      : found.length === 0 ? "No account on this phone matches."
-        : found.length > SHOWN ? `${found.length} accounts match: the first ${SHOWN} are shown; type more.` : "";
+      h("span", { class: "row-sub" }, [a.postal_code, a.city].filter(Boolean).join(" ") || t("No address"))))));
+    hint.textContent = !q ? t("Optional. Type to find an account on this phone.")
+      : found.length === 0 ? t("No account on this phone matches.")
+        : found.length > SHOWN ? t("{count} accounts match: the first {shown} are shown; type more.", { count: found.length, shown: SHOWN }) : "";
   });
 
   const block = h("div", { class: "field", testid: "account-picker" },

@@ -1,6 +1,8 @@
 // JSON over fetch, with a timeout. Every call but login carries the bearer token.
 // Answers {status, data, retryAfterS}; throws NetworkError when no HTTP answer arrived at all.
 
+import { serverError, t } from "./i18n.js";
+
 export class NetworkError extends Error {
   constructor(message, { timeout = false } = {}) {
     super(message);
@@ -28,7 +30,7 @@ export async function apiFetch(path, { method = "GET", body, token, timeoutMs = 
       });
     } catch (err) {
       const timeout = err && err.name === "AbortError";
-      throw new NetworkError(timeout ? "The server did not answer in time" : "No connection", {
+      throw new NetworkError(timeout ? t("The server did not answer in time") : t("No connection"), {
         timeout,
       });
     }
@@ -38,7 +40,7 @@ export async function apiFetch(path, { method = "GET", body, token, timeoutMs = 
       try {
         data = await response.json();
       } catch (err) {
-        if (err && err.name === "AbortError") throw new NetworkError("The answer was cut off");
+        if (err && err.name === "AbortError") throw new NetworkError(t("The answer was cut off"));
         data = null;
       }
     }
@@ -59,9 +61,12 @@ function retryAfter(response) {
 }
 
 // A sentence to show for a failed call.
-export function errorDetail(result, fallback = "Something went wrong") {
+// In English the server's own sentence; in another language the sentence for its error
+// code (serverError in i18n.js).
+export function errorDetail(result, fallback = t("Something went wrong")) {
   const data = result && result.data;
-  if (data && typeof data.detail === "string" && data.detail) return data.detail;
-  if (data && typeof data.error === "string") return data.error;
+  const code = data && typeof data.error === "string" ? data.error : null;
+  const detail = data && typeof data.detail === "string" && data.detail ? data.detail : null;
+  if (code || detail) return serverError(code, detail || code);
   return fallback;
 }

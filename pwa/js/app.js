@@ -1,6 +1,7 @@
 // Entry point: open the local database, restore the session, draw the current screen,
 // then start syncing. Everything on screen comes from IndexedDB, so it all works offline.
 
+import { t, tn, translateShell } from "./i18n.js";
 import { read } from "./db.js";
 import { on } from "./events.js";
 import { startInstall } from "./install.js";
@@ -80,9 +81,9 @@ function onDemand(name, exported) {
     try {
       module = await import(`./online/${name}.js`);
     } catch {
-      return { title: "Needs a connection", el: h("div", { class: "screen" }, h("h1", {}, "Needs a connection"),
+      return { title: t("Needs a connection"), el: h("div", { class: "screen" }, h("h1", {}, t("Needs a connection")),
         h("p", { class: "empty", testid: "screen-needs-connection" },
-          "This screen is fetched from the server when it opens: connect, then open it again.")) };
+          t("This screen is fetched from the server when it opens: connect, then open it again."))) };
     }
     return module[exported](params, query);
   };
@@ -113,11 +114,11 @@ async function syncNowPressed(button) {
     const status = await syncNow();
     if (status.state === "offline") {
       const kept = status.pending
-        ? `${status.pending} change${status.pending === 1 ? " waits" : "s wait"} on this phone until then.`
-        : "Nothing waits to be sent.";
-      toast(`You are offline: syncing needs a connection. ${kept}`);
+        ? tn("{n} change waits on this phone until then.", "{n} changes wait on this phone until then.", status.pending)
+        : t("Nothing waits to be sent.");
+      toast(`${t("You are offline: syncing needs a connection.")} ${kept}`);
     } else if (status.state === "synced") {
-      toast("Synced: this phone is up to date.");
+      toast(t("Synced: this phone is up to date."));
     } else {
       toast(syncText(status, { long: true }));
     }
@@ -164,6 +165,7 @@ function debugHandle() {
 
 async function boot() {
   const root = document;
+  translateShell(root);
   startBadge(root);
   const syncButton = root.querySelector("[data-testid=sync-now]");
   syncButton.addEventListener("click", () => syncNowPressed(syncButton));
@@ -189,5 +191,5 @@ handle.ready = boot();
 handle.ready.catch((err) => {
   console.error("fieldcrm failed to start", err);
   const main = document.querySelector("main");
-  main.textContent = "fieldcrm could not open its storage on this phone. " + String(err && err.message);
+  main.textContent = `${t("fieldcrm could not open its storage on this phone.")} ${String(err && err.message)}`;
 });

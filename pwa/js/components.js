@@ -1,5 +1,6 @@
 // Pieces shared by several screens.
 
+import { t } from "./i18n.js";
 import { saveWrites, upsert } from "./records.js";
 import { me } from "./session.js";
 import { LABELS, formatDateTime, h, toast } from "./ui.js";
@@ -8,14 +9,14 @@ const HOUR_MS = 60 * 60 * 1000;
 
 export function pendingMark(pending, table, id) {
   return pending && pending.has(`${table}/${id}`)
-    ? h("span", { class: "pill pill-pending", testid: "row-pending", title: "Not sent yet" }, "unsent")
+    ? h("span", { class: "pill pill-pending", testid: "row-pending", title: t("Not sent yet") }, t("unsent"))
     : null;
 }
 
 export function verificationBadge(visit, pending) {
   const unsynced = visit._seq === null || visit._seq === undefined || pending.has(`visits/${visit.id}`);
   const value = unsynced ? "pending" : visit.verification || "unverified";
-  const text = unsynced ? "Waiting to sync" : LABELS.verification[value] || value;
+  const text = unsynced ? t("Waiting to sync") : LABELS.verification[value] || value;
   return h(
     "span",
     { class: `pill pill-${value}`, testid: "visit-verification", dataset: { verification: value } },
@@ -28,7 +29,7 @@ export function verificationBadge(visit, pending) {
 export function authorName(names, id) {
   const user = me();
   if (!id) return user ? user.username : "";
-  return (names && names.get(id)) || "A former colleague";
+  return (names && names.get(id)) || t("A former colleague");
 }
 
 export function visitRow(visit, accountName, pending, names) {
@@ -38,7 +39,7 @@ export function visitRow(visit, accountName, pending, names) {
     h(
       "a",
       { href: `#/visit/${visit.id}`, class: "row-main", testid: "visit-open" },
-      h("span", { class: "row-title" }, accountName || LABELS.outcome[visit.outcome] || "Visit"),
+      h("span", { class: "row-title" }, accountName || LABELS.outcome[visit.outcome] || t("Visit")),
       h(
         "span",
         { class: "row-sub" },
@@ -50,6 +51,11 @@ export function visitRow(visit, accountName, pending, names) {
     ),
     verificationBadge(visit, pending),
   );
+}
+
+function dueText(task, overdue) {
+  const when = formatDateTime(task.due_at);
+  return overdue ? t("Overdue · {when}", { when }) : t("Due {when}", { when });
 }
 
 export function isOverdue(task, now = Date.now()) {
@@ -68,7 +74,7 @@ export function taskRow(task, accountName, pending, names = null) {
       class: "task-check",
       testid: "task-done",
       checked: !!task.done,
-      "aria-label": `Done: ${task.title}`,
+      "aria-label": t("Done: {title}", { title: task.title }),
       onchange: (event) => markDone(task, event.target.checked),
     })),
     h(
@@ -78,13 +84,13 @@ export function taskRow(task, accountName, pending, names = null) {
       h(
         "span",
         { class: `row-sub${overdue ? " overdue" : ""}`, testid: "task-due" },
-        task.due_at ? `${overdue ? "Overdue · " : "Due "}${formatDateTime(task.due_at)}` : "No due date",
+        task.due_at ? dueText(task, overdue) : t("No due date"),
       ),
       task.remind_at
-        ? h("span", { class: "row-sub", testid: "task-remind" }, `Reminder ${formatDateTime(task.remind_at)}`)
+        ? h("span", { class: "row-sub", testid: "task-remind" }, t("Reminder {when}", { when: formatDateTime(task.remind_at) }))
         : null,
       names && task.assignee_id && (!me() || task.assignee_id !== me().id)
-        ? h("span", { class: "row-sub", testid: "task-assignee" }, `For ${authorName(names, task.assignee_id)}`)
+        ? h("span", { class: "row-sub", testid: "task-assignee" }, t("For {name}", { name: authorName(names, task.assignee_id) }))
         : null,
       accountName
         ? h("a", { href: `#/account/${task.account_id}`, class: "row-sub row-link", testid: "task-account" }, accountName)
@@ -99,10 +105,10 @@ export function taskRow(task, accountName, pending, names = null) {
         : h(
             "button",
             { type: "button", class: "small", testid: "task-snooze", onclick: () => snooze(task) },
-            "Snooze 1 h",
+            t("Snooze 1 h"),
           ),
       h("a", { href: `#/task/${task.id}/edit`, class: "small button-link", testid: "task-edit",
-        "aria-label": `Edit ${task.title}` }, "Edit"),
+        "aria-label": t("Edit {title}", { title: task.title }) }, t("Edit")),
     ),
   );
 }
@@ -111,8 +117,8 @@ export function taskRow(task, accountName, pending, names = null) {
 // take it back.
 export async function markDone(task, done) {
   await upsert("tasks", task.id, { done });
-  if (done) toast("Task done", { label: "Undo", run: () => markDone(task, false) });
-  else toast("Task reopened");
+  if (done) toast(t("Task done"), { label: t("Undo"), run: () => markDone(task, false) });
+  else toast(t("Task reopened"));
 }
 
 // Snooze 1 h: the due time and the reminder move an hour on from the later of their time
@@ -130,7 +136,7 @@ export function snoozeFields(task, now) {
 
 async function snooze(task) {
   await saveWrites([{ table: "tasks", id: task.id, op: "upsert", fields: snoozeFields(task, Date.now()) }]);
-  toast("Snoozed for an hour");
+  toast(t("Snoozed for an hour"));
 }
 
 export function accountNames(accounts) {

@@ -10,6 +10,7 @@
 // "task/new/-" (a task for no account); a form fixing a refused write (js/rejections.js)
 // keeps its own, "visit/fix/KEY". `values` is the form's own business.
 
+import { t } from "./i18n.js";
 import { deleteNow, putNow, read } from "./db.js";
 import { emit } from "./events.js";
 import { navigate } from "./router.js";
@@ -64,7 +65,7 @@ export function draftKeeper({ key, kind, accountId = null, recordId = null, coll
 
   function show(state, savedAt) {
     status.dataset.state = state;
-    if (savedAt) status.textContent = `Draft kept on this phone at ${savedWhen(savedAt)}.`;
+    if (savedAt) status.textContent = t("Draft kept on this phone at {time}.", { time: savedWhen(savedAt) });
     else if (state === "none") status.textContent = "";
   }
   if (restored) show("saved", restored.saved_at);
@@ -122,21 +123,21 @@ export function draftKeeper({ key, kind, accountId = null, recordId = null, coll
 export function draftNotice(draft, keeper) {
   const when = savedWhen(draft.saved_at);
   let armed = false;
-  const discard = h("button", { type: "button", class: "small danger", testid: "draft-discard" }, "Discard draft");
+  const discard = h("button", { type: "button", class: "small danger", testid: "draft-discard" }, t("Discard draft"));
   discard.addEventListener("click", async () => {
     if (!armed) {
       armed = true;
-      discard.textContent = "Tap again to discard";
+      discard.textContent = t("Tap again to discard");
       return;
     }
     discard.disabled = true;
     keeper.stop();
     await discardDraft(draft.key);
-    toast("Draft discarded");
+    toast(t("Draft discarded"));
     navigate(keeper.route);
   });
-  announce(`Draft restored, saved at ${when}.`);
+  announce(t("Draft restored, saved at {time}.", { time: when }));
   return h("div", { class: "notice draft-notice", testid: "draft-notice", dataset: { savedAt: String(draft.saved_at) } },
-    h("p", {}, h("strong", {}, "Draft restored"), " ", h("span", { testid: "draft-saved-at" }, `Saved at ${when}.`)),
+    h("p", {}, h("strong", {}, t("Draft restored")), " ", h("span", { testid: "draft-saved-at" }, t("Saved at {time}.", { time: when }))),
     discard);
 }

@@ -5,6 +5,7 @@
 // the same phone, email or website domain. The phone compares E.164 numbers where the
 // server has made them, else digits: a new account's E.164 form is the server's to make.
 
+import { t } from "./i18n.js";
 import { on } from "./events.js";
 import { geodesicDistanceM } from "./geodesic.js";
 import { allRows } from "./records.js";
@@ -220,7 +221,7 @@ export function matchText(match) {
 }
 
 // The warning a form shows before saving an account the phone likely holds already: the
-// likeliest match with a link to open it, and "Save anyway" (nothing a rep captured is
+// likeliest match with a link to open it, and t("Save anyway") (nothing a rep captured is
 // refused for being similar), which saves through `resubmit`. `allowed` answers whether to
 // save now.
 export function duplicateGate(container, makeLink, resubmit) {
@@ -237,7 +238,7 @@ export function duplicateGate(container, makeLink, resubmit) {
     const again = document.createElement("button");
     again.type = "button";
     again.dataset.testid = "duplicate-save-anyway";
-    again.textContent = "Save anyway";
+    again.textContent = t("Save anyway");
     again.addEventListener("click", () => {
       confirmedFor = key;
       container.hidden = true;
@@ -245,7 +246,7 @@ export function duplicateGate(container, makeLink, resubmit) {
     });
     const note = document.createElement("p");
     note.dataset.testid = "duplicate-match";
-    note.textContent = `Likely already on your list: ${matchText(match)}. Open it instead?`;
+    note.textContent = t("Likely already on your list: {match}. Open it instead?", { match: matchText(match) });
     const row = document.createElement("div");
     row.className = "actions";
     row.append(makeLink(match.account), again);

@@ -1,6 +1,7 @@
 // Installing the app: the browser's own prompt where it offers one (`beforeinstallprompt`,
 // kept for a tap on Me's button), a few words on iPhones and iPads (Safari has no prompt).
 
+import { t } from "./i18n.js";
 import { h, section } from "./ui.js";
 
 let offered = null; // the browser's deferred prompt
@@ -32,15 +33,14 @@ function redraw() {
 function content() {
   if (installed()) return [];
   if (offered) {
-    return [section("Install the app", "me-install",
-      h("p", { class: "hint" }, "Open fieldcrm from the home screen like any app; it works offline."),
+    return [section(t("Install the app"), "me-install",
+      h("p", { class: "hint" }, t("Open fieldcrm from the home screen like any app; it works offline.")),
       h("button", { type: "button", class: "primary", testid: "install-button", onclick: install },
-        "Install fieldcrm"))];
+        t("Install fieldcrm")))];
   }
   if (ios()) {
-    return [section("Install the app", "me-install",
-      h("p", { testid: "install-ios" }, "In Safari, tap Share (the square with an arrow), then "
-        + "“Add to Home Screen”. fieldcrm then opens from the home screen and works offline."))];
+    return [section(t("Install the app"), "me-install",
+      h("p", { testid: "install-ios" }, t("In Safari, tap Share (the square with an arrow), then “Add to Home Screen”. fieldcrm then opens from the home screen and works offline.")))];
   }
   return [];
 }

@@ -1,10 +1,11 @@
 // Over the basemap (docs/map.md): accounts, clustered (10,000 stay fluid), coloured (CSS
 // classes) by status or last visit, with a legend; a day's route.
 
+import { t } from "./i18n.js";
 import { getRecord, pendingKeys } from "./records.js";
 import { h, LABELS } from "./ui.js";
 
-export const COLOUR_MODES = Object.fromEntries([...[30, 60, 90].map((d) => [d, `Not visited in ${d} days`]), ["status", "By status"]]);
+export const COLOUR_MODES = Object.fromEntries([...[30, 60, 90].map((d) => [d, t("Not visited in {days} days", { days: d })]), ["status", t("By status")]]);
 export const DEFAULT_COLOUR = "30";
 
 // Each account's last visit (ms): last_visit_at, or an unsent visit of this phone's.
@@ -27,7 +28,8 @@ export function colourOf(account, mode, lastVisitMs, now = Date.now()) {
 
 export function legend(mode) {
   const entries = mode === "status" ? Object.entries(LABELS.status)
-    : [["recent", `Visited in the last ${mode} days`], ["due", `Not visited in ${mode} days`], ["never", "Never visited"]];
+    : [["recent", t("Visited in the last {days} days", { days: mode })], ["due", t("Not visited in {days} days", { days: mode })],
+      ["never", t("Never visited")]];
   return h("div", { class: "nearby-legend", testid: "map-legend", dataset: { mode } },
     entries.map(([key, label]) =>
       h("span", { testid: "map-legend-item", dataset: { key } }, h("span", { class: `map-dot map-${key}` }), label)));

@@ -1,5 +1,6 @@
 // Maps (docs/map.md) and distances. Leaflet and its clusters load when a map is first drawn.
 
+import { formatNumber, mark, t } from "./i18n.js";
 import { apiFetch, NetworkError } from "./api.js";
 import { AccountLayer } from "./map-layers.js";
 import { addBasemap } from "./basemap.js";
@@ -21,7 +22,7 @@ function loadScript(src) {
     script.addEventListener("load", resolve);
     script.addEventListener("error", () => {
       script.remove();
-      reject(new Error("The map could not be loaded."));
+      reject(new Error(t("The map could not be loaded.")));
     });
     document.head.append(script);
   });
@@ -75,11 +76,13 @@ export async function mapConfig() {
 
 export { approximateDistanceM } from "./geodesic.js";
 
+const ONE_DECIMAL = { minimumFractionDigits: 1, maximumFractionDigits: 1 };
+
 export function formatDistance(metres, { approximate = false } = {}) {
   let text;
-  if (metres < 1000) text = `${Math.round(metres)} m`;
-  else if (metres < 10_000) text = `${(metres / 1000).toFixed(1)} km`;
-  else text = `${Math.round(metres / 1000)} km`;
+  if (metres < 1000) text = `${formatNumber(Math.round(metres))} m`;
+  else if (metres < 10_000) text = `${formatNumber(metres / 1000, ONE_DECIMAL)} km`;
+  else text = `${formatNumber(Math.round(metres / 1000))} km`;
   return approximate ? `≈ ${text}` : text;
 }
 
@@ -90,14 +93,14 @@ export function hasPosition(account) {
 // A `geo:` link: the phone's maps app offers directions to it.
 export function directionsHref(account) {
   const point = `${account.lat},${account.lng}`;
-  return `geo:${point}?q=${point}(${encodeURIComponent(account.name || "Account")})`;
+  return `geo:${point}?q=${point}(${encodeURIComponent(account.name || t("Account"))})`;
 }
 
 const PRECISION = {
-  street: "from its address",
-  postcode: "at its postcode, from its address",
-  city: "at its city centre, from its address",
-  unknown: "from its address",
+  street: mark("{point} (placed from its address; set it on site to be exact)"),
+  postcode: mark("{point} (placed at its postcode, from its address; set it on site to be exact)"),
+  city: mark("{point} (placed at its city centre, from its address; set it on site to be exact)"),
+  unknown: mark("{point} (placed from its address; set it on site to be exact)"),
 };
 
 // How the account screen describes a position, and where it came from (accounts.geo_precision
@@ -106,9 +109,9 @@ export function positionText(account) {
   if (hasPosition(account)) {
     const how = PRECISION[account.geo_precision];
     const point = `${account.lat}, ${account.lng}`;
-    return how ? `${point} (placed ${how}; set it on site to be exact)` : point;
+    return how ? t(how, { point }) : point;
   }
-  if (account.geo_precision === "none") return "Its address could not be placed on the map";
+  if (account.geo_precision === "none") return t("Its address could not be placed on the map");
   return null;
 }
 
@@ -167,7 +170,7 @@ export async function drawMap(box, note, previous, draw) {
   } catch (err) {
     box.hidden = true;
     if (note) {
-      note.textContent = `${(err && err.message) || "The map could not be loaded."} The list works without it.`;
+      note.textContent = `${(err && err.message) || t("The map could not be loaded.")} ${t("The list works without it.")}`;
       note.hidden = false;
     }
     return null;

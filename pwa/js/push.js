@@ -4,6 +4,7 @@
 // never finish, e.g. in headless browsers), so nothing here is awaited by the UI.
 // Where push is unavailable or refused, due tasks still show on Today.
 
+import { t } from "./i18n.js";
 import { apiFetch } from "./api.js";
 import { read, write } from "./db.js";
 import { on } from "./events.js";
@@ -143,26 +144,26 @@ function sameBytes(buffer, bytes) {
 // The "Me" screen's reminders card: its state, and a way to turn reminders on later.
 export function pushSlot() {
   const status = h("p", { class: "hint" });
-  const card = section("Reminders", "push-slot", status);
+  const card = section(t("Reminders"), "push-slot", status);
   if (!pushSupported()) {
-    status.textContent = "This browser cannot show reminders. Due tasks are listed on Today.";
+    status.textContent = t("This browser cannot show reminders. Due tasks are listed on Today.");
     return card;
   }
   const permission = Notification.permission;
   if (permission === "granted") {
-    status.textContent = "Reminders are on for this device.";
+    status.textContent = t("Reminders are on for this device.");
   } else if (permission === "denied") {
     status.textContent =
-      "Notifications are blocked for this app in the browser's settings. Due tasks are listed on Today.";
+      t("Notifications are blocked for this app in the browser's settings. Due tasks are listed on Today.");
   } else {
-    status.textContent = "Get a notification on this device when a task's reminder is due.";
-    const turnOn = h("button", { type: "button" }, "Turn on reminders");
+    status.textContent = t("Get a notification on this device when a task's reminder is due.");
+    const turnOn = h("button", { type: "button" }, t("Turn on reminders"));
     turnOn.addEventListener("click", async () => {
       turnOn.disabled = true;
       const answer = await askPermission();
       status.textContent = answer === "granted"
-        ? "Reminders are on for this device."
-        : "Reminders stay off. Due tasks are listed on Today.";
+        ? t("Reminders are on for this device.")
+        : t("Reminders stay off. Due tasks are listed on Today.");
       turnOn.hidden = true;
     });
     card.append(turnOn);

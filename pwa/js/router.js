@@ -5,6 +5,7 @@
 // pull never wipes what the rep is typing. `leave()` is called, once, as soon as another
 // screen is asked for: a form keeps its draft there, before the next screen reads drafts.
 
+import { t } from "./i18n.js";
 import { getMeta } from "./db.js";
 import { on } from "./events.js";
 import { session } from "./session.js";
@@ -35,10 +36,10 @@ export function route(pattern, screen, { public: isPublic = false } = {}) {
 const notFound = {
   isPublic: true,
   screen: async () => ({
-    title: "Page not found",
-    el: h("div", { class: "screen", testid: "not-found" }, h("h1", {}, "Page not found"),
-      h("p", { class: "empty" }, "This link does not lead to a page of fieldcrm."),
-      h("a", { href: "#/today", class: "button-link primary", testid: "not-found-home" }, "Go to Today")),
+    title: t("Page not found"),
+    el: h("div", { class: "screen", testid: "not-found" }, h("h1", {}, t("Page not found")),
+      h("p", { class: "empty" }, t("This link does not lead to a page of fieldcrm.")),
+      h("a", { href: "#/today", class: "button-link primary", testid: "not-found-home" }, t("Go to Today"))),
   }),
 };
 
@@ -101,7 +102,7 @@ export async function render({ keepFocus = false } = {}) {
   } catch (err) {
     console.error("fieldcrm: screen failed", err);
     view = {
-      title: "Something went wrong",
+      title: t("Something went wrong"),
       el: h("p", { class: "empty", testid: "screen-error" }, String(err && err.message)),
     };
   }

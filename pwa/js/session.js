@@ -1,6 +1,7 @@
 // Who is signed in on this device. The token and user live in the meta store so the
 // app opens signed in, offline. Signing out empties every store, whatever the network does.
 
+import { t } from "./i18n.js";
 import { apiFetch, errorDetail, NetworkError } from "./api.js";
 import { clearAll, read, write } from "./db.js";
 import { emit } from "./events.js";
@@ -52,17 +53,17 @@ export async function login(username, password) {
     });
   } catch (err) {
     if (err instanceof NetworkError) {
-      return { ok: false, error: "You are offline. Signing in needs a connection." };
+      return { ok: false, error: t("You are offline. Signing in needs a connection.") };
     }
     throw err;
   }
-  if (result.status === 401) return { ok: false, error: "Wrong username or password." };
+  if (result.status === 401) return { ok: false, error: t("Wrong username or password.") };
   if (result.status === 429) {
-    return { ok: false, error: errorDetail(result, "Too many attempts. Wait a minute and retry.") };
+    return { ok: false, error: errorDetail(result, t("Too many attempts. Wait a minute and retry.")) };
   }
   const ok = result.status >= 200 && result.status < 300;
   if (!ok || !result.data || !result.data.token) {
-    return { ok: false, error: errorDetail(result, `Sign-in failed (${result.status}).`) };
+    return { ok: false, error: errorDetail(result, t("Sign-in failed ({status}).", { status: result.status })) };
   }
   const { token, user } = result.data;
   const [previous, pending] = await read(["meta", "outbox"], (s) =>

@@ -2,6 +2,7 @@
 // rep taps "Reload": then it is told to SKIP_WAITING and the page reloads once it controls
 // us. Nothing swaps under the rep's feet mid-visit.
 
+import { t } from "./i18n.js";
 import { on } from "./events.js";
 
 const UPDATE_CHECK_MS = 60 * 60 * 1000;
@@ -10,9 +11,9 @@ let registration = null;
 let userAskedForUpdate = false;
 
 export async function shellVersion() {
-  if (!("caches" in self)) return "no cache";
+  if (!("caches" in self)) return t("no cache");
   const keys = await caches.keys();
-  return keys.find((k) => k.startsWith("fieldcrm-shell-")) || "not installed";
+  return keys.find((k) => k.startsWith("fieldcrm-shell-")) || t("not installed");
 }
 
 export async function startServiceWorker(root) {

@@ -2,6 +2,7 @@
 // time. Network calls happen between IndexedDB transactions, never inside one: a batch is
 // read in one transaction, sent, and the whole answer is stored in another.
 
+import { t } from "./i18n.js";
 import { apiFetch, errorDetail, NetworkError } from "./api.js";
 import { TABLES, read, write } from "./db.js";
 import { emit, on } from "./events.js";
@@ -171,16 +172,16 @@ async function exchange() {
         continue;
       }
       scheduleRetry();
-      await setStatus("blocked", `Sync is stuck: the server expects change #${expected}.`);
+      await setStatus("blocked", t("Sync is stuck: the server expects change #{mid}.", { mid: expected }));
       return "stopped";
     }
     if (result.status === 401) {
       await expireSession();
-      await setStatus("signed-out", "Sign in again to sync. Your unsent changes are kept.");
+      await setStatus("signed-out", t("Sign in again to sync. Your unsent changes are kept."));
       return "stopped";
     }
     if (result.status === 426) {
-      await setStatus("upgrade", errorDetail(result, "This version of the app is too old."));
+      await setStatus("upgrade", errorDetail(result, t("This version of the app is too old.")));
       emit("upgrade-required");
       return "stopped";
     }
@@ -201,11 +202,11 @@ async function exchange() {
       continue;
     }
     if (result.status >= 500 || result.status === 408) {
-      throw new RetryLater(`The server answered ${result.status}`);
+      throw new RetryLater(t("The server answered {status}.", { status: result.status }));
     }
     failures += 1;
     scheduleRetry();
-    await setStatus("error", errorDetail(result, `Sync refused (${result.status})`));
+    await setStatus("error", errorDetail(result, t("Sync refused ({status})", { status: result.status })));
     return "stopped";
   }
   return "done";
@@ -331,7 +332,7 @@ async function applyResponse(data, sentCursor) {
         op: e.op,
         fields: e.fields,
         hlc: e.hlc,
-        error: r.error || { error: "rejected", detail: "The server refused this change." },
+        error: r.error || { error: "rejected", detail: t("The server refused this change.") },
         at: Date.now(),
         about: await aboutWrite(s, e),
       });

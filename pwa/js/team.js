@@ -3,6 +3,7 @@
 // time they were fetched, so the screens still show the last ones offline, marked as such.
 // The feed, the check-ins and what hangs off an account are read from the rows synced.
 
+import { t } from "./i18n.js";
 import { apiFetch, errorDetail, NetworkError } from "./api.js";
 import { read, write } from "./db.js";
 import { allRows } from "./records.js";
@@ -36,10 +37,10 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 // null when the range is one the server takes, else the sentence saying why not.
 export function rangeProblem(from, to) {
-  if (!DATE.test(from || "") || !DATE.test(to || "")) return "Give both dates.";
-  if (from > to) return "The first date is after the last.";
+  if (!DATE.test(from || "") || !DATE.test(to || "")) return t("Give both dates.");
+  if (from > to) return t("The first date is after the last.");
   const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;
-  return days > MAX_RANGE_DAYS ? "A range is at most two years." : null;
+  return days > MAX_RANGE_DAYS ? t("A range is at most two years.") : null;
 }
 
 const KEPT = "kept_answers";
@@ -59,7 +60,7 @@ export async function keptGet(path) {
         });
         return { source: "server", ...entry };
       }
-      error = errorDetail(got, `The server answered ${got.status}.`);
+      error = errorDetail(got, t("The server answered {status}.", { status: got.status }));
       if (got.status < 500 && got.status !== 408 && got.status !== 429) return { source: "refused", error };
     } catch (err) {
       if (!(err instanceof NetworkError)) throw err;
@@ -95,9 +96,9 @@ export async function downloadCsv({ from, to, days }) {
     response = await fetch(`/api/reports/team.csv?${query}`, { cache: "no-store", credentials: "omit",
       headers: { Authorization: `Bearer ${session().token}` } });
   } catch {
-    throw new Error("No connection: the CSV comes from the server.");
+    throw new Error(t("No connection: the CSV comes from the server."));
   }
-  if (!response.ok) throw new Error(`The server answered ${response.status}.`);
+  if (!response.ok) throw new Error(t("The server answered {status}.", { status: response.status }));
   const url = URL.createObjectURL(await response.blob());
   const a = Object.assign(document.createElement("a"), { href: url, download: `team-report-${from}-${to}.csv` });
   document.body.append(a);
@@ -126,8 +127,8 @@ export async function todaysCheckins(now = new Date()) {
   return (await allRows("visits"))
     .filter((v) => v.verification === "verified" && typeof v.lat === "number" && typeof v.lng === "number")
     .filter((v) => {
-      const t = new Date(v.started_at).getTime();
-      return t >= start && t < end;
+      const at = new Date(v.started_at).getTime();
+      return at >= start && at < end;
     })
     .sort((a, b) => String(a.started_at).localeCompare(String(b.started_at)));
 }
@@ -158,7 +159,7 @@ export async function reassign(accounts, ownerId, progress) {
       const answer = await apiFetch(`/api/accounts/${encodeURIComponent(account.id)}/reassign`,
         { method: "POST", token, body: { owner_id: ownerId } });
       outcome = answer.status === 200 ? { ok: true }
-        : { ok: false, error: errorDetail(answer, `The server answered ${answer.status}.`) };
+        : { ok: false, error: errorDetail(answer, t("The server answered {status}.", { status: answer.status })) };
     } catch (err) {
       if (!(err instanceof NetworkError)) throw err;
       outcome = { ok: false, error: err.message };

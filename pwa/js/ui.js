@@ -1,6 +1,8 @@
 // DOM building without HTML strings: user text only ever becomes text nodes, and the CSP
 // (no inline styles or scripts) holds by construction.
 
+import { locale, t } from "./i18n.js";
+
 let nextId = 0;
 
 export function h(tag, props = {}, ...children) {
@@ -146,24 +148,28 @@ export function announce(message) {
   }, 100);
 }
 
-// Dates: the wire carries ISO 8601 with an offset; the phone shows local time.
+// Dates: the wire carries ISO 8601 with an offset; the phone shows local time, in the
+// app's language (formatters made once: Intl's constructors are slow).
+const dateTimeFormat = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" });
+const timeFormat = new Intl.DateTimeFormat(locale, { hour: "2-digit", minute: "2-digit" });
+const dateFormat = new Intl.DateTimeFormat(locale);
 
 export function formatDateTime(iso) {
   if (!iso) return "";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
-  return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return dateTimeFormat.format(d);
 }
 
 export function formatTime(ms) {
   if (!ms) return "";
-  return new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return timeFormat.format(new Date(ms));
 }
 
 export function formatDate(value) {
   if (!value) return "";
   const d = new Date(value.length === 10 ? `${value}T00:00:00` : value);
-  return Number.isNaN(d.getTime()) ? String(value) : d.toLocaleDateString();
+  return Number.isNaN(d.getTime()) ? String(value) : dateFormat.format(d);
 }
 
 // <input type="datetime-local"> speaks local wall time without an offset.
@@ -189,38 +195,38 @@ export function nowIso() {
 }
 
 export const LABELS = {
-  taskKind: { todo: "To do", visit: "Planned visit" },
-  status: { prospect: "Prospect", customer: "Customer", inactive: "Inactive" },
+  taskKind: { todo: t("To do"), visit: t("Planned visit") },
+  status: { prospect: t("Prospect"), customer: t("Customer"), inactive: t("Inactive") },
   outcome: {
-    met: "Met",
-    no_answer: "No answer",
-    follow_up: "Follow-up needed",
-    won: "Won",
-    lost: "Lost",
+    met: t("Met"),
+    no_answer: t("No answer"),
+    follow_up: t("Follow-up needed"),
+    won: t("Won"),
+    lost: t("Lost"),
   },
   stage: {
-    lead: "Lead",
-    qualified: "Qualified",
-    proposal: "Proposal",
-    negotiation: "Negotiation",
-    won: "Won",
-    lost: "Lost",
+    lead: t("Lead"),
+    qualified: t("Qualified"),
+    proposal: t("Proposal"),
+    negotiation: t("Negotiation"),
+    won: t("Won"),
+    lost: t("Lost"),
   },
   verification: {
-    verified: "Verified on site",
-    out_of_range: "Out of range",
-    low_accuracy: "Low GPS accuracy",
-    unverified: "Unverified",
+    verified: t("Verified on site"),
+    out_of_range: t("Out of range"),
+    low_accuracy: t("Low GPS accuracy"),
+    unverified: t("Unverified"),
   },
   table: {
-    accounts: "Account",
-    contacts: "Contact",
-    visits: "Visit",
-    notes: "Note",
-    tasks: "Task",
-    deals: "Deal",
-    conflicts: "Conflict",
-    attachments: "Photo or voice note",
+    accounts: t("Account"),
+    contacts: t("Contact"),
+    visits: t("Visit"),
+    notes: t("Note"),
+    tasks: t("Task"),
+    deals: t("Deal"),
+    conflicts: t("Conflict"),
+    attachments: t("Photo or voice note"),
   },
 };
 

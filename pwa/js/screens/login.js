@@ -1,3 +1,4 @@
+import { t, tn } from "../i18n.js";
 import { pendingCount } from "../records.js";
 import { navigate } from "../router.js";
 import { discardAndAdopt, login, session } from "../session.js";
@@ -5,7 +6,7 @@ import { field, h } from "../ui.js";
 
 export async function loginScreen(_params, query) {
   const error = h("p", { class: "error", testid: "login-error", role: "alert", hidden: true });
-  const submit = h("button", { type: "submit", class: "primary", testid: "login-submit" }, "Sign in");
+  const submit = h("button", { type: "submit", class: "primary", testid: "login-submit" }, t("Sign in"));
   const note = [];
   if (query.get("expired") && session().user) {
     const pending = await pendingCount();
@@ -13,17 +14,20 @@ export async function loginScreen(_params, query) {
       h(
         "p",
         { class: "notice", testid: "login-expired" },
-        `Your session ended. Sign in again as ${session().user.username} to carry on` +
-          (pending ? `; your ${pending} unsent change${pending === 1 ? " is" : "s are"} kept.` : "."),
+        pending
+          ? tn("Your session ended. Sign in again as {user} to carry on; your unsent change is kept.",
+            "Your session ended. Sign in again as {user} to carry on; your {n} unsent changes are kept.",
+            pending, { user: session().user.username })
+          : t("Your session ended. Sign in again as {user} to carry on.", { user: session().user.username }),
       ),
     );
   }
   const form = h(
     "form",
     { class: "stack", testid: "login-form", novalidate: true },
-    field({ name: "username", label: "Username", testid: "login-username", required: true,
+    field({ name: "username", label: t("Username"), testid: "login-username", required: true,
       autocomplete: "username", value: session().user ? session().user.username : "" }),
-    field({ name: "password", label: "Password", type: "password", testid: "login-password",
+    field({ name: "password", label: t("Password"), type: "password", testid: "login-password",
       required: true, autocomplete: "current-password" }),
     error,
     submit,
@@ -37,12 +41,12 @@ export async function loginScreen(_params, query) {
     const username = form.elements.username.value.trim();
     const password = form.elements.password.value;
     if (!username || !password) {
-      showError("Enter your username and password.");
+      showError(t("Enter your username and password."));
       return;
     }
     error.hidden = true;
     submit.disabled = true;
-    submit.textContent = "Signing in…";
+    submit.textContent = t("Signing in…");
     try {
       const result = await login(username, password);
       if (result.ok) {
@@ -56,7 +60,7 @@ export async function loginScreen(_params, query) {
       showError(result.error);
     } finally {
       submit.disabled = false;
-      submit.textContent = "Sign in";
+      submit.textContent = t("Sign in");
     }
   });
 
@@ -64,9 +68,9 @@ export async function loginScreen(_params, query) {
   function showBlocked(blocked) {
     const n = blocked.pending;
     error.replaceChildren(
-      `This phone still has ${n} unsent change${n === 1 ? "" : "s"} by ${blocked.previous.username}. ` +
-        `Sign in as ${blocked.previous.username} to send ${n === 1 ? "it" : "them"}, or discard ` +
-        `${n === 1 ? "it" : "them"} and continue.`,
+      tn("This phone still has {n} unsent change by {user}. Sign in as {user} to send it, or discard it and continue.",
+        "This phone still has {n} unsent changes by {user}. Sign in as {user} to send them, or discard them and continue.",
+        n, { user: blocked.previous.username }),
       h("button", {
         type: "button",
         class: "danger",
@@ -75,7 +79,7 @@ export async function loginScreen(_params, query) {
           await discardAndAdopt(blocked);
           navigate("#/today");
         },
-      }, "Discard and continue"),
+      }, t("Discard and continue")),
     );
     error.hidden = false;
   }
@@ -83,12 +87,12 @@ export async function loginScreen(_params, query) {
   const el = h(
     "div",
     { class: "screen login" },
-    h("h1", {}, "Sign in to fieldcrm"),
+    h("h1", {}, t("Sign in to fieldcrm")),
     ...note,
     navigator.onLine
       ? null
-      : h("p", { class: "notice", testid: "login-offline" }, "You are offline. Signing in needs a connection."),
+      : h("p", { class: "notice", testid: "login-offline" }, t("You are offline. Signing in needs a connection.")),
     form,
   );
-  return { title: "Sign in", el };
+  return { title: t("Sign in"), el };
 }

@@ -2,8 +2,9 @@
 // near each other when nothing is planned with a position), nearest first, each one tap
 // from a planned visit. Read from the phone, offline.
 
+import { t } from "../i18n.js";
 import { approximateDistanceM, formatDistance, hasPosition } from "../map.js";
-import { h, link, section } from "../ui.js";
+import { formatDate, h, link, section } from "../ui.js";
 
 export const NOT_VISITED_DAYS = 30;
 const NEAR_M = 5_000;
@@ -37,13 +38,13 @@ export function suggestions(accounts, stops, userId, now = Date.now()) {
 export function suggestionsSection(accounts, stops, userId) {
   const found = suggestions(accounts, stops, userId);
   if (!found.length) return null;
-  return section(`Nearby, not visited for ${NOT_VISITED_DAYS} days`, "today-suggestions",
+  return section(t("Nearby, not visited for {days} days", { days: NOT_VISITED_DAYS }), "today-suggestions",
     h("ul", { class: "list route" }, found.map(({ account, metres, stop }) => h("li",
       { class: "row", testid: "today-suggestion", dataset: { id: account.id } },
       h("div", { class: "row-main" },
         link(account.name, `#/account/${account.id}`, "today-suggestion-account", "row-title"),
         h("span", { class: "row-sub" },
-          `${formatDistance(metres, { approximate: true })} from ${stop.name} · ` +
-            (account.last_visit_at ? `last visit ${new Date(account.last_visit_at).toLocaleDateString()}` : "never visited"))),
-      link("Plan a visit", `#/task/new?account=${account.id}&kind=visit`, "today-suggestion-plan", "button-link small")))));
+          `${t("{distance} from {place}", { distance: formatDistance(metres, { approximate: true }), place: stop.name })} · ${
+            account.last_visit_at ? t("last visit {date}", { date: formatDate(account.last_visit_at) }) : t("never visited")}`)),
+      link(t("Plan a visit"), `#/task/new?account=${account.id}&kind=visit`, "today-suggestion-plan", "button-link small")))));
 }

@@ -1,6 +1,7 @@
 // Me → "Territory map": with a territory pack on the server (docs/map.md), one tap keeps all
 // its tiles (GET /api/tiles lists them) on the phone, four at a time, older packs' dropped.
 
+import { formatNumber, t, tn } from "../i18n.js";
 import { apiFetch } from "../api.js";
 import { packCacheName, packTile } from "../basemap.js";
 import { mapConfig } from "../map.js";
@@ -22,12 +23,12 @@ async function keep(pack, line) {
   const next = async () => {
     for (let url = urls.pop(); url; url = urls.pop()) {
       if (await packTile(pack, url).catch(() => null)) kept += 1;
-      line.textContent = `Saving the territory map: ${total - urls.length} of ${total} tiles…`;
+      line.textContent = t("Saving the territory map: {done} of {total} tiles…", { done: formatNumber(total - urls.length), total: formatNumber(total) });
     }
   };
   await Promise.all([next(), next(), next(), next()]);
   line.dataset.state = "done";
-  line.textContent = `${kept} tiles of the territory map are kept on this phone.`;
+  line.textContent = tn("{n} tile of the territory map is kept on this phone.", "{n} tiles of the territory map are kept on this phone.", kept);
 }
 
 export function territorySlot() {
@@ -36,19 +37,19 @@ export function territorySlot() {
     if (!pack) return;
     const line = last && last.version === pack.version ? last.line
       : h("p", { class: "hint", testid: "territory-progress", dataset: { state: "none" } },
-        `${pack.name || "The territory"}: ${pack.tiles} tiles, ${Math.ceil(pack.bytes / 1e6)} MB.`);
-    const button = h("button", { type: "button", testid: "territory-keep" }, "Keep the territory map on this phone");
+        t("{name}: {tiles} tiles, {mb} MB.", { name: pack.name || t("The territory"), tiles: formatNumber(pack.tiles), mb: formatNumber(Math.ceil(pack.bytes / 1e6)) }));
+    const button = h("button", { type: "button", testid: "territory-keep" }, t("Keep the territory map on this phone"));
     button.addEventListener("click", () => {
       last = { version: pack.version, line };
       if (line.dataset.state !== "running") {
         keep(pack, line).catch(() => {
           line.dataset.state = "none";
-          line.textContent = "No connection: try again with a signal.";
+          line.textContent = t("No connection: try again with a signal.");
         });
       }
     });
-    slot.append(section("Territory map", "me-territory",
-      h("p", {}, "Street maps of your territory, for when there is no signal."), line, button));
+    slot.append(section(t("Territory map"), "me-territory",
+      h("p", {}, t("Street maps of your territory, for when there is no signal.")), line, button));
   }, () => {});
   return slot;
 }

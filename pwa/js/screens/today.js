@@ -1,3 +1,4 @@
+import { t } from "../i18n.js";
 import { accountNames, taskRow, visitRow } from "../components.js";
 import { allDrafts } from "../drafts.js";
 import { allRows, pendingKeys } from "../records.js";
@@ -19,8 +20,8 @@ function endOfToday() {
 function dueTasks(tasks, userId) {
   const limit = endOfToday();
   return tasks
-    .filter((t) => !t.done && t.due_at && new Date(t.due_at).getTime() <= limit)
-    .filter((t) => !t.assignee_id || t.assignee_id === userId)
+    .filter((task) => !task.done && task.due_at && new Date(task.due_at).getTime() <= limit)
+    .filter((task) => !task.assignee_id || task.assignee_id === userId)
     .sort((a, b) => a.due_at.localeCompare(b.due_at));
 }
 
@@ -43,30 +44,30 @@ export async function todayScreen() {
   const el = h(
     "div",
     { class: "screen" },
-    h("h1", {}, "Today"),
+    h("h1", {}, t("Today")),
     draftsLine(drafts),
     h(
       "div",
       { class: "actions" },
-      link("Find an account", "#/accounts", "today-accounts", "button-link"),
-      link("New task", "#/task/new", "today-new-task", "button-link"),
+      link(t("Find an account"), "#/accounts", "today-accounts", "button-link"),
+      link(t("New task"), "#/task/new", "today-new-task", "button-link"),
     ),
     section(
-      `Due today (${due.length})`,
+      t("Due today ({count})", { count: due.length }),
       "today-tasks",
       due.length
-        ? h("ul", { class: "list" }, due.map((t) => taskRow(t, names.get(t.account_id), pending, users)))
-        : empty("Nothing due today.", "today-tasks-empty"),
+        ? h("ul", { class: "list" }, due.map((task) => taskRow(task, names.get(task.account_id), pending, users)))
+        : empty(t("Nothing due today."), "today-tasks-empty"),
     ),
     routeSection(due, byId),
     suggestionsSection(accounts, dayStops(due, byId).stops, user && user.id),
     section(
-      "Recent visits",
+      t("Recent visits"),
       "today-visits",
       recent.length
         ? h("ul", { class: "list" }, recent.map((v) => visitRow(v, names.get(v.account_id), pending, users)))
-        : empty("No visits yet. Open an account to log one.", "today-visits-empty"),
+        : empty(t("No visits yet. Open an account to log one."), "today-visits-empty"),
     ),
   );
-  return { title: "Today", el, live: true };
+  return { title: t("Today"), el, live: true };
 }

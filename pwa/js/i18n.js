@@ -1,0 +1,146 @@
+// The message catalogue (docs/i18n.md). English is the source language: the code says
+// t("Plan the visit") and the English text is its own key, so English costs nothing at
+// startup. Another language is a JSON object in js/lang/LANG.js (English text -> its
+// translation), precached with the shell and imported here before any screen module runs
+// (top-level await), so module-level labels are translated too and the catalogue works
+// offline from the first start. Changing the language reloads the page.
+
+const KEY = "fieldcrm.lang";
+// The languages the app speaks, each in its own words (Me's switch lists them).
+export const LANGUAGES = { en: "English", fr: "Français" };
+
+function stored() {
+  try {
+    return localStorage.getItem(KEY) || "auto";
+  } catch {
+    return "auto";
+  }
+}
+
+// The phone's first language the app speaks (navigator.languages, in the phone's order).
+export function phoneLanguage() {
+  const tags = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language];
+  for (const tag of tags) {
+    const base = String(tag || "").slice(0, 2).toLowerCase();
+    if (base in LANGUAGES) return base;
+  }
+  return "en";
+}
+
+const choice = stored();
+export const lang = choice in LANGUAGES ? choice : phoneLanguage();
+// The tag Intl formats with: the phone's own variant of the language (fr-CA, en-GB) when
+// it has one, else the bare language.
+export const locale =
+  (navigator.languages || []).find((tag) => String(tag).slice(0, 2).toLowerCase() === lang) || lang;
+
+let messages = {};
+if (lang !== "en") {
+  try {
+    messages = (await import(`./lang/${lang}.js`)).default;
+  } catch (err) {
+    console.error("fieldcrm: the catalogue did not load; English it is", err);
+  }
+}
+document.documentElement.lang = lang;
+
+// "auto" (the phone's language) or a language code.
+export function languageChoice() {
+  return choice;
+}
+
+// Kept in localStorage (read synchronously at startup, offline too); the page reloads in
+// the new language.
+export function setLanguage(value) {
+  try {
+    if (value === "auto") localStorage.removeItem(KEY);
+    else localStorage.setItem(KEY, value);
+  } catch {
+    return;
+  }
+  location.reload();
+}
+
+function fill(text, params) {
+  if (!params) return text;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+}
+
+// The translation of `text`, with {name} placeholders filled from `params`.
+export function t(text, params) {
+  const found = messages[text];
+  return fill(typeof found === "string" ? found : text, params);
+}
+
+const rules = new Intl.PluralRules(locale);
+const numbers = new Intl.NumberFormat(locale);
+
+// A count in words: tn("{n} change", "{n} changes", n). The catalogue's entry (keyed by
+// the English plural) holds the language's forms, {one, other} (and many, few... as
+// Intl.PluralRules names them); {n} is the number, formatted.
+export function tn(one, other, n, params) {
+  const form = rules.select(n);
+  const entry = messages[other];
+  const text = entry && typeof entry === "object" ? entry[form] || entry.other : form === "one" ? one : other;
+  return fill(text, { n: numbers.format(n), ...params });
+}
+
+export function formatNumber(n, options) {
+  return options ? new Intl.NumberFormat(locale, options).format(n) : numbers.format(n);
+}
+
+// A list joined as the language does: "a, b and c", « a, b et c ».
+export function formatList(items) {
+  return new Intl.ListFormat(locale, { type: "conjunction" }).format(items);
+}
+
+// The shell's own words (index.html): an element with data-i18n has its text translated,
+// and the attributes named in data-i18n-attr ("aria-label title").
+export function translateShell(root) {
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.textContent.trim());
+  for (const el of root.querySelectorAll("[data-i18n-attr]")) {
+    for (const name of el.dataset.i18nAttr.split(" ")) {
+      if (el.hasAttribute(name)) el.setAttribute(name, t(el.getAttribute(name)));
+    }
+  }
+}
+
+// Marks a text for the catalogue where it is translated later, with t(variable).
+export function mark(text) {
+  return text;
+}
+
+// A server error shown to the rep: in English the server's own sentence; in another
+// language the sentence for its code (SPEC: {"error": code, "detail": sentence}), the
+// server's when the catalogue has none.
+const ERRORS = {
+  not_found: mark("This record no longer exists."),
+  malformed: mark("The app sent something the server could not read."),
+  invalid: mark("A value is not valid: check the form."),
+  forbidden: mark("You are not allowed to do this."),
+  empty: mark("There is nothing to send."),
+  too_large: mark("This is too large to send."),
+  exists: mark("This already exists."),
+  user_exists: mark("This user name is already taken."),
+  invalid_id: mark("This link is not valid."),
+  unknown_account: mark("This account is not on the server."),
+  unknown_user: mark("This user does not exist."),
+  deleted: mark("This record was deleted."),
+  erased: mark("This record was erased."),
+  already_erased: mark("This record was erased already."),
+  unauthorized: mark("Your session has ended: sign in again."),
+  invalid_token: mark("Your session has ended: sign in again."),
+  invalid_credentials: mark("Wrong user name or password."),
+  too_many_attempts: mark("Too many attempts: wait a moment, then try again."),
+  quota_exceeded: mark("Too many changes at once: the app tries again shortly."),
+  survivor_gone: mark("The record to keep no longer exists."),
+  undone: mark("This was undone already."),
+  resolved: mark("This was resolved already."),
+  running: mark("This is already running."),
+  internal: mark("The server ran into a problem. Try again later."),
+};
+
+export function serverError(code, detail) {
+  if (lang === "en" || !(code in ERRORS)) return detail || t(ERRORS[code] || "Something went wrong");
+  return t(ERRORS[code]);
+}
