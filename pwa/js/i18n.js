@@ -89,6 +89,16 @@ export function formatNumber(n, options) {
   return options ? new Intl.NumberFormat(locale, options).format(n) : numbers.format(n);
 }
 
+// An amount in its currency (ISO 4217 code), as the language writes it: 1 200,00 €.
+export function formatMoney(amount, currency) {
+  try {
+    if (currency) return new Intl.NumberFormat(locale, { style: "currency", currency }).format(amount);
+  } catch {
+    // not an ISO code: the number and what was typed
+  }
+  return `${numbers.format(amount)} ${currency || ""}`.trim();
+}
+
 // A list joined as the language does: "a, b and c", « a, b et c ».
 export function formatList(items) {
   return new Intl.ListFormat(locale, { type: "conjunction" }).format(items);

@@ -1,3 +1,4 @@
+import { formatMoney, t, tn } from "../i18n.js";
 import { authorName, pendingMark, taskRow, visitRow } from "../components.js";
 import { directionsHref, hasPosition, positionText } from "../map.js";
 import { exportButton, wasErased } from "../privacy.js";
@@ -38,15 +39,15 @@ export async function accountScreen({ id }) {
   if (!account) {
     const erased = await wasErased(id);
     return {
-      title: "Account",
+      title: t("Account"),
       live: true,
-      el: h("div", { class: "screen" }, h("h1", {}, erased ? "Account erased" : "Account not found"),
+      el: h("div", { class: "screen" }, h("h1", {}, erased ? t("Account erased") : t("Account not found")),
         erased
-          ? empty("This account was erased on request: nothing of it is kept, on this phone or on the server.",
+          ? empty(t("This account was erased on request: nothing of it is kept, on this phone or on the server."),
             "account-erased")
-          : empty("This account is not on this phone. It may not have synced yet, or it left your team.",
+          : empty(t("This account is not on this phone. It may not have synced yet, or it left your team."),
             "account-missing"),
-        link("Back to accounts", "#/accounts", "account-back", "button-link")),
+        link(t("Back to accounts"), "#/accounts", "account-back", "button-link")),
     };
   }
   const [contacts, visits, notes, tasks, deals, conflicts, pending, names, files] = await Promise.all([
@@ -78,30 +79,30 @@ export async function accountScreen({ id }) {
         LABELS.status[account.status] || account.status),
       pendingMark(pending, "accounts", id)),
     h("div", { class: "actions" },
-      link("Log a visit", `#/visit/new?account=${id}`, "account-log-visit", "button-link primary"),
-      link("Add a note", `#/note/new?account=${id}`, "account-add-note", "button-link"),
-      link("Plan a visit", `#/task/new?account=${id}&kind=visit`, "account-plan-visit", "button-link"),
+      link(t("Log a visit"), `#/visit/new?account=${id}`, "account-log-visit", "button-link primary"),
+      link(t("Add a note"), `#/note/new?account=${id}`, "account-add-note", "button-link"),
+      link(t("Plan a visit"), `#/task/new?account=${id}&kind=visit`, "account-plan-visit", "button-link"),
       hasPosition(account)
-        ? link("Directions", directionsHref(account), "account-directions", "button-link")
+        ? link(t("Directions"), directionsHref(account), "account-directions", "button-link")
         : null,
-      link("Edit", `#/account/${id}/edit`, "account-edit", "button-link"),
-      link("History", `#/history/accounts/${id}`, "account-history", "button-link"),
-      isManager() ? link("Reassign", `#/reassign?ids=${id}`, "account-reassign-one", "button-link") : null,
+      link(t("Edit"), `#/account/${id}/edit`, "account-edit", "button-link"),
+      link(t("History"), `#/history/accounts/${id}`, "account-history", "button-link"),
+      isManager() ? link(t("Reassign"), `#/reassign?ids=${id}`, "account-reassign-one", "button-link") : null,
       isManager() ? exportButton("accounts", id) : null),
     open.length
-      ? h("p", { class: "notice" }, link(`${open.length} unresolved conflict${open.length === 1 ? "" : "s"}`,
+      ? h("p", { class: "notice" }, link(tn("{n} unresolved conflict", "{n} unresolved conflicts", open.length),
           "#/conflicts", "account-conflicts", "row-link"))
       : null,
-    section("Details", "account-details",
+    section(t("Details"), "account-details",
       h("dl", { class: "details" },
-        detail("Phone", account.phone, "account-phone", account.phone ? `tel:${account.phone}` : null),
-        detail("Email", account.email, "account-email", account.email ? `mailto:${account.email}` : null),
-        detail("Website", account.website, "account-website", website),
-        detail("Address", address, "account-address", address ? addressHref(address) : null),
-        detail("Position", positionText(account), "account-position"),
-        detail("Owner", account.owner_id ? names.get(account.owner_id) || "Another user" : null,
+        detail(t("Phone"), account.phone, "account-phone", account.phone ? `tel:${account.phone}` : null),
+        detail(t("Email"), account.email, "account-email", account.email ? `mailto:${account.email}` : null),
+        detail(t("Website"), account.website, "account-website", website),
+        detail(t("Address"), address, "account-address", address ? addressHref(address) : null),
+        detail(t("Position"), positionText(account), "account-position"),
+        detail(t("Owner"), account.owner_id ? names.get(account.owner_id) || t("Another user") : null,
           "account-owner"))),
-    section(`Contacts (${contacts.length})`, "account-contacts",
+    section(t("Contacts ({count})", { count: contacts.length }), "account-contacts",
       contacts.length
         ? h("ul", { class: "list" }, contacts.sort((a, b) => a.name.localeCompare(b.name)).map((c) =>
             h("li", { class: "row", testid: "contact-row", dataset: { id: c.id } },
@@ -110,18 +111,18 @@ export async function accountScreen({ id }) {
                 h("span", { class: "row-sub" }, [c.title, c.phone, c.email].filter(Boolean).join(" · "))),
               pendingMark(pending, "contacts", c.id),
               c.phone ? h("a", { href: `tel:${c.phone}`, class: "small button-link", testid: "contact-call",
-                "aria-label": `Call ${c.name}` }, "Call") : null,
-              link("Edit", `#/contact/${c.id}/edit`, "contact-edit", "small button-link"))))
-        : empty("No contacts yet.", "contacts-empty"),
-      link("Add a contact", `#/contact/new?account=${id}`, "account-add-contact", "button-link")),
-    section(`Visits (${visits.length})`, "account-visits",
+                "aria-label": t("Call {name}", { name: c.name }) }, t("Call")) : null,
+              link(t("Edit"), `#/contact/${c.id}/edit`, "contact-edit", "small button-link"))))
+        : empty(t("No contacts yet."), "contacts-empty"),
+      link(t("Add a contact"), `#/contact/new?account=${id}`, "account-add-contact", "button-link")),
+    section(t("Visits ({count})", { count: visits.length }), "account-visits",
       visits.length
         ? h("ul", { class: "list timeline" },
             visits.sort(byNewest("started_at")).map((v) => visitRow(v, null, pending, names)))
-        : empty("No visits yet.", "visits-empty")),
-    attach ? section(`Photos and voice notes (${files.length})`, "account-attachments",
+        : empty(t("No visits yet."), "visits-empty")),
+    attach ? section(t("Photos and voice notes ({count})", { count: files.length }), "account-attachments",
       attach.attachmentList(files.sort(byNewest("captured_at")))) : null,
-    section(`Notes (${notes.length})`, "account-notes",
+    section(t("Notes ({count})", { count: notes.length }), "account-notes",
       notes.length
         ? h("ul", { class: "list" }, notes.sort(byNewest("created_at")).map((n) =>
             h("li", { class: "row note", testid: "note-row", dataset: { id: n.id } },
@@ -129,30 +130,30 @@ export async function accountScreen({ id }) {
                 h("p", { class: "note-body", testid: "note-text" }, n.body),
                 h("span", { class: "row-sub" },
                   h("span", { testid: "note-author" }, authorName(names, n.author_id)),
-                  ` · ${n.created_at ? formatDateTime(n.created_at) : "not synced yet"}`)),
+                  ` · ${n.created_at ? formatDateTime(n.created_at) : t("not synced yet")}`)),
               pendingMark(pending, "notes", n.id),
-              mayChange(n.author_id) ? link("Edit", `#/note/${n.id}/edit`, "note-edit", "button-link small") : null)))
-        : empty("No notes yet.", "notes-empty")),
-    section(`Tasks (${tasks.filter((t) => !t.done).length} open)`, "account-tasks",
+              mayChange(n.author_id) ? link(t("Edit"), `#/note/${n.id}/edit`, "note-edit", "button-link small") : null)))
+        : empty(t("No notes yet."), "notes-empty")),
+    section(t("Tasks ({count} open)", { count: tasks.filter((task) => !task.done).length }), "account-tasks",
       tasks.length
         ? h("ul", { class: "list" }, tasks
             .sort((a, b) => Number(a.done) - Number(b.done) || String(a.due_at || "~").localeCompare(String(b.due_at || "~")))
-            .map((t) => taskRow(t, null, pending, names)))
-        : empty("No tasks.", "tasks-empty"),
-      link("Add a task", `#/task/new?account=${id}`, "account-add-task", "button-link")),
-    section(`Deals (${deals.length})`, "account-deals",
+            .map((task) => taskRow(task, null, pending, names)))
+        : empty(t("No tasks."), "tasks-empty"),
+      link(t("Add a task"), `#/task/new?account=${id}`, "account-add-task", "button-link")),
+    section(t("Deals ({count})", { count: deals.length }), "account-deals",
       deals.length
         ? h("ul", { class: "list" }, deals.sort(byNewest("updated_at")).map((d) =>
             h("li", { class: "row", testid: "deal-row", dataset: { id: d.id } },
               h("div", { class: "row-main" },
                 h("span", { class: "row-title", testid: "deal-title" }, d.title),
                 h("span", { class: "row-sub" }, [LABELS.stage[d.stage] || d.stage,
-                  d.amount !== null && d.amount !== undefined ? `${d.amount} ${d.currency || ""}`.trim() : null,
-                  d.close_date ? `closes ${formatDate(d.close_date)}` : null].filter(Boolean).join(" · "))),
+                  d.amount !== null && d.amount !== undefined ? formatMoney(d.amount, d.currency) : null,
+                  d.close_date ? t("closes {date}", { date: formatDate(d.close_date) }) : null].filter(Boolean).join(" · "))),
               pendingMark(pending, "deals", d.id),
-              link("Edit", `#/deal/${d.id}/edit`, "deal-edit", "small button-link"))))
-        : empty("No deals.", "deals-empty"),
-      link("Add a deal", `#/deal/new?account=${id}`, "account-add-deal", "button-link")),
+              link(t("Edit"), `#/deal/${d.id}/edit`, "deal-edit", "small button-link"))))
+        : empty(t("No deals."), "deals-empty"),
+      link(t("Add a deal"), `#/deal/new?account=${id}`, "account-add-deal", "button-link")),
   );
   return { title: account.name, el, live: true };
 }

@@ -1,3 +1,4 @@
+import { formatNumber, t, tn } from "../i18n.js";
 import { pendingMark } from "../components.js";
 import { on } from "../events.js";
 import { allRows, pendingKeys } from "../records.js";
@@ -11,18 +12,18 @@ const SHOWN_MAX = 200;
 
 // The selection a manager makes to reassign accounts (kept while the app is open).
 const T = {
-  select: "Select",
-  done: "Done",
-  selected: (n) => `${n} selected`,
-  all: (n) => `Select all ${n} in this filter`,
-  clear: "Clear",
-  reassign: "Reassign…",
-  onMap: "Pick on a map",
-  pick: (name) => `Select ${name}`,
+  select: t("Select"),
+  done: t("Done"),
+  selected: (n) => tn("{n} selected", "{n} selected", n),
+  all: (n) => tn("Select the {n} account in this filter", "Select all {n} in this filter", n),
+  clear: t("Clear"),
+  reassign: t("Reassign…"),
+  onMap: t("Pick on a map"),
+  pick: (name) => t("Select {name}", { name }),
 };
 const selection = new Set();
 
-const SORT_LABELS = { name: "Name", nearest: "Nearest", visited: "Last visited", owner: "Owner" };
+const SORT_LABELS = { name: t("Name"), nearest: t("Nearest"), visited: t("Last visited"), owner: t("Owner") };
 
 // The phone's accounts and their contacts, indexed for search (js/search.js) once, until
 // local rows change.
@@ -43,7 +44,7 @@ export async function matchAccounts(q, status = "") {
   return sortAccounts(findAccounts(await localIndex(), q, status));
 }
 
-// Where the phone is, for "Nearest"; null when it cannot tell (no permission, no fix).
+// Where the phone is, for t("Nearest"); null when it cannot tell (no permission, no fix).
 function whereAmI() {
   return new Promise((resolve) => {
     if (!navigator.geolocation) resolve(null);
@@ -64,7 +65,7 @@ function accountRow(a, pending, selecting, onPick) {
       "a",
       { href: `#/account/${a.id}`, class: "row-main", testid: "account-open" },
       h("span", { class: "row-title", testid: "account-row-name" }, a.name),
-      h("span", { class: "row-sub" }, [a.postal_code, a.city].filter(Boolean).join(" ") || "No address"),
+      h("span", { class: "row-sub" }, [a.postal_code, a.city].filter(Boolean).join(" ") || t("No address")),
     ),
     pendingMark(pending, "accounts", a.id),
     h("span", { class: `pill pill-${a.status || "prospect"}` }, LABELS.status[a.status || "prospect"] || a.status),
@@ -72,11 +73,11 @@ function accountRow(a, pending, selecting, onPick) {
 }
 
 export async function accountsScreen(_params, query) {
-  const search = field({ name: "q", label: "Search", type: "search", testid: "account-search",
-    value: query.get("q") || "", hint: "Name, city, street, postcode, phone or contact" });
-  const status = field({ name: "status", label: "Status", type: "select", testid: "account-status-filter",
-    value: query.get("status") || "", options: options(LABELS.status, { blank: "All" }) });
-  const sort = field({ name: "sort", label: "Sort by", type: "select", testid: "account-sort",
+  const search = field({ name: "q", label: t("Search"), type: "search", testid: "account-search",
+    value: query.get("q") || "", hint: t("Name, city, street, postcode, phone or contact") });
+  const status = field({ name: "status", label: t("Status"), type: "select", testid: "account-status-filter",
+    value: query.get("status") || "", options: options(LABELS.status, { blank: t("All") }) });
+  const sort = field({ name: "sort", label: t("Sort by"), type: "select", testid: "account-sort",
     value: query.get("sort") || "name", options: Object.entries(SORT_LABELS) });
   const sortSelect = sort.querySelector("select");
   search.classList.add("filters-wide");
@@ -99,12 +100,12 @@ export async function accountsScreen(_params, query) {
     restoreFocus(list, focus);
     count.textContent =
       found.length > SHOWN_MAX
-        ? `Showing ${SHOWN_MAX} of ${found.length} accounts; refine the search`
-        : `${found.length} account${found.length === 1 ? "" : "s"}`;
+        ? t("Showing {shown} of {count} accounts; refine the search", { shown: formatNumber(SHOWN_MAX), count: formatNumber(found.length) })
+        : tn("{n} account", "{n} accounts", found.length);
     count.dataset.count = String(found.length);
   }
 
-  // Managers: "Select" puts a box on each row; the bar under the filters reassigns them.
+  // Managers: t("Select") puts a box on each row; the bar under the filters reassigns them.
   const manager = isManager();
   let selecting = manager && query.get("select") === "1";
   let shownCount = 0;
@@ -170,13 +171,13 @@ export async function accountsScreen(_params, query) {
     replaceQuery("/accounts", q);
     refresh();
   }
-  // "Nearest" asks the phone where it is (GPS works offline) each time it is chosen.
+  // t("Nearest") asks the phone where it is (GPS works offline) each time it is chosen.
   async function onSort() {
     sortNote.textContent = "";
     if (sortSelect.value === "nearest") {
-      sortNote.textContent = "Finding where you are…";
+      sortNote.textContent = t("Finding where you are…");
       position = await whereAmI();
-      sortNote.textContent = position ? "" : "Your position is unknown: sorted by name until it is.";
+      sortNote.textContent = position ? "" : t("Your position is unknown: sorted by name until it is.");
     }
     onInput();
   }
@@ -189,13 +190,13 @@ export async function accountsScreen(_params, query) {
   const el = h(
     "div",
     { class: "screen" },
-    h("div", { class: "title-row" }, h("h1", {}, "Accounts"),
-      modeButton, link("New account", "#/account/new", "account-new", "button-link")),
+    h("div", { class: "title-row" }, h("h1", {}, t("Accounts")),
+      modeButton, link(t("New account"), "#/account/new", "account-new", "button-link")),
     h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, search, status, sort),
     sortNote,
     bar,
     count,
     list,
   );
-  return { title: "Accounts", el, onData: refresh };
+  return { title: t("Accounts"), el, onData: refresh };
 }

@@ -1,9 +1,10 @@
 // Nearby: the accounts around the rep, on a map and in a list sorted by distance, each with
 // one tap to log a visit and one for directions. Online the server ranks them by geodesic
 // distance (GET /api/nearby); offline the phone measures its own copy of the team's accounts,
-// approximately, and says so. "Capture a prospect here" saves a new account at the rep's
+// approximately, and says so. t("Capture a prospect here") saves a new account at the rep's
 // position through the normal local write path, so it syncs like any other.
 
+import { formatNumber, t, tn } from "../i18n.js";
 import { apiFetch, NetworkError } from "../api.js";
 import { COLOUR_MODES, DEFAULT_COLOUR, lastVisits, legend } from "../map-layers.js";
 import {
@@ -27,7 +28,7 @@ let shownMap = null; // one map at a time: the previous screen's is removed
 function locate() {
   return new Promise((resolve, reject) => {
     if (!("geolocation" in navigator)) {
-      reject(new Error("This phone cannot share its location."));
+      reject(new Error(t("This phone cannot share its location.")));
       return;
     }
     navigator.geolocation.getCurrentPosition(resolve, reject, {
@@ -39,9 +40,9 @@ function locate() {
 }
 
 function geoError(err) {
-  if (err && err.code === 1) return "Location permission denied: allow it to see what is near you.";
-  if (err && err.code === 3) return "No GPS fix in time. Try again outdoors.";
-  return (err && err.message) || "Location unavailable.";
+  if (err && err.code === 1) return t("Location permission denied: allow it to see what is near you.");
+  if (err && err.code === 3) return t("No GPS fix in time. Try again outdoors.");
+  return (err && err.message) || t("Location unavailable.");
 }
 
 // The phone's own ranking: every local account with a position, by approximate distance.
@@ -93,8 +94,8 @@ async function search(position, radiusM, status) {
 
 function popupFor(account) {
   return h("div", { class: "stack" },
-    link(account.name || "Account", `#/account/${account.id}`, null, "row-title"),
-    link("Log visit", `#/visit/new?account=${account.id}`, null, "small button-link"));
+    link(account.name || t("Account"), `#/account/${account.id}`, null, "row-title"),
+    link(t("Log visit"), `#/visit/new?account=${account.id}`, null, "small button-link"));
 }
 
 function nearbyRow({ account, distance_m: distance, approximate }) {
@@ -108,9 +109,9 @@ function nearbyRow({ account, distance_m: distance, approximate }) {
         place ? ` · ${place}` : "")),
     h("span", { class: `pill pill-${status}` }, LABELS.status[status] || status),
     h("div", { class: "row-actions" },
-      link("Log visit", `#/visit/new?account=${account.id}`, "nearby-log-visit", "small button-link primary"),
+      link(t("Log visit"), `#/visit/new?account=${account.id}`, "nearby-log-visit", "small button-link primary"),
       h("a", { href: directionsHref(account), class: "small button-link", testid: "nearby-directions",
-        "aria-label": `Directions to ${account.name}` }, "Directions")));
+        "aria-label": t("Directions to {name}", { name: account.name }) }, t("Directions"))));
 }
 
 export async function nearbyScreen(_params, query) {
@@ -126,33 +127,33 @@ export async function nearbyScreen(_params, query) {
   let refit = true;
 
   const positionLine = h("p", { class: "hint", testid: "nearby-position", "aria-live": "polite",
-    dataset: { state: "locating" } }, "Finding your position…");
+    dataset: { state: "locating" } }, t("Finding your position…"));
   const source = h("p", { class: "notice", testid: "nearby-source", hidden: true });
   const count = h("p", { class: "count", testid: "nearby-count", "aria-live": "polite" });
   const list = h("ul", { class: "list", testid: "nearby-list" });
   const mapBox = h("div", { class: "nearby-map", testid: "nearby-map", role: "region",
-    "aria-label": "Map of the accounts near you" });
+    "aria-label": t("Map of the accounts near you") });
   const mapNote = h("p", { class: "hint", testid: "nearby-map-note", hidden: true });
-  const colourField = field({ name: "colour", label: "Colour", type: "select", testid: "map-colour",
+  const colourField = field({ name: "colour", label: t("Colour"), type: "select", testid: "map-colour",
     value: colour, options: Object.entries(COLOUR_MODES) });
   let mapLegend = legend(colour);
-  const radiusField = field({ name: "radius", label: "Within", type: "select", testid: "nearby-radius",
+  const radiusField = field({ name: "radius", label: t("Within"), type: "select", testid: "nearby-radius",
     value: String(radius), options: Object.entries(RADII) });
-  const statusField = field({ name: "status", label: "Status", type: "select", testid: "nearby-status-filter",
-    value: status, options: options(LABELS.status, { blank: "All" }) });
-  const relocate = h("button", { type: "button", class: "small", testid: "nearby-locate" }, "Update");
+  const statusField = field({ name: "status", label: t("Status"), type: "select", testid: "nearby-status-filter",
+    value: status, options: options(LABELS.status, { blank: t("All") }) });
+  const relocate = h("button", { type: "button", class: "small", testid: "nearby-locate" }, t("Update"));
   const capture = h("button", { type: "button", class: "primary", testid: "nearby-capture", disabled: true },
-    "Capture a prospect here");
-  const captureName = field({ name: "capture_name", label: "Prospect's name", testid: "capture-name",
+    t("Capture a prospect here"));
+  const captureName = field({ name: "capture_name", label: t("Prospect's name"), testid: "capture-name",
     maxlength: 200, required: true });
   const captureError = h("p", { class: "error", role: "alert", testid: "capture-error", hidden: true });
   const captureDuplicate = h("div", { class: "notice", role: "alert", testid: "duplicate-warning", hidden: true });
   const captureForm = h("form", { class: "stack card", testid: "capture-form", hidden: true, novalidate: true },
     captureName, captureError, captureDuplicate,
     h("div", { class: "actions" },
-      h("button", { type: "submit", class: "primary", testid: "capture-save" }, "Save here"),
+      h("button", { type: "submit", class: "primary", testid: "capture-save" }, t("Save here")),
       h("button", { type: "button", testid: "capture-cancel", onclick: () => { captureForm.hidden = true; } },
-        "Cancel")));
+        t("Cancel"))));
 
   async function drawMap(found) {
     // The first position can arrive before the router has put the screen in the page.
@@ -166,7 +167,7 @@ export async function nearbyScreen(_params, query) {
         shownMap = nearbyMap;
       } catch (err) {
         mapBox.hidden = true;
-        mapNote.textContent = `${(err && err.message) || "The map could not be loaded."} The list below works without it.`;
+        mapNote.textContent = `${(err && err.message) || t("The map could not be loaded.")} ${t("The list below works without it.")}`;
         mapNote.hidden = false;
         return;
       }
@@ -183,29 +184,29 @@ export async function nearbyScreen(_params, query) {
     const found = await search(position, radius, status);
     source.dataset.source = found.source;
     source.textContent = found.source === "server"
-      ? "Distances measured by the server."
-      : "Offline: distances measured on this phone from your synced accounts; they are approximate.";
+      ? t("Distances measured by the server.")
+      : t("Offline: distances measured on this phone from your synced accounts; they are approximate.");
     source.hidden = false;
     list.replaceChildren(...found.results.map(nearbyRow));
     const n = found.results.length;
     count.dataset.count = String(n);
     count.dataset.capped = n >= LIMIT ? "yes" : "no";
     count.textContent = n >= LIMIT
-      ? `The ${LIMIT} nearest accounts within ${RADII[radius]} (there are more)`
-      : n ? `${n} account${n === 1 ? "" : "s"} within ${RADII[radius]}`
-        : `No accounts with a position within ${RADII[radius]}.`;
+      ? t("The {limit} nearest accounts within {radius} (there are more)", { limit: LIMIT, radius: RADII[radius] })
+      : n ? tn("{n} account within {radius}", "{n} accounts within {radius}", n, { radius: RADII[radius] })
+        : t("No accounts with a position within {radius}.", { radius: RADII[radius] });
     await drawMap(found);
   }
 
   async function findMe() {
     positionLine.dataset.state = "locating";
-    positionLine.textContent = "Finding your position…";
+    positionLine.textContent = t("Finding your position…");
     relocate.disabled = true;
     try {
       const pos = await locate();
       position = { lat: pos.coords.latitude, lng: pos.coords.longitude, accuracy: pos.coords.accuracy };
       positionLine.dataset.state = "located";
-      positionLine.textContent = `You are here, within ${Math.round(position.accuracy)} m.`;
+      positionLine.textContent = t("You are here, within {metres} m.", { metres: formatNumber(Math.round(position.accuracy)) });
       capture.disabled = false;
       refit = true;
     } catch (err) {
@@ -244,14 +245,14 @@ export async function nearbyScreen(_params, query) {
     captureName.querySelector("input").focus();
   });
   const captureGate = duplicateGate(captureDuplicate,
-    (account) => link("Open it", `#/account/${account.id}`, "duplicate-open", "button-link"),
+    (account) => link(t("Open it"), `#/account/${account.id}`, "duplicate-open", "button-link"),
     () => captureForm.requestSubmit());
   captureForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = captureName.querySelector("input");
     const name = input.value.trim();
     if (!name) {
-      captureError.textContent = "Give the prospect a name.";
+      captureError.textContent = t("Give the prospect a name.");
       captureError.hidden = false;
       input.focus();
       return;
@@ -262,11 +263,11 @@ export async function nearbyScreen(_params, query) {
     await saveWrites([{ table: "accounts", id: newId(), op: "upsert", fields }]);
     input.value = "";
     captureForm.hidden = true;
-    toast(`${name} saved here`);
+    toast(t("{name} saved here", { name }));
   });
 
   const el = h("div", { class: "screen" },
-    h("h1", {}, "Nearby"),
+    h("h1", {}, t("Nearby")),
     h("div", { class: "title-row" }, positionLine, relocate),
     h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, radiusField, statusField),
     mapBox,
@@ -280,9 +281,9 @@ export async function nearbyScreen(_params, query) {
     list);
   const onData = () => refresh().catch((err) => {
     source.dataset.source = "error";
-    source.textContent = `Could not update the list: ${(err && err.message) || err}`;
+    source.textContent = t("Could not update the list: {error}", { error: (err && err.message) || err });
     source.hidden = false;
   });
   findMe();
-  return { title: "Nearby", el, onData, leave: () => cool && cool() };
+  return { title: t("Nearby"), el, onData, leave: () => cool && cool() };
 }

@@ -3,6 +3,7 @@
 // The task form keeps a draft (js/drafts.js) of those changed fields only, so a restored
 // draft, too, leaves a colleague's later edit to another field alone.
 
+import { t } from "../i18n.js";
 import { accountPicker } from "../account-picker.js";
 import { markDone } from "../components.js";
 import { deleteNow } from "../db.js";
@@ -23,21 +24,21 @@ const FORMS = {
     noun: "account",
     deletable: false,
     fields: [
-      { name: "name", label: "Name", required: true, maxlength: TEXT },
-      { name: "status", label: "Status", type: "select", options: options(LABELS.status), initial: "prospect" },
-      { name: "phone", label: "Phone", type: "tel", maxlength: 50 },
-      { name: "email", label: "Email", type: "email", maxlength: 254 },
-      { name: "website", label: "Website", type: "url", maxlength: 500, hint: "https://…" },
-      { name: "street", label: "Street", maxlength: TEXT },
-      { name: "postal_code", label: "Postal code", maxlength: 20 },
-      { name: "city", label: "City", maxlength: 100 },
-      { name: "region", label: "Region", maxlength: 100 },
-      { name: "country", label: "Country", maxlength: 100 },
-      { name: "lat", label: "Latitude", type: "number", kind: "number", min: -90, max: 90, step: "any" },
-      { name: "lng", label: "Longitude", type: "number", kind: "number", min: -180, max: 180, step: "any" },
+      { name: "name", label: t("Name"), required: true, maxlength: TEXT },
+      { name: "status", label: t("Status"), type: "select", options: options(LABELS.status), initial: "prospect" },
+      { name: "phone", label: t("Phone"), type: "tel", maxlength: 50 },
+      { name: "email", label: t("Email"), type: "email", maxlength: 254 },
+      { name: "website", label: t("Website"), type: "url", maxlength: 500, hint: "https://…" },
+      { name: "street", label: t("Street"), maxlength: TEXT },
+      { name: "postal_code", label: t("Postal code"), maxlength: 20 },
+      { name: "city", label: t("City"), maxlength: 100 },
+      { name: "region", label: t("Region"), maxlength: 100 },
+      { name: "country", label: t("Country"), maxlength: 100 },
+      { name: "lat", label: t("Latitude"), type: "number", kind: "number", min: -90, max: 90, step: "any" },
+      { name: "lng", label: t("Longitude"), type: "number", kind: "number", min: -180, max: 180, step: "any" },
       // A rep owns only what they create or claim (an account with no owner); a manager
       // assigns accounts within the team (SPEC section 2).
-      { name: "owner_id", label: "Owner", type: "select", kind: "user", claimOnly: true },
+      { name: "owner_id", label: t("Owner"), type: "select", kind: "user", claimOnly: true },
     ],
     back: (row) => `#/account/${row.id}`,
   },
@@ -46,10 +47,10 @@ const FORMS = {
     deletable: true,
     parent: true,
     fields: [
-      { name: "name", label: "Name", required: true, maxlength: TEXT },
-      { name: "title", label: "Job title", maxlength: TEXT },
-      { name: "phone", label: "Phone", type: "tel", maxlength: 50 },
-      { name: "email", label: "Email", type: "email", maxlength: 254 },
+      { name: "name", label: t("Name"), required: true, maxlength: TEXT },
+      { name: "title", label: t("Job title"), maxlength: TEXT },
+      { name: "phone", label: t("Phone"), type: "tel", maxlength: 50 },
+      { name: "email", label: t("Email"), type: "email", maxlength: 254 },
     ],
   },
   deals: {
@@ -57,25 +58,25 @@ const FORMS = {
     deletable: true,
     parent: true,
     fields: [
-      { name: "title", label: "Title", required: true, maxlength: TEXT },
-      { name: "stage", label: "Stage", type: "select", options: options(LABELS.stage), initial: "lead" },
-      { name: "amount", label: "Amount", type: "number", kind: "number", min: 0, step: "any" },
-      { name: "currency", label: "Currency", maxlength: 3, hint: "Three letters, e.g. EUR" },
-      { name: "close_date", label: "Expected close", type: "date" },
-      { name: "owner_id", label: "Owner", type: "select", kind: "user" },
+      { name: "title", label: t("Title"), required: true, maxlength: TEXT },
+      { name: "stage", label: t("Stage"), type: "select", options: options(LABELS.stage), initial: "lead" },
+      { name: "amount", label: t("Amount"), type: "number", kind: "number", min: 0, step: "any" },
+      { name: "currency", label: t("Currency"), maxlength: 3, hint: t("Three letters, e.g. EUR") },
+      { name: "close_date", label: t("Expected close"), type: "date" },
+      { name: "owner_id", label: t("Owner"), type: "select", kind: "user" },
     ],
   },
   // A visit or a note is edited or deleted by its author, a manager of its team or an
   // admin (SPEC section 2); both are made on their own screens, edited here.
   visits: {
     noun: "visit",
-    testid: "visit-edit-form", // the new-visit screen's form is "visit-form"
+    testid: "visit-edit-form", // the new-visit screen's form is visit-form
     deletable: true,
     fields: [
-      { name: "outcome", label: "Outcome", type: "select", options: options(LABELS.outcome, { blank: "—" }) },
-      { name: "summary", label: "Summary", type: "textarea", maxlength: 20000, rows: 6 },
-      { name: "started_at", label: "Checked in", type: "datetime-local", kind: "datetime", required: true },
-      { name: "ended_at", label: "Checked out", type: "datetime-local", kind: "datetime" },
+      { name: "outcome", label: t("Outcome"), type: "select", options: options(LABELS.outcome, { blank: "—" }) },
+      { name: "summary", label: t("Summary"), type: "textarea", maxlength: 20000, rows: 6 },
+      { name: "started_at", label: t("Checked in"), type: "datetime-local", kind: "datetime", required: true },
+      { name: "ended_at", label: t("Checked out"), type: "datetime-local", kind: "datetime" },
     ],
     back: (row) => `#/visit/${row.id}`,
   },
@@ -83,21 +84,21 @@ const FORMS = {
     noun: "note",
     testid: "note-edit-form",
     deletable: true,
-    fields: [{ name: "body", label: "Note", type: "textarea", required: true, maxlength: 20000, rows: 8 }],
+    fields: [{ name: "body", label: t("Note"), type: "textarea", required: true, maxlength: 20000, rows: 8 }],
   },
   tasks: {
     noun: "task",
     deletable: true,
     draft: "task",
     fields: [
-      { name: "title", label: "Title", required: true, maxlength: TEXT },
+      { name: "title", label: t("Title"), required: true, maxlength: TEXT },
       // Linked to an account from its screen, or picked here (Today, Tasks, an edit).
-      { name: "account_id", label: "Account", kind: "account" },
-      { name: "kind", label: "Kind", type: "select", options: options(LABELS.taskKind), initial: "todo" },
-      { name: "due_at", label: "Due", type: "datetime-local", kind: "datetime" },
-      { name: "remind_at", label: "Remind me at", type: "datetime-local", kind: "datetime" },
-      { name: "assignee_id", label: "Assignee", type: "select", kind: "user" },
-      { name: "done", label: "Done", type: "checkbox", kind: "bool" },
+      { name: "account_id", label: t("Account"), kind: "account" },
+      { name: "kind", label: t("Kind"), type: "select", options: options(LABELS.taskKind), initial: "todo" },
+      { name: "due_at", label: t("Due"), type: "datetime-local", kind: "datetime" },
+      { name: "remind_at", label: t("Remind me at"), type: "datetime-local", kind: "datetime" },
+      { name: "assignee_id", label: t("Assignee"), type: "select", kind: "user" },
+      { name: "done", label: t("Done"), type: "checkbox", kind: "bool" },
     ],
   },
 };
@@ -136,6 +137,29 @@ function isManager() {
   return !!user && (user.role === "manager" || user.role === "admin");
 }
 
+// Each form's sentences whole: nouns have genders in French.
+const WORDS = {
+  account: { erased: t("This account was erased on request."), missing: t("This account is not on this phone."),
+    pick: "", saved: t("Account saved"), deleted: t("Account deleted"), tapAgain: t("Tap again to delete this account"),
+    delete: t("Delete account"), edit: t("Edit account"), create: t("New account") },
+  contact: { erased: t("This contact was erased on request."), missing: t("This contact is not on this phone."),
+    pick: t("Open an account to add a contact."), saved: t("Contact saved"), deleted: t("Contact deleted"),
+    tapAgain: t("Tap again to delete this contact"), delete: t("Delete contact"), edit: t("Edit contact"),
+    create: t("New contact") },
+  deal: { erased: t("This deal was erased on request."), missing: t("This deal is not on this phone."),
+    pick: t("Open an account to add a deal."), saved: t("Deal saved"), deleted: t("Deal deleted"),
+    tapAgain: t("Tap again to delete this deal"), delete: t("Delete deal"), edit: t("Edit deal"), create: t("New deal") },
+  visit: { erased: t("This visit was erased on request."), missing: t("This visit is not on this phone."),
+    pick: t("Open an account to add a visit."), saved: t("Visit saved"), deleted: t("Visit deleted"),
+    tapAgain: t("Tap again to delete this visit"), delete: t("Delete visit"), edit: t("Edit visit"), create: t("New visit") },
+  note: { erased: t("This note was erased on request."), missing: t("This note is not on this phone."),
+    pick: t("Open an account to add a note."), saved: t("Note saved"), deleted: t("Note deleted"),
+    tapAgain: t("Tap again to delete this note"), delete: t("Delete note"), edit: t("Edit note"), create: t("New note") },
+  task: { erased: t("This task was erased on request."), missing: t("This task is not on this phone."),
+    pick: "", saved: t("Task saved"), deleted: t("Task deleted"), tapAgain: t("Tap again to delete this task"),
+    delete: t("Delete task"), edit: t("Edit task"), create: t("New task") },
+};
+
 export function recordForm(table) {
   return async function screen(params, query) {
     const form = FORMS[table];
@@ -143,14 +167,14 @@ export function recordForm(table) {
     const row = editing ? await getRecord(table, params.id) : null;
     if (editing && !row) {
       const erased = await wasErased(params.id);
-      return { title: "Not found", el: h("div", { class: "screen" }, h("h1", {}, erased ? "Erased" : "Not found"),
+      return { title: t("Not found"), el: h("div", { class: "screen" }, h("h1", {}, erased ? t("Erased") : t("Not found")),
         h("p", { class: "empty", testid: erased ? "form-erased" : "form-missing" },
-          erased ? `This ${form.noun} was erased on request.` : `This ${form.noun} is not on this phone.`)) };
+          erased ? WORDS[form.noun].erased : WORDS[form.noun].missing)) };
     }
     const accountId = row ? row.account_id : query.get("account");
     if (form.parent && !accountId) {
-      return { title: "Pick an account", el: h("div", { class: "screen" }, h("h1", {}, "Pick an account first"),
-        h("p", { class: "empty" }, h("a", { href: "#/accounts" }, "Open an account"), ` to add a ${form.noun}.`)) };
+      return { title: t("Pick an account"), el: h("div", { class: "screen" }, h("h1", {}, t("Pick an account first")),
+        h("p", { class: "empty" }, h("a", { href: "#/accounts" }, WORDS[form.noun].pick))) };
     }
     // "Fix and send again" from the Rejected screen: the refused write fills the form.
     const fix = query.get("fix") ? await findRejection(query.get("fix")) : null;
@@ -160,7 +184,7 @@ export function recordForm(table) {
       : null;
     const draft = key ? await loadDraft(key) : null;
     const users = await teamUsers();
-    const userOptions = [["", "Nobody"], ...users.map((u) => [u.id, u.username])];
+    const userOptions = [["", t("Nobody")], ...users.map((u) => [u.id, u.username])];
     const initial = {};
     const controls = {};
     const pickers = [];
@@ -179,14 +203,14 @@ export function recordForm(table) {
       if (spec.claimOnly && !isManager()) {
         options = locked
           ? userOptions.filter(([id]) => id === row[spec.name])
-          : [["", "Nobody"], [me().id, me().username]];
+          : [["", t("Nobody")], [me().id, me().username]];
       }
       const block = field({ ...spec, value: shown(spec, value), options });
       const control = block.querySelector("input, select, textarea");
       if (locked) {
         control.disabled = true;
         block.append(h("p", { class: "hint", testid: "owner-hint" },
-          "A manager reassigns accounts that have an owner."));
+          t("A manager reassigns accounts that have an owner.")));
       }
       controls[spec.name] = control;
       initial[spec.name] = rawOf(spec, control);
@@ -196,7 +220,7 @@ export function recordForm(table) {
     if (!row && table === "tasks" && query.get("kind") === "visit") {
       controls.kind.value = "visit";
       const account = accountId ? await getRecord("accounts", accountId) : null;
-      if (account) controls.title.value = `Visit ${account.name}`.slice(0, TEXT);
+      if (account) controls.title.value = t("Visit {name}", { name: account.name }).slice(0, TEXT);
       const tomorrow = new Date();
       tomorrow.setDate(tomorrow.getDate() + 1);
       tomorrow.setHours(9, 0, 0, 0);
@@ -247,12 +271,12 @@ export function recordForm(table) {
     const formEl = h("form", { class: "stack", testid: form.testid || `${form.noun}-form`, novalidate: true },
       ...blocks, error, duplicate,
       h("div", { class: "actions" },
-        h("button", { type: "submit", class: "primary", testid: "form-save" }, "Save"),
+        h("button", { type: "submit", class: "primary", testid: "form-save" }, t("Save")),
         h("a", { href: row ? backTo(table, row) : accountId ? `#/account/${accountId}`
           : table === "tasks" ? "#/tasks" : "#/accounts",
-          class: "button-link", testid: "form-cancel" }, "Cancel"),
+          class: "button-link", testid: "form-cancel" }, t("Cancel")),
         editing && (table === "contacts" || table === "accounts")
-          ? h("a", { href: `#/history/${table}/${row.id}`, class: "button-link", testid: "form-history" }, "History")
+          ? h("a", { href: `#/history/${table}/${row.id}`, class: "button-link", testid: "form-history" }, t("History"))
           : null,
         editing && table === "contacts" && isManager() ? exportButton(table, row.id) : null),
       keeper && keeper.status);
@@ -263,7 +287,7 @@ export function recordForm(table) {
     const drafts = key ? [key] : [];
     // A new account the phone likely holds already: say so before saving (SPEC section 9).
     const gate = duplicateGate(duplicate,
-      (account) => h("a", { href: `#/account/${account.id}`, class: "button-link", testid: "duplicate-open" }, "Open it"),
+      (account) => h("a", { href: `#/account/${account.id}`, class: "button-link", testid: "duplicate-open" }, t("Open it")),
       () => formEl.requestSubmit());
 
     formEl.addEventListener("submit", async (event) => {
@@ -273,7 +297,7 @@ export function recordForm(table) {
         return !control.validity.valid || (spec.required && !control.value.trim());
       });
       if (invalid) {
-        error.textContent = `Check “${invalid.label}”: ${controls[invalid.name].validationMessage || "it is required."}`;
+        error.textContent = t("Check “{field}”: {problem}", { field: invalid.label, problem: controls[invalid.name].validationMessage || t("it is required.") });
         error.hidden = false;
         controls[invalid.name].focus();
         return;
@@ -294,7 +318,7 @@ export function recordForm(table) {
         if (fix) {
           // The record already holds what the refused write asked for.
           await saveWrites(resolved.writes, { drafts, rejected: resolved.rejected });
-          toast("Nothing to send again: marked resolved");
+          toast(t("Nothing to send again: marked resolved"));
           navigate(backTo(table, row));
           return;
         }
@@ -306,8 +330,8 @@ export function recordForm(table) {
       await saveWrites([{ table, id, op: "upsert", fields }, ...resolved.writes],
         { drafts, rejected: resolved.rejected });
       if (table === "tasks" && fields.done === true) {
-        toast("Task saved as done", { label: "Undo", run: () => markDone({ id }, false) });
-      } else toast(`${form.noun[0].toUpperCase()}${form.noun.slice(1)} saved`);
+        toast(t("Task saved as done"), { label: t("Undo"), run: () => markDone({ id }, false) });
+      } else toast(WORDS[form.noun].saved);
       navigate(backTo(table, { ...(row || {}), ...fields, id }));
     });
 
@@ -321,22 +345,22 @@ export function recordForm(table) {
             // Deletes are final on the server: ask for a second tap instead of a dialog.
             if (!armed) {
               armed = true;
-              event.target.textContent = `Tap again to delete this ${form.noun}`;
+              event.target.textContent = WORDS[form.noun].tapAgain;
               return;
             }
             if (keeper) keeper.stop();
             await remove(table, row.id, { drafts });
-            toast(`${form.noun[0].toUpperCase()}${form.noun.slice(1)} deleted`);
+            toast(WORDS[form.noun].deleted);
             navigate(row.account_id ? `#/account/${row.account_id}` : backTo(table, row));
           },
-        }, `Delete ${form.noun}`)
+        }, WORDS[form.noun].delete)
       : null;
 
-    const title = `${editing ? "Edit" : "New"} ${form.noun}`;
+    const title = editing ? WORDS[form.noun].edit : WORDS[form.noun].create;
     const el = h("div", { class: "screen" }, h("h1", {}, title),
       fix ? fixNotice(fix) : null,
       draft ? draftNotice(draft, keeper) : null, formEl, deleteButton);
-    // Its duplicate check reads the phone's accounts now, not on "Save".
+    // Its duplicate check reads the phone's accounts now, not on t("Save").
     const cool = !editing && table === "accounts" ? keepWarm() : null;
     const leave = keeper || cool ? () => {
       if (cool) cool();

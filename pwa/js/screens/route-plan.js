@@ -1,8 +1,9 @@
-// "Order my stops" on Today: the accounts of today's tasks, put in the order that makes the
+// t("Order my stops") on Today: the accounts of today's tasks, put in the order that makes the
 // drive shortest from where the rep is (pwa/js/route.js, the server's rule, offline), with
 // each leg's length, the total and what it saves over the order listed, and a directions
 // link per stop that opens the phone's maps app; the route on a map; stops moved by hand.
 
+import { formatList, t, tn } from "../i18n.js";
 import { directionsHref, drawMap, formatDistance, hasPosition } from "../map.js";
 import { drawRoute } from "../map-layers.js";
 import { legsOf, planRoute, MAX_STOPS } from "../route.js";
@@ -70,30 +71,30 @@ export function routeSection(tasks, accountsById) {
     const [up, down] = body.querySelectorAll("[data-testid=today-route-stop]")[i + by].querySelectorAll("button");
     (by < 0 && !up.disabled) || down.disabled ? up.focus() : down.focus();
   };
-  const order = button("Order my stops", "today-route-order", async (event) => {
+  const order = button(t("Order my stops"), "today-route-order", async (event) => {
     const btn = event.currentTarget;
     btn.disabled = true;
-    btn.textContent = "Finding where you are…";
+    btn.textContent = t("Finding where you are…");
     const start = await here();
     const from = start || { lat: stops[0].lat, lng: stops[0].lng };
     const route = planRoute(from, stops);
     planned = { key, route, stops, from, fromHere: !!start, shortestM: route.distanceM, byHand: false };
     btn.disabled = false;
-    btn.textContent = "Order my stops again";
+    btn.textContent = t("Order my stops again");
     show();
   });
-  if (planned) order.textContent = "Order my stops again";
+  if (planned) order.textContent = t("Order my stops again");
   show();
   return h(
     "section",
     { class: "card", testid: "today-route" },
-    h("h2", {}, `Route (${stops.length} stops)`),
+    h("h2", {}, tn("Route ({n} stop)", "Route ({n} stops)", stops.length)),
     h("div", { class: "actions" }, order),
     placeless.length
       ? h(
           "p",
           { class: "hint", testid: "today-route-placeless" },
-          `Not on the route, no position yet: ${placeless.map((a) => a.name).join(", ")}.`,
+          t("Not on the route, no position yet: {names}.", { names: formatList(placeless.map((a) => a.name)) }),
         )
       : null,
     body,
@@ -103,18 +104,24 @@ export function routeSection(tasks, accountsById) {
 function planView({ route, stops, fromHere, shortestM, byHand }, move) {
   const saved = route.asGivenM - route.distanceM;
   const extra = route.distanceM - shortestM;
-  const summary =
-    `${formatDistance(route.distanceM)} in all` +
-    (byHand
-      ? (extra >= 1 ? `, in your order: ${formatDistance(extra)} more than the shortest.` : ", in your order, as short as the shortest.")
-      : saved >= 1 ? `, ${formatDistance(saved)} less than in the order listed.` : ", the order listed was already the shortest.");
+  const total = formatDistance(route.distanceM);
+  let summary;
+  if (byHand) {
+    summary = extra >= 1
+      ? t("{total} in all, in your order: {extra} more than the shortest.", { total, extra: formatDistance(extra) })
+      : t("{total} in all, in your order, as short as the shortest.", { total });
+  } else {
+    summary = saved >= 1
+      ? t("{total} in all, {saved} less than in the order listed.", { total, saved: formatDistance(saved) })
+      : t("{total} in all, the order listed was already the shortest.", { total });
+  }
   return [
     h(
       "p",
       { class: "row-sub", testid: "today-route-summary", dataset: { metres: String(Math.round(route.distanceM)) } },
-      (fromHere ? "From where you are: " : "Your position is not known: from the first stop. ") + summary,
+      `${fromHere ? t("From where you are:") : t("Your position is not known: from the first stop.")} ${summary}`,
     ),
-    h("div", { class: "nearby-map route-map", testid: "today-route-map", role: "region", "aria-label": "Map of the route" }),
+    h("div", { class: "nearby-map route-map", testid: "today-route-map", role: "region", "aria-label": t("Map of the route") }),
     h(
       "ol",
       { class: "list route" },
@@ -127,14 +134,15 @@ function planView({ route, stops, fromHere, shortestM, byHand }, move) {
             "div",
             { class: "row-main" },
             link(`${i + 1}. ${account.name}`, `#/account/${account.id}`, "today-route-account", "row-title"),
-            h("span", { class: "row-sub" }, `${formatDistance(route.legsM[i])} from the ${i ? "stop before" : "start"}`),
+            h("span", { class: "row-sub" }, i ? t("{distance} from the stop before", { distance: formatDistance(route.legsM[i]) })
+              : t("{distance} from the start", { distance: formatDistance(route.legsM[i]) })),
           ),
           h("div", { class: "row-actions" }, h("span", { class: "route-moves" },
             h("button", { type: "button", class: "small", testid: "today-route-up", disabled: i === 0,
-              "aria-label": `Move ${account.name} up`, onclick: () => move(i, -1) }, "↑"),
+              "aria-label": t("Move {name} up", { name: account.name }), onclick: () => move(i, -1) }, "↑"),
             h("button", { type: "button", class: "small", testid: "today-route-down",
-              disabled: i === route.order.length - 1, "aria-label": `Move ${account.name} down`, onclick: () => move(i, 1) }, "↓")),
-            link("Directions", directionsHref(account), "today-route-directions", "button-link small")),
+              disabled: i === route.order.length - 1, "aria-label": t("Move {name} down", { name: account.name }), onclick: () => move(i, 1) }, "↓")),
+            link(t("Directions"), directionsHref(account), "today-route-directions", "button-link small")),
         );
       }),
     ),

@@ -1,6 +1,7 @@
 // Log a visit (check-in, outcome, summary, optional follow-up task) and see one visit.
 // Everything is saved on the phone first; the server checks the position when it arrives.
 
+import { formatNumber, t } from "../i18n.js";
 import { authorName, verificationBadge } from "../components.js";
 import { draftKey, draftKeeper, draftNotice, loadDraft } from "../drafts.js";
 import { getRecord, newId, pendingKeys, rowsOfAccount, saveWrites } from "../records.js";
@@ -8,7 +9,7 @@ import { findRejection, resolution } from "../rejections.js";
 import { navigate } from "../router.js";
 import { me, userNames } from "../session.js";
 import {
-  LABELS, empty, field, formatDateTime, fromLocalInput, h, link, nowIso, options, section, toast,
+  LABELS, empty, field, formatDateTime, formatTime, fromLocalInput, h, link, nowIso, options, section, toast,
 } from "../ui.js";
 import { isManager } from "../team.js";
 import { fixNotice } from "./rejected.js";
@@ -20,7 +21,7 @@ const GEO_TIMEOUT_MS = 20_000;
 function locate() {
   return new Promise((resolve, reject) => {
     if (!("geolocation" in navigator)) {
-      reject(new Error("This phone cannot share its location."));
+      reject(new Error(t("This phone cannot share its location.")));
       return;
     }
     navigator.geolocation.getCurrentPosition(resolve, reject, {
@@ -32,18 +33,18 @@ function locate() {
 }
 
 function geoError(err) {
-  if (err && err.code === 1) return "Location permission denied. The visit is saved without a position.";
-  if (err && err.code === 3) return "No GPS fix in time. Try again outdoors, or save without a position.";
-  return (err && err.message) || "Location unavailable.";
+  if (err && err.code === 1) return t("Location permission denied. The visit is saved without a position.");
+  if (err && err.code === 3) return t("No GPS fix in time. Try again outdoors, or save without a position.");
+  return (err && err.message) || t("Location unavailable.");
 }
 
 export async function newVisitScreen(_params, query) {
   const accountId = query.get("account");
   const account = accountId ? await getRecord("accounts", accountId) : null;
   if (!account) {
-    return { title: "Log a visit", el: h("div", { class: "screen" }, h("h1", {}, "Log a visit"),
-      empty("Open an account first, then log the visit from there.", "visit-no-account"),
-      link("Accounts", "#/accounts", "visit-pick-account", "button-link")) };
+    return { title: t("Log a visit"), el: h("div", { class: "screen" }, h("h1", {}, t("Log a visit")),
+      empty(t("Open an account first, then log the visit from there."), "visit-no-account"),
+      link(t("Accounts"), "#/accounts", "visit-pick-account", "button-link")) };
   }
   // "Fix and send again" (Rejected screen): the refused visit fills the form, as a new visit.
   const fix = query.get("fix") ? await findRejection(query.get("fix")) : null;
@@ -62,19 +63,19 @@ export async function newVisitScreen(_params, query) {
   }
 
   const positionText = h("p", { class: "hint", testid: "visit-position", "aria-live": "polite",
-    dataset: { state: "none" } }, "Not checked in yet. Tap “Check in” at the customer's door.");
-  const checkin = h("button", { type: "button", class: "primary", testid: "visit-checkin" }, "Check in");
+    dataset: { state: "none" } }, t("Not checked in yet. Tap “Check in” at the customer's door."));
+  const checkin = h("button", { type: "button", class: "primary", testid: "visit-checkin" }, t("Check in"));
   const showPosition = () => {
     positionText.dataset.state = "located";
     positionText.textContent =
-      `Checked in at ${new Date(startedAt).toLocaleTimeString()}, ` +
-      `position within ${Math.round(position.accuracy_m)} m.`;
-    checkin.textContent = "Check in again";
+      t("Checked in at {time}, position within {metres} m.", { time: formatTime(Date.parse(startedAt)),
+        metres: formatNumber(Math.round(position.accuracy_m)) });
+    checkin.textContent = t("Check in again");
   };
   checkin.addEventListener("click", async () => {
     checkin.disabled = true;
     positionText.dataset.state = "locating";
-    positionText.textContent = "Finding your position…";
+    positionText.textContent = t("Finding your position…");
     startedAt = nowIso();
     try {
       const pos = await locate();
@@ -93,17 +94,17 @@ export async function newVisitScreen(_params, query) {
     }
   });
 
-  const outcome = field({ name: "outcome", label: "Outcome", type: "select", testid: "visit-outcome",
-    options: options(LABELS.outcome, { blank: "Choose…" }) });
-  const summary = field({ name: "summary", label: "Summary", type: "textarea", testid: "visit-summary",
+  const outcome = field({ name: "outcome", label: t("Outcome"), type: "select", testid: "visit-outcome",
+    options: options(LABELS.outcome, { blank: t("Choose…") }) });
+  const summary = field({ name: "summary", label: t("Summary"), type: "textarea", testid: "visit-summary",
     maxlength: 20000, rows: 5 });
-  const fuTitle = field({ name: "followup_title", label: "Follow-up task", testid: "followup-title",
-    maxlength: 200, hint: "Leave empty for no follow-up." });
-  const fuDue = field({ name: "followup_due_at", label: "Due", type: "datetime-local", testid: "followup-due-at" });
-  const fuRemind = field({ name: "followup_remind_at", label: "Remind me at", type: "datetime-local",
+  const fuTitle = field({ name: "followup_title", label: t("Follow-up task"), testid: "followup-title",
+    maxlength: 200, hint: t("Leave empty for no follow-up.") });
+  const fuDue = field({ name: "followup_due_at", label: t("Due"), type: "datetime-local", testid: "followup-due-at" });
+  const fuRemind = field({ name: "followup_remind_at", label: t("Remind me at"), type: "datetime-local",
     testid: "followup-remind-at" });
   const error = h("p", { class: "error", role: "alert", testid: "visit-error", hidden: true });
-  const save = h("button", { type: "submit", class: "primary", testid: "visit-save" }, "Save visit");
+  const save = h("button", { type: "submit", class: "primary", testid: "visit-save" }, t("Save visit"));
 
   // The draft: every control as typed, the check-in and when the visit started.
   const controls = {};
@@ -134,18 +135,18 @@ export async function newVisitScreen(_params, query) {
     },
     preview: (values) =>
       values.fields.summary.trim() || LABELS.outcome[values.fields.outcome] ||
-      (values.position ? "Checked in" : values.fields.followup_title),
+      (values.position ? t("Checked in") : values.fields.followup_title),
   });
 
   const attach = await import("../attachments.js");
   const captures = attach.held();
   const form = h("form", { class: "stack", testid: "visit-form", novalidate: true },
-    h("fieldset", {}, h("legend", {}, "Check-in"), checkin, positionText),
+    h("fieldset", {}, h("legend", {}, t("Check-in")), checkin, positionText),
     outcome, summary, captures.el,
-    h("fieldset", { testid: "followup" }, h("legend", {}, "Follow-up (optional)"), fuTitle, fuDue, fuRemind),
+    h("fieldset", { testid: "followup" }, h("legend", {}, t("Follow-up (optional)")), fuTitle, fuDue, fuRemind),
     error,
     h("div", { class: "actions" }, save,
-      link("Cancel", `#/account/${account.id}`, "visit-cancel", "button-link")),
+      link(t("Cancel"), `#/account/${account.id}`, "visit-cancel", "button-link")),
     keeper.status);
   form.addEventListener("input", () => keeper.changed());
   form.addEventListener("change", () => keeper.changed());
@@ -155,7 +156,7 @@ export async function newVisitScreen(_params, query) {
     const value = (block) => block.querySelector("input, select, textarea").value.trim();
     const followTitle = value(fuTitle);
     if (!followTitle && (value(fuDue) || value(fuRemind))) {
-      error.textContent = "Give the follow-up task a title, or clear its dates.";
+      error.textContent = t("Give the follow-up task a title, or clear its dates.");
       error.hidden = false;
       fuTitle.querySelector("input").focus();
       return;
@@ -190,17 +191,17 @@ export async function newVisitScreen(_params, query) {
     const resolved = resolution(fix);
     await saveWrites([...writes, ...kept.writes, ...resolved.writes],
       { drafts: [key], rejected: resolved.rejected, blobs: kept.blobs });
-    toast(followTitle ? "Visit and follow-up saved" : "Visit saved");
+    toast(followTitle ? t("Visit and follow-up saved") : t("Visit saved"));
     navigate(`#/visit/${visitId}`);
   });
 
   const el = h("div", { class: "screen" },
-    h("h1", {}, "Log a visit"),
+    h("h1", {}, t("Log a visit")),
     h("p", { class: "lead", testid: "visit-account" }, account.name),
     fix ? fixNotice(fix) : null,
     draft ? draftNotice(draft, keeper) : null,
     form);
-  return { title: "Log a visit", el, leave: keeper.leave };
+  return { title: t("Log a visit"), el, leave: keeper.leave };
 }
 
 // A visit or a note is changed by its author (a record not synced yet is this phone's
@@ -215,14 +216,14 @@ function duration(visit) {
   if (!visit.started_at || !visit.ended_at) return "";
   const minutes = Math.round((new Date(visit.ended_at) - new Date(visit.started_at)) / 60_000);
   if (!(minutes >= 1)) return "";
-  return minutes < 60 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")}`;
+  return minutes < 60 ? t("{minutes} min", { minutes }) : t("{hours} h {minutes}", { hours: Math.floor(minutes / 60), minutes: String(minutes % 60).padStart(2, "0") });
 }
 
 export async function visitScreen({ id }) {
   const visit = await getRecord("visits", id);
   if (!visit) {
-    return { title: "Visit", live: true, el: h("div", { class: "screen" }, h("h1", {}, "Visit not found"),
-      empty("This visit is not on this phone.", "visit-missing")) };
+    return { title: t("Visit"), live: true, el: h("div", { class: "screen" }, h("h1", {}, t("Visit not found")),
+      empty(t("This visit is not on this phone."), "visit-missing")) };
   }
   const [account, pending, notes, names, files, attach] = await Promise.all([
     getRecord("accounts", visit.account_id),
@@ -238,41 +239,41 @@ export async function visitScreen({ id }) {
   const add = async (it) => {
     const kept = attach.attachmentWrites([it], { account_id: visit.account_id, visit_id: id });
     await saveWrites(kept.writes, { blobs: kept.blobs });
-    toast("Saved on the visit");
+    toast(t("Saved on the visit"));
   };
   const hasPosition = visit.lat !== null && visit.lat !== undefined;
   const el = h("div", { class: "screen", testid: "visit-screen", dataset: { id } },
-    h("h1", {}, "Visit"),
+    h("h1", {}, t("Visit")),
     account ? h("p", { class: "lead" }, link(account.name, `#/account/${account.id}`, "visit-account-link", "row-link")) : null,
     h("p", {}, verificationBadge(visit, pending),
       visit.distance_m !== null && visit.distance_m !== undefined
-        ? h("span", { class: "hint", testid: "visit-distance" }, ` ${Math.round(visit.distance_m)} m from the account`)
+        ? h("span", { class: "hint", testid: "visit-distance" }, ` ${t("{metres} m from the account", { metres: formatNumber(Math.round(visit.distance_m)) })}`)
         : null),
-    section("Details", "visit-details",
+    section(t("Details"), "visit-details",
       h("dl", { class: "details" },
-        h("dt", {}, "By"), h("dd", { testid: "visit-author" }, authorName(names, visit.user_id)),
-        h("dt", {}, "Started"), h("dd", { testid: "visit-started" }, formatDateTime(visit.started_at)),
-        visit.ended_at ? [h("dt", {}, "Ended"), h("dd", { testid: "visit-ended" }, formatDateTime(visit.ended_at))] : null,
-        duration(visit) ? [h("dt", {}, "Duration"), h("dd", { testid: "visit-duration" }, duration(visit))] : null,
-        h("dt", {}, "Outcome"), h("dd", { testid: "visit-outcome-text" },
+        h("dt", {}, t("By")), h("dd", { testid: "visit-author" }, authorName(names, visit.user_id)),
+        h("dt", {}, t("Started")), h("dd", { testid: "visit-started" }, formatDateTime(visit.started_at)),
+        visit.ended_at ? [h("dt", {}, t("Ended")), h("dd", { testid: "visit-ended" }, formatDateTime(visit.ended_at))] : null,
+        duration(visit) ? [h("dt", {}, t("Duration")), h("dd", { testid: "visit-duration" }, duration(visit))] : null,
+        h("dt", {}, t("Outcome")), h("dd", { testid: "visit-outcome-text" },
           LABELS.outcome[visit.outcome] || visit.outcome || "—"),
-        h("dt", {}, "Position"), h("dd", { testid: "visit-position-text" }, hasPosition
-          ? `${visit.lat.toFixed(5)}, ${visit.lng.toFixed(5)} (±${Math.round(visit.accuracy_m || 0)} m)`
-          : "Not recorded")),
+        h("dt", {}, t("Position")), h("dd", { testid: "visit-position-text" }, hasPosition
+          ? `${visit.lat.toFixed(5)}, ${visit.lng.toFixed(5)} (±${formatNumber(Math.round(visit.accuracy_m || 0))} m)`
+          : t("Not recorded"))),
       visit.summary ? h("p", { class: "note-body", testid: "visit-summary-text" }, visit.summary) : null,
-      mayChange(visit.user_id) ? link("Edit visit", `#/visit/${id}/edit`, "visit-edit", "button-link") : null),
-    section(`Notes (${visitNotes.length})`, "visit-notes",
+      mayChange(visit.user_id) ? link(t("Edit visit"), `#/visit/${id}/edit`, "visit-edit", "button-link") : null),
+    section(t("Notes ({count})", { count: visitNotes.length }), "visit-notes",
       visitNotes.length
         ? h("ul", { class: "list" }, visitNotes.map((n) =>
             h("li", { class: "row note", testid: "note-row", dataset: { id: n.id } },
               h("div", { class: "row-main" },
                 h("p", { class: "note-body", testid: "note-text" }, n.body),
                 h("span", { class: "row-sub", testid: "note-author" }, authorName(names, n.author_id))),
-              mayChange(n.author_id) ? link("Edit", `#/note/${n.id}/edit`, "note-edit", "button-link small") : null)))
-        : empty("No notes on this visit.", "visit-notes-empty"),
-      link("Add a note", `#/note/new?account=${visit.account_id}&visit=${id}`, "visit-add-note", "button-link")),
-    section(`Photos and voice notes (${visitFiles.length})`, "visit-attachments",
+              mayChange(n.author_id) ? link(t("Edit"), `#/note/${n.id}/edit`, "note-edit", "button-link small") : null)))
+        : empty(t("No notes on this visit."), "visit-notes-empty"),
+      link(t("Add a note"), `#/note/new?account=${visit.account_id}&visit=${id}`, "visit-add-note", "button-link")),
+    section(t("Photos and voice notes ({count})", { count: visitFiles.length }), "visit-attachments",
       attach.attachmentList(visitFiles), attach.captureButtons(add)),
   );
-  return { title: "Visit", el, live: true };
+  return { title: t("Visit"), el, live: true };
 }
