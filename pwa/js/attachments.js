@@ -5,6 +5,7 @@
 // connection stopped goes on at the next sync. A photo keeps a small thumbnail for the
 // timeline; the full bytes come back from the server (HTTP-cached) when asked for.
 
+import { t } from "./i18n.js";
 import { read, write } from "./db.js";
 import { newId } from "./records.js";
 import { session } from "./session.js";
@@ -25,7 +26,7 @@ async function jpeg(source, side) {
   const canvas = h("canvas", { width: Math.round(source.width * scale), height: Math.round(source.height * scale) });
   canvas.getContext("2d").drawImage(source, 0, 0, canvas.width, canvas.height);
   return new Promise((resolve, reject) =>
-    canvas.toBlob((b) => (b ? resolve(b) : reject(new Error("no JPEG"))), "image/jpeg", 0.82));
+    canvas.toBlob((b) => (b ? resolve(b) : reject(new Error(t("This picture could not be read.")))), "image/jpeg", 0.82));
 }
 
 async function item(blob, media_type, thumb = null) {
@@ -41,7 +42,7 @@ export async function photoItem(file) {
   }
 }
 
-// "Add photo" (the phone's camera, or a picture) and "Voice note" (hidden where the browser
+// t("Add photo") (the phone's camera, or a picture) and t("Voice note") (hidden where the browser
 // cannot record); each capture is handed to `taken`.
 export function captureButtons(taken) {
   const input = h("input", { type: "file", accept: "image/*", capture: "environment", multiple: true,
@@ -51,7 +52,7 @@ export function captureButtons(taken) {
       try {
         await taken(await photoItem(file));
       } catch {
-        toast("This picture could not be read.");
+        toast(t("This picture could not be read."));
       }
     }
     input.value = "";
@@ -60,14 +61,14 @@ export function captureButtons(taken) {
     ? AUDIO.find((t) => MediaRecorder.isTypeSupported(t)) : null;
   let recorder = null;
   const voice = h("button", { type: "button", class: "button-link", testid: "attach-voice", hidden: !type },
-    "Voice note");
+    t("Voice note"));
   voice.addEventListener("click", async () => {
     if (recorder) return recorder.stop();
     let stream;
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     } catch {
-      return toast("The microphone is not available.");
+      return toast(t("The microphone is not available."));
     }
     const parts = [];
     recorder = new MediaRecorder(stream, { mimeType: type });
@@ -75,23 +76,23 @@ export function captureButtons(taken) {
     recorder.onstop = async () => {
       stream.getTracks().forEach((t) => t.stop());
       recorder = null;
-      voice.textContent = "Voice note";
+      voice.textContent = t("Voice note");
       voice.dataset.recording = "no";
       if (parts.length) await taken(await item(new Blob(parts, { type }), type));
     };
     recorder.start();
-    voice.textContent = "Stop recording";
+    voice.textContent = t("Stop recording");
     voice.dataset.recording = "yes";
   });
   return h("div", { class: "actions", testid: "attach-buttons" },
-    h("label", { class: "button-link", testid: "attach-photo" }, "Add photo", input), voice);
+    h("label", { class: "button-link", testid: "attach-photo" }, t("Add photo"), input), voice);
 }
 
 // What a form holds until it is saved: thumbnails and players of `items`.
 export function preview(items) {
   return h("ul", { class: "attachments", testid: "attach-held" }, items.map((it) => {
     const photo = it.media_type.startsWith("image/");
-    const el = h(photo ? "img" : "audio", photo ? { alt: "Photo" } : { controls: true });
+    const el = h(photo ? "img" : "audio", photo ? { alt: t("Photo") } : { controls: true });
     el.src = URL.createObjectURL(photo ? it.thumb : it.blob);
     return h("li", { testid: "attach-held-item" }, el);
   }));
@@ -106,7 +107,7 @@ export function held() {
     items.push(it);
     list.replaceChildren(preview(items));
   });
-  return { items, el: h("fieldset", {}, h("legend", {}, "Photos and voice notes"), buttons, list) };
+  return { items, el: h("fieldset", {}, h("legend", {}, t("Photos and voice notes")), buttons, list) };
 }
 
 // The rows and bytes that keep `items` on `parent` ({account_id, visit_id | note_id}).
@@ -138,24 +139,24 @@ export function attachmentList(rows) {
   return h("ul", { class: "attachments" }, rows.map((row) => {
     const photo = row.media_type.startsWith("image/");
     const el = h(photo ? "img" : "audio", photo
-      ? { alt: row.caption || "Photo", testid: "attachment-thumb", loading: "lazy" }
+      ? { alt: row.caption || t("Photo"), testid: "attachment-thumb", loading: "lazy" }
       : { controls: true, preload: "none", testid: "attachment-audio" });
     const li = h("li", { testid: "attachment", dataset: { id: row.id, uploaded: row.uploaded ? "yes" : "no" } }, el);
     bytesOf(row, photo).then((blob) => show(el, blob) || li.append(
-      h("span", { class: "hint", testid: "attachment-waiting" }, navigator.onLine ? "Not uploaded yet" : "Needs a connection")));
+      h("span", { class: "hint", testid: "attachment-waiting" }, navigator.onLine ? t("Not uploaded yet") : t("Needs a connection"))));
     if (photo) el.addEventListener("click", () => enlarge(row));
     return li;
   }));
 }
 
 async function enlarge(row) {
-  const img = h("img", { alt: row.caption || "Photo", testid: "attachment-full" });
+  const img = h("img", { alt: row.caption || t("Photo"), testid: "attachment-full" });
   const box = h("dialog", { class: "viewer", testid: "attachment-viewer" }, img,
-    h("button", { type: "button", testid: "attachment-close", onclick: () => box.close() }, "Close"));
+    h("button", { type: "button", testid: "attachment-close", onclick: () => box.close() }, t("Close")));
   box.addEventListener("close", () => box.remove());
   document.body.append(box);
   box.showModal();
-  if (!show(img, await bytesOf(row))) img.replaceWith(h("p", {}, "The photo needs a connection."));
+  if (!show(img, await bytesOf(row))) img.replaceWith(h("p", {}, t("The photo needs a connection.")));
 }
 
 let running = null;

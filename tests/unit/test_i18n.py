@@ -88,7 +88,7 @@ def shell_text() -> ShellText:
 
 def without_comments(src: str) -> str:
     """The source with its comments blanked (lines kept, so line numbers hold)."""
-    src = re.sub(r"^\s*//.*$", "", src, flags=re.M)
+    src = re.sub(r"^\s*//.*$|(?<=[;,{(\s])\s+// .*$", "", src, flags=re.M)
     return re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group().count("\n"), src, flags=re.S)
 
 

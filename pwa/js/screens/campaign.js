@@ -5,6 +5,7 @@
 // needs a connection. `#/campaign/ID`: its progress and its accounts on the map, as the
 // server last said (offline: with when). The Team screen lists the campaigns.
 
+import { t, tn } from "../i18n.js";
 import { apiFetch, errorDetail, NetworkError } from "../api.js";
 import { drawArea, inArea } from "../area.js";
 import { drawPoints, hasPosition, removeMap } from "../map.js";
@@ -16,32 +17,32 @@ import { isManager, isoDate, keptGet } from "../team.js";
 import { LABELS, empty, field, formatDate, formatDateTime, h, link, options, section, toast } from "../ui.js";
 
 const T = {
-  title: "New campaign",
-  notManager: "Campaigns are for managers.",
-  intro: "Draw an area on the map with taps and choose filters; then plan a visit to each account, or reassign them.",
-  shapes: { rectangle: "Rectangle", polygon: "Polygon" },
-  hints: { rectangle: "Tap two opposite corners.", polygon: "Tap each corner; three or more make an area." },
-  undo: "Undo",
-  clear: "Clear",
-  any: "Any",
-  days: (n) => `${n} days`,
-  picked: (n) => `${n} account${n === 1 ? "" : "s"} picked`,
-  more: (n) => `and ${n} more`,
-  reassign: (n) => `Reassign these ${n}`,
-  plan: "Plan a visit to each, by its owner",
-  submit: (n) => `Plan ${n} visit${n === 1 ? "" : "s"}`,
-  spread: "Spread over the period's working days (Monday to Friday), near ones on the same day.",
-  offline: "Offline: planning needs a connection. The area and filters stay here.",
-  made: (n) => `${n} visit${n === 1 ? "" : "s"} planned`,
-  figures: { accounts: "Accounts", planned: "Planned", visited: "Visited", verified: "Verified", done: "Done" },
-  asOf: (at) => `Offline: as the server said at ${at}.`,
-  none: "This phone has not fetched it yet; it needs a connection once.",
-  legend: [["customer", "Visited, verified"], ["prospect", "Visited"], ["inactive", "Not visited yet"]],
-  skipped: (n) => `${n} left out: no active owner in the team.`,
-  campaigns: "Campaigns",
-  newOne: "New campaign",
-  noCampaigns: "No campaign yet.",
-  line: (p) => `${p.visited} of ${p.accounts} visited · ${p.verified} verified · ${p.planned} planned`,
+  title: t("New campaign"),
+  notManager: t("Campaigns are for managers."),
+  intro: t("Draw an area on the map with taps and choose filters; then plan a visit to each account, or reassign them."),
+  shapes: { rectangle: t("Rectangle"), polygon: t("Polygon") },
+  hints: { rectangle: t("Tap two opposite corners."), polygon: t("Tap each corner; three or more make an area.") },
+  undo: t("Undo"),
+  clear: t("Clear"),
+  any: t("Any"),
+  days: (n) => tn("{n} day", "{n} days", n),
+  picked: (n) => tn("{n} account picked", "{n} accounts picked", n),
+  more: (n) => t("and {n} more", { n }),
+  reassign: (n) => tn("Reassign this account", "Reassign these {n}", n),
+  plan: t("Plan a visit to each, by its owner"),
+  submit: (n) => tn("Plan {n} visit", "Plan {n} visits", n),
+  spread: t("Spread over the period's working days (Monday to Friday), near ones on the same day."),
+  offline: t("Offline: planning needs a connection. The area and filters stay here."),
+  made: (n) => tn("{n} visit planned", "{n} visits planned", n),
+  figures: { accounts: t("Accounts"), planned: t("Planned"), visited: t("Visited"), verified: t("Verified"), done: t("Done") },
+  asOf: (at) => t("Offline: as the server said at {when}.", { when: at }),
+  none: t("This phone has not fetched it yet; it needs a connection once."),
+  legend: [["customer", t("Visited, verified")], ["prospect", t("Visited")], ["inactive", t("Not visited yet")]],
+  skipped: (n) => t("{n} left out: no active owner in the team.", { n }),
+  campaigns: t("Campaigns"),
+  newOne: t("New campaign"),
+  noCampaigns: t("No campaign yet."),
+  line: (p) => t("{visited} of {accounts} visited · {verified} verified · {planned} planned", p),
 };
 const NOT_VISITED = [14, 30, 60, 90];
 const SHOWN = 6;
@@ -84,12 +85,12 @@ export async function areaScreen(_params, query) {
   const team = users.filter((u) => u.team_id === user.team_id).sort((a, b) => a.username.localeCompare(b.username));
   const names = new Map(team.map((u) => [u.id, u.username]));
   const fields = {
-    status: field({ name: "status", label: "Status", type: "select", testid: "campaign-status",
+    status: field({ name: "status", label: t("Status"), type: "select", testid: "campaign-status",
       options: options(LABELS.status, { blank: T.any }) }),
-    city: field({ name: "city", label: "City", testid: "campaign-city", maxlength: 100 }),
-    not_visited_days: field({ name: "not_visited_days", label: "Not visited in", type: "select", testid: "campaign-not-visited",
+    city: field({ name: "city", label: t("City"), testid: "campaign-city", maxlength: 100 }),
+    not_visited_days: field({ name: "not_visited_days", label: t("Not visited in"), type: "select", testid: "campaign-not-visited",
       options: [["", T.any], ...NOT_VISITED.map((n) => [String(n), T.days(n)])] }),
-    owner_id: field({ name: "owner_id", label: "Owner", type: "select", testid: "campaign-owner",
+    owner_id: field({ name: "owner_id", label: t("Owner"), type: "select", testid: "campaign-owner",
       options: [["", T.any], ...team.map((u) => [u.id, u.username])] }),
   };
   const control = (f) => f.querySelector("input, select");
@@ -100,9 +101,9 @@ export async function areaScreen(_params, query) {
     return f;
   };
   const today = new Date();
-  const name = field({ name: "name", label: "Campaign name", testid: "campaign-name", maxlength: 200, required: true });
-  const from = field({ name: "from", label: "From", type: "date", testid: "campaign-from", value: isoDate(today) });
-  const to = field({ name: "to", label: "To", type: "date", testid: "campaign-to",
+  const name = field({ name: "name", label: t("Campaign name"), testid: "campaign-name", maxlength: 200, required: true });
+  const from = field({ name: "from", label: t("From"), type: "date", testid: "campaign-from", value: isoDate(today) });
+  const to = field({ name: "to", label: t("To"), type: "date", testid: "campaign-to",
     value: isoDate(new Date(today.getFullYear(), today.getMonth(), today.getDate() + 13)) });
   const count = h("p", { class: "count", testid: "campaign-count", "aria-live": "polite" });
   const listed = h("ul", { class: "list", testid: "campaign-picked" });
@@ -179,7 +180,7 @@ export async function areaScreen(_params, query) {
     busy = false;
     update();
     error.hidden = answer.status === 201;
-    error.textContent = errorDetail(answer, "The campaign could not be planned.");
+    error.textContent = errorDetail(answer, t("The campaign could not be planned."));
     if (answer.status !== 201) return;
     toast(T.made(answer.data.created));
     syncNow();
@@ -232,7 +233,7 @@ export async function campaignScreen({ id }) {
     h("ul", { class: "list", testid: "campaign-accounts" }, here.map((a) => h("li", { class: "row", testid: "campaign-row",
       dataset: { id: a.account_id, state: state(a) } },
     h("a", { class: "row-main", href: `#/account/${a.account_id}` }, h("span", { class: "row-title" }, a.name),
-      h("span", { class: "row-sub" }, [names.get(a.owner_id), a.visited_at ? `Visited ${formatDate(a.visited_at)}`
-        : a.due_at ? `Due ${formatDateTime(a.due_at)}` : null, a.verified ? LABELS.verification.verified : null].filter(Boolean).join(" · ")))))));
+      h("span", { class: "row-sub" }, [names.get(a.owner_id), a.visited_at ? t("Visited {date}", { date: formatDate(a.visited_at) })
+        : a.due_at ? t("Due {when}", { when: formatDateTime(a.due_at) }) : null, a.verified ? LABELS.verification.verified : null].filter(Boolean).join(" · ")))))));
   return { title: c.name, el, leave: () => removeMap(maps.m) };
 }

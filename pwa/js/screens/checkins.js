@@ -2,6 +2,7 @@
 // visits this phone has synced. A position shows only where a visit was logged: fieldcrm
 // never tracks anyone between visits. Managers and admins only.
 
+import { t, tn } from "../i18n.js";
 import { authorName } from "../components.js";
 import { drawPoints, removeMap } from "../map.js";
 import { allRows } from "../records.js";
@@ -10,15 +11,16 @@ import { isManager, todaysCheckins } from "../team.js";
 import { empty, formatTime, h, link, section } from "../ui.js";
 
 const T = {
-  title: "Today's check-ins",
-  notManager: "This screen is for managers.",
-  lead: "Verified visits logged today, where each was logged. No one is tracked between visits.",
-  count: (n, reps) => `${n} verified check-in${n === 1 ? "" : "s"} by ${reps} rep${reps === 1 ? "" : "s"} today.`,
-  none: "No verified check-ins today yet (as synced to this phone).",
-  mapLabel: "Map of today's check-ins",
-  back: "Back to Team",
-  at: (time, account) => `${time} · ${account}`,
-  anAccount: "an account",
+  title: t("Today's check-ins"),
+  notManager: t("This screen is for managers."),
+  lead: t("Verified visits logged today, where each was logged. No one is tracked between visits."),
+  count: (n, reps) => t("{checkins} by {reps} today.", {
+    checkins: tn("{n} verified check-in", "{n} verified check-ins", n), reps: tn("{n} rep", "{n} reps", reps) }),
+  none: t("No verified check-ins today yet (as synced to this phone)."),
+  mapLabel: t("Map of today's check-ins"),
+  back: t("Back to Team"),
+  at: (time, account) => `${time} · ${account}`, // a time and a name: no words
+  anAccount: t("an account"),
 };
 
 const COLOURS = 6;

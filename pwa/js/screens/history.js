@@ -3,20 +3,56 @@
 // the phone keeps the last one read of the records it holds (meta "history", at most
 // KEPT, dropped with the record: js/sync.js), shown offline with the day it was read.
 
+import { t, tn } from "../i18n.js";
 import { apiFetch, NetworkError } from "../api.js";
 import { getMeta, write } from "../db.js";
 import { getRecord } from "../records.js";
 import { me, session, userNames } from "../session.js";
 import { LABELS, empty, formatDateTime, h, link } from "../ui.js";
 
-const NOUNS = { accounts: "account", contacts: "contact" };
+// Whole sentences per kind of record (nouns have genders in French).
+const WORDS = {
+  account: {
+    created: (who) => t("{who} created the account", { who }),
+    deleted: (who) => t("{who} deleted the account", { who }),
+    erased: t("The account was erased on request"),
+    mergedInto: (who) => t("{who} merged this account into another", { who }),
+    unmergedInto: (who) => t("{who} undid a merge: this account is back", { who }),
+    merged: (who, n) => tn("{who} merged {n} other account into this one", "{who} merged {n} other accounts into this one", n, { who }),
+    unmerged: (who, n) => tn("{who} undid a merge: {n} other account taken out again",
+      "{who} undid a merge: {n} other accounts taken out again", n, { who }),
+    none: t("No changes recorded for this account yet."),
+    online: t("The history of this account is kept on the server: it needs a connection. Try again when you are online."),
+    missing: t("No history to show: this account is not on the server yet, or you cannot see it."),
+  },
+  contact: {
+    created: (who) => t("{who} created the contact", { who }),
+    deleted: (who) => t("{who} deleted the contact", { who }),
+    erased: t("The contact was erased on request"),
+    mergedInto: (who) => t("{who} merged this contact into another", { who }),
+    unmergedInto: (who) => t("{who} undid a merge: this contact is back", { who }),
+    merged: (who, n) => tn("{who} merged {n} other contact into this one", "{who} merged {n} other contacts into this one", n, { who }),
+    unmerged: (who, n) => tn("{who} undid a merge: {n} other contact taken out again",
+      "{who} undid a merge: {n} other contacts taken out again", n, { who }),
+    none: t("No changes recorded for this contact yet."),
+    online: t("The history of this contact is kept on the server: it needs a connection. Try again when you are online."),
+    missing: t("No history to show: this contact is not on the server yet, or you cannot see it."),
+  },
+};
+const NOUNS = { accounts: WORDS.account, contacts: WORDS.contact };
+const FIELDS = {
+  name: t("name"), status: t("status"), phone: t("phone"), email: t("email"), website: t("website"),
+  street: t("street"), postal_code: t("postal code"), city: t("city"), region: t("region"), country: t("country"),
+  lat: t("latitude"), lng: t("longitude"), owner_id: t("owner"), title: t("job title"), account_id: t("account"),
+  team_id: t("team"), geo_precision: t("position's precision"),
+};
 const BY_SOURCE = {
-  geocoder: "by the geocoder",
-  reminder: "by the reminders",
-  import: "by an import",
-  merge: "by a merge",
-  system: "by fieldcrm",
-  rest: "on the web",
+  geocoder: t("by the geocoder"),
+  reminder: t("by the reminders"),
+  import: t("by an import"),
+  merge: t("by a merge"),
+  system: t("by fieldcrm"),
+  rest: t("on the web"),
 };
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
 const KEPT = 30;
@@ -33,39 +69,39 @@ function keep(id, entries) {
 }
 
 function fieldName(name) {
-  return name.replace(/_id$/, "").replace(/_at$/, "").replaceAll("_", " ");
+  return FIELDS[name] || name.replace(/_id$/, "").replace(/_at$/, "").replaceAll("_", " ");
 }
 
 function valueText(name, value, names) {
   if (value === null || value === undefined || value === "") return null;
-  if (typeof value === "boolean") return value ? "yes" : "no";
-  if (name.endsWith("_id")) return names.get(value) || "another record";
+  if (typeof value === "boolean") return value ? t("yes") : t("no");
+  if (name.endsWith("_id")) return names.get(value) || t("another record");
   if (typeof value === "string" && DATE_TIME.test(value)) return formatDateTime(value);
-  if (name === "status" && LABELS.status[value]) return LABELS.status[value];
+  if (name === t("status") && LABELS.status[value]) return LABELS.status[value];
   if (name === "stage" && LABELS.stage[value]) return LABELS.stage[value];
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }
 
 // One sentence per changed field: "changed the phone from “a” to “b”".
-function changeText(name, change, names) {
+function changeText(who, name, change, names) {
   const before = valueText(name, change.old, names);
   const after = valueText(name, change.new, names);
   const field = fieldName(name);
-  if (before === null) return `set the ${field} to “${after}”`;
-  if (after === null) return `cleared the ${field} (was “${before}”)`;
-  return `changed the ${field} from “${before}” to “${after}”`;
+  if (before === null) return t("{who} set the {field} to “{after}”", { who, field, after });
+  if (after === null) return t("{who} cleared the {field} (was “{before}”)", { who, field, before });
+  return t("{who} changed the {field} from “{before}” to “{after}”", { who, field, before, after });
 }
 
 function whoText(entry, myId) {
-  if (entry.user_id && entry.user_id === myId) return "You";
+  if (entry.user_id && entry.user_id === myId) return t("You");
   if (entry.username) return entry.username;
-  return entry.user_id ? "Someone" : "fieldcrm";
+  return entry.user_id ? t("Someone") : "fieldcrm";
 }
 
 function whereText(entry, clientId) {
-  if (entry.client_id === clientId) return "from this phone";
-  if (entry.source === "sync") return "from a phone";
+  if (entry.client_id === clientId) return t("from this phone");
+  if (entry.source === "sync") return t("from a phone");
   return BY_SOURCE[entry.source] || "";
 }
 
@@ -73,26 +109,27 @@ function whereText(entry, clientId) {
 // old: back by an undo); on the survivor, `merged` (the ids), with the values it took.
 function mergeLines(entry, who, noun, fields, names) {
   const into = entry.fields.merged_into;
-  if (into) return [into.new ? `${who} merged this ${noun} into another` : `${who} undid a merge: this ${noun} is back`];
+  if (into) return [into.new ? noun.mergedInto(who) : noun.unmergedInto(who)];
   const merged = entry.fields.merged || {};
   const n = (merged.new || merged.old || []).length;
-  const others = `${n} other ${noun}${n === 1 ? "" : "s"}`;
-  return [merged.new ? `${who} merged ${others} into this one` : `${who} undid a merge: ${others} taken out again`,
-    ...fields.filter(([name]) => name !== "merged").map(([name, change]) => `${who} ${changeText(name, change, names)}`)];
+  return [merged.new ? noun.merged(who, n) : noun.unmerged(who, n),
+    ...fields.filter(([name]) => name !== "merged").map(([name, change]) => changeText(who, name, change, names))];
 }
 
 function entryItem(entry, noun, names, context) {
   const who = whoText(entry, context.myId);
   const fields = Object.entries(entry.fields || {});
   let lines;
-  if (entry.op === "create") lines = [`${who} created the ${noun}`];
-  else if (entry.op === "delete") lines = [`${who} deleted the ${noun}`];
-  else if (entry.op === "erase") lines = [`The ${noun} was erased on request`];
+  if (entry.op === "create") lines = [noun.created(who)];
+  else if (entry.op === "delete") lines = [noun.deleted(who)];
+  else if (entry.op === "erase") lines = [noun.erased];
   else if (entry.op === "merge") lines = mergeLines(entry, who, noun, fields, names);
-  else if (entry.op === "move" && !fields.length) lines = [`It moved with its account`];
+  else if (entry.op === "move" && !fields.length) lines = [t("It moved with its account")];
   else {
-    lines = fields.map(([name, change]) => `${who} ${changeText(name, change, names)}`);
-    if (entry.op === "move") lines.push(`It moved to another ${fields.some(([n]) => n === "team_id") ? "team" : "person"}`);
+    lines = fields.map(([name, change]) => changeText(who, name, change, names));
+    if (entry.op === "move") {
+      lines.push(fields.some(([n]) => n === "team_id") ? t("It moved to another team") : t("It moved to another person"));
+    }
   }
   const where = whereText(entry, context.clientId);
   return h("li", { class: "row", testid: "history-entry", dataset: { seq: String(entry.seq), op: entry.op } },
@@ -102,14 +139,14 @@ function entryItem(entry, noun, names, context) {
 }
 
 export async function historyScreen({ table, id }) {
-  const noun = NOUNS[table] || "record";
+  const noun = NOUNS[table] || WORDS.account;
   const record = await getRecord(table, id);
   const back = table === "accounts" ? `#/account/${id}`
     : record && record.account_id ? `#/account/${record.account_id}` : "#/accounts";
-  const heading = h("h1", {}, record && record.name ? `History of ${record.name}` : "History");
-  const body = h("div", { testid: "history-body" }, h("p", { class: "hint" }, "Loading…"));
+  const heading = h("h1", {}, record && record.name ? t("History of {name}", { name: record.name }) : t("History"));
+  const body = h("div", { testid: "history-body" }, h("p", { class: "hint" }, t("Loading…")));
   const el = h("div", { class: "screen", testid: "history-screen" }, heading, body,
-    link("Back", back, "history-back", "button-link"));
+    link(t("Back"), back, "history-back", "button-link"));
 
   const show = async (list, note) => {
     const [names, clientId] = await Promise.all([userNames(), getMeta("client_id")]);
@@ -119,16 +156,16 @@ export async function historyScreen({ table, id }) {
     body.replaceChildren(note || "", entries.length
       ? h("ul", { class: "list timeline", testid: "history-list" },
           entries.map((entry) => entryItem(entry, noun, names, context)))
-      : empty(`No changes recorded for this ${noun} yet.`, "history-empty"));
+      : empty(noun.none, "history-empty"));
   };
   const offline = async () => {
     const kept = record && ((await getMeta("history")) || {})[id];
     if (kept) {
       return show(kept.entries, h("p", { class: "hint", testid: "history-kept" },
-        `Offline: the history as read ${formatDateTime(new Date(kept.at).toISOString())}. Newer changes need a connection.`));
+        t("Offline: the history as read {when}. Newer changes need a connection.", { when: formatDateTime(new Date(kept.at).toISOString()) })));
     }
     body.replaceChildren(empty(
-      `The history of this ${noun} is kept on the server: it needs a connection. Try again when you are online.`,
+      noun.online,
       "history-offline"));
   };
   (async () => {
@@ -147,12 +184,12 @@ export async function historyScreen({ table, id }) {
     }
     if (result.status !== 200 || !result.data || !Array.isArray(result.data.entries)) {
       body.replaceChildren(empty(result.status === 404
-        ? `No history to show: this ${noun} is not on the server yet, or you cannot see it.`
-        : "The history could not be read. Try again later.", "history-missing"));
+        ? noun.missing
+        : t("The history could not be read. Try again later."), "history-missing"));
       return;
     }
     if (record) await keep(id, result.data.entries); // only what the phone holds
     await show(result.data.entries);
   })();
-  return { title: "History", el };
+  return { title: t("History"), el };
 }

@@ -3,6 +3,7 @@
 // user of the team. The preview counts what hangs off them on this phone; confirming calls
 // POST /api/accounts/{id}/reassign for each, online only, with progress and what failed.
 
+import { t, tn } from "../i18n.js";
 import { allRows } from "../records.js";
 import { me, refreshUsers, teamUsers, userNames } from "../session.js";
 import { syncNow } from "../sync.js";
@@ -10,31 +11,35 @@ import { HANGING, hangingOff, isManager, reassign } from "../team.js";
 import { empty, field, h, link, section } from "../ui.js";
 import { matchAccounts } from "./accounts.js";
 
+const ROLES = { rep: t("Sales rep"), manager: t("Manager"), admin: t("Administrator") };
+
 const T = {
-  title: "Reassign accounts",
-  notManager: "Only a manager reassigns accounts.",
-  none: "No accounts chosen. Select some on the accounts list.",
-  choose: "Choose accounts",
-  count: (n) => `${n} account${n === 1 ? "" : "s"}`,
-  more: (n) => `and ${n} more`,
-  to: "Give them to",
-  pick: "Choose someone",
-  hanging: "With them go, as counted on this phone:",
-  tables: { contacts: ["contact", "contacts"], visits: ["visit", "visits"], notes: ["note", "notes"],
-    tasks: ["task", "tasks"], deals: ["deal", "deals"] },
-  owner: (name) => `Now ${name}'s`,
-  noOwner: "No owner",
-  tasksKeep: "Tasks keep whom they are assigned to.",
-  unsent: "Work reps have not sent yet (visits, notes, edits made on their phones before this change) " +
-    "follows the accounts when their phones sync: nothing is lost.",
-  preview: (n, who) => `${n} account${n === 1 ? "" : "s"} will go to ${who}.`,
-  already: (n, who) => `${n} already belong${n === 1 ? "s" : ""} to ${who} and stay${n === 1 ? "s" : ""} as ${n === 1 ? "it is" : "they are"}.`,
-  confirm: (n) => `Reassign ${n} account${n === 1 ? "" : "s"}`,
-  offline: "Offline: reassigning needs a connection. Nothing has changed.",
-  progress: (done, total) => `${done} of ${total} done`,
-  summary: (moved, failed) => `${moved} account${moved === 1 ? "" : "s"} reassigned` +
-    (failed ? `, ${failed} failed:` : "."),
-  back: "Back to accounts",
+  title: t("Reassign accounts"),
+  notManager: t("Only a manager reassigns accounts."),
+  none: t("No accounts chosen. Select some on the accounts list."),
+  choose: t("Choose accounts"),
+  count: (n) => tn("{n} account", "{n} accounts", n),
+  more: (n) => t("and {n} more", { n }),
+  to: t("Give them to"),
+  pick: t("Choose someone"),
+  hanging: t("With them go, as counted on this phone:"),
+  tables: {
+    contacts: (n) => tn("contact", "contacts", n), visits: (n) => tn("visit", "visits", n),
+    notes: (n) => tn("note", "notes", n), tasks: (n) => tn("task", "tasks", n), deals: (n) => tn("deal", "deals", n),
+  },
+  owner: (name) => t("Now {name}'s", { name }),
+  noOwner: t("No owner"),
+  tasksKeep: t("Tasks keep whom they are assigned to."),
+  unsent: t("Work reps have not sent yet (visits, notes, edits made on their phones before this change) follows the accounts when their phones sync: nothing is lost."),
+  preview: (n, who) => tn("{n} account will go to {who}.", "{n} accounts will go to {who}.", n, { who }),
+  already: (n, who) => tn("{n} already belongs to {who} and stays as it is.", "{n} already belong to {who} and stay as they are.", n, { who }),
+  confirm: (n) => tn("Reassign {n} account", "Reassign {n} accounts", n),
+  offline: t("Offline: reassigning needs a connection. Nothing has changed."),
+  progress: (done, total) => t("{done} of {total} done", { done, total }),
+  summary: (moved, failed) => (failed
+    ? tn("{n} account reassigned, {failed} failed:", "{n} accounts reassigned, {failed} failed:", moved, { failed })
+    : tn("{n} account reassigned.", "{n} accounts reassigned.", moved)),
+  back: t("Back to accounts"),
 };
 
 const SHOWN = 8;
@@ -60,7 +65,7 @@ export async function reassignScreen(_params, query) {
     .sort((a, b) => a.username.localeCompare(b.username));
   const counts = await hangingOff(accounts.map((a) => a.id));
   const to = field({ name: "owner_id", label: T.to, type: "select", testid: "reassign-to",
-    options: [["", T.pick], ...team.map((u) => [u.id, `${u.username} (${u.role})`])] });
+    options: [["", T.pick], ...team.map((u) => [u.id, `${u.username} (${ROLES[u.role] || u.role})`])] });
   const select = to.querySelector("select");
   const preview = h("p", { class: "notice", testid: "reassign-preview", "aria-live": "polite", hidden: true });
   const offline = h("p", { class: "notice", role: "alert", testid: "reassign-offline", hidden: true }, T.offline);
@@ -122,8 +127,8 @@ export async function reassignScreen(_params, query) {
             h("span", { class: "row-sub" }, a.owner_id ? T.owner(names.get(a.owner_id) || "?") : T.noOwner))))),
       accounts.length > SHOWN ? h("p", { class: "hint" }, T.more(accounts.length - SHOWN)) : null),
     section(T.hanging, "reassign-hanging",
-      h("ul", { class: "hanging" }, HANGING.map((t) => h("li", { testid: "reassign-hanging-count",
-        dataset: { table: t, count: String(counts[t]) } }, h("strong", {}, String(counts[t])), ` ${T.tables[t][counts[t] === 1 ? 0 : 1]}`))),
+      h("ul", { class: "hanging" }, HANGING.map((table) => h("li", { testid: "reassign-hanging-count",
+        dataset: { table, count: String(counts[table]) } }, h("strong", {}, String(counts[table])), ` ${T.tables[table](counts[table])}`))),
       h("p", { class: "hint" }, T.tasksKeep),
       h("p", { class: "hint", testid: "reassign-unsent" }, T.unsent)),
     h("div", { class: "stack" }, to, preview, offline, confirm, progress, progressText, summary));

@@ -3,6 +3,7 @@
 // computed. The feed comes from the rows this phone holds; the campaigns' progress from the
 // server (the last answer, offline). Managers and admins only.
 
+import { formatNumber, locale, t, tn } from "../i18n.js";
 import { authorName } from "../components.js";
 import { drawPoints, hasPosition, removeMap } from "../map.js";
 import { allRows } from "../records.js";
@@ -14,71 +15,73 @@ import { campaignsSection } from "./campaign.js";
 
 // Every sentence of the screen, in one place (a message catalogue replaces it later).
 const T = {
-  title: "Team",
-  notManager: "The Team screen is for managers.",
-  range: "Period",
-  presets: { this_week: "This week", last_week: "Last week", this_month: "This month", custom: "Custom dates" },
-  from: "From",
-  to: "To",
-  apply: "Show",
-  loading: "Fetching the figures…",
-  computed: (at, tz) => `Figures computed at ${at} (days in ${tz}).`,
-  offline: "Offline: the figures need a connection.",
-  noAnswer: (why) => `The server did not answer (${why}).`,
-  cached: (at) => `Showing the report computed at ${at}`,
-  cachedOther: (at, range) => `Showing the last report kept, computed at ${at}, for ${range}`,
-  none: "This phone has not fetched a report yet.",
-  csv: "Download CSV",
-  complete: (at) => `Complete through ${at}: work on phones after that may not be in the figures yet.`,
-  completeNone: "No phone of the team has synced since reports began.",
-  reps: "Activity per rep",
-  noReps: "Nobody in the team yet.",
+  title: t("Team"),
+  notManager: t("The Team screen is for managers."),
+  range: t("Period"),
+  presets: { this_week: t("This week"), last_week: t("Last week"), this_month: t("This month"), custom: t("Custom dates") },
+  from: t("From"),
+  to: t("To"),
+  apply: t("Show"),
+  loading: t("Fetching the figures…"),
+  computed: (at, tz) => t("Figures computed at {when} (days in {zone}).", { when: at, zone: tz }),
+  offline: t("Offline: the figures need a connection."),
+  noAnswer: (why) => t("The server did not answer ({why}).", { why }),
+  cached: (at) => t("Showing the report computed at {when}", { when: at }),
+  cachedOther: (at, range) => t("Showing the last report kept, computed at {when}, for {range}", { when: at, range }),
+  none: t("This phone has not fetched a report yet."),
+  csv: t("Download CSV"),
+  complete: (at) => t("Complete through {when}: work on phones after that may not be in the figures yet.", { when: at }),
+  completeNone: t("No phone of the team has synced since reports began."),
+  reps: t("Activity per rep"),
+  noReps: t("Nobody in the team yet."),
   figures: {
-    visits: "Visits", verified_visits: "Verified", accounts_visited: "Accounts visited",
-    new_accounts: "New accounts", notes: "Notes", tasks_done: "Tasks done", deals_won: "Deals won",
-    won_amount: "Won", open_pipeline: "Open pipeline",
+    visits: t("Visits"), verified_visits: t("Verified"), accounts_visited: t("Accounts visited"),
+    new_accounts: t("New accounts"), notes: t("Notes"), tasks_done: t("Tasks done"), deals_won: t("Deals won"),
+    won_amount: t("Won"), open_pipeline: t("Open pipeline"),
   },
-  unsent: (n) => `${n} unsent on their phone`,
-  chart: "Visits per day",
-  chartLabel: (total, verified, range) => `Visits per day, ${range}: ${total} visits, ${verified} verified.`,
-  chartTable: "Show the numbers",
-  day: "Day",
-  verified: "Verified",
-  other: "Not verified",
-  dayTitle: (date, n, v) => `${date}: ${n} visit${n === 1 ? "" : "s"}, ${v} verified`,
-  leaders: "Leaderboard",
-  rankBy: "Rank by",
-  byVisits: "Visits",
-  byWon: (cur) => `Won amount (${cur})`,
-  pipeline: "Pipeline",
-  stageLine: (n) => `${n} deal${n === 1 ? "" : "s"}`,
-  weighted: "weighted",
-  forecast: "Weighted forecast",
-  nothing: "Nothing",
-  notVisited: "Not visited",
-  notVisitedDays: "Not visited in",
-  daysOption: (n) => `${n} days`,
-  notVisitedCount: (n, d) => `${n} account${n === 1 ? "" : "s"} not visited in ${d} days.`,
-  never: "Never visited",
-  lastVisit: (at) => `Last visit ${at}`,
-  showAll: (n) => `Show all ${n}`,
-  mapLabel: "Map of the accounts not visited",
-  devices: "Phones and freshness",
-  noDevices: "No phone of the team has synced yet.",
-  noPhone: "No phone has synced since reports began",
-  lastSync: (at) => `Last sync ${at}`,
-  neverSynced: "Never synced",
-  pending: (n, at) => `${n} unsent write${n === 1 ? "" : "s"}${at ? `, oldest from ${at}` : ""}`,
-  allSent: "Nothing unsent",
-  stale: "Not synced for over a day",
-  feed: "Latest visits and notes",
-  feedEmpty: "No visits or notes on this phone yet.",
-  visited: (name) => `visited ${name}`,
-  noted: (name) => `wrote a note on ${name}`,
-  anAccount: "an account",
-  checkins: "Today's check-ins on a map",
-  import: "Import and export",
-  duplicates: "Duplicates",
+  unsent: (n) => tn("{n} unsent on their phone", "{n} unsent on their phone", n),
+  chart: t("Visits per day"),
+  chartLabel: (total, verified, range) => t("Visits per day, {range}: {visits}, {verified} verified.",
+    { range, visits: tn("{n} visit", "{n} visits", total), verified }),
+  chartTable: t("Show the numbers"),
+  day: t("Day"),
+  verified: t("Verified"),
+  other: t("Not verified"),
+  dayTitle: (date, n, v) => t("{date}: {visits}, {verified} verified", { date, visits: tn("{n} visit", "{n} visits", n), verified: v }),
+  leaders: t("Leaderboard"),
+  rankBy: t("Rank by"),
+  byVisits: t("Visits"),
+  byWon: (cur) => t("Won amount ({currency})", { currency: cur }),
+  pipeline: t("Pipeline"),
+  stageLine: (n) => tn("{n} deal", "{n} deals", n),
+  weighted: t("weighted"),
+  forecast: t("Weighted forecast"),
+  nothing: t("Nothing"),
+  notVisited: t("Not visited"),
+  notVisitedDays: t("Not visited in"),
+  daysOption: (n) => tn("{n} day", "{n} days", n),
+  notVisitedCount: (n, d) => tn("{n} account not visited in {days} days.", "{n} accounts not visited in {days} days.", n, { days: d }),
+  never: t("Never visited"),
+  lastVisit: (at) => t("Last visit {date}", { date: at }),
+  showAll: (n) => t("Show all {n}", { n }),
+  mapLabel: t("Map of the accounts not visited"),
+  devices: t("Phones and freshness"),
+  noDevices: t("No phone of the team has synced yet."),
+  noPhone: t("No phone has synced since reports began"),
+  lastSync: (at) => t("Last sync {when}", { when: at }),
+  neverSynced: t("Never synced"),
+  pending: (n, at) => (at ? tn("{n} unsent write, oldest from {when}", "{n} unsent writes, oldest from {when}", n, { when: at })
+    : tn("{n} unsent write", "{n} unsent writes", n)),
+  allSent: t("Nothing unsent"),
+  stale: t("Not synced for over a day"),
+  feed: t("Latest visits and notes"),
+  feedEmpty: t("No visits or notes on this phone yet."),
+  visited: (name) => t("visited {name}", { name }),
+  noted: (name) => t("wrote a note on {name}", { name }),
+  anAccount: t("an account"),
+  checkins: t("Today's check-ins on a map"),
+  import: t("Import and export"),
+  duplicates: t("Duplicates"),
 };
 
 const NOT_VISITED_DAYS = [14, 30, 60, 90];
@@ -100,16 +103,17 @@ export function money(sums) {
   if (!entries.length) return "—";
   return entries.map(([cur, amount]) => {
     try {
-      return new Intl.NumberFormat(undefined, { style: "currency", currency: cur, maximumFractionDigits: 0 })
+      return new Intl.NumberFormat(locale, { style: "currency", currency: cur, maximumFractionDigits: 0 })
         .format(amount);
     } catch {
-      return `${Math.round(amount)} ${cur}`;
+      return `${formatNumber(Math.round(amount))} ${cur}`;
     }
   }).join(" + ");
 }
 
 const moneyValue = (sums) => Object.entries(sums || {}).sort().map(([c, a]) => `${c}:${a}`).join(";");
-const shortDate = (iso) => new Date(`${iso}T00:00:00`).toLocaleDateString(undefined, { day: "numeric", month: "short" });
+const dayMonth = new Intl.DateTimeFormat(locale, { day: "numeric", month: "short" });
+const shortDate = (iso) => dayMonth.format(new Date(`${iso}T00:00:00`));
 const rangeText = (from, to) => (from === to ? formatDate(from) : `${formatDate(from)} – ${formatDate(to)}`);
 
 function figure(name, shown, value) {
@@ -220,7 +224,7 @@ function deviceRow(d, names, now) {
     dataset: { id: d.client_id, user: d.user_id, pending: String(d.pending ?? "") } },
   h("div", { class: "row-main" },
     h("span", { class: "row-title" }, names.get(d.user_id) || d.username),
-    h("span", { class: "row-sub" }, [d.platform, d.app_version ? `app ${d.app_version}` : null].filter(Boolean).join(" · ")),
+    h("span", { class: "row-sub" }, [d.platform, d.app_version ? t("app {version}", { version: d.app_version }) : null].filter(Boolean).join(" · ")),
     h("span", { class: "row-sub" }, d.last_sync_at ? T.lastSync(formatDateTime(d.last_sync_at)) : T.neverSynced),
     stale ? h("span", { class: "row-sub overdue" }, T.stale) : null),
   h("span", { class: `pill ${d.pending ? "pill-pending" : "pill-verified"}`, testid: "team-device-pending" },
