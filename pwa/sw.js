@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "6b4fcae75eae";
+const VERSION = "cfca7d38cf9f";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -30,7 +30,9 @@ const SHELL = [
   "/js/events.js",
   "/js/geodesic.js",
   "/js/hlc.js",
+  "/js/i18n.js",
   "/js/install.js",
+  "/js/lang/fr.js",
   "/js/map-layers.js",
   "/js/map.js",
   "/js/privacy.js",

@@ -58,7 +58,7 @@ export function captureButtons(taken) {
     input.value = "";
   });
   const type = window.MediaRecorder && navigator.mediaDevices
-    ? AUDIO.find((t) => MediaRecorder.isTypeSupported(t)) : null;
+    ? AUDIO.find((kind) => MediaRecorder.isTypeSupported(kind)) : null;
   let recorder = null;
   const voice = h("button", { type: "button", class: "button-link", testid: "attach-voice", hidden: !type },
     t("Voice note"));
@@ -74,7 +74,7 @@ export function captureButtons(taken) {
     recorder = new MediaRecorder(stream, { mimeType: type });
     recorder.ondataavailable = (e) => parts.push(e.data);
     recorder.onstop = async () => {
-      stream.getTracks().forEach((t) => t.stop());
+      stream.getTracks().forEach((track) => track.stop());
       recorder = null;
       voice.textContent = t("Voice note");
       voice.dataset.recording = "no";

@@ -151,6 +151,6 @@ const ERRORS = {
 };
 
 export function serverError(code, detail) {
-  if (lang === "en" || !(code in ERRORS)) return detail || t(ERRORS[code] || "Something went wrong");
+  if (lang === "en" || !(code in ERRORS)) return detail || (ERRORS[code] ? t(ERRORS[code]) : t("Something went wrong"));
   return t(ERRORS[code]);
 }

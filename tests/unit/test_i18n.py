@@ -122,10 +122,14 @@ def test_keys_are_literal_strings() -> None:
         src = path.read_text()
         for m in re.finditer(r"\b(t|tn)\(\s*`", src):
             line = src.count("\n", 0, m.start()) + 1
-            raise AssertionError(f"{path.name}:{line}: a template literal as a key; use {{name}} params")
+            raise AssertionError(
+                f"{path.name}:{line}: a template literal as a key; use {{name}} params"
+            )
 
 
-SHADOW = re.compile(r"\(\s*t\s*[,)]\s*=>|(?<![\w.])t\s*=>|\b(const|let|var)\s+t\b|\(\s*t\s*,\s*\w+\s*\)\s*=>")
+SHADOW = re.compile(
+    r"\(\s*t\s*[,)]\s*=>|(?<![\w.])t\s*=>|\b(const|let|var)\s+t\b|\(\s*t\s*,\s*\w+\s*\)\s*=>"
+)
 
 
 def test_no_module_hides_t_behind_a_variable() -> None:
@@ -140,7 +144,11 @@ def test_no_module_hides_t_behind_a_variable() -> None:
 
 def test_every_key_has_its_french() -> None:
     fr = catalogue("fr")
-    missing = sorted(f"{key!r} ({', '.join(sorted(files))})" for key, files in used_keys().items() if key not in fr)
+    missing = sorted(
+        f"{key!r} ({', '.join(sorted(files))})"
+        for key, files in used_keys().items()
+        if key not in fr
+    )
     assert not missing, "missing from fr.js:\n" + "\n".join(missing)
 
 
@@ -156,7 +164,9 @@ def test_translations_keep_their_placeholders_and_plural_forms() -> None:
     for key, value in fr.items():
         want = set(PLACEHOLDER.findall(key))
         if key in plurals:
-            assert isinstance(value, dict) and {"one", "other"} <= set(value), f"{key!r}: plural forms"
+            assert isinstance(value, dict) and {"one", "other"} <= set(value), (
+                f"{key!r}: plural forms"
+            )
             forms = list(value.values())
             want |= set(PLACEHOLDER.findall(plurals[key]))
         else:
@@ -181,7 +191,8 @@ WORDY = re.compile(r"[A-Za-z]{2,}[,.:;!?…]? +[A-Za-z(“\"]|^[A-Z][a-z]+[.!…
 # Where a literal is not text for a person: before it on its line.
 NOT_TEXT = re.compile(
     r"(console\.\w+\(|querySelector(All)?\(|closest\(|matches\(|class: ?|className ?= ?|"
-    r"classList\.\w+\(|import\(|new Set\(|matchMedia\(|\bfrom |new (DOMException|RangeError|TypeError)\(|"
+    r"classList\.\w+\(|import\(|new Set\(|matchMedia\(|\bfrom |"
+    r"new (DOMException|RangeError|TypeError)\(|"
     r"addEventListener\(|dispatchEvent|postMessage|dataset\.\w+ ?= ?|testid: ?|"
     r"setAttribute\(\"(data-[\w-]+|class|role|rel|type)\", |(?<![\w.])(emit|on|t|tn|mark)\()\s*$"
 )
@@ -192,6 +203,9 @@ ALLOWED = {
     "Notification",  # a Web API's name ("Notification" in window)
     "Natural Earth, GeoNames",  # the basemap's sources, named as their licences ask
     "unknown table",  # a programming error's message, never shown
+    "English",  # a language's name in its own words (i18n.js LANGUAGES)
+    "Mac Roman",  # character encodings' names (import.js)
+    "DOS Latin-1",
 }
 ALLOWED_FILES: set[str] = set()
 

@@ -1,7 +1,7 @@
 // Import and export (managers and admins; SPEC section 8). Loaded when the screen opens,
 // not part of the app shell: it needs the server anyway (docs/pwa.md).
 //
-// Import: pick a CSV or .xlsx file; "Check the file" sends it as a dry run in the
+// Import: pick a CSV or .xlsx file; t("Check the file") sends it as a dry run in the
 // background and shows what a real run would do (counts, the first rows as read, each
 // row's errors with its row and column); "Import" sends it again for real and shows the
 // job's progress, then the geocoding of accounts without a position, and offers to revert.
@@ -9,6 +9,7 @@
 // again. Export: each table as CSV, the contacts as vCard, downloaded with the bearer
 // token (fetch, then a blob), never through a link that would need a cookie.
 
+import { formatNumber, serverError, t, tn } from "../i18n.js";
 import { apiFetch, errorDetail, NetworkError } from "../api.js";
 import { getRecord } from "../records.js";
 import { replaceQuery } from "../router.js";
@@ -17,57 +18,62 @@ import { isManager } from "../team.js";
 import { button, empty, field, h, section } from "../ui.js";
 
 const T = {
-  title: "Import and export",
-  notManager: "Importing is for managers and admins.",
-  importTitle: "Import a file",
-  lead: "A CSV file (from Excel, LibreOffice or another CRM) or an .xlsx workbook. The first row names the columns.",
-  table: "Import into",
-  tables: { accounts: "Accounts", contacts: "Contacts" },
-  onDuplicate: "A row that matches a record already here",
-  skip: "Leave the record as it is",
-  update: "Fill the record's empty fields",
-  file: "File",
-  check: "Check the file",
-  checking: (done, total) => `Checking the file: ${n(done)} of ${n(total)} rows…`,
-  checked: (total) => `All ${n(total)} rows checked. Nothing is written yet.`,
-  written: (total) => `All ${n(total)} rows handled.`,
-  stopped: "The import stopped.",
-  sending: "Sending the file…",
-  pickFile: "Choose a file first.",
-  offline: "Offline: importing needs a connection.",
-  noAnswer: "The server did not answer. Nothing was imported; try again.",
-  previewTitle: "What the import will do",
-  readAs: (encoding) => encoding === "xlsx" ? "Read as an Excel workbook." : `Read as text in ${ENCODINGS[encoding] || encoding}.`,
-  counts: { rows: "Rows", created: "New", updated: "Filled in", duplicates: "Already here", errors: "With errors" },
-  geocode: (count) => `${n(count)} account${count === 1 ? "" : "s"} without a position will be placed from the address.`,
-  unknown: (cols) => `Columns left out (not a field fieldcrm knows): ${cols.join(", ")}.`,
-  ignored: (cols) => `Columns the server keeps itself, left out: ${cols.join(", ")}.`,
-  firstRows: "First rows as read",
-  rowLabel: (row) => `Row ${row}`,
-  errorsTitle: (count) => `${n(count)} row${count === 1 ? "" : "s"} with errors, left out`,
-  errorLine: (e) => `Row ${e.row}${e.column ? `, column “${e.column}”` : ""}: ${e.detail}`,
-  moreErrors: (count) => `and ${n(count)} more.`,
-  confirm: (count) => `Import ${n(count)} row${count === 1 ? "" : "s"}`,
-  nothing: "Nothing to import: every row is already here or has errors.",
-  another: "Choose another file",
-  importing: (done, total) => `Writing: ${n(done)} of ${n(total)} rows…`,
-  resultTitle: "This import",
-  done: (s) => `Done: ${n(s.created)} new, ${n(s.updated)} filled in, ${n(s.duplicates)} already here, ${n(s.error_count)} with errors.`,
-  failed: (why) => `The import stopped: ${why} What it wrote is kept; revert it to take it back.`,
-  geocoding: (g) => `Placing accounts from their address: ${n(g.placed)} placed, ${n(g.not_found)} not found, ${n(g.pending)} waiting.`,
-  revert: "Revert this import",
-  revertConfirm: "Tap again to delete what it created and empty what it filled",
-  reverting: "Reverting…",
-  reverted: (r) => `Reverted: ${n(r.deleted)} deleted, ${n(r.emptied)} emptied.`,
-  kept: (count) => `${n(count)} kept, changed since the import:`,
-  exportTitle: "Export",
-  exportLead: "Every record you see, as a file for a spreadsheet or another CRM. It imports back as it is.",
-  exportTables: { accounts: "Accounts", contacts: "Contacts", visits: "Visits", notes: "Notes", tasks: "Tasks", deals: "Deals" },
-  csv: (label) => `${label} (CSV)`,
-  vcard: "Contacts (vCard)",
-  downloading: (name) => `Downloading ${name}…`,
-  downloaded: (name, size) => `${name} downloaded (${size}).`,
-  downloadFailed: (name, why) => `${name} could not be downloaded: ${why}`,
+  title: t("Import and export"),
+  notManager: t("Importing is for managers and admins."),
+  importTitle: t("Import a file"),
+  lead: t("A CSV file (from Excel, LibreOffice or another CRM) or an .xlsx workbook. The first row names the columns."),
+  table: t("Import into"),
+  tables: { accounts: t("Accounts"), contacts: t("Contacts") },
+  onDuplicate: t("A row that matches a record already here"),
+  skip: t("Leave the record as it is"),
+  update: t("Fill the record's empty fields"),
+  file: t("File"),
+  check: t("Check the file"),
+  checking: (done, total) => t("Checking the file: {done} of {total} rows…", { done: n(done), total: n(total) }),
+  checked: (total) => t("All {total} rows checked. Nothing is written yet.", { total: n(total) }),
+  written: (total) => t("All {total} rows handled.", { total: n(total) }),
+  stopped: t("The import stopped."),
+  sending: t("Sending the file…"),
+  pickFile: t("Choose a file first."),
+  offline: t("Offline: importing needs a connection."),
+  noAnswer: t("The server did not answer. Nothing was imported; try again."),
+  previewTitle: t("What the import will do"),
+  readAs: (encoding) => encoding === "xlsx" ? t("Read as an Excel workbook.")
+    : t("Read as text in {encoding}.", { encoding: ENCODINGS[encoding] || encoding }),
+  counts: { rows: t("Rows"), created: t("New"), updated: t("Filled in"), duplicates: t("Already here"), errors: t("With errors") },
+  geocode: (count) => tn("{n} account without a position will be placed from the address.",
+    "{n} accounts without a position will be placed from the address.", count),
+  unknown: (cols) => t("Columns left out (not a field fieldcrm knows): {columns}.", { columns: cols.join(", ") }),
+  ignored: (cols) => t("Columns the server keeps itself, left out: {columns}.", { columns: cols.join(", ") }),
+  firstRows: t("First rows as read"),
+  rowLabel: (row) => t("Row {row}", { row }),
+  errorsTitle: (count) => tn("{n} row with errors, left out", "{n} rows with errors, left out", count),
+  errorLine: (e) => (e.column ? t("Row {row}, column “{column}”: {detail}", { row: e.row, column: e.column, detail: rowError(e) })
+    : t("Row {row}: {detail}", { row: e.row, detail: rowError(e) })),
+  moreErrors: (count) => t("and {count} more.", { count: n(count) }),
+  confirm: (count) => tn("Import {n} row", "Import {n} rows", count),
+  nothing: t("Nothing to import: every row is already here or has errors."),
+  another: t("Choose another file"),
+  importing: (done, total) => t("Writing: {done} of {total} rows…", { done: n(done), total: n(total) }),
+  resultTitle: t("This import"),
+  done: (s) => t("Done: {created} new, {updated} filled in, {duplicates} already here, {errors} with errors.",
+    { created: n(s.created), updated: n(s.updated), duplicates: n(s.duplicates), errors: n(s.error_count) }),
+  failed: (why) => t("The import stopped: {why} What it wrote is kept; revert it to take it back.", { why }),
+  geocoding: (g) => t("Placing accounts from their address: {placed} placed, {missing} not found, {pending} waiting.",
+    { placed: n(g.placed), missing: n(g.not_found), pending: n(g.pending) }),
+  revert: t("Revert this import"),
+  revertConfirm: t("Tap again to delete what it created and empty what it filled"),
+  reverting: t("Reverting…"),
+  reverted: (r) => t("Reverted: {deleted} deleted, {emptied} emptied.", { deleted: n(r.deleted), emptied: n(r.emptied) }),
+  kept: (count) => t("{count} kept, changed since the import:", { count: n(count) }),
+  exportTitle: t("Export"),
+  exportLead: t("Every record you see, as a file for a spreadsheet or another CRM. It imports back as it is."),
+  exportTables: { accounts: t("Accounts"), contacts: t("Contacts"), visits: t("Visits"), notes: t("Notes"), tasks: t("Tasks"), deals: t("Deals") },
+  csv: (label) => t("{table} (CSV)", { table: label }),
+  vcard: t("Contacts (vCard)"),
+  downloading: (name) => t("Downloading {name}…", { name }),
+  downloaded: (name, size) => t("{name} downloaded ({size}).", { name, size }),
+  downloadFailed: (name, why) => t("{name} could not be downloaded: {why}", { name, why }),
 };
 
 const ENCODINGS = { "utf-8": "UTF-8", cp1252: "Windows-1252", cp1250: "Windows-1250", latin_1: "ISO-8859-1",
@@ -76,16 +82,20 @@ const POLL_MS = 500;
 const GEOCODING_POLL_MS = 3000;
 const UPLOAD_TIMEOUT_MS = 300_000;
 const SHOWN_ERRORS = 50;
-const FIELD_LABELS = { name: "Name", status: "Status", phone: "Phone", email: "Email", website: "Website",
-  street: "Street", city: "City", region: "Region", postal_code: "Postcode", country: "Country",
-  lat: "Latitude", lng: "Longitude", owner_id: "Owner", account_id: "Account", title: "Title" };
+const FIELD_LABELS = { name: t("Name"), status: t("Status"), phone: t("Phone"), email: t("Email"), website: t("Website"),
+  street: t("Street"), city: t("City"), region: t("Region"), postal_code: t("Postcode"), country: t("Country"),
+  lat: t("Latitude"), lng: t("Longitude"), owner_id: t("Owner"), account_id: t("Account"), title: t("Title") };
+
+// A row's error: the server's sentence in English, the code's in another language.
+const rowError = (e) => serverError(e.error, e.detail);
 
 function n(value) {
-  return Number(value || 0).toLocaleString();
+  return formatNumber(Number(value || 0));
 }
 
 function kilobytes(bytes) {
-  return bytes < 1024 * 1024 ? `${Math.max(1, Math.round(bytes / 1024))} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  return bytes < 1024 * 1024 ? t("{size} KB", { size: formatNumber(Math.max(1, Math.round(bytes / 1024))) })
+    : t("{size} MB", { size: formatNumber(bytes / 1024 / 1024, { maximumFractionDigits: 1 }) });
 }
 
 async function upload(table, file, { dryRun, onDuplicate }) {
@@ -102,7 +112,7 @@ async function upload(table, file, { dryRun, onDuplicate }) {
     const data = await response.json().catch(() => null);
     return { status: response.status, data };
   } catch {
-    throw new NetworkError("No connection");
+    throw new NetworkError(t("No connection"));
   } finally {
     clearTimeout(timer);
   }
@@ -125,7 +135,7 @@ async function download(path, fallback) {
   if (response.status === 401) await expireSession();
   if (!response.ok) {
     const data = await response.json().catch(() => null);
-    throw new Error(errorDetail({ data }, `the server answered ${response.status}`));
+    throw new Error(errorDetail({ data }, t("the server answered {status}.", { status: response.status })));
   }
   const blob = await response.blob();
   const name = fileName(response, fallback);
@@ -181,8 +191,8 @@ export async function importScreen(_params, query) {
   const timers = new Set();
   let left = false;
   const later = (fn, ms) => {
-    const t = setTimeout(() => { timers.delete(t); if (!left) fn(); }, ms);
-    timers.add(t);
+    const timer = setTimeout(() => { timers.delete(timer); if (!left) fn(); }, ms);
+    timers.add(timer);
   };
 
   const table = field({ name: "table", label: T.table, type: "select", testid: "import-table",
@@ -384,7 +394,7 @@ export async function importScreen(_params, query) {
     title: T.title, el,
     leave: () => {
       left = true;
-      for (const t of timers) clearTimeout(t);
+      for (const timer of timers) clearTimeout(timer);
     },
   };
 }

@@ -6,6 +6,7 @@
 //     moves (counted on this phone), merge (POST /api/merge, online), undo.
 // The merged-away records reach every phone as deletes that name the survivor (rule 13).
 
+import { t, tn } from "../i18n.js";
 import { apiFetch, errorDetail, NetworkError } from "../api.js";
 import { getMeta, read, write } from "../db.js";
 import { getRecord } from "../records.js";
@@ -15,53 +16,60 @@ import { HANGING, hangingOff, isManager } from "../team.js";
 import { LABELS, empty, formatDateTime, h, link, section } from "../ui.js";
 
 const T = {
-  duplicates: "Duplicates",
-  merge: "Merge",
-  mergeTitle: (n) => `Merge ${n} ${n === 2 ? "duplicates" : "records"}`,
-  notManager: "Merging duplicates is for managers.",
-  tabs: { accounts: "Accounts", contacts: "Contacts" },
-  tables: { contacts: ["contact", "contacts"], visits: ["visit", "visits"], notes: ["note", "notes"],
-    tasks: ["task", "tasks"], deals: ["deal", "deals"] },
-  loading: "Looking for duplicates…",
-  offline: "Merging needs a connection. Nothing has changed.",
-  offlineList: "Finding duplicates needs a connection. The merges made on this phone are below.",
-  failed: (why) => `The server did not answer (${why}).`,
-  none: "No likely duplicates among what you see.",
-  notHere: "not on this phone yet",
-  reasons: { name: "similar name", phone: "same phone", email: "same email", website: "same website",
-    distance: (m) => `${m} m apart` },
-  recent: "Merges made on this phone",
-  recentNone: "None yet.",
-  merged: (n, name) => `${n} merged into ${name}`,
-  undone: "Undone",
-  undo: "Undo",
-  open: "Open",
-  missing: "Some of these records are not on this phone (yet, or any more): sync, then try again.",
-  keep: "Keep which one?",
-  keepHint: "The others are merged into it: their ids then stand for it on every phone.",
-  fields: "Values to keep",
-  fieldsNone: "They hold the same values: nothing to choose.",
-  emptyValue: "(empty)",
-  moves: (name) => `Moves to ${name}, as counted on this phone:`,
-  movesNone: "Nothing hangs off the others.",
-  gone: (n) => `${n} record${n === 1 ? "" : "s"} will be deleted, merged into the one kept. Undo brings ${n === 1 ? "it" : "them"} back.`,
-  unsent: "Work reps have not sent yet on the merged records lands on the one kept when their phones sync: nothing is lost.",
-  confirm: (n) => `Merge ${n + 1} into 1`,
-  working: "Merging…",
-  done: (name) => `Merged into ${name}.`,
-  undoing: "Undoing…",
-  undoneDone: (n, kept) => `Undone: ${n} record${n === 1 ? "" : "s"} back.` +
-    (kept ? ` ${kept} change${kept === 1 ? "" : "s"} made since stay${kept === 1 ? "s" : ""} as ${kept === 1 ? "it is" : "they are"}.` : ""),
-  back: "Back to duplicates",
-  whatMoves: "What moves",
-  whatHappens: "What happens",
+  duplicates: t("Duplicates"),
+  merge: t("Merge"),
+  mergeTitle: (n) => (n === 2 ? t("Merge 2 duplicates") : t("Merge {n} records", { n })),
+  notManager: t("Merging duplicates is for managers."),
+  tabs: { accounts: t("Accounts"), contacts: t("Contacts") },
+  tables: {
+    contacts: (n) => tn("contact", "contacts", n), visits: (n) => tn("visit", "visits", n),
+    notes: (n) => tn("note", "notes", n), tasks: (n) => tn("task", "tasks", n), deals: (n) => tn("deal", "deals", n),
+  },
+  loading: t("Looking for duplicates…"),
+  offline: t("Merging needs a connection. Nothing has changed."),
+  offlineList: t("Finding duplicates needs a connection. The merges made on this phone are below."),
+  failed: (why) => t("The server did not answer ({why}).", { why }),
+  none: t("No likely duplicates among what you see."),
+  notHere: t("not on this phone yet"),
+  reasons: { name: t("similar name"), phone: t("same phone"), email: t("same email"), website: t("same website"),
+    distance: (m) => t("{metres} m apart", { metres: m }) },
+  recent: t("Merges made on this phone"),
+  recentNone: t("None yet."),
+  merged: (n, name) => t("{n} merged into {name}", { n, name }),
+  undone: t("Undone"),
+  undo: t("Undo"),
+  open: t("Open"),
+  missing: t("Some of these records are not on this phone (yet, or any more): sync, then try again."),
+  keep: t("Keep which one?"),
+  keepHint: t("The others are merged into it: their ids then stand for it on every phone."),
+  fields: t("Values to keep"),
+  fieldsNone: t("They hold the same values: nothing to choose."),
+  emptyValue: t("(empty)"),
+  moves: (name) => t("Moves to {name}, as counted on this phone:", { name }),
+  movesNone: t("Nothing hangs off the others."),
+  gone: (n) => tn("{n} record will be deleted, merged into the one kept. Undo brings it back.",
+    "{n} records will be deleted, merged into the one kept. Undo brings them back.", n),
+  unsent: t("Work reps have not sent yet on the merged records lands on the one kept when their phones sync: nothing is lost."),
+  confirm: (n) => t("Merge {n} into 1", { n: n + 1 }),
+  working: t("Merging…"),
+  done: (name) => t("Merged into {name}.", { name }),
+  undoing: t("Undoing…"),
+  undoneDone: (n, kept) => [tn("Undone: {n} record back.", "Undone: {n} records back.", n),
+    kept ? tn("{n} change made since stays as it is.", "{n} changes made since stay as they are.", kept) : ""].join(" ").trim(),
+  back: t("Back to duplicates"),
+  whatMoves: t("What moves"),
+  whatHappens: t("What happens"),
 };
 const FIELDS = {
   accounts: ["name", "status", "phone", "email", "website", "street", "city", "postal_code", "region",
     "country", "position", "owner_id"],
   contacts: ["name", "title", "phone", "email", "account_id"],
 };
-const FIELD_LABELS = { postal_code: "Postal code", owner_id: "Owner", account_id: "Account", position: "Position" };
+const FIELD_LABELS = {
+  name: t("Name"), status: t("Status"), phone: t("Phone"), email: t("Email"), website: t("Website"), street: t("Street"),
+  city: t("City"), postal_code: t("Postal code"), region: t("Region"), country: t("Country"), position: t("Position"),
+  owner_id: t("Owner"), title: t("Job title"), account_id: t("Account"),
+};
 const RECENT = 20;
 
 const label = (name) => FIELD_LABELS[name] || name[0].toUpperCase() + name.slice(1);
@@ -84,7 +92,7 @@ async function call(path, body) {
   try {
     const answer = await apiFetch(path, { method: "POST", body, token: session().token, timeoutMs: 30000 });
     return answer.status === 200 ? { ok: true, data: answer.data }
-      : { ok: false, error: errorDetail(answer, `The server answered ${answer.status}.`) };
+      : { ok: false, error: errorDetail(answer, t("The server answered {status}.", { status: answer.status })) };
   } catch (err) {
     if (!(err instanceof NetworkError)) throw err;
     return { ok: false, error: err.message };
@@ -144,9 +152,9 @@ export async function duplicatesScreen(_params, query) {
   if (!isManager()) return notManager(T.duplicates);
   const table = tableOf(query);
   const body = h("div", { testid: "duplicates-body" }, h("p", { class: "hint" }, T.loading));
-  const tabs = h("p", { class: "merge-tabs" }, ["accounts", "contacts"].map((t) =>
-    h("a", { href: `#/duplicates?table=${t}`, testid: `duplicates-tab-${t}`,
-      class: t === table ? "button-link primary" : "button-link", "aria-current": t === table ? "page" : null }, T.tabs[t])));
+  const tabs = h("p", { class: "merge-tabs" }, ["accounts", "contacts"].map((tab) =>
+    h("a", { href: `#/duplicates?table=${tab}`, testid: `duplicates-tab-${tab}`,
+      class: tab === table ? "button-link primary" : "button-link", "aria-current": tab === table ? "page" : null }, T.tabs[tab])));
   const recent = await recentMerges();
   const el = h("div", { class: "screen merge" }, h("h1", {}, T.duplicates), tabs, body,
     section(T.recent, "merge-recent-list", recent.length
@@ -274,8 +282,8 @@ export async function mergeScreen(_params, query) {
     const parts = [];
     if (table === "accounts") {
       const counts = await hangingOff(others.map((r) => r.id));
-      const items = HANGING.filter((t) => counts[t]).map((t) => h("li", { testid: "merge-move-count",
-        dataset: { table: t, count: String(counts[t]) } }, h("strong", {}, String(counts[t])), ` ${T.tables[t][counts[t] === 1 ? 0 : 1]}`));
+      const items = HANGING.filter((table) => counts[table]).map((table) => h("li", { testid: "merge-move-count",
+        dataset: { table, count: String(counts[table]) } }, h("strong", {}, String(counts[table])), ` ${T.tables[table](counts[table])}`));
       parts.push(h("p", {}, T.moves(survivor.name)),
         items.length ? h("ul", { class: "hanging" }, items) : empty(T.movesNone, "merge-moves-none"));
     }

@@ -3,6 +3,7 @@
 // writer marks it resolved or fixes it and sends it again; a manager may apply it again,
 // on its own account or another. js/rejections.js says where the list comes from.
 
+import { formatNumber, lang, mark, serverError, t, tn } from "../i18n.js";
 import { apiFetch, errorDetail, NetworkError } from "../api.js";
 import { allRows, getRecord, saveWrites } from "../records.js";
 import { listRejections, resolution } from "../rejections.js";
@@ -13,20 +14,26 @@ import { LABELS, empty, field, formatDate, formatDateTime, h, link, restoreFocus
 
 // Each field a write may carry, in words.
 const FIELD_LABELS = {
-  name: "Name", status: "Status", phone: "Phone", email: "Email", website: "Website",
-  street: "Street", postal_code: "Postal code", city: "City", region: "Region",
-  country: "Country", lat: "Latitude", lng: "Longitude", owner_id: "Owner",
-  account_id: "Account", title: "Title", started_at: "Started", ended_at: "Ended",
-  accuracy_m: "GPS accuracy", outcome: "Outcome", summary: "Summary", body: "Note",
-  visit_id: "Visit", due_at: "Due", remind_at: "Remind at", done: "Done",
-  assignee_id: "Assignee", kind: "Kind", stage: "Stage", amount: "Amount",
-  currency: "Currency", close_date: "Expected close", resolved: "Resolved",
-  team_id: "Team",
+  name: t("Name"), status: t("Status"), phone: t("Phone"), email: t("Email"), website: t("Website"),
+  street: t("Street"), postal_code: t("Postal code"), city: t("City"), region: t("Region"),
+  country: t("Country"), lat: t("Latitude"), lng: t("Longitude"), owner_id: t("Owner"),
+  account_id: t("Account"), title: t("Title"), started_at: t("Started"), ended_at: t("Ended"),
+  accuracy_m: t("GPS accuracy"), outcome: t("Outcome"), summary: t("Summary"), body: t("Note"),
+  visit_id: t("Visit"), due_at: t("Due"), remind_at: t("Remind at"), done: t("Done"),
+  assignee_id: t("Assignee"), kind: t("Kind"), stage: t("Stage"), amount: t("Amount"),
+  currency: t("Currency"), close_date: t("Expected close"), resolved: t("Resolved"),
+  team_id: t("Team"),
 };
-const TABLE_LABELS = { ...FIELD_LABELS, title: "Job title" }; // a contact's title
-const NOUNS = {
-  accounts: "account", contacts: "contact", visits: "visit", notes: "note", tasks: "task",
-  deals: "deal", conflicts: "conflict decision", rejections: "refused change",
+const TABLE_LABELS = { ...FIELD_LABELS, title: t("Job title") }; // a contact's title
+// A refused write's title, whole per kind of record (genders in French): {at} is "at
+// <account>", {on} "on <account>", {own} the record's quoted name, {when} ", <date>".
+const TITLES = {
+  visits: [mark("Visit {at}{when}"), mark("Change to the visit {at}{when}"), mark("Deleting the visit {at}")],
+  notes: [mark("Note {on}"), mark("Change to the note {on}"), mark("Deleting the note {at}")],
+  accounts: [mark("Account {name}"), mark("Change to the account {name}"), mark("Deleting the account {name}")],
+  contacts: [mark("Contact {own} {at}"), mark("Change to the contact {own} {at}"), mark("Deleting the contact {own} {at}")],
+  tasks: [mark("Task {own} {at}"), mark("Change to the task {own} {at}"), mark("Deleting the task {own} {at}")],
+  deals: [mark("Deal {own} {at}"), mark("Change to the deal {own} {at}"), mark("Deleting the deal {own} {at}")],
 };
 const USER_FIELDS = new Set(["owner_id", "assignee_id", "user_id", "author_id"]);
 const ACCOUNT_BOUND = new Set(["contacts", "visits", "notes", "tasks", "deals"]);
@@ -34,22 +41,16 @@ const ACCOUNT_BOUND = new Set(["contacts", "visits", "notes", "tasks", "deals"])
 // Codes whose server sentence speaks to developers, not reps, and codes the phone's own
 // copy may carry with the engine's first sentence (the server's row says more).
 const CAUSES = {
-  invalid_hlc: "This phone's clock was wrong when the change was made, so the server could " +
-    "not place it in time. Check the phone's date and time, then fix it and send it again.",
-  invalid_base_seq: "This phone claimed a version of the record the server never had. " +
-    "Send the change again.",
-  unknown_table: "This version of the app sent something the server does not know. " +
-    "Update the app, then fix it and send it again.",
-  invalid_id: "This version of the app sent a record id the server does not accept. " +
-    "Update the app, then fix it and send it again.",
-  invalid_op: "This version of the app sent a kind of change the server does not know. " +
-    "Update the app, then fix it and send it again.",
-  not_found: "The record or its account was deleted, or moved to another team, before this " +
-    "change reached the server.",
-  deleted: "The record was deleted before this change reached the server.",
-  erased: "The record was erased at someone's request; its values are kept nowhere.",
-  forbidden: "You are not allowed to make this change.",
-  read_only: "The app may not change what the server keeps.",
+  invalid_hlc: t("This phone's clock was wrong when the change was made, so the server could not place it in time. Check the phone's date and time, then fix it and send it again."),
+  invalid_base_seq: t("This phone claimed a version of the record the server never had. Send the change again."),
+  unknown_table: t("This version of the app sent something the server does not know. Update the app, then fix it and send it again."),
+  invalid_id: t("This version of the app sent a record id the server does not accept. Update the app, then fix it and send it again."),
+  invalid_op: t("This version of the app sent a kind of change the server does not know. Update the app, then fix it and send it again."),
+  not_found: t("The record or its account was deleted, or moved to another team, before this change reached the server."),
+  deleted: t("The record was deleted before this change reached the server."),
+  erased: t("The record was erased at someone's request; its values are kept nowhere."),
+  forbidden: t("You are not allowed to make this change."),
+  read_only: t("The app may not change what the server keeps."),
 };
 const ENGINE_WORDS = new Set(["invalid_hlc", "invalid_base_seq", "unknown_table", "invalid_id", "invalid_op"]);
 const GENERIC_NOT_FOUND = /does not exist|^There is no /;
@@ -59,7 +60,9 @@ export function causeOf(item) {
   if (item.error === "not_found" && item.source === "phone" && GENERIC_NOT_FOUND.test(item.detail)) {
     return CAUSES.not_found;
   }
-  return item.detail || CAUSES[item.error] || "The server refused this change.";
+  // In another language than English the sentence for the code beats the server's English.
+  if (lang !== "en" && CAUSES[item.error]) return CAUSES[item.error];
+  return item.detail ? serverError(item.error, item.detail) : CAUSES[item.error] || t("The server refused this change.");
 }
 
 // What the card keeps between redraws (a sync redraws the list): pickers, messages.
@@ -96,9 +99,9 @@ function accountName(item, ctx) {
 }
 
 function userName(id, ctx) {
-  if (!id) return "nobody";
-  if (me() && id === me().id) return "you";
-  return ctx.names.get(id) || "someone outside your team";
+  if (!id) return t("nobody");
+  if (me() && id === me().id) return t("you");
+  return ctx.names.get(id) || t("someone outside your team");
 }
 
 function quoted(text) {
@@ -109,48 +112,36 @@ function quoted(text) {
 export function titleOf(item, ctx) {
   const f = item.fields;
   const name = accountName(item, ctx);
-  const at = name ? ` at ${name}` : item.account_id ? " at an account not on this phone" : "";
-  const noun = NOUNS[item.table] || item.table;
-  const own = f.title || f.name || item.about.record_name || "";
-  if (item.op === "delete") {
-    if (item.table === "accounts") return `Deleting the account ${name || ""}`.trim();
-    return `Deleting the ${noun} ${quoted(own)}${at}`.replace(/\s+/g, " ").trim();
-  }
-  const change = item.about.existed || ctx.present.get(item.key) ? "Change to the " : "";
-  const cap = (text) => text[0].toUpperCase() + text.slice(1);
-  switch (item.table) {
-    case "visits":
-      return cap(`${change}visit${at}${f.started_at ? `, ${formatDateTime(f.started_at)}` : ""}`);
-    case "notes":
-      return cap(`${change}note${name ? ` on ${name}` : at}`);
-    case "accounts":
-      return cap(`${change}account ${name || ""}`.trim());
-    case "conflicts":
-      return "Decision on a conflict";
-    case "rejections":
-      return "Marking a refused change resolved";
-    default:
-      return cap(`${change}${noun} ${quoted(own)}${at}`.replace(/\s+/g, " ").trim());
-  }
+  if (item.table === "conflicts") return t("Decision on a conflict");
+  if (item.table === "rejections") return t("Marking a refused change resolved");
+  const at = name ? t("at {name}", { name }) : item.account_id ? t("at an account not on this phone") : "";
+  const params = {
+    at, name: name || "", on: name ? t("on {name}", { name }) : at,
+    own: quoted(f.title || f.name || item.about.record_name || ""),
+    when: f.started_at ? `, ${formatDateTime(f.started_at)}` : "",
+  };
+  const [plain, change, del] = TITLES[item.table] || [item.table, item.table, item.table];
+  const which = item.op === "delete" ? del : item.about.existed || ctx.present.get(item.key) ? change : plain;
+  return t(which, params).replace(/\s+/g, " ").replace(/ ,/g, ",").trim();
 }
 
 export function valueOf(name, value, item, ctx) {
   if (value === null || value === undefined || value === "") return "(empty)";
   if (name === "account_id") {
-    return value === item.account_id ? accountName(item, ctx) || "an account not on this phone"
-      : (ctx.byId.get(value) && ctx.byId.get(value).name) || "an account not on this phone";
+    return value === item.account_id ? accountName(item, ctx) || t("an account not on this phone")
+      : (ctx.byId.get(value) && ctx.byId.get(value).name) || t("an account not on this phone");
   }
   if (USER_FIELDS.has(name)) return userName(value, ctx);
   if (name === "visit_id") {
     const visit = ctx.visits.get(value);
-    return visit ? `the visit of ${formatDateTime(visit.started_at)}` : "a visit not on this phone";
+    return visit ? t("the visit of {when}", { when: formatDateTime(visit.started_at) }) : t("a visit not on this phone");
   }
-  if (name === "team_id") return "another team";
+  if (name === "team_id") return t("another team");
   if (LABELS[name] && LABELS[name][value]) return LABELS[name][value];
-  if (name === "kind") return value === "visit" ? "Planned visit" : "To do";
-  if (name === "accuracy_m" && typeof value === "number") return `±${Math.round(value)} m`;
+  if (name === "kind") return value === "visit" ? LABELS.taskKind.visit : LABELS.taskKind.todo;
+  if (name === "accuracy_m" && typeof value === "number") return `±${formatNumber(Math.round(value))} m`;
   if (name === "close_date") return formatDate(value);
-  if (typeof value === "boolean") return value ? "Yes" : "No";
+  if (typeof value === "boolean") return value ? t("Yes") : t("No");
   if (typeof value === "string" && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(value)) return formatDateTime(value);
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
@@ -158,8 +149,8 @@ export function valueOf(name, value, item, ctx) {
 
 function fieldsList(item, ctx) {
   const entries = Object.entries(item.fields);
-  if (item.op === "delete") return h("p", { class: "row-sub", testid: "rejected-fields" }, "A deletion: it carried no fields.");
-  if (!entries.length) return h("p", { class: "row-sub", testid: "rejected-fields" }, "It carried no fields.");
+  if (item.op === "delete") return h("p", { class: "row-sub", testid: "rejected-fields" }, t("A deletion: it carried no fields."));
+  if (!entries.length) return h("p", { class: "row-sub", testid: "rejected-fields" }, t("It carried no fields."));
   const labels = item.table === "contacts" ? TABLE_LABELS : FIELD_LABELS;
   return h("dl", { class: "details written", testid: "rejected-fields" },
     entries.map(([name, value]) => [
@@ -169,14 +160,14 @@ function fieldsList(item, ctx) {
 }
 
 function whoAndWhen(item, ctx) {
-  const parts = [`Written by ${userName(item.user_id, ctx)}`];
+  const parts = [t("Written by {who}", { who: userName(item.user_id, ctx) })];
   if (item.written_at) parts.push(formatDateTime(new Date(item.written_at).toISOString()));
   let text = parts.join(", ");
-  if (item.refused_at) text += `; refused ${formatDateTime(new Date(item.refused_at).toISOString())}`;
+  if (item.refused_at) text += `; ${t("refused {when}", { when: formatDateTime(new Date(item.refused_at).toISOString()) })}`;
   return `${text}.`;
 }
 
-// Where "Fix and send again" opens: the form of the record's kind, filled with the write.
+// Where t("Fix and send again") opens: the form of the record's kind, filled with the write.
 function fixRoute(item, ctx, accountId) {
   const fix = `fix=${encodeURIComponent(item.key)}`;
   const present = ctx.present.get(item.key);
@@ -204,18 +195,18 @@ function fixRoute(item, ctx, accountId) {
 
 function accountPicker({ label, testid, accounts, value, blank, onchange }) {
   const block = field({ name: testid, label, type: "select", testid, value,
-    options: [["", blank], ...accounts.map((a) => [a.id, a.name || "(no name)"])] });
+    options: [["", blank], ...accounts.map((a) => [a.id, a.name || t("(no name)")])] });
   block.querySelector("select").addEventListener("change", onchange);
   return block;
 }
 
 async function applyAgain(item, state, redraw) {
   if (!navigator.onLine) {
-    state.apply = { error: true, text: "Applying again needs a connection: you are offline. Try again once you are back online." };
+    state.apply = { error: true, text: t("Applying again needs a connection: you are offline. Try again once you are back online.") };
     redraw();
     return;
   }
-  state.apply = { text: "Applying…" };
+  state.apply = { text: t("Applying…") };
   redraw();
   let result;
   try {
@@ -226,18 +217,18 @@ async function applyAgain(item, state, redraw) {
     });
   } catch (err) {
     if (!(err instanceof NetworkError)) throw err;
-    state.apply = { error: true, text: "The server could not be reached, so nothing was applied. Try again once you are back online." };
+    state.apply = { error: true, text: t("The server could not be reached, so nothing was applied. Try again once you are back online.") };
     redraw();
     return;
   }
   if (result.status >= 200 && result.status < 300) {
-    state.apply = { text: "Applied again. It reaches every phone with the next sync." };
-    toast("Applied again");
+    state.apply = { text: t("Applied again. It reaches every phone with the next sync.") };
+    toast(t("Applied again"));
     redraw();
     syncNow();
     return;
   }
-  state.apply = { error: true, text: `Not applied: ${errorDetail(result, `the server answered ${result.status}.`)}` };
+  state.apply = { error: true, text: t("Not applied: {why}", { why: errorDetail(result, t("the server answered {status}.", { status: result.status })) }) };
   redraw();
 }
 
@@ -258,21 +249,21 @@ function rejectedCard(item, ctx, redraw) {
 
   const notes = [];
   if (item.source === "phone" && item.kept_by_server) {
-    notes.push("Kept on this phone until the server's copy arrives.");
+    notes.push(t("Kept on this phone until the server's copy arrives."));
   } else if (item.source === "phone") {
-    notes.push("The server keeps no copy of this one: it stays on this phone until you dismiss it.");
+    notes.push(t("The server keeps no copy of this one: it stays on this phone until you dismiss it."));
   }
-  if (item.about.fixed_at) notes.push(`A fixed copy was sent ${formatDateTime(new Date(item.about.fixed_at).toISOString())}.`);
-  if (item.resolved) notes.push(item.pending ? "Resolved; not sent yet." : "Resolved.");
+  if (item.about.fixed_at) notes.push(t("A fixed copy was sent {when}.", { when: formatDateTime(new Date(item.about.fixed_at).toISOString()) }));
+  if (item.resolved) notes.push(item.pending ? t("Resolved; not sent yet.") : t("Resolved."));
 
   const actions = [];
   let fixPicker = null;
   if (fixable) {
     if (needsAccount) {
       fixPicker = accountPicker({
-        label: name ? `${name} is not on this phone. Send it again on:` : "Send it again on:",
+        label: name ? t("{name} is not on this phone. Send it again on:", { name }) : t("Send it again on:"),
         testid: "rejected-fix-account", accounts: ctx.accounts, value: state.fixAccount || "",
-        blank: "Choose an account…", onchange: (event) => {
+        blank: t("Choose an account…"), onchange: (event) => {
           state.fixAccount = event.target.value;
           if (state.message) {
             state.message = null;
@@ -284,40 +275,40 @@ function rejectedCard(item, ctx, redraw) {
     actions.push(h("button", { type: "button", class: "primary", testid: "rejected-fix", onclick: () => {
       const accountId = needsAccount ? state.fixAccount : item.fields.account_id || item.account_id;
       if (needsAccount && !accountId) {
-        state.message = "Choose the account to send it on first.";
+        state.message = t("Choose the account to send it on first.");
         redraw();
         return;
       }
       const target = fixRoute(item, ctx, accountId);
       if (target) navigate(target);
-    } }, "Fix and send again"));
+    } }, t("Fix and send again")));
   }
   if (item.source === "server" && !item.resolved) {
     actions.push(h("button", { type: "button", testid: "rejected-resolve", onclick: async () => {
       const { writes } = resolution(item);
       await saveWrites(writes);
-      toast("Marked resolved");
-    } }, "Mark resolved"));
+      toast(t("Marked resolved"));
+    } }, t("Mark resolved")));
   }
   if (item.source === "phone") {
     actions.push(h("button", { type: "button", testid: "rejected-dismiss", onclick: async (event) => {
       if (!state.armed) {
         state.armed = true;
-        event.target.textContent = "Tap again to dismiss";
+        event.target.textContent = t("Tap again to dismiss");
         return;
       }
       await dismissRejected(item.mid);
-      toast("Dismissed");
-    } }, state.armed ? "Tap again to dismiss" : "Dismiss"));
+      toast(t("Dismissed"));
+    } }, state.armed ? t("Tap again to dismiss") : t("Dismiss")));
   }
 
   let apply = null;
   if (isManager() && item.source === "server" && !item.resolved) {
     const picker = upsert && ACCOUNT_BOUND.has(item.table)
       ? accountPicker({
-          label: "On account", testid: "rejected-apply-account", accounts: ctx.accounts,
+          label: t("On account"), testid: "rejected-apply-account", accounts: ctx.accounts,
           value: state.applyAccount || "",
-          blank: name ? `Its own: ${name}` : "Its own account",
+          blank: name ? t("Its own: {name}", { name }) : t("Its own account"),
           onchange: (event) => {
             state.applyAccount = event.target.value;
             if (state.apply) {
@@ -328,10 +319,10 @@ function rejectedCard(item, ctx, redraw) {
         })
       : null;
     apply = h("fieldset", { class: "apply-again" },
-      h("legend", {}, "Apply again (managers)"),
+      h("legend", {}, t("Apply again (managers)")),
       picker,
       h("button", { type: "button", testid: "rejected-apply", onclick: () => applyAgain(item, state, redraw) },
-        "Apply again"),
+        t("Apply again")),
       state.apply ? h("p", { class: state.apply.error ? "error" : "hint", role: "status",
         testid: "rejected-apply-message" }, state.apply.text) : null);
   }
@@ -351,15 +342,15 @@ function rejectedCard(item, ctx, redraw) {
     apply);
 }
 
-// Above a form opened by "Fix and send again".
+// Above a form opened by t("Fix and send again").
 export function fixNotice(item) {
   return h("div", { class: "notice", testid: "fix-notice", dataset: { id: item.key } },
-    h("p", {}, h("strong", {}, "Sending again a change the server refused. "), causeOf(item)),
-    h("p", { class: "hint" }, "Saving sends it as a new change and marks the refused one resolved."));
+    h("p", {}, h("strong", {}, t("Sending again a change the server refused.")), " ", causeOf(item)),
+    h("p", { class: "hint" }, t("Saving sends it as a new change and marks the refused one resolved.")));
 }
 
 export async function rejectedScreen(_params, query) {
-  const showResolved = field({ name: "show_resolved", label: "Show resolved", type: "checkbox",
+  const showResolved = field({ name: "show_resolved", label: t("Show resolved"), type: "checkbox",
     testid: "rejected-show-resolved", value: query.get("resolved") === "1" });
   const box = showResolved.querySelector("input");
   const list = h("ul", { class: "list cards", testid: "rejected-list" });
@@ -372,11 +363,11 @@ export async function rejectedScreen(_params, query) {
     const focus = focusedKey(list);
     list.replaceChildren(...shown.map((item) => rejectedCard(item, ctx, refresh)));
     if (!shown.length) {
-      list.replaceChildren(h("li", {}, empty(box.checked ? "No refused changes." : "No refused changes to resolve.", "rejected-empty")));
+      list.replaceChildren(h("li", {}, empty(box.checked ? t("No refused changes.") : t("No refused changes to resolve."), "rejected-empty")));
     }
     restoreFocus(list, focus);
     const open = all.filter((item) => !item.resolved).length;
-    count.textContent = `${open} to resolve`;
+    count.textContent = tn("{n} to resolve", "{n} to resolve", open);
     count.dataset.count = String(open);
   }
   box.addEventListener("change", () => {
@@ -387,9 +378,8 @@ export async function rejectedScreen(_params, query) {
   });
   await refresh();
   const el = h("div", { class: "screen" },
-    h("h1", {}, "Rejected changes"),
-    h("p", { class: "hint" }, "The server refused these changes. Each one is kept whole until " +
-      "it is resolved: fix it and send it again, or mark it resolved."),
+    h("h1", {}, t("Rejected changes")),
+    h("p", { class: "hint" }, t("The server refused these changes. Each one is kept whole until it is resolved: fix it and send it again, or mark it resolved.")),
     count, showResolved, list);
-  return { title: "Rejected changes", el, onData: refresh };
+  return { title: t("Rejected changes"), el, onData: refresh };
 }
