@@ -104,10 +104,21 @@ export function formatList(items) {
   return new Intl.ListFormat(locale, { type: "conjunction" }).format(items);
 }
 
-// The shell's own words (index.html): an element with data-i18n has its text translated,
-// and the attributes named in data-i18n-attr ("aria-label title").
+// A text whose translation depends on where it is shown (gettext's pgettext): the
+// catalogue's key is "context|text"; without one, the text's own translation.
+export function tc(context, text, params) {
+  const found = messages[`${context}|${text}`];
+  return typeof found === "string" ? fill(found, params) : t(text, params);
+}
+
+// The shell's own words (index.html): an element with data-i18n has its text translated
+// (data-i18n="tab": in that context, see tc), and the attributes named in data-i18n-attr
+// ("aria-label title").
 export function translateShell(root) {
-  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.textContent.trim());
+  for (const el of root.querySelectorAll("[data-i18n]")) {
+    const text = el.textContent.trim();
+    el.textContent = el.dataset.i18n ? tc(el.dataset.i18n, text) : t(text);
+  }
   for (const el of root.querySelectorAll("[data-i18n-attr]")) {
     for (const name of el.dataset.i18nAttr.split(" ")) {
       if (el.hasAttribute(name)) el.setAttribute(name, t(el.getAttribute(name)));

@@ -17,6 +17,7 @@ PREFIX = "export default "
 # One JS string literal, double quotes (the house style for text).
 STR = r'"((?:[^"\\\n]|\\.)*)"'
 T_CALL = re.compile(r"\b(?:t|mark)\(\s*" + STR)
+TC_CALL = re.compile(r"\btc\(\s*" + STR + r"\s*,\s*" + STR)
 TN_CALL = re.compile(r"\btn\(\s*" + STR + r"\s*,\s*" + STR)
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -46,7 +47,7 @@ class ShellText(HTMLParser):
         super().__init__()
         self.keys: set[str] = set()
         self.loose: list[str] = []
-        self.stack: list[bool] = []
+        self.stack: list[str | None] = []
         self.in_body = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -61,7 +62,8 @@ class ShellText(HTMLParser):
             if a.get(name) and name not in (a.get("data-i18n-attr") or "").split():
                 self.loose.append(f"<{tag} {name}={a[name]!r}>")
         if tag not in ("meta", "link", "path", "rect", "circle", "br", "input"):
-            self.stack.append("data-i18n" in a)
+            # None: no data-i18n; "": translated; "tab": translated in that context (tc)
+            self.stack.append(a["data-i18n"] or "" if "data-i18n" in a else None)
 
     def handle_endtag(self, tag: str) -> None:
         if tag not in ("meta", "link", "path", "rect", "circle", "br", "input") and self.stack:
@@ -71,8 +73,8 @@ class ShellText(HTMLParser):
         text = data.strip()
         if not (self.in_body and re.search(r"[A-Za-z]", text)):
             return
-        if self.stack and self.stack[-1]:
-            self.keys.add(text)
+        if self.stack and self.stack[-1] is not None:
+            self.keys.add(f"{self.stack[-1]}|{text}" if self.stack[-1] else text)
         elif text not in SHELL_ALLOWED:
             self.loose.append(text)
 
@@ -102,6 +104,8 @@ def used_keys() -> dict[str, set[str]]:
             used.setdefault(unescape(m.group(1)), set()).add(name)
         for m in TN_CALL.finditer(src):
             used.setdefault(unescape(m.group(2)), set()).add(name)
+        for m in TC_CALL.finditer(src):
+            used.setdefault(f"{unescape(m.group(1))}|{unescape(m.group(2))}", set()).add(name)
     for key in shell_text().keys:
         used.setdefault(key, set()).add("index.html")
     return used
@@ -144,10 +148,11 @@ def test_no_module_hides_t_behind_a_variable() -> None:
 
 def test_every_key_has_its_french() -> None:
     fr = catalogue("fr")
+    # A key in a context ("tab|Today") may fall back on the text's own translation.
     missing = sorted(
         f"{key!r} ({', '.join(sorted(files))})"
         for key, files in used_keys().items()
-        if key not in fr
+        if key not in fr and key.partition("|")[2] not in fr
     )
     assert not missing, "missing from fr.js:\n" + "\n".join(missing)
 
@@ -233,7 +238,7 @@ CLASSES = re.compile(r"(?=.*-)[a-z0-9-]+( [a-z0-9-]+)*")
 def loose_literals(src: str) -> list[tuple[int, str]]:
     # Drop comments, then every catalogue call's own literals.
     src = without_comments(src)
-    for call in (TN_CALL, T_CALL):
+    for call in (TN_CALL, TC_CALL, T_CALL):
         src = call.sub(lambda m: re.sub(STR, '""', m.group()), src)
     found = []
     for m in re.finditer(STR + r"|`((?:[^`\\]|\\.)*)`", src):

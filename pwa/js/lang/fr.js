@@ -1060,5 +1060,7 @@ export default {
 "{name} could not be downloaded: {why}": "{name} n’a pas pu être téléchargé : {why}",
 "Postcode": "Code postal",
 "{size} KB": "{size} Ko",
-"{size} MB": "{size} Mo"
+"{size} MB": "{size} Mo",
+"tab|Today": "Journée",
+"tab|Nearby": "Autour"
 };

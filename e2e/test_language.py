@@ -1,0 +1,151 @@
+"""French and English (issue 18, docs/i18n.md): a phone set to French gets the app in
+French from the first start, the rep can change the language in Me offline, and every
+main screen holds at 360 px and at 200% text in both languages (French is longer).
+Screenshots of each main screen in both languages go to test-artifacts/i18n-*.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.async_api import expect
+
+from e2e.conftest import Server
+from e2e.pages import App, Phones
+from e2e.test_ergonomics import layout_problems, text_size
+from e2e.test_screens import seed
+
+# What in <main> sticks out past the screen's right edge or is cut short in a box that
+# hides its overflow: `testid or tag "text"`; [] when French fits.
+OVERFLOWS = r"""
+() => {
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  for (const el of document.querySelectorAll("main *")) {
+    if (!el.checkVisibility() || el.closest(".leaflet-container, dialog")) continue;
+    const box = el.getBoundingClientRect();
+    if (box.width === 0) continue;
+    const clips = ["hidden", "clip"].includes(getComputedStyle(el).overflowX)
+      && !el.classList.contains("visually-hidden");
+    if (box.right > width + 0.5 || (clips && el.scrollWidth > el.clientWidth + 1)) {
+      const text = el.textContent.trim().slice(0, 30);
+      out.push(`${el.dataset.testid || el.tagName.toLowerCase()} "${text}"`);
+    }
+  }
+  return out;
+}
+"""
+
+
+def main_screens(ids: dict[str, str]) -> list[tuple[str, str, str]]:
+    return [
+        ("today", "#/today", "today-tasks"),
+        ("accounts", "#/accounts", "account-row"),
+        ("account", f"#/account/{ids['account']}", "account-details"),
+        ("visit-new", f"#/visit/new?account={ids['account']}", "visit-checkin"),
+        ("tasks", "#/tasks", "task-row"),
+        ("task-new", "#/task/new", "form-save"),
+        ("conflicts", "#/conflicts", "conflict-row"),
+        ("me", "#/settings", "me-language"),
+    ]
+
+
+async def check_screens(app: App, ids: dict[str, str], lang: str, artifacts: Path) -> None:
+    for percent in (100, 200):
+        await text_size(app, percent)
+        for name, route, testid in main_screens(ids):
+            await app.go(route)
+            await expect(app.tid(testid).first).to_be_visible()
+            problems = await layout_problems(app) + await app.page.evaluate(OVERFLOWS)
+            assert problems == [], f"{name} in {lang} at {percent}% text: {problems}"
+            shot = artifacts / f"i18n-{lang}-{name}{'-text200' if percent == 200 else ''}"
+            await app.page.screenshot(path=f"{shot}.png", full_page=True)
+    await text_size(app, 100)
+
+
+async def test_a_french_phone_gets_the_app_in_french(
+    server: Server, phones: Phones, artifacts: Path
+) -> None:
+    ids = await seed(server)
+    app = await phones.open(server.url, locale="fr-FR")
+    await app.open()
+    await expect(app.page.locator("html")).to_have_attribute("lang", "fr")
+    await expect(app.page.locator("h1")).to_have_text("Connexion à fieldcrm")
+    await expect(app.tid("login-submit")).to_have_text("Se connecter")
+    await app.page.screenshot(path=artifacts / "i18n-fr-login.png")
+    await app.login("alice")
+    await app.synced()
+
+    # The tabs say it short (French is longer: "Aujourd’hui" would not fit in a tab).
+    await expect(app.tid("nav-today")).to_contain_text("Journée")
+    await expect(app.tid("nav-nearby")).to_contain_text("Autour")
+    await expect(app.tid("sync-state")).to_have_text("Synchronisé")
+    await expect(app.tid("sync-now")).to_have_text("Synchroniser")
+    await expect(app.page.locator("nav.tabs")).to_have_attribute(
+        "aria-label", "Navigation principale"
+    )
+    await expect(app.page.locator("main h1")).to_have_text("Aujourd’hui")
+    await app.go("#/accounts")
+    await expect(app.tid("account-count")).to_have_text("1 compte")
+    await app.go(f"#/account/{ids['account']}")
+    await expect(app.tid("account-log-visit")).to_have_text("Saisir une visite")
+    await expect(app.tid("account-plan-visit")).to_have_text("Planifier une visite")
+    await expect(app.tid("account-status")).to_have_text("Client")
+    await app.go("#/tasks")
+    await expect(app.tid("task-snooze").first).to_have_text("Reporter d’1 h")
+    await app.go(f"#/visit/new?account={ids['account']}")
+    await expect(app.tid("visit-checkin")).to_have_text("Pointer")
+    await app.go("#/settings")
+    await expect(app.page.locator("main h1")).to_have_text("Moi")
+    await expect(app.tid("me-language")).to_have_value("auto")
+    # Dates come from Intl in French: a month's name in French on the visit rows.
+    await app.go("#/today")
+    assert (
+        await app.page.evaluate("() => new Intl.DateTimeFormat().resolvedOptions().locale")
+        == "fr-FR"
+    )
+
+    await check_screens(app, ids, "fr", artifacts)
+
+    await app.set_offline(True)
+    await app.expect_badge("offline")
+    await expect(app.tid("sync-state")).to_have_text("Hors ligne")
+    await app.tid("sync-now").click()
+    await expect(app.tid("toast")).to_contain_text("Vous êtes hors ligne")
+    await app.page.screenshot(path=artifacts / "i18n-fr-offline.png")
+
+
+async def test_the_language_changes_in_me_offline_and_stays(
+    server: Server, phones: Phones, artifacts: Path
+) -> None:
+    ids = await seed(server)
+    app = await phones.open(server.url, locale="en-GB")
+    await app.open()
+    await app.login("alice")
+    await app.synced()
+    await app.wait_controlled()
+    await expect(app.tid("nav-today")).to_contain_text("Today")
+    await check_screens(app, ids, "en", artifacts)
+
+    await app.set_offline(True)
+    await app.expect_badge("offline")
+    await app.go("#/settings")
+    async with app.page.expect_navigation():
+        await app.tid("me-language").select_option("fr")
+    await app.wait_ready()
+    await expect(app.page.locator("html")).to_have_attribute("lang", "fr")
+    await expect(app.page.locator("main h1")).to_have_text("Moi")
+    await expect(app.tid("nav-accounts")).to_contain_text("Comptes")
+    await expect(app.tid("me-language")).to_have_value("fr")
+    await expect(app.tid("sync-state")).to_have_text("Hors ligne")
+
+    # Kept on the phone: the app opens again in French, offline.
+    await app.reload()
+    await app.go("#/accounts")
+    await expect(app.tid("account-count")).to_have_text("1 compte")
+
+    await app.go("#/settings")
+    async with app.page.expect_navigation():
+        await app.tid("me-language").select_option("auto")
+    await app.wait_ready()
+    await expect(app.page.locator("html")).to_have_attribute("lang", "en")
+    await expect(app.page.locator("main h1")).to_have_text("Me")
