@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "f8483e6eb554";
+const VERSION = "ee9dc4f244c1";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -262,10 +262,35 @@ const sizeOf = (responses) => responses.reduce((sum, r) => sum + (Number(r && r.
 
 const APP_DB = "fieldcrm";
 const HOUR_MS = 60 * 60 * 1000;
-const REMINDER_ACTIONS = [
-  { action: "done", title: "Done" },
-  { action: "snooze", title: "Snooze 1 h" },
-];
+
+// The app's words in its language (docs/i18n.md): the page keeps the language in meta
+// "lang"; the catalogue is the shell's precached js/lang/LANG.js (a JSON object after
+// `export default`). English, or anything unreadable, leaves the English text.
+async function reminderWords() {
+  let lang = "en";
+  let messages = {};
+  try {
+    const db = await openAppDb();
+    lang = await new Promise((resolve) => {
+      const req = db.transaction(["meta"]).objectStore("meta").get("lang");
+      req.onsuccess = () => resolve(req.result || "en");
+      req.onerror = () => resolve("en");
+    });
+    db.close();
+    if (lang !== "en") {
+      const response = await caches.match(`/js/lang/${lang}.js`);
+      const text = response ? await response.text() : "";
+      messages = JSON.parse(text.slice(text.indexOf("{"), text.lastIndexOf("}") + 1));
+    }
+  } catch {
+    messages = {};
+  }
+  const t = (key, params = {}) => {
+    const found = typeof messages[key] === "string" ? messages[key] : key;
+    return found.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+  };
+  return { lang, t };
+}
 
 function pushPayload(event) {
   try {
@@ -276,21 +301,22 @@ function pushPayload(event) {
 }
 
 async function showReminder(reminder) {
+  const { lang, t } = await reminderWords();
   // userVisibleOnly: every push must show something, even one we cannot read.
   if (!reminder || reminder.type !== "task_reminder" || typeof reminder.task_id !== "string") {
-    await self.registration.showNotification("fieldcrm", { body: "You have a reminder.", data: { url: "/#/tasks" } });
+    await self.registration.showNotification("fieldcrm", { body: t("You have a reminder."), data: { url: "/#/tasks" } });
     return;
   }
   const body = [];
   if (reminder.account_name) body.push(String(reminder.account_name));
-  if (reminder.due_at) body.push(`Due ${whenText(reminder.due_at)}`);
-  await self.registration.showNotification(String(reminder.title || "Task reminder"), {
+  if (reminder.due_at) body.push(t("Due {when}", { when: whenText(reminder.due_at, lang) }));
+  await self.registration.showNotification(String(reminder.title || t("Task reminder")), {
     body: body.join(" · "),
     tag: reminderTag(reminder.task_id),
     renotify: true,
     icon: "/icons/icon-192.png",
     data: { ...reminder, url: appUrl(reminder.url) },
-    actions: REMINDER_ACTIONS,
+    actions: [{ action: "done", title: t("Done") }, { action: "snooze", title: t("Snooze 1 h") }],
   });
 }
 
@@ -298,10 +324,11 @@ function reminderTag(taskId) {
   return `task-${taskId}`;
 }
 
-function whenText(iso) {
+function whenText(iso, lang) {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return "";
-  return date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  const tag = (self.navigator.languages || []).find((l) => l.slice(0, 2) === lang) || lang;
+  return date.toLocaleString(tag, { dateStyle: "medium", timeStyle: "short" });
 }
 
 // Only ever a page of this app, whatever the message says.

@@ -1,8 +1,8 @@
 // Entry point: open the local database, restore the session, draw the current screen,
 // then start syncing. Everything on screen comes from IndexedDB, so it all works offline.
 
-import { t, tn, translateShell } from "./i18n.js";
-import { read } from "./db.js";
+import { lang, t, tn, translateShell } from "./i18n.js";
+import { read, write } from "./db.js";
 import { on } from "./events.js";
 import { startInstall } from "./install.js";
 import { startPush } from "./push.js";
@@ -173,6 +173,11 @@ async function boot() {
   await loadSession();
   showChrome(root);
   on("session", () => showChrome(root));
+  // The service worker words its reminders in the app's language (it cannot read
+  // localStorage): kept in meta, again after a sign-in (sign-out empties meta).
+  const keepLanguage = () => write(["meta"], (s) => s.meta.put(lang, "lang")).catch(() => {});
+  keepLanguage();
+  on("session", keepLanguage);
   on("data", () => updateConflictCount(root));
   updateConflictCount(root);
   startServiceWorker(root);

@@ -26,6 +26,11 @@ def js_files() -> list[Path]:
     return sorted(p for p in (PWA / "js").rglob("*.js") if LANGS not in p.parents)
 
 
+def keyed_files() -> list[Path]:
+    """Where keys are used: the modules, and the service worker's reminders."""
+    return [*js_files(), PWA / "sw.js"]
+
+
 def unescape(literal: str) -> str:
     return json.loads(f'"{literal}"')
 
@@ -97,7 +102,7 @@ def without_comments(src: str) -> str:
 def used_keys() -> dict[str, set[str]]:
     """Key -> the files that use it (a plural's key is its English `other` form)."""
     used: dict[str, set[str]] = {}
-    for path in js_files():
+    for path in keyed_files():
         src = without_comments(path.read_text())
         name = path.relative_to(PWA).as_posix()
         for m in T_CALL.finditer(src):
@@ -114,7 +119,7 @@ def used_keys() -> dict[str, set[str]]:
 def plurals_used() -> dict[str, str]:
     """A plural's `other` form -> its `one` form."""
     found: dict[str, str] = {}
-    for path in js_files():
+    for path in keyed_files():
         for m in TN_CALL.finditer(without_comments(path.read_text())):
             found[unescape(m.group(2))] = unescape(m.group(1))
     return found

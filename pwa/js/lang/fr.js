@@ -1062,5 +1062,8 @@ export default {
 "{size} KB": "{size} Ko",
 "{size} MB": "{size} Mo",
 "tab|Today": "Journée",
-"tab|Nearby": "Autour"
+"tab|Nearby": "Autour",
+"You have a reminder.": "Vous avez un rappel.",
+"Task reminder": "Rappel de tâche",
+"Language of the app": "Langue de l’application"
 };

@@ -27,7 +27,7 @@ function logoutWarning(pending, drafts) {
 // and the app opens again in it.
 function languageSection() {
   const auto = LANGUAGES[phoneLanguage()];
-  const select = field({ name: "language", label: t("Language"), type: "select", testid: "me-language",
+  const select = field({ name: "language", label: t("Language of the app"), type: "select", testid: "me-language",
     value: languageChoice(),
     options: [["auto", t("Phone's language ({language})", { language: auto })], ...Object.entries(LANGUAGES)] });
   select.querySelector("select").addEventListener("change", (event) => setLanguage(event.target.value));
