@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "ee9dc4f244c1";
+const VERSION = "081a7d2122da";
 const SHELL = [
   "/",
   "/css/app.css",

@@ -77,7 +77,7 @@ function valueText(name, value, names) {
   if (typeof value === "boolean") return value ? t("yes") : t("no");
   if (name.endsWith("_id")) return names.get(value) || t("another record");
   if (typeof value === "string" && DATE_TIME.test(value)) return formatDateTime(value);
-  if (name === t("status") && LABELS.status[value]) return LABELS.status[value];
+  if (name === "status" && LABELS.status[value]) return LABELS.status[value];
   if (name === "stage" && LABELS.stage[value]) return LABELS.stage[value];
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
