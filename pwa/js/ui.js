@@ -218,6 +218,16 @@ export const LABELS = {
     low_accuracy: t("Low GPS accuracy"),
     unverified: t("Unverified"),
   },
+  // A record's fields in words (conflicts name the field they are about).
+  field: {
+    name: t("Name"), status: t("Status"), phone: t("Phone"), email: t("Email"), website: t("Website"),
+    street: t("Street"), postal_code: t("Postal code"), city: t("City"), region: t("Region"),
+    country: t("Country"), lat: t("Latitude"), lng: t("Longitude"), owner_id: t("Owner"),
+    account_id: t("Account"), title: t("Title"), started_at: t("Started"), ended_at: t("Ended"),
+    outcome: t("Outcome"), summary: t("Summary"), body: t("Note"), due_at: t("Due"),
+    remind_at: t("Remind at"), done: t("Done"), assignee_id: t("Assignee"), kind: t("Kind"),
+    stage: t("Stage"), amount: t("Amount"), currency: t("Currency"), close_date: t("Expected close"),
+  },
   table: {
     accounts: t("Account"),
     contacts: t("Contact"),

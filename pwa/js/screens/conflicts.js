@@ -77,7 +77,7 @@ async function conflictRow(c, names) {
   // Name the account the conflict is about (the server sends account_id), not just a table.
   const accountId = c.account_id || (table === "accounts" ? c.record_id : null);
   const account = accountId ? await getRecord("accounts", accountId) : null;
-  const about = `${LABELS.table[table] || table} · ${c.field}`;
+  const about = `${LABELS.table[table] || table} · ${(table === "contacts" && c.field === "title" ? t("Job title") : LABELS.field[c.field]) || c.field}`;
   const title = account && account.name ? `${account.name} — ${about}` : about;
   const lostAt = clockTime(parseClock(c.lost_hlc), c.created_at);
   const keptByOther = !!c.kept_by && c.kept_by !== userId;
