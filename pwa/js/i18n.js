@@ -18,8 +18,11 @@ function stored() {
 }
 
 // The phone's first language the app speaks (navigator.languages, in the phone's order).
+// (Not in a browser, as in the unit tests' Node: English.)
+const browser = globalThis.navigator || {};
+
 export function phoneLanguage() {
-  const tags = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language];
+  const tags = browser.languages && browser.languages.length ? browser.languages : [browser.language];
   for (const tag of tags) {
     const base = String(tag || "").slice(0, 2).toLowerCase();
     if (base in LANGUAGES) return base;
@@ -32,7 +35,7 @@ export const lang = choice in LANGUAGES ? choice : phoneLanguage();
 // The tag Intl formats with: the phone's own variant of the language (fr-CA, en-GB) when
 // it has one, else the bare language.
 export const locale =
-  (navigator.languages || []).find((tag) => String(tag).slice(0, 2).toLowerCase() === lang) || lang;
+  (browser.languages || []).find((tag) => String(tag).slice(0, 2).toLowerCase() === lang) || lang;
 
 let messages = {};
 if (lang !== "en") {
@@ -42,7 +45,7 @@ if (lang !== "en") {
     console.error("fieldcrm: the catalogue did not load; English it is", err);
   }
 }
-document.documentElement.lang = lang;
+if (globalThis.document) document.documentElement.lang = lang;
 
 // "auto" (the phone's language) or a language code.
 export function languageChoice() {
