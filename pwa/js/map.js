@@ -1,7 +1,7 @@
 // Maps (docs/map.md) and distances. Leaflet and its clusters load when a map is first drawn.
 
 import { apiFetch, NetworkError } from "./api.js";
-import { AccountLayer } from "./map-layers.js";
+import { AccountLayer, clusterGroup, clusterIcon } from "./map-layers.js";
 import { addBasemap } from "./basemap.js";
 import { read, write } from "./db.js";
 import { session } from "./session.js";
@@ -175,14 +175,24 @@ export async function drawMap(box, note, previous, draw) {
 }
 
 // A map of points only (the Team screens): [{lat, lng, className, popup}], fitted to them.
-export function drawPoints(box, note, points, previous = null) {
+// `cluster`: "plain", or "due" (in the not-visited colour): the points clustered as on
+// Nearby, so a team's thousands of accounts stay fluid; added at once, not in slices, as
+// these maps are removed and drawn again whole (a range changed) and a slice must not come
+// after its map is gone.
+export function drawPoints(box, note, points, previous = null, { cluster = null } = {}) {
   return drawMap(box, note, previous, (L, map) => {
-    const where = points.map((p) => {
-      const marker = L.circleMarker([p.lat, p.lng], { radius: 8, className: p.className }).addTo(map);
-      if (p.popup) marker.bindPopup(p.popup);
-      return [p.lat, p.lng];
-    });
+    const where = points.map((p) => [p.lat, p.lng]);
     if (where.length > 1) map.fitBounds(L.latLngBounds(where).pad(0.15), { maxZoom: 15 });
     else if (where.length) map.setView(where[0], 14);
+    const markers = points.map((p) => {
+      const marker = L.circleMarker([p.lat, p.lng], { radius: 8, className: p.className });
+      if (p.popup) marker.bindPopup(p.popup);
+      return marker;
+    });
+    if (cluster === null) markers.forEach((marker) => marker.addTo(map));
+    else {
+      clusterGroup(L, (group) => clusterIcon(L, group, cluster === "due"), { chunkedLoading: false })
+        .addTo(map).addLayers(markers);
+    }
   });
 }

@@ -13,6 +13,7 @@ import {
 import { duplicateGate, heldAccounts, keepWarm } from "../duplicates.js";
 import { allRows, newId, pendingKeys, saveWrites } from "../records.js";
 import { replaceQuery } from "../router.js";
+import { planVisitButton } from "./route-plan.js";
 import { session } from "../session.js";
 import { LABELS, field, h, link, options, toast } from "../ui.js";
 
@@ -94,7 +95,9 @@ async function search(position, radiusM, status) {
 function popupFor(account) {
   return h("div", { class: "stack" },
     link(account.name || "Account", `#/account/${account.id}`, null, "row-title"),
-    link("Log visit", `#/visit/new?account=${account.id}`, null, "small button-link"));
+    h("div", { class: "actions" },
+      link("Log visit", `#/visit/new?account=${account.id}`, null, "small button-link"),
+      planVisitButton(account)));
 }
 
 function nearbyRow({ account, distance_m: distance, approximate }) {

@@ -5,8 +5,10 @@
 
 import { directionsHref, drawMap, formatDistance, hasPosition } from "../map.js";
 import { drawRoute } from "../map-layers.js";
+import { newId, rowsOfAccount, saveWrites } from "../records.js";
 import { legsOf, planRoute, MAX_STOPS } from "../route.js";
-import { button, h, link } from "../ui.js";
+import { me } from "../session.js";
+import { button, h, link, toast } from "../ui.js";
 
 const GEO_TIMEOUT_MS = 10_000;
 
@@ -26,6 +28,50 @@ function here() {
       { enableHighAccuracy: false, timeout: GEO_TIMEOUT_MS, maximumAge: 300_000 },
     );
   });
+}
+
+function tonight(now) {
+  const night = new Date(now);
+  night.setHours(23, 59, 0, 0);
+  return night;
+}
+
+// Whether an open planned visit of mine (or nobody's) at the account is due by tonight.
+async function plannedToday(accountId, now = new Date()) {
+  const user = me();
+  const night = tonight(now);
+  return (await rowsOfAccount("tasks", accountId)).some((t) => t.kind === "visit" && !t.done && t.due_at &&
+    new Date(t.due_at) <= night && (!t.assignee_id || (user && t.assignee_id === user.id)));
+}
+
+// Today's plan gets a visit at an account (the map's popup): a planned visit (a task of kind
+// `visit`, SPEC section 14) for me, due at the next full hour (before midnight late in the
+// day), written like any other write, offline too. Answers false when one was there already.
+export async function planVisitToday(account, now = new Date()) {
+  if (await plannedToday(account.id, now)) return false;
+  const due = new Date(now);
+  due.setHours(due.getHours() + 1, 0, 0, 0);
+  const fields = { title: `Visit ${account.name || ""}`.trim().slice(0, 200), kind: "visit", account_id: account.id,
+    due_at: new Date(Math.min(due, tonight(now))).toISOString(), done: false };
+  if (me()) fields.assignee_id = me().id;
+  await saveWrites([{ table: "tasks", id: newId(), op: "upsert", fields }]);
+  return true;
+}
+
+// "Plan visit" (a map popup's button): into today's plan and route in one tap, once.
+export function planVisitButton(account) {
+  const planned = () => {
+    plan.disabled = true;
+    plan.textContent = "In today's plan";
+    plan.dataset.planned = "yes";
+  };
+  const plan = button("Plan visit", "map-plan-visit", async () => {
+    plan.disabled = true;
+    if (await planVisitToday(account)) toast(`${account.name} is in today's plan`);
+    planned();
+  }, "small");
+  plannedToday(account.id).then((yes) => yes && planned());
+  return plan;
 }
 
 // The accounts the due tasks are at, once each, in the order listed.
