@@ -103,6 +103,8 @@ async def test_a_day_planned_driven_and_recorded_offline_reaches_the_server_once
     today = TodayScreen(app)
     await today.open()
     await expect(app.tid("today-tasks").get_by_test_id("task-row")).to_have_count(3)
+    titles = await app.tid("today-tasks").get_by_test_id("task-account").all_inner_texts()
+    assert sorted(titles) == sorted(name for name, _, _ in SHOPS)  # each row: the account
     await expect(app.tid("today-route")).to_contain_text("Route (3 stops)")
     await app.tid("today-route-order").click()
     await expect(app.tid("today-route-summary")).to_contain_text("From where you are")

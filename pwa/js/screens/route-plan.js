@@ -16,6 +16,8 @@ const GEO_TIMEOUT_MS = 10_000;
 let planned = null;
 let shownMap = null;
 
+// Where the rep is now: a fresh fix (a five-minute-old one is kilometres back on the road),
+// coarse is enough to order the stops.
 function here() {
   return new Promise((resolve) => {
     if (!("geolocation" in navigator)) {
@@ -25,7 +27,7 @@ function here() {
     navigator.geolocation.getCurrentPosition(
       (p) => resolve({ lat: p.coords.latitude, lng: p.coords.longitude }),
       () => resolve(null),
-      { enableHighAccuracy: false, timeout: GEO_TIMEOUT_MS, maximumAge: 300_000 },
+      { enableHighAccuracy: false, timeout: GEO_TIMEOUT_MS, maximumAge: 0 },
     );
   });
 }
@@ -58,14 +60,15 @@ export async function planVisitToday(account, now = new Date()) {
   return true;
 }
 
-// "Plan visit" (a map popup's button): into today's plan and route in one tap, once.
-export function planVisitButton(account) {
+// "Plan visit" (a map popup's button, Today's suggestions): into today's plan and route in
+// one tap, once.
+export function planVisitButton(account, testid = "map-plan-visit") {
   const planned = () => {
     plan.disabled = true;
     plan.textContent = "In today's plan";
     plan.dataset.planned = "yes";
   };
-  const plan = button("Plan visit", "map-plan-visit", async () => {
+  const plan = button("Plan visit", testid, async () => {
     plan.disabled = true;
     if (await planVisitToday(account)) toast(`${account.name} is in today's plan`);
     planned();

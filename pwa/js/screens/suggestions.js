@@ -1,9 +1,10 @@
 // Today's suggestions: my accounts not visited for a month that lie near today's stops (or
 // near each other when nothing is planned with a position), nearest first, each one tap
-// from a planned visit. Read from the phone, offline.
+// from a planned visit today (on the route at once). Read from the phone, offline.
 
 import { approximateDistanceM, formatDistance, hasPosition } from "../map.js";
 import { h, link, section } from "../ui.js";
+import { planVisitButton } from "./route-plan.js";
 
 export const NOT_VISITED_DAYS = 30;
 const NEAR_M = 5_000;
@@ -45,5 +46,5 @@ export function suggestionsSection(accounts, stops, userId) {
         h("span", { class: "row-sub" },
           `${formatDistance(metres, { approximate: true })} from ${stop.name} · ` +
             (account.last_visit_at ? `last visit ${new Date(account.last_visit_at).toLocaleDateString()}` : "never visited"))),
-      link("Plan a visit", `#/task/new?account=${account.id}&kind=visit`, "today-suggestion-plan", "button-link small")))));
+      planVisitButton(account, "today-suggestion-plan")))));
 }

@@ -55,7 +55,7 @@ export async function todayScreen() {
       `Due today (${due.length})`,
       "today-tasks",
       due.length
-        ? h("ul", { class: "list" }, due.map((t) => taskRow(t, names.get(t.account_id), pending, users)))
+        ? h("ul", { class: "list" }, due.map((t) => taskRow(t, names.get(t.account_id), pending, users, { byAccount: true })))
         : empty("Nothing due today.", "today-tasks-empty"),
     ),
     routeSection(due, byId),
