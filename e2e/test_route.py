@@ -93,6 +93,12 @@ async def test_order_my_stops_offline_matches_the_server(
     ]
     href = await app.tid("today-route-directions").first.get_attribute("href")
     assert href and href.startswith("geo:")
+    # On an iPhone, whose Safari opens no geo: link, Apple Maps' directions.
+    iphone = await app.page.evaluate(
+        """async () => (await import("/js/map.js")).directionsHref({lat: 45.75, lng: 4.85,
+            name: "Café & Co"}, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)")"""
+    )
+    assert iphone == "https://maps.apple.com/?daddr=45.75,4.85&q=Caf%C3%A9%20%26%20Co"
 
     # The route on a map, offline although no map was opened before: the start, a line and
     # the stops numbered in order, on the basemap the service worker kept at install.

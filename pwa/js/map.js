@@ -87,10 +87,13 @@ export function hasPosition(account) {
   return typeof account.lat === "number" && typeof account.lng === "number";
 }
 
-// A `geo:` link: the phone's maps app offers directions to it.
-export function directionsHref(account) {
+// Directions in the phone's maps app: Apple Maps on an iPhone or iPad (Safari opens no
+// `geo:` link), elsewhere a `geo:` link, which Android hands to the maps app chosen.
+export function directionsHref(account, agent = navigator.userAgent) {
   const point = `${account.lat},${account.lng}`;
-  return `geo:${point}?q=${point}(${encodeURIComponent(account.name || "Account")})`;
+  const name = encodeURIComponent(account.name || "Account");
+  if (/iPhone|iPad|iPod|Macintosh.*Mobile/.test(agent)) return `https://maps.apple.com/?daddr=${point}&q=${name}`;
+  return `geo:${point}?q=${point}(${name})`;
 }
 
 const PRECISION = {
