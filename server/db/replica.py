@@ -8,7 +8,8 @@ What callers rely on:
 - replica_read_transaction() is a read_transaction() on the replica: one snapshot
   (REPEATABLE READ, READ ONLY), and every fetch() inside it runs there. It raises
   ReplicaUnavailable, before its block runs or out of it, when the replica cannot answer:
-  none configured, down (unreachable, shutting down: it is then left alone for
+  none configured, not in recovery (a promoted replica, or a primary: its history may
+  differ from the primary's), down (unreachable, shutting down: it is then left alone for
   RETRY_AFTER_S, and one request at a time tries it again), more than the allowed lag
   behind the primary, or a statement cancelled by the replay (a recovery conflict). The
   caller then does the same on the primary; nothing is lost, the replica only ever reads.
@@ -39,9 +40,10 @@ CONNECT_TIMEOUT_S = 2.0
 LAG_CHECK_S = 1.0
 MIN_CONNECTIONS = 2
 MAX_CONNECTIONS = 20
+# -1: not a replica at all (promoted, or the URL names a primary), which answers nothing.
 _LAG = (
-    "SELECT CASE WHEN NOT pg_is_in_recovery()"
-    " OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0"
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN -1.0"
+    " WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0"
     " ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 1e9)"
     " END::float8"
 )
@@ -121,10 +123,15 @@ class Replica:
             try:
                 if self.pool is None:
                     await self._open()
-                async with self.pool.acquire(timeout=CONNECT_TIMEOUT_S) as conn:
+                # No timeout on the wait for a free connection: a busy pool is not a
+                # replica that is down (a new connection gives up after CONNECT_TIMEOUT_S).
+                async with self.pool.acquire() as conn:
                     if now - self._lag_checked_at >= LAG_CHECK_S:
                         self._lag_s = float(await conn.fetchval(_LAG))
                         self._lag_checked_at = now
+                    if self._lag_s < 0:
+                        self._down()
+                        raise ReplicaUnavailable("DATABASE_REPLICA_URL is not a replica")
                     if self._lag_s > self.max_lag_s:
                         raise ReplicaUnavailable(f"the replica is {self._lag_s:.1f} s behind")
                     await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

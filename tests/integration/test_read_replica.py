@@ -24,7 +24,7 @@ from server.db import replica as replica_module
 from server.settings import Settings, parse_database_url
 from server.syncing.services import split_cursor
 from sync.cursor import decode_cursor
-from tests.conftest import TRUNCATED, migrate_database
+from tests.conftest import TRUNCATED, free_port, migrate_database
 from tests.factories import Login, login_as
 from tests.support.replica import (
     StreamingPair,
@@ -367,3 +367,25 @@ async def test_a_first_sync_begun_on_the_primary_is_not_finished_by_a_replica_be
     await wait_for_replay(fresh, DATABASE)
     await newcomer.sync(client)
     assert newcomer.names() == {f"Shop {n}" for n in range(4)}
+
+
+async def test_a_server_that_is_not_a_replica_or_is_not_there_answers_no_pull(
+    fresh: StreamingPair,
+) -> None:
+    """DATABASE_REPLICA_URL naming a primary (a promoted replica's history may have left
+    the primary's), or nothing that listens: the replica is only marked down, and the
+    server starts and answers on the primary."""
+    from server.db.replica import Replica, ReplicaUnavailable
+
+    for url, says in (
+        (fresh.url(DATABASE), "not a replica"),
+        (f"postgresql://postgres@127.0.0.1:{free_port()}/{DATABASE}", "down|did not answer"),
+    ):
+        replica = Replica(parse_database_url(url), 3600.0)
+        await replica.start()  # never raises
+        try:
+            with pytest.raises(ReplicaUnavailable, match=says):
+                async with replica.read_transaction():
+                    pass
+        finally:
+            await replica.stop()
