@@ -389,3 +389,46 @@ async def test_a_server_that_is_not_a_replica_or_is_not_there_answers_no_pull(
                     pass
         finally:
             await replica.stop()
+
+
+async def test_readers_racing_writers_on_a_replica_that_applies_late(
+    client: Any, rep: Login, fresh: StreamingPair
+) -> None:
+    """The replica applies each commit 30 ms after the primary made it
+        (recovery_min_apply_delay): two phones write (and pull after each write) while three only
+    read, all at once; every
+        pull is checked (no cursor back, no change twice, no reset) and every phone ends with
+        every record."""
+    await on_replica(fresh, "ALTER SYSTEM SET recovery_min_apply_delay = '30ms'")
+    await on_replica(fresh, "SELECT pg_reload_conf()")
+    writers = [Phone(rep) for _ in range(2)]
+    readers = [Phone(rep) for _ in range(3)]
+    names: set[str] = set()
+    before = await pull_counts(fresh)
+    try:
+
+        async def write(k: int, phone: Phone) -> None:
+            for n in range(10):
+                name = f"Shop {k}-{n}"
+                names.add(name)
+                await phone.add_account(client, name)
+                await phone.sync(client)  # a pull with a cursor the replica may not have
+
+        async def read(phone: Phone) -> None:
+            for _ in range(25):
+                await phone.sync(client)
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(
+            *(write(k, phone) for k, phone in enumerate(writers)),
+            *(read(phone) for phone in readers),
+        )
+    finally:
+        await on_replica(fresh, "ALTER SYSTEM RESET recovery_min_apply_delay")
+        await on_replica(fresh, "SELECT pg_reload_conf()")
+    after = await pull_counts(fresh)
+    assert after[1] > before[1], "the replica answered no pull"
+    await wait_for_replay(fresh, DATABASE)
+    for phone in writers + readers:
+        await phone.sync(client)
+        assert phone.names() == names
