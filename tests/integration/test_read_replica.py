@@ -395,10 +395,9 @@ async def test_readers_racing_writers_on_a_replica_that_applies_late(
     client: Any, rep: Login, fresh: StreamingPair
 ) -> None:
     """The replica applies each commit 30 ms after the primary made it
-        (recovery_min_apply_delay): two phones write (and pull after each write) while three only
-    read, all at once; every
-        pull is checked (no cursor back, no change twice, no reset) and every phone ends with
-        every record."""
+    (recovery_min_apply_delay): two phones write (and pull after each write) while three
+    only read, all at once; every pull is checked (no cursor back, no change twice, no
+    reset) and every phone ends with every record."""
     await on_replica(fresh, "ALTER SYSTEM SET recovery_min_apply_delay = '30ms'")
     await on_replica(fresh, "SELECT pg_reload_conf()")
     writers = [Phone(rep) for _ in range(2)]
