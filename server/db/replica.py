@@ -22,6 +22,7 @@ What callers rely on:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,6 +78,7 @@ class Replica:
         self._probing = False  # one request tries a replica that was down
         self._lag_checked_at = -LAG_CHECK_S
         self._lag_s = 0.0
+        self._opening = asyncio.Lock()  # one pool, however many pulls find none
 
     async def start(self) -> None:
         """Open the pool; if the replica cannot be reached, mark it down (pulls go to the
@@ -87,21 +89,26 @@ class Replica:
             self._down()
 
     async def _open(self) -> None:
+        """The pool, made once however many pulls find none (as the primary's is made,
+        server/db/postgres.py)."""
         import asyncpg
 
-        self.pool = await asyncpg.create_pool(
-            host=self.config.host,
-            port=self.config.port,
-            user=self.config.user,
-            password=self.config.password,
-            database=self.config.database,
-            min_size=MIN_CONNECTIONS,
-            max_size=MAX_CONNECTIONS,
-            timeout=CONNECT_TIMEOUT_S,
-            reset=_keep_session,
-            init=_set_up,
-            max_cached_statement_lifetime=0,
-        )
+        async with self._opening:
+            if self.pool is not None:
+                return
+            self.pool = await asyncpg.create_pool(
+                host=self.config.host,
+                port=self.config.port,
+                user=self.config.user,
+                password=self.config.password,
+                database=self.config.database,
+                min_size=MIN_CONNECTIONS,
+                max_size=MAX_CONNECTIONS,
+                timeout=CONNECT_TIMEOUT_S,
+                reset=_keep_session,
+                init=_set_up,
+                max_cached_statement_lifetime=0,
+            )
 
     async def stop(self) -> None:
         if self.pool is not None:
