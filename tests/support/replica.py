@@ -18,7 +18,19 @@ import pytest
 
 from tests.conftest import IN_CI, free_port
 
-PG_BIN = Path(os.environ.get("FIELDCRM_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """FIELDCRM_TEST_PG_BIN, else Debian's newest PostgreSQL (/usr/lib/postgresql/N/bin)."""
+    if os.environ.get("FIELDCRM_TEST_PG_BIN"):
+        return Path(os.environ["FIELDCRM_TEST_PG_BIN"])
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 NEEDED = ("initdb", "pg_ctl", "pg_basebackup", "postgres")
 SERVER_USER = "postgres"
 
