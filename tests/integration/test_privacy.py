@@ -450,3 +450,55 @@ async def test_erasing_an_account_takes_its_photos_bytes_and_its_export_lists_th
     assert len(names) == 1 and sha256_of(own) not in "".join(names)
     still = await client.get(f"/api/attachments/blobs/{sha256_of(shared)}", headers=rep.headers)
     assert still.status_code == 200
+
+
+async def test_an_erasure_stopped_before_its_photos_bytes_went_has_the_job_delete_them(
+    client: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hashes to delete are written with the erasure, in its transaction: a process
+    that stops after the commit and before the bytes are deleted leaves them to
+    `reclaim_pending` (the retention job, at every start), which deletes them; bytes a
+    live attachment of another account holds stay."""
+    from server.core import erasure
+
+    rep = await login_as(client, "rep", "north")
+    admin = await login_as(client, "admin", "hq")
+    account = await make_account(client, rep, name="Boulangerie Stopped")
+    other = await make_account(client, rep, name="Boulangerie Kept")
+    own, shared = photo(31), photo(32)
+    await make_attachment(client, rep, own, account_id=account["id"])
+    await make_attachment(client, rep, shared, account_id=account["id"])
+    await make_attachment(client, rep, shared, account_id=other["id"])  # the same photo
+    for data in (own, shared):
+        assert (await put_blob(client, rep, data)).status_code == 201
+    root = Path(settings.blob_url.removeprefix("file://"))
+
+    def stored() -> set[str]:
+        return {f for _, _, files in os.walk(root) for f in files}
+
+    assert stored() == {sha256_of(own), sha256_of(shared)}
+
+    async def stop(erasure_id: str) -> bool:  # the process stops right after the commit
+        raise RuntimeError("the process stopped")
+
+    monkeypatch.setattr(erasure, "reclaim", stop)
+    response = await erase(client, admin, "accounts", account["id"])
+    assert response.status_code == 200 and response.json()["reclaimed"] is False
+    monkeypatch.undo()
+    assert stored() == {sha256_of(own), sha256_of(shared)}  # nothing deleted yet
+    rows = await db.fetch("SELECT blobs FROM erasures WHERE record_id = {}", account["id"])
+    assert json.loads(rows[0]["blobs"]) == sorted([sha256_of(own), sha256_of(shared)])
+
+    assert await erasure.reclaim_pending() == 1
+    assert stored() == {sha256_of(shared)}
+    held = await db.fetch("SELECT sha256 FROM attachment_blobs")
+    assert [r["sha256"] for r in held] == [sha256_of(shared)]
+    rows = await db.fetch(
+        "SELECT blobs, reclaimed_at FROM erasures WHERE record_id = {}", account["id"]
+    )
+    assert rows[0]["blobs"] == "[]" and rows[0]["reclaimed_at"] is not None
+    assert await erasure.reclaim_pending() == 0  # nothing left to do
+    gone = await client.get(f"/api/attachments/blobs/{sha256_of(own)}", headers=admin.headers)
+    assert gone.status_code == 404
+    still = await client.get(f"/api/attachments/blobs/{sha256_of(shared)}", headers=rep.headers)
+    assert still.status_code == 200
