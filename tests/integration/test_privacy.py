@@ -502,3 +502,86 @@ async def test_an_erasure_stopped_before_its_photos_bytes_went_has_the_job_delet
     assert gone.status_code == 404
     still = await client.get(f"/api/attachments/blobs/{sha256_of(shared)}", headers=rep.headers)
     assert still.status_code == 200
+
+
+async def test_a_rewrite_waiting_for_its_tables_lock_holds_no_one_up(database: Database) -> None:
+    """On PostgreSQL the reclaim rewrites a table only once it has its lock, and asks for
+    it with a short lock_timeout: while a long transaction uses the table, the rewrite
+    asks again and again, and the reads and writes that come meanwhile are not queued
+    behind it until that transaction ends (a plain wait would hold them up that long)."""
+    if database.engine != "postgres":
+        pytest.skip("SQLite's reclaim is a checkpoint: no table is locked")
+    import asyncpg
+
+    from server.db import postgres
+    from tests.conftest import PG_HOST, PG_PORT, PG_USER
+
+    def connect() -> Any:
+        return asyncpg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, database=database.config.database
+        )
+
+    holder, rewriter, other = await connect(), await connect(), await connect()
+    loop = asyncio.get_running_loop()
+    try:
+        before = await other.fetchval("SELECT pg_relation_filenode('notes')")
+        await holder.execute("BEGIN")
+        await holder.fetch("SELECT id FROM notes LIMIT 1")  # holds the table until COMMIT
+        with pytest.raises(RuntimeError, match="stayed in use"):
+            await asyncio.wait_for(postgres._rewrite(rewriter, "notes", loop.time() + 0.5), 10)
+        rewrite = asyncio.create_task(postgres._rewrite(rewriter, "notes", loop.time() + 60))
+        await asyncio.sleep(0.5)  # the rewrite is asking for the lock meanwhile
+        for _ in range(3):
+            begun = loop.time()
+            await asyncio.wait_for(other.fetchval("SELECT count(*) FROM notes"), 3)
+            await asyncio.wait_for(other.execute("UPDATE notes SET id = id WHERE false"), 3)
+            assert loop.time() - begun < 2
+        assert not rewrite.done()
+        await holder.execute("COMMIT")
+        await asyncio.wait_for(rewrite, 30)
+        assert await other.fetchval("SELECT pg_relation_filenode('notes')") != before
+    finally:
+        for conn in (holder, rewriter, other):
+            conn.terminate()
+
+
+async def test_the_retention_job_removes_what_is_older_than_the_setting(
+    client: Any, database: Database
+) -> None:
+    """With FIELDCRM_HISTORY_RETENTION_DAYS set, the background job (not only `expire`)
+    removes the history entries stored before then; unset, it removes nothing."""
+    from server.privacy.retention import run_retention
+
+    rep = await login_as(client, "rep", "north")
+    phone = Device(client, rep)
+    account = new_id()
+    for name in ("Old", "New"):
+        await phone.sync(phone.write("accounts", account, {"name": name}))
+    entries = await db.fetch("SELECT seq FROM history WHERE record_id = {} ORDER BY seq", account)
+    assert len(entries) == 2
+    # The first was written three days ago (its `at` is not in its hash's successor).
+    await db.fetch(
+        "UPDATE history SET at = {} WHERE seq = {}",
+        datetime.now(UTC) - timedelta(days=3),
+        entries[0]["seq"],
+    )
+
+    async def seqs_after_a_run(days: int) -> list[int]:
+        job = asyncio.create_task(
+            run_retention(Settings(database=database.config, history_retention_days=days))
+        )
+        try:
+            for _ in range(100 if days else 6):  # a run with nothing to do: a moment
+                await asyncio.sleep(0.05)
+                rows = await db.fetch(
+                    "SELECT seq FROM history WHERE record_id = {} ORDER BY seq", account
+                )
+                if len(rows) == 1:
+                    break
+        finally:
+            job.cancel()
+        return [int(r["seq"]) for r in rows]
+
+    assert len(await seqs_after_a_run(0)) == 2  # kept forever
+    assert await seqs_after_a_run(2) == [entries[1]["seq"]]
+    assert [p.what for p in await verify() if p.record_id == account] == []

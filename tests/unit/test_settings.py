@@ -277,3 +277,14 @@ def test_the_time_zone_of_reports() -> None:
 def test_a_bad_time_zone_is_a_config_error(value: str) -> None:
     with pytest.raises(ConfigError, match="FIELDCRM_TIMEZONE"):
         load_settings({"FIELDCRM_TIMEZONE": value})
+
+
+def test_history_retention_is_forever_unless_set_to_whole_days() -> None:
+    """FIELDCRM_HISTORY_RETENTION_DAYS (docs/privacy.md): unset, empty or 0 keeps history
+    and conflict values forever; anything but a whole number of days stops the start."""
+    assert load_settings({}).history_retention_days == 0
+    days = load_settings({"FIELDCRM_HISTORY_RETENTION_DAYS": " 3_650 "}).history_retention_days
+    assert days == 3650
+    for bad in ("a year", "-1", "1.5", "100001"):
+        with pytest.raises(ConfigError, match="FIELDCRM_HISTORY_RETENTION_DAYS"):
+            load_settings({"FIELDCRM_HISTORY_RETENTION_DAYS": bad})
