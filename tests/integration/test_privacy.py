@@ -585,3 +585,55 @@ async def test_the_retention_job_removes_what_is_older_than_the_setting(
     assert len(await seqs_after_a_run(0)) == 2  # kept forever
     assert await seqs_after_a_run(2) == [entries[1]["seq"]]
     assert [p.what for p in await verify() if p.record_id == account] == []
+
+
+async def test_an_erasure_that_fails_midway_leaves_everything_as_it_was(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An erasure is one transaction: one that fails after it has deleted rows and history
+    and scrubbed the server's other tables leaves every one of them as it was, and can be
+    asked again."""
+    from server.core import erasure
+    from server.core.actor import Actor
+
+    rep = await login_as(client, "rep", "north")
+    admin = await login_as(client, "admin", "hq")
+    ids = await full_account(client, rep, marker())
+    account = ids["accounts"]
+
+    async def counts() -> dict[str, int]:
+        found = {}
+        for table, where in {
+            "accounts": "id",
+            "notes": "account_id",
+            "conflicts": "record_id",
+            "history": "record_id",
+            "push_deliveries": "task_id",
+            "geocoding_attempts": "account_id",
+            "erased_records": "record_id",
+        }.items():
+            key = ids["tasks"] if table == "push_deliveries" else account
+            rows = await db.fetch(f"SELECT COUNT(*) AS n FROM {table} WHERE {where} = {{}}", key)
+            found[table] = int(rows[0]["n"])
+        found["erasures"] = len(await db.fetch("SELECT id FROM erasures"))
+        found["imports"] = len(
+            [r for r in await db.fetch("SELECT report FROM imports") if account in r["report"]]
+        )
+        return found
+
+    before = await counts()
+    assert all(before[t] for t in ("accounts", "notes", "conflicts", "history", "imports"))
+
+    async def fails(*_: Any) -> bool:  # the last step of the transaction
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(erasure, "_scrub_import_log", fails)
+    who = Actor(admin.user_id, admin.username, admin.role, admin.team_id)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        await erasure.erase(who, "accounts", account)
+    assert await counts() == before
+    monkeypatch.undo()
+    response = await erase(client, admin, "accounts", account)
+    assert response.status_code == 200, response.text
+    after = await counts()
+    assert after["accounts"] == after["notes"] == after["imports"] == 0, after
