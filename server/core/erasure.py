@@ -350,9 +350,13 @@ async def reclaim_pending() -> int:
     rows = await db.fetch(
         "SELECT id FROM erasures WHERE reclaimed_at IS NULL ORDER BY erased_at LIMIT 100"
     )
-    for row in rows:
-        await reclaim(str(row["id"]))
-    return len(rows)
+    done = 0
+    for row in rows:  # one that fails again does not hold up the others
+        try:
+            done += await reclaim(str(row["id"]))
+        except Exception:
+            log.exception("erasure %s: finishing it failed; it is tried again", row["id"])
+    return done
 
 
 async def forget_blob(sha256: str) -> bool:

@@ -637,3 +637,45 @@ async def test_an_erasure_that_fails_midway_leaves_everything_as_it_was(
     assert response.status_code == 200, response.text
     after = await counts()
     assert after["accounts"] == after["notes"] == after["imports"] == 0, after
+
+
+async def test_an_erasure_whose_bytes_cannot_be_deleted_yet_holds_up_no_other(
+    client: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blob store refuses to delete one erasure's bytes (down, say): the job finishes
+    the other erasures, and that one on a later run."""
+    from server import blobs
+    from server.core import erasure
+
+    rep = await login_as(client, "rep", "north")
+    admin = await login_as(client, "admin", "hq")
+    root = Path(settings.blob_url.removeprefix("file://"))
+    accounts, photos = [], [photo(41), photo(42)]
+    for data in photos:
+        account = await make_account(client, rep, name="Boulangerie Stuck")
+        await make_attachment(client, rep, data, account_id=account["id"])
+        assert (await put_blob(client, rep, data)).status_code == 201
+        accounts.append(account["id"])
+
+    async def stop(erasure_id: str) -> bool:
+        raise RuntimeError("the process stopped")
+
+    monkeypatch.setattr(erasure, "reclaim", stop)
+    for account_id in accounts:
+        assert (await erase(client, admin, "accounts", account_id)).status_code == 200
+    monkeypatch.undo()
+    stuck = sha256_of(photos[0])
+    delete = blobs.delete
+
+    async def store_down_for_one(sha256: str) -> None:
+        if sha256 == stuck:
+            raise OSError("the store is down")
+        await delete(sha256)
+
+    monkeypatch.setattr(blobs, "delete", store_down_for_one)
+    assert await erasure.reclaim_pending() == 1
+    assert {f for _, _, files in os.walk(root) for f in files} == {stuck}
+    monkeypatch.undo()
+    assert await erasure.reclaim_pending() == 1
+    assert [f for _, _, files in os.walk(root) for f in files] == []
+    assert await db.fetch("SELECT id FROM erasures WHERE reclaimed_at IS NULL") == []
