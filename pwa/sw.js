@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "6b4fcae75eae";
+const VERSION = "4cf559f99c3d";
 const SHELL = [
   "/",
   "/css/app.css",
