@@ -315,3 +315,14 @@ def test_the_read_replica_is_read_from_database_replica_url() -> None:
 def test_a_bad_replica_setting_is_a_config_error(env: dict[str, str], says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         load_settings(env)
+
+
+def test_history_retention_is_forever_unless_set_to_whole_days() -> None:
+    """FIELDCRM_HISTORY_RETENTION_DAYS (docs/privacy.md): unset, empty or 0 keeps history
+    and conflict values forever; anything but a whole number of days stops the start."""
+    assert load_settings({}).history_retention_days == 0
+    days = load_settings({"FIELDCRM_HISTORY_RETENTION_DAYS": " 3_650 "}).history_retention_days
+    assert days == 3650
+    for bad in ("a year", "-1", "1.5", "100001"):
+        with pytest.raises(ConfigError, match="FIELDCRM_HISTORY_RETENTION_DAYS"):
+            load_settings({"FIELDCRM_HISTORY_RETENTION_DAYS": bad})
