@@ -185,7 +185,8 @@ async (name) => {
   const out = [];
   for (const request of await cache.keys()) {
     const response = await cache.match(request);
-    out.push([request.url, Number(response.headers.get("x-fieldcrm-bytes"))]);
+    // The worker may let it go meanwhile.
+    if (response) out.push([request.url, Number(response.headers.get("x-fieldcrm-bytes"))]);
   }
   return out;
 }
