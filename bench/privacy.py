@@ -10,7 +10,9 @@ account (the JSON document), and --erasures erasures of accounts, each timed who
 its two parts: the write transaction (rows, history, the change log, the import log...,
 and on SQLite the full-text indexes merged) and the reclaim after it (SQLite: a checkpoint
 that empties the log; PostgreSQL: the touched tables rewritten, which locks each while it
-runs). Prints; asserts nothing.
+runs). Meanwhile a writer edits another account over and over, through the one writer, as
+a phone's sync would: the slowest of those writes says how long the erasure held writes up.
+Prints; asserts nothing.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from bench.support import database  # noqa: E402
 from bench.sync import add_user, fill, insert  # noqa: E402
 from server import db  # noqa: E402
 from server.core import erasure  # noqa: E402
+from server.core.actor import Actor  # noqa: E402
 from server.core.fields import CHILD_TABLES  # noqa: E402
 from server.core.history import entry_hash  # noqa: E402
+from server.core.writer import Edit, Source, writing  # noqa: E402
 from server.privacy.services import export  # noqa: E402
 
 
@@ -82,10 +86,15 @@ async def bench(engine: str, args: argparse.Namespace) -> None:
                 spent["reclaim"] = time.perf_counter() - begun
 
         erasure.reclaim = timed_reclaim  # type: ignore[assignment]
+        held_up: list[float] = []
         for account_id in world["accounts"][1 : 1 + args.erasures]:
+            stop = asyncio.Event()
+            writes_during = asyncio.create_task(keep_writing(admin, world["accounts"][-1], stop))
             begun = time.perf_counter()
             erased = await erasure.erase(admin, "accounts", account_id)
             whole = time.perf_counter() - begun
+            stop.set()
+            held_up.append(max(await writes_during))
             assert erased.reclaimed
             wholes.append(whole * 1000)
             reclaims.append(spent["reclaim"] * 1000)
@@ -96,6 +105,26 @@ async def bench(engine: str, args: argparse.Namespace) -> None:
             f"  erasure of an account ({erased.records} rows each), median of {len(wholes)}:"
             f" {whole:.0f} ms = transaction {write:.0f} ms + reclaim {reclaim:.0f} ms"
         )
+        print(
+            "  the slowest write to another account during an erasure:"
+            f" {statistics.median(held_up):.0f} ms (median of {len(held_up)}),"
+            f" {max(held_up):.0f} ms at most"
+        )
+
+
+async def keep_writing(actor: Actor, account_id: str, stop: asyncio.Event) -> list[float]:
+    """Edit the account again and again until `stop`, each in its own write transaction
+    of the one writer; how long each took (ms)."""
+    spent: list[float] = [0.0]
+    count = 0
+    while not stop.is_set():
+        count += 1
+        begun = time.perf_counter()
+        async with writing(Source.REST) as writer:
+            await writer.apply(actor, Edit("accounts", account_id, {"name": f"Renamed {count}"}))
+        spent.append((time.perf_counter() - begun) * 1000)
+        await asyncio.sleep(0.02)
+    return spent
 
 
 async def main() -> None:

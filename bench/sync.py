@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sync.py [--engines sqlite,postgres] [--rows 5000] [--teams 4]
                                    [--seconds 5] [--profile DIR] [--encoding zstd|gzip]
+    .venv/bin/python bench/sync.py --replica [--rows 5000] [--teams 4] [--seconds 5]
 
 For each engine: a database made for the run (a temporary SQLite file; a PostgreSQL database
 on 127.0.0.1:5432, user postgres or FIELDCRM_TEST_PG_*, dropped after), migrated, and filled
@@ -22,6 +23,9 @@ bench/support.py's LeanClient: httpx would take as much CPU as the server) play:
               others wrote.
   ingest      4 clients push batches of 500 writes (new notes and contacts, account edits)
               as fast as the server takes them, --seconds: mutations applied per second.
+
+--replica runs only `replica_bench` (below): pulls from a streaming replica against the
+primary (issue 20).
 
 Targets (issue 3): first sync p95 < 150 ms and < 1 MB compressed; idle p99 < 20 ms;
 reconnect p99 < 100 ms; ingest >= 2,000 mutations/s. Latencies are as a client on the
@@ -749,6 +753,126 @@ async def bench(engine: str, args: argparse.Namespace) -> dict[str, str]:
     return summary
 
 
+# -- the read replica (--replica) ---------------------------------------------------------
+
+# Statements that read the change log: one per pull, on the server that answers it.
+_PULLS = (
+    "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements"
+    " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND query LIKE '%FROM sync_changes%' AND query NOT LIKE '%pg_stat_statements%'"
+)
+
+
+async def _pulls_on(urls: list[str]) -> list[int]:
+    import asyncpg
+
+    counts = []
+    for url in urls:
+        conn = await asyncpg.connect(url)
+        try:
+            counts.append(int(await conn.fetchval(_PULLS)))
+        finally:
+            await conn.close()
+    return counts
+
+
+async def _first_syncs(base: str, headers: dict[str, str], installs: int) -> list[float]:
+    """`installs` fresh installs pull the team's rows; each page's wait, in ms."""
+    waits = []
+    async with connection(base) as http:
+        for _ in range(installs):
+            phone = Phone(headers)
+            while True:
+                data = await phone.sync(http, MAX_PULL_LIMIT)
+                waits.append(data["_ms"])
+                if not data["has_more"]:
+                    break
+    return waits
+
+
+async def replica_bench(args: argparse.Namespace) -> None:
+    """Pulls answered by a streaming replica against the same pulls on the primary: a
+    primary and a pg_basebackup standby made for the run (tests/support/replica.py, Debian's
+    PostgreSQL 15 binaries, free ports, removed after), filled like the other scenarios;
+    `fieldcrm serve` without, then with DATABASE_REPLICA_URL. Per set-up: first-sync pages
+    (10 installs, pull_limit 2000), 50 idle phones about once a second (--seconds), and the
+    same idle phones while the replica's replay is paused and their cursors are past it
+    (each pull looks at the replica, then goes to the primary). The change-log reads each
+    server made tell who answered."""
+    from server.migrate import migrate
+    from server.settings import parse_database_url
+    from server.tables import bind_tables
+    from tests.support.replica import start_streaming_pair, wait_for_replay
+
+    pair = start_streaming_pair()
+    name = "fieldcrm_bench"
+    try:
+        import asyncpg
+
+        conn = await asyncpg.connect(pair.url("postgres"))
+        await conn.execute(f"CREATE DATABASE {name}")
+        await conn.close()
+        conn = await asyncpg.connect(pair.url(name))
+        await conn.execute("CREATE EXTENSION pg_stat_statements")
+        await conn.close()
+        url, replica_url = pair.url(name), pair.url(name, replica=True)
+        bind_tables(db.configure(parse_database_url(url)))
+        await db.start()
+        try:
+            await migrate()
+            filled = await fill(args.teams, args.rows, random.Random(7))
+            reps = filled["reps"]
+            await wait_for_replay(pair, name, timeout_s=300)
+            print(f"replica: {filled['rows']} rows in {args.teams} teams", flush=True)
+            for label, replica in (("primary only", None), ("with replica", replica_url)):
+                if replica is not None:
+                    os.environ["DATABASE_REPLICA_URL"] = replica
+                try:
+                    async with serving(url) as (base, pid):
+                        counts = await _pulls_on([url, replica_url])
+                        pages = await _first_syncs(base, reps[0][1], 10)
+                        phone = Phone(reps[0][1])
+                        async with connection(base) as http:
+                            while (await phone.sync(http, MAX_PULL_LIMIT))["has_more"]:
+                                pass
+                        assert phone.cursor is not None
+                        quiet = await idle(base, pid, reps, phone.cursor, args.seconds, 1.0)
+                        served = [
+                            b - a
+                            for a, b in zip(
+                                counts, await _pulls_on([url, replica_url]), strict=True
+                            )
+                        ]
+                        # Replay paused; a write moves the phones' cursor past the replica.
+                        conn = await asyncpg.connect(replica_url)
+                        await conn.execute("SELECT pg_wal_replay_pause()")
+                        try:
+                            phone.write("accounts", filled["accounts"][0], {"city": "Albi"})
+                            async with connection(base) as http:
+                                await phone.sync(http)
+                            assert phone.cursor is not None
+                            ahead = await idle(base, pid, reps, phone.cursor, args.seconds, 1.0)
+                        finally:
+                            await conn.execute("SELECT pg_wal_replay_resume()")
+                            await conn.close()
+                        await wait_for_replay(pair, name)
+                finally:
+                    os.environ.pop("DATABASE_REPLICA_URL", None)
+                print(
+                    f"  {label}: first-sync pages p50 {pct(pages, 0.5):.0f} ms, p99"
+                    f" {pct(pages, 0.99):.0f} ms; idle p50 {pct(quiet['waits'], 0.5):.1f} ms,"
+                    f" p99 {pct(quiet['waits'], 0.99):.1f} ms; change-log reads on the primary"
+                    f" {served[0]}, on the replica {served[1]}; replica paused, cursors past"
+                    f" it: idle p50 {pct(ahead['waits'], 0.5):.1f} ms, p99"
+                    f" {pct(ahead['waits'], 0.99):.1f} ms",
+                    flush=True,
+                )
+        finally:
+            await db.stop()
+    finally:
+        pair.stop()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--engines", default="sqlite,postgres")
@@ -757,7 +881,13 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--profile", type=Path, default=None, help="py-spy output directory")
     parser.add_argument("--encoding", choices=["zstd", "gzip"], default="zstd")
+    parser.add_argument(
+        "--replica", action="store_true", help="only pulls from a read replica vs the primary"
+    )
     args = parser.parse_args()
+    if args.replica:
+        await replica_bench(args)
+        return
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     global ACCEPT_ENCODING, ENCODING

@@ -25,25 +25,32 @@ BATCH = MAX_MUTATIONS  # a sync request's most
 def sync_accounts(server: Server, username: str, accounts: list[dict[str, Any]]) -> list[str]:
     """Create `accounts` (their fields) as `username` through POST /api/sync/v1, a few
     thousand per request; their ids, in order."""
+    return sync_records(server, username, "accounts", accounts)
+
+
+def sync_records(
+    server: Server, username: str, table: str, records: list[dict[str, Any]]
+) -> list[str]:
+    """Create `records` of `table` (their fields) as `username`, as sync_accounts does."""
     login = httpx.post(
         f"{server.url}/api/auth/login", json={"username": username, "password": PASSWORD}
     )
     token = login.json()["token"]
     client_id = str(uuid.uuid4())
     hlc_ms = int(time.time() * 1000)
-    ids = [str(uuid.uuid4()) for _ in accounts]
-    for start in range(0, len(accounts), BATCH):
+    ids = [str(uuid.uuid4()) for _ in records]
+    for start in range(0, len(records), BATCH):
         mutations = [
             {
                 "mid": i + 1,
-                "table": "accounts",
+                "table": table,
                 "id": ids[i],
                 "op": "upsert",
-                "fields": accounts[i],
+                "fields": records[i],
                 "base_seq": None,
                 "hlc": [hlc_ms, i],
             }
-            for i in range(start, min(start + BATCH, len(accounts)))
+            for i in range(start, min(start + BATCH, len(records)))
         ]
         response = httpx.post(
             f"{server.url}/api/sync/v1",
@@ -61,8 +68,9 @@ def sync_accounts(server: Server, username: str, accounts: list[dict[str, Any]])
     return ids
 
 
-def png(rgb: tuple[int, int, int], size: int = 256) -> bytes:
-    """A plain PNG of one colour, as a tile."""
+def png(rgb: tuple[int, int, int], size: int = 256, padding: int = 0) -> bytes:
+    """A plain PNG of one colour, as a tile; with `padding` bytes more in a private chunk
+    that decoders skip (a heavy tile, to fill a cache)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (
@@ -78,15 +86,17 @@ def png(rgb: tuple[int, int, int], size: int = 256) -> bytes:
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
         + chunk(b"IDAT", zlib.compress(row * size))
+        + (chunk(b"fcPd", bytes(padding)) if padding else b"")
         + chunk(b"IEND", b"")
     )
 
 
 class TileServer:
     """A tile service on 127.0.0.1: /{z}/{x}/{y}.png, each tile a colour of its own, with
-    `Access-Control-Allow-Origin: *`. `requests` lists the paths asked for."""
+    `Access-Control-Allow-Origin: *`. `requests` lists the paths asked for; `padding` makes
+    each tile that many bytes heavier."""
 
-    def __init__(self) -> None:
+    def __init__(self, padding: int = 0) -> None:
         self.requests: list[str] = []
         tiles = self
 
@@ -99,7 +109,7 @@ class TileServer:
                 except ValueError:
                     self.send_error(404)
                     return
-                body = png(((x * 40) % 256, (y * 60) % 256, (z * 20) % 256))
+                body = png(((x * 40) % 256, (y * 60) % 256, (z * 20) % 256), padding=padding)
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(len(body)))

@@ -220,3 +220,51 @@ async def test_a_voice_note_recorded_offline_is_uploaded(
         assert name == row["sha256"] and data[:4] == b"\x1a\x45\xdf\xa3"
     finally:
         await alice.close()
+
+
+async def test_a_photo_on_a_note_taken_offline_reaches_the_server(
+    server: Server, phones: Phones, tmp_path: Path, artifacts: Path
+) -> None:
+    """Photos hang off notes too (issue 17): kept with the note offline, uploaded once back
+    online, the server's row naming the note, shown in the account's timeline."""
+    server.add_user("alice")
+    alice = await Rest.login(server.url, "alice")
+    try:
+        shop = await alice.create("accounts", name="Droguerie Hopper", lat=SHOP[0], lng=SHOP[1])
+    finally:
+        await alice.close()
+    shot = camera_photo(tmp_path / "IMG_note.jpg", 7)
+    app = await phones.open(server.url)
+    await app.open()
+    await app.login("alice")
+    await app.wait_controlled()
+    await app.synced()
+    await app.set_offline(True)
+
+    await app.account.open(shop["id"])
+    await app.account.add_note()
+    await app.tid("attach-photo-input").set_input_files(str(shot))
+    await expect(app.tid("attach-held-item")).to_have_count(1)
+    assert await app.scroll_width() <= PHONE["width"]
+    await app.page.screenshot(path=artifacts / "screen-note-photo-offline.png")
+    await app.note_form.write("The new shelf, as the buyer asked")
+    await app.account.expect_open(shop["id"])
+    assert await pending(app) == 1
+
+    await app.set_offline(False)
+    await app.synced()
+    await until(lambda: pending(app), 0)
+    alice = await Rest.login(server.url, "alice")
+    try:
+        [note] = await alice.list("notes")
+        [row] = await alice.list("attachments")
+        assert row["note_id"] == note["id"] and row["visit_id"] is None
+        assert row["uploaded"] and row["account_id"] == shop["id"]
+        assert list(stored(server)) == [row["sha256"]]
+    finally:
+        await alice.close()
+    await app.synced()
+    await app.account.open(shop["id"])
+    item = app.tid("account-attachments").get_by_test_id("attachment")
+    await expect(item).to_have_count(1)
+    await expect(item).to_have_attribute("data-uploaded", "yes")

@@ -47,6 +47,8 @@ async def test_the_calendar_link_from_me(server: Server, phones: Phones, artifac
     await expect(app.tid("calendar-revoke")).to_be_visible()
     assert await app.scroll_width() <= PHONE["width"]
     await app.tid("calendar-help").click()
+    help_text = await app.tid("calendar-help").inner_text()
+    assert "iPhone:" in help_text and "Android:" in help_text  # how to add it on each
     await app.tid("me-calendar").screenshot(path=artifacts / "screen-me-calendar.png")
 
     async with httpx.AsyncClient(timeout=10) as calendar_app:

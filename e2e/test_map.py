@@ -185,7 +185,8 @@ async (name) => {
   const out = [];
   for (const request of await cache.keys()) {
     const response = await cache.match(request);
-    out.push([request.url, Number(response.headers.get("x-fieldcrm-bytes"))]);
+    // The worker may let it go meanwhile.
+    if (response) out.push([request.url, Number(response.headers.get("x-fieldcrm-bytes"))]);
   }
   return out;
 }
@@ -246,6 +247,94 @@ async def test_street_tiles_seen_are_kept_for_offline(
         assert set(offline) <= set(kept)
         assert len(tiles.requests) == asked  # none of them from the tile server
         await app.page.screenshot(path=artifacts / "screen-map-tiles-offline.png")
+
+
+TILE_CACHE_BYTES = 64 * 1024 * 1024  # pwa/sw.js's cap
+HEAVY_TILE = 2 * 1024 * 1024
+# Loads tiles as Leaflet does (CORS images), one after another; how many loaded.
+LOAD_TILES = """
+async (urls) => {
+  let loaded = 0;
+  for (const url of urls) {
+    const img = new Image();
+    img.crossOrigin = "anonymous";
+    loaded += await new Promise((resolve) => {
+      img.onload = () => resolve(1);
+      img.onerror = () => resolve(0);
+      img.src = url;
+    });
+  }
+  return loaded;
+}
+"""
+
+
+# Makes one kept tile look kept two hours ago, every entry put back in its place.
+AGED = """
+async ([name, url]) => {
+  const cache = await caches.open(name);
+  const entries = [];
+  for (const request of await cache.keys()) entries.push([request, await cache.match(request)]);
+  for (const [request] of entries) await cache.delete(request);
+  for (const [request, response] of entries) {
+    const headers = new Headers(response.headers);
+    if (request.url === url) headers.set("x-fieldcrm-stored-at", String(Date.now() - 2 * 36e5));
+    await cache.put(request, new Response(await response.arrayBuffer(), { headers }));
+  }
+}
+"""
+
+
+async def test_the_tile_cache_stays_under_its_cap(tmp_path: Path, phones: Phones) -> None:
+    """40 tiles of 2 MiB each (80 MiB) through the worker: it keeps no more than 64 MiB,
+    letting the tiles used longest ago go first, and keeps the last ones."""
+    with (
+        TileServer(padding=HEAVY_TILE).running() as tiles,
+        served(tmp_path, {"FIELDCRM_TILE_URL": tiles.url}) as server,
+    ):
+        app = await phones.open(server.url)
+        await app.open()
+        await app.wait_controlled()
+        urls = [tiles.url.format(z=12, x=2100 + i, y=1460) for i in range(40)]
+        assert await app.page.evaluate(LOAD_TILES, urls) == len(urls)
+        previous: dict[str, int] = {}
+        for _ in range(100):  # until the worker has kept the last one and let the old go
+            kept = await kept_tiles(app, TILE_CACHE)
+            if urls[-1] in kept and kept == previous:
+                break
+            previous = kept
+            await asyncio.sleep(0.2)
+        size = sum(kept.values())
+        assert all(n > HEAVY_TILE for n in kept.values())
+        assert size <= TILE_CACHE_BYTES
+        assert size >= TILE_CACHE_BYTES * 0.9 - 2 * HEAVY_TILE  # only what it had to let go
+        # The oldest went, the newest stay: what is kept is the end of what was loaded.
+        assert list(kept) == urls[len(urls) - len(kept) :]
+        assert urls[0] not in kept and len(kept) < len(urls)
+        assert len(tiles.requests) == len(urls)
+
+        # Least recently used: the oldest kept tile, shown again more than an hour after it
+        # was kept, goes to the back of the line, and the next one in line goes instead.
+        oldest, next_in_line = list(kept)[:2]
+        await app.page.evaluate(AGED, [TILE_CACHE, oldest])
+        assert await app.page.evaluate(LOAD_TILES, [oldest]) == 1
+        for _ in range(100):
+            kept = await kept_tiles(app, TILE_CACHE)
+            if list(kept)[-1] == oldest:
+                break
+            await asyncio.sleep(0.1)
+        assert list(kept)[-1] == oldest
+        assert len(tiles.requests) == len(urls)  # shown from the cache, not fetched
+        room = (TILE_CACHE_BYTES - sum(kept.values())) // HEAVY_TILE
+        fresh = [tiles.url.format(z=12, x=2100 + i, y=1461) for i in range(room + 2)]
+        assert await app.page.evaluate(LOAD_TILES, fresh) == len(fresh)
+        for _ in range(100):
+            kept = await kept_tiles(app, TILE_CACHE)
+            if fresh[-1] in kept:
+                break
+            await asyncio.sleep(0.1)
+        assert oldest in kept and next_in_line not in kept  # tiles were let go: not it
+        assert sum(kept.values()) <= TILE_CACHE_BYTES
 
 
 PACK_BOUNDS = (4.75, 45.70, 4.92, 45.83)  # west, south, east, north: central Lyon

@@ -3,6 +3,7 @@ the visit there marks it done on the phone at once, and on the server once synce
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from playwright.async_api import expect
@@ -55,7 +56,10 @@ async def test_plan_a_visit_then_make_it_offline(
     await today.open()
     row = app.tid("today-tasks").get_by_test_id("task-row")
     await expect(row).to_have_count(1)
-    await expect(row).to_contain_text("Visit Cave des Canuts")
+    # The day's plan names the account first (the row's title), what to do there under it.
+    await expect(row.get_by_test_id("task-account")).to_have_text("Cave des Canuts")
+    await expect(row.get_by_test_id("task-account")).to_have_class(re.compile("row-title"))
+    await expect(row.get_by_test_id("task-title")).to_have_text("Planned visit")
 
     await app.account.open(shop["id"])
     await app.account.log_visit()

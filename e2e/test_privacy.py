@@ -12,7 +12,10 @@ from playwright.async_api import expect
 
 from e2e.conftest import Server
 from e2e.pages import App, Phones, Rest
+from e2e.test_attachments import KEPT, camera_photo, pending, stored, until
 from e2e.test_screens import check_screen
+
+SHOP = (45.7640, 4.8357)
 
 
 async def test_an_account_erased_while_the_phone_was_offline(
@@ -114,3 +117,51 @@ async def test_a_manager_downloads_an_accounts_export(
     await app.tid("record-export").click()
     await expect(app.tid("export-note")).to_contain_text("needs a connection")
     await app.set_offline(False)
+
+
+async def test_an_erased_accounts_photos_leave_the_phone_too(
+    server: Server, phones: Phones, tmp_path: Path
+) -> None:
+    """The phone keeps a photo's thumbnail once the server holds its bytes: an erasure of
+    its account takes it from the phone at the next sync, with the rows, and the bytes
+    from the server."""
+    server.add_user("alice", team="north")
+    server.add_user("root", role="admin", team="hq")
+    alice = await Rest.login(server.url, "alice")
+    try:
+        shop = await alice.create("accounts", name="Boulangerie Photo", lat=SHOP[0], lng=SHOP[1])
+    finally:
+        await alice.close()
+
+    app: App = await phones.open(
+        server.url,
+        permissions=["geolocation"],
+        geolocation={"latitude": SHOP[0], "longitude": SHOP[1], "accuracy": 12},
+    )
+    await app.open()
+    await app.login("alice")
+    await app.synced()
+    await app.account.open(shop["id"])
+    await app.account.log_visit()
+    await app.visit_form.check_in()
+    await app.tid("attach-photo-input").set_input_files(str(camera_photo(tmp_path / "a.jpg", 1)))
+    await expect(app.tid("attach-held-item")).to_have_count(1)
+    await app.visit_form.fill(outcome="met", summary="Shelf photo")
+    await app.visit_form.save()
+    await app.synced()
+    await until(lambda: pending(app), 0)  # uploaded: the thumbnail stays on the phone
+    assert [k["thumb"] for k in await app.page.evaluate(KEPT)] == [True]
+    assert len(stored(server)) == 1
+
+    root = await Rest.login(server.url, "root")
+    try:
+        response = await root.client.post(
+            "/api/privacy/erase", json={"table": "accounts", "id": shop["id"]}
+        )
+        assert response.status_code == 200, response.text
+    finally:
+        await root.close()
+    await app.synced()
+    assert await app.rows("accounts") == [] and await app.rows("attachments") == []
+    assert await app.page.evaluate(KEPT) == []
+    assert stored(server) == {}

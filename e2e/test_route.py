@@ -93,6 +93,12 @@ async def test_order_my_stops_offline_matches_the_server(
     ]
     href = await app.tid("today-route-directions").first.get_attribute("href")
     assert href and href.startswith("geo:")
+    # On an iPhone, whose Safari opens no geo: link, Apple Maps' directions.
+    iphone = await app.page.evaluate(
+        """async () => (await import("/js/map.js")).directionsHref({lat: 45.75, lng: 4.85,
+            name: "Café & Co"}, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)")"""
+    )
+    assert iphone == "https://maps.apple.com/?daddr=45.75,4.85&q=Caf%C3%A9%20%26%20Co"
 
     # The route on a map, offline although no map was opened before: the start, a line and
     # the stops numbered in order, on the basemap the service worker kept at install.
@@ -131,6 +137,16 @@ async def test_order_my_stops_offline_matches_the_server(
     await app.page.evaluate("document.documentElement.style.fontSize = '200%'")
     await route.screenshot(path=artifacts / "screen-today-route-text200.png")
     assert await app.scroll_width() <= PHONE["width"]
+
+    # A suggestion planned in one tap, offline: a planned visit due today, on the route.
+    await app.page.evaluate("document.documentElement.style.fontSize = ''")
+    await suggested.get_by_test_id("today-suggestion-plan").click()
+    await expect(route).to_contain_text(f"Route ({len(STOPS) + 1} stops)")
+    await expect(suggested).to_have_count(0)
+    row = app.tid("today-tasks").get_by_test_id("task-row").filter(has_text="Vieux client")
+    await expect(row.get_by_test_id("task-title")).to_have_text("Planned visit")
+    [planned] = [t for t in await app.rows("tasks") if t.get("kind") == "visit"]
+    assert planned["title"] == "Visit Vieux client" and planned["assignee_id"]
 
 
 async def test_the_phone_orders_like_the_server_up_to_fifty_stops(

@@ -12,6 +12,7 @@ from typing import Any
 from playwright.async_api import Request, Route, expect
 
 from e2e.conftest import Server
+from e2e.map_support import sync_accounts, sync_records
 from e2e.pages import PHONE, App, Phones, Rest
 from e2e.team_pages import ReassignScreen, TeamScreen
 
@@ -254,6 +255,59 @@ async def test_authors_and_todays_checkins(server: Server, phones: Phones, artif
     assert users == sorted(ids["users"].values())
     await expect(app.tid("checkins-map").locator("path.checkin-marker")).to_have_count(2)
     await app.page.screenshot(path=artifacts / "screen-team-checkins.png", full_page=True)
+
+
+CROWD = 120  # never visited, in a few streets
+VISITED = 40  # checked in at today, in a few other streets
+# What a map shows of its points: those drawn one by one, and those counted in clusters.
+SHOWN = """(box) => [box.querySelectorAll("path.nearby-marker").length,
+  [...box.querySelectorAll(".map-cluster")].reduce((n, c) => n + Number(c.textContent), 0),
+  box.querySelectorAll(".map-cluster").length,
+  box.querySelectorAll(".map-cluster-due").length]"""
+
+
+async def test_the_team_maps_cluster_like_nearby(
+    server: Server, phones: Phones, artifacts: Path
+) -> None:
+    """A team's hundreds of not-visited accounts and of today's check-ins are a few clusters
+    with their counts (Leaflet.markercluster, as on Nearby), not a carpet of dots."""
+    server.add_user("boss", role="manager")
+    server.add_user("alice")
+    crowd = [{"name": f"Stale {i:03d}", "lat": LAT + 0.02 + (i % 12) * 0.0004,
+              "lng": LNG + (i // 12) * 0.0005} for i in range(CROWD)]  # fmt: skip
+    sync_accounts(server, "alice", crowd)
+    shops = [{"name": f"Seen {i:02d}", "lat": LAT - 0.02 + (i % 8) * 0.0004,
+              "lng": LNG + (i // 8) * 0.0005} for i in range(VISITED)]  # fmt: skip
+    ids = sync_accounts(server, "alice", shops)
+    now = datetime.now(UTC).replace(microsecond=0)
+    sync_records(server, "alice", "visits", [
+        {"account_id": i, "started_at": (now - timedelta(minutes=n)).isoformat(),
+         "lat": shop["lat"], "lng": shop["lng"], "accuracy_m": 10}
+        for n, (i, shop) in enumerate(zip(ids, shops, strict=True))
+    ])  # fmt: skip
+    app = await manager_phone(phones, server)
+    team = TeamScreen(app)
+    await team.open()
+    await expect(team.tid("team-not-visited-count")).to_have_attribute("data-count", str(CROWD))
+    stale = team.tid("team-not-visited-map")
+    await expect(stale.locator(".map-cluster").first).to_be_visible()
+    await stale.screenshot(path=artifacts / "screen-team-stale-clusters.png")
+    markers, clustered, clusters, due = await stale.evaluate(SHOWN)
+    assert markers + clustered == CROWD and markers + clusters <= 20 and due == clusters
+
+    await app.go("#/team/checkins")
+    await expect(app.tid("checkins-count")).to_have_attribute("data-count", str(VISITED))
+    checkins = app.tid("checkins-map")
+    await expect(checkins.locator(".map-cluster").first).to_be_visible()
+    markers, clustered, clusters, due = await checkins.evaluate(
+        SHOWN.replace("nearby-marker", "checkin-marker")
+    )
+    await app.page.screenshot(path=artifacts / "screen-team-checkins-clusters.png")
+    assert markers + clustered == VISITED and markers + clusters <= 12 and due == 0
+    # A tap on a cluster zooms in until its check-ins are apart.
+    await checkins.locator(".map-cluster").first.click()
+    await expect(checkins.locator("path.checkin-marker").first).to_be_attached()
+    assert await app.scroll_width() <= PHONE["width"]
 
 
 QUEUE = """async (count) => {

@@ -80,6 +80,7 @@ def create_app(
 ) -> Litestar:
     settings = settings or load_settings()
     bind_tables(db.configure(settings.database))
+    db.configure_replica(settings.database_replica, settings.replica_max_lag_s)
     WIRE_ROWS.resize(settings.row_cache_bytes)
     limits.configure(settings)
     automation.configure(settings.timezone)

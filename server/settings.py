@@ -112,6 +112,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # FIELDCRM_HISTORY_RETENTION_DAYS: how long history entries and conflicts (and the
     # values they hold) are kept; 0, the default, keeps them forever (docs/privacy.md).
     history_retention_days: int = 0
+    # DATABASE_REPLICA_URL: a streaming replica of the PostgreSQL primary, which answers
+    # pulls that carry no mutations once it has replayed what the client has seen
+    # (server/db/replica.py, docs/deployment.md "Read replica"). None: every read goes to
+    # the primary.
+    database_replica: DatabaseConfig | None = None
+    # FIELDCRM_REPLICA_MAX_LAG_S: past this many seconds behind the primary, the replica
+    # answers no pull at all (every client gets the primary's newest changes instead).
+    replica_max_lag_s: float = 10.0
 
 
 class ConfigError(ValueError):
@@ -139,6 +147,37 @@ def parse_database_url(url: str) -> DatabaseConfig:
             database=database,
         )
     raise ConfigError(f"DATABASE_URL must start with sqlite:/// or postgresql://, not {url!r}")
+
+
+def parse_replica_url(url: str, primary: DatabaseConfig) -> DatabaseConfig | None:
+    """DATABASE_REPLICA_URL: a `postgresql://` URL of a streaming replica of the primary
+    (which must be PostgreSQL too); empty: none."""
+    url = url.strip()
+    if not url:
+        return None
+    if not primary.is_postgres:
+        raise ConfigError(
+            "DATABASE_REPLICA_URL needs a PostgreSQL DATABASE_URL: a replica streams from a"
+            " PostgreSQL primary"
+        )
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"DATABASE_REPLICA_URL must start with postgresql://, not {url[:60]!r}")
+    try:
+        return parse_database_url(url)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("DATABASE_URL", "DATABASE_REPLICA_URL")) from None
+
+
+def parse_replica_max_lag(value: str) -> float:
+    """FIELDCRM_REPLICA_MAX_LAG_S: seconds, more than 0 (default 10)."""
+    text = value.strip() or "10"
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigError("FIELDCRM_REPLICA_MAX_LAG_S must be a number of seconds") from None
+    if not 0 < seconds <= 86_400:
+        raise ConfigError("FIELDCRM_REPLICA_MAX_LAG_S must be more than 0 and at most 86400")
+    return seconds
 
 
 def parse_trusted_proxies(value: str) -> tuple[str, ...]:
@@ -304,4 +343,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         default_region=default_region,
         blob_url=parse_blob_url(env.get("FIELDCRM_BLOB_URL", "")),
         history_retention_days=parse_retention_days(env.get("FIELDCRM_HISTORY_RETENTION_DAYS", "")),
+        database_replica=parse_replica_url(env.get("DATABASE_REPLICA_URL", ""), database),
+        replica_max_lag_s=parse_replica_max_lag(env.get("FIELDCRM_REPLICA_MAX_LAG_S", "")),
     )

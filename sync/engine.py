@@ -329,13 +329,39 @@ class Exchange:
     now_ms: int
 
 
+class Behind(Exception):
+    """A read session's snapshot is older than what the client has already seen (a
+    replica that has not replayed that far): answer from a newer one."""
+
+
+def caught_up(session: SyncSession, cursor_text: str | None) -> bool:
+    """Whether `session`'s snapshot holds everything a client with this cursor has seen,
+    so that a pull from it neither takes the cursor back nor skips a change. A cursor that
+    is not ours or from another epoch is a reset wherever it is answered; one of ours needs
+    its seq and the seq its first scan started from (`fresh_until`: tombstones up to it
+    are left out, so they must be in the snapshot) at or below the snapshot's."""
+    cursor = decode_cursor(cursor_text)
+    if cursor is None or cursor.epoch != session.epoch:
+        return True
+    return max(cursor.seq, cursor.fresh_until) <= session.current_seq
+
+
 async def round_trip(
-    store: SyncStore, actor: Any, request: SyncRequest, now_ms: int
+    store: SyncStore,
+    actor: Any,
+    request: SyncRequest,
+    now_ms: int,
+    *,
+    lagging: bool = False,
 ) -> SyncResponse:
     """Apply the request's new mutations exactly once, then pull one page of changes,
     all in one transaction that commits before this returns. Raises `RequestRefused`
-    (`MidGap`, `OverLimit`) when the request is refused whole."""
-    [answer] = await round_trips(store, [Exchange(actor, request, now_ms)])
+    (`MidGap`, `OverLimit`) when the request is refused whole.
+
+    `lagging`: the store's read sessions may see an older snapshot than the client has
+    (a streaming replica); the request must have no mutations, and `Behind` is raised,
+    with nothing done, when the snapshot is not `caught_up` with its cursor."""
+    [answer] = await round_trips(store, [Exchange(actor, request, now_ms)], lagging=lagging)
     if isinstance(answer, RequestRefused):
         raise answer
     return answer
@@ -345,6 +371,8 @@ async def round_trips(
     store: SyncStore,
     exchanges: Sequence[Exchange],
     more: Callable[[], Sequence[Exchange]] | None = None,
+    *,
+    lagging: bool = False,
 ) -> list[SyncResponse | RequestRefused]:
     """Several round trips in one transaction that commits before this returns: each
     request's mutations are applied in turn, exactly as if the requests had come one after
@@ -355,14 +383,20 @@ async def round_trips(
     `more`, if given, is asked for requests that came in meanwhile once the mutations of
     those before are applied, until it has none; they join and are answered after
     `exchanges`, in the order they were given. (Only a transaction that writes takes them:
-    when none of `exchanges` has mutations, `more` is not asked.)"""
+    when none of `exchanges` has mutations, `more` is not asked.)
+
+    `lagging`: as in `round_trip`, for requests without mutations only."""
     if any(exchange.request.mutations for exchange in exchanges):
+        if lagging:
+            raise ValueError("a lagging store answers requests without mutations only")
         session_cm = store.write()
     else:
         session_cm = store.read()
         more = None
     pushed: list[tuple[Exchange, Ack | RequestRefused]] = []
     async with session_cm as session:
+        if lagging and not all(caught_up(session, e.request.cursor) for e in exchanges):
+            raise Behind()
         todo = list(exchanges)
         while todo:
             await _load(session, todo)

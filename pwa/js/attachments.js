@@ -42,7 +42,7 @@ export async function photoItem(file) {
   }
 }
 
-// t("Add photo") (the phone's camera, or a picture) and t("Voice note") (hidden where the browser
+// "Add photo" (the phone's camera, or a picture) and "Voice note" (hidden where the browser
 // cannot record); each capture is handed to `taken`.
 export function captureButtons(taken) {
   const input = h("input", { type: "file", accept: "image/*", capture: "environment", multiple: true,

@@ -64,8 +64,14 @@ export function isOverdue(task, now = Date.now()) {
 
 // A task with its done checkbox and "snooze 1 h". The title is text, not the box's label:
 // tapping it must not mark the task done. The box sits in a 44 px label of its own.
-export function taskRow(task, accountName, pending, names = null) {
+// `byAccount` (Today, the day's plan): the account's name is the row's title, the task's
+// under it ("Planned visit" for a planned visit named after its account).
+export function taskRow(task, accountName, pending, names = null, { byAccount = false } = {}) {
   const overdue = isOverdue(task);
+  const titled = byAccount && !!accountName;
+  const accountLink = (cls) =>
+    h("a", { href: `#/account/${task.account_id}`, class: cls, testid: "task-account" }, accountName);
+  const what = titled && task.kind === "visit" && task.title === t("Visit {name}", { name: accountName }) ? LABELS.taskKind.visit : task.title;
   return h(
     "li",
     { class: `row task${task.done ? " done" : ""}`, testid: "task-row", dataset: { id: task.id } },
@@ -80,7 +86,8 @@ export function taskRow(task, accountName, pending, names = null) {
     h(
       "div",
       { class: "row-main" },
-      h("span", { class: "row-title", testid: "task-title" }, task.title),
+      titled ? accountLink("row-title row-link") : null,
+      h("span", { class: titled ? "row-sub" : "row-title", testid: "task-title" }, what),
       h(
         "span",
         { class: `row-sub${overdue ? " overdue" : ""}`, testid: "task-due" },
@@ -92,9 +99,7 @@ export function taskRow(task, accountName, pending, names = null) {
       names && task.assignee_id && (!me() || task.assignee_id !== me().id)
         ? h("span", { class: "row-sub", testid: "task-assignee" }, t("For {name}", { name: authorName(names, task.assignee_id) }))
         : null,
-      accountName
-        ? h("a", { href: `#/account/${task.account_id}`, class: "row-sub row-link", testid: "task-account" }, accountName)
-        : null,
+      accountName && !titled ? accountLink("row-sub row-link") : null,
     ),
     h(
       "div",

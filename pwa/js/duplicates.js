@@ -221,7 +221,7 @@ export function matchText(match) {
 }
 
 // The warning a form shows before saving an account the phone likely holds already: the
-// likeliest match with a link to open it, and t("Save anyway") (nothing a rep captured is
+// likeliest match with a link to open it, and "Save anyway" (nothing a rep captured is
 // refused for being similar), which saves through `resubmit`. `allowed` answers whether to
 // save now.
 export function duplicateGate(container, makeLink, resubmit) {

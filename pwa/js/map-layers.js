@@ -38,28 +38,38 @@ export function legend(mode) {
 const icons = {};
 const pin = (L, colour) => (icons[colour] ||= L.divIcon({ className: `map-pin map-${colour}`, iconSize: [18, 18] }));
 
-// Marked "due" when most of its accounts are.
-function clusterIcon(L, cluster) {
+// A cluster's count, marked "due" when `due` (most of its accounts are).
+export function clusterIcon(L, cluster, due = false) {
   const count = cluster.getChildCount();
-  const due = cluster.getAllChildMarkers().filter((m) => /due|never/.test(m.options.colour)).length;
   const size = count < 100 ? 34 : count < 1000 ? 40 : 48;
-  return L.divIcon({ className: `map-cluster${due * 2 >= count ? " map-cluster-due" : ""}`, html: h("span", {}, count), iconSize: [size, size] });
+  return L.divIcon({ className: `map-cluster${due ? " map-cluster-due" : ""}`, html: h("span", {}, count), iconSize: [size, size] });
+}
+
+const isDue = (cluster) =>
+  cluster.getAllChildMarkers().filter((m) => /due|never/.test(m.options.colour)).length * 2 >= cluster.getChildCount();
+
+// Leaflet.markercluster as every map here has it: markers added in slices (no frozen frame),
+// no animations (their transitions force page layouts), apart from zoom 17.
+export function clusterGroup(L, icon, options = {}) {
+  return L.markerClusterGroup({
+    chunkedLoading: true,
+    chunkInterval: 30,
+    chunkDelay: 10,
+    animate: false,
+    maxClusterRadius: 48,
+    disableClusteringAtZoom: 17,
+    showCoverageOnHover: false,
+    spiderfyOnMaxZoom: false,
+    iconCreateFunction: icon,
+    ...options,
+  });
 }
 
 export class AccountLayer {
   constructor(L, map, popup) {
     Object.assign(this, { L, map, popup, queue: Promise.resolve(), asked: 0, shown: new Map(), loaded() {} });
-    this.clusters = L.markerClusterGroup({
-      chunkedLoading: true, // in slices: no frozen frame
-      chunkInterval: 30,
-      chunkDelay: 10,
+    this.clusters = clusterGroup(L, (cluster) => clusterIcon(L, cluster, isDue(cluster)), {
       chunkProgress: (done, total) => done === total && this.loaded(),
-      animate: false, // its transitions force page layouts
-      maxClusterRadius: 48,
-      disableClusteringAtZoom: 17,
-      showCoverageOnHover: false,
-      spiderfyOnMaxZoom: false,
-      iconCreateFunction: (cluster) => clusterIcon(L, cluster),
     }).addTo(map);
   }
 

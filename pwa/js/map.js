@@ -2,7 +2,7 @@
 
 import { formatNumber, mark, t } from "./i18n.js";
 import { apiFetch, NetworkError } from "./api.js";
-import { AccountLayer } from "./map-layers.js";
+import { AccountLayer, clusterGroup, clusterIcon } from "./map-layers.js";
 import { addBasemap } from "./basemap.js";
 import { read, write } from "./db.js";
 import { session } from "./session.js";
@@ -90,10 +90,13 @@ export function hasPosition(account) {
   return typeof account.lat === "number" && typeof account.lng === "number";
 }
 
-// A `geo:` link: the phone's maps app offers directions to it.
-export function directionsHref(account) {
+// Directions in the phone's maps app: Apple Maps on an iPhone or iPad (Safari opens no
+// `geo:` link), elsewhere a `geo:` link, which Android hands to the maps app chosen.
+export function directionsHref(account, agent = navigator.userAgent) {
   const point = `${account.lat},${account.lng}`;
-  return `geo:${point}?q=${point}(${encodeURIComponent(account.name || t("Account"))})`;
+  const name = encodeURIComponent(account.name || t("Account"));
+  if (/iPhone|iPad|iPod|Macintosh.*Mobile/.test(agent)) return `https://maps.apple.com/?daddr=${point}&q=${name}`;
+  return `geo:${point}?q=${point}(${name})`;
 }
 
 const PRECISION = {
@@ -178,14 +181,24 @@ export async function drawMap(box, note, previous, draw) {
 }
 
 // A map of points only (the Team screens): [{lat, lng, className, popup}], fitted to them.
-export function drawPoints(box, note, points, previous = null) {
+// `cluster`: "plain", or "due" (in the not-visited colour): the points clustered as on
+// Nearby, so a team's thousands of accounts stay fluid; added at once, not in slices, as
+// these maps are removed and drawn again whole (a range changed) and a slice must not come
+// after its map is gone.
+export function drawPoints(box, note, points, previous = null, { cluster = null } = {}) {
   return drawMap(box, note, previous, (L, map) => {
-    const where = points.map((p) => {
-      const marker = L.circleMarker([p.lat, p.lng], { radius: 8, className: p.className }).addTo(map);
-      if (p.popup) marker.bindPopup(p.popup);
-      return [p.lat, p.lng];
-    });
+    const where = points.map((p) => [p.lat, p.lng]);
     if (where.length > 1) map.fitBounds(L.latLngBounds(where).pad(0.15), { maxZoom: 15 });
     else if (where.length) map.setView(where[0], 14);
+    const markers = points.map((p) => {
+      const marker = L.circleMarker([p.lat, p.lng], { radius: 8, className: p.className });
+      if (p.popup) marker.bindPopup(p.popup);
+      return marker;
+    });
+    if (cluster === null) markers.forEach((marker) => marker.addTo(map));
+    else {
+      clusterGroup(L, (group) => clusterIcon(L, group, cluster === "due"), { chunkedLoading: false })
+        .addTo(map).addLayers(markers);
+    }
   });
 }

@@ -1,4 +1,4 @@
-// SPEC section 12 on the phone. A manager's t("Export data") downloads a record's export
+// SPEC section 12 on the phone. A manager's "Export data" downloads a record's export
 // (online: the server holds its history); a record erased on request shows as such.
 
 import { t } from "./i18n.js";

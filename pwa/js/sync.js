@@ -285,7 +285,7 @@ function platform() {
 // server's `rejections` row for the write arrives), the page of changes and its cursor
 // land together.
 async function applyResponse(data, sentCursor) {
-  const outcome = await write([...TABLES, "outbox", "meta", "drafts"], async (s) => {
+  const outcome = await write([...TABLES, "outbox", "meta", "drafts", "blobs"], async (s) => {
     const touched = new Set();
     const refresh = new Map();
     const merged = new Set(); // of refresh's keys: merged, not rejected
@@ -299,6 +299,7 @@ async function applyResponse(data, sentCursor) {
     const clientId = await s.meta.get("client_id");
     let rejected = (await s.meta.get("rejected")) || [];
     const erased = (await s.meta.get("erased")) || {}; // ids erased on request (SPEC 12)
+    let erasedNow = 0;
     const merges = { map: (await s.meta.get("merged")) || {}, now: [] };
     for (const r of ack.results || []) {
       const e = sent.get(r.mid);
@@ -320,6 +321,7 @@ async function applyResponse(data, sentCursor) {
       if (r.error && r.error.error === "erased") {
         // A write to a record erased on request: kept nowhere, not even here.
         erased[e.id] = erased[e.id] || Date.now();
+        erasedNow = Date.now();
         refresh.set(`${e.table}/${e.id}`, e);
         merged.delete(`${e.table}/${e.id}`);
         continue;
@@ -369,7 +371,7 @@ async function applyResponse(data, sentCursor) {
         if (change.merged_into) await repoint(s, change.table, change.id, change.merged_into, merges);
       } else if (change.op === "evict") {
         left.push(...(await evict(s, change.table, change.id)));
-        if (change.erased) erased[change.id] = Date.now();
+        if (change.erased) erased[change.id] = erasedNow = Date.now();
       }
     }
     // The history kept of a record the phone no longer holds goes with it.
@@ -384,6 +386,11 @@ async function applyResponse(data, sentCursor) {
     rejected = rejected.filter((x) => !gone(x));
     for (const d of await s.drafts.getAll()) if (gone(d)) await s.drafts.delete(d.key);
     await s.meta.put(erased, "erased");
+    if (erasedNow) {
+      // Nor its photos and voice notes kept here (thumbnails included): bytes no row names.
+      const named = new Set((await s.attachments.getAll()).map((r) => r.sha256));
+      for (const b of await s.blobs.getAll()) if (!named.has(b.sha256)) await s.blobs.delete(b.sha256);
+    }
 
     // A rejected or merged write's optimistic fields go: back to the server's row plus
     // what is still pending. A row never seen by the server (a rejected create) disappears.

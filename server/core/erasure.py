@@ -19,16 +19,17 @@ In one write transaction of the one writer (`erase`):
 5. on SQLite the full-text indexes of the tables touched are merged into one segment
    (FTS5 keeps a deleted row's words in older segments until then).
 
-After the commit, `reclaim` has the engine give back the space those rows took
-(`db.reclaim`: a checkpoint that empties SQLite's log, a rewrite of the PostgreSQL tables)
-and notes it in `erasures.reclaimed_at`. The data is gone at the commit; if the process
-stops before the reclaim is done, `reclaim_pending` (the retention job, every start of it)
-finishes it.
-
 Attachments hang off their account (the server fills `account_id` in), so an account's
-go in step 2 with its other children; after the commit their bytes are deleted from the
-blob store (`forget_blob`, server/blobs.py), unless a live attachment elsewhere holds the
-same bytes.
+go in step 2 with its other children; the hashes of their bytes are written in the
+erasure's row (`erasures.blobs`), in the same transaction.
+
+After the commit, `reclaim` finishes the erasure: it deletes those bytes from the blob
+store (`forget_blob`, server/blobs.py: unless a live attachment elsewhere holds the same
+bytes) and empties `erasures.blobs`, then has the engine give back the space the rows
+took (`db.reclaim`) and notes it in `erasures.reclaimed_at`. The rows are gone at the
+commit; if the process stops before `reclaim` is done (bytes still in the store, space
+not given back), `reclaim_pending` (the retention job, every start of it and every hour)
+finishes it from what the row says.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class Erased:
     records: int
     reclaimed: bool
     # The hashes of the erased attachments: their bytes go from the blob store once the
-    # erasure has committed (`forget_blob`).
+    # erasure has committed (`reclaim`, `forget_blob`).
     blobs: tuple[str, ...] = ()
 
 
@@ -102,8 +103,6 @@ async def erase(actor: Actor, table: str, record_id: str) -> Erased:
     async with writing(Source.ERASE) as writer:
         erasure_id, ids, blobs = await _erase_in(writer, actor, table, record_id, erased_at)
     WIRE_ROWS.forget(ids)
-    for sha256 in blobs:  # the photos' and voice notes' bytes (SPEC section 12)
-        await forget_blob(sha256)
     try:
         reclaimed = await reclaim(erasure_id)
     except Exception:  # the erasure stands; reclaim_pending finishes it
@@ -139,9 +138,23 @@ async def _erase_in(
     touched = {r.table for r in gone} | {"history"}
     touched |= await _forget_elsewhere(ids, refused, values)
     erasure_id = str(uuid.uuid4())
+    # The photos' and voice notes' bytes (SPEC section 12): deleted from the blob store
+    # after the commit, by `reclaim`; their rows in attachment_blobs go then too.
+    blobs = sorted({str(r.values["sha256"]) for r in records if r.table == "attachments"})
+    if blobs:
+        touched |= {"attachment_blobs", "erasures"}
     await db.insert_rows(
         "erasures",
-        ("id", "record_table", "record_id", "erased_at", "erased_by", "records", "tables"),
+        (
+            "id",
+            "record_table",
+            "record_id",
+            "erased_at",
+            "erased_by",
+            "records",
+            "tables",
+            "blobs",
+        ),
         [
             [
                 erasure_id,
@@ -151,6 +164,7 @@ async def _erase_in(
                 actor.user_id or None,
                 len(gone),
                 _json.encode(sorted(touched)).decode(),
+                _json.encode(blobs).decode(),
             ]
         ],
     )
@@ -161,7 +175,6 @@ async def _erase_in(
     )
     if not db.is_postgres():
         await _merge_search_indexes(sorted({r.table for r in gone}))
-    blobs = sorted({str(r.values["sha256"]) for r in records if r.table == "attachments"})
     return erasure_id, [r.id for r in gone], tuple(blobs)
 
 
@@ -308,13 +321,21 @@ async def _merge_search_indexes(tables: Sequence[str]) -> None:
 
 
 async def reclaim(erasure_id: str) -> bool:
-    """Have the engine give back the space of what the erasure deleted (db.reclaim), then
-    note it. Raises if the engine could not (`reclaim_pending` tries again)."""
+    """Finish the erasure after its commit: delete its attachments' bytes from the blob
+    store (`forget_blob`) and forget their hashes, then have the engine give back the
+    space of what it deleted (db.reclaim), then note it. Each step may be run again: raises
+    if one could not be done (`reclaim_pending` tries again)."""
     rows = await db.fetch(
-        "SELECT tables FROM erasures WHERE id = {} AND reclaimed_at IS NULL", erasure_id
+        "SELECT tables, blobs FROM erasures WHERE id = {} AND reclaimed_at IS NULL", erasure_id
     )
     if not rows:
         return True
+    hashes = msgspec.json.decode(rows[0]["blobs"] or "[]")
+    if hashes:
+        for sha256 in hashes:
+            await forget_blob(str(sha256))
+        async with db.write_transaction():
+            await db.fetch("UPDATE erasures SET blobs = {} WHERE id = {}", "[]", erasure_id)
     tables = sorted(msgspec.json.decode(rows[0]["tables"] or "[]"))
     await db.reclaim(tables)
     await db.fetch(
@@ -324,14 +345,18 @@ async def reclaim(erasure_id: str) -> bool:
 
 
 async def reclaim_pending() -> int:
-    """Finish the reclaims an erasure did not (the process stopped after its commit);
-    how many."""
+    """Finish the erasures whose `reclaim` was not done (the process stopped after their
+    commit, or a step failed): their bytes deleted, their space given back; how many."""
     rows = await db.fetch(
         "SELECT id FROM erasures WHERE reclaimed_at IS NULL ORDER BY erased_at LIMIT 100"
     )
-    for row in rows:
-        await reclaim(str(row["id"]))
-    return len(rows)
+    done = 0
+    for row in rows:  # one that fails again does not hold up the others
+        try:
+            done += await reclaim(str(row["id"]))
+        except Exception:
+            log.exception("erasure %s: finishing it failed; it is tried again", row["id"])
+    return done
 
 
 async def forget_blob(sha256: str) -> bool:

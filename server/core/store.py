@@ -60,5 +60,26 @@ def _keep_wired(session: Session) -> None:
         WIRE_ROWS.put(key, row)
 
 
+class ReplicaSyncStore(PiccoloSyncStore):
+    """Read sessions on the streaming replica (server/db/replica.py), for pulls without
+    mutations. Its snapshot may be older than what a client has seen: the engine checks
+    (`round_trip(..., lagging=True)`). Raises db.ReplicaUnavailable when the replica
+    cannot answer."""
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Session]:
+        raise RuntimeError("the replica is read-only: write on the primary")
+        yield  # pragma: no cover
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Session]:
+        async with db.replica_read_transaction():
+            session = Session(writable=False)
+            await session.begin()
+            yield session
+        _keep_wired(session)
+
+
 STORE = PiccoloSyncStore()
+REPLICA_STORE = ReplicaSyncStore()
 db.ON_CONFIGURE.append(STORE.forget_epoch)

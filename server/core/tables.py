@@ -244,6 +244,9 @@ class Erasure(Table, tablename="erasures"):
     erased_by = UUID(null=True, default=None)
     records = BigInt(default=0)  # how many rows were erased with it (its children, ...)
     tables = Text(default="[]")  # JSON: the tables whose space is to be reclaimed
+    # JSON: the hashes of the erased attachments whose bytes are still to be deleted from
+    # the blob store (emptied once they are)
+    blobs = Text(default="[]")
     reclaimed_at = Timestamptz(null=True, default=None)
 
 

@@ -46,6 +46,8 @@ def _start(request: RouteRequest) -> tuple[float, float]:
 
 
 def _stop_ids(stops: list[str]) -> list[str]:
+    if not stops:
+        raise ApiError(422, "no_stops", "A route needs at least one stop: an account id.")
     if len(stops) > MAX_STOPS:
         raise ApiError(
             422,

@@ -37,6 +37,8 @@ Which module holds what (each imports only modules above it here, and nothing fr
 - sqlite.py: the SQLite driver, and the converters it reads columns with.
 - postgres.py: the PostgreSQL driver: the asyncpg pool, its connections' set-up (UUIDs
   as text, array types met), the writer's advisory lock, column types.
+- replica.py: the streaming replica (DATABASE_REPLICA_URL) pulls may read from:
+  configure_replica(), replica_read_transaction(), ReplicaUnavailable.
 - setup.py: configure(), make_engine(), engine(), is_postgres(), start(), stop(),
   ON_CONFIGURE, and driver(): the driver configure() chose.
 - transactions.py: fetch(), fetch_rows(), read_transaction(), write_transaction(),
@@ -50,6 +52,12 @@ Which module holds what (each imports only modules above it here, and nothing fr
 from server.db.bulk import any_of, insert_rows, padded, update_rows
 from server.db.context import SLOW_READ_LIMIT_S, StatementTimeout, defer, shared
 from server.db.postgres import WRITE_LOCK_KEY
+from server.db.replica import (
+    ReplicaUnavailable,
+    configure_replica,
+    has_replica,
+    replica_read_transaction,
+)
 from server.db.setup import (
     ON_CONFIGURE,
     configure,
@@ -71,6 +79,7 @@ from server.db.transactions import (
 
 __all__ = [
     "ON_CONFIGURE",
+    "ReplicaUnavailable",
     "SQLITE_BUSY_TIMEOUT_S",
     "SLOW_READ_LIMIT_S",
     "SQLITE_IDLE_READERS",
@@ -79,16 +88,19 @@ __all__ = [
     "WRITE_LOCK_KEY",
     "any_of",
     "configure",
+    "configure_replica",
     "defer",
     "engine",
     "fetch",
     "fetch_rows",
+    "has_replica",
     "insert_rows",
     "is_postgres",
     "make_engine",
     "padded",
     "read_transaction",
     "reclaim",
+    "replica_read_transaction",
     "shared",
     "start",
     "stop",

@@ -30,6 +30,11 @@ from server.settings import DatabaseConfig
 WRITE_LOCK_KEY = 7_346_114_019  # pg_advisory_xact_lock key for "the sync writer"
 # reclaim(): how long it waits for older transactions to end before it gives up.
 RECLAIM_WAIT_S = 60.0
+# reclaim(): how long a table's rewrite waits in the queue for its lock before it lets the
+# writes queued behind it through and asks again (a waiting ACCESS EXCLUSIVE lock holds up
+# every later statement on the table, reads too), and how long it keeps asking.
+RECLAIM_LOCK_WAIT_MS = 200
+RECLAIM_LOCK_PAUSE_S = 0.3
 # Whether every transaction that began before the one with id $1 (an xid8, as text) has
 # ended (the oldest still running is newer: pg_current_snapshot's xmin), and no other
 # session of this database holds a snapshot that began before it.
@@ -39,6 +44,33 @@ _HORIZON_PASSED = (
     " AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL"
     " AND age(backend_xmin) >= age(($1::text::numeric % 4294967296)::text::xid))"
 )
+
+
+async def _rewrite(conn: Any, table: str, deadline: float, analyze: Sequence[str] = ()) -> None:
+    """`VACUUM (FULL) table`, its lock asked for with a lock_timeout of
+    RECLAIM_LOCK_WAIT_MS, and again after a pause while it is not had, until `deadline`
+    (the loop's time); ANALYZE of `analyze` first (its lock holds no write up). The
+    connection's lock_timeout is as before after."""
+    import asyncpg
+
+    await conn.execute(f"SET lock_timeout = {RECLAIM_LOCK_WAIT_MS}")
+    try:
+        while True:
+            try:
+                if analyze:
+                    await conn.execute(f"ANALYZE {', '.join(analyze)}")
+                    analyze = ()
+                await conn.execute(f"VACUUM (FULL) {table}")
+                return
+            except asyncpg.exceptions.LockNotAvailableError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(
+                        f"{table} stayed in use; the erasure's space is reclaimed later"
+                    ) from None
+                await asyncio.sleep(RECLAIM_LOCK_PAUSE_S)
+    finally:
+        await conn.execute("RESET lock_timeout")
+
 
 # Every column type fieldcrm's tables use, as arrays (insert_rows, update_rows, any_of).
 ARRAY_TYPES = (
@@ -187,14 +219,21 @@ class Postgres:
         """Rewrite these tables (and their indexes and TOAST) whole, outside any
         transaction: VACUUM alone leaves a deleted row's bytes in the free space of its
         pages and a dead index entry's in its index page; a rewrite leaves them in no file.
-        Then the statistics' table, whose most common values may hold one (skipped with a
-        warning when the user may not vacuum it). Each table is locked while it is
-        rewritten: writes to it wait.
+        Then the statistics: ANALYZE (no lock that holds writes up) and the statistics'
+        table rewritten, whose most common values may hold an erased value (skipped with
+        a warning when the user may not vacuum it). docs/privacy.md says why not less.
+
+        One table at a time, each in its own transaction (`VACUUM (FULL) t`): a table is
+        locked only while it is rewritten (writes to it wait that long, about 0.3 s per
+        20,000 rows: docs/performance.md), and its lock is asked for with a short
+        lock_timeout, so a long transaction on it never leaves every write queued behind
+        the waiting rewrite; it asks again after a pause, up to RECLAIM_WAIT_S in all.
 
         A rewrite copies the rows some transaction may still see: first it waits, up to
         RECLAIM_WAIT_S, until every transaction that began before now (in any database of
         the server: their ids bound every snapshot) and every snapshot of this database
-        taken before now has ended; past that it raises, and the caller tries again later."""
+        taken before now has ended; past either limit it raises, and the caller tries again
+        later."""
         if not tables:
             return
         async with self._pool().acquire() as conn:
@@ -207,8 +246,10 @@ class Postgres:
                         " reclaimed later"
                     )
                 await asyncio.sleep(0.2)
-            await conn.execute(f"VACUUM (FULL, ANALYZE) {', '.join(tables)}")
-            await conn.execute("VACUUM (FULL) pg_catalog.pg_statistic")
+            deadline = asyncio.get_running_loop().time() + RECLAIM_WAIT_S
+            for table in tables:
+                await _rewrite(conn, table, deadline)
+            await _rewrite(conn, "pg_catalog.pg_statistic", deadline, analyze=tables)
 
     @staticmethod
     async def statements(conn: Any, *sql: str) -> None:

@@ -25,10 +25,12 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine
 
 from server.db.postgres import Postgres
+from server.db.replica import forget_replica, start_replica, stop_replica
 from server.db.sqlite import SQLITE_BUSY_TIMEOUT_S, SQLite, use_our_converters
 from server.settings import DatabaseConfig
 
-ON_CONFIGURE: list[Callable[[], None]] = []  # caches of another module's to drop on configure()
+# Caches of another module's to drop on configure(); the replica goes with its primary.
+ON_CONFIGURE: list[Callable[[], None]] = [forget_replica]
 _engine: Engine[Any] | None = None
 _driver: SQLite | Postgres | None = None
 
@@ -81,9 +83,12 @@ def is_postgres() -> bool:
 
 
 async def start() -> None:
-    """Open the pool (PostgreSQL) or set the journal mode (SQLite)."""
+    """Open the pool (PostgreSQL) or set the journal mode (SQLite), and the replica's pool
+    if there is one (server/db/replica.py)."""
     await driver().start()
+    await start_replica()
 
 
 async def stop() -> None:
+    await stop_replica()
     await driver().stop()

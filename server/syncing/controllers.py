@@ -150,8 +150,12 @@ class SyncController(Controller):
             raise ApiError(413, "too_large", "A sync request may be at most 4 MiB.")
         sync_request = decode_request(body, request.headers.get("content-type", ""))
         sync_request = services.for_engine(sync_request, actor)
+        now_ms = int(time.time() * 1000)
         try:
-            response = await BATCHER.round_trip(actor, sync_request, int(time.time() * 1000))
+            # A pull may be answered by the read replica; everything else by the primary.
+            response = await services.pull_from_replica(actor, sync_request, now_ms)
+            if response is None:
+                response = await BATCHER.round_trip(actor, sync_request, now_ms)
         except MidGap as gap:
             raise ApiError(
                 409,

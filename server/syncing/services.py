@@ -20,8 +20,11 @@ from typing import Any
 
 import msgspec
 
+from server import db
 from server.core.actor import Actor
 from server.core.fields import parse_datetime
+from server.core.store import REPLICA_STORE
+from sync.engine import Behind, round_trip
 from sync.protocol import DeviceReport, SyncRequest, SyncResponse
 
 SEPARATOR = "~"
@@ -58,6 +61,20 @@ def for_client(response: SyncResponse, actor: Actor) -> SyncResponse:
         return response
     cursor = f"{response.cursor}{SEPARATOR}{actor.scope_version}"
     return msgspec.structs.replace(response, cursor=cursor)
+
+
+async def pull_from_replica(actor: Actor, request: SyncRequest, now_ms: int) -> SyncResponse | None:
+    """The answer to a request without mutations from the streaming replica
+    (DATABASE_REPLICA_URL), or None when it must come from the primary: the request
+    writes, there is no replica, the replica is down or too far behind, or it has not yet
+    replayed everything the request's cursor has seen (SPEC section 15: a cursor never
+    goes back and no change is skipped). `request` is as the engine gets it (for_engine)."""
+    if request.mutations or not db.has_replica():
+        return None
+    try:
+        return await round_trip(REPLICA_STORE, actor, request, now_ms, lagging=True)
+    except (Behind, db.ReplicaUnavailable):
+        return None
 
 
 # Rule 14's device report. A bad value is dropped (kept as null), never the request: a

@@ -170,3 +170,22 @@ async def test_wrong_links_answer_404(client: Any) -> None:
 def assert_not_found(response: Any) -> None:
     assert response.status_code == 404, response.text
     assert response.json()["error"] == "not_found"
+
+
+async def test_a_planned_visit_lasts_half_an_hour_and_rings_at_its_instant(client: Any) -> None:
+    """SPEC section 10: 30 minutes for a planned visit; times sent in the organisation's
+    zone (Paris, +01:00 in winter) come out as the same instants, the alarm included."""
+    rep = await login_as(client, "rep", "north")
+    shop = await create(client, rep, "accounts", name="Cave Lumière", city="Lyon")
+    day = (NOW + timedelta(days=3)).date().isoformat()
+    visit = await create(
+        client, rep, "tasks", title="Visit Cave Lumière", kind="visit", account_id=shop["id"],
+        due_at=f"{day}T09:30:00+01:00", remind_at=f"{day}T08:45:00+01:00",
+    )  # fmt: skip
+    [event] = events(await read_feed(client, await make_feed(client, rep))).values()
+    assert str(event["uid"]) == visit["id"]
+    assert event.decoded("dtstart") == datetime.fromisoformat(f"{day}T08:30:00+00:00")
+    assert event.decoded("duration") == timedelta(minutes=30)
+    [alarm] = event.walk("VALARM")
+    assert alarm.decoded("trigger") == datetime.fromisoformat(f"{day}T07:45:00+00:00")
+    assert "Visit at Cave Lumière" in str(event["description"])

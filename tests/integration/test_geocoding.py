@@ -74,6 +74,14 @@ async def test_an_address_gets_coordinates_that_devices_pull(
     rows = await db.fetch("SELECT clocks FROM accounts WHERE id = {}", lyon["id"])
     assert f'"{YIELDING[Source.GEOCODER]}"' in rows[0]["clocks"]
     assert await geocode_round(settings) == 0
+    # Its history (issue 19): the rep's create, then the geocoder's placing, as the server.
+    response = await client.get(f"/api/history/accounts/{lyon['id']}", headers=rep.headers)
+    assert response.status_code == 200, response.text
+    entries = response.json()["entries"]
+    assert [(e["source"], e["op"]) for e in entries] == [("rest", "create"), ("geocoder", "update")]
+    assert entries[1]["user_id"] is None and entries[1]["client_id"] == "server"
+    assert entries[1]["fields"]["lat"] == {"old": None, "new": placed["lat"]}
+    assert entries[1]["fields"]["geo_precision"]["new"] == "city"
 
 
 async def test_positions_people_set_and_accounts_without_address_are_left_alone(

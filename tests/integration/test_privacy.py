@@ -450,3 +450,232 @@ async def test_erasing_an_account_takes_its_photos_bytes_and_its_export_lists_th
     assert len(names) == 1 and sha256_of(own) not in "".join(names)
     still = await client.get(f"/api/attachments/blobs/{sha256_of(shared)}", headers=rep.headers)
     assert still.status_code == 200
+
+
+async def test_an_erasure_stopped_before_its_photos_bytes_went_has_the_job_delete_them(
+    client: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hashes to delete are written with the erasure, in its transaction: a process
+    that stops after the commit and before the bytes are deleted leaves them to
+    `reclaim_pending` (the retention job, at every start), which deletes them; bytes a
+    live attachment of another account holds stay."""
+    from server.core import erasure
+
+    rep = await login_as(client, "rep", "north")
+    admin = await login_as(client, "admin", "hq")
+    account = await make_account(client, rep, name="Boulangerie Stopped")
+    other = await make_account(client, rep, name="Boulangerie Kept")
+    own, shared = photo(31), photo(32)
+    await make_attachment(client, rep, own, account_id=account["id"])
+    await make_attachment(client, rep, shared, account_id=account["id"])
+    await make_attachment(client, rep, shared, account_id=other["id"])  # the same photo
+    for data in (own, shared):
+        assert (await put_blob(client, rep, data)).status_code == 201
+    root = Path(settings.blob_url.removeprefix("file://"))
+
+    def stored() -> set[str]:
+        return {f for _, _, files in os.walk(root) for f in files}
+
+    assert stored() == {sha256_of(own), sha256_of(shared)}
+
+    async def stop(erasure_id: str) -> bool:  # the process stops right after the commit
+        raise RuntimeError("the process stopped")
+
+    monkeypatch.setattr(erasure, "reclaim", stop)
+    response = await erase(client, admin, "accounts", account["id"])
+    assert response.status_code == 200 and response.json()["reclaimed"] is False
+    monkeypatch.undo()
+    assert stored() == {sha256_of(own), sha256_of(shared)}  # nothing deleted yet
+    rows = await db.fetch("SELECT blobs FROM erasures WHERE record_id = {}", account["id"])
+    assert json.loads(rows[0]["blobs"]) == sorted([sha256_of(own), sha256_of(shared)])
+
+    assert await erasure.reclaim_pending() == 1
+    assert stored() == {sha256_of(shared)}
+    held = await db.fetch("SELECT sha256 FROM attachment_blobs")
+    assert [r["sha256"] for r in held] == [sha256_of(shared)]
+    rows = await db.fetch(
+        "SELECT blobs, reclaimed_at FROM erasures WHERE record_id = {}", account["id"]
+    )
+    assert rows[0]["blobs"] == "[]" and rows[0]["reclaimed_at"] is not None
+    assert await erasure.reclaim_pending() == 0  # nothing left to do
+    gone = await client.get(f"/api/attachments/blobs/{sha256_of(own)}", headers=admin.headers)
+    assert gone.status_code == 404
+    still = await client.get(f"/api/attachments/blobs/{sha256_of(shared)}", headers=rep.headers)
+    assert still.status_code == 200
+
+
+async def test_a_rewrite_waiting_for_its_tables_lock_holds_no_one_up(database: Database) -> None:
+    """On PostgreSQL the reclaim rewrites a table only once it has its lock, and asks for
+    it with a short lock_timeout: while a long transaction uses the table, the rewrite
+    asks again and again, and the reads and writes that come meanwhile are not queued
+    behind it until that transaction ends (a plain wait would hold them up that long)."""
+    if database.engine != "postgres":
+        pytest.skip("SQLite's reclaim is a checkpoint: no table is locked")
+    import asyncpg
+
+    from server.db import postgres
+    from tests.conftest import PG_HOST, PG_PORT, PG_USER
+
+    def connect() -> Any:
+        return asyncpg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, database=database.config.database
+        )
+
+    holder, rewriter, other = await connect(), await connect(), await connect()
+    loop = asyncio.get_running_loop()
+    try:
+        before = await other.fetchval("SELECT pg_relation_filenode('notes')")
+        await holder.execute("BEGIN")
+        await holder.fetch("SELECT id FROM notes LIMIT 1")  # holds the table until COMMIT
+        with pytest.raises(RuntimeError, match="stayed in use"):
+            await asyncio.wait_for(postgres._rewrite(rewriter, "notes", loop.time() + 0.5), 10)
+        rewrite = asyncio.create_task(postgres._rewrite(rewriter, "notes", loop.time() + 60))
+        await asyncio.sleep(0.5)  # the rewrite is asking for the lock meanwhile
+        for _ in range(3):
+            begun = loop.time()
+            await asyncio.wait_for(other.fetchval("SELECT count(*) FROM notes"), 3)
+            await asyncio.wait_for(other.execute("UPDATE notes SET id = id WHERE false"), 3)
+            assert loop.time() - begun < 2
+        assert not rewrite.done()
+        await holder.execute("COMMIT")
+        await asyncio.wait_for(rewrite, 30)
+        assert await other.fetchval("SELECT pg_relation_filenode('notes')") != before
+    finally:
+        for conn in (holder, rewriter, other):
+            conn.terminate()
+
+
+async def test_the_retention_job_removes_what_is_older_than_the_setting(
+    client: Any, database: Database
+) -> None:
+    """With FIELDCRM_HISTORY_RETENTION_DAYS set, the background job (not only `expire`)
+    removes the history entries stored before then; unset, it removes nothing."""
+    from server.privacy.retention import run_retention
+
+    rep = await login_as(client, "rep", "north")
+    phone = Device(client, rep)
+    account = new_id()
+    for name in ("Old", "New"):
+        await phone.sync(phone.write("accounts", account, {"name": name}))
+    entries = await db.fetch("SELECT seq FROM history WHERE record_id = {} ORDER BY seq", account)
+    assert len(entries) == 2
+    # The first was written three days ago (its `at` is not in its hash's successor).
+    await db.fetch(
+        "UPDATE history SET at = {} WHERE seq = {}",
+        datetime.now(UTC) - timedelta(days=3),
+        entries[0]["seq"],
+    )
+
+    async def seqs_after_a_run(days: int) -> list[int]:
+        job = asyncio.create_task(
+            run_retention(Settings(database=database.config, history_retention_days=days))
+        )
+        try:
+            for _ in range(100 if days else 6):  # a run with nothing to do: a moment
+                await asyncio.sleep(0.05)
+                rows = await db.fetch(
+                    "SELECT seq FROM history WHERE record_id = {} ORDER BY seq", account
+                )
+                if len(rows) == 1:
+                    break
+        finally:
+            job.cancel()
+        return [int(r["seq"]) for r in rows]
+
+    assert len(await seqs_after_a_run(0)) == 2  # kept forever
+    assert await seqs_after_a_run(2) == [entries[1]["seq"]]
+    assert [p.what for p in await verify() if p.record_id == account] == []
+
+
+async def test_an_erasure_that_fails_midway_leaves_everything_as_it_was(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An erasure is one transaction: one that fails after it has deleted rows and history
+    and scrubbed the server's other tables leaves every one of them as it was, and can be
+    asked again."""
+    from server.core import erasure
+    from server.core.actor import Actor
+
+    rep = await login_as(client, "rep", "north")
+    admin = await login_as(client, "admin", "hq")
+    ids = await full_account(client, rep, marker())
+    account = ids["accounts"]
+
+    async def counts() -> dict[str, int]:
+        found = {}
+        for table, where in {
+            "accounts": "id",
+            "notes": "account_id",
+            "conflicts": "record_id",
+            "history": "record_id",
+            "push_deliveries": "task_id",
+            "geocoding_attempts": "account_id",
+            "erased_records": "record_id",
+        }.items():
+            key = ids["tasks"] if table == "push_deliveries" else account
+            rows = await db.fetch(f"SELECT COUNT(*) AS n FROM {table} WHERE {where} = {{}}", key)
+            found[table] = int(rows[0]["n"])
+        found["erasures"] = len(await db.fetch("SELECT id FROM erasures"))
+        found["imports"] = len(
+            [r for r in await db.fetch("SELECT report FROM imports") if account in r["report"]]
+        )
+        return found
+
+    before = await counts()
+    assert all(before[t] for t in ("accounts", "notes", "conflicts", "history", "imports"))
+
+    async def fails(*_: Any) -> bool:  # the last step of the transaction
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(erasure, "_scrub_import_log", fails)
+    who = Actor(admin.user_id, admin.username, admin.role, admin.team_id)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        await erasure.erase(who, "accounts", account)
+    assert await counts() == before
+    monkeypatch.undo()
+    response = await erase(client, admin, "accounts", account)
+    assert response.status_code == 200, response.text
+    after = await counts()
+    assert after["accounts"] == after["notes"] == after["imports"] == 0, after
+
+
+async def test_an_erasure_whose_bytes_cannot_be_deleted_yet_holds_up_no_other(
+    client: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blob store refuses to delete one erasure's bytes (down, say): the job finishes
+    the other erasures, and that one on a later run."""
+    from server import blobs
+    from server.core import erasure
+
+    rep = await login_as(client, "rep", "north")
+    admin = await login_as(client, "admin", "hq")
+    root = Path(settings.blob_url.removeprefix("file://"))
+    accounts, photos = [], [photo(41), photo(42)]
+    for data in photos:
+        account = await make_account(client, rep, name="Boulangerie Stuck")
+        await make_attachment(client, rep, data, account_id=account["id"])
+        assert (await put_blob(client, rep, data)).status_code == 201
+        accounts.append(account["id"])
+
+    async def stop(erasure_id: str) -> bool:
+        raise RuntimeError("the process stopped")
+
+    monkeypatch.setattr(erasure, "reclaim", stop)
+    for account_id in accounts:
+        assert (await erase(client, admin, "accounts", account_id)).status_code == 200
+    monkeypatch.undo()
+    stuck = sha256_of(photos[0])
+    delete = blobs.delete
+
+    async def store_down_for_one(sha256: str) -> None:
+        if sha256 == stuck:
+            raise OSError("the store is down")
+        await delete(sha256)
+
+    monkeypatch.setattr(blobs, "delete", store_down_for_one)
+    assert await erasure.reclaim_pending() == 1
+    assert {f for _, _, files in os.walk(root) for f in files} == {stuck}
+    monkeypatch.undo()
+    assert await erasure.reclaim_pending() == 1
+    assert [f for _, _, files in os.walk(root) for f in files] == []
+    assert await db.fetch("SELECT id FROM erasures WHERE reclaimed_at IS NULL") == []

@@ -137,6 +137,13 @@ async def test_reminded_at_reaches_the_assignees_devices_through_sync(
     assert reminded_at >= datetime.fromisoformat(task["remind_at"].replace("Z", "+00:00"))
     stored = (await client.get(f"/api/tasks/{task['id']}", headers=alice.headers)).json()
     assert stored["reminded_at"] == change["row"]["reminded_at"]
+    # Its history (issue 19): the dispatcher's write is the reminder's, as the server.
+    history = await client.get(f"/api/history/tasks/{task['id']}", headers=alice.headers)
+    assert history.status_code == 200, history.text
+    entries = history.json()["entries"]
+    assert [(e["source"], e["op"]) for e in entries] == [("rest", "create"), ("reminder", "update")]
+    assert entries[1]["user_id"] is None and entries[1]["client_id"] == "server"
+    assert list(entries[1]["fields"]) == ["reminded_at"]
 
 
 async def test_every_device_of_the_assignee_and_nobody_else_is_reminded(

@@ -104,6 +104,32 @@ def test_fifty_stops_on_a_ring_are_driven_round_the_ring() -> None:
     assert route.distance_m < route.as_given_m / 3
 
 
+def test_thirty_random_stops_on_convex_rounds_are_within_five_percent_of_the_best() -> None:
+    """Issue 17: within 5% at 30 stops, on random sets whose best order is known: stops at
+    random bearings on a random ellipse (a convex round), start among them. A round trip
+    through points in convex position is shortest in the order round the curve."""
+    rng = random.Random(30)
+    for _ in range(8):
+        a, b = rng.uniform(3_000, 12_000), rng.uniform(3_000, 12_000)
+        tilt = rng.uniform(0, math.pi)
+        bearings = sorted(rng.uniform(0, 2 * math.pi) for _ in range(31))
+        ring = []
+        for angle in bearings:
+            x, y = a * math.cos(angle), b * math.sin(angle)
+            east = x * math.cos(tilt) - y * math.sin(tilt)
+            north = x * math.sin(tilt) + y * math.cos(tilt)
+            azimuth = math.degrees(math.atan2(east, north))
+            ring.append(_direct(*PARIS, azimuth, math.hypot(east, north)))
+        start, stops = ring[0], ring[1:]
+        best = path_length(start, stops, back=True)
+        shuffled = stops[:]
+        rng.shuffle(shuffled)
+        route = plan_route(start, shuffled, back_to_start=True)
+        assert sorted(route.order) == list(range(30))
+        assert route.distance_m <= best * 1.05, (route.distance_m, best)
+        assert route.distance_m >= best * (1 - 1e-6)  # nothing beats the best
+
+
 def test_fifty_stops_in_towns_beat_the_order_given_and_a_lower_bound_holds() -> None:
     rng = random.Random(51)
     stops = spread(rng, MAX_STOPS, clustered=True)

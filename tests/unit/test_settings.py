@@ -277,3 +277,52 @@ def test_the_time_zone_of_reports() -> None:
 def test_a_bad_time_zone_is_a_config_error(value: str) -> None:
     with pytest.raises(ConfigError, match="FIELDCRM_TIMEZONE"):
         load_settings({"FIELDCRM_TIMEZONE": value})
+
+
+def test_the_read_replica_is_read_from_database_replica_url() -> None:
+    primary = "postgresql://fieldcrm@db1:5432/crm"
+    settings = load_settings({"DATABASE_URL": primary})
+    assert settings.database_replica is None
+    settings = load_settings(
+        {
+            "DATABASE_URL": primary,
+            "DATABASE_REPLICA_URL": "postgresql://reader@db2:5433/crm",
+            "FIELDCRM_REPLICA_MAX_LAG_S": "2.5",
+        }  # fmt: skip
+    )
+    assert settings.database_replica == DatabaseConfig(
+        engine="postgres", host="db2", port=5433, user="reader", database="crm"
+    )
+    assert settings.replica_max_lag_s == 2.5
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"DATABASE_REPLICA_URL": "postgresql://db2/crm"}, "needs a PostgreSQL DATABASE_URL"),
+        (
+            {"DATABASE_URL": "postgresql://db1/crm", "DATABASE_REPLICA_URL": "sqlite:///x"},
+            "must start with postgresql://",
+        ),
+        (
+            {"DATABASE_URL": "postgresql://db1/crm", "DATABASE_REPLICA_URL": "postgresql://db2"},
+            "DATABASE_REPLICA_URL for PostgreSQL needs a database name",
+        ),
+        ({"FIELDCRM_REPLICA_MAX_LAG_S": "0"}, "FIELDCRM_REPLICA_MAX_LAG_S"),
+        ({"FIELDCRM_REPLICA_MAX_LAG_S": "soon"}, "FIELDCRM_REPLICA_MAX_LAG_S"),
+    ],
+)
+def test_a_bad_replica_setting_is_a_config_error(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        load_settings(env)
+
+
+def test_history_retention_is_forever_unless_set_to_whole_days() -> None:
+    """FIELDCRM_HISTORY_RETENTION_DAYS (docs/privacy.md): unset, empty or 0 keeps history
+    and conflict values forever; anything but a whole number of days stops the start."""
+    assert load_settings({}).history_retention_days == 0
+    days = load_settings({"FIELDCRM_HISTORY_RETENTION_DAYS": " 3_650 "}).history_retention_days
+    assert days == 3650
+    for bad in ("a year", "-1", "1.5", "100001"):
+        with pytest.raises(ConfigError, match="FIELDCRM_HISTORY_RETENTION_DAYS"):
+            load_settings({"FIELDCRM_HISTORY_RETENTION_DAYS": bad})

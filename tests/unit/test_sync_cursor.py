@@ -131,3 +131,31 @@ def test_numbers_no_database_holds_decode_to_none(text: str) -> None:
 )
 def test_only_the_numbers_encode_writes_are_read(number: str) -> None:
     assert decode_cursor(f"1.{EPOCH}.{number}.0.0") is None
+
+
+class _Snapshot:
+    """What caught_up reads of a session: its epoch and newest seq."""
+
+    def __init__(self, epoch: str, current_seq: int) -> None:
+        self.epoch = epoch
+        self.current_seq = current_seq
+
+
+@pytest.mark.parametrize(
+    ("cursor", "current_seq", "caught"),
+    [
+        (None, 0, True),  # a first sync: any snapshot pages the scope from the start
+        ("not ours", 0, True),  # a reset wherever it is answered
+        ("1.other.50.50.0", 10, True),  # another database's: a reset too
+        (f"1.{EPOCH}.40.40.0", 40, True),
+        (f"1.{EPOCH}.40.40.0", 39, False),  # the replica has not replayed what was seen
+        (f"1.{EPOCH}.10.40.1", 39, False),  # a first scan begun at 40: its tombstones
+        (f"1.{EPOCH}.10.40.1", 40, True),
+    ],
+)
+def test_a_snapshot_answers_a_cursor_once_it_holds_all_the_cursor_has_seen(
+    cursor: str | None, current_seq: int, caught: bool
+) -> None:
+    from sync.engine import caught_up
+
+    assert caught_up(_Snapshot(EPOCH, current_seq), cursor) is caught  # type: ignore[arg-type]

@@ -1065,5 +1065,8 @@ export default {
 "tab|Nearby": "Autour",
 "You have a reminder.": "Vous avez un rappel.",
 "Task reminder": "Rappel de tâche",
-"Language of the app": "Langue de l’application"
+"Language of the app": "Langue de l’application",
+"In today's plan": "Dans le programme du jour",
+"Plan visit": "Planifier",
+"{name} is in today's plan": "{name} est dans le programme du jour"
 };

@@ -1,7 +1,7 @@
 // Import and export (managers and admins; SPEC section 8). Loaded when the screen opens,
 // not part of the app shell: it needs the server anyway (docs/pwa.md).
 //
-// Import: pick a CSV or .xlsx file; t("Check the file") sends it as a dry run in the
+// Import: pick a CSV or .xlsx file; "Check the file" sends it as a dry run in the
 // background and shows what a real run would do (counts, the first rows as read, each
 // row's errors with its row and column); "Import" sends it again for real and shows the
 // job's progress, then the geocoding of accounts without a position, and offers to revert.

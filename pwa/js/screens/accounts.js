@@ -44,7 +44,7 @@ export async function matchAccounts(q, status = "") {
   return sortAccounts(findAccounts(await localIndex(), q, status));
 }
 
-// Where the phone is, for t("Nearest"); null when it cannot tell (no permission, no fix).
+// Where the phone is, for "Nearest"; null when it cannot tell (no permission, no fix).
 function whereAmI() {
   return new Promise((resolve) => {
     if (!navigator.geolocation) resolve(null);
@@ -105,7 +105,7 @@ export async function accountsScreen(_params, query) {
     count.dataset.count = String(found.length);
   }
 
-  // Managers: t("Select") puts a box on each row; the bar under the filters reassigns them.
+  // Managers: "Select" puts a box on each row; the bar under the filters reassigns them.
   const manager = isManager();
   let selecting = manager && query.get("select") === "1";
   let shownCount = 0;
@@ -171,7 +171,7 @@ export async function accountsScreen(_params, query) {
     replaceQuery("/accounts", q);
     refresh();
   }
-  // t("Nearest") asks the phone where it is (GPS works offline) each time it is chosen.
+  // "Nearest" asks the phone where it is (GPS works offline) each time it is chosen.
   async function onSort() {
     sortNote.textContent = "";
     if (sortSelect.value === "nearest") {

@@ -42,7 +42,7 @@ export async function checkinsScreen() {
     popup: () => h("div", { class: "stack" }, h("strong", {}, authorName(names, v.user_id)),
       link(at(v), `#/visit/${v.id}`)) }));
   const maps = { shown: null };
-  if (points.length) drawPoints(box, note, points, maps.shown).then((m) => { maps.shown = m; });
+  if (points.length) drawPoints(box, note, points, maps.shown, { cluster: "plain" }).then((m) => { maps.shown = m; });
 
   const el = h("div", { class: "screen team" },
     h("div", { class: "title-row" }, h("h1", {}, T.title), link(T.back, "#/team", "checkins-back", "button-link")),

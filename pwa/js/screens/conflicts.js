@@ -1,6 +1,6 @@
-// The conflicts inbox: every value that lost a merge, until someone decides. t("Keep mine")
-// writes the lost value back as a new upsert; t("Keep theirs") only marks the conflict
-// resolved (the only field a client may write on a conflict). t("Keep mine") replaces a
+// The conflicts inbox: every value that lost a merge, until someone decides. "Keep mine"
+// writes the lost value back as a new upsert; "Keep theirs" only marks the conflict
+// resolved (the only field a client may write on a conflict). "Keep mine" replaces a
 // colleague's value: the card says whose, and asks a second tap; the write goes with
 // base_seq 0 (written without having seen the value it replaces), so the server keeps the
 // colleague's value in a new conflicts row naming them (SPEC 4 rule 5b): they are told.
@@ -55,7 +55,7 @@ async function keepTheirs(c) {
   toast(t("Conflict resolved"));
 }
 
-// Conflicts whose t("Keep mine") waits for its second tap (kept across redraws).
+// Conflicts whose "Keep mine" waits for its second tap (kept across redraws).
 const armed = new Set();
 
 async function recordLink(c) {

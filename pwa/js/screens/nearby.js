@@ -1,7 +1,7 @@
 // Nearby: the accounts around the rep, on a map and in a list sorted by distance, each with
 // one tap to log a visit and one for directions. Online the server ranks them by geodesic
 // distance (GET /api/nearby); offline the phone measures its own copy of the team's accounts,
-// approximately, and says so. t("Capture a prospect here") saves a new account at the rep's
+// approximately, and says so. "Capture a prospect here" saves a new account at the rep's
 // position through the normal local write path, so it syncs like any other.
 
 import { formatNumber, t, tn } from "../i18n.js";
@@ -14,6 +14,7 @@ import {
 import { duplicateGate, heldAccounts, keepWarm } from "../duplicates.js";
 import { allRows, newId, pendingKeys, saveWrites } from "../records.js";
 import { replaceQuery } from "../router.js";
+import { planVisitButton } from "./route-plan.js";
 import { session } from "../session.js";
 import { LABELS, field, h, link, options, toast } from "../ui.js";
 
@@ -95,7 +96,9 @@ async function search(position, radiusM, status) {
 function popupFor(account) {
   return h("div", { class: "stack" },
     link(account.name || t("Account"), `#/account/${account.id}`, null, "row-title"),
-    link(t("Log visit"), `#/visit/new?account=${account.id}`, null, "small button-link"));
+    h("div", { class: "actions" },
+      link(t("Log visit"), `#/visit/new?account=${account.id}`, null, "small button-link"),
+      planVisitButton(account)));
 }
 
 function nearbyRow({ account, distance_m: distance, approximate }) {

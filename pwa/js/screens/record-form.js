@@ -360,7 +360,7 @@ export function recordForm(table) {
     const el = h("div", { class: "screen" }, h("h1", {}, title),
       fix ? fixNotice(fix) : null,
       draft ? draftNotice(draft, keeper) : null, formEl, deleteButton);
-    // Its duplicate check reads the phone's accounts now, not on t("Save").
+    // Its duplicate check reads the phone's accounts now, not on "Save".
     const cool = !editing && table === "accounts" ? keepWarm() : null;
     const leave = keeper || cool ? () => {
       if (cool) cool();

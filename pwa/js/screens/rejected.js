@@ -167,7 +167,7 @@ function whoAndWhen(item, ctx) {
   return `${text}.`;
 }
 
-// Where t("Fix and send again") opens: the form of the record's kind, filled with the write.
+// Where "Fix and send again" opens: the form of the record's kind, filled with the write.
 function fixRoute(item, ctx, accountId) {
   const fix = `fix=${encodeURIComponent(item.key)}`;
   const present = ctx.present.get(item.key);
@@ -342,7 +342,7 @@ function rejectedCard(item, ctx, redraw) {
     apply);
 }
 
-// Above a form opened by t("Fix and send again").
+// Above a form opened by "Fix and send again".
 export function fixNotice(item) {
   return h("div", { class: "notice", testid: "fix-notice", dataset: { id: item.key } },
     h("p", {}, h("strong", {}, t("Sending again a change the server refused.")), " ", causeOf(item)),

@@ -1,4 +1,4 @@
-// t("Order my stops") on Today: the accounts of today's tasks, put in the order that makes the
+// "Order my stops" on Today: the accounts of today's tasks, put in the order that makes the
 // drive shortest from where the rep is (pwa/js/route.js, the server's rule, offline), with
 // each leg's length, the total and what it saves over the order listed, and a directions
 // link per stop that opens the phone's maps app; the route on a map; stops moved by hand.
@@ -6,8 +6,10 @@
 import { formatList, t, tn } from "../i18n.js";
 import { directionsHref, drawMap, formatDistance, hasPosition } from "../map.js";
 import { drawRoute } from "../map-layers.js";
+import { newId, rowsOfAccount, saveWrites } from "../records.js";
 import { legsOf, planRoute, MAX_STOPS } from "../route.js";
-import { button, h, link } from "../ui.js";
+import { me } from "../session.js";
+import { button, h, link, toast } from "../ui.js";
 
 const GEO_TIMEOUT_MS = 10_000;
 
@@ -15,6 +17,8 @@ const GEO_TIMEOUT_MS = 10_000;
 let planned = null;
 let shownMap = null;
 
+// Where the rep is now: a fresh fix (a five-minute-old one is kilometres back on the road),
+// coarse is enough to order the stops.
 function here() {
   return new Promise((resolve) => {
     if (!("geolocation" in navigator)) {
@@ -24,9 +28,54 @@ function here() {
     navigator.geolocation.getCurrentPosition(
       (p) => resolve({ lat: p.coords.latitude, lng: p.coords.longitude }),
       () => resolve(null),
-      { enableHighAccuracy: false, timeout: GEO_TIMEOUT_MS, maximumAge: 300_000 },
+      { enableHighAccuracy: false, timeout: GEO_TIMEOUT_MS, maximumAge: 0 },
     );
   });
+}
+
+function tonight(now) {
+  const night = new Date(now);
+  night.setHours(23, 59, 0, 0);
+  return night;
+}
+
+// Whether an open planned visit of mine (or nobody's) at the account is due by tonight.
+async function plannedToday(accountId, now = new Date()) {
+  const user = me();
+  const night = tonight(now);
+  return (await rowsOfAccount("tasks", accountId)).some((task) => task.kind === "visit" && !task.done && task.due_at &&
+    new Date(task.due_at) <= night && (!task.assignee_id || (user && task.assignee_id === user.id)));
+}
+
+// Today's plan gets a visit at an account (the map's popup): a planned visit (a task of kind
+// `visit`, SPEC section 14) for me, due at the next full hour (before midnight late in the
+// day), written like any other write, offline too. Answers false when one was there already.
+export async function planVisitToday(account, now = new Date()) {
+  if (await plannedToday(account.id, now)) return false;
+  const due = new Date(now);
+  due.setHours(due.getHours() + 1, 0, 0, 0);
+  const fields = { title: t("Visit {name}", { name: account.name || "" }).trim().slice(0, 200), kind: "visit", account_id: account.id,
+    due_at: new Date(Math.min(due, tonight(now))).toISOString(), done: false };
+  if (me()) fields.assignee_id = me().id;
+  await saveWrites([{ table: "tasks", id: newId(), op: "upsert", fields }]);
+  return true;
+}
+
+// t("Plan visit") (a map popup's button, Today's suggestions): into today's plan and route in
+// one tap, once.
+export function planVisitButton(account, testid = "map-plan-visit") {
+  const planned = () => {
+    plan.disabled = true;
+    plan.textContent = t("In today's plan");
+    plan.dataset.planned = "yes";
+  };
+  const plan = button(t("Plan visit"), testid, async () => {
+    plan.disabled = true;
+    if (await planVisitToday(account)) toast(t("{name} is in today's plan", { name: account.name }));
+    planned();
+  }, "small");
+  plannedToday(account.id).then((yes) => yes && planned());
+  return plan;
 }
 
 // The accounts the due tasks are at, once each, in the order listed.

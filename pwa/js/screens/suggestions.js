@@ -1,10 +1,11 @@
 // Today's suggestions: my accounts not visited for a month that lie near today's stops (or
 // near each other when nothing is planned with a position), nearest first, each one tap
-// from a planned visit. Read from the phone, offline.
+// from a planned visit today (on the route at once). Read from the phone, offline.
 
 import { t } from "../i18n.js";
 import { approximateDistanceM, formatDistance, hasPosition } from "../map.js";
 import { formatDate, h, link, section } from "../ui.js";
+import { planVisitButton } from "./route-plan.js";
 
 export const NOT_VISITED_DAYS = 30;
 const NEAR_M = 5_000;
@@ -46,5 +47,5 @@ export function suggestionsSection(accounts, stops, userId) {
         h("span", { class: "row-sub" },
           `${t("{distance} from {place}", { distance: formatDistance(metres, { approximate: true }), place: stop.name })} · ${
             account.last_visit_at ? t("last visit {date}", { date: formatDate(account.last_visit_at) }) : t("never visited")}`)),
-      link(t("Plan a visit"), `#/task/new?account=${account.id}&kind=visit`, "today-suggestion-plan", "button-link small")))));
+      planVisitButton(account, "today-suggestion-plan")))));
 }

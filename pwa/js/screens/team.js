@@ -253,7 +253,7 @@ function notVisited(report, names, days, onDays, maps) {
   const points = accounts.filter(hasPosition).map((a) => ({ lat: a.lat, lng: a.lng,
     className: `nearby-marker nearby-marker-${a.status || "prospect"}`,
     popup: () => link(a.name, `#/account/${a.account_id}`, null, "row-title") }));
-  drawPoints(box, note, points, maps.stale).then((m) => { maps.stale = m; });
+  drawPoints(box, note, points, maps.stale, { cluster: "due" }).then((m) => { maps.stale = m; });
   return section(T.notVisited, "team-not-visited", daysField,
     h("p", { class: "count", testid: "team-not-visited-count", dataset: { count: String(accounts.length) } },
       T.notVisitedCount(accounts.length, report.not_visited_days || days)),

@@ -56,7 +56,7 @@ export async function todayScreen() {
       t("Due today ({count})", { count: due.length }),
       "today-tasks",
       due.length
-        ? h("ul", { class: "list" }, due.map((task) => taskRow(task, names.get(task.account_id), pending, users)))
+        ? h("ul", { class: "list" }, due.map((task) => taskRow(task, names.get(task.account_id), pending, users, { byAccount: true })))
         : empty(t("Nothing due today."), "today-tasks-empty"),
     ),
     routeSection(due, byId),

@@ -18,6 +18,8 @@ const PLANNED_VISIT_AHEAD_MS = 24 * 3600 * 1000; // as the server's rule (server
 
 const GEO_TIMEOUT_MS = 20_000;
 
+// A fresh fix: half a minute ago, driving up, the rep was streets away from the door, and the
+// server would find the visit out of range.
 function locate() {
   return new Promise((resolve, reject) => {
     if (!("geolocation" in navigator)) {
@@ -27,7 +29,7 @@ function locate() {
     navigator.geolocation.getCurrentPosition(resolve, reject, {
       enableHighAccuracy: true,
       timeout: GEO_TIMEOUT_MS,
-      maximumAge: 30_000,
+      maximumAge: 0,
     });
   });
 }
