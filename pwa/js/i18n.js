@@ -134,37 +134,10 @@ export function mark(text) {
   return text;
 }
 
-// A server error shown to the rep: in English the server's own sentence; in another
-// language the sentence for its code (SPEC: {"error": code, "detail": sentence}), the
-// server's when the catalogue has none.
-const ERRORS = {
-  not_found: mark("This record no longer exists."),
-  malformed: mark("The app sent something the server could not read."),
-  invalid: mark("A value is not valid: check the form."),
-  forbidden: mark("You are not allowed to do this."),
-  empty: mark("There is nothing to send."),
-  too_large: mark("This is too large to send."),
-  exists: mark("This already exists."),
-  user_exists: mark("This user name is already taken."),
-  invalid_id: mark("This link is not valid."),
-  unknown_account: mark("This account is not on the server."),
-  unknown_user: mark("This user does not exist."),
-  deleted: mark("This record was deleted."),
-  erased: mark("This record was erased."),
-  already_erased: mark("This record was erased already."),
-  unauthorized: mark("Your session has ended: sign in again."),
-  invalid_token: mark("Your session has ended: sign in again."),
-  invalid_credentials: mark("Wrong user name or password."),
-  too_many_attempts: mark("Too many attempts: wait a moment, then try again."),
-  quota_exceeded: mark("Too many changes at once: the app tries again shortly."),
-  survivor_gone: mark("The record to keep no longer exists."),
-  undone: mark("This was undone already."),
-  resolved: mark("This was resolved already."),
-  running: mark("This is already running."),
-  internal: mark("The server ran into a problem. Try again later."),
-};
-
+// A server error shown to the rep (SPEC: {"error": code, "detail": sentence}): in English
+// the server's own sentence; in another language the catalogue's sentence for its code
+// (key "error|CODE"), else the server's.
 export function serverError(code, detail) {
-  if (lang === "en" || !(code in ERRORS)) return detail || (ERRORS[code] ? t(ERRORS[code]) : t("Something went wrong"));
-  return t(ERRORS[code]);
+  const found = code && messages[`error|${code}`];
+  return typeof found === "string" ? found : detail || t("Something went wrong");
 }
