@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+
+import pytest
 
 PWA = Path(__file__).resolve().parents[2] / "pwa"
 LANGS = PWA / "js" / "lang"
@@ -285,3 +289,59 @@ def test_no_literal_text_outside_the_catalogue() -> None:
             continue
         loose += [f"{name}:{line}: {text!r}" for line, text in loose_literals(path.read_text())]
     assert not loose, f"{len(loose)} literals outside the catalogue:\n" + "\n".join(loose)
+
+
+# -- the catalogue's logic, run in node as a phone in each language would -----------------
+
+NODE = shutil.which("node")
+LOGIC = """
+import assert from "node:assert/strict";
+globalThis.navigator = { languages: [%(tag)s], language: %(tag)s };
+const i18n = await import("%(js)s/i18n.js");
+const { lang, t, tn, tc, serverError, formatMoney, formatList } = i18n;
+const checks = %(checks)s;
+for (const [got, want] of checks(i18n)) {
+  if (want instanceof RegExp) assert.match(got, want);
+  else assert.equal(got, want);
+}
+process.exit(0);
+"""
+FRENCH = """({ lang, t, tn, tc, serverError, formatMoney, formatList }) => [
+  [lang, "fr"],
+  [t("Offline"), "Hors ligne"],
+  [t("Due {when}", { when: "demain" }), "Échéance demain"],
+  [t("Not in the catalogue {x}", { x: 1 }), "Not in the catalogue 1"],
+  [tn("{n} account", "{n} accounts", 0), "0 compte"],
+  [tn("{n} account", "{n} accounts", 1), "1 compte"],
+  [tn("{n} account", "{n} accounts", 2), "2 comptes"],
+  [tn("{n} account", "{n} accounts", 1500), /^1\\s500 comptes$/u],
+  [tc("tab", "Today"), "Journée"],
+  [tc("tab", "Accounts"), "Comptes"],
+  [serverError("not_found", "There is no account with this id."), "Cette fiche n’existe plus."],
+  [serverError("some_new_code", "The server's sentence."), "The server's sentence."],
+  [formatMoney(1200.5, "EUR"), /^1\\s200,50\\s€$/u],
+  [formatMoney(3, "points"), "3 points"],
+  [formatList(["a", "b", "c"]), "a, b et c"],
+]"""
+ENGLISH = """({ lang, t, tn, tc, serverError, formatMoney, formatList }) => [
+  [lang, "en"],
+  [t("Offline"), "Offline"],
+  [tn("{n} account", "{n} accounts", 1), "1 account"],
+  [tn("{n} account", "{n} accounts", 0), "0 accounts"],
+  [tc("tab", "Today"), "Today"],
+  [serverError("not_found", "There is no such id."), "There is no such id."],
+  [serverError("not_found", ""), "Something went wrong"],
+  [formatMoney(1200.5, "EUR"), "€1,200.50"],
+  [formatList(["a", "b", "c"]), "a, b, and c"],
+]"""
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+@pytest.mark.parametrize(("tag", "checks"), [("fr-FR", FRENCH), ("en-US", ENGLISH)])
+def test_a_phone_in_each_language_gets_its_words_plurals_and_formats(tag: str, checks: str) -> None:
+    assert NODE is not None
+    script = LOGIC % {"tag": json.dumps(tag), "js": (PWA / "js").as_uri(), "checks": checks}
+    result = subprocess.run(
+        [NODE, "--input-type=module", "-e", script], capture_output=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
