@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from e2e.conftest import Server
 from e2e.pages import App, Phones
-from e2e.test_ergonomics import layout_problems, text_size
+from e2e.test_ergonomics import FRAMES, layout_problems, text_size
 from e2e.test_screens import seed
 
 # What in <main> sticks out past the screen's right edge or is cut short in a box that
@@ -122,6 +122,38 @@ async def test_a_french_phone_gets_the_app_in_french(
     await app.tid("sync-now").click()
     await expect(app.tid("toast")).to_contain_text("Vous êtes hors ligne")
     await app.page.screenshot(path=artifacts / "i18n-fr-offline.png")
+
+
+async def test_a_managers_screens_hold_in_french(
+    server: Server, phones: Phones, artifacts: Path
+) -> None:
+    await seed(server)
+    server.add_user("maria", role="manager", team="north")
+    app = await phones.open(server.url, locale="fr-FR")
+    await app.open()
+    await app.login("maria")
+    await app.synced()
+    await expect(app.tid("nav-team")).to_contain_text("Équipe")
+    screens = [
+        ("team", "#/team", "team-source"),
+        ("duplicates", "#/duplicates", "duplicates-body"),
+        ("rejected", "#/rejected", "rejected-count"),
+        ("campaign-new", "#/campaign/new", "campaign-map"),
+    ]
+    for percent in (100, 200):
+        await text_size(app, percent)
+        for name, route, testid in screens:
+            await app.go(route)
+            await expect(app.tid(testid).first).to_be_attached()
+            await app.page.evaluate(FRAMES)
+            problems = await layout_problems(app) + await app.page.evaluate(OVERFLOWS)
+            assert problems == [], f"{name} in French at {percent}% text: {problems}"
+            suffix = "-text200" if percent == 200 else ""
+            await app.page.screenshot(
+                path=artifacts / f"i18n-fr-{name}{suffix}.png", full_page=True
+            )
+    await app.go("#/team")
+    await expect(app.page.locator("main h1")).to_have_text("Équipe")
 
 
 async def test_the_language_changes_in_me_offline_and_stays(
