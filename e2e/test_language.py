@@ -12,7 +12,7 @@ from playwright.async_api import expect
 from e2e.conftest import Server
 from e2e.pages import App, Phones
 from e2e.test_ergonomics import FRAMES, layout_problems, text_size
-from e2e.test_screens import seed
+from e2e.test_screens import LAT, LNG, seed
 
 # What in <main> sticks out past the screen's right edge or is cut short in a box that
 # hides its overflow: `testid or tag "text"`; [] when French fits.
@@ -129,7 +129,10 @@ async def test_a_managers_screens_hold_in_french(
 ) -> None:
     await seed(server)
     server.add_user("maria", role="manager", team="north")
-    app = await phones.open(server.url, locale="fr-FR")
+    here = {"latitude": LAT, "longitude": LNG, "accuracy": 12}
+    app = await phones.open(
+        server.url, locale="fr-FR", permissions=["geolocation"], geolocation=here
+    )
     await app.open()
     await app.login("maria")
     await app.synced()
@@ -139,6 +142,7 @@ async def test_a_managers_screens_hold_in_french(
         ("duplicates", "#/duplicates", "duplicates-body"),
         ("rejected", "#/rejected", "rejected-count"),
         ("campaign-new", "#/campaign/new", "campaign-map"),
+        ("nearby", "#/nearby", "nearby-row"),
     ]
     for percent in (100, 200):
         await text_size(app, percent)
