@@ -46,7 +46,12 @@ export function loadLeaflet() {
 
 // A map in `box` on the basemap, with a view at once (clusters need one).
 export function createMap(L, box, config, options = {}) {
-  const map = L.map(box, { zoomSnap: 0.5, minZoom: 2, maxZoom: 19, ...options }).setView([46.5, 2.5], 5);
+  const map = L.map(box, { zoomSnap: 0.5, minZoom: 2, maxZoom: 19, zoomControl: false, ...options })
+    .setView([46.5, 2.5], 5);
+  // Leaflet's own buttons, in the app's language.
+  if (options.zoomControl !== false) {
+    L.control.zoom({ zoomInTitle: t("Zoom in"), zoomOutTitle: t("Zoom out") }).addTo(map);
+  }
   addBasemap(L, map, config, box);
   return map;
 }

@@ -1069,5 +1069,7 @@ export default {
 "error|resolved": "Cela a déjà été résolu.",
 "error|running": "C’est déjà en cours.",
 "error|internal": "Le serveur a rencontré un problème. Réessayez plus tard.",
-"error|invalid_token": "Votre session a expiré : reconnectez-vous."
+"error|invalid_token": "Votre session a expiré : reconnectez-vous.",
+"Zoom in": "Zoom avant",
+"Zoom out": "Zoom arrière"
 };
