@@ -1,7 +1,8 @@
 """Merge and undo: an account with many records hanging off it merged into another, and
 the merge undone, on each engine, with a small write every 50 ms meanwhile (what a syncing
-phone waits for: a merge moves records in batches of about 50 ms, each a write transaction
-of its own, so the phone's write should wait at most about one batch).
+phone waits for: a merge moves records in batches of about 25 ms, each a write transaction
+of its own, so the phone's write should wait at most about one batch). "idle" is the same
+writes for 3 s with nothing else running: on a shared machine, the noise to judge by.
 
     .venv/bin/python bench/merge.py [--children 1000,5000,20000] [--engines sqlite,postgres]
 
@@ -87,13 +88,15 @@ async def run(engine: str, sizes: list[int]) -> None:
                     ])  # fmt: skip
             request = MergeRequest(table="accounts", survivor_id=keep, merged_ids=[dup],
                                    fields={"name": dup})  # fmt: skip
-            for what in ("merge", "undo"):
+            for what in ("idle", "merge", "undo"):
                 waits: list[float] = []
                 stop = asyncio.Event()
                 phone = asyncio.create_task(phone_like_writes(stop, probe_id, waits))
                 await asyncio.sleep(0.2)
                 started = time.perf_counter()
-                if what == "merge":
+                if what == "idle":  # the machine's noise: the same writes, nothing else
+                    await asyncio.sleep(3)
+                elif what == "merge":
                     merge_id = (await merge(actor, request)).merge_id
                 else:
                     await undo(actor, merge_id)

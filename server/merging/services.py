@@ -49,11 +49,12 @@ log = logging.getLogger("fieldcrm.merge")
 
 MAX_MERGED = 20  # records merged into one survivor at once
 # Records moved by one merge. It moves them in batches, each a write transaction of about
-# BATCH_MS (a record costs about 0.5 ms: bench/merge.py), so the writer's lock is never
-# held long; the cap is that of an import (SPEC section 8), and bounds the merge log.
+# BATCH_MS before its commit (a record costs 0.5-1.5 ms: bench/merge.py; the size follows
+# the pace of the batch before), so the writer's lock is never held long; the cap is that
+# of an import (SPEC section 8), and bounds the merge log and a merge's time.
 MAX_MOVED = 50_000
-BATCH_MS = 50.0
-FIRST_BATCH, MIN_BATCH, MAX_BATCH = 100, 10, 2_000
+BATCH_MS = 25.0
+FIRST_BATCH, MIN_BATCH, MAX_BATCH = 25, 5, 1_000
 # The fields whose winner a merge may name: what people write, but the team (the records
 # of a merge are all in one team).
 CHOOSABLE = {
@@ -229,10 +230,11 @@ async def run(job: _Merge, batch: int | None = None, *, batches: int | None = No
     size = batch or FIRST_BATCH
     while job.running and batches != 0:
         await asyncio.sleep(0)  # whoever waits for the writer goes first
-        began = time.perf_counter()
         failure: ApiError | None = None
+        took_ms = 0.0
         try:
             async with writing(Source.MERGE, now_ms=job.now_ms) as writer:
+                began = time.perf_counter()
                 state = await db.fetch(
                     "SELECT running, undone_at FROM merges WHERE id = {}", job.merge_id
                 )
@@ -247,6 +249,8 @@ async def run(job: _Merge, batch: int | None = None, *, batches: int | None = No
                     failure = refused
                 else:
                     job.running = not await _batch(writer, job, survivor, merged, size)
+                    await writer.flush()
+                    took_ms = (time.perf_counter() - began) * 1000  # its turn, but the commit
         except Rejected as rejected:
             raise _rejected(rejected) from None
         if failure is not None:
@@ -255,7 +259,7 @@ async def run(job: _Merge, batch: int | None = None, *, batches: int | None = No
         if batches is not None:
             batches -= 1
         if batch is None:
-            size = next_batch(size, (time.perf_counter() - began) * 1000)
+            size = next_batch(size, took_ms)
 
 
 async def _records(writer: Writer, job: _Merge) -> tuple[StoredRecord, list[StoredRecord]]:
@@ -601,16 +605,18 @@ async def _undo_rest(job: _Undo, batch: int | None, *, batches: int | None = Non
     size = batch or FIRST_BATCH
     while job.undoing and batches != 0:
         await asyncio.sleep(0)  # whoever waits for the writer goes first
-        began = time.perf_counter()
         try:
             async with writing(Source.MERGE, now_ms=job.now_ms) as writer:
+                began = time.perf_counter()
                 await _undo_batch(writer, job, size)
+                await writer.flush()
+                took_ms = (time.perf_counter() - began) * 1000  # its turn, but the commit
         except Rejected as rejected:
             raise _rejected(rejected) from None
         if batches is not None:
             batches -= 1
         if batch is None:
-            size = next_batch(size, (time.perf_counter() - began) * 1000)
+            size = next_batch(size, took_ms)
 
 
 async def _abandon(job: _Merge) -> None:
