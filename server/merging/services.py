@@ -29,6 +29,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -168,8 +169,27 @@ async def merge(
     records moved per write transaction (by default as many as take about BATCH_MS)."""
     job = await start(actor, request, now_ms, batch=batch)
     if job.running:
-        await run(job, batch)
+        await _to_the_end(run(job, batch))
     return await _answer(job)
+
+
+_going_on: set[asyncio.Task[None]] = set()  # merges and undos whose request went away
+
+
+async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
+    """Run a merge's or an undo's batches to their end even if the request that waits for
+    them is cancelled (its client gave up waiting): otherwise the merge would stay half
+    done, its records refused to other merges, until the server starts again."""
+    task = asyncio.ensure_future(work)
+    _going_on.add(task)
+    task.add_done_callback(_ended)
+    await asyncio.shield(task)
+
+
+def _ended(task: asyncio.Task[None]) -> None:
+    _going_on.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.info("a merge or an undo ended refused: %s", task.exception())
 
 
 async def _answer(job: _Merge) -> MergeAnswer:
@@ -497,7 +517,7 @@ async def undo(
             await _undo_batch(writer, job, size)
     except Rejected as rejected:
         raise _rejected(rejected) from None
-    await _undo_rest(job, batch, batches=batches)
+    await _to_the_end(_undo_rest(job, batch, batches=batches))
     return UndoAnswer(
         merge_id=merge_id,
         restored=merged_ids,

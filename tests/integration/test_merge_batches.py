@@ -7,6 +7,7 @@ while it runs."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -186,3 +187,26 @@ async def test_a_merge_whose_record_goes_away_while_it_runs_is_put_back(client: 
     assert await account_of("notes", other["id"]) == dup["id"]
     assert (await get(client, manager, "accounts", keep["id"])).status_code == 200
     assert await verify() == []
+
+
+async def test_a_merge_whose_request_goes_away_still_ends(client: Any) -> None:
+    """The client gives up waiting (its request is cancelled) after the first batch: the
+    batches go on to the merge's end, rather than leaving it half-way until a restart."""
+    w = await world(client)
+    manager, keep, dup = w["manager"], w["keep"], w["dup"]
+    task = asyncio.create_task(services.merge(await actor(manager), request(keep, dup), batch=1))
+    running: list[dict[str, Any]] = []
+    while not running and not task.done():
+        running = await db.fetch("SELECT id FROM merges WHERE running = {}", True)
+        await asyncio.sleep(0.001)
+    assert running, "the merge ended before it could be cancelled"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.gather(*services._going_on)
+    assert await state(str(running[0]["id"])) == {
+        "running": False, "undoing": False, "undone": False
+    }  # fmt: skip
+    for table, child_id in w["children"].items():
+        assert await account_of(table, child_id) == keep["id"], table
+    assert (await get(client, manager, "accounts", dup["id"])).status_code == 307
