@@ -407,8 +407,9 @@ async def _move_children(
             if len(found) > size:
                 break
             rows = await db.fetch(
-                f"SELECT id FROM {table} WHERE account_id = {{}} AND deleted = {{}}"
-                " ORDER BY id LIMIT {}",
+                # Any of them (those moved leave the set): no ORDER BY, which would sort
+                # every record left on the account at each batch.
+                f"SELECT id FROM {table} WHERE account_id = {{}} AND deleted = {{}} LIMIT {{}}",
                 account.id,
                 False,
                 size + 1 - len(found),
