@@ -173,7 +173,7 @@ async def merge(
     return await _answer(job)
 
 
-_going_on: set[asyncio.Task[None]] = set()  # merges and undos whose request went away
+_going_on: set[asyncio.Task[None]] = set()  # the batches of merges and undos under way
 
 
 async def _to_the_end(work: Coroutine[Any, Any, None]) -> None:
