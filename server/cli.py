@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -71,18 +72,12 @@ def _serve(
     # proxy_headers=False: uvicorn would otherwise take a client's address from the
     # X-Forwarded-For of any peer on 127.0.0.1; the app decides whom to believe
     # (FIELDCRM_TRUSTED_PROXIES, server/auth/addresses.py).
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-    )
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "proxy_headers": False}
     if not reuse_port:
         print(f"fieldcrm serving on http://{args.host}:{args.port}/", flush=True)
-        uvicorn.Server(config).run()
+        uvicorn.run(app, host=args.host, port=args.port, **options)
         return 0
+    config = uvicorn.Config(app, host=args.host, port=args.port, **options)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -92,7 +87,8 @@ def _serve(
     except OSError as exc:
         print(f"fieldcrm: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    uvicorn.Server(config).run(sockets=[sock])
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the workers too
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

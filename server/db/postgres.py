@@ -1,7 +1,8 @@
 """PostgreSQL: an asyncpg pool.
 
 Its connections are not reset on release (we keep no session state: no LISTEN, no
-session locks or settings), take and give UUIDs as strings (as SQLite's are read, see
+session locks or settings; the side connection, side.py, is outside the pool and
+LISTENs), take and give UUIDs as strings (as SQLite's are read, see
 sqlite.py), and have met every array type the bulk statements use before their first
 request. The one writer is a transaction-level advisory lock, WRITE_LOCK_KEY, so several
 server processes on one database are serialised too; BEGIN, the lock and the group's
