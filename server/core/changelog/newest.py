@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +86,7 @@ class Newest:
         self._next: _Ask | None = None
         self._asking = False
         self._moved: asyncio.Event | None = None  # set when a notification is heard
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
         self.forget()
 
     def forget(self) -> None:
@@ -240,7 +241,7 @@ class Newest:
         future = ask.answer
         if not self._asking:
             self._asking = True
-            asyncio.get_running_loop().create_task(self._run_asks())
+            self._start(self._run_asks())
         return await asyncio.shield(future)
 
     async def _run_asks(self) -> None:
@@ -268,7 +269,12 @@ class Newest:
         if self.priming:
             return
         self.priming = True
-        asyncio.get_running_loop().create_task(self._prime())
+        self._start(self._prime())
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _prime(self) -> None:
         """Start knowing: listen, then read the committed seq (which the notifications
