@@ -37,7 +37,9 @@ DEFAULT_TILE_URL = (
 DEFAULT_TILE_ATTRIBUTION = "© IGN – Plan IGN v2"
 
 
-DEFAULT_POOL_MIN = 10  # a burst of 50 idle polls needs none; 10 writers or reads at once
+# All open from the start: a burst (50 phones polling at once, each request's token looked
+# up) then waits at most for a free connection, never for a new one (5-10 ms each).
+DEFAULT_POOL_MIN = 20
 DEFAULT_POOL_MAX = 20
 
 

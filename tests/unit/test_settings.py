@@ -281,7 +281,7 @@ def test_a_bad_time_zone_is_a_config_error(value: str) -> None:
 
 def test_the_pool_sizes_come_from_the_environment() -> None:
     database = load_settings({}).database
-    assert (database.pool_min, database.pool_max) == (10, 20)
+    assert (database.pool_min, database.pool_max) == (20, 20)
     database = load_settings({"FIELDCRM_DB_POOL_MIN": "4", "FIELDCRM_DB_POOL_MAX": "8"}).database
     assert (database.pool_min, database.pool_max) == (4, 8)
     database = load_settings({"FIELDCRM_DB_POOL_MIN": "40"}).database  # the maximum follows
