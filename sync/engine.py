@@ -358,8 +358,9 @@ async def round_trip(
     store: SyncStore, actor: Any, request: SyncRequest, now_ms: int
 ) -> SyncResponse:
     """Apply the request's new mutations exactly once, then pull one page of changes,
-    all in one transaction that commits before this returns. Raises `RequestRefused`
-    (`MidGap`, `OverLimit`) when the request is refused whole."""
+    all in one transaction that commits before this returns (or in none: a poll with
+    nothing new for it, `_idle_answer`). Raises `RequestRefused` (`MidGap`, `OverLimit`)
+    when the request is refused whole."""
     if not request.mutations:
         idle = await _idle_answer(store, actor, request, now_ms)
         if idle is not None:
