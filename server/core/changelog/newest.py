@@ -94,6 +94,9 @@ class Newest:
         been missed); polls take the ordinary path until it is primed again."""
         self.live = False  # primed from the database and kept up to date since
         self.priming = False
+        # Notifications heard while priming: applied once primed (the seq it reads may
+        # be older than some of them).
+        self._early: list[str] = []
         self.floor = 0
         self.known = 0
         self.by_scope: dict[str, int] = {}
@@ -105,7 +108,9 @@ class Newest:
     def heard(self, text: str) -> None:
         """A commit's notification (PostgreSQL), in commit order."""
         if not self.live:
-            return  # priming reads the seq after listening: it covers this one
+            if self.priming:
+                self._early.append(text)
+            return
         try:
             message = json.loads(text)
             seq = int(message["seq"])
@@ -285,14 +290,22 @@ class Newest:
             seq = int(rows[0]["value"])
         except Exception:  # noqa: BLE001 - not primed: polls take the ordinary path
             self.priming = False
+            self._early = []
             return
-        if not self.priming:
-            return  # reset meanwhile
+        if self.priming:  # else forgotten meanwhile
+            self.primed(seq)
+
+    def primed(self, seq: int) -> None:
+        """Know from here: every scope's newest seq is at most `seq` (read after listening),
+        then what was heard while it was read."""
         self.floor = self.known = seq
         self.local_end = seq
         self.by_scope = {}
         self.live = True
         self.priming = False
+        early, self._early = self._early, []
+        for text in early:
+            self.heard(text)
 
 
 async def _read_state(
