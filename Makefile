@@ -45,6 +45,7 @@ lint: $(STAMP)
 bench: $(STAMP) chromium
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/sync.py --fleet
 	$(BIN)/python bench/write_cpu.py
 	$(BIN)/python bench/limits.py
 	$(BIN)/python bench/nearby.py --sizes 100000 --pile 10000

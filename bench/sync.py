@@ -277,8 +277,8 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serving(url: str) -> AsyncIterator[tuple[str, int]]:
-    """`fieldcrm serve` on a free port; its base URL and process id."""
+async def serving(url: str, workers: int = 1) -> AsyncIterator[tuple[str, int]]:
+    """`fieldcrm serve [--workers N]` on a free port; its base URL and process id."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "FIELDCRM_DISPATCH_INTERVAL_S": "3600"}
     # The clients write far faster than any rep: the write limits (docs/limits.md) are
@@ -293,6 +293,7 @@ async def serving(url: str) -> AsyncIterator[tuple[str, int]]:
         "serve",
         "--port",
         str(port),
+        *(["--workers", str(workers)] if workers > 1 else []),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -301,7 +302,7 @@ async def serving(url: str) -> AsyncIterator[tuple[str, int]]:
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=2) as probe:
-            for _ in range(300):
+            for _ in range(600):
                 if process.returncode is not None:
                     log.seek(0)
                     raise RuntimeError(f"the server stopped: {log.read().decode()}")
@@ -327,6 +328,12 @@ async def serving(url: str) -> AsyncIterator[tuple[str, int]]:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """The CPU time of a process and of its children (`serve --workers N`'s workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
 
 
 @contextlib.contextmanager
@@ -873,6 +880,144 @@ async def replica_bench(args: argparse.Namespace) -> None:
         pair.stop()
 
 
+# -- the fleet (issue 20) ----------------------------------------------------------------
+
+
+async def fleet_users(teams: int) -> list[tuple[Actor, dict[str, str]]]:
+    """A rep of each team with a fresh token (fill() hands back the first team's only)."""
+    rows = await db.fetch(
+        "SELECT DISTINCT ON (team_id) id, team_id FROM users"
+        if db.is_postgres()
+        else "SELECT id, team_id FROM users GROUP BY team_id"
+    )
+    reps = []
+    for row in rows[:teams]:
+        token, now = uuid.uuid4().hex, datetime.now(UTC)
+        await db.fetch(
+            "INSERT INTO auth_tokens (id, token_hash, user_id, created_at, expires_at,"
+            " revoked_at) VALUES ({}, {}, {}, {}, {}, {})",
+            str(uuid.uuid4()),
+            token_digest(token),
+            row["id"],
+            now,
+            now + timedelta(days=1),
+            None,
+        )
+        actor = Actor(str(row["id"]), "rep", "rep", str(row["team_id"]))
+        reps.append((actor, {"Authorization": f"Bearer {token}"}))
+    return reps
+
+
+async def newest_cursor() -> str:
+    """A cursor at the newest seq: a phone that is up to date."""
+    meta = {r["key"]: r["value"] for r in await db.fetch("SELECT key, value FROM sync_meta")}
+    return f"1.{meta['epoch']}.{meta['seq']}.{meta['seq']}.0"
+
+
+async def fleet_idle(
+    base: str, pid: int, reps: list[Any], phones: int, seconds: float, cursor: str
+) -> dict[str, Any]:
+    """`phones` up-to-date phones (of every team), each polling about once a second (a
+    random pause of 0 to 2 s: 30 times the app's own pace), for `seconds`; then all of them
+    at the same moment, 3 times (a burst). Each poll's wait. A first poll of each, not
+    counted, opens the connections and primes each process's knowledge of the newest seqs."""
+    fleet = [Phone(reps[k % len(reps)][1], cursor) for k in range(phones)]
+    https = [connection(base) for _ in fleet]
+    paced: list[float] = []
+    burst: list[float] = []
+    rng = random.Random(13)
+    try:
+        await asyncio.gather(*(p.sync(h) for p, h in zip(fleet, https, strict=True)))
+        await asyncio.sleep(0.5)
+        stop = time.perf_counter() + seconds
+        cpu = tree_cpu_seconds(pid)
+
+        async def loop(phone: Phone, http: LeanClient) -> None:
+            await asyncio.sleep(rng.uniform(0, 2))
+            while time.perf_counter() < stop:
+                data = await phone.sync(http)
+                assert not data["changes"], "something new: the fleet is not idle"
+                paced.append(data["_ms"])
+                await asyncio.sleep(rng.uniform(0, 2))
+
+        await asyncio.gather(*(loop(p, h) for p, h in zip(fleet, https, strict=True)))
+        cpu = 1000 * (tree_cpu_seconds(pid) - cpu) / max(1, len(paced))
+        for _ in range(3):
+            await asyncio.sleep(0.5)
+            answers = await asyncio.gather(*(p.sync(h) for p, h in zip(fleet, https, strict=True)))
+            burst += [data["_ms"] for data in answers]
+    finally:
+        for http in https:
+            await http.aclose()
+    return {"paced": paced, "burst": burst, "cpu": cpu}
+
+
+async def fleet_ingest(base: str, reps: list[Any], cursor: str, seconds: float) -> dict[str, Any]:
+    """One phone per team pushes batches of 100 writes (new accounts, and edits of them)
+    as fast as the server takes them: mutations applied per second and each request's
+    wait. Teams share no record."""
+    applied = 0
+    waits: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def loop(rep: Any) -> None:
+        nonlocal applied
+        phone = Phone(rep[1], cursor)
+        mine: list[str] = []
+        rng = random.Random(rep[0].user_id)
+        async with connection(base) as http:
+            while time.perf_counter() < stop:
+                for n in range(100):
+                    if n % 2 or not mine:
+                        account = str(uuid.uuid4())
+                        mine.append(account)
+                        phone.write("accounts", account, {"name": f"Shop {n}"})
+                    else:
+                        phone.write("accounts", rng.choice(mine), {"phone": f"+33 {n}"})
+                data = await phone.sync(http, 1)
+                waits.append(data["_ms"])
+                applied += sum(r["status"] != "rejected" for r in data["ack"]["results"])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(rep) for rep in reps))
+    elapsed = time.perf_counter() - started
+    return {"rate": applied / elapsed, "waits": waits}
+
+
+async def fleet(engine: str, args: argparse.Namespace) -> dict[str, str]:
+    summary: dict[str, str] = {}
+    teams = 8
+    async with database(engine) as url:
+        await fill(teams, 500, random.Random(7))
+        await settle_after_bulk_load()
+        reps = await fleet_users(teams)
+        print(f"{engine}: fleet, {teams} teams", flush=True)
+        for workers in (int(n) for n in args.fleet_workers.split(",")):
+            async with serving(url, workers) as (base, pid):
+                for phones in (50, 500):
+                    cursor = await newest_cursor()
+                    quiet = await fleet_idle(base, pid, reps, phones, args.seconds, cursor)
+                    paced, burst = quiet["paced"], quiet["burst"]
+                    line = f"p50 {pct(paced, 0.5):.1f} ms, p99 {pct(paced, 0.99):.1f} ms"
+                    print(
+                        f"  {workers} process(es), {phones} idle phones each polling about"
+                        f" once a second: {line} ({len(paced) / args.seconds:.0f} polls/s);"
+                        f" all at once: p50 {pct(burst, 0.5):.0f} ms,"
+                        f" p99 {pct(burst, 0.99):.0f} ms; server CPU {quiet['cpu']:.2f} ms/poll",
+                        flush=True,
+                    )
+                    summary[f"idle {phones} x{workers}"] = line
+                cursor = await newest_cursor()
+                fed = await fleet_ingest(base, reps, cursor, args.seconds)
+                line = f"{fed['rate']:.0f} mutations/s, p99 {pct(fed['waits'], 0.99):.0f} ms"
+                print(
+                    f"  {workers} process(es), ingest from {teams} teams x 100 writes: {line}",
+                    flush=True,
+                )
+                summary[f"ingest x{workers}"] = line
+    return summary
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--engines", default="sqlite,postgres")
@@ -884,6 +1029,15 @@ async def main() -> None:
     parser.add_argument(
         "--replica", action="store_true", help="only pulls from a read replica vs the primary"
     )
+    parser.add_argument(
+        "--fleet",
+        action="store_true",
+        help="the fleet scenario instead (issue 20): 50 and 500 idle phones, ingest from"
+        " 8 teams, each against 1 and 2 server processes",
+    )
+    parser.add_argument(
+        "--fleet-workers", default="1,2", help="the fleet: numbers of server processes"
+    )
     args = parser.parse_args()
     if args.replica:
         await replica_bench(args)
@@ -894,6 +1048,15 @@ async def main() -> None:
     if args.encoding == "gzip":
         ACCEPT_ENCODING = ENCODING = "gzip"
     print(f"{os.cpu_count()} cores", flush=True)
+    if args.fleet:
+        done = {engine: await fleet(engine.strip(), args) for engine in args.engines.split(",")}
+        print(
+            "\ntargets: idle p99 < 20 ms at 50 phones, < 100 ms at 500; ingest from 2"
+            " processes >= 1.5 x one"
+        )
+        for engine, summary in done.items():
+            print(f"{engine:8} " + "; ".join(f"{k}: {v}" for k, v in summary.items()))
+        return
     results = {engine: await bench(engine.strip(), args) for engine in args.engines.split(",")}
     print(
         "\ntargets: first sync p95 < 150 ms and < 1 MB compressed; idle p99 < 20 ms;"

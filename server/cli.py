@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,28 +42,108 @@ async def _with_db(settings: Settings, work: Callable[[], Awaitable[Any]]) -> An
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print("fieldcrm: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    if args.worker_index is not None:
+        return _serve(settings, args, background=args.worker_index == 0, reuse_port=True)
+    if args.workers > 1:
+        return _serve_workers(settings, args)
+    return _serve(settings, args, background=True, reuse_port=False)
+
+
+def _serve(
+    settings: Settings, args: argparse.Namespace, *, background: bool, reuse_port: bool
+) -> int:
+    """One process serving the API (the background jobs too if `background`). A worker of
+    several (`reuse_port`) binds its own socket with SO_REUSEPORT: the kernel spreads the
+    port's connections over the workers; the parent has migrated already."""
+    import socket
+
     import uvicorn
 
     from server.app import create_app
 
-    app = create_app(settings, dispatcher=True)
+    app = create_app(settings, run_migrations=not reuse_port, dispatcher=background)
     # What is loaded by now (modules, the app) lives as long as the process: the garbage
     # collector need not go through it again at every full collection.
     gc.freeze()
     gc.set_threshold(GC_NEW_OBJECTS, *gc.get_threshold()[1:])
-    print(f"fieldcrm serving on http://{args.host}:{args.port}/", flush=True)
     # proxy_headers=False: uvicorn would otherwise take a client's address from the
     # X-Forwarded-For of any peer on 127.0.0.1; the app decides whom to believe
     # (FIELDCRM_TRUSTED_PROXIES, server/auth/addresses.py).
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-    )
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "proxy_headers": False}
+    if not reuse_port:
+        print(f"fieldcrm serving on http://{args.host}:{args.port}/", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, **options)
+        return 0
+    config = uvicorn.Config(app, host=args.host, port=args.port, **options)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"fieldcrm: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the workers too
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _serve_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """`serve --workers N`: migrate once, then N processes on one port (SO_REUSEPORT),
+    each with its own pool, side connection and event loop; the background jobs run in
+    the first only (the others serve the API). If one exits, the others are stopped and
+    its status is this command's: whatever supervises fieldcrm starts it again."""
+    import signal
+    import subprocess
+    import time
+
+    asyncio.run(_with_db(settings, _nothing))  # migrate, once, before any worker serves
+    command = [sys.executable, "-m", "server.cli", "serve", "--host", args.host]
+    command += ["--port", str(args.port)]
+    workers = [
+        subprocess.Popen([*command, "--worker-index", str(index)])  # noqa: S603 - our own
+        for index in range(args.workers)
+    ]
+    print(
+        f"fieldcrm serving on http://{args.host}:{args.port}/ with {args.workers} workers",
+        flush=True,
+    )
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    try:
+        while not stopping:
+            ended = [worker for worker in workers if worker.poll() is not None]
+            if ended:
+                status = ended[0].returncode or 1
+                print(f"fieldcrm: a worker exited ({ended[0].returncode})", file=sys.stderr)
+                break
+            time.sleep(0.2)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+        deadline = time.monotonic() + 20
+        for worker in workers:
+            try:
+                worker.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+    return status
+
+
+async def _nothing() -> None:
+    return None
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -213,6 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="migrate, then serve the API and the app")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes serving the API on the port (background jobs run in one of them)",
+    )
+    # A worker of `--workers N`, started by it (the first one runs the background jobs).
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(run=cmd_serve)
 
     commands.add_parser("migrate", help="apply pending migrations").set_defaults(run=cmd_migrate)

@@ -37,6 +37,12 @@ DEFAULT_TILE_URL = (
 DEFAULT_TILE_ATTRIBUTION = "© IGN – Plan IGN v2"
 
 
+# All open from the start: a burst (50 phones polling at once, each request's token looked
+# up) then waits at most for a free connection, never for a new one (5-10 ms each).
+DEFAULT_POOL_MIN = 20
+DEFAULT_POOL_MAX = 20
+
+
 class DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Where the data lives: an embedded SQLite file or a PostgreSQL server."""
 
@@ -48,6 +54,10 @@ class DatabaseConfig(msgspec.Struct, frozen=True, kw_only=True):
     password: str | None = None
     database: str = ""
     postgres_data_dir: str = "./data"  # FIELDCRM_DATA_DIR
+    # FIELDCRM_DB_POOL_MIN / FIELDCRM_DB_POOL_MAX: PostgreSQL connections each process keeps
+    # open from the start (warm: a burst does not wait for new ones) and at most.
+    pool_min: int = DEFAULT_POOL_MIN
+    pool_max: int = DEFAULT_POOL_MAX
 
     @property
     def is_postgres(self) -> bool:
@@ -212,6 +222,29 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def parse_pool_sizes(env: Mapping[str, str]) -> tuple[int, int]:
+    """FIELDCRM_DB_POOL_MIN and FIELDCRM_DB_POOL_MAX: 1 <= min <= max <= 1000."""
+    sizes = []
+    defaults = (
+        ("FIELDCRM_DB_POOL_MIN", DEFAULT_POOL_MIN),
+        ("FIELDCRM_DB_POOL_MAX", DEFAULT_POOL_MAX),
+    )
+    for name, default in defaults:
+        text = env.get(name, "").strip()
+        try:
+            sizes.append(int(text) if text else default)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number of connections") from None
+    low, high = sizes
+    if not 1 <= low <= 1000 or not 1 <= high <= 1000:
+        raise ConfigError("FIELDCRM_DB_POOL_MIN and _MAX must be from 1 to 1000")
+    if not env.get("FIELDCRM_DB_POOL_MAX", "").strip():
+        high = max(high, low)  # only the minimum given: the maximum follows it
+    if low > high:
+        raise ConfigError("FIELDCRM_DB_POOL_MIN must not be above FIELDCRM_DB_POOL_MAX")
+    return low, high
+
+
 def parse_timezone(value: str) -> str:
     """An IANA time zone name the system knows (`Europe/Paris`), as given."""
     name = value.strip() or "UTC"
@@ -321,9 +354,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     tile_attribution = env.get("FIELDCRM_TILE_ATTRIBUTION", "").strip()
     if tile_url == DEFAULT_TILE_URL and not tile_attribution:
         tile_attribution = DEFAULT_TILE_ATTRIBUTION
+    pool_min, pool_max = parse_pool_sizes(env)
     return Settings(
         database=msgspec.structs.replace(
-            database, postgres_data_dir=env.get("FIELDCRM_DATA_DIR", "./data")
+            database,
+            postgres_data_dir=env.get("FIELDCRM_DATA_DIR", "./data"),
+            pool_min=pool_min,
+            pool_max=pool_max,
         ),
         push_allowed_hosts=env.get("FIELDCRM_PUSH_ALLOWED_HOSTS"),
         trusted_proxies=trusted_proxies,

@@ -70,6 +70,18 @@ class StoredRecord:
 
 
 @dataclass(frozen=True)
+class Quiet:
+    """What a store tells, without a transaction, of a client none of whose scopes has a
+    change after its cursor (`SyncStore.quiet`): enough to answer its idle poll."""
+
+    epoch: str
+    seq: int  # the newest committed seq: no change in the scopes in (cursor, seq]
+    purged_seq: int
+    hlc_max: tuple[int, int]
+    last_mid: int  # the client's last applied mid
+
+
+@dataclass(frozen=True)
 class Page:
     changes: list[Change]
     has_more: bool
@@ -303,6 +315,19 @@ class SyncStore(Protocol):
     def read(self) -> AbstractAsyncContextManager[SyncSession]:
         """A read session: one snapshot, no lock."""
 
+    async def quiet(
+        self, scopes: tuple[str, ...] | None, user_id: str, client_id: str, after: int
+    ) -> Quiet | None:
+        """Without a transaction, if the store can: a `Quiet` when no change with a seq
+        above `after` in these scopes (None: every scope) had committed when this was
+        called, else None (unsure is None). The engine answers idle polls from it. Optional:
+        a store without it has every poll answered from a read session."""
+
+    def note_sync(
+        self, user_id: str, client_id: str, device: DeviceReport | None, now_ms: int
+    ) -> None:
+        """Rule 14 for a poll answered from `quiet`, as a read session's `note_sync`."""
+
 
 def check_mids(mutations: Sequence[Mutation]) -> None:
     """Mids in one request must run on without gaps (1, 2, 3 ...)."""
@@ -355,12 +380,17 @@ async def round_trip(
     lagging: bool = False,
 ) -> SyncResponse:
     """Apply the request's new mutations exactly once, then pull one page of changes,
-    all in one transaction that commits before this returns. Raises `RequestRefused`
-    (`MidGap`, `OverLimit`) when the request is refused whole.
+    all in one transaction that commits before this returns (or in none: a poll with
+    nothing new for it, `_idle_answer`). Raises `RequestRefused` (`MidGap`, `OverLimit`)
+    when the request is refused whole.
 
     `lagging`: the store's read sessions may see an older snapshot than the client has
     (a streaming replica); the request must have no mutations, and `Behind` is raised,
     with nothing done, when the snapshot is not `caught_up` with its cursor."""
+    if not request.mutations:
+        idle = await _idle_answer(store, actor, request, now_ms)
+        if idle is not None:
+            return idle
     [answer] = await round_trips(store, [Exchange(actor, request, now_ms)], lagging=lagging)
     if isinstance(answer, RequestRefused):
         raise answer
@@ -451,6 +481,40 @@ async def round_trips(
             )
         await session.flush()
     return answers
+
+
+async def _idle_answer(
+    store: SyncStore, actor: Any, request: SyncRequest, now_ms: int
+) -> SyncResponse | None:
+    """The answer to a poll with nothing to push whose cursor is past every change its
+    user sees, made without a transaction when the store can (`quiet`); None otherwise.
+    It is the answer a read session would give: no changes, the cursor moved on to the
+    newest seq, the client's last mid, the store's clock."""
+    cursor = decode_cursor(request.cursor)
+    if cursor is None or cursor.reset:
+        return None
+    ask = getattr(store, "quiet", None)  # optional: a store without it reads every poll
+    if ask is None:
+        return None
+    quiet = await ask(store.rules.scopes(actor), actor.user_id, request.client_id, cursor.seq)
+    if (
+        quiet is None
+        or quiet.epoch != cursor.epoch
+        or cursor.seq > quiet.seq
+        or (cursor.seq < quiet.purged_seq and cursor.seq != 0)
+    ):
+        return None
+    store.note_sync(actor.user_id, request.client_id, request.device, now_ms)
+    next_cursor = Cursor(quiet.epoch, quiet.seq, cursor.fresh_until, False)
+    return SyncResponse(
+        ack=Ack(last_mid=quiet.last_mid, results=[]),
+        changes=[],
+        cursor=next_cursor.encode(),
+        has_more=False,
+        reset=False,
+        server_time=now_ms,
+        hlc_max=max(quiet.hlc_max, (now_ms, 0)),
+    )
 
 
 async def _load(session: SyncSession, exchanges: Sequence[Exchange]) -> None:

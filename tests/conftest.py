@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from server.auth import passwords
@@ -148,7 +149,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
         return Database("sqlite", parse_database_url(f"sqlite:///{path}"))
     name = request.getfixturevalue("pg_database")
     asyncio.run(truncate_pg(name))
-    return Database("postgres", parse_database_url(pg_url(name)))
+    # Many test processes share one PostgreSQL server: a small warm pool each.
+    config = msgspec.structs.replace(parse_database_url(pg_url(name)), pool_min=2)
+    return Database("postgres", config)
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from server.core.actor import SERVER_CLIENT_ID
 from server.core.changelog import log
 from server.core.changelog.clients import PENDING_REPORTS, Clients, merge_report
 from server.core.changelog.log import ChangeLog
+from server.core.changelog.newest import CHANNEL, NEWEST, payload
 from server.core.erased import erased_among, erased_marker
 from server.core.fields import CHILD_TABLES, MERGEABLE, SERVER_MADE, SPECS, TABLES, db_column
 from server.core.history import HistoryLog
@@ -63,6 +64,13 @@ META = "sync_meta"
 # Kept by every row, not fields anyone wrote: left out of a create's history entry.
 _BOOKKEEPING = frozenset({"created_at", "updated_at"})
 _MOVE_COLUMNS = ("record_table", "record_id", "from_scope", "to_scope", "moved_at_ms", "seq")
+
+
+def device_json(device: DeviceReport | None) -> str | None:
+    """A device report as sync_clients keeps it (None: the request sent none)."""
+    if device is None:
+        return None
+    return _device_json.encode(msgspec.structs.asdict(device)).decode()
 
 
 class Session:
@@ -128,6 +136,8 @@ class Session:
             meta = {r["key"]: r["value"] for r in rows}
             hlc = (int(meta["hlc_ms"]), int(meta["hlc_counter"]))
             known = (meta["epoch"], int(meta["seq"]), int(meta["purged_seq"]), hlc)
+            if self.writable:
+                NEWEST.began(known[1])
         self.epoch, self.current_seq, self.purged_seq, self._hlc = known
         self._meta_seq, self._meta_hlc = self.current_seq, self._hlc
 
@@ -140,13 +150,19 @@ class Session:
             return
         await self.log.write()
         if (self.current_seq, self._hlc) != (self._meta_seq, self._meta_hlc):
-            await db.fetch(
+            update = (
                 "UPDATE sync_meta SET value = CASE key WHEN 'seq' THEN {} WHEN 'hlc_ms' THEN {}"
-                " ELSE {} END WHERE key IN ('seq', 'hlc_ms', 'hlc_counter')",
-                str(self.current_seq),
-                str(self._hlc[0]),
-                str(self._hlc[1]),
+                " ELSE {} END WHERE key IN ('seq', 'hlc_ms', 'hlc_counter')"
             )
+            args = [str(self.current_seq), str(self._hlc[0]), str(self._hlc[1])]
+            if self.current_seq != self._meta_seq and db.is_postgres():
+                # Every process hears the new seqs, by scope, when (and only if) this
+                # commits (server/core/changelog/newest.py); in the same round trip.
+                update += " AND (SELECT pg_notify({}, {})::text) IS NOT NULL"
+                args += [CHANNEL, payload(self.current_seq, self.log.newest)]
+            await db.fetch(update, *args)
+        if self.current_seq != self._meta_seq:
+            NEWEST.writing(self.current_seq, self.log.newest)
         self._meta_seq, self._meta_hlc = self.current_seq, self._hlc
         # The rows this session wrote, as clients will pull them (a team's phones, next).
         for key in list(self._written):
@@ -220,9 +236,7 @@ class Session:
     ) -> None:
         """Rule 14. A write session writes the report with its other rows; a read session
         (which takes no writer's lock) leaves it to `write_pending_reports`."""
-        report = (
-            None if device is None else _device_json.encode(msgspec.structs.asdict(device)).decode()
-        )
+        report = device_json(device)
         if self.writable:
             self.clients.note_sync(user_id, client_id, report, now_ms)
             db.defer(self._write_pending)

@@ -8,9 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from server import db
+from server.core.changelog.clients import PENDING_REPORTS, merge_report
+from server.core.changelog.newest import NEWEST
 from server.core.rows import WIRE_ROWS
 from server.core.rules import RULES, CrmRules
-from server.core.session import META, Session
+from server.core.session import META, Session, device_json
+from sync.engine import Quiet
+from sync.protocol import DeviceReport
 
 
 class PiccoloSyncStore:
@@ -51,6 +55,18 @@ class PiccoloSyncStore:
             await session.begin()
             yield session
         _keep_wired(session)
+
+    async def quiet(
+        self, scopes: tuple[str, ...] | None, user_id: str, client_id: str, after: int
+    ) -> Quiet | None:
+        """From what this process knows of each scope's newest seq (changelog/newest.py)
+        and one statement on the side connection, or None."""
+        return await NEWEST.quiet(scopes, user_id, client_id, after)
+
+    def note_sync(
+        self, user_id: str, client_id: str, device: DeviceReport | None, now_ms: int
+    ) -> None:
+        merge_report(PENDING_REPORTS, (user_id, client_id), (now_ms, device_json(device)))
 
 
 def _keep_wired(session: Session) -> None:

@@ -44,6 +44,9 @@ Which module holds what (each imports only modules above it here, and nothing fr
 - transactions.py: fetch(), fetch_rows(), read_transaction(), write_transaction(),
   transaction().
 - bulk.py: insert_rows(), update_rows(), any_of(), padded().
+- side.py: the side connection, one per process outside the pool: side_fetch() (a
+  statement outside any transaction, for idle sync polls) and listen() (PostgreSQL's
+  LISTEN/NOTIFY); SideUnavailable when it is not there.
 - reclaim() (transactions.py): the space deleted rows took given back, no byte of them
   left in the files (SQLite: secure_delete on every writing connection, then a checkpoint
   that empties the log; PostgreSQL: the tables rewritten).
@@ -67,12 +70,15 @@ from server.db.setup import (
     start,
     stop,
 )
+from server.db.side import SideUnavailable
 from server.db.sqlite import SQLITE_BUSY_TIMEOUT_S, SQLITE_IDLE_READERS, SQLITE_READ_THREADS
 from server.db.transactions import (
     fetch,
     fetch_rows,
+    listen,
     read_transaction,
     reclaim,
+    side_fetch,
     transaction,
     write_transaction,
 )
@@ -84,6 +90,7 @@ __all__ = [
     "SLOW_READ_LIMIT_S",
     "SQLITE_IDLE_READERS",
     "SQLITE_READ_THREADS",
+    "SideUnavailable",
     "StatementTimeout",
     "WRITE_LOCK_KEY",
     "any_of",
@@ -96,12 +103,14 @@ __all__ = [
     "has_replica",
     "insert_rows",
     "is_postgres",
+    "listen",
     "make_engine",
     "padded",
     "read_transaction",
     "reclaim",
     "replica_read_transaction",
     "shared",
+    "side_fetch",
     "start",
     "stop",
     "transaction",

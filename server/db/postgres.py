@@ -1,7 +1,8 @@
 """PostgreSQL: an asyncpg pool.
 
 Its connections are not reset on release (we keep no session state: no LISTEN, no
-session locks or settings), take and give UUIDs as strings (as SQLite's are read, see
+session locks or settings; the side connection, side.py, is outside the pool and
+LISTENs), take and give UUIDs as strings (as SQLite's are read, see
 sqlite.py), and have met every array type the bulk statements use before their first
 request. The one writer is a transaction-level advisory lock, WRITE_LOCK_KEY, so several
 server processes on one database are serialised too; BEGIN, the lock and the group's
@@ -24,9 +25,11 @@ from server.db.context import (
     send_deferred,
 )
 from server.db.group_commit import Groups
+from server.db.side import PostgresSide
 from server.db.sql import compile_sql
 from server.settings import DatabaseConfig
 
+SIDE_APPLICATION_NAME = "fieldcrm side"  # the side connection, as pg_stat_activity names it
 WRITE_LOCK_KEY = 7_346_114_019  # pg_advisory_xact_lock key for "the sync writer"
 # reclaim(): how long it waits for older transactions to end before it gives up.
 RECLAIM_WAIT_S = 60.0
@@ -111,18 +114,21 @@ class Postgres:
         self.pool: Any = None
         self.groups = Groups(self)
         self._column_types: dict[str, dict[str, str]] = {}  # see column_types()
+        self.side = PostgresSide(self._side_connection)
 
     async def start(self) -> None:
         import asyncpg
 
+        # min_size connections are opened (and set up) here, before the first request: a
+        # burst of requests finds them ready instead of each waiting for a new one.
         self.pool = await asyncpg.create_pool(
             host=self.config.host,
             port=self.config.port,
             user=self.config.user,
             password=self.config.password,
             database=self.config.database,
-            min_size=2,
-            max_size=20,
+            min_size=self.config.pool_min,
+            max_size=max(self.config.pool_min, self.config.pool_max),
             reset=_keep_session,
             init=_set_up,
             # Prepared statements leave the cache by age only if given one: each then has
@@ -130,7 +136,23 @@ class Postgres:
             max_cached_statement_lifetime=0,
         )
 
+    async def _side_connection(self) -> Any:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host=self.config.host,
+            port=self.config.port,
+            user=self.config.user,
+            password=self.config.password,
+            database=self.config.database,
+            timeout=5,
+            server_settings={"application_name": SIDE_APPLICATION_NAME},
+        )
+        await _set_up(conn)
+        return conn
+
     async def stop(self) -> None:
+        await self.side.close()
         if self.pool is not None:
             await self.pool.close()
             self.pool = None

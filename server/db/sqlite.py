@@ -44,6 +44,7 @@ from server.db.context import (
     current_while,
 )
 from server.db.group_commit import Groups
+from server.db.side import SqliteSide
 from server.db.sql import compile_sql, is_read
 
 SQLITE_BUSY_TIMEOUT_S = 30  # how long BEGIN IMMEDIATE waits for another process's writer
@@ -121,6 +122,7 @@ class SQLite:
         self._executor: ThreadPoolExecutor | None = None
         self._read_executor: ThreadPoolExecutor | None = None  # slow reads
         self.groups = Groups(self)
+        self.side = SqliteSide(lambda: self.connect(query_only=True))
 
     def connect(self, *, query_only: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -155,6 +157,7 @@ class SQLite:
             conn.close()
 
     async def stop(self) -> None:
+        await self.side.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None

@@ -14,7 +14,7 @@ What callers rely on:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -96,6 +96,18 @@ async def transaction() -> AsyncIterator[None]:
         return
     async with backend.transaction():
         yield
+
+
+async def side_fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
+    """One statement on the process's side connection (side.py): outside the pool and any
+    transaction, one at a time. Raises SideUnavailable when the connection is not there."""
+    return await driver().side.fetch(sql, args)
+
+
+def listen(channel: str, heard: Callable[[str], None], lost: Callable[[], None]) -> None:
+    """Hear `channel`'s notifications on the side connection (PostgreSQL; see side.py), and
+    be told when the connection is lost. One listener per channel and database."""
+    driver().side.listen(channel, heard, lost)
 
 
 async def reclaim(tables: Sequence[str]) -> None:

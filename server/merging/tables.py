@@ -1,7 +1,7 @@
 """The merge log (SPEC section 9): each merge, and what it did to each record, so that
 it can be undone."""
 
-from piccolo.columns import UUID, BigInt, Text, Timestamptz, Varchar
+from piccolo.columns import UUID, BigInt, Boolean, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -18,6 +18,12 @@ class Merge(Table, tablename="merges"):
     created_at = Timestamptz(default=TimestamptzNow())
     undone_at = Timestamptz(null=True, default=None)
     undone_by = UUID(null=True, default=None)
+    # A merge runs in batches (docs/merge.md): `running` until its last batch merges the
+    # records away; `undoing` while an undo puts back what it moved, `undo_cursor` the last
+    # merge item put back.
+    running = Boolean(default=False)
+    undoing = Boolean(default=False)
+    undo_cursor = BigInt(default=0)
 
 
 class MergeItem(Table, tablename="merge_items"):

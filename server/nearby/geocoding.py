@@ -2,20 +2,23 @@
 
 `run_geocoder` runs rounds a few seconds apart. A round has three steps:
 
-1. **Claim** (under the single writer's lock, so several processes never take the same
-   accounts): up to BATCH accounts, not deleted, with neither lat nor lng and some address,
-   that are not waiting: an address that was not found is not tried again until it changes,
-   and an account whose geocoding failed waits its backoff. Each claimed account gets a lease
-   in `geocoding_attempts`, so a process that dies holding it only delays it.
+1. **Claim**: up to BATCH accounts, not deleted, with neither lat nor lng and some
+   address, that are not waiting: an address that was not found is not tried again until
+   it changes, and an account whose geocoding failed waits its backoff. They are found
+   without the writer's lock, then checked again by id and leased under it, so several
+   processes never take the same accounts: each claimed account gets a lease in
+   `geocoding_attempts`, so a process that dies holding it only delays it.
 2. **Geocode** each address with `geo.geocoder_from_env()` (the offline gazetteer unless
    configured otherwise) in a worker thread, since geocoders block. `GeocodingUnavailable`
    (the service is down or refusing) ends the round: that account backs off, the rest are
    released, and the loop itself waits longer before the next round.
-3. **Write** through the one writer (source `geocoder`), so devices pull the change like any
-   other: lat, lng and geo_precision for an address placed at its street, postcode or city;
-   geo_precision "none" for one that was not found, or only as a region or a country (such a
-   point would mislead a nearby search and a visit's check-in). Only when the account still
-   has no position and the same address: a position that someone set is never overwritten.
+3. **Write** through the one writer (source `geocoder`), SAVE_BATCH accounts a write
+   transaction, so devices pull the change like any other and people's writes never wait
+   long: lat, lng and geo_precision for an address placed at its street, postcode or
+   city; geo_precision "none" for one that was not found, or only as a region or a country
+   (such a point would mislead a nearby search and a visit's check-in). Only when the
+   account still has no position and the same address: a position that someone set is
+   never overwritten.
 
 The geocoder's writes carry the clock of the fields they fill, plus one: any person's later
 write wins over them, even one made offline before the geocoder ran and synced after it.
@@ -43,6 +46,9 @@ log = logging.getLogger("fieldcrm.geocoding")
 
 INTERVAL_S = 5.0  # between rounds that found nothing more to do
 BATCH = 100  # accounts claimed per round
+# Accounts written per write transaction: about 1 ms each on a loaded 2-core machine, so
+# a phone's sync never waits more than some 20 ms behind the geocoder (bench/import.py).
+SAVE_BATCH = 20
 ROUND_BUDGET_S = 30.0  # a round stops geocoding after this long and writes what it has
 LEASE_MS = 120_000  # a claim outlives a round: the budget plus one slow online request
 RETRY_BASE_S = 60.0  # an account whose geocoding failed waits 1 min, 2, 4, ... up to 6 h
@@ -189,11 +195,21 @@ async def run_round(geocoder: Geocoder, *, now_ms: int | None = None) -> RoundRe
 
 
 async def claim(now_ms: int) -> list[Claimed]:
-    """Take up to BATCH waiting accounts, with a lease, under the writer's lock."""
-    if not await db.fetch(_WAITING, now_ms, 1):
+    """Take up to BATCH waiting accounts, with a lease. The waiting accounts are found
+    without the writer's lock (a search through the accounts without a position, off the
+    event loop: tens of ms once there are many); then, under the lock (so several
+    processes never take the same accounts), only those found are checked again by id,
+    and leased."""
+    try:
+        found = await db.fetch(_WAITING, now_ms, BATCH, slow=True)
+    except db.StatementTimeout:
+        found = await db.fetch(_WAITING, now_ms, BATCH)  # a huge backlog: slower, no limit
+    if not found:
         return []  # the usual case: no need to hold up writers to learn it
+    ids = [str(row["id"]) for row in found]
+    among = _WAITING.replace(" ORDER BY", f" AND a.id IN ({', '.join('{}' for _ in ids)}) ORDER BY")
     async with db.write_transaction():
-        rows = await db.fetch(_WAITING, now_ms, BATCH)
+        rows = await db.fetch(among, now_ms, *ids, BATCH)
         claimed = [
             Claimed(str(r["id"]), tuple(r[n] for n in ADDRESS), int(r["failures"] or 0))
             for r in rows
@@ -218,10 +234,16 @@ async def save(
     now_ms: int,
     report: RoundReport,
 ) -> None:
-    """Write what the round learnt, in one transaction of the one writer."""
-    async with writing(Source.GEOCODER) as writer:
-        for account, result in results:
-            await _settle(writer, account, result, now_ms, report)
+    """Write what the round learnt through the one writer, SAVE_BATCH accounts a write
+    transaction, so that people's writes never wait long for the writer's lock (each
+    account's lease keeps it from other rounds meanwhile)."""
+    for start in range(0, len(results), SAVE_BATCH):
+        async with writing(Source.GEOCODER) as writer:
+            for account, result in results[start : start + SAVE_BATCH]:
+                await _settle(writer, account, result, now_ms, report)
+    if failed is None and not unattempted:
+        return
+    async with db.write_transaction():
         if failed is not None:
             report.failed += 1
             delay_s = min(RETRY_BASE_S * 2**failed.failures, RETRY_MAX_S)

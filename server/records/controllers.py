@@ -85,11 +85,13 @@ def record_controller(table: str) -> type[Controller]:
         @patch("/{record_id:str}", operation_id=f"update_{singular}")
         async def update(
             self, actor: CurrentActor, record_id: FromPath[str], data: JSONBody[dict[str, Any]]
-        ) -> dict[str, Any]:
+        ) -> dict[str, Any] | Response[dict[str, Any]]:
             record_id = services.parse_id(record_id)
             fields = _fields(data)
             row = await services.write(actor, table, record_id, "upsert", fields, may_create=False)
             assert row is not None
+            if row["id"] != record_id:  # merged away: the write landed on its survivor
+                return Response(row, headers={"Content-Location": f"/api/{table}/{row['id']}"})
             return row
 
         @delete(

@@ -14,6 +14,7 @@ from server.core.actor import Actor, scope_filter
 from server.core.erased import ERASED_DETAIL, is_erased
 from server.core.fields import CHILD_TABLES, SPECS
 from server.core.rows import WIRE_ROWS, record_from_row, rows_by_version, wire_row
+from server.core.rules import MAX_MERGE_CHAIN, merged_into
 from server.core.store import STORE
 from server.core.writer import Edit, Source, writing
 from server.errors import REJECTION_STATUS, ApiError, over_limit_error
@@ -111,9 +112,40 @@ async def _wire_rows(
 async def get_record(actor: Actor, table: str, record_id: str) -> dict[str, Any]:
     rows = await db.fetch(f"SELECT * FROM {table} WHERE id = {{}}", parse_id(record_id))
     record = record_from_row(table, rows[0], with_stamps=False) if rows else None
-    if record is None or record.deleted or not actor.sees(record.scope):
+    if record is None or not actor.sees(record.scope):
+        raise ApiError(404, "not_found", f"There is no {table[:-1]} with this id.")
+    if record.deleted:
+        survivor = await _survivor(actor, table, record.id)
+        if survivor is not None:
+            raise ApiError(
+                307,
+                "merged",
+                f"This {table[:-1]} was merged into {survivor}: read that one.",
+                headers={"Location": f"/api/{table}/{survivor}"},
+                merged_into=survivor,
+            )
         raise ApiError(404, "not_found", f"There is no {table[:-1]} with this id.")
     return wire_row(record)
+
+
+async def _survivor(actor: Actor, table: str, record_id: str) -> str | None:
+    """The live record a merged-away one stands for (rule 13, following merges of merges),
+    if the caller sees it; None when the record was not merged or its survivor is gone."""
+    current = record_id
+    for _ in range(MAX_MERGE_CHAIN):
+        found = await db.fetch(
+            "SELECT survivor_id FROM merged_records WHERE record_id = {}", current
+        )
+        if not found:
+            return None
+        current = str(found[0]["survivor_id"])
+        rows = await db.fetch(f"SELECT * FROM {table} WHERE id = {{}}", current)
+        if not rows:
+            return None
+        record = record_from_row(table, rows[0], with_stamps=False)
+        if not record.deleted:
+            return current if actor.sees(record.scope) else None
+    return None
 
 
 async def get_account(actor: Actor, record_id: str) -> dict[str, Any]:
@@ -164,7 +196,11 @@ async def write(
     may_create: bool = True,
 ) -> dict[str, Any] | None:
     """One write through the one writer, as `actor`; the record after it. An upsert
-    creates the record only when `may_create` (POST, not PATCH)."""
+    creates the record only when `may_create` (POST, not PATCH).
+
+    A merged-away record stands for its survivor (rule 13, as a phone's write): an update
+    lands on the survivor, whose row is answered (its id says where it went); a delete
+    is done already (None), as the merge deleted it."""
     async with writing(Source.REST) as writer:
         existing = await writer.load(table, record_id)
         if is_erased(existing):
@@ -173,7 +209,12 @@ async def write(
             if existing is None or not actor.sees(existing.scope):
                 raise ApiError(404, "not_found", f"There is no {table[:-1]} with this id.")
             if existing.deleted:
-                raise ApiError(404, "not_found", f"This {table[:-1]} was deleted.")
+                survivor = await merged_into(writer.session, existing)
+                if survivor is None or not actor.sees(survivor.scope):
+                    raise ApiError(404, "not_found", f"This {table[:-1]} was deleted.")
+                if op == "delete":
+                    return None
+                record_id = survivor.id
         try:
             await writer.apply(actor, Edit(table, record_id, fields, op))
         except Rejected as rejected:

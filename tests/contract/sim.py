@@ -391,6 +391,8 @@ class ServerProcess:
             # The geocoder writes too; tests that compare rows after a burst stop at a
             # moment of their choosing, so it stays off here (tests/integration covers it).
             "FIELDCRM_GEOCODER": "off",
+            # Many test servers share one PostgreSQL: a small warm pool each.
+            "FIELDCRM_DB_POOL_MIN": "2",
         }
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0

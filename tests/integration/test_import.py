@@ -13,6 +13,7 @@ import openpyxl
 from geo.geocoding import GeocodeResult
 from server import db
 from server.nearby.geocoding import run_round
+from server.transfer.columns import ALIASES
 from tests.factories import Login, login_as, make_account, make_record
 
 LYON = (45.7640, 4.8357)
@@ -344,3 +345,54 @@ async def test_an_export_reimports_unchanged(client: Any) -> None:
     again = await db.fetch("SELECT * FROM accounts WHERE id = {}", shop["id"])
     assert again[0]["name"] == '=HYPERLINK("x")' and again[0]["lat"] == -12.5
     assert again[0]["street"] == '-1, rue "Neuve"\nbât. B'
+
+
+def _as_written(alias: str) -> str:
+    """An alias as a spreadsheet's header would write it: words capitalised, spaced."""
+    return alias.replace("_", " ").title()
+
+
+async def test_every_alias_fills_its_field(client: Any) -> None:
+    """Each alias of columns.ALIASES (written "Code Postal", "E Mail", ...) fills its field:
+    one file per round, each column named by the round's alias of its field."""
+    spec = {
+        "name": {"company", "organisation"},
+        "postal_code": {"zip", "postcode"},
+        "lat": {"latitude"},
+        "lng": {"longitude"},
+        "owner": {"owner"},
+    }  # SPEC section 8
+    assert all(spec[f] <= set(ALIASES["accounts"][f]) for f in spec)
+    assert "account" in ALIASES["contacts"]["account"]
+    manager = await login_as(client, "manager", "north")
+    rep = await login_as(client, "rep", "north")
+    names = {k: v for k, v in ALIASES["accounts"].items() if k not in ("id", "owner_id")}
+    for n in range(max(len(aliases) for aliases in names.values())):
+        # Each its own phone, email and website, far from the others: no duplicates.
+        values = {"status": "customer", "phone": f"04 78 00 00 {n:02d}",
+                  "email": f"a@shop{n}.fr", "website": f"shop{n}.fr", "street": "3 rue Neuve",
+                  "city": "Lyon", "region": "ARA", "postal_code": "69001", "country": "FR",
+                  "lat": f"{40 + n}.5", "lng": "4.5", "owner": rep.username}  # fmt: skip
+        fields = list(names)
+        header = [_as_written(names[f][n % len(names[f])]) for f in fields]
+        row = [f"Shop {n}" if f == "name" else values[f] for f in fields]
+        answer = await imported(client, manager, csv_body([header, row]))
+        assert (answer["created"], answer["unknown_columns"], answer["errors"]) == (1, [], [])
+        found = (await accounts())[f"Shop {n}"]
+        got = {f: found["owner_id" if f == "owner" else f] for f in values}
+        assert got == {**values, "lat": 40 + n + 0.5, "lng": 4.5, "owner": rep.user_id}, header
+    account = await make_account(client, manager, name="Garage Dupont")
+    names = {k: v for k, v in ALIASES["contacts"].items() if k not in ("id", "account_id")}
+    values = {"account": "Garage Dupont", "title": "Boss", "phone": "06 12 34 56 78",
+              "email": "c@garage.fr"}  # fmt: skip
+    for n in range(max(len(aliases) for aliases in names.values())):
+        fields = list(names)
+        header = [_as_written(names[f][n % len(names[f])]) for f in fields]
+        row = [f"Contact {n}" if f == "name" else values[f] for f in fields]
+        body = csv_body([header, row])
+        answer = (await post_import(client, manager, body, "contacts")).json()
+        assert (answer["created"], answer["unknown_columns"], answer["errors"]) == (1, [], [])
+        found = (await db.fetch("SELECT * FROM contacts WHERE name = {}", f"Contact {n}"))[0]
+        got = {f: found["account_id" if f == "account" else f] for f in values}
+        assert got == {**values, "account": account["id"]}, header
+        await db.fetch("DELETE FROM contacts WHERE name = {}", f"Contact {n}")  # not a duplicate

@@ -121,7 +121,7 @@ async def test_a_merge_moves_everything_to_the_survivor_and_undo_brings_it_back(
     assert survivor["phone"] == "04 78 00 00 01" and survivor["city"] == "Lyon"
     assert (survivor["lat"], survivor["lng"]) == (45.7641, 4.8358)
     assert survivor["name"] == "Électricité Laurent"
-    assert (await get(client, manager, "accounts", dup["id"])).status_code == 404
+    assert (await get(client, manager, "accounts", dup["id"])).status_code == 307
     for table, child_id in w["children"].items():
         row = (await get(client, rep, table, child_id)).json()
         assert row["account_id"] == keep["id"], table
@@ -227,7 +227,7 @@ async def test_contacts_are_merged_by_whoever_sees_them(client: Any) -> None:
     assert answer["fields"] == ["account_id", "phone"]
     row = (await get(client, rep, "contacts", ann["id"])).json()
     assert (row["phone"], row["account_id"], row["name"]) == ("0600", other["id"], "Ann Lee")
-    assert (await get(client, rep, "contacts", ann2["id"])).status_code == 404
+    assert (await get(client, rep, "contacts", ann2["id"])).status_code == 307
     response = await undo(client, rep, answer["merge_id"])
     assert response.status_code == 200, response.text
     row = (await get(client, rep, "contacts", ann["id"])).json()
@@ -420,11 +420,90 @@ async def test_merges_of_merges_redirect_to_the_last_survivor(client: Any) -> No
     changes = {c_["id"]: c_ for c_ in data["changes"]}
     assert changes[a["id"]]["merged_into"] == b["id"]
     assert changes[b["id"]]["merged_into"] == c["id"]
-    # Over REST: the merged-away id is gone, and what names it hangs off the survivor.
-    assert (await get(client, manager, "accounts", a["id"])).status_code == 404
+    # Over REST: the merged-away id leads to the last survivor, and what names it hangs
+    # off the survivor.
+    response = await client.get(f"/api/accounts/{a['id']}", headers=manager.headers)
+    assert response.status_code == 307 and response.json()["merged_into"] == c["id"]
     posted = await make_record(client, manager, "notes", account_id=a["id"], body="Via REST")
     assert posted["account_id"] == c["id"]
     # A delete of a merged-away record is done already: applied, nothing else deleted.
     data = await phone.sync(phone.write("accounts", a["id"], op="delete"))
     assert data["ack"]["results"][0]["status"] == "applied"
     assert (await get(client, manager, "accounts", c["id"])).status_code == 200
+
+
+async def test_rest_reads_and_writes_of_a_merged_away_id_go_to_its_survivor(
+    client: Any,
+) -> None:
+    """A merged-away id over REST (docs/merge.md): a read is redirected (307) to the
+    survivor, naming it; an update lands on the survivor (rule 13, as a phone's write) and
+    answers its row; a delete is done already and deletes nothing; once the survivor is
+    deleted, or after an undo, the id is a plain deleted or live record again."""
+    manager = await login_as(client, "manager", "north")
+    outsider = await login_as(client, "manager", "south")
+    keep = await make_account(client, manager, name="Garage Martin", city="Lyon")
+    dup = await make_account(client, manager, name="GARAGE MARTIN", city=None)
+    ann = await make_record(client, manager, "contacts", **child_fields("contacts", keep["id"],
+                            name="Ann Lee", email="ann@martin.fr"))  # fmt: skip
+    ann2 = await make_record(client, manager, "contacts", **child_fields("contacts", keep["id"],
+                             name="A. Lee", email="ann@martin.fr"))  # fmt: skip
+    accounts = await merged(client, manager, {"table": "accounts", "survivor_id": keep["id"],
+                                              "merged_ids": [dup["id"]]})  # fmt: skip
+    await merged(client, manager, {"table": "contacts", "survivor_id": ann["id"],
+                                   "merged_ids": [ann2["id"]]})  # fmt: skip
+
+    for table, gone, survivor in (("accounts", dup, keep), ("contacts", ann2, ann)):
+        response = await client.get(f"/api/{table}/{gone['id']}", headers=manager.headers)
+        assert response.status_code == 307, response.text
+        body = response.json()
+        assert (body["error"], body["merged_into"]) == ("merged", survivor["id"])
+        assert response.headers["location"] == f"/api/{table}/{survivor['id']}"
+        followed = await client.get(response.headers["location"], headers=manager.headers)
+        assert followed.status_code == 200
+        # Someone who does not see it learns nothing.
+        response = await client.get(f"/api/{table}/{gone['id']}", headers=outsider.headers)
+        assert response.status_code == 404 and "merged_into" not in response.json()
+
+    response = await client.patch(
+        f"/api/accounts/{dup['id']}", json={"website": "garage-martin.fr"},
+        headers=manager.headers,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == keep["id"]
+    assert response.json()["website"] == "garage-martin.fr"
+    assert response.headers["content-location"] == f"/api/accounts/{keep['id']}"
+    assert (await get(client, manager, "accounts", keep["id"])).json()["website"] == (
+        "garage-martin.fr"
+    )
+    response = await client.patch(
+        f"/api/contacts/{ann2['id']}", json={"title": "CEO"}, headers=manager.headers
+    )
+    assert response.status_code == 200 and response.json()["id"] == ann["id"]
+    response = await client.patch(
+        f"/api/accounts/{dup['id']}", json={"website": "x.fr"}, headers=outsider.headers
+    )
+    assert response.status_code == 404
+    # A bad value is refused as on the survivor itself.
+    response = await client.patch(
+        f"/api/accounts/{dup['id']}", json={"lat": 123}, headers=manager.headers
+    )
+    assert response.status_code == 422, response.text
+
+    response = await client.delete(f"/api/accounts/{dup['id']}", headers=manager.headers)
+    assert response.status_code == 204, response.text
+    assert (await get(client, manager, "accounts", keep["id"])).status_code == 200
+
+    # Undone: the id is itself again.
+    response = await undo(client, manager, accounts["merge_id"])
+    assert response.status_code == 200, response.text
+    assert (await get(client, manager, "accounts", dup["id"])).status_code == 200
+
+    # A survivor deleted since: the merged-away id is just deleted.
+    response = await client.delete(f"/api/contacts/{ann['id']}", headers=manager.headers)
+    assert response.status_code == 204, response.text
+    for method in ("get", "patch", "delete"):
+        kwargs: dict[str, Any] = {"json": {"title": "x"}} if method == "patch" else {}
+        response = await getattr(client, method)(
+            f"/api/contacts/{ann2['id']}", headers=manager.headers, **kwargs
+        )
+        assert response.status_code == 404, (method, response.text)

@@ -326,3 +326,26 @@ def test_history_retention_is_forever_unless_set_to_whole_days() -> None:
     for bad in ("a year", "-1", "1.5", "100001"):
         with pytest.raises(ConfigError, match="FIELDCRM_HISTORY_RETENTION_DAYS"):
             load_settings({"FIELDCRM_HISTORY_RETENTION_DAYS": bad})
+
+
+def test_the_pool_sizes_come_from_the_environment() -> None:
+    database = load_settings({}).database
+    assert (database.pool_min, database.pool_max) == (20, 20)
+    database = load_settings({"FIELDCRM_DB_POOL_MIN": "4", "FIELDCRM_DB_POOL_MAX": "8"}).database
+    assert (database.pool_min, database.pool_max) == (4, 8)
+    database = load_settings({"FIELDCRM_DB_POOL_MIN": "40"}).database  # the maximum follows
+    assert (database.pool_min, database.pool_max) == (40, 40)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"FIELDCRM_DB_POOL_MIN": "many"},
+        {"FIELDCRM_DB_POOL_MIN": "0"},
+        {"FIELDCRM_DB_POOL_MAX": "5000"},
+        {"FIELDCRM_DB_POOL_MIN": "9", "FIELDCRM_DB_POOL_MAX": "3"},
+    ],
+)
+def test_a_bad_pool_size_is_a_config_error(environ: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="FIELDCRM_DB_POOL"):
+        load_settings(environ)

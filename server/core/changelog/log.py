@@ -30,6 +30,12 @@ class ChangeLog:
         self._gone: dict[tuple[str, str], set[str | None]] = {}
         # Records created since the log was last written: none of their entries are stored.
         self._new: set[tuple[str, str]] = set()
+        # The highest seq this log noted in each scope (for newest.py's notification).
+        self.newest: dict[str, int] = {}
+
+    def _noted(self, seq: int, scope: str) -> None:
+        if self.newest.get(scope, -1) < seq:
+            self.newest[scope] = seq
 
     def created(self, table: str, record_id: str) -> None:
         """Note a new record (its `put` follows): it has no stored entries to remove."""
@@ -42,6 +48,7 @@ class ChangeLog:
         rows = [r for r in self._rows.get(key, []) if r[2] == "evict" and r[1] != scope]
         self._rows[key] = [*rows, (seq, scope, op)]
         self._gone.setdefault(key, set()).update((None, scope))
+        self._noted(seq, scope)
 
     def erase(self, table: str, record_id: str, entries: Sequence[tuple[int, str]]) -> None:
         """The record is gone from the server (erased on request): every entry of it goes,
@@ -50,6 +57,8 @@ class ChangeLog:
         key = (table, record_id)
         self._rows[key] = [(seq, scope, "erase") for seq, scope in entries]
         self._gone.setdefault(key, set()).add(ALL)
+        for seq, scope in entries:
+            self._noted(seq, scope)
 
     def evict(self, table: str, record_id: str, seq: int, old_scope: str) -> None:
         """Tell the devices of `old_scope` that the record left it."""
@@ -57,6 +66,7 @@ class ChangeLog:
         rows = [r for r in self._rows.get(key, []) if r[1:] != (old_scope, "evict")]
         self._rows[key] = [*rows, (seq, old_scope, "evict")]
         self._gone.setdefault(key, set()).add(old_scope)
+        self._noted(seq, old_scope)
 
     async def write(self) -> None:
         """Write what was noted: the same entries go and come as if each had been written
