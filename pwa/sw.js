@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "8eab18f70bd4";
+const VERSION = "185c910cff74";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -23,6 +23,7 @@ const SHELL = [
   "/js/attachments.js",
   "/js/basemap.js",
   "/js/calendar-feed.js",
+  "/js/chunks.js",
   "/js/components.js",
   "/js/db.js",
   "/js/drafts.js",
@@ -381,6 +382,13 @@ function openAppDb() {
 
 // One readwrite transaction over tasks, outbox and meta, as records.js saveWrites: the
 // next mid, a ticked clock, the outbox entry and the optimistic row, or nothing at all.
+// js/records.js baseOf: the server's row under a local one (`_base: true`: the row itself).
+function baseOf(row) {
+  if (!row || !row._base) return null;
+  if (row._base !== true) return row._base;
+  return Object.fromEntries(Object.entries(row).filter(([key]) => !key.startsWith("_")));
+}
+
 async function writeTaskChange(taskId, change) {
   let db;
   try {
@@ -417,7 +425,7 @@ async function writeTaskChange(taskId, change) {
           base_seq: row._seq ?? null,
           hlc: clock,
         });
-        tasks.put({ ...row, ...fields });
+        tasks.put({ ...row, ...fields, _base: baseOf(row) });
         meta.put(mid + 1, "next_mid");
         meta.put(clock, "hlc");
         outcome = "saved";

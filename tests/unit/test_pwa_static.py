@@ -346,7 +346,7 @@ def test_service_worker_syntax() -> None:
 PURE_LOGIC_CHECKS = """
 import assert from "node:assert/strict";
 import { tick, observe } from "%(js)s/hlc.js";
-import { overlay } from "%(js)s/records.js";
+import { baseOf, overlay } from "%(js)s/records.js";
 // A local write never goes back in time; the counter breaks ties.
 assert.deepEqual(tick(undefined, 5), [5, 0]);
 assert.deepEqual(tick([10, 3], 5), [10, 4]);
@@ -366,6 +366,16 @@ assert.equal(row._seq, 9);
 assert.deepEqual(row._base, base);
 assert.equal(overlay(base, 9, [{ mid: 2, id: "a", op: "delete", fields: {} }])._deleted, true);
 assert.equal(overlay(null, null, []), null);
+// Nothing pending: one copy, the row is its own base (baseOf gives it back without the
+// phone's own fields); a row built over pending writes keeps its base apart.
+const plain = overlay(base, 9, []);
+assert.equal(plain._base, true);
+assert.equal(plain._seq, 9);
+assert.deepEqual(baseOf(plain), base);
+assert.deepEqual(baseOf({ ...plain, _epoch: "e", _deleted: true }), base);
+assert.deepEqual(baseOf(row), base);
+assert.equal(baseOf({ id: "b", _base: null, _seq: null }), null);
+assert.equal(baseOf(undefined), null);
 process.exit(0);
 """
 

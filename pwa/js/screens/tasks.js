@@ -1,3 +1,4 @@
+import { drawRows } from "../chunks.js";
 import { accountNames, taskRow } from "../components.js";
 import { allRows, pendingKeys } from "../records.js";
 import { replaceQuery } from "../router.js";
@@ -32,7 +33,7 @@ export async function tasksScreen(_params, query) {
       .filter((t) => doneBox.checked || !t.done)
       .filter((t) => !mineBox.checked || !t.assignee_id || t.assignee_id === userId));
     const focus = focusedKey(list);
-    list.replaceChildren(...shown.map((t) => taskRow(t, names.get(t.account_id), pending, users)));
+    drawRows(list, shown, (t) => taskRow(t, names.get(t.account_id), pending, users));
     if (!shown.length) list.replaceChildren(h("li", {}, empty("No tasks here.", "tasks-empty")));
     restoreFocus(list, focus);
     const open = shown.filter((t) => !t.done).length;
