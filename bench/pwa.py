@@ -31,12 +31,14 @@ import gzip
 import json
 import random
 import re
+import shutil
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +311,469 @@ def server_visits(tmp: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM visits WHERE deleted = 0").fetchone()[0])
 
 
+# A distributor's territory (issue 18): `--territory N` accounts with a contact each, 2N
+# visits and N notes, all the bench rep's, synced into a fresh phone.
+
+SHOPS = [
+    "Boulangerie",
+    "Pharmacie",
+    "Café",
+    "Garage",
+    "Épicerie",
+    "Librairie",
+    "Fromagerie",
+    "Boucherie",
+    "Brasserie",
+    "Fleuriste",
+    "Quincaillerie",
+    "Pâtisserie",
+    "Cave",
+    "Bistrot",
+]
+SURNAMES = [
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefèbvre",
+    "Michel",
+    "Garcia",
+    "David",
+    "Bertrand",
+    "Roux",
+    "Vincent",
+    "Fournier",
+    "Morel",
+    "Girard",
+    "André",
+    "Mercier",
+]
+FIRST = [
+    "Camille",
+    "Louis",
+    "Chloé",
+    "Hugo",
+    "Léa",
+    "Jules",
+    "Manon",
+    "Arthur",
+    "Inès",
+    "Lucas",
+    "Zoé",
+    "Nathan",
+    "Élodie",
+    "Théo",
+    "Sarah",
+    "Paul",
+]
+STREETS = [
+    "rue de la République",
+    "cours Lafayette",
+    "avenue Jean Jaurès",
+    "rue Garibaldi",
+    "rue Paul Bert",
+    "boulevard des Brotteaux",
+    "rue Victor Hugo",
+    "quai Saint-Vincent",
+    "rue Mercière",
+    "avenue Berthelot",
+    "rue Duguesclin",
+    "grande rue de la Croix-Rousse",
+]
+TOWNS = [("Lyon", "6900"), ("Villeurbanne", "6910"), ("Vénissieux", "6920"), ("Bron", "6950")]
+OUTCOMES = ["met", "no_answer", "follow_up", "won", "lost"]
+
+# Screens opened by their link, timed from the hash change to the selector on screen.
+SCREENS = {
+    "accounts": ("#/accounts", "[data-testid=account-row]"),
+    "today": ("#/today", "[data-testid=today-visits]"),
+    "nearby": ("#/nearby", "[data-testid=nearby-row]"),
+}
+
+# Waits until `selector` is in a new node and one animation frame has passed; resolves with
+# the time since `started`.
+OPEN_SCREEN = """
+async ({ hash, selector }) => {
+  if (location.hash === hash) { location.hash = "#/settings";
+    await new Promise((r) => setTimeout(r, 300)); }
+  const before = new Set(document.querySelectorAll(selector));
+  const started = performance.now();
+  location.hash = hash;
+  return await new Promise((resolve) => {
+    const check = () => {
+      const found = [...document.querySelectorAll(selector)].some((n) => !before.has(n));
+      if (!found) return false;
+      observer.disconnect();
+      requestAnimationFrame(() => resolve(performance.now() - started));
+      return true;
+    };
+    const observer = new MutationObserver(check);
+    observer.observe(document, { childList: true, subtree: true });
+    check();
+  });
+}
+"""
+
+# Types `text` into the account search one letter at a time; per keystroke, from the input
+# event to the list redrawn (the count under it is written last, whatever it found) and
+# painted (one frame).
+TYPE_SEARCH = """
+async (text) => {
+  const input = document.querySelector("input[data-testid=account-search]");
+  const count = document.querySelector("[data-testid=account-count]");
+  const times = [];
+  for (let i = 1; i <= text.length; i += 1) {
+    const changed = new Promise((resolve) => {
+      const observer = new MutationObserver(() => { observer.disconnect(); resolve(); });
+      observer.observe(count, { childList: true, characterData: true, subtree: true });
+    });
+    const started = performance.now();
+    input.value = text.slice(0, i);
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    await changed;
+    await new Promise((r) => requestAnimationFrame(() => r()));
+    times.push(performance.now() - started);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  const found = Number(count.dataset.count);
+  input.value = "";
+  input.dispatchEvent(new Event("input", { bubbles: true }));
+  await new Promise((r) => setTimeout(r, 300));
+  return { times, count: found };
+}
+"""
+
+# The first sync's clock: from the sign-in tap to the status "synced" (js/events.js), with
+# the main thread's long tasks meanwhile (is the app usable while it runs?).
+WATCH_SYNC = """
+(() => {
+  const watch = (window.__sync = { tap: null, synced: null, longTasks: [] });
+  window.addEventListener("click", (event) => {
+    const tapped = event.target.closest && event.target.closest("[data-testid=login-submit]");
+    if (watch.tap === null && tapped) watch.tap = performance.now();
+  }, true);
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) watch.longTasks.push([e.startTime, e.duration]);
+  }).observe({ type: "longtask", buffered: true });
+  const hook = async () => {
+    const { on } = await import("/js/events.js");
+    on("sync", (s) => {
+      if (watch.tap !== null && watch.synced === null && s.state === "synced") {
+        watch.synced = performance.now();
+      }
+    });
+  };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", hook);
+  else hook();
+})();
+"""
+
+
+def territory_rows(count: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """(table, id, fields) of `count` accounts, a contact each, 2 visits and a note each."""
+    rng = random.Random(18)
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    start = time.time() - 180 * 86_400
+    for i in range(count):
+        town, prefix = rng.choice(TOWNS)
+        account_id = str(uuid.uuid4())
+        lat = LYON[0] + rng.uniform(-0.12, 0.12)
+        lng = LYON[1] + rng.uniform(-0.17, 0.17)
+        rows.append(
+            (
+                "accounts",
+                account_id,
+                {
+                    "name": f"{rng.choice(SHOPS)} {rng.choice(SURNAMES)} {i + 1}",
+                    "street": f"{rng.randrange(1, 200)} {rng.choice(STREETS)}",
+                    "postal_code": f"{prefix}{rng.randrange(1, 10)}",
+                    "city": town,
+                    "lat": lat,
+                    "lng": lng,
+                    "phone": f"+33 4 {rng.randrange(10**8):08d}",
+                    "status": rng.choice(["prospect", "customer"]),
+                },
+            )
+        )
+        rows.append(
+            (
+                "contacts",
+                str(uuid.uuid4()),
+                {
+                    "account_id": account_id,
+                    "name": f"{rng.choice(FIRST)} {rng.choice(SURNAMES)}",
+                    "phone": f"+33 6 {rng.randrange(10**8):08d}",
+                },
+            )
+        )
+        for _ in range(2):
+            at = start + rng.uniform(0, 179 * 86_400)
+            began = datetime.fromtimestamp(at, UTC)
+            rows.append(
+                (
+                    "visits",
+                    str(uuid.uuid4()),
+                    {
+                        "account_id": account_id,
+                        "started_at": began.isoformat(),
+                        "ended_at": (began + timedelta(minutes=20)).isoformat(),
+                        "lat": lat,
+                        "lng": lng,
+                        "accuracy_m": 12,
+                        "outcome": rng.choice(OUTCOMES),
+                        "summary": "Checked the shelves and the last order with the owner.",
+                    },
+                )
+            )
+        rows.append(
+            (
+                "notes",
+                str(uuid.uuid4()),
+                {
+                    "account_id": account_id,
+                    "body": "Deliveries before 8 am; the owner prefers calls after 2 pm.",
+                },
+            )
+        )
+    return rows
+
+
+def seed_territory(server: Server, count: int) -> int:
+    """The territory's rows through the sync endpoint, 1,000 writes a request."""
+    token = httpx.post(
+        f"{server.url}/api/auth/login", json={"username": USER, "password": PASSWORD}
+    ).json()["token"]
+    rows = territory_rows(count)
+    client_id = str(uuid.uuid4())
+    hlc_ms = int(time.time() * 1000)
+    with httpx.Client(timeout=120) as client:
+        for first in range(0, len(rows), 1000):
+            mutations = [
+                {
+                    "mid": first + j + 1,
+                    "table": table,
+                    "id": row_id,
+                    "op": "upsert",
+                    "fields": fields,
+                    "base_seq": None,
+                    "hlc": [hlc_ms, first + j],
+                }
+                for j, (table, row_id, fields) in enumerate(rows[first : first + 1000])
+            ]
+            response = client.post(
+                f"{server.url}/api/sync/v1",
+                headers={"Authorization": f"Bearer {token}"},
+                json={
+                    "protocol": 1,
+                    "client_id": client_id,
+                    "cursor": None,
+                    "pull_limit": 1,
+                    "mutations": mutations,
+                },
+            )
+            response.raise_for_status()
+            bad = [r for r in response.json()["ack"]["results"] if r["status"] == "rejected"]
+            assert not bad, bad[:3]
+    return len(rows)
+
+
+async def throttle(page: Page, rate: float) -> None:
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate})
+    page.__dict__["_bench_cdp"] = cdp  # the rate lasts as long as the session
+
+
+async def sign_in_and_sync(page: Page) -> None:
+    await page.get_by_test_id("login-username").fill(USER)
+    await page.get_by_test_id("login-password").fill(PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await page.wait_for_function(
+        "() => window.__sync.synced !== null", timeout=600_000, polling=100
+    )
+
+
+async def first_sync(
+    browser: Browser, url: str, rate: float, profile: Path | None = None
+) -> dict[str, Any]:
+    """A fresh phone signs in and pulls the territory; the app on Today meanwhile."""
+    context = await browser.new_context(viewport=PHONE)
+    context.set_default_timeout(180_000)
+    await context.add_init_script(WATCH_SYNC)
+    page = await context.new_page()
+    await page.goto(f"{url}/")
+    await page.get_by_test_id("login-form").wait_for()
+    await throttle(page, rate)
+    await profiled(page, profile, sign_in_and_sync, page)
+    watch = await page.evaluate("() => window.__sync")
+    local = await page.evaluate(
+        "async () => { const r = {}; for (const t of ['accounts', 'contacts', 'visits', 'notes'])"
+        " r[t] = (await window.fieldcrm.rows(t)).length; return r; }"
+    )
+    requests = await page.evaluate(
+        "() => performance.getEntriesByType('resource')"
+        ".filter((e) => e.name.endsWith('/api/sync/v1'))"
+        ".map((e) => [e.startTime, e.responseEnd - e.startTime, e.encodedBodySize])"
+    )
+    stores = await page.evaluate(
+        "() => performance.getEntriesByName('fieldcrm:sync-store').map((e) => e.duration)"
+    )
+    during = [d for s, d in watch["longTasks"] if watch["tap"] <= s <= watch["synced"]]
+    return {
+        "context": context,
+        "page": page,
+        "sync_ms": watch["synced"] - watch["tap"],
+        "local": local,
+        "long_max": max(during, default=0.0),
+        "long_total": sum(during),
+        "long_count": len(during),
+        "requests": len(requests),
+        "request_ms": sum(r[1] for r in requests),
+        "request_bytes": sum(r[2] for r in requests),
+        "store_ms": sum(stores),
+    }
+
+
+def top_functions(profile: dict[str, Any], count: int = 15) -> list[str]:
+    """The functions that took the most samples of a CDP CPU profile (self time)."""
+    nodes = profile["nodes"]
+    dt = (profile["endTime"] - profile["startTime"]) / max(1, len(profile["samples"])) / 1000
+    totals: dict[str, float] = {}
+    for node in nodes:
+        frame = node["callFrame"]
+        where = frame["url"].rsplit("/", 1)[-1]
+        name = f"{frame['functionName'] or '(anonymous)'} {where}:{frame['lineNumber'] + 1}"
+        totals[name] = totals.get(name, 0.0) + node.get("hitCount", 0) * dt
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:count]
+    return [f"{ms:8.1f} ms  {name}" for name, ms in ranked]
+
+
+async def profiled(page: Page, path: Path | None, work: Any, *args: Any) -> Any:
+    """Runs `work(*args)`, under the CDP profiler when `path` is given (a .cpuprofile file
+    Chromium's devtools open; the top functions are printed)."""
+    if path is None:
+        return await work(*args)
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Profiler.enable")
+    await cdp.send("Profiler.setSamplingInterval", {"interval": 200})
+    await cdp.send("Profiler.start")
+    result = await work(*args)
+    profile = (await cdp.send("Profiler.stop"))["profile"]
+    await cdp.detach()
+    await asyncio.to_thread(path.write_text, json.dumps(profile))
+    print(f"    profile: {path}")
+    for line in top_functions(profile):
+        print(f"      {line}")
+    return result
+
+
+async def open_screens(page: Page, runs: int) -> dict[str, list[float]]:
+    opened: dict[str, list[float]] = {name: [] for name in SCREENS}
+    for _ in range(runs):
+        for name, (hash_, selector) in SCREENS.items():
+            opened[name].append(
+                await page.evaluate(OPEN_SCREEN, {"hash": hash_, "selector": selector})
+            )
+    return opened
+
+
+async def type_searches(page: Page) -> list[float]:
+    keys: list[float] = []
+    for text in ("boulangerie martin", "69003", "camille roux", "rue garibaldi", "04 78"):
+        typed = await page.evaluate(TYPE_SEARCH, text)
+        keys.extend(typed["times"])
+        print(f"    {text!r}: {typed['count']} found, last key {typed['times'][-1]:.1f} ms")
+    return keys
+
+
+async def territory(
+    browser: Browser, url: str, rates: list[float], runs: int, profile: Path | None = None
+) -> None:
+    for rate in rates:
+        print(f"\nterritory, CPU slowed {rate:g}x")
+        where = profile and profile.with_name(f"{profile.stem}-sync-{rate:g}x.cpuprofile")
+        synced = await first_sync(browser, url, rate, where)
+        page: Page = synced["page"]
+        print(f"  phone holds {synced['local']}")
+        print(
+            f"  first sync, sign-in tap -> synced  {synced['sync_ms']:8.0f} ms   target "
+            f"< {5000 if rate == 1 else 15000}"
+        )
+        print(
+            f"    {synced['requests']} requests, {synced['request_ms']:.0f} ms waiting for "
+            f"answers, {synced['request_bytes'] / 1024:.0f} KiB on the wire, "
+            f"{synced['store_ms']:.0f} ms storing them (IndexedDB transactions)"
+        )
+        print(
+            f"    long tasks meanwhile: {synced['long_count']}, longest "
+            f"{synced['long_max']:.0f} ms, {synced['long_total']:.0f} ms in all"
+        )
+        await page.context.grant_permissions(["geolocation"])
+        await page.context.set_geolocation({"latitude": LYON[0], "longitude": LYON[1]})
+        where = profile and profile.with_name(f"{profile.stem}-screens-{rate:g}x.cpuprofile")
+        opened = await profiled(page, where, open_screens, page, runs)
+        for name, times in opened.items():
+            print(f"  open {name:<9}                    {summary(times)}   target < 200")
+        await page.evaluate(
+            OPEN_SCREEN, {"hash": "#/accounts", "selector": "[data-testid=account-row]"}
+        )
+        where = profile and profile.with_name(f"{profile.stem}-search-{rate:g}x.cpuprofile")
+        keys = await profiled(page, where, type_searches, page)
+        print(
+            f"  search, per keystroke              {summary(keys)}   target < "
+            f"{50 if rate == 1 else 150}"
+        )
+        await synced["context"].close()
+
+
+async def run_territory(args: argparse.Namespace) -> None:
+    """`--seeded DIR` keeps the seeded database there and starts from it next time (seeding
+    50,000 rows through the API takes minutes)."""
+    tmp = Path(tempfile.mkdtemp(prefix="fieldcrm-bench-pwa-"))
+    pwa: Path = args.pwa_dir
+    env = {"FIELDCRM_PWA_DIR": str(pwa), "FIELDCRM_WRITE_RATE_PER_MIN": "0"}
+    kept = Path(args.seeded) / f"territory-{args.territory}.sqlite3" if args.seeded else None
+    started = time.monotonic()
+    if kept and kept.exists():
+        shutil.copyfile(kept, tmp / "e2e.sqlite3")
+        server = start_server(tmp, env)
+        rows = -1
+    else:
+        server = start_server(tmp, env)
+        server.add_user(USER)
+        rows = seed_territory(server, args.territory)
+        if kept:
+            server.process.terminate()
+            server.process.wait(timeout=10)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            with sqlite3.connect(tmp / "e2e.sqlite3") as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            shutil.copyfile(tmp / "e2e.sqlite3", kept)
+            server = start_server(tmp, env)
+    try:
+        print(
+            f"fieldcrm PWA bench: {pwa} served at {server.url}, Chromium at 360x740; "
+            + (f"territory of {rows} rows seeded" if rows >= 0 else f"territory from {kept}")
+            + f" in {time.monotonic() - started:.0f} s"
+        )
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+            await territory(browser, server.url, args.throttle, args.runs, args.profile)
+            await browser.close()
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)
+
+
 async def run(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="fieldcrm-bench-pwa-"))
     pwa: Path = args.pwa_dir
@@ -391,9 +856,22 @@ def main() -> None:
     parser.add_argument("--visits", type=int, default=20, help="visits saved through the form")
     parser.add_argument("--queued", type=int, default=500, help="visits queued, then synced")
     parser.add_argument("--pwa-dir", help="serve this copy of pwa/ instead of the repo's")
+    parser.add_argument(
+        "--territory",
+        type=int,
+        default=0,
+        help="only the big territory: this many accounts, a contact, 2 visits, a note each",
+    )
+    parser.add_argument("--throttle", default="1,4", help="CPU slow-downs for --territory")
+    parser.add_argument("--seeded", help="--territory: keep the seeded database in this folder")
+    parser.add_argument(
+        "--profile", help="--territory: CPU profiles (CDP) of the screens and searches, NAME-*"
+    )
     args = parser.parse_args()
     args.pwa_dir = Path(args.pwa_dir).resolve() if args.pwa_dir else ROOT / "pwa"
-    asyncio.run(run(args))
+    args.throttle = [float(r) for r in args.throttle.split(",")]
+    args.profile = Path(args.profile).resolve() if args.profile else None
+    asyncio.run(run_territory(args) if args.territory else run(args))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The main screens on a 360x740 phone, light and dark: each one shows its content, fits
-the width (no sideways scrolling), keeps its text readable (WCAG AA contrast) and logs no
-error. Screenshots go to test-artifacts/
-for review. The page is served with a strict Content-Security-Policy that nothing breaks."""
+the width (no sideways scrolling), keeps its text readable (WCAG AA contrast), has no
+serious or critical axe-core violation (e2e/a11y.py) and logs no error. Screenshots go to
+test-artifacts/ for review. The page is served with a strict Content-Security-Policy that
+nothing breaks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 from playwright.async_api import expect
 
+from e2e.a11y import check_axe
 from e2e.conftest import Server
+from e2e.nearby_pages import NearbyScreen
 from e2e.pages import PHONE, App, Phones, Rest
 
 LAT, LNG = 45.76404, 4.83566
@@ -116,12 +119,17 @@ async def check_screen(app: App, artifacts: Path, name: str, *visible: str) -> N
         await app.page.screenshot(path=artifacts / f"screen-{name}-{scheme}.png")
         low = await app.low_contrast()
         assert not low, f"{name} ({scheme}): text below WCAG AA contrast: {low}"
+        # Every rule in light; contrast again in dark.
+        rules = ["color-contrast"] if scheme == "dark" else None
+        await check_axe(app.page, f"{name}-{scheme}", artifacts, rules)
     await app.page.emulate_media(color_scheme="light")
 
 
 async def test_main_screens_fit_a_phone(server: Server, phones: Phones, artifacts: Path) -> None:
     ids = await seed(server)
-    app = await phones.open(server.url)
+    app = await phones.open(
+        server.url, permissions=["geolocation"], geolocation={"latitude": LAT, "longitude": LNG}
+    )
 
     response = await app.open()
     headers = response.headers
@@ -200,6 +208,11 @@ async def test_main_screens_fit_a_phone(server: Server, phones: Phones, artifact
         "conflict-keep-mine",
         "conflict-keep-theirs",
     )
+
+    nearby = NearbyScreen(app)
+    await nearby.open()
+    await expect(nearby.row(ids["account"])).to_be_visible()
+    await check_screen(app, artifacts, "nearby", "nearby-map", "nearby-row", "nearby-directions")
 
     await app.tid("nav-settings").click()
     await check_screen(app, artifacts, "me", "me-username", "me-client-id", "logout-button")

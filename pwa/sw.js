@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "714c382ee805";
+const VERSION = "7bc6e882c3aa";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -23,6 +23,7 @@ const SHELL = [
   "/js/attachments.js",
   "/js/basemap.js",
   "/js/calendar-feed.js",
+  "/js/chunks.js",
   "/js/components.js",
   "/js/db.js",
   "/js/drafts.js",
@@ -47,6 +48,7 @@ const SHELL = [
   "/js/screens/checkins.js",
   "/js/screens/conflicts.js",
   "/js/screens/drafts.js",
+  "/js/screens/fix-notice.js",
   "/js/screens/history.js",
   "/js/screens/login.js",
   "/js/screens/merge.js",
@@ -410,6 +412,13 @@ function openAppDb() {
 
 // One readwrite transaction over tasks, outbox and meta, as records.js saveWrites: the
 // next mid, a ticked clock, the outbox entry and the optimistic row, or nothing at all.
+// js/records.js baseOf: the server's row under a local one (`_base: true`: the row itself).
+function baseOf(row) {
+  if (!row || !row._base) return null;
+  if (row._base !== true) return row._base;
+  return Object.fromEntries(Object.entries(row).filter(([key]) => !key.startsWith("_")));
+}
+
 async function writeTaskChange(taskId, change) {
   let db;
   try {
@@ -446,7 +455,7 @@ async function writeTaskChange(taskId, change) {
           base_seq: row._seq ?? null,
           hlc: clock,
         });
-        tasks.put({ ...row, ...fields });
+        tasks.put({ ...row, ...fields, _base: baseOf(row) });
         meta.put(mid + 1, "next_mid");
         meta.put(clock, "hlc");
         outcome = "saved";

@@ -52,6 +52,16 @@ const DB_VERSION = UPGRADES.length;
 let opening = null;
 let database = null; // the open connection, for putNow()/deleteNow()
 
+// Writes to each store in this page, counted as their transactions end (committed or not):
+// rows read while the count stays the same are still the store's (js/records.js allRows). A
+// store counts as written when a transaction put, added, deleted or cleared through the
+// handle, or took its raw IDBObjectStore.
+const writes = new Map();
+export const writeCount = (name) => writes.get(name) || 0;
+function wrote(names) {
+  for (const name of names) writes.set(name, writeCount(name) + 1);
+}
+
 export function request(req) {
   return new Promise((resolve, reject) => {
     req.onsuccess = () => resolve(req.result);
@@ -88,15 +98,28 @@ export function openDb() {
   return opening;
 }
 
-// A store handle whose methods answer promises.
-function wrapStore(store) {
+// A store handle whose methods answer promises. `touched`: the names of stores written.
+function wrapStore(store, touched) {
+  const writing = () => touched.add(store.name);
   return {
     get: (key) => request(store.get(key)),
     getAll: (query, count) => request(store.getAll(query, count)),
-    put: (value, key) => request(key === undefined ? store.put(value) : store.put(value, key)),
-    add: (value) => request(store.add(value)),
-    delete: (key) => request(store.delete(key)),
-    clear: () => request(store.clear()),
+    put: (value, key) => {
+      writing();
+      return request(key === undefined ? store.put(value) : store.put(value, key));
+    },
+    add: (value) => {
+      writing();
+      return request(store.add(value));
+    },
+    delete: (key) => {
+      writing();
+      return request(store.delete(key));
+    },
+    clear: () => {
+      writing();
+      return request(store.clear());
+    },
     count: (query) => request(store.count(query)),
     index: (name) => {
       const index = store.index(name);
@@ -106,7 +129,10 @@ function wrapStore(store) {
         count: (query) => request(index.count(query)),
       };
     },
-    raw: store,
+    get raw() {
+      writing();
+      return store;
+    },
   };
 }
 
@@ -115,13 +141,20 @@ function wrapStore(store) {
 export async function transact(names, mode, work) {
   const db = await openDb();
   const tx = db.transaction(names, mode);
+  const touched = new Set();
   const done = new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = () => reject(tx.error || new DOMException("Transaction aborted", "AbortError"));
+    tx.oncomplete = () => {
+      wrote(touched);
+      resolve();
+    };
+    tx.onabort = () => {
+      wrote(touched);
+      reject(tx.error || new DOMException("Transaction aborted", "AbortError"));
+    };
     tx.onerror = () => {}; // onabort follows with the error
   });
   const stores = {};
-  for (const name of names) stores[name] = wrapStore(tx.objectStore(name));
+  for (const name of names) stores[name] = wrapStore(tx.objectStore(name), touched);
   let result;
   try {
     result = await work(stores, tx);
@@ -161,7 +194,10 @@ function writeNow(name, change) {
   }
   if (!tx) return write([name], (s) => request(change(s[name].raw)));
   const done = new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
+    tx.oncomplete = () => {
+      wrote([name]);
+      resolve();
+    };
     tx.onabort = () => reject(tx.error || new DOMException("Transaction aborted", "AbortError"));
     tx.onerror = () => {}; // onabort follows with the error
   });

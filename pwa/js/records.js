@@ -2,14 +2,26 @@
 // server's last row (`_base`, at `_seq`) with this device's pending writes applied on top.
 // A local write puts the row and its outbox entry in one transaction; sending is sync.js's job.
 
-import { TABLES, read, write } from "./db.js";
+import { TABLES, read, write, writeCount } from "./db.js";
 import { tick } from "./hlc.js";
-import { emit } from "./events.js";
+import { emit, on } from "./events.js";
 import { keptByServer } from "./rejections.js";
+
+// The server's row a local row was built on, or null (never seen by the server). A row with
+// nothing pending keeps one copy: `_base: true` means the row itself, less this phone's own
+// `_` fields (a first sync of a big territory stores half as much).
+export function baseOf(row) {
+  if (!row || !row._base) return null;
+  if (row._base !== true) return row._base;
+  const base = {};
+  for (const [key, value] of Object.entries(row)) if (!key.startsWith("_")) base[key] = value;
+  return base;
+}
 
 // Build the local row from the server's row and the pending outbox entries (mid order).
 // Answers null when there is nothing to show.
 export function overlay(base, seq, pending) {
+  if (base && !pending.length) return { ...base, _base: true, _seq: seq ?? null };
   let row = base ? { ...base } : null;
   let deleted = false;
   for (const entry of pending) {
@@ -64,10 +76,10 @@ export async function saveWrites(writes, { drafts = [], rejected = [], blobs = [
       await s.outbox.add(entry);
       queued.push(entry);
       if (w.op === "delete") {
-        if (row) await s[w.table].put({ ...row, _deleted: true });
+        if (row) await s[w.table].put({ ...row, _base: baseOf(row), _deleted: true });
       } else {
         const next = row
-          ? { ...row, ...entry.fields }
+          ? { ...row, ...entry.fields, _base: baseOf(row) }
           : { id: w.id, ...entry.fields, _base: null, _seq: null };
         await s[w.table].put(next);
       }
@@ -102,9 +114,25 @@ export const visible = (row) => row && !row._deleted;
 
 // Queries for the screens. The data set is one team's: reading a store whole is fine.
 
+// A store's rows are kept as last read while nothing in this page wrote to it (db.js
+// writeCount) and no other tab or the service worker said it did: a big territory's
+// screens open without reading 10,000 rows again. Callers get their own array (the rows
+// are shared: never change one in place).
+const kept = new Map();
+on("data", (d) => {
+  if (d && d.remote) kept.clear();
+});
+
 export async function allRows(table) {
-  const rows = await read([table], (s) => s[table].getAll());
-  return rows.filter(visible);
+  const stamp = writeCount(table);
+  let hit = kept.get(table);
+  if (!hit || hit.stamp !== stamp) {
+    hit = { stamp, rows: read([table], (s) => s[table].getAll()).then((rows) => rows.filter(visible)) };
+    kept.set(table, hit);
+    const mine = hit;
+    hit.rows.catch(() => kept.get(table) === mine && kept.delete(table));
+  }
+  return (await hit.rows).slice();
 }
 
 export async function getRecord(table, id) {

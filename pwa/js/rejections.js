@@ -32,7 +32,8 @@ function fromRow(row) {
     refused_at: row.created_at ? Date.parse(row.created_at) : null,
     written_at: row._about && row._about.written_at ? row._about.written_at : null,
     about: row._about || {},
-    pending: !!row._base && row._base.resolved !== row.resolved, // resolved here, not sent yet
+    // resolved here, not sent yet (`_base: true`: the row is the server's, nothing pending)
+    pending: !!row._base && row._base !== true && row._base.resolved !== row.resolved,
   };
 }
 

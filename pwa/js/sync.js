@@ -7,14 +7,14 @@ import { apiFetch, errorDetail, NetworkError } from "./api.js";
 import { TABLES, read, write } from "./db.js";
 import { emit, on } from "./events.js";
 import { observe } from "./hlc.js";
-import { overlay, pendingFor } from "./records.js";
+import { baseOf, overlay, pendingFor } from "./records.js";
 import { countUnresolved } from "./rejections.js";
 import { expireSession, refreshUsers, session } from "./session.js";
 import { heldMessage } from "./status.js";
 
 const SYNC_PATH = "/api/sync/v1";
 const PROTOCOL = 1;
-const PULL_LIMIT = 500;
+const PULL_LIMIT = 2000; // the server's most (sync/protocol.py): fewer round trips
 const MAX_MUTATIONS = 500; // the server takes 1,000
 const MAX_BODY_CHARS = 1_000_000; // at most 3 bytes a char in UTF-8: well under 4 MiB
 const TIMEOUT_MS = 30_000;
@@ -130,6 +130,8 @@ async function runOnce() {
       scheduleRetry();
       await setStatus("error", String((err && err.message) || err));
     }
+  } finally {
+    flushData();
   }
 }
 
@@ -137,25 +139,24 @@ async function runOnce() {
 // Answers "done", or "stopped" when the status was already set to why.
 async function exchange() {
   let fromMid = 0;
+  let ahead = null; // the next page's request, sent while this page is stored
   for (let round = 0; round < MAX_ROUNDS; round += 1) {
-    const batch = await readBatch(fromMid);
-    const body = {
-      protocol: PROTOCOL,
-      client_id: batch.clientId,
-      cursor: batch.cursor,
-      pull_limit: PULL_LIMIT,
-      mutations: batch.mutations,
-      device: { ...batch.device, app_version: await appVersion(), platform: platform() },
-    };
-    const result = await apiFetch(SYNC_PATH, {
-      method: "POST",
-      body,
-      token: session().token,
-      timeoutMs: TIMEOUT_MS,
-    });
+    const sent = ahead || send(await readBatch(fromMid));
+    ahead = null;
+    const { batch, result } = await sent;
     const data = result.data || {};
     if (result.status >= 200 && result.status < 300) {
+      // A pull with nothing to send: the next page is asked for while this one is stored
+      // (a first sync is dozens of pages). Its answer is stored after this one, or dropped
+      // with it if storing this one fails.
+      if (data.has_more && batch.mutations.length === 0 && !batch.more) {
+        ahead = send({ ...batch, cursor: data.cursor ?? null });
+        ahead.catch(() => {}); // its failure is met when it is awaited, next round
+      }
+      const stored = performance.now();
       const acked = await applyResponse(data, batch.cursor);
+      // How long storing the answer took, for bench/pwa.py and the devtools' timeline.
+      performance.measure("fieldcrm:sync-store", { start: stored, detail: (data.changes || []).length });
       fromMid = 0;
       batchLimit = MAX_MUTATIONS;
       // Go on while the pull has pages, or the outbox had more than one request could
@@ -210,6 +211,25 @@ async function exchange() {
     return "stopped";
   }
   return "done";
+}
+
+// One request: the batch's writes and the pull from its cursor. Answers {batch, result}.
+async function send(batch) {
+  const body = {
+    protocol: PROTOCOL,
+    client_id: batch.clientId,
+    cursor: batch.cursor,
+    pull_limit: PULL_LIMIT,
+    mutations: batch.mutations,
+    device: { ...batch.device, app_version: await appVersion(), platform: platform() },
+  };
+  const result = await apiFetch(SYNC_PATH, {
+    method: "POST",
+    body,
+    token: session().token,
+    timeoutMs: TIMEOUT_MS,
+  });
+  return { batch, result };
 }
 
 async function hasMid(mid) {
@@ -346,12 +366,21 @@ async function applyResponse(data, sentCursor) {
     const reset = await resetState(s, data, sentCursor);
     const left = []; // ids of rows deleted or evicted
 
+    // The page's puts and deletes are asked for without waiting for each one (the
+    // transaction runs them in order; a failure aborts it): a first sync of a big
+    // territory is thousands of rows. The outbox is read once for them, again after a
+    // repoint changed it.
+    let unsent = null;
+    const pendingOf = async (table, id) => {
+      if (!unsent) unsent = groupPending(await s.outbox.getAll());
+      return unsent.get(`${table}/${id}`) || [];
+    };
     for (const change of data.changes || []) {
       if (!TABLES.includes(change.table)) continue; // a newer server's table
       touched.add(`${change.table}/${change.id}`);
       if (change.op === "put" && change.row) {
         delete merges.map[change.id]; // back: its merge was undone
-        const pending = await pendingFor(s, change.table, change.id);
+        const pending = await pendingOf(change.table, change.id);
         const row = overlay(change.row, change.seq, pending);
         if (reset) row._epoch = reset.epoch;
         if (change.table === "rejections") {
@@ -364,11 +393,14 @@ async function applyResponse(data, sentCursor) {
           if (about) row._about = about;
           if (copy) rejected = rejected.filter((x) => x !== copy);
         }
-        await s[change.table].put(row);
+        s[change.table].raw.put(row);
       } else if (change.op === "delete") {
-        await s[change.table].delete(change.id);
+        s[change.table].raw.delete(change.id);
         left.push(change.id);
-        if (change.merged_into) await repoint(s, change.table, change.id, change.merged_into, merges);
+        if (change.merged_into) {
+          await repoint(s, change.table, change.id, change.merged_into, merges);
+          unsent = null;
+        }
       } else if (change.op === "evict") {
         left.push(...(await evict(s, change.table, change.id)));
         if (change.erased) erased[change.id] = erasedNow = Date.now();
@@ -399,7 +431,7 @@ async function applyResponse(data, sentCursor) {
       const row = await s[e.table].get(e.id);
       if (!row || (!row._base && merged.has(key))) continue;
       const pending = await pendingFor(s, e.table, e.id);
-      const rebuilt = overlay(row._base || null, row._seq ?? null, row._base ? pending : []);
+      const rebuilt = overlay(baseOf(row), row._seq ?? null, row._base ? pending : []);
       if (rebuilt) await s[e.table].put({ ...rebuilt, _epoch: row._epoch });
       else await s[e.table].delete(e.id);
     }
@@ -425,8 +457,39 @@ async function applyResponse(data, sentCursor) {
       merged: merges.now,
     };
   });
-  if (outcome.changed) emit("data", { sync: true, merged: outcome.merged });
+  if (outcome.changed) emitData(outcome.merged, data.has_more);
   return outcome.acked;
+}
+
+// Pulled pages tell the screens at most every 5 s while more pages come (a first sync
+// of a big territory is dozens of pages; each redraw would slow it), and always after the
+// last one.
+const DATA_EVERY_MS = 5000;
+let heldData = null;
+let lastDataAt = -Infinity;
+function emitData(merged, more) {
+  heldData = { sync: true, merged: [...(heldData ? heldData.merged : []), ...merged] };
+  if (more && performance.now() - lastDataAt < DATA_EVERY_MS) return;
+  flushData();
+}
+
+function flushData() {
+  if (!heldData) return;
+  const detail = heldData;
+  heldData = null;
+  lastDataAt = performance.now();
+  emit("data", detail);
+}
+
+// Outbox entries by "table/id", each list in mid order (as pendingFor answers).
+function groupPending(entries) {
+  const byRow = new Map();
+  for (const e of entries.sort((a, b) => a.mid - b.mid)) {
+    const key = `${e.table}/${e.id}`;
+    if (!byRow.has(key)) byRow.set(key, []);
+    byRow.get(key).push(e);
+  }
+  return byRow;
 }
 
 // Rule 13: `fromId` was merged into `toId`. What this phone holds of it follows: its
@@ -447,7 +510,8 @@ async function repoint(s, table, fromId, toId, merges) {
     }
     for (const child of [...CHILD_TABLES, "conflicts"]) {
       for (const row of await s[child].index("account_id").getAll(fromId)) {
-        const base = row._base && { ...row._base, account_id: toId };
+        // A row that is its own base (`_base: true`) takes its base along as it is.
+        const base = row._base && row._base !== true && { ...row._base, account_id: toId };
         await s[child].put({ ...row, account_id: toId, ...(base ? { _base: base } : {}) });
       }
     }
@@ -455,7 +519,7 @@ async function repoint(s, table, fromId, toId, merges) {
   await s[table].delete(fromId);
   const survivor = await s[table].get(toId);
   if (survivor && moved.length) {
-    const row = overlay(survivor._base || null, survivor._seq ?? null, await pendingFor(s, table, toId));
+    const row = overlay(baseOf(survivor), survivor._seq ?? null, await pendingFor(s, table, toId));
     if (row) await s[table].put({ ...row, _epoch: survivor._epoch });
   }
 }

@@ -1,7 +1,7 @@
 """The PWA's account search (pwa/js/search.js), run in node as the browser runs it: what a
 rep types finds the account by name, city, street, postcode, phone or a contact's name,
 blind to case and accents, each word matching a word's start; the four orders of the
-accounts list."""
+accounts list; a search as the rep types narrows the previous one and finds the same."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ NODE = shutil.which("node")
 
 CHECKS = """
 import assert from "node:assert/strict";
-import { buildIndex, findAccounts, fold, sortAccounts } from "%(js)s/search.js";
+import { buildIndex, findAccounts, fold, searchAsTyped, sortAccounts } from "%(js)s/search.js";
 
 assert.equal(fold("Saint-Étienne"), "saint etienne");
 assert.equal(fold("  L'ŒUVRE, Straße 12 "), "l oeuvre strasse 12");
@@ -90,6 +90,36 @@ const names = new Map([["u-alice", "alice"], ["u-bruno", "Bruno"]]);
 assert.deepEqual(order("owner", { names }), ["epicerie", "fromagerie", "halles", "droguerie"]);
 // A copy: the list given is left as it was.
 assert.equal(accounts[0].id, "halles");
+
+// The index is in name order, and so is what a search finds.
+assert.deepEqual(index.map((e) => e.account.id), order("name"));
+assert.deepEqual(findAccounts(index, "lyon").map((a) => a.id), ["fromagerie", "halles"]);
+
+// As typed: each keystroke finds what a search from scratch finds, narrowing or not
+// (a longer word, a new word, a phone number growing from a postcode's digits, a status,
+// a letter taken back).
+const typed = [
+  ["", ""], ["l", ""], ["ly", ""], ["lyo", ""], ["lyon", ""], ["lyon ", ""], ["lyon g", ""],
+  ["lyon", ""], ["lyon", "customer"], ["", "customer"], ["", ""], ["0", ""], ["04", ""],
+  ["047", ""], ["0477", ""], ["04 77 1", ""], ["6", ""], ["69", ""], ["690", ""], ["6900", ""],
+  ["06.1", ""], ["06.12", ""], ["c", ""], ["ca", ""], ["cam", ""], ["camx", ""], ["cam", ""],
+];
+let previous = null;
+for (const [query, status] of typed) {
+  previous = searchAsTyped(index, query, status, previous);
+  assert.deepEqual(previous.entries.map((e) => e.account.id),
+    findAccounts(index, query, status).map((a) => a.id), `as typed: ${query} ${status}`);
+}
+// A query of digits that becomes a phone number looks at every account again: "04" is no
+// phone number (words only), "047" is (phones too).
+const two = searchAsTyped(index, "04", "", null);
+assert.deepEqual(two.entries.map((e) => e.account.id), []);
+assert.deepEqual(searchAsTyped(index, "047", "", two).entries.map((e) => e.account.id),
+  ["epicerie", "halles"]);  // 4 78... holds 47
+// Another index (the rows changed) starts again.
+const other = buildIndex(accounts.slice(0, 1));
+assert.deepEqual(searchAsTyped(other, "lyon", "", searchAsTyped(index, "l", "", null))
+  .entries.map((e) => e.account.id), ["halles"]);
 process.exit(0);
 """
 

@@ -298,7 +298,16 @@ def test_app_starts_with_under_110_kb_gzipped() -> None:
 
 def test_lazy_screens_are_not_parsed_at_startup() -> None:
     startup = static_imports(PWA / "js" / "app.js")
-    for name in ("team", "campaign", "checkins", "reassign", "history", "nearby", "merge"):
+    for name in (
+        "team",
+        "campaign",
+        "checkins",
+        "reassign",
+        "history",
+        "nearby",
+        "merge",
+        "rejected",
+    ):
         assert (PWA / "js" / "screens" / f"{name}.js").resolve() not in startup, name
 
 
@@ -363,7 +372,7 @@ def test_service_worker_syntax() -> None:
 PURE_LOGIC_CHECKS = """
 import assert from "node:assert/strict";
 import { tick, observe } from "%(js)s/hlc.js";
-import { overlay } from "%(js)s/records.js";
+import { baseOf, overlay } from "%(js)s/records.js";
 // A local write never goes back in time; the counter breaks ties.
 assert.deepEqual(tick(undefined, 5), [5, 0]);
 assert.deepEqual(tick([10, 3], 5), [10, 4]);
@@ -383,6 +392,16 @@ assert.equal(row._seq, 9);
 assert.deepEqual(row._base, base);
 assert.equal(overlay(base, 9, [{ mid: 2, id: "a", op: "delete", fields: {} }])._deleted, true);
 assert.equal(overlay(null, null, []), null);
+// Nothing pending: one copy, the row is its own base (baseOf gives it back without the
+// phone's own fields); a row built over pending writes keeps its base apart.
+const plain = overlay(base, 9, []);
+assert.equal(plain._base, true);
+assert.equal(plain._seq, 9);
+assert.deepEqual(baseOf(plain), base);
+assert.deepEqual(baseOf({ ...plain, _epoch: "e", _deleted: true }), base);
+assert.deepEqual(baseOf(row), base);
+assert.equal(baseOf({ id: "b", _base: null, _seq: null }), null);
+assert.equal(baseOf(undefined), null);
 process.exit(0);
 """
 

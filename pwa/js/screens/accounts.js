@@ -1,9 +1,10 @@
+import { drawRows } from "../chunks.js";
 import { formatNumber, t, tn } from "../i18n.js";
 import { pendingMark } from "../components.js";
 import { on } from "../events.js";
 import { allRows, pendingKeys } from "../records.js";
 import { navigate, replaceQuery } from "../router.js";
-import { buildIndex, findAccounts, sortAccounts } from "../search.js";
+import { buildIndex, findAccounts, searchAsTyped, sortAccounts } from "../search.js";
 import { userNames } from "../session.js";
 import { isManager } from "../team.js";
 import { LABELS, field, focusedKey, h, link, options, restoreFocus } from "../ui.js";
@@ -28,14 +29,21 @@ const SORT_LABELS = { name: t("Name"), nearest: t("Nearest"), visited: t("Last v
 // The phone's accounts and their contacts, indexed for search (js/search.js) once, until
 // local rows change.
 let indexed = null;
+let unsent = null; // pendingKeys(), kept until local rows change as the index is
 on("data", () => {
   indexed = null;
+  unsent = null;
 });
 export function localIndex() {
   if (!indexed) {
     indexed = Promise.all([allRows("accounts"), allRows("contacts")]).then(([a, c]) => buildIndex(a, c));
   }
   return indexed;
+}
+
+function unsentKeys() {
+  if (!unsent) unsent = pendingKeys();
+  return unsent;
 }
 
 // The accounts a search and status filter find, by name (the task form's picker and the
@@ -88,13 +96,20 @@ export async function accountsScreen(_params, query) {
   const input = search.querySelector("input");
   const select = status.querySelector("select");
 
+  let searched = null; // the last searchAsTyped answer: the next keystroke narrows it
+  let drawAll = () => {}; // the list's rows not drawn yet (js/chunks.js), at once
+
   async function refresh() {
-    const [index, pending, names] = await Promise.all([localIndex(), pendingKeys(),
+    const [index, pending, names] = await Promise.all([localIndex(), unsentKeys(),
       sortSelect.value === "owner" ? userNames() : null]);
-    const found = sortAccounts(findAccounts(index, input.value, select.value), sortSelect.value,
-      { position, names: names || undefined });
+    searched = searchAsTyped(index, input.value, select.value, searched);
+    const matched = searched.entries.map((e) => e.account);
+    // The index is in name order, and so is what a search finds.
+    const found = sortSelect.value === "name" ? matched
+      : sortAccounts(matched, sortSelect.value, { position, names: names || undefined });
     const focus = focusedKey(list);
-    list.replaceChildren(...found.slice(0, SHOWN_MAX).map((a) => accountRow(a, pending, selecting, pick)));
+    // A keystroke draws what is on screen, not 200 rows.
+    drawAll = drawRows(list, found.slice(0, SHOWN_MAX), (a) => accountRow(a, pending, selecting, pick));
     shownCount = found.length;
     drawSelection();
     restoreFocus(list, focus);
@@ -142,6 +157,7 @@ export async function accountsScreen(_params, query) {
     });
     allButton.addEventListener("click", () => {
       allInFilter = true;
+      drawAll(); // every row of the filter, each with its box ticked
       for (const box of list.querySelectorAll("[data-testid=account-select]")) box.checked = true;
       drawSelection();
     });

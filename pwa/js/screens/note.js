@@ -4,7 +4,7 @@ import { getRecord, newId, saveWrites } from "../records.js";
 import { findRejection, resolution } from "../rejections.js";
 import { navigate } from "../router.js";
 import { empty, field, h, link, toast } from "../ui.js";
-import { fixNotice } from "./rejected.js";
+import { fixNotice } from "./fix-notice.js";
 
 export async function newNoteScreen(_params, query) {
   const accountId = query.get("account");

@@ -15,7 +15,7 @@ import { findRejection, resolution } from "../rejections.js";
 import { navigate } from "../router.js";
 import { me, teamUsers } from "../session.js";
 import { LABELS, field, fromLocalInput, h, options, toLocalInput, toast } from "../ui.js";
-import { fixNotice } from "./rejected.js";
+import { fixNotice } from "./fix-notice.js";
 
 const TEXT = 200;
 

@@ -3,10 +3,11 @@
 // writer marks it resolved or fixes it and sends it again; a manager may apply it again,
 // on its own account or another. js/rejections.js says where the list comes from.
 
-import { formatNumber, lang, mark, serverError, t, tn } from "../i18n.js";
+import { formatNumber, mark, t, tn } from "../i18n.js";
 import { apiFetch, errorDetail, NetworkError } from "../api.js";
 import { allRows, getRecord, saveWrites } from "../records.js";
 import { listRejections, resolution } from "../rejections.js";
+import { causeOf } from "./fix-notice.js";
 import { navigate, replaceQuery } from "../router.js";
 import { me, session, userNames } from "../session.js";
 import { dismissRejected, syncNow } from "../sync.js";
@@ -37,33 +38,6 @@ const TITLES = {
 };
 const USER_FIELDS = new Set(["owner_id", "assignee_id", "user_id", "author_id"]);
 const ACCOUNT_BOUND = new Set(["contacts", "visits", "notes", "tasks", "deals"]);
-
-// Codes whose server sentence speaks to developers, not reps, and codes the phone's own
-// copy may carry with the engine's first sentence (the server's row says more).
-const CAUSES = {
-  invalid_hlc: t("This phone's clock was wrong when the change was made, so the server could not place it in time. Check the phone's date and time, then fix it and send it again."),
-  invalid_base_seq: t("This phone claimed a version of the record the server never had. Send the change again."),
-  unknown_table: t("This version of the app sent something the server does not know. Update the app, then fix it and send it again."),
-  invalid_id: t("This version of the app sent a record id the server does not accept. Update the app, then fix it and send it again."),
-  invalid_op: t("This version of the app sent a kind of change the server does not know. Update the app, then fix it and send it again."),
-  not_found: t("The record or its account was deleted, or moved to another team, before this change reached the server."),
-  deleted: t("The record was deleted before this change reached the server."),
-  erased: t("The record was erased at someone's request; its values are kept nowhere."),
-  forbidden: t("You are not allowed to make this change."),
-  read_only: t("The app may not change what the server keeps."),
-};
-const ENGINE_WORDS = new Set(["invalid_hlc", "invalid_base_seq", "unknown_table", "invalid_id", "invalid_op"]);
-const GENERIC_NOT_FOUND = /does not exist|^There is no /;
-
-export function causeOf(item) {
-  if (ENGINE_WORDS.has(item.error)) return CAUSES[item.error];
-  if (item.error === "not_found" && item.source === "phone" && GENERIC_NOT_FOUND.test(item.detail)) {
-    return CAUSES.not_found;
-  }
-  // In another language than English the sentence for the code beats the server's English.
-  if (lang !== "en" && CAUSES[item.error]) return CAUSES[item.error];
-  return item.detail ? serverError(item.error, item.detail) : CAUSES[item.error] || t("The server refused this change.");
-}
 
 // What the card keeps between redraws (a sync redraws the list): pickers, messages.
 const cardState = new Map();
@@ -340,13 +314,6 @@ function rejectedCard(item, ctx, redraw) {
     state.message ? h("p", { class: "error", role: "alert", testid: "rejected-message" }, state.message) : null,
     actions.length ? h("div", { class: "actions" }, actions) : null,
     apply);
-}
-
-// Above a form opened by "Fix and send again".
-export function fixNotice(item) {
-  return h("div", { class: "notice", testid: "fix-notice", dataset: { id: item.key } },
-    h("p", {}, h("strong", {}, t("Sending again a change the server refused.")), " ", causeOf(item)),
-    h("p", { class: "hint" }, t("Saving sends it as a new change and marks the refused one resolved.")));
 }
 
 export async function rejectedScreen(_params, query) {

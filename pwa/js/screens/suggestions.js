@@ -9,6 +9,7 @@ import { planVisitButton } from "./route-plan.js";
 
 export const NOT_VISITED_DAYS = 30;
 const NEAR_M = 5_000;
+const NEAR_DEG = 0.05; // of latitude: more than NEAR_M (5.5 km) anywhere
 const SHOWN = 5;
 const DAY_MS = 86_400_000;
 
@@ -28,6 +29,7 @@ export function suggestions(accounts, stops, userId, now = Date.now()) {
     if (last !== null && now - last < NOT_VISITED_DAYS * DAY_MS) continue;
     let best = null;
     for (const stop of placed) {
+      if (Math.abs(stop.lat - account.lat) > NEAR_DEG) continue; // 10,000 accounts x the stops
       const metres = approximateDistanceM(stop.lat, stop.lng, account.lat, account.lng);
       if (metres <= NEAR_M && (!best || metres < best.metres)) best = { metres, stop };
     }

@@ -1,3 +1,4 @@
+import { drawRows } from "../chunks.js";
 import { t, tn } from "../i18n.js";
 import { accountNames, taskRow } from "../components.js";
 import { allRows, pendingKeys } from "../records.js";
@@ -33,7 +34,7 @@ export async function tasksScreen(_params, query) {
       .filter((task) => doneBox.checked || !task.done)
       .filter((task) => !mineBox.checked || !task.assignee_id || task.assignee_id === userId));
     const focus = focusedKey(list);
-    list.replaceChildren(...shown.map((task) => taskRow(task, names.get(task.account_id), pending, users)));
+    drawRows(list, shown, (task) => taskRow(task, names.get(task.account_id), pending, users));
     if (!shown.length) list.replaceChildren(h("li", {}, empty(t("No tasks here."), "tasks-empty")));
     restoreFocus(list, focus);
     const open = shown.filter((task) => !task.done).length;

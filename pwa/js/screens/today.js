@@ -1,3 +1,4 @@
+import { drawRows } from "../chunks.js";
 import { t } from "../i18n.js";
 import { accountNames, taskRow, visitRow } from "../components.js";
 import { allDrafts } from "../drafts.js";
@@ -25,6 +26,27 @@ function dueTasks(tasks, userId) {
     .sort((a, b) => a.due_at.localeCompare(b.due_at));
 }
 
+// The `n` latest visits, newest first, in one pass (a big territory holds tens of thousands).
+function latest(visits, n) {
+  const at = (v) => String(v.started_at);
+  const top = [];
+  for (const v of visits) {
+    if (top.length === n && at(v) <= at(top[n - 1])) continue;
+    let i = top.length;
+    while (i > 0 && at(top[i - 1]) < at(v)) i -= 1;
+    top.splice(i, 0, v);
+    if (top.length > n) top.pop();
+  }
+  return top;
+}
+
+// A big territory can have thousands of tasks due: drawn as they scroll into view.
+function dueList(due, row) {
+  const list = h("ul", { class: "list" });
+  drawRows(list, due, row, { first: 20 });
+  return list;
+}
+
 export async function todayScreen() {
   const [tasks, visits, accounts, pending, drafts, users] = await Promise.all([
     allRows("tasks"),
@@ -38,9 +60,7 @@ export async function todayScreen() {
   const names = accountNames(accounts);
   const due = dueTasks(tasks, user && user.id);
   const byId = new Map(accounts.map((a) => [a.id, a]));
-  const recent = visits
-    .sort((a, b) => String(b.started_at).localeCompare(String(a.started_at)))
-    .slice(0, RECENT_VISITS);
+  const recent = latest(visits, RECENT_VISITS);
   const el = h(
     "div",
     { class: "screen" },
@@ -56,7 +76,7 @@ export async function todayScreen() {
       t("Due today ({count})", { count: due.length }),
       "today-tasks",
       due.length
-        ? h("ul", { class: "list" }, due.map((task) => taskRow(task, names.get(task.account_id), pending, users, { byAccount: true })))
+        ? dueList(due, (task) => taskRow(task, names.get(task.account_id), pending, users, { byAccount: true }))
         : empty(t("Nothing due today."), "today-tasks-empty"),
     ),
     routeSection(due, byId),

@@ -12,7 +12,7 @@ import {
   LABELS, empty, field, formatDateTime, formatTime, fromLocalInput, h, link, nowIso, options, section, toast,
 } from "../ui.js";
 import { isManager } from "../team.js";
-import { fixNotice } from "./rejected.js";
+import { fixNotice } from "./fix-notice.js";
 
 const PLANNED_VISIT_AHEAD_MS = 24 * 3600 * 1000; // as the server's rule (server/core/rules.py)
 
