@@ -1,6 +1,7 @@
 """French and English (issue 18, docs/i18n.md): a phone set to French gets the app in
 French from the first start, the rep can change the language in Me offline, and every
-main screen holds at 360 px and at 200% text in both languages (French is longer).
+main screen holds at 360 px and at 200% text in both languages (French is longer), with no
+serious axe-core violation.
 Screenshots of each main screen in both languages go to test-artifacts/i18n-*.png."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from playwright.async_api import expect
 
+from e2e.a11y import check_axe
 from e2e.conftest import Server
 from e2e.pages import App, Phones
 from e2e.test_ergonomics import FRAMES, layout_problems, text_size
@@ -63,6 +65,8 @@ async def check_screens(app: App, ids: dict[str, str], lang: str, artifacts: Pat
             assert problems == [], f"{name} in {lang} at {percent}% text: {problems}"
             shot = artifacts / f"i18n-{lang}-{name}{'-text200' if percent == 200 else ''}"
             await app.page.screenshot(path=f"{shot}.png", full_page=True)
+            if percent == 100:  # labels, names and lang in the language too (axe-core)
+                await check_axe(app.page, f"i18n-{lang}-{name}", artifacts)
     await text_size(app, 100)
 
 
