@@ -188,10 +188,13 @@ async def test_offline_or_as_a_rep(server: Server, phones: Phones) -> None:
     await app.go("#/today")
     await app.go("#/import")
     await expect(app.tid("import-form")).to_be_visible()
-    # Loaded once, it still opens offline in this page, and says what it needs.
+    # Loaded once, it still opens offline in this page, and says what it needs. (Each screen
+    # drawn before the next step: the file must go to the new form, not the one leaving.)
     await app.set_offline(True)
     await app.go("#/today")
+    await app.expect_screen("today")
     await app.go("#/import")
+    await app.expect_screen("import")
     await app.tid("import-file").set_input_files(
         files=[{"name": "a.csv", "mimeType": CSV_MIME, "buffer": b"name\nShop\n"}]
     )
