@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -24,11 +23,10 @@ from server import db
 from server.attachments import content
 from server.attachments.schemas import BlobOut
 from server.core.actor import SYSTEM, Actor, scope_filter
-from server.core.fields import ATTACHMENT_MAX_BYTES, ATTACHMENT_TYPES
+from server.core.fields import ATTACHMENT_MAX_BYTES, ATTACHMENT_TYPES, SHA256
 from server.core.writer import Edit, Source, writing
 from server.errors import ApiError
 
-SHA256 = re.compile(r"[0-9a-f]{64}")
 SPOOL_BYTES = 1024 * 1024  # an upload past this waits in a temporary file, not in memory
 # One upload of given bytes at a time in this process: a second one sent at once waits,
 # then finds them held (across processes, the writer's lock decides who stores them).

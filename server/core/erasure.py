@@ -35,7 +35,6 @@ finishes it from what the row says.
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ import msgspec
 from server import blobs, db
 from server.core.actor import Actor
 from server.core.erased import is_erased
-from server.core.fields import CHILD_TABLES, SPECS
+from server.core.fields import CHILD_TABLES, SHA256, SPECS
 from server.core.rows import IN_CHUNK, WIRE_ROWS, chunks, record_from_row
 from server.core.writer import Edit, Source, Writer, writing
 from server.errors import ApiError
@@ -63,7 +62,6 @@ ERASED_RESULT = "This write was about a record since erased on request."
 # in many of them, and a sentence is only kept if it names none of the erased values.
 _SHORTEST = 3
 _json = msgspec.json.Encoder()
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _result = msgspec.json.Decoder(MutationResult)
 
 
@@ -76,9 +74,6 @@ class Erased:
     erased_by: str
     records: int
     reclaimed: bool
-    # The hashes of the erased attachments: their bytes go from the blob store once the
-    # erasure has committed (`reclaim`, `forget_blob`).
-    blobs: tuple[str, ...] = ()
 
 
 def _noun(table: str) -> str:
@@ -101,21 +96,19 @@ async def erase(actor: Actor, table: str, record_id: str) -> Erased:
     when there is no such record, 409 when it was erased already."""
     erased_at = datetime.now(UTC)
     async with writing(Source.ERASE) as writer:
-        erasure_id, ids, blobs = await _erase_in(writer, actor, table, record_id, erased_at)
+        erasure_id, ids = await _erase_in(writer, actor, table, record_id, erased_at)
     WIRE_ROWS.forget(ids)
     try:
         reclaimed = await reclaim(erasure_id)
     except Exception:  # the erasure stands; reclaim_pending finishes it
         log.exception("erasure %s: reclaiming the space failed; it is tried again", erasure_id)
         reclaimed = False
-    return Erased(
-        erasure_id, table, record_id, erased_at, actor.user_id, len(ids), reclaimed, blobs
-    )
+    return Erased(erasure_id, table, record_id, erased_at, actor.user_id, len(ids), reclaimed)
 
 
 async def _erase_in(
     writer: Writer, actor: Actor, table: str, record_id: str, erased_at: datetime
-) -> tuple[str, list[str], tuple[str, ...]]:
+) -> tuple[str, list[str]]:
     record = await writer.load(table, record_id)
     if is_erased(record):
         found = await erasure_of(record_id)
@@ -175,7 +168,7 @@ async def _erase_in(
     )
     if not db.is_postgres():
         await _merge_search_indexes(sorted({r.table for r in gone}))
-    return erasure_id, [r.id for r in gone], tuple(blobs)
+    return erasure_id, [r.id for r in gone]
 
 
 async def _hanging_off(table: str, record_id: str) -> list[StoredRecord]:
@@ -364,7 +357,7 @@ async def forget_blob(sha256: str) -> bool:
     once the erased rows are deleted). Whether they were deleted. The bytes go from the
     store after the database forgets them, so a failure leaves bytes nobody can fetch,
     never a row that names missing bytes."""
-    if not _SHA256.fullmatch(sha256):
+    if not SHA256.fullmatch(sha256):
         return False
     async with db.write_transaction():
         live = await db.fetch(

@@ -55,6 +55,7 @@ ATTACHMENT_TYPES = (
 )
 ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 SHA256_HEX = "[0-9a-f]{64}"
+SHA256 = re.compile(SHA256_HEX)  # a blob's name (server/blobs.py)
 # An attachment hangs off at least one of these; its account is the visit's or the note's
 # when it names none (server/core/rules.py).
 ATTACHMENT_PARENTS = ("visit_id", "note_id", "account_id")
