@@ -36,7 +36,9 @@ NOT_SERVED_DIRS = {"tools", "__pycache__"}
 STARTUP_GZIP_BUDGET = 110 * 1024  # 104 KB on 6 Dec, with search, undo and the account picker
 # Everything the service worker precaches, so every screen opens offline, the lazy ones too:
 # downloaded once, in the background, after the first screen is up.
-SHELL_GZIP_BUDGET = 160 * 1024
+# 180 KB since 6 Dec (session 11): 158.5 KB were taken, and offline reports, the account's
+# small map and a worker for big territories each need a few KB; startup keeps 110 KB.
+SHELL_GZIP_BUDGET = 180 * 1024
 # Screens that need the server anyway, loaded with import() when opened: served, not
 # precached, so not part of the shell (docs/pwa.md); each has a budget of its own.
 ON_DEMAND = "js/online/"
@@ -311,7 +313,7 @@ def test_lazy_screens_are_not_parsed_at_startup() -> None:
         assert (PWA / "js" / "screens" / f"{name}.js").resolve() not in startup, name
 
 
-def test_app_shell_is_under_160_kb_gzipped() -> None:
+def test_app_shell_is_under_180_kb_gzipped() -> None:
     code = [p for p in shell_files() if not url_of(p).startswith(f"/{LANGS}")]
     total = gzipped_size([*code, SW])
     assert total < SHELL_GZIP_BUDGET, f"app shell is {total} bytes gzipped"
