@@ -1070,6 +1070,11 @@ export default {
 "error|running": "C’est déjà en cours.",
 "error|internal": "Le serveur a rencontré un problème. Réessayez plus tard.",
 "error|invalid_token": "Votre session a expiré : reconnectez-vous.",
+"Map of where {name} is": "Carte : où se trouve {name}",
+"Open in your maps app": "Ouvrir dans votre application de cartes",
+"Placed from its address: set it on site to be exact.": "Placé d’après son adresse : à préciser sur place.",
+"Placed at its postcode: set it on site to be exact.": "Placé à son code postal : à préciser sur place.",
+"Placed at its city centre: set it on site to be exact.": "Placé au centre de sa ville : à préciser sur place.",
 "Zoom in": "Zoom avant",
 "Zoom out": "Zoom arrière"
 };

@@ -69,6 +69,8 @@ export async function accountScreen({ id }) {
   const address = [account.street, [account.postal_code, account.city].filter(Boolean).join(" "),
     account.region, account.country].filter(Boolean).join(", ");
   const website = safeWebsite(account.website);
+  // The position as a small map (js/account-map.js, loaded only for an account placed on one).
+  const small = hasPosition(account) ? (await import("../account-map.js")).accountMap(account, address) : null;
 
   const el = h(
     "div",
@@ -99,9 +101,10 @@ export async function accountScreen({ id }) {
         detail(t("Email"), account.email, "account-email", account.email ? `mailto:${account.email}` : null),
         detail(t("Website"), account.website, "account-website", website),
         detail(t("Address"), address, "account-address", address ? addressHref(address) : null),
-        detail(t("Position"), positionText(account), "account-position"),
+        small ? null : detail(t("Position"), positionText(account), "account-position"),
         detail(t("Owner"), account.owner_id ? names.get(account.owner_id) || t("Another user") : null,
-          "account-owner"))),
+          "account-owner")),
+      small && small.el),
     section(t("Contacts ({count})", { count: contacts.length }), "account-contacts",
       contacts.length
         ? h("ul", { class: "list" }, contacts.sort((a, b) => a.name.localeCompare(b.name)).map((c) =>
@@ -155,5 +158,5 @@ export async function accountScreen({ id }) {
         : empty(t("No deals."), "deals-empty"),
       link(t("Add a deal"), `#/deal/new?account=${id}`, "account-add-deal", "button-link")),
   );
-  return { title: account.name, el, live: true };
+  return { title: account.name, el, live: true, leave: small && small.remove };
 }
