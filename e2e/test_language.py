@@ -6,6 +6,7 @@ Screenshots of each main screen in both languages go to test-artifacts/i18n-*.pn
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from playwright.async_api import expect
@@ -199,3 +200,41 @@ async def test_the_language_changes_in_me_offline_and_stays(
     await app.wait_ready()
     await expect(app.page.locator("html")).to_have_attribute("lang", "en")
     await expect(app.page.locator("main h1")).to_have_text("Me")
+
+
+async def installed_manifest(app: App) -> tuple[str, dict[str, str]]:
+    """The manifest Chromium would install the app with: its URL and its members."""
+    cdp = await app.page.context.new_cdp_session(app.page)
+    try:
+        found = await cdp.send("Page.getAppManifest")
+        assert found["errors"] == [], found["errors"]
+        return found["url"], json.loads(found["data"])
+    finally:
+        await cdp.detach()
+
+
+async def test_the_installed_app_is_described_in_the_language(
+    server: Server, phones: Phones
+) -> None:
+    """docs/i18n.md, "The manifest": the page links the manifest of its language, which
+    Chromium reads when it installs the app, and again when the language changes."""
+    server.add_user("alice")
+    app = await phones.open(server.url, locale="fr-FR")
+    await app.open()
+    url, manifest = await installed_manifest(app)
+    assert url == f"{server.url}/manifest.fr.webmanifest"
+    assert manifest["lang"] == "fr"
+    assert manifest["description"].startswith("Le CRM hors ligne des commerciaux terrain")
+    assert (manifest["name"], manifest["short_name"]) == ("fieldcrm", "fieldcrm")
+    assert manifest["id"] == "/"  # the same installed app in every language
+
+    # The language chosen in Me wins over the phone's.
+    await app.login("alice")
+    await app.go("#/settings")
+    async with app.page.expect_navigation():
+        await app.tid("me-language").select_option("en")
+    await app.wait_ready()
+    url, manifest = await installed_manifest(app)
+    assert url == f"{server.url}/manifest.webmanifest"
+    assert manifest["lang"] == "en"
+    assert manifest["description"].startswith("The offline-first CRM for field sales")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import URL, MutableScopeHeaders
 from litestar.di import NamedDependency
@@ -145,9 +145,14 @@ async def service_worker(settings: NamedDependency[Settings]) -> Response[bytes]
     )
 
 
-@get("/manifest.webmanifest", include_in_schema=False, operation_id="app_manifest")
-async def manifest(settings: NamedDependency[Settings]) -> File:
-    return _file(settings, "manifest.webmanifest", "application/manifest+json")
+# The manifest, and one per language the app speaks besides English: the page links the
+# one of its language (pwa/js/i18n.js, docs/i18n.md).
+MANIFESTS = ("manifest.webmanifest", "manifest.fr.webmanifest")
+
+
+@get([f"/{name}" for name in MANIFESTS], include_in_schema=False, operation_id="app_manifest")
+async def manifest(request: Request[Any, Any, Any], settings: NamedDependency[Settings]) -> File:
+    return _file(settings, request.url.path.removeprefix("/"), "application/manifest+json")
 
 
 # What a served file's path may be: plain names (no `..`, no dotfile, no backslash, no NUL,

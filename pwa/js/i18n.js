@@ -45,7 +45,12 @@ if (lang !== "en") {
     console.error("fieldcrm: the catalogue did not load; English it is", err);
   }
 }
-if (globalThis.document) document.documentElement.lang = lang;
+if (globalThis.document) {
+  document.documentElement.lang = lang;
+  // The installed app's description in the language too (docs/i18n.md, "The manifest").
+  const manifest = document.querySelector("link[rel=manifest]");
+  if (manifest && lang !== "en") manifest.href = `/manifest.${lang}.webmanifest`;
+}
 
 // "auto" (the phone's language) or a language code.
 export function languageChoice() {

@@ -32,6 +32,10 @@ async def test_the_configured_copy_of_the_app_is_served(client: Any, settings: S
     assert worker.headers["cache-control"] == "no-cache"
     manifest = await client.get("/manifest.webmanifest")
     assert manifest.content == (DEFAULT_PWA_DIR / "manifest.webmanifest").read_bytes()
+    french = await client.get("/manifest.fr.webmanifest")
+    assert french.content == (DEFAULT_PWA_DIR / "manifest.fr.webmanifest").read_bytes()
+    assert french.headers["content-type"].startswith("application/manifest+json")
+    assert (await client.get("/manifest.de.webmanifest")).status_code == 404
 
 
 async def test_a_server_without_the_app_says_so(client: Any, settings: Settings) -> None:

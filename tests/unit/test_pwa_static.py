@@ -163,6 +163,31 @@ def test_manifest_is_valid_and_complete() -> None:
         assert re.fullmatch(r"#[0-9a-fA-F]{6}", manifest[colour])
 
 
+def test_each_language_has_its_manifest_as_the_english_one() -> None:
+    """docs/i18n.md, "The manifest": the page links manifest.LANG.webmanifest in a language
+    other than English; the same app (id, start, icons, colours), described in words of its
+    own, served by the server."""
+    from server.pwa import MANIFESTS
+
+    english = json.loads((PWA / "manifest.webmanifest").read_text())
+    code = re.search(r"LANGUAGES = \{(.*?)\}", (PWA / "js" / "i18n.js").read_text())
+    assert code
+    langs = [lang for lang in re.findall(r"(\w+):", code.group(1)) if lang != "en"]
+    assert langs
+    for lang in langs:
+        name = f"manifest.{lang}.webmanifest"
+        assert name in MANIFESTS, f"the server does not serve {name}"
+        assert f"/{name}" in precache_list()
+        other = json.loads((PWA / name).read_text())
+        assert other["lang"] == lang
+        assert other["description"] != english["description"], f"{name} is not translated"
+        worded = {"lang", "name", "short_name", "description"}
+        assert {k: v for k, v in other.items() if k not in worded} == {
+            k: v for k, v in english.items() if k not in worded
+        }, f"{name} differs from the English manifest beyond its words"
+        assert other["name"] and other["short_name"]
+
+
 def test_manifest_icons_exist_with_their_declared_sizes() -> None:
     icons = json.loads((PWA / "manifest.webmanifest").read_text())["icons"]
     seen = set()
