@@ -14,7 +14,7 @@ from playwright.async_api import expect
 
 from e2e.conftest import Server
 from e2e.pages import PHONE, App, Phones
-from e2e.test_screens import seed
+from e2e.test_screens import LAT, LNG, seed
 
 # What overlaps or overflows in the header and the tab bar, as sentences; [] when the
 # layout holds. Boxes are compared to half a pixel (sub-pixel layout).
@@ -239,7 +239,8 @@ async def test_every_control_on_the_main_screens_is_a_44_px_target(
     server: Server, phones: Phones
 ) -> None:
     ids = await seed(server)
-    app = await phones.open(server.url)
+    here = {"latitude": LAT, "longitude": LNG, "accuracy": 12}
+    app = await phones.open(server.url, permissions=["geolocation"], geolocation=here)
     await app.open()
     await expect(app.tid("login-submit")).to_be_visible()
     assert await small_targets(app) == [], "login"
@@ -253,6 +254,7 @@ async def test_every_control_on_the_main_screens_is_a_44_px_target(
         ("visit-new", f"#/visit/new?account={ids['account']}", "visit-checkin"),
         ("task-form", f"#/task/{ids['task']}/edit", "account-picker"),
         ("tasks", "#/tasks", "task-row"),
+        ("nearby", "#/nearby", "nearby-row"),
         ("conflicts", "#/conflicts", "conflict-row"),
         ("me", "#/settings", "logout-button"),
     ]
@@ -262,6 +264,8 @@ async def test_every_control_on_the_main_screens_is_a_44_px_target(
         for name, route, testid in screens:
             await app.go(route)
             await expect(app.tid(testid).first).to_be_visible()
+            if name == "nearby":  # the map's own buttons too
+                await expect(app.page.locator(".leaflet-control-zoom-in")).to_be_visible()
             small = await small_targets(app)
             if small:
                 found[f"{name} at {percent}%"] = small

@@ -67,6 +67,22 @@ async def test_a_title_tap_leaves_the_task_and_done_can_be_undone(
         await expect(reopened).to_be_visible()
         await app.synced()
         assert (await rest.get("tasks", task["id"]))["done"] is False
+
+        # Everywhere a task is listed: the Tasks screen and its account's screen.
+        shop = await rest.create("accounts", name="Boulangerie Dupré", city="Lyon")
+        linked = await rest.create(
+            "tasks", title="Bring the price list", account_id=shop["id"], due_at=soon.isoformat()
+        )
+        await app.synced()
+        for route in ("#/tasks", f"#/account/{shop['id']}"):
+            await app.go(route)
+            listed = app.page.locator(f'[data-testid=task-row][data-id="{linked["id"]}"]')
+            await listed.get_by_test_id("task-done").click()
+            await undo.click()
+            await expect(app.tid("toast")).to_have_text("Task reopened")
+            await expect(listed.get_by_test_id("task-done")).not_to_be_checked()
+        await app.synced()
+        assert (await rest.get("tasks", linked["id"]))["done"] is False
     finally:
         await rest.close()
 

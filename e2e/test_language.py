@@ -39,6 +39,35 @@ OVERFLOWS = r"""
 """
 
 
+# What in <main> overlaps its neighbour: boxes laid out side by side or one under the
+# other (not inline text, which wraps, nor what is placed on purpose: absolute, a map's
+# insides) that share more than half a pixel; [] when nothing is drawn over something else.
+OVERLAPS = r"""
+() => {
+  const out = [];
+  const laid = (el) => el.checkVisibility() && !el.closest(".leaflet-container")
+    && !["inline", "contents"].includes(getComputedStyle(el).display)
+    && !["absolute", "fixed"].includes(getComputedStyle(el).position)
+    && el.getBoundingClientRect().width > 0 && el.getBoundingClientRect().height > 0;
+  const name = (el) => el.dataset.testid
+    || `${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 20)}"`;
+  for (const parent of document.querySelectorAll("main, main *")) {
+    const kids = [...parent.children].filter(laid);
+    kids.forEach((a, i) => {
+      const ra = a.getBoundingClientRect();
+      for (const b of kids.slice(i + 1)) {
+        const rb = b.getBoundingClientRect();
+        if (ra.left < rb.right - 0.5 && rb.left < ra.right - 0.5
+            && ra.top < rb.bottom - 0.5 && rb.top < ra.bottom - 0.5) {
+          out.push(`${name(a)} overlaps ${name(b)}`);
+        }
+      }
+    });
+  }
+  return out;
+}
+"""
+
 FRENCH_MONTHS = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.",
                  "nov.", "déc.")  # fmt: skip
 
@@ -49,11 +78,16 @@ def main_screens(ids: dict[str, str]) -> list[tuple[str, str, str]]:
         ("accounts", "#/accounts", "account-row"),
         ("account", f"#/account/{ids['account']}", "account-details"),
         ("visit-new", f"#/visit/new?account={ids['account']}", "visit-checkin"),
+        ("visit", f"#/visit/{ids['visit']}", "visit-summary-text"),
         ("tasks", "#/tasks", "task-row"),
         ("task-new", "#/task/new", "form-save"),
+        ("nearby", "#/nearby", "nearby-row"),
         ("conflicts", "#/conflicts", "conflict-row"),
         ("me", "#/settings", "me-language"),
     ]
+
+
+HERE = {"latitude": LAT, "longitude": LNG, "accuracy": 12}
 
 
 async def check_screens(app: App, ids: dict[str, str], lang: str, artifacts: Path) -> None:
@@ -62,7 +96,9 @@ async def check_screens(app: App, ids: dict[str, str], lang: str, artifacts: Pat
         for name, route, testid in main_screens(ids):
             await app.go(route)
             await expect(app.tid(testid).first).to_be_visible()
+            await app.page.evaluate(FRAMES)
             problems = await layout_problems(app) + await app.page.evaluate(OVERFLOWS)
+            problems += await app.page.evaluate(OVERLAPS)
             assert problems == [], f"{name} in {lang} at {percent}% text: {problems}"
             shot = artifacts / f"i18n-{lang}-{name}{'-text200' if percent == 200 else ''}"
             await app.page.screenshot(path=f"{shot}.png", full_page=True)
@@ -75,7 +111,9 @@ async def test_a_french_phone_gets_the_app_in_french(
     server: Server, phones: Phones, artifacts: Path
 ) -> None:
     ids = await seed(server)
-    app = await phones.open(server.url, locale="fr-FR")
+    app = await phones.open(
+        server.url, locale="fr-FR", permissions=["geolocation"], geolocation=HERE
+    )
     await app.open()
     await expect(app.page.locator("html")).to_have_attribute("lang", "fr")
     await expect(app.page.locator("h1")).to_have_text("Connexion à fieldcrm")
@@ -134,9 +172,8 @@ async def test_a_managers_screens_hold_in_french(
 ) -> None:
     await seed(server)
     server.add_user("maria", role="manager", team="north")
-    here = {"latitude": LAT, "longitude": LNG, "accuracy": 12}
     app = await phones.open(
-        server.url, locale="fr-FR", permissions=["geolocation"], geolocation=here
+        server.url, locale="fr-FR", permissions=["geolocation"], geolocation=HERE
     )
     await app.open()
     await app.login("maria")
@@ -169,8 +206,12 @@ async def test_the_language_changes_in_me_offline_and_stays(
     server: Server, phones: Phones, artifacts: Path
 ) -> None:
     ids = await seed(server)
-    app = await phones.open(server.url, locale="en-GB")
+    app = await phones.open(
+        server.url, locale="en-GB", permissions=["geolocation"], geolocation=HERE
+    )
     await app.open()
+    await expect(app.tid("login-submit")).to_be_visible()
+    await app.page.screenshot(path=artifacts / "i18n-en-login.png")
     await app.login("alice")
     await app.synced()
     await app.wait_controlled()

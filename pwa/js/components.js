@@ -45,7 +45,8 @@ export function visitRow(visit, accountName, pending, names) {
         { class: "row-sub" },
         h("span", { testid: "visit-author" }, authorName(names, visit.user_id)),
         ` · ${formatDateTime(visit.started_at)}`,
-        visit.outcome ? ` · ${LABELS.outcome[visit.outcome] || visit.outcome}` : "",
+        // Under an account's name; on the account's screen the outcome is the title already.
+        visit.outcome && accountName ? ` · ${LABELS.outcome[visit.outcome] || visit.outcome}` : "",
       ),
       visit.summary ? h("span", { class: "row-sub clamp" }, visit.summary) : null,
     ),
