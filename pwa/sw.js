@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "7bc6e882c3aa";
+const VERSION = "e0b1b33b031d";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -70,6 +70,7 @@ const SHELL = [
   "/js/status.js",
   "/js/sw-update.js",
   "/js/sync.js",
+  "/js/team-local.js",
   "/js/team.js",
   "/js/ui.js",
   "/manifest.webmanifest",
