@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "e0b1b33b031d";
+const VERSION = "4f60fff0ae85";
 const SHELL = [
   "/",
   "/css/app.css",

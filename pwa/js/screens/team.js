@@ -334,9 +334,9 @@ export async function teamScreen(_params, query) {
     // demand); a kept answer older than this phone's last sync offers to (docs/reports.md).
     const synced = currentStatus().lastSyncAt;
     const older = got.source === "cache" && got.same && synced > got.fetched_at;
-    if (compute || got.source === "none" || (got.source === "cache" && !got.same)) {
+    if (got.source === "none" || (got.source === "cache" && (compute || !got.same))) {
       const here = await (await import("../team-local.js")).reportHere(state);
-      if (here) got = { ...got, source: "phone", ...here, devices: got.devices || here.devices };
+      if (here) got = { ...got, source: "phone", fetched_at: null, ...here, devices: got.devices || here.devices };
     }
     compute = false;
     const names = await userNames();
