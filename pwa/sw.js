@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "baa155e7ba6b";
+const VERSION = "9e7618b4405d";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -71,6 +71,7 @@ const SHELL = [
   "/js/status.js",
   "/js/sw-update.js",
   "/js/sync.js",
+  "/js/team-local.js",
   "/js/team.js",
   "/js/ui.js",
   "/manifest.fr.webmanifest",

@@ -775,6 +775,13 @@ export default {
 "Showing the report computed at {when}": "Rapport calculé le {when}",
 "Showing the last report kept, computed at {when}, for {range}": "Dernier rapport conservé, calculé le {when}, pour {range}",
 "This phone has not fetched a report yet.": "Ce téléphone n’a encore récupéré aucun rapport.",
+"Computed on this phone at {time}, from its last sync ({when}); days in {zone}.": "Calculé sur ce téléphone à {time}, d’après sa dernière synchronisation ({when}) ; jours du fuseau {zone}.",
+"Offline: computed on this phone at {time}, from its last sync ({when}); days in {zone}.": "Hors ligne : calculé sur ce téléphone à {time}, d’après sa dernière synchronisation ({when}) ; jours du fuseau {zone}.",
+"{n} changes made on this phone are not sent yet and not counted.": {
+"one": "{n} modification faite sur ce téléphone n’est pas encore envoyée ni comptée.",
+"other": "{n} modifications faites sur ce téléphone ne sont pas encore envoyées ni comptées."
+},
+"This phone has synced since. Compute the figures from what it holds": "Ce téléphone a synchronisé depuis. Calculer les chiffres à partir de ce qu’il contient",
 "Download CSV": "Télécharger le CSV",
 "Complete through {when}: work on phones after that may not be in the figures yet.": "Complet jusqu’au {when} : le travail fait sur les téléphones après cette date n’est peut-être pas encore dans les chiffres.",
 "No phone of the team has synced since reports began.": "Aucun téléphone de l’équipe n’a synchronisé depuis le début des rapports.",

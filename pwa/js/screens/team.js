@@ -9,8 +9,9 @@ import { drawPoints, hasPosition, removeMap } from "../map.js";
 import { allRows } from "../records.js";
 import { replaceQuery } from "../router.js";
 import { refreshUsers, userNames } from "../session.js";
+import { currentStatus } from "../sync.js";
 import { downloadCsv, isManager, loadReport, presetRange, rangeProblem, teamFeed } from "../team.js";
-import { LABELS, empty, field, formatDate, formatDateTime, h, link, section, toast } from "../ui.js";
+import { LABELS, empty, field, formatDate, formatDateTime, formatTime, h, link, section, toast } from "../ui.js";
 import { campaignsSection } from "./campaign.js";
 
 // Every sentence of the screen, in one place (a message catalogue replaces it later).
@@ -29,6 +30,13 @@ const T = {
   cached: (at) => t("Showing the report computed at {when}", { when: at }),
   cachedOther: (at, range) => t("Showing the last report kept, computed at {when}, for {range}", { when: at, range }),
   none: t("This phone has not fetched a report yet."),
+  phone: (at, when, zone) => t("Computed on this phone at {time}, from its last sync ({when}); days in {zone}.",
+    { time: at, when, zone }),
+  phoneOffline: (at, when, zone) => t("Offline: computed on this phone at {time}, from its last sync ({when}); days in {zone}.",
+    { time: at, when, zone }),
+  notCounted: (n) => (n ? tn("{n} change made on this phone is not sent yet and not counted.",
+    "{n} changes made on this phone are not sent yet and not counted.", n) : t("Nothing waits to be sent.")),
+  newer: t("This phone has synced since. Compute the figures from what it holds"),
   csv: t("Download CSV"),
   complete: (at) => t("Complete through {when}: work on phones after that may not be in the figures yet.", { when: at }),
   completeNone: t("No phone of the team has synced since reports began."),
@@ -311,6 +319,7 @@ export async function teamScreen(_params, query) {
   const campaigns = h("div", { testid: "team-campaigns-box" });
   campaignsSection(campaigns);
   let drawing = 0;
+  let compute = false; // the manager asked for this phone's figures over a kept answer
   async function drawFigures() {
     const mine = ++drawing;
     const problem = rangeProblem(state.from, state.to);
@@ -320,7 +329,16 @@ export async function teamScreen(_params, query) {
     rangeLabel.textContent = rangeText(state.from, state.to);
     source.dataset.source = "loading";
     source.textContent = T.loading;
-    const got = await loadReport(state);
+    let got = await loadReport(state);
+    // No answer for this period: the phone computes it from the rows it holds (loaded on
+    // demand); a kept answer older than this phone's last sync offers to (docs/reports.md).
+    const synced = currentStatus().lastSyncAt;
+    const older = got.source === "cache" && got.same && synced > got.fetched_at;
+    if (got.source === "none" || (got.source === "cache" && (compute || !got.same))) {
+      const here = await (await import("../team-local.js")).reportHere(state);
+      if (here) got = { ...got, source: "phone", fetched_at: null, ...here, devices: got.devices || here.devices };
+    }
+    compute = false;
     const names = await userNames();
     if (mine !== drawing) return; // a newer range won
     const why = navigator.onLine ? (got.error ? T.noAnswer(got.error) : "") : T.offline;
@@ -329,10 +347,19 @@ export async function teamScreen(_params, query) {
     if (got.source === "server") source.textContent = T.computed(formatDateTime(got.report.generated_at), got.report.timezone);
     else if (got.source === "refused") source.textContent = got.error;
     else if (got.source === "none") source.textContent = `${why} ${T.none}`;
-    else {
+    else if (got.source === "phone") {
+      const args = [formatTime(Date.parse(got.report.generated_at)), formatDateTime(new Date(got.synced_at).toISOString()),
+        got.report.timezone];
+      source.replaceChildren(navigator.onLine ? `${why} ${T.phone(...args)} ` : `${T.phoneOffline(...args)} `,
+      h("span", { testid: "team-unsent", dataset: { count: String(got.unsent) } }, T.notCounted(got.unsent)));
+    } else {
       const r = got.report;
       const at = formatDateTime(r.generated_at);
       source.textContent = `${why} ${got.same ? T.cached(at) : T.cachedOther(at, rangeText(r.from, r.to))}.`;
+      if (older) {
+        source.append(" ", h("button", { type: "button", class: "small", testid: "team-compute",
+          onclick: () => { compute = true; drawFigures(); } }, T.newer));
+      }
     }
     source.dataset.fetchedAt = String(got.fetched_at || "");
     if (!got.report) {
@@ -342,7 +369,7 @@ export async function teamScreen(_params, query) {
     }
     const r = got.report;
     const reps = r.reps.filter((x) => x.active !== false || x.visits);
-    complete.hidden = false;
+    complete.hidden = got.source === "phone" && !got.devices;
     complete.textContent = r.complete_through ? T.complete(formatDateTime(r.complete_through)) : T.completeNone;
     complete.dataset.completeThrough = r.complete_through || "";
     const now = Date.now();
