@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "7bc6e882c3aa";
+const VERSION = "9c8633c072b4";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -65,6 +65,7 @@ const SHELL = [
   "/js/screens/territory.js",
   "/js/screens/today.js",
   "/js/screens/visit.js",
+  "/js/search-worker.js",
   "/js/search.js",
   "/js/session.js",
   "/js/status.js",
@@ -72,6 +73,7 @@ const SHELL = [
   "/js/sync.js",
   "/js/team.js",
   "/js/ui.js",
+  "/js/virtual-list.js",
   "/manifest.webmanifest",
 ];
 // END SHELL

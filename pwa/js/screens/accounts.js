@@ -1,15 +1,13 @@
-import { drawRows } from "../chunks.js";
-import { formatNumber, t, tn } from "../i18n.js";
+import { t, tn } from "../i18n.js";
 import { pendingMark } from "../components.js";
 import { on } from "../events.js";
 import { allRows, pendingKeys } from "../records.js";
 import { navigate, replaceQuery } from "../router.js";
-import { buildIndex, findAccounts, searchAsTyped, sortAccounts } from "../search.js";
+import { buildIndex, findAccounts, joinIndex, searchAsTyped, sortAccounts } from "../search.js";
 import { userNames } from "../session.js";
 import { isManager } from "../team.js";
 import { LABELS, field, focusedKey, h, link, options, restoreFocus } from "../ui.js";
-
-const SHOWN_MAX = 200;
+import { virtualList } from "../virtual-list.js";
 
 // The selection a manager makes to reassign accounts (kept while the app is open).
 const T = {
@@ -27,18 +25,50 @@ const selection = new Set();
 const SORT_LABELS = { name: t("Name"), nearest: t("Nearest"), visited: t("Last visited"), owner: t("Owner") };
 
 // The phone's accounts and their contacts, indexed for search (js/search.js) once, until
-// local rows change.
+// local rows change; built in a worker and kept in IndexedDB (js/search-worker.js), here
+// when the browser runs no module worker. Built again after each sync, so that Accounts
+// opens without waiting for it.
 let indexed = null;
 let unsent = null; // pendingKeys(), kept until local rows change as the index is
 on("data", () => {
   indexed = null;
   unsent = null;
 });
+on("sync", (s) => {
+  if (s.state === "synced" && !indexed) setTimeout(localIndex, 500);
+});
 export function localIndex() {
   if (!indexed) {
-    indexed = Promise.all([allRows("accounts"), allRows("contacts")]).then(([a, c]) => buildIndex(a, c));
+    indexed = Promise.all([allRows("accounts"), indexInWorker().catch(() => null)]).then(async ([a, compact]) =>
+      compact ? joinIndex(compact, a) : buildIndex(a, await allRows("contacts")));
   }
   return indexed;
+}
+
+let worker = null; // false once it failed to start
+let asks = 0;
+const asked = new Map(); // message id -> its promise's resolve and reject
+function indexInWorker() {
+  if (worker === false) return Promise.reject(new Error());
+  if (!worker) {
+    worker = new Worker(new URL("../search-worker.js", import.meta.url), { type: "module" });
+    worker.onmessage = ({ data }) => {
+      const waiting = asked.get(data.id);
+      asked.delete(data.id);
+      if (data.error) waiting.reject(new Error(data.error));
+      else waiting.resolve(data.entries);
+    };
+    worker.onerror = () => { // no module workers here: every question fails, now and later
+      worker = false;
+      for (const waiting of asked.values()) waiting.reject(new Error());
+      asked.clear();
+    };
+  }
+  const id = (asks += 1);
+  return new Promise((resolve, reject) => {
+    asked.set(id, { resolve, reject });
+    worker.postMessage(id);
+  });
 }
 
 function unsentKeys() {
@@ -61,12 +91,12 @@ function whereAmI() {
   });
 }
 
-function accountRow(a, pending, selecting, onPick) {
+function accountRow(a, pending, selecting, ticked, onPick) {
   return h(
     "li",
     { class: "row", testid: "account-row", dataset: { id: a.id } },
     selecting
-      ? h("input", { type: "checkbox", class: "task-check", testid: "account-select", checked: selection.has(a.id),
+      ? h("input", { type: "checkbox", class: "task-check", testid: "account-select", checked: ticked(a.id),
         "aria-label": T.pick(a.name), onchange: (e) => onPick(a.id, e.target.checked) })
       : null,
     h(
@@ -97,26 +127,27 @@ export async function accountsScreen(_params, query) {
   const select = status.querySelector("select");
 
   let searched = null; // the last searchAsTyped answer: the next keystroke narrows it
-  let drawAll = () => {}; // the list's rows not drawn yet (js/chunks.js), at once
+  let found = []; // the accounts listed, in order
+  let pending = new Set();
+  // Every account found is a row to scroll to; only those on screen are in the page.
+  const rows = virtualList(list, (a) => accountRow(a, pending, selecting, ticked, pick));
+  const ticked = (id) => allInFilter || selection.has(id);
 
   async function refresh() {
-    const [index, pending, names] = await Promise.all([localIndex(), unsentKeys(),
+    const [index, unsentNow, names] = await Promise.all([localIndex(), unsentKeys(),
       sortSelect.value === "owner" ? userNames() : null]);
+    pending = unsentNow;
     searched = searchAsTyped(index, input.value, select.value, searched);
     const matched = searched.entries.map((e) => e.account);
     // The index is in name order, and so is what a search finds.
-    const found = sortSelect.value === "name" ? matched
+    found = sortSelect.value === "name" ? matched
       : sortAccounts(matched, sortSelect.value, { position, names: names || undefined });
     const focus = focusedKey(list);
-    // A keystroke draws what is on screen, not 200 rows.
-    drawAll = drawRows(list, found.slice(0, SHOWN_MAX), (a) => accountRow(a, pending, selecting, pick));
+    rows.show(found);
     shownCount = found.length;
     drawSelection();
     restoreFocus(list, focus);
-    count.textContent =
-      found.length > SHOWN_MAX
-        ? t("Showing {shown} of {count} accounts; refine the search", { shown: formatNumber(SHOWN_MAX), count: formatNumber(found.length) })
-        : tn("{n} account", "{n} accounts", found.length);
+    count.textContent = tn("{n} account", "{n} accounts", found.length);
     count.dataset.count = String(found.length);
   }
 
@@ -145,6 +176,7 @@ export async function accountsScreen(_params, query) {
     reassignButton.disabled = n === 0;
   }
   function pick(id, on) {
+    if (allInFilter) for (const a of found) selection.add(a.id); // every one but this
     allInFilter = false;
     if (on) selection.add(id);
     else selection.delete(id);
@@ -157,8 +189,7 @@ export async function accountsScreen(_params, query) {
     });
     allButton.addEventListener("click", () => {
       allInFilter = true;
-      drawAll(); // every row of the filter, each with its box ticked
-      for (const box of list.querySelectorAll("[data-testid=account-select]")) box.checked = true;
+      rows.redraw(); // each row's box ticked, those scrolled to later too
       drawSelection();
     });
     clearButton.addEventListener("click", () => {

@@ -1,0 +1,40 @@
+// The accounts' search index (js/search.js), built off the main thread and kept in
+// IndexedDB (meta "search_index") with the state of the rows it was built from: an app
+// started again reads it back instead of folding 10,000 accounts and their contacts again
+// (docs/performance.md has the figures). Asked with any message; answers {entries} in
+// the compact form, or {error}.
+
+import { read, write } from "./db.js";
+import { buildIndex, compactIndex } from "./search.js";
+
+// What changes whenever an account or a contact can have: the pull's cursor (every page
+// of changes moves it), the next mid (every local write) and the outbox's size (a write
+// acknowledged or refused).
+const stampOf = (s) => Promise.all([s.meta.get("cursor"), s.meta.get("next_mid"), s.outbox.count()])
+  .then((parts) => JSON.stringify(parts));
+const visible = (row) => !row._deleted;
+
+async function entries() {
+  const [stamp, keptStamp] = await read(["meta", "outbox"],
+    (s) => Promise.all([stampOf(s), s.meta.get("search_index_stamp")]));
+  if (stamp === keptStamp) {
+    const kept = await read(["meta"], (s) => s.meta.get("search_index"));
+    if (kept) return kept;
+  }
+  const [now, accounts, contacts] = await read(["meta", "outbox", "accounts", "contacts"],
+    (s) => Promise.all([stampOf(s), s.accounts.getAll(), s.contacts.getAll()]));
+  const built = compactIndex(buildIndex(accounts.filter(visible), contacts.filter(visible)));
+  await write(["meta"], async (s) => {
+    await s.meta.put(built, "search_index");
+    await s.meta.put(now, "search_index_stamp");
+  });
+  return built;
+}
+
+self.onmessage = async (event) => {
+  try {
+    self.postMessage({ id: event.data, entries: await entries() });
+  } catch (err) {
+    self.postMessage({ id: event.data, error: String((err && err.message) || err) });
+  }
+};
