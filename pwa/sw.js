@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "9c8633c072b4";
+const VERSION = "a8032153b5d4";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -16,6 +16,7 @@ const SHELL = [
   "/icons/icon-512.png",
   "/icons/icon-maskable-192.png",
   "/icons/icon-maskable-512.png",
+  "/js/account-index.js",
   "/js/account-picker.js",
   "/js/api.js",
   "/js/app.js",

@@ -24,7 +24,10 @@ async function entries() {
   const [now, accounts, contacts] = await read(["meta", "outbox", "accounts", "contacts"],
     (s) => Promise.all([stampOf(s), s.accounts.getAll(), s.contacts.getAll()]));
   const built = compactIndex(buildIndex(accounts.filter(visible), contacts.filter(visible)));
-  await write(["meta"], async (s) => {
+  // Kept only if the rows are still those it was built from: after a sign-out emptied
+  // the phone meanwhile, nothing of them may come back.
+  await write(["meta", "outbox"], async (s) => {
+    if ((await stampOf(s)) !== now) return;
     await s.meta.put(built, "search_index");
     await s.meta.put(now, "search_index_stamp");
   });
