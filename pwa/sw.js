@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "a8032153b5d4";
+const VERSION = "10816aa6487e";
 const SHELL = [
   "/",
   "/css/app.css",

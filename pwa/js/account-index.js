@@ -35,6 +35,7 @@ function indexInWorker() {
     worker = new Worker(new URL("./search-worker.js", import.meta.url), { type: "module" });
     worker.onmessage = ({ data }) => {
       const waiting = asked.get(data.id);
+      if (!waiting) return; // already answered (the index, then failing to keep it)
       asked.delete(data.id);
       if (data.error) waiting.reject(new Error(data.error));
       else waiting.resolve(data.entries);

@@ -14,29 +14,33 @@ const stampOf = (s) => Promise.all([s.meta.get("cursor"), s.meta.get("next_mid")
   .then((parts) => JSON.stringify(parts));
 const visible = (row) => !row._deleted;
 
+// Answers the index, and a promise that keeps it (after the answer is sent: a sync's
+// transactions may be queued before the write).
 async function entries() {
   const [stamp, keptStamp] = await read(["meta", "outbox"],
     (s) => Promise.all([stampOf(s), s.meta.get("search_index_stamp")]));
   if (stamp === keptStamp) {
     const kept = await read(["meta"], (s) => s.meta.get("search_index"));
-    if (kept) return kept;
+    if (kept) return [kept, null];
   }
   const [now, accounts, contacts] = await read(["meta", "outbox", "accounts", "contacts"],
     (s) => Promise.all([stampOf(s), s.accounts.getAll(), s.contacts.getAll()]));
   const built = compactIndex(buildIndex(accounts.filter(visible), contacts.filter(visible)));
   // Kept only if the rows are still those it was built from: after a sign-out emptied
   // the phone meanwhile, nothing of them may come back.
-  await write(["meta", "outbox"], async (s) => {
+  const keep = () => write(["meta", "outbox"], async (s) => {
     if ((await stampOf(s)) !== now) return;
     await s.meta.put(built, "search_index");
     await s.meta.put(now, "search_index_stamp");
   });
-  return built;
+  return [built, keep];
 }
 
 self.onmessage = async (event) => {
   try {
-    self.postMessage({ id: event.data, entries: await entries() });
+    const [built, keep] = await entries();
+    self.postMessage({ id: event.data, entries: built });
+    if (keep) await keep();
   } catch (err) {
     self.postMessage({ id: event.data, error: String((err && err.message) || err) });
   }

@@ -374,9 +374,11 @@ async function applyResponse(data, sentCursor) {
     let unsent = null;
     // A reset into an empty phone stamps nothing: there is nothing to sweep after it.
     const stamp = reset && !reset.fresh ? reset.epoch : null;
-    // Every SLICE rows the page waits for its last put: the app gets a turn (a tap, a
-    // frame) between slices instead of after 2,000 rows, and the transaction stays open.
+    // Every SLICE rows the page waits for the previous slice's last put: the app gets a
+    // turn (a tap, a frame) between slices instead of after 2,000 rows, while the slice
+    // just asked for keeps the transaction open and IndexedDB busy.
     let asked = 0;
+    let sliceEnd = null;
     for (const change of data.changes || []) {
       if (!TABLES.includes(change.table)) continue; // a newer server's table
       touched.add(`${change.table}/${change.id}`);
@@ -396,7 +398,11 @@ async function applyResponse(data, sentCursor) {
           if (copy) rejected = rejected.filter((x) => x !== copy);
         }
         const put = s[change.table].raw.put(row);
-        if ((asked += 1) % SLICE === 0) await request(put);
+        if ((asked += 1) % SLICE === 0) {
+          const previous = sliceEnd;
+          sliceEnd = put;
+          if (previous) await request(previous);
+        }
       } else if (change.op === "delete") {
         s[change.table].raw.delete(change.id);
         left.push(change.id);
