@@ -757,6 +757,7 @@ async def territory(
         # The app started again: Accounts reads its rows (and the index) from IndexedDB.
         restarts = []
         for _ in range(runs):
+            await page.evaluate("() => { location.hash = '#/today'; }")
             await page.reload()
             await page.get_by_test_id("today-visits").wait_for()
             restarts.append(
