@@ -1,18 +1,22 @@
 """The accounts list finds what a rep types (issue 18), offline, on a 360 px phone: a
 street, a postcode, a phone number as written, a contact's name, accents and capitals
-left out; and it sorts by name, nearest, last visited and owner."""
+left out; and it sorts by name, nearest, last visited and owner. A long list holds only
+the rows on screen, and its last account can be scrolled to."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.async_api import expect
 
+from e2e.a11y import check_axe
 from e2e.conftest import Server
 from e2e.pages import PHONE, App, Phones, Rest
 
 BELLECOUR = {"latitude": 45.7578, "longitude": 4.832}
+FRAMES = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
 
 
 async def seed(server: Server) -> dict[str, str]:
@@ -115,3 +119,71 @@ async def test_search_and_sort_the_accounts_offline(
     await expect(option).to_have_count(1)
     await expect(option).to_contain_text("Droguerie Martin")
     await expect(option).to_contain_text("69100 Villeurbanne")
+
+
+async def test_the_list_holds_only_the_rows_on_screen_and_reaches_the_last(
+    server: Server, phones: Phones, artifacts: Path
+) -> None:
+    """A big territory's list (issue 18): every account can be scrolled to, while the page
+    holds only a window of rows; at 200% text the rows keep one height and stay apart."""
+    server.add_user("alice")
+    alice = await Rest.login(server.url, "alice")
+    total = 400
+    try:
+        mutations = [
+            {
+                "mid": i + 1, "table": "accounts", "id": str(uuid.uuid4()), "op": "upsert",
+                "fields": {"name": f"Account {i + 1:03d}", "city": "Lyon", "postal_code": "69003",
+                           "owner_id": alice.user["id"]},
+                "base_seq": None, "hlc": [1_700_000_000_000, i],
+            }
+            for i in range(total)
+        ]  # fmt: skip
+        response = await alice.sync(
+            {"protocol": 1, "client_id": str(uuid.uuid4()), "cursor": None, "pull_limit": 1,
+             "mutations": mutations}
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+    finally:
+        await alice.close()
+    app = await phones.open(server.url)
+    await app.open()
+    await app.login("alice")
+    await app.synced()
+    await app.accounts.open()
+    await expect(app.tid("account-count")).to_have_text(f"{total} accounts")
+    rows = app.tid("account-row")
+    await expect(rows.first).to_have_attribute("aria-setsize", str(total))
+    await expect(app.tid("account-row-name").first).to_have_text("Account 001")
+    assert await rows.count() < 60, "the page holds only the rows near the screen"
+
+    await app.page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+    last = app.tid("account-row-name").filter(has_text=f"Account {total:03d}")
+    await expect(last).to_be_in_viewport()
+    assert await rows.count() < 60
+    await expect(app.tid("account-row-name").filter(has_text="Account 001")).to_have_count(0)
+    assert await app.scroll_width() <= PHONE["width"]
+    await app.page.screenshot(path=artifacts / "accounts-virtual-end.png")
+    await check_axe(app.page, "accounts-virtual", artifacts)
+
+    # Back up to the middle by the scroll bar's position: the rows there are drawn.
+    await app.page.evaluate("() => window.scrollTo(0, document.body.scrollHeight / 2)")
+    await expect(app.tid("account-row-name").filter(has_text="Account 200")).to_be_attached()
+
+    # At 200% text a row is taller, and rows still do not overlap.
+    await app.page.evaluate("() => { document.documentElement.style.fontSize = '200%'; }")
+    # The first scroll measures the taller rows (the list grows), the second reaches its end.
+    for _ in range(2):
+        await app.page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+        await app.page.evaluate(FRAMES)
+    await expect(last).to_be_in_viewport()
+    boxes = await rows.evaluate_all(
+        "(rows) => rows.map((r) => { const b = r.getBoundingClientRect();"
+        " const t = r.querySelector('[data-testid=account-row-name]').getBoundingClientRect();"
+        " return [b.top, b.bottom, t.bottom]; })"
+    )
+    for (_top, bottom, text_bottom), (next_top, _, _) in zip(boxes, boxes[1:], strict=False):
+        assert bottom <= next_top + 0.5 and text_bottom <= bottom + 0.5, boxes
+    await app.page.screenshot(path=artifacts / "accounts-virtual-text200.png")
+    await last.click()
+    await expect(app.tid("account-details")).to_be_visible()

@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "9e7618b4405d";
+const VERSION = "dd762eb9c00c";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -16,6 +16,7 @@ const SHELL = [
   "/icons/icon-512.png",
   "/icons/icon-maskable-192.png",
   "/icons/icon-maskable-512.png",
+  "/js/account-index.js",
   "/js/account-map.js",
   "/js/account-picker.js",
   "/js/api.js",
@@ -66,6 +67,7 @@ const SHELL = [
   "/js/screens/territory.js",
   "/js/screens/today.js",
   "/js/screens/visit.js",
+  "/js/search-worker.js",
   "/js/search.js",
   "/js/session.js",
   "/js/status.js",
@@ -74,6 +76,7 @@ const SHELL = [
   "/js/team-local.js",
   "/js/team.js",
   "/js/ui.js",
+  "/js/virtual-list.js",
   "/manifest.fr.webmanifest",
   "/manifest.webmanifest",
 ];

@@ -3,7 +3,7 @@
 // id, in a hidden input the form reads like any other control; "" for none.
 
 import { t } from "./i18n.js";
-import { matchAccounts } from "./screens/accounts.js";
+import { matchAccounts } from "./account-index.js";
 import { getRecord } from "./records.js";
 import { h, uid } from "./ui.js";
 

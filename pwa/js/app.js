@@ -9,7 +9,6 @@ import { startPush } from "./push.js";
 import { pendingCount } from "./records.js";
 import { route, startRouter } from "./router.js";
 import { accountScreen } from "./screens/account.js";
-import { accountsScreen } from "./screens/accounts.js";
 import { conflictsScreen, unresolvedConflicts } from "./screens/conflicts.js";
 import { draftsScreen } from "./screens/drafts.js";
 import { loginScreen } from "./screens/login.js";
@@ -41,6 +40,9 @@ const rejectedScreen = lazy(() => import("./screens/rejected.js"), "rejectedScre
 const reassignScreen = lazy(() => import("./screens/reassign.js"), "reassignScreen");
 const teamScreen = lazy(() => import("./screens/team.js"), "teamScreen");
 const nearbyScreen = lazy(() => import("./screens/nearby.js"), "nearbyScreen");
+// The accounts list: its search index (js/account-index.js) is part of the shell, for the
+// task form's account picker.
+const accountsScreen = lazy(() => import("./screens/accounts.js"), "accountsScreen");
 
 route("/login", loginScreen, { public: true });
 route("/today", todayScreen);

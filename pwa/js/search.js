@@ -47,6 +47,25 @@ export function buildIndex(accounts, contacts = []) {
   });
 }
 
+// The index as IndexedDB keeps it and the worker sends it (js/search-worker.js): one
+// [id, words, phones] per account, in name order.
+export const compactIndex = (index) => index.map((e) => [e.account.id, e.words, e.phones]);
+
+// The index again from its compact form, over the accounts the phone holds now: an entry
+// whose account is gone is dropped; an account newer than the index is added at the end
+// (the next change of rows builds it again).
+export function joinIndex(compact, accounts, contacts = []) {
+  const byId = new Map(accounts.map((a) => [a.id, a]));
+  const index = [];
+  for (const [id, words, phones] of compact) {
+    const account = byId.get(id);
+    if (!account) continue;
+    index.push({ account, words, phones });
+    byId.delete(id);
+  }
+  return byId.size ? [...index, ...buildIndex([...byId.values()], contacts)] : index;
+}
+
 const dialledDigits = (query) => (/^[\d\s.+()/-]+$/.test(String(query).trim()) ? digits(query) : "");
 
 // The entries that match every word of `query` (and `status`, when given). A query of

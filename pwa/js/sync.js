@@ -4,7 +4,7 @@
 
 import { t } from "./i18n.js";
 import { apiFetch, errorDetail, NetworkError } from "./api.js";
-import { TABLES, read, write } from "./db.js";
+import { TABLES, read, request, write } from "./db.js";
 import { emit, on } from "./events.js";
 import { observe } from "./hlc.js";
 import { baseOf, overlay, pendingFor } from "./records.js";
@@ -22,6 +22,7 @@ const INTERVAL_MS = 30_000;
 const BACKOFF_BASE_MS = 2_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
 const MAX_ROUNDS = 10_000;
+const SLICE = 250; // rows stored between two turns of the app's (applyResponse)
 const CHILD_TABLES = ["contacts", "visits", "notes", "tasks", "deals", "attachments"];
 
 // state: idle | offline | syncing | synced | retrying | error | signed-out | upgrade | blocked
@@ -369,20 +370,23 @@ async function applyResponse(data, sentCursor) {
     // The page's puts and deletes are asked for without waiting for each one (the
     // transaction runs them in order; a failure aborts it): a first sync of a big
     // territory is thousands of rows. The outbox is read once for them, again after a
-    // repoint changed it.
+    // repoint changed it; a row waits for nothing else.
     let unsent = null;
-    const pendingOf = async (table, id) => {
-      if (!unsent) unsent = groupPending(await s.outbox.getAll());
-      return unsent.get(`${table}/${id}`) || [];
-    };
+    // A reset into an empty phone stamps nothing: there is nothing to sweep after it.
+    const stamp = reset && !reset.fresh ? reset.epoch : null;
+    // Every SLICE rows the page waits for the previous slice's last put: the app gets a
+    // turn (a tap, a frame) between slices instead of after 2,000 rows, while the slice
+    // just asked for keeps the transaction open and IndexedDB busy.
+    let asked = 0;
+    let sliceEnd = null;
     for (const change of data.changes || []) {
       if (!TABLES.includes(change.table)) continue; // a newer server's table
       touched.add(`${change.table}/${change.id}`);
       if (change.op === "put" && change.row) {
         delete merges.map[change.id]; // back: its merge was undone
-        const pending = await pendingOf(change.table, change.id);
-        const row = overlay(change.row, change.seq, pending);
-        if (reset) row._epoch = reset.epoch;
+        if (!unsent) unsent = groupPending(await s.outbox.getAll());
+        const row = overlay(change.row, change.seq, unsent.get(`${change.table}/${change.id}`) || []);
+        if (stamp) row._epoch = stamp;
         if (change.table === "rejections") {
           // The server's row replaces this phone's copy of the write; what the copy knew
           // of it (the account's name, when it was written) stays with the row.
@@ -393,7 +397,12 @@ async function applyResponse(data, sentCursor) {
           if (about) row._about = about;
           if (copy) rejected = rejected.filter((x) => x !== copy);
         }
-        s[change.table].raw.put(row);
+        const put = s[change.table].raw.put(row);
+        if ((asked += 1) % SLICE === 0) {
+          const previous = sliceEnd;
+          sliceEnd = put;
+          if (previous) await request(previous);
+        }
       } else if (change.op === "delete") {
         s[change.table].raw.delete(change.id);
         left.push(change.id);
@@ -419,6 +428,8 @@ async function applyResponse(data, sentCursor) {
     for (const d of await s.drafts.getAll()) if (gone(d)) await s.drafts.delete(d.key);
     await s.meta.put(erased, "erased");
     if (erasedNow) {
+      // Nor its words in the search index kept here (js/search-worker.js builds it again).
+      await s.meta.delete("search_index");
       // Nor its photos and voice notes kept here (thumbnails included): bytes no row names.
       const named = new Set((await s.attachments.getAll()).map((r) => r.sha256));
       for (const b of await s.blobs.getAll()) if (!named.has(b.sha256)) await s.blobs.delete(b.sha256);
@@ -441,9 +452,9 @@ async function applyResponse(data, sentCursor) {
     if (data.cursor !== undefined) await s.meta.put(data.cursor, "cursor");
     if (reset) {
       if (data.has_more) {
-        await s.meta.put({ epoch: reset.epoch, cursor: data.cursor }, "reset");
+        await s.meta.put({ ...reset, cursor: data.cursor }, "reset");
       } else {
-        await sweep(s, reset.epoch);
+        if (!reset.fresh) await sweep(s, reset.epoch);
         await s.meta.delete("reset");
       }
     }
@@ -554,7 +565,12 @@ function aboutOf(copy) {
 async function resetState(s, data, sentCursor) {
   const ongoing = await s.meta.get("reset");
   if (ongoing && ongoing.cursor === sentCursor) return ongoing;
-  if (data.reset) return { epoch: crypto.randomUUID(), cursor: null };
+  if (data.reset) {
+    // A first sync: reading every row back at its end, to find none to sweep, took a
+    // big territory's phone seconds. Rows written here meanwhile are the phone's own.
+    const counts = await Promise.all([...TABLES, "outbox"].map((name) => s[name].count()));
+    return { epoch: crypto.randomUUID(), cursor: null, fresh: counts.every((n) => n === 0) };
+  }
   if (ongoing) await s.meta.delete("reset"); // our cursor moved on some other way
   return null;
 }

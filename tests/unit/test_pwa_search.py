@@ -1,7 +1,8 @@
 """The PWA's account search (pwa/js/search.js), run in node as the browser runs it: what a
 rep types finds the account by name, city, street, postcode, phone or a contact's name,
 blind to case and accents, each word matching a word's start; the four orders of the
-accounts list; a search as the rep types narrows the previous one and finds the same."""
+accounts list; a search as the rep types narrows the previous one and finds the same; the index as
+IndexedDB keeps it finds the same once joined with the accounts again."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ NODE = shutil.which("node")
 
 CHECKS = """
 import assert from "node:assert/strict";
-import { buildIndex, findAccounts, fold, searchAsTyped, sortAccounts } from "%(js)s/search.js";
+import {
+  buildIndex, compactIndex, findAccounts, fold, joinIndex, searchAsTyped, sortAccounts,
+} from "%(js)s/search.js";
 
 assert.equal(fold("Saint-Étienne"), "saint etienne");
 assert.equal(fold("  L'ŒUVRE, Straße 12 "), "l oeuvre strasse 12");
@@ -120,6 +123,27 @@ assert.deepEqual(searchAsTyped(index, "047", "", two).entries.map((e) => e.accou
 const other = buildIndex(accounts.slice(0, 1));
 assert.deepEqual(searchAsTyped(other, "lyon", "", searchAsTyped(index, "l", "", null))
   .entries.map((e) => e.account.id), ["halles"]);
+
+// The index as IndexedDB keeps it (js/search-worker.js): plain arrays that survive a
+// structured clone, and back over the accounts as they are finds the same, in the same
+// order.
+const compact = structuredClone(compactIndex(index));
+assert.deepEqual(compact[0], ["droguerie",
+  " droguerie martin villeurbanne rue anatole france 69100 camille roux ", " 0612345678 "]);
+const again = joinIndex(compact, accounts);
+assert.deepEqual(again, index);
+for (const query of ["lyon", "camille", "04 77", "69", ""]) {
+  assert.deepEqual(findAccounts(again, query), findAccounts(index, query), query);
+}
+// An account gone since is dropped; one newer than the index is added (at the end) and
+// found; the rows it shows are the phone's own, not the index's copies.
+const renamed = { ...accounts[0], name: "Les Halles (rénovées)" };
+const now = [renamed, accounts[1], accounts[3], { id: "cave", name: "Cave Rivière", city: "Bron" }];
+const joined = joinIndex(compact, now, contacts);
+assert.deepEqual(joined.map((e) => e.account.id), ["epicerie", "fromagerie", "halles", "cave"]);
+assert.equal(joined[2].account, renamed);
+assert.deepEqual(findAccounts(joined, "riviere").map((a) => a.id), ["cave"]);
+assert.deepEqual(findAccounts(joined, "martin"), []);
 process.exit(0);
 """
 

@@ -334,6 +334,7 @@ def test_lazy_screens_are_not_parsed_at_startup() -> None:
         "nearby",
         "merge",
         "rejected",
+        "accounts",
     ):
         assert (PWA / "js" / "screens" / f"{name}.js").resolve() not in startup, name
 

@@ -332,7 +332,6 @@ export default {
 "Nearest": "Le plus proche",
 "Last visited": "Dernière visite",
 "Owner": "Titulaire",
-"Showing {shown} of {count} accounts; refine the search": "{shown} comptes affichés sur {count} ; affinez la recherche",
 "{n} accounts": {
 "one": "{n} compte",
 "other": "{n} comptes"

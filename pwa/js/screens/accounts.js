@@ -1,15 +1,12 @@
-import { drawRows } from "../chunks.js";
-import { formatNumber, t, tn } from "../i18n.js";
+import { t, tn } from "../i18n.js";
 import { pendingMark } from "../components.js";
-import { on } from "../events.js";
-import { allRows, pendingKeys } from "../records.js";
+import { localIndex, unsentKeys } from "../account-index.js";
 import { navigate, replaceQuery } from "../router.js";
-import { buildIndex, findAccounts, searchAsTyped, sortAccounts } from "../search.js";
+import { searchAsTyped, sortAccounts } from "../search.js";
 import { userNames } from "../session.js";
 import { isManager } from "../team.js";
 import { LABELS, field, focusedKey, h, link, options, restoreFocus } from "../ui.js";
-
-const SHOWN_MAX = 200;
+import { virtualList } from "../virtual-list.js";
 
 // The selection a manager makes to reassign accounts (kept while the app is open).
 const T = {
@@ -26,32 +23,6 @@ const selection = new Set();
 
 const SORT_LABELS = { name: t("Name"), nearest: t("Nearest"), visited: t("Last visited"), owner: t("Owner") };
 
-// The phone's accounts and their contacts, indexed for search (js/search.js) once, until
-// local rows change.
-let indexed = null;
-let unsent = null; // pendingKeys(), kept until local rows change as the index is
-on("data", () => {
-  indexed = null;
-  unsent = null;
-});
-export function localIndex() {
-  if (!indexed) {
-    indexed = Promise.all([allRows("accounts"), allRows("contacts")]).then(([a, c]) => buildIndex(a, c));
-  }
-  return indexed;
-}
-
-function unsentKeys() {
-  if (!unsent) unsent = pendingKeys();
-  return unsent;
-}
-
-// The accounts a search and status filter find, by name (the task form's picker and the
-// reassign screen's "all in this filter" find what the list finds).
-export async function matchAccounts(q, status = "") {
-  return sortAccounts(findAccounts(await localIndex(), q, status));
-}
-
 // Where the phone is, for "Nearest"; null when it cannot tell (no permission, no fix).
 function whereAmI() {
   return new Promise((resolve) => {
@@ -61,12 +32,12 @@ function whereAmI() {
   });
 }
 
-function accountRow(a, pending, selecting, onPick) {
+function accountRow(a, pending, selecting, ticked, onPick) {
   return h(
     "li",
     { class: "row", testid: "account-row", dataset: { id: a.id } },
     selecting
-      ? h("input", { type: "checkbox", class: "task-check", testid: "account-select", checked: selection.has(a.id),
+      ? h("input", { type: "checkbox", class: "task-check", testid: "account-select", checked: ticked(a.id),
         "aria-label": T.pick(a.name), onchange: (e) => onPick(a.id, e.target.checked) })
       : null,
     h(
@@ -97,26 +68,27 @@ export async function accountsScreen(_params, query) {
   const select = status.querySelector("select");
 
   let searched = null; // the last searchAsTyped answer: the next keystroke narrows it
-  let drawAll = () => {}; // the list's rows not drawn yet (js/chunks.js), at once
+  let found = []; // the accounts listed, in order
+  let pending = new Set();
+  // Every account found is a row to scroll to; only those on screen are in the page.
+  const rows = virtualList(list, (a) => accountRow(a, pending, selecting, ticked, pick));
+  const ticked = (id) => allInFilter || selection.has(id);
 
   async function refresh() {
-    const [index, pending, names] = await Promise.all([localIndex(), unsentKeys(),
+    const [index, unsentNow, names] = await Promise.all([localIndex(), unsentKeys(),
       sortSelect.value === "owner" ? userNames() : null]);
+    pending = unsentNow;
     searched = searchAsTyped(index, input.value, select.value, searched);
     const matched = searched.entries.map((e) => e.account);
     // The index is in name order, and so is what a search finds.
-    const found = sortSelect.value === "name" ? matched
+    found = sortSelect.value === "name" ? matched
       : sortAccounts(matched, sortSelect.value, { position, names: names || undefined });
     const focus = focusedKey(list);
-    // A keystroke draws what is on screen, not 200 rows.
-    drawAll = drawRows(list, found.slice(0, SHOWN_MAX), (a) => accountRow(a, pending, selecting, pick));
+    rows.show(found);
     shownCount = found.length;
     drawSelection();
     restoreFocus(list, focus);
-    count.textContent =
-      found.length > SHOWN_MAX
-        ? t("Showing {shown} of {count} accounts; refine the search", { shown: formatNumber(SHOWN_MAX), count: formatNumber(found.length) })
-        : tn("{n} account", "{n} accounts", found.length);
+    count.textContent = tn("{n} account", "{n} accounts", found.length);
     count.dataset.count = String(found.length);
   }
 
@@ -145,6 +117,7 @@ export async function accountsScreen(_params, query) {
     reassignButton.disabled = n === 0;
   }
   function pick(id, on) {
+    if (allInFilter) for (const a of found) selection.add(a.id); // every one but this
     allInFilter = false;
     if (on) selection.add(id);
     else selection.delete(id);
@@ -157,8 +130,7 @@ export async function accountsScreen(_params, query) {
     });
     allButton.addEventListener("click", () => {
       allInFilter = true;
-      drawAll(); // every row of the filter, each with its box ticked
-      for (const box of list.querySelectorAll("[data-testid=account-select]")) box.checked = true;
+      rows.redraw(); // each row's box ticked, those scrolled to later too
       drawSelection();
     });
     clearButton.addEventListener("click", () => {

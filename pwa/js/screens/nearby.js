@@ -119,7 +119,9 @@ function nearbyRow({ account, distance_m: distance, approximate }) {
 
 export async function nearbyScreen(_params, query) {
   if (shownMap) {
-    shownMap.remove();
+    // Taking 10,000 markers off the last map waits until this screen is drawn.
+    const old = shownMap;
+    setTimeout(() => old.remove(), 1000);
     shownMap = null;
   }
   let radius = Number(query.get("radius")) in RADII ? Number(query.get("radius")) : DEFAULT_RADIUS;
@@ -159,8 +161,9 @@ export async function nearbyScreen(_params, query) {
         t("Cancel"))));
 
   async function drawMap(found) {
-    // The first position can arrive before the router has put the screen in the page.
-    if (!mapBox.isConnected) await new Promise((resolve) => requestAnimationFrame(resolve));
+    // The list is painted first (placing 10,000 markers takes a big territory's phone
+    // hundreds of ms); the first position can arrive before the screen is in the page.
+    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
     if (!mapBox.isConnected) return;
     if (!nearbyMap) {
       try {

@@ -9,7 +9,7 @@ import { me, refreshUsers, teamUsers, userNames } from "../session.js";
 import { syncNow } from "../sync.js";
 import { HANGING, hangingOff, isManager, reassign } from "../team.js";
 import { empty, field, h, link, section } from "../ui.js";
-import { matchAccounts } from "./accounts.js";
+import { matchAccounts } from "../account-index.js";
 
 const ROLES = { rep: t("Sales rep"), manager: t("Manager"), admin: t("Administrator") };
 
