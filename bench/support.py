@@ -106,9 +106,10 @@ class LeanClient:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
     ) -> LeanResponse:
+        kept = self.writer is not None  # a kept-alive connection the server may have closed
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
+        assert self.reader is not None and self.writer is not None
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}{extra}"
@@ -120,6 +121,11 @@ class LeanClient:
             raw = await self.reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
             await self.aclose()
+            if kept:
+                # The server let an idle keep-alive connection go (on a loaded machine a
+                # phone's pause can outlast its timeout): once more on a new one, as a
+                # browser does. Safe for a sync: a replayed mid is answered, not applied.
+                return await self.request(method, path, body, headers)
             raise
         status = int(status_line.split(b" ", 2)[1])
         answer: dict[str, str] = {}
