@@ -127,7 +127,7 @@ class PhoneLoop:
         self.phone = Phone(headers)
         self.http = LeanClient(base)
         self.account_id = account_id
-        self.waits: list[float] = []
+        self.waits: list[tuple[float, float]] = []  # (when it started, ms)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -142,17 +142,33 @@ class PhoneLoop:
         while not self.stop.is_set():
             n += 1
             self.phone.write("accounts", self.account_id, {"city": f"Lyon {n}"})
+            began = time.perf_counter()
             answer = await self.phone.sync(self.http)
-            self.waits.append(answer["_ms"])
+            self.waits.append((began, answer["_ms"]))
             await asyncio.sleep(PHONE_EVERY_S)
 
     async def finish(self) -> list[float]:
+        return [ms for _, ms in await self.finish_timed()]
+
+    async def finish_timed(self) -> list[tuple[float, float]]:
         self.stop.set()
         if self.task is not None:
             await self.task
         await self.http.aclose()
         waits, self.waits = self.waits, []
         return waits
+
+
+def by_phase(timed: list[tuple[float, float]], phases: dict[str, float]) -> str:
+    """The phone's syncs by the import's phase they started in (before the upload: idle)."""
+    marks = sorted(phases.items(), key=lambda item: item[1])
+    lines = []
+    for (name, begins), (_, ends) in zip(marks, marks[1:], strict=False):
+        waits = [ms for began, ms in timed if begins <= began < ends]
+        lines.append(f"{'':8}     {name:5} ({ends - begins:5.1f} s): {latencies(waits)}")
+    idle = [ms for began, ms in timed if began < marks[0][1]]
+    lines.append(f"{'':8}     idle before: {latencies(idle)}")
+    return "\n".join(lines)
 
 
 async def status_of(http: LeanClient, import_id: str) -> dict[str, Any]:
@@ -162,11 +178,14 @@ async def status_of(http: LeanClient, import_id: str) -> dict[str, Any]:
 
 
 async def run_in_background(
-    http: LeanClient, body: bytes, dry_run: bool
+    http: LeanClient, body: bytes, dry_run: bool, phases: dict[str, float]
 ) -> tuple[float, float, dict[str, Any]]:
     """Upload, then poll until the job ends: the seconds to the answer, to the end, and the
-    import's last status."""
+    import's last status. `phases` gets the clock (perf_counter) at each phase's start:
+    read (the file read on the request), plan (the rows checked, up to the first status
+    with a preview), write (to the job's end), and its end."""
     started = time.perf_counter()
+    phases["read"] = started
     query = "background=true" + ("&dry_run=true" if dry_run else "")
     response = await http.request(
         "POST", f"/api/import/accounts?{query}", body, headers={"Content-Type": "text/csv"}
@@ -175,9 +194,14 @@ async def run_in_background(
     if response.status_code != 202:
         raise RuntimeError(f"import answered {response.status_code}: {response.content[:300]!r}")
     import_id = _decode.decode(response.content)["import_id"]
+    phases["plan"] = started + answered
     while True:
         status = await status_of(http, import_id)
+        if "write" not in phases and (status["preview"] or status["written"]):
+            phases["write"] = time.perf_counter()
         if status["state"] != "running":
+            phases["end"] = time.perf_counter()
+            phases.setdefault("write", phases["end"])
             return answered, time.perf_counter() - started, status
         await asyncio.sleep(POLL_S)
 
@@ -204,10 +228,13 @@ async def bench_import(engine: str, rows: int) -> None:
                 phone = PhoneLoop(base, rep_headers, probe)
                 await phone.start()
                 await http.aclose()  # as above
+                await asyncio.sleep(3)  # the phone alone first: "idle before"
                 cpu, load = cpu_seconds(pid), os.getloadavg()[0]
-                answered, took, status = await run_in_background(http, body, dry_run)
+                phases: dict[str, float] = {}
+                answered, took, status = await run_in_background(http, body, dry_run, phases)
                 cpu, load = cpu_seconds(pid) - cpu, (load + os.getloadavg()[0]) / 2
-                waits = await phone.finish()
+                timed = await phone.finish_timed()
+                waits = [ms for _, ms in timed]
                 print(
                     f"{engine:8} {'dry run' if dry_run else 'import '} {rows} rows"
                     f" ({len(body) / 1e6:.1f} MB): answered in {answered:.2f} s, done in"
@@ -222,6 +249,7 @@ async def bench_import(engine: str, rows: int) -> None:
                     flush=True,
                 )
                 print(f"{'':8}   a phone syncing meanwhile: {latencies(waits)}", flush=True)
+                print(by_phase(timed, phases), flush=True)
             geocoding = status["geocoding"]
             print(
                 f"{'':8}   geocoding of the import's {status['geocode']} accounts without a"
