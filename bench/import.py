@@ -1,7 +1,8 @@
 """Import and duplicates (SPEC sections 8 and 9) on SQLite and PostgreSQL, over HTTP.
 
     .venv/bin/python bench/import.py [--rows 50000] [--finder 100000]
-                                     [--engines sqlite,postgres] [--skip import,finder]
+                                     [--engines sqlite,postgres]
+                                     [--skip import,real,finder]
 
 For each engine, a database made for the run (bench/support.py) and `fieldcrm serve` in a
 subprocess (bench/sync.py's `serving`; its background jobs run, the geocoder included):
@@ -206,7 +207,7 @@ async def run_in_background(
         await asyncio.sleep(POLL_S)
 
 
-async def bench_import(engine: str, rows: int) -> None:
+async def bench_import(engine: str, rows: int, real: bool = True) -> None:
     body = make_csv(rows, random.Random(7))
     async with database(engine) as url:
         team_id = str(uuid.uuid4())
@@ -224,7 +225,7 @@ async def bench_import(engine: str, rows: int) -> None:
         await loader.write()
         async with serving(url) as (base, pid):
             http = LeanClient(base, manager)
-            for dry_run in (True, False):
+            for dry_run in (True, False) if real else (True,):
                 phone = PhoneLoop(base, rep_headers, probe)
                 await phone.start()
                 await http.aclose()  # as above
@@ -250,6 +251,9 @@ async def bench_import(engine: str, rows: int) -> None:
                 )
                 print(f"{'':8}   a phone syncing meanwhile: {latencies(waits)}", flush=True)
                 print(by_phase(timed, phases), flush=True)
+            if not real:
+                await http.aclose()
+                return
             geocoding = status["geocoding"]
             print(
                 f"{'':8}   geocoding of the import's {status['geocode']} accounts without a"
@@ -342,12 +346,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--finder", type=int, default=100_000)
     parser.add_argument("--engines", default="sqlite,postgres")
-    parser.add_argument("--skip", default="", help="import and/or finder, comma separated")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="import (all of it), real (the real run and its revert: the dry run alone)"
+        " and/or finder, comma separated",
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     for engine in args.engines.split(","):
         if "import" not in skip:
-            asyncio.run(bench_import(engine, args.rows))
+            asyncio.run(bench_import(engine, args.rows, real="real" not in skip))
         if "finder" not in skip:
             asyncio.run(bench_finder(engine, args.finder))
 
