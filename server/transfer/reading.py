@@ -10,7 +10,7 @@ xlsx: openpyxl in read-only mode (rows streamed from the zip, not a workbook in 
 
 The server reads uploads with read_upload(), which never holds the event loop for long: a
 small file in a worker thread, a larger one in a child process (this module run as
-`python -m server.transfer.reading`, which imports nothing of the server but this file).
+this module in a child `python`, which imports nothing of the server but this file).
 A thread that parses for a second holds the interpreter's lock against the event loop
 each time the loop waits on I/O (up to the switch interval, 5 ms, a wait), and some steps
 hold it for a single long call (a regular expression over 20 MiB): a phone's sync, which
@@ -24,7 +24,6 @@ import asyncio
 import csv
 import io
 import logging
-import os
 import re
 import struct
 import sys
@@ -101,18 +100,15 @@ async def read_upload(body: bytes) -> Sheet:
 
 async def _read_in_child(body: bytes) -> Sheet:
     """read_sheet() in a child process: its rows come back CHUNK_ROWS at a time."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
-    }
     child = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        __name__,
+        "-c",
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        " from server.transfer.reading import _child; _child()",
+        ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=env,
     )
     try:
         async with asyncio.timeout(CHILD_TIMEOUT_S):
