@@ -1,7 +1,8 @@
 """Import and duplicates (SPEC sections 8 and 9) on SQLite and PostgreSQL, over HTTP.
 
     .venv/bin/python bench/import.py [--rows 50000] [--finder 100000]
-                                     [--engines sqlite,postgres] [--skip import,finder]
+                                     [--engines sqlite,postgres]
+                                     [--skip import,real,finder]
 
 For each engine, a database made for the run (bench/support.py) and `fieldcrm serve` in a
 subprocess (bench/sync.py's `serving`; its background jobs run, the geocoder included):
@@ -127,7 +128,7 @@ class PhoneLoop:
         self.phone = Phone(headers)
         self.http = LeanClient(base)
         self.account_id = account_id
-        self.waits: list[float] = []
+        self.waits: list[tuple[float, float]] = []  # (when it started, ms)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -142,17 +143,33 @@ class PhoneLoop:
         while not self.stop.is_set():
             n += 1
             self.phone.write("accounts", self.account_id, {"city": f"Lyon {n}"})
+            began = time.perf_counter()
             answer = await self.phone.sync(self.http)
-            self.waits.append(answer["_ms"])
+            self.waits.append((began, answer["_ms"]))
             await asyncio.sleep(PHONE_EVERY_S)
 
     async def finish(self) -> list[float]:
+        return [ms for _, ms in await self.finish_timed()]
+
+    async def finish_timed(self) -> list[tuple[float, float]]:
         self.stop.set()
         if self.task is not None:
             await self.task
         await self.http.aclose()
         waits, self.waits = self.waits, []
         return waits
+
+
+def by_phase(timed: list[tuple[float, float]], phases: dict[str, float]) -> str:
+    """The phone's syncs by the import's phase they started in (before the upload: idle)."""
+    marks = sorted(phases.items(), key=lambda item: item[1])
+    lines = []
+    for (name, begins), (_, ends) in zip(marks, marks[1:], strict=False):
+        waits = [ms for began, ms in timed if begins <= began < ends]
+        lines.append(f"{'':8}     {name:5} ({ends - begins:5.1f} s): {latencies(waits)}")
+    idle = [ms for began, ms in timed if began < marks[0][1]]
+    lines.append(f"{'':8}     idle before: {latencies(idle)}")
+    return "\n".join(lines)
 
 
 async def status_of(http: LeanClient, import_id: str) -> dict[str, Any]:
@@ -162,11 +179,14 @@ async def status_of(http: LeanClient, import_id: str) -> dict[str, Any]:
 
 
 async def run_in_background(
-    http: LeanClient, body: bytes, dry_run: bool
+    http: LeanClient, body: bytes, dry_run: bool, phases: dict[str, float]
 ) -> tuple[float, float, dict[str, Any]]:
     """Upload, then poll until the job ends: the seconds to the answer, to the end, and the
-    import's last status."""
+    import's last status. `phases` gets the clock (perf_counter) at each phase's start:
+    read (the file read on the request), plan (the rows checked, up to the first status
+    with a preview), write (to the job's end), and its end."""
     started = time.perf_counter()
+    phases["read"] = started
     query = "background=true" + ("&dry_run=true" if dry_run else "")
     response = await http.request(
         "POST", f"/api/import/accounts?{query}", body, headers={"Content-Type": "text/csv"}
@@ -175,14 +195,19 @@ async def run_in_background(
     if response.status_code != 202:
         raise RuntimeError(f"import answered {response.status_code}: {response.content[:300]!r}")
     import_id = _decode.decode(response.content)["import_id"]
+    phases["plan"] = started + answered
     while True:
         status = await status_of(http, import_id)
+        if "write" not in phases and (status["preview"] or status["written"]):
+            phases["write"] = time.perf_counter()
         if status["state"] != "running":
+            phases["end"] = time.perf_counter()
+            phases.setdefault("write", phases["end"])
             return answered, time.perf_counter() - started, status
         await asyncio.sleep(POLL_S)
 
 
-async def bench_import(engine: str, rows: int) -> None:
+async def bench_import(engine: str, rows: int, real: bool = True) -> None:
     body = make_csv(rows, random.Random(7))
     async with database(engine) as url:
         team_id = str(uuid.uuid4())
@@ -200,14 +225,17 @@ async def bench_import(engine: str, rows: int) -> None:
         await loader.write()
         async with serving(url) as (base, pid):
             http = LeanClient(base, manager)
-            for dry_run in (True, False):
+            for dry_run in (True, False) if real else (True,):
                 phone = PhoneLoop(base, rep_headers, probe)
                 await phone.start()
                 await http.aclose()  # as above
+                await asyncio.sleep(3)  # the phone alone first: "idle before"
                 cpu, load = cpu_seconds(pid), os.getloadavg()[0]
-                answered, took, status = await run_in_background(http, body, dry_run)
+                phases: dict[str, float] = {}
+                answered, took, status = await run_in_background(http, body, dry_run, phases)
                 cpu, load = cpu_seconds(pid) - cpu, (load + os.getloadavg()[0]) / 2
-                waits = await phone.finish()
+                timed = await phone.finish_timed()
+                waits = [ms for _, ms in timed]
                 print(
                     f"{engine:8} {'dry run' if dry_run else 'import '} {rows} rows"
                     f" ({len(body) / 1e6:.1f} MB): answered in {answered:.2f} s, done in"
@@ -222,6 +250,10 @@ async def bench_import(engine: str, rows: int) -> None:
                     flush=True,
                 )
                 print(f"{'':8}   a phone syncing meanwhile: {latencies(waits)}", flush=True)
+                print(by_phase(timed, phases), flush=True)
+            if not real:
+                await http.aclose()
+                return
             geocoding = status["geocoding"]
             print(
                 f"{'':8}   geocoding of the import's {status['geocode']} accounts without a"
@@ -314,12 +346,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--finder", type=int, default=100_000)
     parser.add_argument("--engines", default="sqlite,postgres")
-    parser.add_argument("--skip", default="", help="import and/or finder, comma separated")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="import (all of it), real (the real run and its revert: the dry run alone)"
+        " and/or finder, comma separated",
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     for engine in args.engines.split(","):
         if "import" not in skip:
-            asyncio.run(bench_import(engine, args.rows))
+            asyncio.run(bench_import(engine, args.rows, real="real" not in skip))
         if "finder" not in skip:
             asyncio.run(bench_finder(engine, args.finder))
 

@@ -14,11 +14,12 @@ from server.core.actor import Actor, scope_filter
 from server.core.erased import ERASED_DETAIL, is_erased
 from server.core.fields import CHILD_TABLES, SPECS
 from server.core.rows import WIRE_ROWS, record_from_row, rows_by_version, wire_row
-from server.core.rules import MAX_MERGE_CHAIN, merged_into
+from server.core.rules import merged_into
 from server.core.store import STORE
 from server.core.writer import Edit, Source, writing
 from server.errors import REJECTION_STATUS, ApiError, over_limit_error
 from server.records.search import search_clause, words
+from sync.engine import StoredRecord
 from sync.protocol import OverLimit, Rejected
 
 MAX_PAGE = 200
@@ -115,7 +116,7 @@ async def get_record(actor: Actor, table: str, record_id: str) -> dict[str, Any]
     if record is None or not actor.sees(record.scope):
         raise ApiError(404, "not_found", f"There is no {table[:-1]} with this id.")
     if record.deleted:
-        survivor = await _survivor(actor, table, record.id)
+        survivor = await _survivor(actor, record)
         if survivor is not None:
             raise ApiError(
                 307,
@@ -128,24 +129,13 @@ async def get_record(actor: Actor, table: str, record_id: str) -> dict[str, Any]
     return wire_row(record)
 
 
-async def _survivor(actor: Actor, table: str, record_id: str) -> str | None:
-    """The live record a merged-away one stands for (rule 13, following merges of merges),
-    if the caller sees it; None when the record was not merged or its survivor is gone."""
-    current = record_id
-    for _ in range(MAX_MERGE_CHAIN):
-        found = await db.fetch(
-            "SELECT survivor_id FROM merged_records WHERE record_id = {}", current
-        )
-        if not found:
-            return None
-        current = str(found[0]["survivor_id"])
-        rows = await db.fetch(f"SELECT * FROM {table} WHERE id = {{}}", current)
-        if not rows:
-            return None
-        record = record_from_row(table, rows[0], with_stamps=False)
-        if not record.deleted:
-            return current if actor.sees(record.scope) else None
-    return None
+async def _survivor(actor: Actor, record: StoredRecord) -> str | None:
+    """The live record a merged-away one stands for (rule 13's merged_into, following
+    merges of merges), if the caller sees it; None when the record was not merged or its
+    survivor is gone."""
+    async with STORE.read() as session:
+        survivor = await merged_into(session, record)
+    return survivor.id if survivor is not None and actor.sees(survivor.scope) else None
 
 
 async def get_account(actor: Actor, record_id: str) -> dict[str, Any]:

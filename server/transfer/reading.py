@@ -7,7 +7,15 @@ holds valid UTF-8 sequences and bytes that are not UTF-8 mixes two encodings: re
 rather than guessed (some names would come out garbled). The separator is `,` `;` or a
 tab, whichever the header line has most of outside quotes; quoting per RFC 4180.
 xlsx: openpyxl in read-only mode (rows streamed from the zip, not a workbook in memory).
-The server reads uploads with read_upload(), which never holds the event loop for long.
+
+The server reads uploads with read_upload(), which never holds the event loop for long: a
+small file in a worker thread, a larger one in a child process (this module run as
+this module in a child `python`, which imports nothing of the server but this file).
+A thread that parses for a second holds the interpreter's lock against the event loop
+each time the loop waits on I/O (up to the switch interval, 5 ms, a wait), and some steps
+hold it for a single long call (a regular expression over 20 MiB): a phone's sync, which
+waits on I/O many times, would wait that much longer. The child sends the rows back in
+chunks, each decoded on the loop in a millisecond or two.
 """
 
 from __future__ import annotations
@@ -15,25 +23,45 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import re
+import struct
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from time import perf_counter
+from pathlib import Path
+from typing import Any
 
-from server.errors import ApiError
+import msgspec
 
 MAX_ROWS = 50_000
 MAX_BYTES = 20 * 1024 * 1024
 MAX_CELL = 10_000  # characters: no field of ours holds more than this but bodies (20,000)
-SLICE_MS = 10.0  # reading a workbook gives the event loop a turn this often
+IN_THREAD_MAX = 256 * 1024  # bytes: a file this small is read in a thread (tens of ms)
+CHUNK_ROWS = 1_000  # rows a message from the child process
+CHILD_TIMEOUT_S = 300.0
+ROOT = str(Path(__file__).resolve().parents[2])  # where the `server` package is
 
 XLSX_TYPES = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",)
 ZIP_MAGIC = b"PK\x03\x04"
 _UTF8_MULTIBYTE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
 )
+
+
+log = logging.getLogger("fieldcrm.import")
+_FRAME = struct.Struct(">I")  # each message from the child: its length, then msgpack
+
+
+class ApiError(Exception):
+    """A file refused whole, as server.errors.ApiError takes it (this module imports
+    nothing of the server, so that its child process starts fast)."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
 
 
 @dataclass
@@ -45,7 +73,8 @@ class Sheet:
 
 
 def read_sheet(body: bytes) -> Sheet:
-    """The header and rows of an uploaded CSV or xlsx file, or ApiError (415, 413, 422)."""
+    """The header and rows of an uploaded CSV or xlsx file, or ApiError (415, 413, 422).
+    Seconds of work for 50,000 rows: see read_upload()."""
     _check(body)
     if body.startswith(ZIP_MAGIC):
         reading = _XlsxRows(body)
@@ -57,20 +86,89 @@ def read_sheet(body: bytes) -> Sheet:
 
 
 async def read_upload(body: bytes) -> Sheet:
-    """read_sheet() without holding the event loop: a CSV file in a worker thread (half a
-    second for 50,000 rows, mostly in C); an xlsx workbook on the loop, a slice of
-    SLICE_MS at a time (openpyxl parses in Python: seconds for 50,000 rows, which in a
-    thread would hold the interpreter's lock against the loop all along)."""
-    _check(body)
-    if not body.startswith(ZIP_MAGIC):
-        return await asyncio.to_thread(read_sheet, body)
-    reading = _XlsxRows(body)
-    turn = perf_counter()
-    for _ in reading:
-        if (perf_counter() - turn) * 1000 > SLICE_MS:
-            await asyncio.sleep(0)
-            turn = perf_counter()
-    return reading.sheet()
+    """read_sheet() without holding the event loop (see above), or server.errors.ApiError."""
+    from server.errors import ApiError as Refused
+
+    try:
+        _check(body)
+        if len(body) <= IN_THREAD_MAX:
+            return await asyncio.to_thread(read_sheet, body)
+        return await _read_in_child(body)
+    except ApiError as exc:
+        raise Refused(exc.status, exc.error, exc.detail) from None
+
+
+async def _read_in_child(body: bytes) -> Sheet:
+    """read_sheet() in a child process: its rows come back CHUNK_ROWS at a time."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        " from server.transfer.reading import _child; _child()",
+        ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(CHILD_TIMEOUT_S):
+            return await _sheet_from(child, body)
+    finally:
+        if child.returncode is None:
+            child.kill()
+        await child.wait()
+
+
+async def _sheet_from(child: asyncio.subprocess.Process, body: bytes) -> Sheet:
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    stderr = asyncio.ensure_future(child.stderr.read())
+    child.stdin.write(body)
+    await child.stdin.drain()
+    child.stdin.close()
+    decode = msgspec.msgpack.Decoder()
+    rows: list[list[str]] = []
+    numbers: list[int] = []
+    try:
+        while True:
+            (size,) = _FRAME.unpack(await child.stdout.readexactly(_FRAME.size))
+            message = decode.decode(await child.stdout.readexactly(size))
+            if message[0] == "rows":
+                rows += message[1]
+                numbers += message[2]
+            elif message[0] == "sheet":
+                return Sheet(header=message[1], rows=rows, encoding=message[2], numbers=numbers)
+            else:
+                raise ApiError(message[1], message[2], message[3])
+    except asyncio.IncompleteReadError:
+        await child.wait()
+        log.error("reading a file in a child process failed: %s", (await stderr)[-2000:])
+        raise RuntimeError(
+            f"the child process reading the file ended ({child.returncode})"
+        ) from None
+    finally:
+        if not stderr.done():
+            stderr.cancel()
+
+
+def _child() -> None:
+    """`python -m server.transfer.reading`: the file on stdin, its sheet on stdout."""
+    encode = msgspec.msgpack.Encoder()
+    out = sys.stdout.buffer
+
+    def send(message: list[Any]) -> None:
+        data = encode.encode(message)
+        out.write(_FRAME.pack(len(data)) + data)
+
+    try:
+        sheet = read_sheet(sys.stdin.buffer.read())
+    except ApiError as exc:
+        send(["error", exc.status, exc.error, exc.detail])
+    else:
+        for start in range(0, len(sheet.rows), CHUNK_ROWS):
+            end = start + CHUNK_ROWS
+            send(["rows", sheet.rows[start:end], sheet.numbers[start:end]])
+        send(["sheet", sheet.header, sheet.encoding])
+    out.flush()
 
 
 def _check(body: bytes) -> None:
@@ -208,3 +306,7 @@ class _XlsxRows:
         return Sheet(
             header=self.rows[0], rows=self.rows[1:], encoding="xlsx", numbers=self.numbers[1:]
         )
+
+
+if __name__ == "__main__":
+    _child()
