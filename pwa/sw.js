@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "dd762eb9c00c";
+const VERSION = "3fd4e4adea1f";
 const SHELL = [
   "/",
   "/css/app.css",
