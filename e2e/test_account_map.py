@@ -12,11 +12,10 @@ from pathlib import Path
 from playwright.async_api import expect
 
 from e2e.a11y import check_axe
-from e2e.map_support import TileServer
 from e2e.pages import PHONE, App, Phones, Rest
 from e2e.test_ergonomics import layout_problems, small_targets, text_size
 from e2e.test_language import OVERFLOWS
-from e2e.test_map import served
+from e2e.test_map import served, served_with_tiles
 
 ANDROID = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 Chrome/126 Mobile"
 # Whether anything in the map takes the keyboard, as a link in a link would.
@@ -96,12 +95,7 @@ async def holds(
 async def test_the_account_screen_shows_its_position_on_a_small_map(
     tmp_path: Path, phones: Phones, artifacts: Path
 ) -> None:
-    with (
-        TileServer().running() as tiles,
-        served(
-            tmp_path, {"FIELDCRM_TILE_URL": tiles.url, "FIELDCRM_TILE_ATTRIBUTION": "© Test tiles"}
-        ) as server,
-    ):
+    with served_with_tiles(tmp_path) as (tiles, server):
         server.add_user("alice")
         rest = await Rest.login(server.url, "alice")
         try:

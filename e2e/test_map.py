@@ -75,6 +75,19 @@ def served(tmp: Path, env: dict[str, str]) -> Iterator[Server]:
             server.process.kill()
 
 
+@contextmanager
+def served_with_tiles(tmp: Path) -> Iterator[tuple[TileServer, Server]]:
+    """fieldcrm with its street tiles from a local tile server (e2e/map_support.py), and
+    that server (which tiles were asked for)."""
+    with (
+        TileServer().running() as tiles,
+        served(
+            tmp, {"FIELDCRM_TILE_URL": tiles.url, "FIELDCRM_TILE_ATTRIBUTION": "© Test tiles"}
+        ) as server,
+    ):
+        yield tiles, server
+
+
 async def seed_visits(server: Server) -> dict[str, str]:
     """Three accounts of Alice's 1.2 km from her, one visited yesterday, one 45 days ago and
     one never, and a crowd of never-visited prospects 4 km north."""
@@ -206,12 +219,7 @@ async def loaded_tiles(nearby: NearbyScreen) -> list[str]:
 async def test_street_tiles_seen_are_kept_for_offline(
     tmp_path: Path, phones: Phones, artifacts: Path
 ) -> None:
-    with (
-        TileServer().running() as tiles,
-        served(
-            tmp_path, {"FIELDCRM_TILE_URL": tiles.url, "FIELDCRM_TILE_ATTRIBUTION": "© Test tiles"}
-        ) as server,
-    ):
+    with served_with_tiles(tmp_path) as (tiles, server):
         server.add_user("alice")
         alice = await Rest.login(server.url, "alice")
         try:
