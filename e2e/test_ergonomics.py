@@ -7,6 +7,7 @@ go to test-artifacts/."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +289,11 @@ async def test_the_address_opens_the_phones_maps_app(server: Server, phones: Pho
         await app.account.open(ids["account"])
         link = app.tid("account-address").get_by_role("link")
         await expect(link).to_have_attribute("href", href)
-        box = await link.bounding_box()
+        box = None
+        for _ in range(50):  # a sync may be drawing the screen again: its new link, then
+            box = await link.bounding_box()
+            if box:
+                break
+            await asyncio.sleep(0.1)
         assert box and box["height"] >= 44
         assert await app.scroll_width() <= PHONE["width"]
