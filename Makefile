@@ -24,17 +24,22 @@ chromium:
 	  else echo "Chromium is missing: run 'apt-get install -y chromium' as root" >&2; exit 1; fi; \
 	fi
 
+# Tests run in TEST_WORKERS processes (pytest-xdist): each has its own PostgreSQL database,
+# SQLite files, servers on free ports and browsers. TEST_WORKERS=0 runs them in this one.
+TEST_WORKERS ?= 3
+XDIST = -n $(TEST_WORKERS)
+
 # Every test: unit, integration, contract on SQLite and PostgreSQL, e2e in Chromium.
 test: $(STAMP) chromium
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
 # Everything but the browser.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider $(XDIST) tests $(PYTEST_ARGS)
 
 # Long property runs and soak tests.
 test-slow: $(STAMP)
-	FIELDCRM_SLOW=1 $(BIN)/python -m pytest -p no:cacheprovider -m slow $(PYTEST_ARGS)
+	FIELDCRM_SLOW=1 $(BIN)/python -m pytest -p no:cacheprovider $(XDIST) -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check server sync geo tests e2e bench

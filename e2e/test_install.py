@@ -60,9 +60,13 @@ async def test_an_iphone_is_told_how_to_add_the_app(
     app = await phones.open(server.url, user_agent=iphone)
     await app.open()
     await app.login("alice")
+    await app.synced()
     await app.go("#/settings")
+    await app.expect_screen("settings")
     await expect(app.tid("install-ios")).to_contain_text("Add to Home Screen")
-    # The whole page: Me is drawn again when a sync lands, and an element's screenshot
-    # fails if its element is replaced meanwhile.
-    await app.tid("me-install").scroll_into_view_if_needed()
+    # The whole page, scrolled in one step of the page's own: Me is drawn again when a
+    # sync lands, and an element Playwright holds fails if it is replaced meanwhile.
+    await app.page.evaluate(
+        "() => document.querySelector('[data-testid=me-install]').scrollIntoView()"
+    )
     await app.page.screenshot(path=artifacts / "install-ios.png")

@@ -23,6 +23,10 @@ from server.settings import DatabaseConfig, Settings, parse_database_url
 
 PG_HOST = os.environ.get("FIELDCRM_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("FIELDCRM_TEST_PG_PORT", "5432"))
+# Servers a test starts as processes (`fieldcrm serve`, the CLI) open 2 connections, not
+# the production default of 20 each: `make test` runs in several processes against one
+# PostgreSQL (max_connections 100), and a pool still grows to its maximum when it must.
+os.environ.setdefault("FIELDCRM_DB_POOL_MIN", "2")
 PG_USER = os.environ.get("FIELDCRM_TEST_PG_USER", "postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ENGINES = ["sqlite", "postgres"]
