@@ -31,8 +31,9 @@ async def test_a_title_tap_leaves_the_task_and_done_can_be_undone(
     server.add_user("alice")
     rest = await Rest.login(server.url, "alice")
     try:
-        soon = datetime.now(UTC) + timedelta(minutes=30)
-        task = await rest.create("tasks", title="Call the baker", due_at=soon.isoformat())
+        # Overdue: "due today" whenever the test runs (due in 30 min is tomorrow at 23:45).
+        due = datetime.now(UTC) - timedelta(minutes=30)
+        task = await rest.create("tasks", title="Call the baker", due_at=due.isoformat())
         app = await signed_in(server, phones)
         row = app.page.locator(f'[data-testid=today-tasks] [data-id="{task["id"]}"]')
         await expect(row).to_be_visible()
@@ -71,7 +72,7 @@ async def test_a_title_tap_leaves_the_task_and_done_can_be_undone(
         # Everywhere a task is listed: the Tasks screen and its account's screen.
         shop = await rest.create("accounts", name="Boulangerie Dupré", city="Lyon")
         linked = await rest.create(
-            "tasks", title="Bring the price list", account_id=shop["id"], due_at=soon.isoformat()
+            "tasks", title="Bring the price list", account_id=shop["id"], due_at=due.isoformat()
         )
         await app.synced()
         for route in ("#/tasks", f"#/account/{shop['id']}"):
