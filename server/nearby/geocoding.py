@@ -9,7 +9,8 @@
    processes never take the same accounts: each claimed account gets a lease in
    `geocoding_attempts`, so a process that dies holding it only delays it.
 2. **Geocode** each address with `geo.geocoder_from_env()` (the offline gazetteer unless
-   configured otherwise) in a worker thread, since geocoders block. `GeocodingUnavailable`
+   configured otherwise, answering from a child process: geo/gazetteer_process.py) in a
+   worker thread, since geocoders block. `GeocodingUnavailable`
    (the service is down or refusing) ends the round: that account backs off, the rest are
    released, and the loop itself waits longer before the next round.
 3. **Write** through the one writer (source `geocoder`), SAVE_BATCH accounts a write
@@ -34,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from geo.gazetteer import OfflineGeocoder
+from geo.gazetteer_process import OfflineGeocoderProcess
 from geo.geocoders import geocoder_from_env, geocoding_is_off
 from geo.geocoding import Geocoder, GeocodeResult, GeocodingUnavailable
 from server import db
@@ -113,7 +116,12 @@ def default_geocoder(settings: Settings) -> Geocoder:
     """The process's geocoder, as the FIELDCRM_GEOCODER* variables configure it."""
     global _default_geocoder
     if _default_geocoder is None:
-        _default_geocoder = geocoder_from_env(settings.geocoder)
+        geocoder = geocoder_from_env(settings.geocoder)
+        if isinstance(geocoder, OfflineGeocoder):
+            # Its index's build (seconds of Python) and its lookups, in this process,
+            # would hold the interpreter's lock against the event loop.
+            geocoder = OfflineGeocoderProcess(geocoder.min_population)
+        _default_geocoder = geocoder
     return _default_geocoder
 
 
@@ -241,6 +249,9 @@ async def save(
         async with writing(Source.GEOCODER) as writer:
             for account, result in results[start : start + SAVE_BATCH]:
                 await _settle(writer, account, result, now_ms, report)
+                # Other requests go on between accounts (a phone's reading and its answer;
+                # its own write waits for this transaction's commit).
+                await asyncio.sleep(0)
     if failed is None and not unattempted:
         return
     async with db.write_transaction():
