@@ -36,6 +36,7 @@ import msgspec
 
 from server import db
 from server.core.actor import Actor, scope_filter, team_scope
+from server.core.bulk import bulk_write
 from server.core.writer import Edit, Source, writing
 from server.errors import ApiError
 from server.transfer import columns, planning
@@ -301,7 +302,13 @@ async def _write(job: Job, planned: list[Planned]) -> None:
     """Write the planned records through the one writer, a short transaction at a time:
     each batch is as many rows as take about BATCH_MS to apply, as measured on the batch
     before, so the writer's lock is never held for long whatever a row costs; and the loop
-    is given a turn every SLICE_MS of it."""
+    is given a turn every SLICE_MS of it. The geocoder holds off meanwhile (a bulk write:
+    server/core/bulk.py)."""
+    with bulk_write():
+        await _write_batches(job, planned)
+
+
+async def _write_batches(job: Job, planned: list[Planned]) -> None:
     report, size, start = job.report, FIRST_BATCH, 0
     while start < len(planned):
         batch = planned[start : start + size]
