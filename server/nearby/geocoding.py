@@ -255,9 +255,6 @@ async def save(
         async with writing(Source.GEOCODER) as writer:
             for account, result in results[start : start + SAVE_BATCH]:
                 await _settle(writer, account, result, now_ms, report)
-                # Other requests go on between accounts (a phone's reading and its answer;
-                # its own write waits for this transaction's commit).
-                await asyncio.sleep(0)
     if failed is None and not unattempted:
         return
     async with db.write_transaction():

@@ -301,9 +301,10 @@ _FIELD_IN_DETAIL = re.compile(r"\b(?:accounts|contacts)\.(\w+)")
 async def _write(job: Job, planned: list[Planned]) -> None:
     """Write the planned records through the one writer, a short transaction at a time:
     each batch is as many rows as take about BATCH_MS to apply, as measured on the batch
-    before, so the writer's lock is never held for long whatever a row costs; and the loop
-    is given a turn every SLICE_MS of it. The geocoder holds off meanwhile (a bulk write:
-    server/core/bulk.py)."""
+    before, so the writer's lock is never held for long whatever a row costs. A batch does
+    not give the loop a turn midway: it would hold the writer's lock while other requests
+    run, and a phone's sync, which writes, would wait that much longer (docs/performance.md).
+    The geocoder holds off meanwhile (a bulk write: server/core/bulk.py)."""
     with bulk_write():
         await _write_batches(job, planned)
 
@@ -320,16 +321,9 @@ async def _write_batches(job: Job, planned: list[Planned]) -> None:
         try:
             async with writing(Source.IMPORT) as writer:
                 outcome, refused = [], []
-                began = turn = time.perf_counter()
+                began = time.perf_counter()
                 await writer.prefetch([Edit(job.table, p.record_id, p.fields) for p in batch])
                 for plan in batch:
-                    if (time.perf_counter() - turn) * 1000 > planning.SLICE_MS:
-                        # Other requests go on meanwhile (a phone's own write waits for
-                        # this batch's commit, but not its reading, nor its answer).
-                        paused = time.perf_counter()
-                        await asyncio.sleep(0)
-                        turn = time.perf_counter()
-                        began += turn - paused  # the batch's size follows its own work
                     try:
                         edit = Edit(job.table, plan.record_id, dict(plan.fields))
                         await writer.apply(job.actor, edit)
