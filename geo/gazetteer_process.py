@@ -16,6 +16,7 @@ geocoding round); a lock keeps them in turn anyway.
 
 from __future__ import annotations
 
+import atexit
 import json
 import subprocess
 import sys
@@ -39,6 +40,7 @@ class OfflineGeocoderProcess:
         self.min_population = min_population
         self._lock = threading.Lock()
         self._child: subprocess.Popen[bytes] | None = None
+        atexit.register(self.close)
 
     def geocode_address(
         self,
@@ -65,11 +67,14 @@ class OfflineGeocoderProcess:
         raise GeocodingUnavailable("the offline gazetteer's process ended without answering")
 
     def close(self) -> None:
-        """Stop the child, if one runs (the next call starts another)."""
+        """Stop the child, if one runs (the next call starts another). Also done when this
+        process exits."""
         child, self._child = self._child, None
         if child is not None:
             child.kill()
             child.wait()
+            for pipe in _pipes(child):
+                pipe.close()
 
     def _ask(self, address: list[str | None]) -> bytes | None:
         try:
