@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/import.py [--rows 50000] [--finder 100000]
                                      [--engines sqlite,postgres]
-                                     [--skip import,real,finder]
+                                     [--skip import,real,dry,revert,finder]
 
 For each engine, a database made for the run (bench/support.py) and `fieldcrm serve` in a
 subprocess (bench/sync.py's `serving`; its background jobs run, the geocoder included):
@@ -207,7 +207,9 @@ async def run_in_background(
         await asyncio.sleep(POLL_S)
 
 
-async def bench_import(engine: str, rows: int, real: bool = True) -> None:
+async def bench_import(
+    engine: str, rows: int, real: bool = True, dry: bool = True, revert: bool = True
+) -> None:
     body = make_csv(rows, random.Random(7))
     async with database(engine) as url:
         team_id = str(uuid.uuid4())
@@ -225,7 +227,7 @@ async def bench_import(engine: str, rows: int, real: bool = True) -> None:
         await loader.write()
         async with serving(url) as (base, pid):
             http = LeanClient(base, manager)
-            for dry_run in (True, False) if real else (True,):
+            for dry_run in (True,) * dry + (False,) * real:
                 phone = PhoneLoop(base, rep_headers, probe)
                 await phone.start()
                 await http.aclose()  # as above
@@ -251,15 +253,15 @@ async def bench_import(engine: str, rows: int, real: bool = True) -> None:
                 )
                 print(f"{'':8}   a phone syncing meanwhile: {latencies(waits)}", flush=True)
                 print(by_phase(timed, phases), flush=True)
-            if not real:
+            if real:
+                print(
+                    f"{'':8}   geocoding of the import's {status['geocode']} accounts without"
+                    f" a position, at its end: {status['geocoding']}",
+                    flush=True,
+                )
+            if not (real and revert):
                 await http.aclose()
                 return
-            geocoding = status["geocoding"]
-            print(
-                f"{'':8}   geocoding of the import's {status['geocode']} accounts without a"
-                f" position, at its end: {geocoding}",
-                flush=True,
-            )
             phone = PhoneLoop(base, rep_headers, probe)
             await phone.start()
             started = time.perf_counter()
@@ -349,14 +351,15 @@ def main() -> None:
     parser.add_argument(
         "--skip",
         default="",
-        help="import (all of it), real (the real run and its revert: the dry run alone)"
-        " and/or finder, comma separated",
+        help="import (all of it), real (the real run and its revert: the dry run alone),"
+        " dry (the dry run: the real run alone), revert and/or finder, comma separated",
     )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     for engine in args.engines.split(","):
         if "import" not in skip:
-            asyncio.run(bench_import(engine, args.rows, real="real" not in skip))
+            real, dry, revert = ("real" not in skip, "dry" not in skip, "revert" not in skip)
+            asyncio.run(bench_import(engine, args.rows, real=real, dry=dry, revert=revert))
         if "finder" not in skip:
             asyncio.run(bench_finder(engine, args.finder))
 

@@ -213,6 +213,8 @@ class SQLite:
         except asyncio.CancelledError:
             conn.interrupt()  # no statement running: no effect
             await asyncio.wait([future])
+            if not future.cancelled():
+                future.exception()  # "interrupted", as asked: not logged as never retrieved
             raise
 
     async def fetch(

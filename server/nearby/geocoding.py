@@ -9,7 +9,8 @@
    processes never take the same accounts: each claimed account gets a lease in
    `geocoding_attempts`, so a process that dies holding it only delays it.
 2. **Geocode** each address with `geo.geocoder_from_env()` (the offline gazetteer unless
-   configured otherwise) in a worker thread, since geocoders block. `GeocodingUnavailable`
+   configured otherwise, answering from a child process: geo/gazetteer_process.py) in a
+   worker thread, since geocoders block. `GeocodingUnavailable`
    (the service is down or refusing) ends the round: that account backs off, the rest are
    released, and the loop itself waits longer before the next round.
 3. **Write** through the one writer (source `geocoder`), SAVE_BATCH accounts a write
@@ -34,10 +35,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from geo.gazetteer import OfflineGeocoder
+from geo.gazetteer_process import OfflineGeocoderProcess
 from geo.geocoders import geocoder_from_env, geocoding_is_off
 from geo.geocoding import Geocoder, GeocodeResult, GeocodingUnavailable
 from server import db
 from server.core.actor import SYSTEM
+from server.core.bulk import bulk_write_running
 from server.core.writer import Edit, Source, Writer, writing
 from server.settings import Settings
 from sync.engine import StoredRecord
@@ -54,6 +58,7 @@ LEASE_MS = 120_000  # a claim outlives a round: the budget plus one slow online 
 RETRY_BASE_S = 60.0  # an account whose geocoding failed waits 1 min, 2, 4, ... up to 6 h
 RETRY_MAX_S = 6 * 3600.0
 LOOP_BACKOFF_MAX_S = 300.0  # the service down: rounds 10 s, 20 s, ... up to 5 min apart
+BULK_WAIT_S = 0.5  # while an import writes, how often the loop looks whether it has ended
 
 ADDRESS = ("street", "city", "region", "postal_code", "country")
 PLACED = frozenset({"street", "postcode", "city", "unknown"})  # precise enough to place
@@ -113,7 +118,12 @@ def default_geocoder(settings: Settings) -> Geocoder:
     """The process's geocoder, as the FIELDCRM_GEOCODER* variables configure it."""
     global _default_geocoder
     if _default_geocoder is None:
-        _default_geocoder = geocoder_from_env(settings.geocoder)
+        geocoder = geocoder_from_env(settings.geocoder)
+        if isinstance(geocoder, OfflineGeocoder):
+            # Its index's build (seconds of Python) and its lookups, in this process,
+            # would hold the interpreter's lock against the event loop.
+            geocoder = OfflineGeocoderProcess(geocoder.min_population)
+        _default_geocoder = geocoder
     return _default_geocoder
 
 
@@ -121,8 +131,9 @@ async def run_geocoder(
     settings: Settings, geocoder: Geocoder | None = None, *, interval_s: float = INTERVAL_S
 ) -> None:
     """Run geocoding rounds forever: at once while there is a backlog, `interval_s` apart
-    when there is none, further apart while the service fails. A failed round is logged and
-    the loop goes on (the database may be back by then)."""
+    when there is none, further apart while the service fails, none while this process
+    runs a bulk write (an import: server/core/bulk.py). A failed round is logged and the
+    loop goes on (the database may be back by then)."""
     if geocoder is None:
         if geocoding_is_off(settings.geocoder):
             log.info("geocoding is off (FIELDCRM_GEOCODER=off)")
@@ -135,6 +146,9 @@ async def run_geocoder(
             return
     failing_rounds = 0
     while True:
+        if bulk_write_running():
+            await asyncio.sleep(BULK_WAIT_S)  # see server/core/bulk.py
+            continue
         pause = interval_s
         try:
             report = await run_round(geocoder)

@@ -1,7 +1,8 @@
 """The import of SPEC section 8: a file's rows checked one by one, matched against what
-exists (section 9's rule, or the record's id) and against each other, then written through
-the one writer in short batches, so they reach phones like any write and syncing phones
-never wait long for the writer's lock.
+exists (section 9's rule, or the record's id) and against each other (on the event loop in
+slices, or for a large import in a child process: server/transfer/planning.py), then
+written through the one writer in short batches, so they reach phones like any write and
+syncing phones never wait long for the writer's lock.
 
 A dry run goes through the very same steps, writes included, and rolls each batch back:
 its answer is what a real run would answer (the rules that refuse a write, a manager's
@@ -27,8 +28,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,11 +36,11 @@ import msgspec
 
 from server import db
 from server.core.actor import Actor, scope_filter, team_scope
-from server.core.fields import SPECS, parse_value
-from server.core.phones import e164
+from server.core.bulk import bulk_write
 from server.core.writer import Edit, Source, writing
 from server.errors import ApiError
-from server.transfer import columns, matching
+from server.transfer import columns, planning
+from server.transfer.planning import REQUIRED, Existing, Planned, Report
 from server.transfer.reading import Sheet, read_upload
 from sync.protocol import Rejected
 
@@ -51,14 +51,7 @@ log = logging.getLogger("fieldcrm.import")
 # these bounds.
 BATCH_MS = 20.0
 FIRST_BATCH, MIN_BATCH, MAX_BATCH = 25, 5, 500
-# Checking rows gives the event loop a turn this often: a request waits up to this long
-# each time it waits on I/O (a sync on PostgreSQL does a dozen times; 10 ms gave a phone's
-# syncs a p99 of 400-500 ms while 50,000 rows were checked).
-SLICE_MS = 2.0
 MAX_RUNNING = 2  # imports in the background at once, per process
-MAX_REPORTED_ERRORS = 1_000
-REQUIRED = {"accounts": ("name",), "contacts": ("name",)}
-ADDRESS = ("street", "city", "region", "postal_code", "country")
 IMPORTABLE = ("accounts", "contacts")
 
 _json = msgspec.json.Encoder()
@@ -66,69 +59,6 @@ _json = msgspec.json.Encoder()
 
 class _DryRun(Exception):
     """Raised at the end of a dry run's batch to roll it back."""
-
-
-@dataclass(slots=True)
-class Planned:
-    """A record the import writes: created, or an existing one whose empty fields it fills."""
-
-    number: int  # the row's number in the file
-    record_id: str
-    action: str  # "create" | "update"
-    fields: dict[str, Any]
-    columns: dict[str, str]  # field -> the column it came from, for error messages
-    geocode: bool = False
-
-
-@dataclass
-class Report:
-    rows: int = 0
-    created: int = 0
-    updated: int = 0
-    duplicates: int = 0
-    geocode: int = 0  # accounts created without a position, for the geocoder to place
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    error_count: int = 0
-    unknown_columns: list[str] = field(default_factory=list)
-    ignored_columns: list[str] = field(default_factory=list)
-    encoding: str = ""
-    preview: list[dict[str, Any]] = field(default_factory=list)
-
-    def error(self, row: int, column: str, error: str, detail: str) -> None:
-        self.error_count += 1
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append({"row": row, "column": column, "error": error, "detail": detail})
-
-    def answer(self, import_id: str | None, dry_run: bool) -> dict[str, Any]:
-        return {"import_id": import_id, "dry_run": dry_run, **self.saved()}
-
-    def saved(self) -> dict[str, Any]:
-        """What the import log keeps (and the status shows) besides its counters."""
-        return {
-            "rows": self.rows,
-            "created": self.created,
-            "updated": self.updated,
-            "duplicates": self.duplicates,
-            "geocode": self.geocode,
-            "errors": self.errors,
-            "error_count": self.error_count,
-            "unknown_columns": self.unknown_columns,
-            "ignored_columns": self.ignored_columns,
-            "encoding": self.encoding,
-            "preview": self.preview,
-        }
-
-
-@dataclass
-class Context:
-    """What rows are checked against: the records in the import's scope, and names."""
-
-    table: str
-    existing: dict[str, dict[str, Any]]  # id -> row, the records the rows may match
-    index: matching.Index
-    users: dict[str, str]  # username (lower case) -> user id
-    accounts_by_name: dict[str, list[str]] = field(default_factory=dict)  # contacts only
-    account_countries: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -218,9 +148,19 @@ async def _run(job: Job) -> None:
     """Check the rows, write them, and log the outcome (when the import is logged)."""
     try:
         scopes = (team_scope(job.team_id),) if job.team_id else job.actor.scopes
-        context = await _context(job.table, scopes)
+        existing = await _existing(job.table, scopes)
         _settle()
-        planned = await _plan(job, context)
+        task = planning.Task(
+            job.table,
+            job.sheet.header,
+            job.sheet.numbers,
+            job.sheet.rows,
+            job.used,
+            job.on_duplicate,
+            job.team_id,
+        )
+        planned = await planning.plan(task, existing, job.report)
+        del task, existing
         _settle()
         if job.import_id is not None:
             await _save_report(job.import_id, job.report)  # the rows' errors, the preview
@@ -330,7 +270,7 @@ def _scoped(scopes: tuple[str, ...] | None) -> tuple[str, list[Any]]:
     return f" AND {where}", args
 
 
-async def _context(table: str, scopes: tuple[str, ...] | None) -> Context:
+async def _existing(table: str, scopes: tuple[str, ...] | None) -> Existing:
     where, args = _scoped(scopes)
     users = {
         str(r["username"]).lower(): str(r["id"])
@@ -343,203 +283,14 @@ async def _context(table: str, scopes: tuple[str, ...] | None) -> Context:
         *args,
     )
     if table == "accounts":
-        existing = {str(r["id"]): r for r in accounts}
-        index = await _index_of("accounts", accounts, matching.account_keys)
-        return Context(table, existing, index, users)
-    by_name: dict[str, list[str]] = {}
-    for row in accounts:
-        by_name.setdefault(matching.name_key(row["name"]), []).append(str(row["id"]))
-    countries = {str(r["id"]): r["country"] for r in accounts}
+        return Existing(users, accounts)
     contacts = await db.fetch(
         "SELECT id, account_id, name, title, phone, email FROM contacts"
         f" WHERE deleted = {{}}{where}",
         False,
         *args,
     )
-    existing = {str(r["id"]): r for r in contacts}
-    index = await _index_of(
-        "contacts",
-        contacts,
-        lambda r: matching.contact_keys(r, e164(r["phone"], countries.get(str(r["account_id"])))),
-    )
-    return Context(table, existing, index, users, by_name, countries)
-
-
-async def _index_of(
-    table: str, rows: list[dict[str, Any]], keys_of: Callable[[dict[str, Any]], matching.Keys]
-) -> matching.Index:
-    """The records' matching keys (seconds for 100,000 records), on the event loop in
-    slices of SLICE_MS, as _plan: a thread would hold the interpreter's lock against the
-    loop, for up to the switch interval each time the loop waits on I/O."""
-    index = matching.Index(table=table)
-    turn = time.perf_counter()
-    for row in rows:
-        if (time.perf_counter() - turn) * 1000 > SLICE_MS:
-            await asyncio.sleep(0)
-            turn = time.perf_counter()
-        index.add(keys_of(row))
-    return index
-
-
-# -- checking each row --------------------------------------------------------------------
-
-
-async def _plan(job: Job, context: Context) -> list[Planned]:
-    """The records the rows make or fill; each row's errors and duplicates in the report.
-    Pure computation (seconds for 50,000 rows), on the event loop in slices of SLICE_MS:
-    a thread would hold the interpreter's lock against the loop for as long."""
-    table, report = job.table, job.report
-    planned: list[Planned] = []
-    in_file = matching.Index(table=table)
-    by_id: dict[str, Planned] = {}  # the file's records so far, by id
-    turn, slices = time.perf_counter(), 0
-    for number, cells in zip(job.sheet.numbers, job.sheet.rows, strict=True):
-        if (time.perf_counter() - turn) * 1000 > SLICE_MS:
-            slices += 1
-            if slices % 20 == 0:
-                _settle()  # every 200 ms or so: the plan grows
-            await asyncio.sleep(0)
-            turn = time.perf_counter()
-        row = _row(table, number, cells, job.used, job.sheet.header, context, report)
-        if row is None:
-            continue
-        fields, sources, row_id = row
-        if len(report.preview) < 5:
-            report.preview.append({"row": number, **fields})
-        keys = _keys(table, fields, context, row_id)
-        # The record this row is: by its id, else by the rule, among what exists...
-        match_id: str | None = None
-        if row_id is not None and row_id in context.existing:
-            match_id = row_id
-        elif row_id is None or row_id not in by_id:
-            best = context.index.best(keys)
-            match_id = best[0] if best else None
-        if match_id is not None:
-            existing = context.existing[match_id]
-            filled = {
-                name: value
-                for name, value in fields.items()
-                if existing.get(name) in (None, "") and value not in (None, "")
-            }
-            if job.on_duplicate == "update" and filled:
-                planned.append(Planned(number, match_id, "update", filled, sources))
-            else:
-                report.duplicates += 1
-            continue
-        # ... else among the file's earlier rows: one record, the later row fills it.
-        earlier = by_id.get(row_id) if row_id is not None else None
-        if earlier is None:
-            best = in_file.best(keys)
-            earlier = by_id[best[0]] if best else None
-        if earlier is not None:
-            for name, value in fields.items():
-                if earlier.fields.get(name) in (None, "") and value not in (None, ""):
-                    earlier.fields[name] = value
-                    earlier.columns[name] = sources[name]
-            report.duplicates += 1
-            continue
-        record_id = row_id or str(uuid.uuid4())
-        if table == "accounts" and job.team_id and "owner_id" not in fields:
-            fields["team_id"] = job.team_id
-        plan = Planned(number, record_id, "create", fields, sources)
-        planned.append(plan)
-        by_id[record_id] = plan
-        keys.id = record_id
-        in_file.add(keys)
-    for plan in planned:
-        if table == "accounts" and plan.action == "create":
-            placed = plan.fields.get("lat") is not None and plan.fields.get("lng") is not None
-            plan.geocode = not placed and any(plan.fields.get(n) for n in ADDRESS)
-    return planned
-
-
-def _row(
-    table: str,
-    number: int,
-    cells: list[str],
-    used: dict[int, str],
-    header: list[str],
-    context: Context,
-    report: Report,
-) -> tuple[dict[str, Any], dict[str, str], str | None] | None:
-    """A row's fields (or None when it has errors, which are reported), the column each
-    came from, and the id it names."""
-    fields: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    row_id: str | None = None
-    errors = report.error_count
-    specs = SPECS[table]
-    for index, target in used.items():
-        text = columns.cell_text(cells[index]) if index < len(cells) else None
-        column = header[index].strip()[:100]  # as the file names it
-        if text is None:
-            continue
-        if target == "id":
-            try:
-                row_id = str(uuid.UUID(text))
-            except ValueError:
-                report.error(number, column, "invalid", f"id {text[:60]!r} is not a UUID.")
-            continue
-        if target == "owner":
-            user_id = context.users.get(text.lower())
-            if user_id is None:
-                report.error(number, column, "not_found", f"No user is called {text[:60]!r}.")
-            else:
-                fields["owner_id"], sources["owner_id"] = user_id, column
-            continue
-        if target == "account":
-            account_id = _account(text, context)
-            if account_id is None:
-                report.error(
-                    number, column, "not_found", f"No account you see is called {text[:100]!r}."
-                )
-            elif account_id == "":
-                report.error(
-                    number,
-                    column,
-                    "ambiguous",
-                    f"Several accounts are called {text[:100]!r}; give the account's id instead.",
-                )
-            else:
-                fields["account_id"], sources["account_id"] = account_id, column
-            continue
-        try:
-            value = parse_value(specs[target], columns.cell_value(table, target, text))
-        except ValueError as exc:
-            code = "out_of_range" if "between" in str(exc) else "invalid"
-            report.error(number, column, code, f"{column} {exc} (found {text[:60]!r}).")
-            continue
-        fields[target], sources[target] = value, column
-    named = {target: header[index].strip()[:100] for index, target in used.items()}
-    for name in REQUIRED[table]:
-        if name not in fields and report.error_count == errors:
-            column = named.get(name, name)
-            report.error(number, column, "required", f"{column} is required and is empty.")
-    if table == "contacts" and "account_id" not in fields and report.error_count == errors:
-        column = named.get("account", named.get("account_id", "account"))
-        report.error(number, column, "required", "Name the contact's account.")
-    return (fields, sources, row_id) if report.error_count == errors else None
-
-
-def _account(text: str, context: Context) -> str | None:
-    """The account a contact's cell names, by id or by name; "" when several have it."""
-    try:
-        account_id = str(uuid.UUID(text))
-    except ValueError:
-        ids = context.accounts_by_name.get(matching.name_key(text), [])
-        return None if not ids else ids[0] if len(ids) == 1 else ""
-    return account_id if account_id in context.account_countries else None
-
-
-def _keys(
-    table: str, fields: dict[str, Any], context: Context, row_id: str | None
-) -> matching.Keys:
-    if table == "accounts":
-        values = {**fields, "id": row_id or ""}
-        values["phone_e164"] = e164(fields.get("phone"), fields.get("country"))
-        return matching.account_keys(values)
-    country = context.account_countries.get(str(fields.get("account_id")))
-    return matching.contact_keys({**fields, "id": row_id or ""}, e164(fields.get("phone"), country))
+    return Existing(users, accounts, contacts)
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -550,7 +301,15 @@ _FIELD_IN_DETAIL = re.compile(r"\b(?:accounts|contacts)\.(\w+)")
 async def _write(job: Job, planned: list[Planned]) -> None:
     """Write the planned records through the one writer, a short transaction at a time:
     each batch is as many rows as take about BATCH_MS to apply, as measured on the batch
-    before, so the writer's lock is never held for long whatever a row costs."""
+    before, so the writer's lock is never held for long whatever a row costs. A batch does
+    not give the loop a turn midway: it would hold the writer's lock while other requests
+    run, and a phone's sync, which writes, would wait that much longer (docs/performance.md).
+    The geocoder holds off meanwhile (a bulk write: server/core/bulk.py)."""
+    with bulk_write():
+        await _write_batches(job, planned)
+
+
+async def _write_batches(job: Job, planned: list[Planned]) -> None:
     report, size, start = job.report, FIRST_BATCH, 0
     while start < len(planned):
         batch = planned[start : start + size]

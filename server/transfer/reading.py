@@ -52,7 +52,7 @@ _UTF8_MULTIBYTE = re.compile(
 
 
 log = logging.getLogger("fieldcrm.import")
-_FRAME = struct.Struct(">I")  # each message from the child: its length, then msgpack
+FRAME = struct.Struct(">I")  # each message to or from a child: its length, then msgpack
 
 
 class ApiError(Exception):
@@ -130,7 +130,7 @@ async def _sheet_from(child: asyncio.subprocess.Process, body: bytes) -> Sheet:
     numbers: list[int] = []
     try:
         while True:
-            (size,) = _FRAME.unpack(await child.stdout.readexactly(_FRAME.size))
+            (size,) = FRAME.unpack(await child.stdout.readexactly(FRAME.size))
             message = decode.decode(await child.stdout.readexactly(size))
             if message[0] == "rows":
                 rows += message[1]
@@ -157,7 +157,7 @@ def _child() -> None:
 
     def send(message: list[Any]) -> None:
         data = encode.encode(message)
-        out.write(_FRAME.pack(len(data)) + data)
+        out.write(FRAME.pack(len(data)) + data)
 
     try:
         sheet = read_sheet(sys.stdin.buffer.read())

@@ -18,6 +18,7 @@ import msgspec
 
 from server import db
 from server.core.actor import Actor, scope_filter
+from server.core.bulk import bulk_write
 from server.core.fields import CHILD_TABLES, SERVER, TABLE_FIELDS
 from server.core.phones import e164
 from server.core.rows import chunks
@@ -119,6 +120,11 @@ def _changed_since(record: Any, seq: int, fields: list[str] | None = None) -> li
 
 
 async def revert_import(actor: Actor, import_id: str) -> dict[str, Any]:
+    with bulk_write():  # the geocoder holds off, as during the import (server/core/bulk.py)
+        return await _revert(actor, import_id)
+
+
+async def _revert(actor: Actor, import_id: str) -> dict[str, Any]:
     found = await _visible_import(actor, import_id)
     state, _ = _state(found)
     if found["dry_run"]:

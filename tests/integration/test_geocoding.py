@@ -17,6 +17,7 @@ import pytest
 
 from geo.geocoding import GeocodeResult, GeocodingUnavailable
 from server import db
+from server.core.bulk import bulk_write
 from server.core.writer import YIELDING, Source
 from server.nearby import geocoding
 from server.nearby.geocoding import geocode_round, run_geocoder
@@ -204,6 +205,35 @@ async def test_the_background_loop_places_new_accounts(client: Any, settings: Se
             assert time.monotonic() < deadline, "the loop did not place the account"
             await asyncio.sleep(0.05)
         assert not loop.done()
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+
+class Instant:
+    """Answers Lyon at once, counting the calls."""
+
+    calls = 0
+
+    def geocode_address(self, **address: str | None) -> GeocodeResult | None:
+        self.calls += 1
+        return GeocodeResult(45.75, 4.85, "city", "test")
+
+
+async def test_the_loop_holds_off_while_an_import_writes(client: Any, settings: Settings) -> None:
+    rep = await login_as(client, "rep", "north")
+    shop = await make_account(client, rep, city="Lyon", country="France")
+    geocoder = Instant()
+    loop = asyncio.create_task(run_geocoder(settings, geocoder, interval_s=0.01))
+    try:
+        with bulk_write():
+            await asyncio.sleep(0.3)
+            assert geocoder.calls == 0
+        deadline = time.monotonic() + 10
+        while (await account(client, rep, shop["id"]))["lat"] is None:
+            assert time.monotonic() < deadline, "the loop did not place the account"
+            await asyncio.sleep(0.05)
     finally:
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -17,7 +17,7 @@ from typing import Any
 import openpyxl
 
 from server import db
-from server.transfer import importing
+from server.transfer import importing, planning
 from tests.factories import Login, login_as, make_account, new_id
 from tests.integration.test_import import accounts, csv_body, import_status, post_import, seq
 
@@ -128,6 +128,30 @@ async def test_the_request_answers_at_once_and_the_job_reports_what_a_run_on_the
     assert real["written"] == real["rows"] == 301
     assert len(await accounts()) == 298
     assert real["preview"][0]["name"] == "Boutique 0"
+
+
+async def test_rows_checked_in_a_child_process_answer_what_checking_them_here_does(
+    client: Any, monkeypatch: Any
+) -> None:
+    manager = await login_as(client, "manager", "north")
+    await make_account(client, manager, name="Boutique 5", lat=45.71, lng=4.81)  # in the file
+    body = csv_body(shops(300), ";").encode("cp1252")
+    here = (await post_import(client, manager, body, dry_run="true", on_duplicate="update")).json()
+    children: list[int] = []
+    in_child = planning.plan_in_child
+
+    async def counted(*args: Any) -> list[planning.Planned]:
+        children.append(len(args[0].rows))
+        return await in_child(*args)
+
+    monkeypatch.setattr(planning, "plan_in_child", counted)
+    monkeypatch.setattr(planning, "IN_PROCESS_MAX", 0)
+    started = await start(client, manager, body, on_duplicate="update")
+    there = await finished(client, manager, started["import_id"])
+    assert children == [301]
+    assert {k: there[k] for k in REPORTED} == {k: here[k] for k in REPORTED}
+    assert (there["created"], there["updated"], there["error_count"]) == (297, 1, 2), there
+    assert len(await accounts()) == 298
 
 
 async def test_progress_while_the_rows_are_written(client: Any) -> None:
