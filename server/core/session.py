@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from server import db
-from server.core.actor import SERVER_CLIENT_ID
+from server.core.actor import SERVER_CLIENT_ID, scope_domain, team_domain
 from server.core.changelog import log
 from server.core.changelog.clients import PENDING_REPORTS, Clients, merge_report
 from server.core.changelog.log import ChangeLog
@@ -63,6 +63,12 @@ _device_json = msgspec.json.Encoder()
 META = "sync_meta"
 # Kept by every row, not fields anyone wrote: left out of a create's history entry.
 _BOOKKEEPING = frozenset({"created_at", "updated_at"})
+# PostgreSQL: how many seqs a session takes from the sequence at first, and at most at
+# once (each block twice the last: a write of thousands takes a few round trips).
+_FIRST_BLOCK = 8
+_MAX_BLOCK = 1024
+# A domain's counter only ever goes up (sessions committed together each write theirs).
+_COUNTED = "ON CONFLICT (domain) DO UPDATE SET seq = GREATEST(sync_counters.seq, EXCLUDED.seq)"
 _MOVE_COLUMNS = ("record_table", "record_id", "from_scope", "to_scope", "moved_at_ms", "seq")
 
 
@@ -115,6 +121,13 @@ class Session:
         self._hlc = (0, 0)
         self._meta_seq = 0
         self._meta_hlc = (0, 0)
+        # PostgreSQL: seqs taken from the sequence and not handed out yet (highest first),
+        # how many the next block takes, and per domain the newest seq this session
+        # handed out (written to sync_counters at flush, up to `_counted`).
+        self._spare: list[int] = []
+        self._block = _FIRST_BLOCK
+        self.domain_seqs: dict[str, int] = {}
+        self._counted: dict[str, int] = {}
         # Records as they are in this transaction (None: there is none): read once, and
         # kept up to date by this session's own writes, so a request's writes cost a few
         # queries, not several each.
@@ -149,6 +162,14 @@ class Session:
         if not self.writable:
             return
         await self.log.write()
+        counters = sorted(
+            (domain, seq)
+            for domain, seq in self.domain_seqs.items()
+            if self._counted.get(domain, 0) < seq
+        )
+        if counters:
+            await db.insert_rows("sync_counters", ("domain", "seq"), counters, upsert=_COUNTED)
+            self._counted.update(counters)
         if (self.current_seq, self._hlc) != (self._meta_seq, self._meta_hlc):
             update = (
                 "UPDATE sync_meta SET value = CASE key WHEN 'seq' THEN {} WHEN 'hlc_ms' THEN {}"
@@ -184,10 +205,34 @@ class Session:
 
     # -- clocks and seqs -------------------------------------------------------------
 
-    def next_seq(self) -> int:
+    async def next_seq(self, scope: str) -> int:
+        """A fresh seq for a change-log entry in `scope`, greater than every seq committed
+        in the scope's domain: on PostgreSQL from the sequence `sync_seq` (taken once the
+        writer's lock is held, a block at a time), on SQLite the one writer's counter."""
         assert self.writable, "seqs are handed out in write sessions only"
-        self.current_seq += 1
-        return self.current_seq
+        if not db.is_postgres():
+            self.current_seq += 1
+            return self.current_seq
+        domain = await self._domain(scope)
+        if not self._spare:
+            self._spare = (await db.next_values("sync_seq", self._block))[::-1]
+            self._block = min(self._block * 2, _MAX_BLOCK)
+        seq = self._spare.pop()
+        self.current_seq = max(self.current_seq, seq)
+        if self.domain_seqs.get(domain, 0) < seq:
+            self.domain_seqs[domain] = seq
+        return seq
+
+    async def _domain(self, scope: str) -> str:
+        """The domain of `scope` (server/core/actor.py's `scope_domain`), found once per
+        session: a user's own scope is in their team's."""
+        domain = self.log.domains.get(scope)
+        if domain is None:
+            found = scope_domain(scope)
+            if found is None:
+                found = team_domain(await self.team_of(scope.partition(":")[2]))
+            domain = self.log.domains[scope] = found
+        return domain
 
     def observe_hlc(self, hlc: tuple[int, int]) -> None:
         self._hlc = max(self._hlc, hlc)
@@ -299,7 +344,7 @@ class Session:
     async def create(
         self, table: str, record_id: str, values: dict[str, Any], stamp: Stamp, scope: str
     ) -> None:
-        seq = self.next_seq()
+        seq = await self.next_seq(scope)
         stamp = stamp._replace(seq=seq)
         now = now_utc()
         stamps = dict.fromkeys(values, stamp)
@@ -341,7 +386,7 @@ class Session:
                 {"clocks"},
             )
             return
-        seq = self.next_seq()
+        seq = await self.next_seq(scope)
         table = record.table
         values = {**record.values, **changed, "updated_at": now_utc()}
         merged = {**record.stamps, **{k: s._replace(seq=seq) for k, s in stamps.items()}}
@@ -361,7 +406,7 @@ class Session:
             op = "update" if scope == record.scope else "move"
             self._note(table, record.id, seq, values["updated_at"], stamp, op, fields, record.seq)
         if scope != record.scope:
-            self.log.evict(table, record.id, self.next_seq(), record.scope)
+            self.log.evict(table, record.id, await self.next_seq(record.scope), record.scope)
             if table not in SERVER_MADE:
                 self.usage.move(record.scope, scope)
             await self._move_dependents(record, scope, stamp)
@@ -371,9 +416,9 @@ class Session:
                 )
                 db.defer(self._write_pending)
 
-    def evict_from(self, table: str, record_id: str, scope: str) -> None:
+    async def evict_from(self, table: str, record_id: str, scope: str) -> None:
         """Tell the devices of `scope` to drop the record (written where they do not see)."""
-        self.log.evict(table, record_id, self.next_seq(), scope)
+        self.log.evict(table, record_id, await self.next_seq(scope), scope)
 
     async def delete(self, record: StoredRecord, stamp: Stamp) -> None:
         await self._tombstone(record, stamp)
@@ -389,7 +434,7 @@ class Session:
                     await self._tombstone(record_from_row(child, row), stamp)
 
     async def _tombstone(self, record: StoredRecord, stamp: Stamp) -> None:
-        seq = self.next_seq()
+        seq = await self.next_seq(record.scope)
         stamps = {**record.stamps, DELETED_STAMP: stamp._replace(seq=seq)}
         values = {**record.values, "updated_at": now_utc()}
         self._update(
@@ -451,10 +496,11 @@ class Session:
                 self.usage.add(record.scope, -1)
                 db.defer(self._write_pending)
             if not erase:
-                self.log.put(record.table, record.id, self.next_seq(), record.scope, "delete")
+                seq = await self.next_seq(record.scope)
+                self.log.put(record.table, record.id, seq, record.scope, "delete")
                 continue
             scopes = sorted(logged.get(key, set()) | {record.scope})
-            entries = [(self.next_seq(), scope) for scope in scopes]
+            entries = [(await self.next_seq(scope), scope) for scope in scopes]
             self.log.erase(record.table, record.id, entries)
             if record.table not in SERVER_MADE:
                 self._note(record.table, record.id, entries[0][0], now, stamp, "erase", {})
@@ -466,7 +512,7 @@ class Session:
         # The record as it is now: the write whose value lost may have moved it (a task
         # handed to someone else), and its conflicts go where it went.
         record = await self.load(record.table, record.id) or record
-        seq = self.next_seq()
+        seq = await self.next_seq(record.scope)
         now = now_utc()
         conflict_id = str(uuid.uuid4())
         account_id = record.id if record.table == "accounts" else record.values.get("account_id")
@@ -504,7 +550,7 @@ class Session:
     ) -> None:
         """A history entry for `record` without a change of its fields (a merge that kept
         every value of its survivor): the record gets a fresh seq, so its chain ends at it."""
-        seq = self.next_seq()
+        seq = await self.next_seq(record.scope)
         values = {**record.values, "updated_at": now_utc()}
         self._update(dataclasses.replace(record, values=values, seq=seq), {"seq", "updated_at"})
         self.log.put(record.table, record.id, seq, record.scope, "put")
@@ -516,7 +562,7 @@ class Session:
         """Bring a merged-away tombstone back, its values and field stamps as they were
         (an undone merge: the one exception to rule 6), with a fresh seq, logged as a put
         and noted in its history as a `merge`."""
-        seq = self.next_seq()
+        seq = await self.next_seq(record.scope)
         stamps = {k: v for k, v in record.stamps.items() if k != DELETED_STAMP}
         values = {**record.values, "updated_at": now_utc()}
         self._update(
@@ -571,7 +617,7 @@ class Session:
             for row in rows:
                 if row["scope"] == scope:
                     continue
-                seq = self.next_seq()
+                seq = await self.next_seq(scope)
                 child_id = str(row["id"])
                 await db.fetch(
                     f"UPDATE {child} SET scope = {{}}, seq = {{}} WHERE id = {{}}",
@@ -581,7 +627,7 @@ class Session:
                 )
                 self._cache.pop((child, child_id), None)  # the next load reads it again
                 self.log.put(child, child_id, seq, scope, "delete" if row["deleted"] else "put")
-                self.log.evict(child, child_id, self.next_seq(), row["scope"])
+                self.log.evict(child, child_id, await self.next_seq(row["scope"]), row["scope"])
                 if child not in SERVER_MADE:
                     # It moved with its account: an entry without fields keeps its chain
                     # at its seq (docs/history.md).

@@ -60,6 +60,19 @@ async def fetch_rows(sql: str, *args: Any) -> Sequence[Sequence[Any]]:
     return found
 
 
+async def next_values(sequence: str, count: int) -> list[int]:
+    """The next `count` values of a PostgreSQL sequence, in increasing order, taken in the
+    current transaction without sending what defer() held back first (values taken are
+    never given back, so nothing waits on them; and a write's held-back rows go out in one
+    statement even when its seqs run out halfway)."""
+    transaction = current_transaction.get()
+    assert transaction is not None and is_postgres(), "a sequence, in a PostgreSQL transaction"
+    rows = await transaction.connection.fetch(
+        "SELECT nextval($1::regclass) AS n FROM generate_series(1, $2::int)", sequence, count
+    )
+    return sorted(int(row["n"]) for row in rows)
+
+
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[None]:
     """A transaction that holds the single writer's lock until it commits. Inside another

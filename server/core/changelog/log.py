@@ -32,6 +32,9 @@ class ChangeLog:
         self._new: set[tuple[str, str]] = set()
         # The highest seq this log noted in each scope (for newest.py's notification).
         self.newest: dict[str, int] = {}
+        # Each scope's domain, as its session found it (every entry's scope is here on
+        # PostgreSQL; SQLite has one domain, '').
+        self.domains: dict[str, str] = {}
 
     def _noted(self, seq: int, scope: str) -> None:
         if self.newest.get(scope, -1) < seq:
@@ -92,13 +95,14 @@ class ChangeLog:
                     *args,
                     *scopes,
                 )
+        domains = self.domains
         rows = [
-            [seq, table, record_id, scope, op]
+            [seq, table, record_id, scope, op, domains.get(scope, "")]
             for (table, record_id), noted in self._rows.items()
             for seq, scope, op in noted
         ]
         await db.insert_rows(
-            "sync_changes", ("seq", "record_table", "record_id", "scope", "op"), rows
+            "sync_changes", ("seq", "record_table", "record_id", "scope", "op", "domain"), rows
         )
         self._rows.clear()
         self._gone.clear()
