@@ -53,6 +53,7 @@ from server.core.rows import (
 )
 from server.core.usage import ScopeUsage, WriteBudgets
 from sync.clock import Stamp, tick
+from sync.cursor import Position, position
 from sync.engine import DELETED_STAMP, Page, StoredRecord
 from sync.merge import LostValue
 from sync.protocol import Change, DeviceReport, Mutation, WireRow, canonical_uuid
@@ -63,6 +64,14 @@ _device_json = msgspec.json.Encoder()
 META = "sync_meta"
 # Kept by every row, not fields anyone wrote: left out of a create's history entry.
 _BOOKKEEPING = frozenset({"created_at", "updated_at"})
+# Whether a pull leaves each of the caller's domains at its own counter (what writers per
+# team need, docs/sync-protocol.md "The cursor") rather than every domain at the one
+# order's seq, the engine's rule. Off while every writer still takes the one lock: seqs are
+# then in commit order across domains, and one seq keeps the idle polls' floor (which is
+# one seq, server/core/changelog/newest.py) behind every phone that pulled once; a quiet
+# team's phones would otherwise read the database at every poll after a restart.
+# tests/contract/test_domains.py runs with it on as well as off.
+PER_DOMAIN_CURSORS = False
 # PostgreSQL: how many seqs a session takes from the sequence at first, and at most at
 # once (each block twice the last: a write of thousands takes a few round trips).
 _FIRST_BLOCK = 8
@@ -113,7 +122,7 @@ class Session:
         # names the same change, so the requests of a batch share them.
         self._changes: dict[int, Change] = {}
         # The change-log entries of the pulls `plan_pulls` read ahead, by pull, as of seq.
-        self._planned: dict[tuple[tuple[str, ...] | None, int, int, int], list[Any]] = {}
+        self._planned: dict[tuple[tuple[str, ...] | None, Position, int, int], list[Any]] = {}
         self._planned_at = -1
         self.epoch = ""
         self.current_seq = 0
@@ -128,6 +137,9 @@ class Session:
         self._block = _FIRST_BLOCK
         self.domain_seqs: dict[str, int] = {}
         self._counted: dict[str, int] = {}
+        # sync_counters as this transaction read them, by the domains asked for (None:
+        # all); pulls come after the session's writes, which `domain_seqs` adds.
+        self._counts: dict[tuple[str, ...] | None, dict[str, int]] = {}
         # Records as they are in this transaction (None: there is none): read once, and
         # kept up to date by this session's own writes, so a request's writes cost a few
         # queries, not several each.
@@ -687,7 +699,7 @@ class Session:
     # -- pull ------------------------------------------------------------------------
 
     async def plan_pulls(
-        self, pulls: Sequence[tuple[tuple[str, ...] | None, int, int, int]]
+        self, pulls: Sequence[tuple[tuple[str, ...] | None, Position, int, int]]
     ) -> None:
         """Read the change-log entries of the coming pulls whose scopes are all exact (a
         rep's: team, self, own refused writes) in one query, not one each: the union of
@@ -701,7 +713,7 @@ class Session:
         union = sorted({scope for p in exact for scope in p[0] or ()})
         most = max(limit for _, _, limit, _ in exact) + 1
         rows = await log.read_scopes(
-            union, min(p[1] for p in exact), min(p[3] for p in exact), most
+            union, min(p[1].lowest for p in exact), min(p[3] for p in exact), most
         )
         complete = len(rows) < most  # every entry of those scopes after the earliest cursor
         for key in exact:
@@ -710,14 +722,16 @@ class Session:
             page = [
                 row[:4]
                 for row in rows
-                if row[4] in own and row[0] > after and (row[3] == "put" or row[0] > fresh_until)
+                if row[4] in own
+                and row[0] > after.at(row[5])
+                and (row[3] == "put" or row[0] > fresh_until)
             ][: limit + 1]
             if complete or len(page) > limit:
                 self._planned[key] = page
         self._planned_at = self.current_seq
 
     async def pull(
-        self, scopes: tuple[str, ...] | None, after: int, limit: int, fresh_until: int
+        self, scopes: tuple[str, ...] | None, after: Position, limit: int, fresh_until: int
     ) -> Page:
         await self.log.write()
         planned = self._planned.get((scopes, after, limit, fresh_until))
@@ -769,7 +783,50 @@ class Session:
                 self.wired[(epoch, table, record.id, record.seq)] = wired
         if merged:
             await _name_survivors(merged)
-        return Page(changes=changes, has_more=has_more)
+        last = int(rows[limit - 1][0]) if has_more else None
+        moved = await self._moved_to(scopes, after, last)
+        return Page(changes=changes, has_more=has_more, position=moved)
+
+    async def _moved_to(
+        self, scopes: tuple[str, ...] | None, after: Position, last: int | None
+    ) -> Position | None:
+        """Where a pull from `after` that read up to `last` (None: every entry there is)
+        leaves its cursor, per domain (docs/sync-protocol.md, "The cursor"): each of the
+        caller's domains at its counter in this snapshot, or at `last` when the page
+        stopped before it; never back. None (the engine's rule, one order) on SQLite, which
+        has one domain, and unless PER_DOMAIN_CURSORS."""
+        if not db.is_postgres() or not PER_DOMAIN_CURSORS:
+            return None
+        domains = None
+        if scopes is not None:
+            domains = tuple(sorted({d for s in scopes if (d := scope_domain(s)) is not None}))
+        seqs = {
+            domain: max(after.at(domain), counter if last is None else min(last, counter))
+            for domain, counter in (await self._counters(domains)).items()
+        }
+        if seqs:
+            return position(seqs, max(after.seq, *seqs.values()))
+        # None of the caller's domains has a counter yet: one writer, one order.
+        return Position(max(after.seq, self.current_seq if last is None else last))
+
+    async def _counters(self, domains: tuple[str, ...] | None) -> dict[str, int]:
+        """The newest seq of each of these domains (None: every domain) that has one, as
+        this transaction sees them (its own writes included)."""
+        found = self._counts.get(domains)
+        if found is None:
+            if domains is None:
+                rows = await db.fetch("SELECT domain, seq FROM sync_counters")
+            elif domains:
+                where, args = db.any_of("domain", domains)
+                rows = await db.fetch(f"SELECT domain, seq FROM sync_counters WHERE {where}", *args)
+            else:
+                rows = []
+            found = self._counts[domains] = {str(r["domain"]): int(r["seq"]) for r in rows}
+        found = dict(found)
+        for domain, seq in self.domain_seqs.items():
+            if (domains is None or domain in domains) and found.get(domain, 0) < seq:
+                found[domain] = seq
+        return found
 
 
 async def _name_survivors(deletes: list[Change]) -> None:
