@@ -134,6 +134,7 @@ class Session:
         # how many the next block takes, and per domain the newest seq this session
         # handed out (written to sync_counters at flush, up to `_counted`).
         self._spare: list[int] = []
+        self._began_at = 0  # sync_meta.seq as the session began: every seq it takes is above
         self._block = _FIRST_BLOCK
         self.domain_seqs: dict[str, int] = {}
         self._counted: dict[str, int] = {}
@@ -164,6 +165,7 @@ class Session:
             if self.writable:
                 NEWEST.began(known[1])
         self.epoch, self.current_seq, self.purged_seq, self._hlc = known
+        self._began_at = self.current_seq
         self._meta_seq, self._meta_hlc = self.current_seq, self._hlc
 
     def stored_meta(self) -> tuple[str, int, int, tuple[int, int]]:
@@ -227,7 +229,12 @@ class Session:
             return self.current_seq
         domain = await self._domain(scope)
         if not self._spare:
-            self._spare = (await db.next_values("sync_seq", self._block))[::-1]
+            taken = await db.next_values("sync_seq", self._block)
+            if taken[0] <= self._began_at:
+                # Seqs written without the sequence (a bulk load's, a benchmark's): past them.
+                await db.raise_sequence("sync_seq", self._began_at)
+                taken = await db.next_values("sync_seq", self._block)
+            self._spare = taken[::-1]
             self._block = min(self._block * 2, _MAX_BLOCK)
         seq = self._spare.pop()
         self.current_seq = max(self.current_seq, seq)

@@ -73,6 +73,19 @@ async def next_values(sequence: str, count: int) -> list[int]:
     return sorted(int(row["n"]) for row in rows)
 
 
+async def raise_sequence(sequence: str, at_least: int) -> None:
+    """Move a PostgreSQL sequence on so that its next value is above `at_least` (never
+    back), in the current transaction."""
+    transaction = current_transaction.get()
+    assert transaction is not None and is_postgres(), "a sequence, in a PostgreSQL transaction"
+    await transaction.connection.execute(
+        "SELECT setval($1::regclass,"
+        " GREATEST($2::bigint, COALESCE(pg_sequence_last_value($1::regclass), 0)))",
+        sequence,
+        at_least,
+    )
+
+
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[None]:
     """A transaction that holds the single writer's lock until it commits. Inside another

@@ -270,3 +270,24 @@ async def test_moves_between_teams_while_both_write_skip_and_repeat_nothing(
         everything.update(await server_rows(actor))
     accounts = {key: row for key, row in pullers[2].device.rows.items() if key[0] == "accounts"}
     assert accounts == {key: row for key, row in everything.items() if key[0] == "accounts"}
+
+
+async def test_seqs_written_without_the_writer_are_passed(started_db: Any) -> None:
+    """A bulk load (the benches') writes rows and log entries with seqs of its own and
+    sets sync_meta.seq past them: the next write's seqs are above them, on PostgreSQL
+    too, where seqs come from a sequence that knew nothing of them."""
+    _, (rep,) = await add_team(["rep"])
+    phone = Device(rep.user_id)
+    await new_accounts(rep, phone, "Before")
+    rows = await db.fetch("SELECT value FROM sync_meta WHERE key = 'seq'")
+    loaded = int(rows[0]["value"]) + 5_000
+    async with db.transaction():
+        await db.fetch(
+            "INSERT INTO sync_changes (seq, record_table, record_id, scope, op)"
+            " VALUES ({}, 'accounts', {}, 'team:nobody', 'put')",
+            loaded,
+            new_uuid(random.Random()),
+        )
+        await db.fetch("UPDATE sync_meta SET value = {} WHERE key = 'seq'", str(loaded))
+    (after,) = await new_accounts(rep, phone, "After")
+    assert phone.seqs[("accounts", after)] > loaded
