@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import msgspec
 
 from sync.clock import Stamp, effective_hlc, valid_hlc
-from sync.cursor import Cursor, decode_cursor
+from sync.cursor import Cursor, Position, decode_cursor
 from sync.merge import LostValue, lost_to_delete, merge_fields
 from sync.protocol import (
     MAX_PULL_LIMIT,
@@ -85,6 +85,9 @@ class Quiet:
 class Page:
     changes: list[Change]
     has_more: bool
+    # Where the cursor moves to, when the store keeps the order per domain (None: the
+    # last change's seq, or `current_seq` after the last page).
+    position: Position | None = None
 
 
 class SyncSession(Protocol):
@@ -192,15 +195,17 @@ class SyncSession(Protocol):
         record's scope as it is now), logged as a put. Not for conflicts themselves."""
 
     async def pull(
-        self, scopes: tuple[str, ...] | None, after: int, limit: int, fresh_until: int
+        self, scopes: tuple[str, ...] | None, after: Position, limit: int, fresh_until: int
     ) -> Page:
-        """Up to `limit` changes with seq > `after` in these scopes (None: every scope, but
-        no evicts), in seq order, one per record (its newest), puts with their rows.
-        Deletes and evicts at or below `fresh_until` are left out (a first sync needs
-        none). Sees this session's writes, flushed first."""
+        """Up to `limit` changes after `after` (each with a seq above its domain's seq
+        there) in these scopes (None: every scope, but no evicts), in seq order, one per
+        record (its newest), puts with their rows. Deletes and evicts at or below
+        `fresh_until` are left out (a first sync needs none). Sees this session's writes,
+        flushed first. The page's `position` is where its cursor moves (None: the engine's
+        rule, for a store with one domain)."""
 
     async def plan_pulls(
-        self, pulls: Sequence[tuple[tuple[str, ...] | None, int, int, int]]
+        self, pulls: Sequence[tuple[tuple[str, ...] | None, Position, int, int]]
     ) -> None:
         """A hint: the `pull`s this session is about to make, in order, as (scopes, after,
         limit, fresh_until), with nothing written between. It may read what they need in
@@ -453,7 +458,12 @@ async def round_trips(
         ]
         await session.plan_pulls(
             [
-                (store.rules.scopes(exchange.actor), pull[0].seq, pull[1], pull[0].fresh_until)
+                (
+                    store.rules.scopes(exchange.actor),
+                    pull[0].position,
+                    pull[1],
+                    pull[0].fresh_until,
+                )
                 for (exchange, _), pull in zip(pushed, pulls, strict=True)
                 if pull is not None
             ]
@@ -502,6 +512,7 @@ async def _idle_answer(
         or quiet.epoch != cursor.epoch
         or cursor.seq > quiet.seq
         or (cursor.seq < quiet.purged_seq and cursor.seq != 0)
+        or any(seq < quiet.purged_seq for _, seq in cursor.behind)
     ):
         return None
     store.note_sync(actor.user_id, request.client_id, request.device, now_ms)
@@ -773,6 +784,7 @@ def _position(session: SyncSession, cursor_text: str | None) -> Cursor:
         and cursor.epoch == session.epoch
         and cursor.seq <= session.current_seq
         and (cursor.seq >= session.purged_seq or cursor.seq == 0)
+        and all(seq >= session.purged_seq for _, seq in cursor.behind)
     )
     if cursor is not None and honoured:
         return cursor
@@ -784,10 +796,13 @@ def _position(session: SyncSession, cursor_text: str | None) -> Cursor:
 async def _pull(
     session: SyncSession, rules: RecordRules, actor: Any, position: Cursor, limit: int
 ) -> tuple[list[Change], str, bool]:
-    page = await session.pull(rules.scopes(actor), position.seq, limit, position.fresh_until)
-    if page.has_more:
-        seq = page.changes[-1].seq
+    page = await session.pull(rules.scopes(actor), position.position, limit, position.fresh_until)
+    if page.position is not None:
+        at = page.position
+    elif page.has_more:
+        at = Position(page.changes[-1].seq)
     else:
-        seq = session.current_seq
-    next_cursor = Cursor(session.epoch, seq, position.fresh_until, position.reset and page.has_more)
+        at = Position(session.current_seq)
+    reset = position.reset and page.has_more
+    next_cursor = Cursor(session.epoch, at.seq, position.fresh_until, reset, at.behind)
     return page.changes, next_cursor.encode(), page.has_more

@@ -95,6 +95,26 @@ def review_scope(team_id: str, user_id: str) -> str:
     return f"review:{team_id.replace('-', '')}:{user}"
 
 
+def scope_domain(scope: str) -> str | None:
+    """The domain whose order a scope's change-log entries keep (docs/sync-protocol.md,
+    "Writers per team"): for a team's scope and its refused writes, the team (its hex);
+    for a user's own scope, None: the user's team's, which the caller looks up; for any
+    other scope, '' (the domain of no team)."""
+    kind, _, rest = scope.partition(":")
+    if kind == "team":
+        return rest.replace("-", "")
+    if kind == "review":
+        return rest.partition(":")[0]
+    if kind == "user":
+        return None
+    return ""
+
+
+def team_domain(team_id: str | None) -> str:
+    """A team's domain: its UUID's hex ('' for no team)."""
+    return (team_id or "").replace("-", "")
+
+
 def scope_filter(scopes: tuple[str, ...]) -> tuple[str, list[str]]:
     """SQL (with `{}` placeholders) that a row's `scope` is one of `scopes`, a scope ending
     with "*" matching every scope that starts with the rest (as a range, which the indexes

@@ -412,7 +412,7 @@ async def written(
     after = await session.load(table, record_id)
     live = after is not None and not after.deleted
     if live and not actor.sees(scope) and not actor.is_system:
-        session.evict_from(table, record_id, user_scope(actor.user_id))
+        await session.evict_from(table, record_id, user_scope(actor.user_id))
     if table == "visits":
         await _keep_last_visit(session, before, after)
         if before is None and after is not None and live:

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from server import db
-from server.core.actor import SERVER_CLIENT_ID
+from server.core.actor import SERVER_CLIENT_ID, scope_domain, team_domain
 from server.core.changelog import log
 from server.core.changelog.clients import PENDING_REPORTS, Clients, merge_report
 from server.core.changelog.log import ChangeLog
@@ -53,6 +53,7 @@ from server.core.rows import (
 )
 from server.core.usage import ScopeUsage, WriteBudgets
 from sync.clock import Stamp, tick
+from sync.cursor import Position, position
 from sync.engine import DELETED_STAMP, Page, StoredRecord
 from sync.merge import LostValue
 from sync.protocol import Change, DeviceReport, Mutation, WireRow, canonical_uuid
@@ -63,6 +64,20 @@ _device_json = msgspec.json.Encoder()
 META = "sync_meta"
 # Kept by every row, not fields anyone wrote: left out of a create's history entry.
 _BOOKKEEPING = frozenset({"created_at", "updated_at"})
+# Whether a pull leaves each of the caller's domains at its own counter (what writers per
+# team need, docs/sync-protocol.md "The cursor") rather than every domain at the one
+# order's seq, the engine's rule. Off while every writer still takes the one lock: seqs are
+# then in commit order across domains, and one seq keeps the idle polls' floor (which is
+# one seq, server/core/changelog/newest.py) behind every phone that pulled once; a quiet
+# team's phones would otherwise read the database at every poll after a restart.
+# tests/contract/test_domains.py runs with it on as well as off.
+PER_DOMAIN_CURSORS = False
+# PostgreSQL: how many seqs a session takes from the sequence at first, and at most at
+# once (each block twice the last: a write of thousands takes a few round trips).
+_FIRST_BLOCK = 8
+_MAX_BLOCK = 1024
+# A domain's counter only ever goes up (sessions committed together each write theirs).
+_COUNTED = "ON CONFLICT (domain) DO UPDATE SET seq = GREATEST(sync_counters.seq, EXCLUDED.seq)"
 _MOVE_COLUMNS = ("record_table", "record_id", "from_scope", "to_scope", "moved_at_ms", "seq")
 
 
@@ -107,7 +122,7 @@ class Session:
         # names the same change, so the requests of a batch share them.
         self._changes: dict[int, Change] = {}
         # The change-log entries of the pulls `plan_pulls` read ahead, by pull, as of seq.
-        self._planned: dict[tuple[tuple[str, ...] | None, int, int, int], list[Any]] = {}
+        self._planned: dict[tuple[tuple[str, ...] | None, Position, int, int], list[Any]] = {}
         self._planned_at = -1
         self.epoch = ""
         self.current_seq = 0
@@ -115,6 +130,17 @@ class Session:
         self._hlc = (0, 0)
         self._meta_seq = 0
         self._meta_hlc = (0, 0)
+        # PostgreSQL: seqs taken from the sequence and not handed out yet (highest first),
+        # how many the next block takes, and per domain the newest seq this session
+        # handed out (written to sync_counters at flush, up to `_counted`).
+        self._spare: list[int] = []
+        self._began_at = 0  # sync_meta.seq as the session began: every seq it takes is above
+        self._block = _FIRST_BLOCK
+        self.domain_seqs: dict[str, int] = {}
+        self._counted: dict[str, int] = {}
+        # sync_counters as this transaction read them, by the domains asked for (None:
+        # all); pulls come after the session's writes, which `domain_seqs` adds.
+        self._counts: dict[tuple[str, ...] | None, dict[str, int]] = {}
         # Records as they are in this transaction (None: there is none): read once, and
         # kept up to date by this session's own writes, so a request's writes cost a few
         # queries, not several each.
@@ -139,6 +165,7 @@ class Session:
             if self.writable:
                 NEWEST.began(known[1])
         self.epoch, self.current_seq, self.purged_seq, self._hlc = known
+        self._began_at = self.current_seq
         self._meta_seq, self._meta_hlc = self.current_seq, self._hlc
 
     def stored_meta(self) -> tuple[str, int, int, tuple[int, int]]:
@@ -149,6 +176,14 @@ class Session:
         if not self.writable:
             return
         await self.log.write()
+        counters = sorted(
+            (domain, seq)
+            for domain, seq in self.domain_seqs.items()
+            if self._counted.get(domain, 0) < seq
+        )
+        if counters:
+            await db.insert_rows("sync_counters", ("domain", "seq"), counters, upsert=_COUNTED)
+            self._counted.update(counters)
         if (self.current_seq, self._hlc) != (self._meta_seq, self._meta_hlc):
             update = (
                 "UPDATE sync_meta SET value = CASE key WHEN 'seq' THEN {} WHEN 'hlc_ms' THEN {}"
@@ -184,10 +219,39 @@ class Session:
 
     # -- clocks and seqs -------------------------------------------------------------
 
-    def next_seq(self) -> int:
+    async def next_seq(self, scope: str) -> int:
+        """A fresh seq for a change-log entry in `scope`, greater than every seq committed
+        in the scope's domain: on PostgreSQL from the sequence `sync_seq` (taken once the
+        writer's lock is held, a block at a time), on SQLite the one writer's counter."""
         assert self.writable, "seqs are handed out in write sessions only"
-        self.current_seq += 1
-        return self.current_seq
+        if not db.is_postgres():
+            self.current_seq += 1
+            return self.current_seq
+        domain = await self._domain(scope)
+        if not self._spare:
+            taken = await db.next_values("sync_seq", self._block)
+            if taken[0] <= self._began_at:
+                # Seqs written without the sequence (a bulk load's, a benchmark's): past them.
+                await db.raise_sequence("sync_seq", self._began_at)
+                taken = await db.next_values("sync_seq", self._block)
+            self._spare = taken[::-1]
+            self._block = min(self._block * 2, _MAX_BLOCK)
+        seq = self._spare.pop()
+        self.current_seq = max(self.current_seq, seq)
+        if self.domain_seqs.get(domain, 0) < seq:
+            self.domain_seqs[domain] = seq
+        return seq
+
+    async def _domain(self, scope: str) -> str:
+        """The domain of `scope` (server/core/actor.py's `scope_domain`), found once per
+        session: a user's own scope is in their team's."""
+        domain = self.log.domains.get(scope)
+        if domain is None:
+            found = scope_domain(scope)
+            if found is None:
+                found = team_domain(await self.team_of(scope.partition(":")[2]))
+            domain = self.log.domains[scope] = found
+        return domain
 
     def observe_hlc(self, hlc: tuple[int, int]) -> None:
         self._hlc = max(self._hlc, hlc)
@@ -299,7 +363,7 @@ class Session:
     async def create(
         self, table: str, record_id: str, values: dict[str, Any], stamp: Stamp, scope: str
     ) -> None:
-        seq = self.next_seq()
+        seq = await self.next_seq(scope)
         stamp = stamp._replace(seq=seq)
         now = now_utc()
         stamps = dict.fromkeys(values, stamp)
@@ -341,7 +405,7 @@ class Session:
                 {"clocks"},
             )
             return
-        seq = self.next_seq()
+        seq = await self.next_seq(scope)
         table = record.table
         values = {**record.values, **changed, "updated_at": now_utc()}
         merged = {**record.stamps, **{k: s._replace(seq=seq) for k, s in stamps.items()}}
@@ -361,7 +425,7 @@ class Session:
             op = "update" if scope == record.scope else "move"
             self._note(table, record.id, seq, values["updated_at"], stamp, op, fields, record.seq)
         if scope != record.scope:
-            self.log.evict(table, record.id, self.next_seq(), record.scope)
+            self.log.evict(table, record.id, await self.next_seq(record.scope), record.scope)
             if table not in SERVER_MADE:
                 self.usage.move(record.scope, scope)
             await self._move_dependents(record, scope, stamp)
@@ -371,9 +435,9 @@ class Session:
                 )
                 db.defer(self._write_pending)
 
-    def evict_from(self, table: str, record_id: str, scope: str) -> None:
+    async def evict_from(self, table: str, record_id: str, scope: str) -> None:
         """Tell the devices of `scope` to drop the record (written where they do not see)."""
-        self.log.evict(table, record_id, self.next_seq(), scope)
+        self.log.evict(table, record_id, await self.next_seq(scope), scope)
 
     async def delete(self, record: StoredRecord, stamp: Stamp) -> None:
         await self._tombstone(record, stamp)
@@ -389,7 +453,7 @@ class Session:
                     await self._tombstone(record_from_row(child, row), stamp)
 
     async def _tombstone(self, record: StoredRecord, stamp: Stamp) -> None:
-        seq = self.next_seq()
+        seq = await self.next_seq(record.scope)
         stamps = {**record.stamps, DELETED_STAMP: stamp._replace(seq=seq)}
         values = {**record.values, "updated_at": now_utc()}
         self._update(
@@ -451,10 +515,11 @@ class Session:
                 self.usage.add(record.scope, -1)
                 db.defer(self._write_pending)
             if not erase:
-                self.log.put(record.table, record.id, self.next_seq(), record.scope, "delete")
+                seq = await self.next_seq(record.scope)
+                self.log.put(record.table, record.id, seq, record.scope, "delete")
                 continue
             scopes = sorted(logged.get(key, set()) | {record.scope})
-            entries = [(self.next_seq(), scope) for scope in scopes]
+            entries = [(await self.next_seq(scope), scope) for scope in scopes]
             self.log.erase(record.table, record.id, entries)
             if record.table not in SERVER_MADE:
                 self._note(record.table, record.id, entries[0][0], now, stamp, "erase", {})
@@ -466,7 +531,7 @@ class Session:
         # The record as it is now: the write whose value lost may have moved it (a task
         # handed to someone else), and its conflicts go where it went.
         record = await self.load(record.table, record.id) or record
-        seq = self.next_seq()
+        seq = await self.next_seq(record.scope)
         now = now_utc()
         conflict_id = str(uuid.uuid4())
         account_id = record.id if record.table == "accounts" else record.values.get("account_id")
@@ -504,7 +569,7 @@ class Session:
     ) -> None:
         """A history entry for `record` without a change of its fields (a merge that kept
         every value of its survivor): the record gets a fresh seq, so its chain ends at it."""
-        seq = self.next_seq()
+        seq = await self.next_seq(record.scope)
         values = {**record.values, "updated_at": now_utc()}
         self._update(dataclasses.replace(record, values=values, seq=seq), {"seq", "updated_at"})
         self.log.put(record.table, record.id, seq, record.scope, "put")
@@ -516,7 +581,7 @@ class Session:
         """Bring a merged-away tombstone back, its values and field stamps as they were
         (an undone merge: the one exception to rule 6), with a fresh seq, logged as a put
         and noted in its history as a `merge`."""
-        seq = self.next_seq()
+        seq = await self.next_seq(record.scope)
         stamps = {k: v for k, v in record.stamps.items() if k != DELETED_STAMP}
         values = {**record.values, "updated_at": now_utc()}
         self._update(
@@ -571,7 +636,7 @@ class Session:
             for row in rows:
                 if row["scope"] == scope:
                     continue
-                seq = self.next_seq()
+                seq = await self.next_seq(scope)
                 child_id = str(row["id"])
                 await db.fetch(
                     f"UPDATE {child} SET scope = {{}}, seq = {{}} WHERE id = {{}}",
@@ -581,7 +646,7 @@ class Session:
                 )
                 self._cache.pop((child, child_id), None)  # the next load reads it again
                 self.log.put(child, child_id, seq, scope, "delete" if row["deleted"] else "put")
-                self.log.evict(child, child_id, self.next_seq(), row["scope"])
+                self.log.evict(child, child_id, await self.next_seq(row["scope"]), row["scope"])
                 if child not in SERVER_MADE:
                     # It moved with its account: an entry without fields keeps its chain
                     # at its seq (docs/history.md).
@@ -641,7 +706,7 @@ class Session:
     # -- pull ------------------------------------------------------------------------
 
     async def plan_pulls(
-        self, pulls: Sequence[tuple[tuple[str, ...] | None, int, int, int]]
+        self, pulls: Sequence[tuple[tuple[str, ...] | None, Position, int, int]]
     ) -> None:
         """Read the change-log entries of the coming pulls whose scopes are all exact (a
         rep's: team, self, own refused writes) in one query, not one each: the union of
@@ -655,7 +720,7 @@ class Session:
         union = sorted({scope for p in exact for scope in p[0] or ()})
         most = max(limit for _, _, limit, _ in exact) + 1
         rows = await log.read_scopes(
-            union, min(p[1] for p in exact), min(p[3] for p in exact), most
+            union, min(p[1].lowest for p in exact), min(p[3] for p in exact), most
         )
         complete = len(rows) < most  # every entry of those scopes after the earliest cursor
         for key in exact:
@@ -664,14 +729,16 @@ class Session:
             page = [
                 row[:4]
                 for row in rows
-                if row[4] in own and row[0] > after and (row[3] == "put" or row[0] > fresh_until)
+                if row[4] in own
+                and row[0] > after.at(row[5])
+                and (row[3] == "put" or row[0] > fresh_until)
             ][: limit + 1]
             if complete or len(page) > limit:
                 self._planned[key] = page
         self._planned_at = self.current_seq
 
     async def pull(
-        self, scopes: tuple[str, ...] | None, after: int, limit: int, fresh_until: int
+        self, scopes: tuple[str, ...] | None, after: Position, limit: int, fresh_until: int
     ) -> Page:
         await self.log.write()
         planned = self._planned.get((scopes, after, limit, fresh_until))
@@ -723,7 +790,50 @@ class Session:
                 self.wired[(epoch, table, record.id, record.seq)] = wired
         if merged:
             await _name_survivors(merged)
-        return Page(changes=changes, has_more=has_more)
+        last = int(rows[limit - 1][0]) if has_more else None
+        moved = await self._moved_to(scopes, after, last)
+        return Page(changes=changes, has_more=has_more, position=moved)
+
+    async def _moved_to(
+        self, scopes: tuple[str, ...] | None, after: Position, last: int | None
+    ) -> Position | None:
+        """Where a pull from `after` that read up to `last` (None: every entry there is)
+        leaves its cursor, per domain (docs/sync-protocol.md, "The cursor"): each of the
+        caller's domains at its counter in this snapshot, or at `last` when the page
+        stopped before it; never back. None (the engine's rule, one order) on SQLite, which
+        has one domain, and unless PER_DOMAIN_CURSORS."""
+        if not db.is_postgres() or not PER_DOMAIN_CURSORS:
+            return None
+        domains = None
+        if scopes is not None:
+            domains = tuple(sorted({d for s in scopes if (d := scope_domain(s)) is not None}))
+        seqs = {
+            domain: max(after.at(domain), counter if last is None else min(last, counter))
+            for domain, counter in (await self._counters(domains)).items()
+        }
+        if seqs:
+            return position(seqs, max(after.seq, *seqs.values()))
+        # None of the caller's domains has a counter yet: one writer, one order.
+        return Position(max(after.seq, self.current_seq if last is None else last))
+
+    async def _counters(self, domains: tuple[str, ...] | None) -> dict[str, int]:
+        """The newest seq of each of these domains (None: every domain) that has one, as
+        this transaction sees them (its own writes included)."""
+        found = self._counts.get(domains)
+        if found is None:
+            if domains is None:
+                rows = await db.fetch("SELECT domain, seq FROM sync_counters")
+            elif domains:
+                where, args = db.any_of("domain", domains)
+                rows = await db.fetch(f"SELECT domain, seq FROM sync_counters WHERE {where}", *args)
+            else:
+                rows = []
+            found = self._counts[domains] = {str(r["domain"]): int(r["seq"]) for r in rows}
+        found = dict(found)
+        for domain, seq in self.domain_seqs.items():
+            if (domains is None or domain in domains) and found.get(domain, 0) < seq:
+                found[domain] = seq
+        return found
 
 
 async def _name_survivors(deletes: list[Change]) -> None:

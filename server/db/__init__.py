@@ -42,7 +42,8 @@ Which module holds what (each imports only modules above it here, and nothing fr
 - setup.py: configure(), make_engine(), engine(), is_postgres(), start(), stop(),
   ON_CONFIGURE, and driver(): the driver configure() chose.
 - transactions.py: fetch(), fetch_rows(), read_transaction(), write_transaction(),
-  transaction().
+  transaction(), next_values() and raise_sequence() (a PostgreSQL sequence's, for the
+  sync seqs).
 - bulk.py: insert_rows(), update_rows(), any_of(), padded().
 - side.py: the side connection, one per process outside the pool: side_fetch() (a
   statement outside any transaction, for idle sync polls) and listen() (PostgreSQL's
@@ -76,6 +77,8 @@ from server.db.transactions import (
     fetch,
     fetch_rows,
     listen,
+    next_values,
+    raise_sequence,
     read_transaction,
     reclaim,
     side_fetch,
@@ -105,6 +108,8 @@ __all__ = [
     "is_postgres",
     "listen",
     "make_engine",
+    "next_values",
+    "raise_sequence",
     "padded",
     "read_transaction",
     "reclaim",

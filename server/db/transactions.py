@@ -60,6 +60,32 @@ async def fetch_rows(sql: str, *args: Any) -> Sequence[Sequence[Any]]:
     return found
 
 
+async def next_values(sequence: str, count: int) -> list[int]:
+    """The next `count` values of a PostgreSQL sequence, in increasing order, taken in the
+    current transaction without sending what defer() held back first (values taken are
+    never given back, so nothing waits on them; and a write's held-back rows go out in one
+    statement even when its seqs run out halfway)."""
+    transaction = current_transaction.get()
+    assert transaction is not None and is_postgres(), "a sequence, in a PostgreSQL transaction"
+    rows = await transaction.connection.fetch(
+        "SELECT nextval($1::regclass) AS n FROM generate_series(1, $2::int)", sequence, count
+    )
+    return sorted(int(row["n"]) for row in rows)
+
+
+async def raise_sequence(sequence: str, at_least: int) -> None:
+    """Move a PostgreSQL sequence on so that its next value is above `at_least` (never
+    back), in the current transaction."""
+    transaction = current_transaction.get()
+    assert transaction is not None and is_postgres(), "a sequence, in a PostgreSQL transaction"
+    await transaction.connection.execute(
+        "SELECT setval($1::regclass,"
+        " GREATEST($2::bigint, COALESCE(pg_sequence_last_value($1::regclass), 0)))",
+        sequence,
+        at_least,
+    )
+
+
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[None]:
     """A transaction that holds the single writer's lock until it commits. Inside another

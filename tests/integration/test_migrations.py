@@ -175,8 +175,11 @@ ON_TABLE = re.compile(
     r"(\w+)",
     re.I,
 )
-# What belongs to no table: extensions and functions, of the whole database.
-DATABASE_WIDE = re.compile(r"CREATE (?:EXTENSION|(?:OR REPLACE )?FUNCTION) ", re.I)
+# What belongs to no table: extensions and functions, of the whole database, and a
+# sequence (the sync seqs' on PostgreSQL), made and set.
+DATABASE_WIDE = re.compile(
+    r"CREATE (?:EXTENSION|(?:OR REPLACE )?FUNCTION|SEQUENCE) |SELECT setval\(", re.I
+)
 # A table of an app's own that Piccolo does not know: a record table's search index (FTS5).
 SEARCH_TABLE = re.compile(r"(\w+)_search")
 

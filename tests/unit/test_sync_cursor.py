@@ -159,3 +159,61 @@ def test_a_snapshot_answers_a_cursor_once_it_holds_all_the_cursor_has_seen(
     from sync.engine import caught_up
 
     assert caught_up(_Snapshot(EPOCH, current_seq), cursor) is caught  # type: ignore[arg-type]
+
+
+# -- Per-domain positions (issue 20): `2.` cursors ------------------------------------------
+
+TEAM_A, TEAM_B = "a" * 32, "0123456789abcdef0123456789abcdef"
+
+
+def test_a_cursor_with_domains_behind_encodes_them_in_order() -> None:
+    cursor = Cursor(EPOCH, 90, 10, False, (("", 5), (TEAM_A, 80)))
+    assert cursor.encode() == f"2.{EPOCH}.90.10.0.:5,{TEAM_A}:80"
+    assert decode_cursor(cursor.encode()) == cursor
+    assert cursor.position.at(TEAM_A) == 80 and cursor.position.at(TEAM_B) == 90
+    assert cursor.position.lowest == 5
+
+
+@given(
+    seq=st.integers(min_value=1, max_value=BIGINT_MAX),
+    behind=st.dictionaries(st.text("0123456789abcdef", max_size=32), seqs, max_size=20),
+)
+def test_a_position_round_trips_and_keeps_each_domain_where_it_is(seq, behind) -> None:
+    from sync.cursor import position
+
+    top = max([seq, *behind.values()])
+    at = position(behind, top)
+    cursor = Cursor(EPOCH, at.seq, 0, False, at.behind)
+    assert decode_cursor(cursor.encode()) == cursor
+    for domain, domain_seq in behind.items():
+        assert at.at(domain) == domain_seq
+    assert at.at("not a domain of it") == top
+
+
+def test_too_many_domains_behind_put_every_domain_at_the_lowest() -> None:
+    from sync.cursor import MAX_BEHIND, position
+
+    seqs = {f"{n:032x}": 100 + n for n in range(MAX_BEHIND + 1)}
+    assert position(seqs, 10_000) == (100, ())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"2.{EPOCH}.90.10.0",  # no domains: a `1.` cursor says that
+        f"2.{EPOCH}.90.10.0.",
+        f"2.{EPOCH}.90.10.0.{TEAM_A}",
+        f"2.{EPOCH}.90.10.0.{TEAM_A}:90",  # not behind the seq
+        f"2.{EPOCH}.90.10.0.{TEAM_A}:95",
+        f"2.{EPOCH}.90.10.0.{TEAM_A}:5,{TEAM_B}:6",  # out of order
+        f"2.{EPOCH}.90.10.0.{TEAM_A}:5,{TEAM_A}:6",  # twice
+        f"2.{EPOCH}.90.10.0.{TEAM_A.upper()}:5",
+        f"2.{EPOCH}.90.10.0.{TEAM_A}a:5",  # 33 characters
+        f"2.{EPOCH}.90.10.0.{TEAM_A}:-5",
+        f"2.{EPOCH}.90.10.0.{TEAM_A}:05",
+        f"2.{EPOCH}.90.10.0.{TEAM_A}:5.0",
+        f"1.{EPOCH}.90.10.0.{TEAM_A}:5",  # a `1.` cursor has no domains
+    ],
+)
+def test_text_that_is_not_a_cursor_with_domains_decodes_to_none(text: str) -> None:
+    assert decode_cursor(text) is None

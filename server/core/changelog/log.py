@@ -17,6 +17,7 @@ from typing import Any
 from server import db
 from server.core.actor import scope_filter
 from server.core.rows import IN_CHUNK, chunks
+from sync.cursor import Position
 
 # A record's stored entries to remove: all of them, whatever their op and scope.
 ALL = "*"
@@ -32,6 +33,9 @@ class ChangeLog:
         self._new: set[tuple[str, str]] = set()
         # The highest seq this log noted in each scope (for newest.py's notification).
         self.newest: dict[str, int] = {}
+        # Each scope's domain, as its session found it (every entry's scope is here on
+        # PostgreSQL; SQLite has one domain, '').
+        self.domains: dict[str, str] = {}
 
     def _noted(self, seq: int, scope: str) -> None:
         if self.newest.get(scope, -1) < seq:
@@ -92,35 +96,51 @@ class ChangeLog:
                     *args,
                     *scopes,
                 )
+        domains = self.domains
         rows = [
-            [seq, table, record_id, scope, op]
+            [seq, table, record_id, scope, op, domains.get(scope, "")]
             for (table, record_id), noted in self._rows.items()
             for seq, scope, op in noted
         ]
         await db.insert_rows(
-            "sync_changes", ("seq", "record_table", "record_id", "scope", "op"), rows
+            "sync_changes", ("seq", "record_table", "record_id", "scope", "op", "domain"), rows
         )
         self._rows.clear()
         self._gone.clear()
         self._new.clear()
 
 
+def _after(after: int | Position) -> tuple[str, list[Any]]:
+    """SQL (with `{}` placeholders) that an entry comes after `after`: its seq above its
+    domain's there."""
+    if isinstance(after, int):
+        return "seq > {}", [after]
+    if not after.behind:
+        return "seq > {}", [after.seq]
+    terms = " OR ".join("(domain = {} AND seq > {})" for _ in after.behind)
+    args: list[Any] = [after.lowest, after.seq]
+    for domain, seq in after.behind:
+        args += [domain, seq]
+    return f"seq > {{}} AND (seq > {{}} OR {terms})", args
+
+
 async def read(
-    scopes: tuple[str, ...] | None, after: int, fresh_until: int, limit: int
+    scopes: tuple[str, ...] | None, after: int | Position, fresh_until: int, limit: int
 ) -> Sequence[Sequence[Any]]:
-    """Up to `limit` entries (seq, table, id, op) after `after` in these scopes (None:
-    every scope, evicts left out), in seq order; deletes and evicts at or below
-    `fresh_until` are left out."""
-    args: list[str] = []
+    """Up to `limit` entries (seq, table, id, op) after `after` (a seq, or a seq per
+    domain) in these scopes (None: every scope, evicts left out), in seq order; deletes
+    and evicts at or below `fresh_until` are left out."""
+    args: list[Any] = []
     if scopes is None:
         where = "op <> 'evict'"
     else:
         where, args = scope_filter(scopes)
+    since, since_args = _after(after)
     return await db.fetch_rows(
         f"SELECT seq, record_table, record_id, op FROM sync_changes WHERE {where}"
-        " AND seq > {} AND (op = 'put' OR seq > {}) ORDER BY seq LIMIT {}",
+        f" AND {since} AND (op = 'put' OR seq > {{}}) ORDER BY seq LIMIT {{}}",
         *args,
-        after,
+        *since_args,
         fresh_until,
         limit,
     )
@@ -129,12 +149,13 @@ async def read(
 async def read_scopes(
     scopes: Sequence[str], after: int, fresh_until: int, limit: int
 ) -> Sequence[Sequence[Any]]:
-    """As `read` for these exact scopes (none ending with "*"), with each entry's scope:
-    (seq, table, id, op, scope). For the pulls of several requests at once."""
+    """As `read` for these exact scopes (none ending with "*") after a seq, with each
+    entry's scope and domain: (seq, table, id, op, scope, domain). For the pulls of
+    several requests at once."""
     where, args = db.any_of("scope", scopes)
     return await db.fetch_rows(
-        f"SELECT seq, record_table, record_id, op, scope FROM sync_changes WHERE {where}"
-        " AND seq > {} AND (op = 'put' OR seq > {}) ORDER BY seq LIMIT {}",
+        "SELECT seq, record_table, record_id, op, scope, domain FROM sync_changes"
+        f" WHERE {where} AND seq > {{}} AND (op = 'put' OR seq > {{}}) ORDER BY seq LIMIT {{}}",
         *args,
         after,
         fresh_until,

@@ -13,6 +13,9 @@ class SyncChange(Table, tablename="sync_changes"):
     record_id = UUID()
     scope = Varchar(length=60)
     op = Varchar(length=10)
+    # The scope's domain (a team's hex, '' for no team's): each domain's entries are in
+    # commit order by seq (docs/sync-protocol.md, "Writers per team").
+    domain = Varchar(length=32, default="")
 
 
 class SyncClient(Table, tablename="sync_clients"):
@@ -37,6 +40,16 @@ class SyncResult(Table, tablename="sync_results"):
     client_id = Varchar(length=64)
     mid = BigInt()
     result = Text()
+
+
+class SyncCounter(Table, tablename="sync_counters"):
+    """Per domain (a team's hex, '' for scopes that are no team's), the newest seq
+    committed in it: what a pull's cursor moves to for that domain. On PostgreSQL the
+    seqs themselves come from the sequence `sync_seq`; SQLite has one domain and keeps its
+    counter in sync_meta."""
+
+    domain = Varchar(length=32, primary_key=True)
+    seq = BigInt(default=0)
 
 
 class SyncMeta(Table, tablename="sync_meta"):
