@@ -634,10 +634,14 @@ async def first_sync(
         "async () => { const r = {}; for (const t of ['accounts', 'contacts', 'visits', 'notes'])"
         " r[t] = (await window.fieldcrm.rows(t)).length; return r; }"
     )
+    # The page's own requests, and those of the sync worker (js/sync.js puts them on the
+    # page's timeline as measures).
     requests = await page.evaluate(
         "() => performance.getEntriesByType('resource')"
         ".filter((e) => e.name.endsWith('/api/sync/v1'))"
         ".map((e) => [e.startTime, e.responseEnd - e.startTime, e.encodedBodySize])"
+        ".concat(performance.getEntriesByName('fieldcrm:sync-fetch')"
+        ".map((e) => [e.startTime, e.duration, e.detail]))"
     )
     stores = await page.evaluate(
         "() => performance.getEntriesByName('fieldcrm:sync-store').map((e) => e.duration)"

@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "3fd4e4adea1f";
+const VERSION = "903ed874ccdb";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -33,6 +33,7 @@ const SHELL = [
   "/js/events.js",
   "/js/geodesic.js",
   "/js/hlc.js",
+  "/js/http.js",
   "/js/i18n.js",
   "/js/install.js",
   "/js/lang/fr.js",
@@ -72,6 +73,8 @@ const SHELL = [
   "/js/session.js",
   "/js/status.js",
   "/js/sw-update.js",
+  "/js/sync-store.js",
+  "/js/sync-worker.js",
   "/js/sync.js",
   "/js/team-local.js",
   "/js/team.js",

@@ -1,6 +1,7 @@
 // JSON over fetch, with a timeout. Every call but login carries the bearer token.
 // Answers {status, data, retryAfterS}; throws NetworkError when no HTTP answer arrived at all.
 
+import { HttpFailure, fetchJson } from "./http.js";
 import { serverError, t } from "./i18n.js";
 
 export class NetworkError extends Error {
@@ -11,53 +12,20 @@ export class NetworkError extends Error {
   }
 }
 
-export async function apiFetch(path, { method = "GET", body, token, timeoutMs = 15000 } = {}) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
-  const headers = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (token) headers.Authorization = `Bearer ${token}`;
+export async function apiFetch(path, options = {}) {
   try {
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: controller.signal,
-        cache: "no-store",
-        credentials: "omit",
-      });
-    } catch (err) {
-      const timeout = err && err.name === "AbortError";
-      throw new NetworkError(timeout ? t("The server did not answer in time") : t("No connection"), {
-        timeout,
-      });
-    }
-    let data = null;
-    const type = response.headers.get("Content-Type") || "";
-    if (response.status !== 204 && type.includes("json")) {
-      try {
-        data = await response.json();
-      } catch (err) {
-        if (err && err.name === "AbortError") throw new NetworkError(t("The answer was cut off"));
-        data = null;
-      }
-    }
-    return { status: response.status, data, retryAfterS: retryAfter(response) };
-  } finally {
-    clearTimeout(timer);
+    return await fetchJson(path, options);
+  } catch (err) {
+    if (err instanceof HttpFailure) throw networkError(err.why);
+    throw err;
   }
 }
 
-// Seconds from a Retry-After header (a number of seconds or an HTTP date), or null.
-function retryAfter(response) {
-  const value = response.headers.get("Retry-After");
-  if (!value) return null;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds);
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? null : Math.max(0, (at - Date.now()) / 1000);
+// The NetworkError for a failure of js/http.js (`why`), in the app's language.
+export function networkError(why) {
+  if (why === "timeout") return new NetworkError(t("The server did not answer in time"), { timeout: true });
+  if (why === "cut") return new NetworkError(t("The answer was cut off"));
+  return new NetworkError(t("No connection"));
 }
 
 // A sentence to show for a failed call.

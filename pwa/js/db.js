@@ -61,6 +61,8 @@ export const writeCount = (name) => writes.get(name) || 0;
 function wrote(names) {
   for (const name of names) writes.set(name, writeCount(name) + 1);
 }
+// Stores another thread of this page wrote (the sync worker, js/sync.js): counted as ours.
+export const noteWrites = (names) => wrote(names);
 
 export function request(req) {
   return new Promise((resolve, reject) => {

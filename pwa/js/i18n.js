@@ -93,8 +93,14 @@ export function tn(one, other, n, params) {
   return fill(text, { n: numbers.format(n), ...params });
 }
 
+// Formatters with options, made once each (Nearby formats a hundred distances a draw).
+const formatters = new Map();
 export function formatNumber(n, options) {
-  return options ? new Intl.NumberFormat(locale, options).format(n) : numbers.format(n);
+  if (!options) return numbers.format(n);
+  const key = JSON.stringify(options);
+  let format = formatters.get(key);
+  if (!format) formatters.set(key, (format = new Intl.NumberFormat(locale, options)));
+  return format.format(n);
 }
 
 // An amount in its currency (ISO 4217 code), as the language writes it: 1 200,00 €.

@@ -124,6 +124,13 @@ on("data", (d) => {
 });
 
 export async function allRows(table) {
+  return (await keptRows(table)).slice();
+}
+
+// The same rows as allRows, without the copy: the very array kept, the same one until the
+// store changes (a screen keeps what it computed from it, js/screens/today.js). Never
+// change it nor its rows.
+export async function keptRows(table) {
   const stamp = writeCount(table);
   let hit = kept.get(table);
   if (!hit || hit.stamp !== stamp) {
@@ -132,7 +139,7 @@ export async function allRows(table) {
     const mine = hit;
     hit.rows.catch(() => kept.get(table) === mine && kept.delete(table));
   }
-  return (await hit.rows).slice();
+  return hit.rows;
 }
 
 export async function getRecord(table, id) {

@@ -3,14 +3,13 @@
 // read in one transaction, sent, and the whole answer is stored in another.
 
 import { t } from "./i18n.js";
-import { apiFetch, errorDetail, NetworkError } from "./api.js";
-import { TABLES, read, request, write } from "./db.js";
+import { apiFetch, errorDetail, NetworkError, networkError } from "./api.js";
+import { noteWrites, read, write } from "./db.js";
 import { emit, on } from "./events.js";
-import { observe } from "./hlc.js";
-import { baseOf, overlay, pendingFor } from "./records.js";
 import { countUnresolved } from "./rejections.js";
 import { expireSession, refreshUsers, session } from "./session.js";
 import { heldMessage } from "./status.js";
+import { applyResponse } from "./sync-store.js";
 
 const SYNC_PATH = "/api/sync/v1";
 const PROTOCOL = 1;
@@ -22,8 +21,6 @@ const INTERVAL_MS = 30_000;
 const BACKOFF_BASE_MS = 2_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
 const MAX_ROUNDS = 10_000;
-const SLICE = 250; // rows stored between two turns of the app's (applyResponse)
-const CHILD_TABLES = ["contacts", "visits", "notes", "tasks", "deals", "attachments"];
 
 // state: idle | offline | syncing | synced | retrying | error | signed-out | upgrade | blocked
 // | limited (the server's write rate: retried at `retryAt`) | quota (the team's storage is full)
@@ -142,8 +139,19 @@ async function exchange() {
   let fromMid = 0;
   let ahead = null; // the next page's request, sent while this page is stored
   for (let round = 0; round < MAX_ROUNDS; round += 1) {
-    const sent = ahead || send(await readBatch(fromMid));
+    let sent = ahead;
     ahead = null;
+    if (!sent) {
+      const batch = await readBatch(fromMid);
+      // A request that pushes nothing: the sync worker pulls the pages and stores them.
+      const pulled = batch.mutations.length === 0 ? await pullInWorker(batch) : null;
+      if (pulled && pulled.done) return "done";
+      if (pulled && pulled.signedOut) {
+        await refreshStatus();
+        return "stopped";
+      }
+      sent = pulled ? { batch, result: pulled.result } : send(batch);
+    }
     const { batch, result } = await sent;
     const data = result.data || {};
     if (result.status >= 200 && result.status < 300) {
@@ -155,7 +163,9 @@ async function exchange() {
         ahead.catch(() => {}); // its failure is met when it is awaited, next round
       }
       const stored = performance.now();
-      const acked = await applyResponse(data, batch.cursor);
+      const outcome = await applyResponse(data, batch.cursor, { refused: t("The server refused this change.") });
+      if (outcome.changed) emitData(outcome.merged, data.has_more);
+      const acked = outcome.acked;
       // How long storing the answer took, for bench/pwa.py and the devtools' timeline.
       performance.measure("fieldcrm:sync-store", { start: stored, detail: (data.changes || []).length });
       fromMid = 0;
@@ -214,9 +224,9 @@ async function exchange() {
   return "done";
 }
 
-// One request: the batch's writes and the pull from its cursor. Answers {batch, result}.
-async function send(batch) {
-  const body = {
+// The request body for a batch: its writes and the pull from its cursor.
+async function requestBody(batch) {
+  return {
     protocol: PROTOCOL,
     client_id: batch.clientId,
     cursor: batch.cursor,
@@ -224,13 +234,93 @@ async function send(batch) {
     mutations: batch.mutations,
     device: { ...batch.device, app_version: await appVersion(), platform: platform() },
   };
+}
+
+// One request. Answers {batch, result}.
+async function send(batch) {
   const result = await apiFetch(SYNC_PATH, {
     method: "POST",
-    body,
+    body: await requestBody(batch),
     token: session().token,
     timeoutMs: TIMEOUT_MS,
   });
   return { batch, result };
+}
+
+// The sync worker (js/sync-worker.js): a pull that pushes nothing runs there, page after
+// page, off the main thread. Without module workers (or if it fails to start) the page
+// pulls itself, as it always could. `puller`: null not started yet, false unavailable.
+let puller = null;
+let pulls = 0;
+let pulling = null; // the pull under way: {id, resolve}
+function startPuller() {
+  let ready = false;
+  const worker = new Worker(new URL("./sync-worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = ({ data }) => {
+    if (data.ready) ready = true;
+    if (!pulling || data.id !== pulling.id) return;
+    if (data.page) pageStored(data.page);
+    if (data.end) {
+      const done = pulling;
+      pulling = null;
+      done.resolve(data.end);
+    }
+  };
+  worker.onerror = (event) => {
+    event.preventDefault();
+    worker.terminate();
+    // Never started: the page pulls from now on. Failed later: a new worker next time.
+    puller = ready ? null : false;
+    const failed = pulling;
+    pulling = null;
+    if (failed) failed.resolve(ready ? { error: event.message || t("Something went wrong") } : null);
+  };
+  return worker;
+}
+
+// Answers {done} | {result} (an answer that is not a 2xx, left to exchange()) |
+// {signedOut}, throws what the sync must report; null when the worker cannot pull.
+async function pullInWorker(batch) {
+  if (puller === false || typeof Worker === "undefined") return null;
+  if (!puller) puller = startPuller();
+  const body = await requestBody(batch);
+  const end = await new Promise((resolve) => {
+    pulling = { id: (pulls += 1), resolve };
+    puller.postMessage({
+      id: pulling.id,
+      body,
+      token: session().token,
+      refused: t("The server refused this change."),
+      timeoutMs: TIMEOUT_MS,
+    });
+  });
+  if (!end) return null;
+  if (end.failure) throw networkError(end.failure);
+  if (end.error) throw new Error(end.error);
+  return end;
+}
+
+// A page the worker stored: this page's caches learn which stores changed
+// (js/records.js allRows), the screens are told, the timings go on this page's timeline.
+function pageStored(page) {
+  noteWrites(page.stores);
+  if (page.changed) emitData(page.merged, page.more);
+  const [at, ms, rows] = page.store;
+  performance.measure("fieldcrm:sync-store", { start: at - performance.timeOrigin, duration: ms, detail: rows });
+  if (page.fetch) {
+    const [start, duration, bytes] = page.fetch;
+    performance.measure("fieldcrm:sync-fetch", { start: start - performance.timeOrigin, duration, detail: bytes });
+  }
+}
+
+// Signed out: a pull under way stops where it is (each page it stored came with its
+// cursor; the sign-out emptied the phone after or before it, never in between).
+function stopPuller() {
+  if (puller) puller.terminate();
+  puller = null;
+  const stopped = pulling;
+  pulling = null;
+  if (stopped) stopped.resolve({ signedOut: true });
 }
 
 async function hasMid(mid) {
@@ -301,177 +391,6 @@ function platform() {
   return name ? String(name).slice(0, 64) : null;
 }
 
-// Store one answer in one transaction: acknowledged writes leave the outbox, rejected
-// ones are kept for the user (js/rejections.js: this phone's copy stays until the
-// server's `rejections` row for the write arrives), the page of changes and its cursor
-// land together.
-async function applyResponse(data, sentCursor) {
-  const outcome = await write([...TABLES, "outbox", "meta", "drafts", "blobs"], async (s) => {
-    const touched = new Set();
-    const refresh = new Map();
-    const merged = new Set(); // of refresh's keys: merged, not rejected
-
-    const ack = data.ack || { last_mid: 0, results: [] };
-    const lastMid = Number(ack.last_mid) || 0;
-    const acked = lastMid > 0 ? await s.outbox.index("mid").getAll(IDBKeyRange.upperBound(lastMid)) : [];
-    const sent = new Map(acked.map((e) => [e.mid, e]));
-    for (const e of acked) await s.outbox.delete(e.key);
-
-    const clientId = await s.meta.get("client_id");
-    let rejected = (await s.meta.get("rejected")) || [];
-    const erased = (await s.meta.get("erased")) || {}; // ids erased on request (SPEC 12)
-    let erasedNow = 0;
-    const merges = { map: (await s.meta.get("merged")) || {}, now: [] };
-    for (const r of ack.results || []) {
-      const e = sent.get(r.mid);
-      if (!e) continue;
-      // Rule 13: the write went to the survivor of a merge; what this phone holds of the
-      // merged-away record follows it there.
-      if (r.redirected_to && r.status !== "rejected") {
-        await repoint(s, e.table, e.id, r.redirected_to, merges);
-      }
-      // A merged write lost some fields. If the row changed, the pull brings it; if every
-      // field lost, nothing comes (the pull had brought the winner before this write went
-      // out, and it was shown under the pending value): rebuilt below, or the lost value
-      // would stay on this phone. The value itself is kept in a conflicts row.
-      if (r.status === "merged" && !refresh.has(`${e.table}/${e.id}`)) {
-        refresh.set(`${e.table}/${e.id}`, e);
-        merged.add(`${e.table}/${e.id}`);
-      }
-      if (r.status !== "rejected") continue;
-      if (r.error && r.error.error === "erased") {
-        // A write to a record erased on request: kept nowhere, not even here.
-        erased[e.id] = erased[e.id] || Date.now();
-        erasedNow = Date.now();
-        refresh.set(`${e.table}/${e.id}`, e);
-        merged.delete(`${e.table}/${e.id}`);
-        continue;
-      }
-      if (rejected.some((x) => x.mid === r.mid)) continue;
-      rejected.push({
-        mid: e.mid,
-        table: e.table,
-        id: e.id,
-        op: e.op,
-        fields: e.fields,
-        hlc: e.hlc,
-        error: r.error || { error: "rejected", detail: t("The server refused this change.") },
-        at: Date.now(),
-        about: await aboutWrite(s, e),
-      });
-      refresh.set(`${e.table}/${e.id}`, e);
-      merged.delete(`${e.table}/${e.id}`);
-    }
-    if ((ack.results || []).length) await s.meta.put(ack.results.slice(-50), "last_results");
-
-    const reset = await resetState(s, data, sentCursor);
-    const left = []; // ids of rows deleted or evicted
-
-    // The page's puts and deletes are asked for without waiting for each one (the
-    // transaction runs them in order; a failure aborts it): a first sync of a big
-    // territory is thousands of rows. The outbox is read once for them, again after a
-    // repoint changed it; a row waits for nothing else.
-    let unsent = null;
-    // A reset into an empty phone stamps nothing: there is nothing to sweep after it.
-    const stamp = reset && !reset.fresh ? reset.epoch : null;
-    // Every SLICE rows the page waits for the previous slice's last put: the app gets a
-    // turn (a tap, a frame) between slices instead of after 2,000 rows, while the slice
-    // just asked for keeps the transaction open and IndexedDB busy.
-    let asked = 0;
-    let sliceEnd = null;
-    for (const change of data.changes || []) {
-      if (!TABLES.includes(change.table)) continue; // a newer server's table
-      touched.add(`${change.table}/${change.id}`);
-      if (change.op === "put" && change.row) {
-        delete merges.map[change.id]; // back: its merge was undone
-        if (!unsent) unsent = groupPending(await s.outbox.getAll());
-        const row = overlay(change.row, change.seq, unsent.get(`${change.table}/${change.id}`) || []);
-        if (stamp) row._epoch = stamp;
-        if (change.table === "rejections") {
-          // The server's row replaces this phone's copy of the write; what the copy knew
-          // of it (the account's name, when it was written) stays with the row.
-          const mine = row.client_id === clientId;
-          const copy = mine ? rejected.find((x) => x.mid === row.mid) : null;
-          const before = await s.rejections.get(change.id);
-          const about = (before && before._about) || (copy && aboutOf(copy));
-          if (about) row._about = about;
-          if (copy) rejected = rejected.filter((x) => x !== copy);
-        }
-        const put = s[change.table].raw.put(row);
-        if ((asked += 1) % SLICE === 0) {
-          const previous = sliceEnd;
-          sliceEnd = put;
-          if (previous) await request(previous);
-        }
-      } else if (change.op === "delete") {
-        s[change.table].raw.delete(change.id);
-        left.push(change.id);
-        if (change.merged_into) {
-          await repoint(s, change.table, change.id, change.merged_into, merges);
-          unsent = null;
-        }
-      } else if (change.op === "evict") {
-        left.push(...(await evict(s, change.table, change.id)));
-        if (change.erased) erased[change.id] = erasedNow = Date.now();
-      }
-    }
-    // The history kept of a record the phone no longer holds goes with it.
-    const histories = (await s.meta.get("history")) || {};
-    if (left.some((id) => histories[id])) {
-      for (const id of left) delete histories[id];
-      await s.meta.put(histories, "history");
-    }
-    // Nothing of an erased record stays: this phone's copies of refused writes, drafts.
-    const gone = (x) => erased[x.id] || erased[x.account_id] || erased[x.record_id] ||
-      erased[(x.about || {}).account_id] || erased[(x.fields || {}).account_id];
-    rejected = rejected.filter((x) => !gone(x));
-    for (const d of await s.drafts.getAll()) if (gone(d)) await s.drafts.delete(d.key);
-    await s.meta.put(erased, "erased");
-    if (erasedNow) {
-      // Nor its words in the search index kept here (js/search-worker.js builds it again).
-      await s.meta.delete("search_index");
-      // Nor its photos and voice notes kept here (thumbnails included): bytes no row names.
-      const named = new Set((await s.attachments.getAll()).map((r) => r.sha256));
-      for (const b of await s.blobs.getAll()) if (!named.has(b.sha256)) await s.blobs.delete(b.sha256);
-    }
-
-    // A rejected or merged write's optimistic fields go: back to the server's row plus
-    // what is still pending. A row never seen by the server (a rejected create) disappears.
-    for (const [key, e] of refresh) {
-      if (touched.has(key)) continue;
-      const row = await s[e.table].get(e.id);
-      if (!row || (!row._base && merged.has(key))) continue;
-      const pending = await pendingFor(s, e.table, e.id);
-      const rebuilt = overlay(baseOf(row), row._seq ?? null, row._base ? pending : []);
-      if (rebuilt) await s[e.table].put({ ...rebuilt, _epoch: row._epoch });
-      else await s[e.table].delete(e.id);
-    }
-
-    await s.meta.put(rejected, "rejected");
-    await s.meta.put(merges.map, "merged");
-    if (data.cursor !== undefined) await s.meta.put(data.cursor, "cursor");
-    if (reset) {
-      if (data.has_more) {
-        await s.meta.put({ ...reset, cursor: data.cursor }, "reset");
-      } else {
-        if (!reset.fresh) await sweep(s, reset.epoch);
-        await s.meta.delete("reset");
-      }
-    }
-    await s.meta.put(observe(await s.meta.get("hlc"), data.hlc_max), "hlc");
-    if (typeof data.server_time === "number") {
-      await s.meta.put(data.server_time - Date.now(), "server_offset_ms");
-    }
-    return {
-      acked: acked.length,
-      changed: acked.length + touched.size + refresh.size + (reset && !data.has_more ? 1 : 0),
-      merged: merges.now,
-    };
-  });
-  if (outcome.changed) emitData(outcome.merged, data.has_more);
-  return outcome.acked;
-}
-
 // Pulled pages tell the screens at most every 5 s while more pages come (a first sync
 // of a big territory is dozens of pages; each redraw would slow it), and always after the
 // last one.
@@ -490,129 +409,6 @@ function flushData() {
   heldData = null;
   lastDataAt = performance.now();
   emit("data", detail);
-}
-
-// Outbox entries by "table/id", each list in mid order (as pendingFor answers).
-function groupPending(entries) {
-  const byRow = new Map();
-  for (const e of entries.sort((a, b) => a.mid - b.mid)) {
-    const key = `${e.table}/${e.id}`;
-    if (!byRow.has(key)) byRow.set(key, []);
-    byRow.get(key).push(e);
-  }
-  return byRow;
-}
-
-// Rule 13: `fromId` was merged into `toId`. What this phone holds of it follows: its
-// unsent writes (sent to the survivor, as the server would redirect them), the rows that
-// hang off it, and screens that show it (js/router.js reads meta "merged").
-async function repoint(s, table, fromId, toId, merges) {
-  merges.map[fromId] = toId;
-  merges.now.push(fromId);
-  const ids = Object.keys(merges.map);
-  if (ids.length > 500) delete merges.map[ids[0]];
-  const moved = await s.outbox.index("row").getAll([table, fromId]);
-  for (const e of moved) await s.outbox.put({ ...e, id: toId });
-  if (table === "accounts") {
-    for (const e of await s.outbox.getAll()) {
-      if (e.fields && e.fields.account_id === fromId) {
-        await s.outbox.put({ ...e, fields: { ...e.fields, account_id: toId } });
-      }
-    }
-    for (const child of [...CHILD_TABLES, "conflicts"]) {
-      for (const row of await s[child].index("account_id").getAll(fromId)) {
-        // A row that is its own base (`_base: true`) takes its base along as it is.
-        const base = row._base && row._base !== true && { ...row._base, account_id: toId };
-        await s[child].put({ ...row, account_id: toId, ...(base ? { _base: base } : {}) });
-      }
-    }
-  }
-  await s[table].delete(fromId);
-  const survivor = await s[table].get(toId);
-  if (survivor && moved.length) {
-    const row = overlay(baseOf(survivor), survivor._seq ?? null, await pendingFor(s, table, toId));
-    if (row) await s[table].put({ ...row, _epoch: survivor._epoch });
-  }
-}
-
-// What the refused write was about, read before its row is rebuilt: the account's name
-// may be gone from this phone by the time its user reads the write.
-async function aboutWrite(s, e) {
-  const row = await s[e.table].get(e.id);
-  const fields = e.fields || {};
-  const accountId =
-    e.table === "accounts" ? e.id : fields.account_id || (row && row.account_id) || null;
-  const account = accountId ? await s.accounts.get(accountId) : null;
-  const about = { account_id: accountId };
-  const name = (account && account.name) || (e.table === "accounts" ? fields.name : null);
-  if (name) about.account_name = name;
-  const own = row && e.table !== "accounts" ? row.title || row.name : null;
-  if (own && !fields.title && !fields.name) about.record_name = own;
-  if (row && row._base) about.existed = true;
-  return about;
-}
-
-function aboutOf(copy) {
-  const about = { ...(copy.about || {}) };
-  if (Array.isArray(copy.hlc)) about.written_at = copy.hlc[0];
-  if (copy.fixed_at) about.fixed_at = copy.fixed_at;
-  return about;
-}
-
-// A reset pages the whole scope; rows it sends are stamped with its epoch so the last
-// page can drop the rest. A reset continues while we send the cursor its last page gave;
-// a reset answer to any other cursor starts over.
-async function resetState(s, data, sentCursor) {
-  const ongoing = await s.meta.get("reset");
-  if (ongoing && ongoing.cursor === sentCursor) return ongoing;
-  if (data.reset) {
-    // A first sync: reading every row back at its end, to find none to sweep, took a
-    // big territory's phone seconds. Rows written here meanwhile are the phone's own.
-    const counts = await Promise.all([...TABLES, "outbox"].map((name) => s[name].count()));
-    return { epoch: crypto.randomUUID(), cursor: null, fresh: counts.every((n) => n === 0) };
-  }
-  if (ongoing) await s.meta.delete("reset"); // our cursor moved on some other way
-  return null;
-}
-
-// After the last page of a reset: every row the reset did not send goes, except rows
-// with writes still in the outbox. Those stay for their writes, but the server's row they
-// were built on is gone from this phone's scope: they keep only what is pending, so that
-// if the server refuses the writes (the record was deleted, say) the row goes with them
-// instead of coming back as it once was. A write the server takes brings its row back.
-async function sweep(s, epoch) {
-  await s.meta.delete("history"); // kept of rows that may be swept now
-  const pending = new Set((await s.outbox.getAll()).map((e) => `${e.table}/${e.id}`));
-  for (const table of TABLES) {
-    for (const row of await s[table].getAll()) {
-      if (row._epoch === epoch) continue;
-      if (!pending.has(`${table}/${row.id}`)) await s[table].delete(row.id);
-      else if (row._base) await s[table].put({ ...row, _base: null, _seq: null });
-    }
-  }
-}
-
-// An evicted row leaves with what hangs off it (SPEC 4.8).
-async function evict(s, table, id) {
-  await s[table].delete(id);
-  const gone = [id];
-  if (table === "accounts") {
-    for (const child of CHILD_TABLES) {
-      for (const key of await s[child].index("account_id").getAllKeys(id)) {
-        await s[child].delete(key);
-        gone.push(key);
-      }
-    }
-    for (const key of await s.conflicts.index("account_id").getAllKeys(id)) {
-      await s.conflicts.delete(key);
-    }
-  }
-  for (const recordId of gone) {
-    for (const key of await s.conflicts.index("record_id").getAllKeys(recordId)) {
-      await s.conflicts.delete(key);
-    }
-  }
-  return gone;
 }
 
 // The next try, after the backoff and at least `atLeastMs` (a server's Retry-After, with
@@ -687,7 +483,10 @@ export function startSync() {
     if (s && s.token) {
       failures = 0;
       syncNow();
-    } else refreshStatus();
+    } else {
+      stopPuller();
+      refreshStatus();
+    }
   });
   on("data", (d) => {
     if (d && d.remote) refreshStatus(); // another tab synced or wrote

@@ -68,7 +68,7 @@ function withLocalWrites(serverResults, local, pending, position, radiusM, statu
   const kept = serverResults
     .filter((r) => !unsent(r.account.id))
     .map((r) => ({ account: localById.get(r.account.id) || r.account, distance_m: r.distance_m }));
-  const edited = measureLocally(local.filter((a) => unsent(a.id)), position, radiusM, status);
+  const edited = pending.size ? measureLocally(local.filter((a) => unsent(a.id)), position, radiusM, status) : [];
   return [...kept, ...edited].sort((a, b) => a.distance_m - b.distance_m).slice(0, LIMIT);
 }
 

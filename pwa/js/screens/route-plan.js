@@ -92,8 +92,8 @@ export function dayStops(tasks, accountsById) {
   return { stops: stops.slice(0, MAX_STOPS), placeless };
 }
 
-export function routeSection(tasks, accountsById) {
-  const { stops, placeless } = dayStops(tasks, accountsById);
+// `day`: dayStops() of the due tasks.
+export function routeSection({ stops, placeless }) {
   if (stops.length < 2) return null;
   const key = stops.map((a) => a.id).join(",");
   if (planned && planned.key !== key) planned = null;

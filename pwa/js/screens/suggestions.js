@@ -38,8 +38,8 @@ export function suggestions(accounts, stops, userId, now = Date.now()) {
   return found.sort((a, b) => a.metres - b.metres).slice(0, SHOWN);
 }
 
-export function suggestionsSection(accounts, stops, userId) {
-  const found = suggestions(accounts, stops, userId);
+// `found`: suggestions() of the day.
+export function suggestionsSection(found) {
   if (!found.length) return null;
   return section(t("Nearby, not visited for {days} days", { days: NOT_VISITED_DAYS }), "today-suggestions",
     h("ul", { class: "list route" }, found.map(({ account, metres, stop }) => h("li",

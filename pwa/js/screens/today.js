@@ -1,13 +1,13 @@
 import { drawRows } from "../chunks.js";
 import { t } from "../i18n.js";
-import { accountNames, taskRow, visitRow } from "../components.js";
+import { taskRow, visitRow } from "../components.js";
 import { allDrafts } from "../drafts.js";
-import { allRows, pendingKeys } from "../records.js";
+import { keptRows, pendingKeys } from "../records.js";
 import { me, userNames } from "../session.js";
 import { empty, h, link, section } from "../ui.js";
 import { draftsLine } from "./drafts.js";
 import { dayStops, routeSection } from "./route-plan.js";
-import { suggestionsSection } from "./suggestions.js";
+import { suggestions, suggestionsSection } from "./suggestions.js";
 
 const RECENT_VISITS = 5;
 
@@ -47,20 +47,38 @@ function dueList(due, row) {
   return list;
 }
 
+// What Today computed from the rows, kept while they are the same (js/records.js keptRows
+// answers the same array until its store changes): a big territory's Today is 10,000
+// accounts, 20,000 visits and thousands of tasks gone through on each open otherwise.
+// `inputs`: the arrays and values it was computed from.
+const computed = new Map();
+function once(name, inputs, make) {
+  const kept = computed.get(name);
+  if (kept && kept.inputs.every((x, i) => x === inputs[i])) return kept.value;
+  const value = make();
+  computed.set(name, { inputs, value });
+  return value;
+}
+
 export async function todayScreen() {
   const [tasks, visits, accounts, pending, drafts, users] = await Promise.all([
-    allRows("tasks"),
-    allRows("visits"),
-    allRows("accounts"),
+    keptRows("tasks"),
+    keptRows("visits"),
+    keptRows("accounts"),
     pendingKeys(),
     allDrafts(),
     userNames(),
   ]);
   const user = me();
-  const names = accountNames(accounts);
-  const due = dueTasks(tasks, user && user.id);
-  const byId = new Map(accounts.map((a) => [a.id, a]));
-  const recent = latest(visits, RECENT_VISITS);
+  const userId = user && user.id;
+  const byId = once("byId", [accounts], () => new Map(accounts.map((a) => [a.id, a])));
+  const name = (id) => (byId.get(id) || {}).name;
+  const due = once("due", [tasks, userId, endOfToday()], () => dueTasks(tasks, userId));
+  const recent = once("recent", [visits], () => latest(visits, RECENT_VISITS));
+  const day = once("day", [due, byId], () => dayStops(due, byId));
+  // Suggestions are of accounts not visited for a month: an hour old is fresh enough.
+  const found = once("suggestions", [accounts, day, userId, Math.floor(Date.now() / 3_600_000)],
+    () => suggestions(accounts, day.stops, userId));
   const el = h(
     "div",
     { class: "screen" },
@@ -76,16 +94,16 @@ export async function todayScreen() {
       t("Due today ({count})", { count: due.length }),
       "today-tasks",
       due.length
-        ? dueList(due, (task) => taskRow(task, names.get(task.account_id), pending, users, { byAccount: true }))
+        ? dueList(due, (task) => taskRow(task, name(task.account_id), pending, users, { byAccount: true }))
         : empty(t("Nothing due today."), "today-tasks-empty"),
     ),
-    routeSection(due, byId),
-    suggestionsSection(accounts, dayStops(due, byId).stops, user && user.id),
+    routeSection(day),
+    suggestionsSection(found),
     section(
       t("Recent visits"),
       "today-visits",
       recent.length
-        ? h("ul", { class: "list" }, recent.map((v) => visitRow(v, names.get(v.account_id), pending, users)))
+        ? h("ul", { class: "list" }, recent.map((v) => visitRow(v, name(v.account_id), pending, users)))
         : empty(t("No visits yet. Open an account to log one."), "today-visits-empty"),
     ),
   );
