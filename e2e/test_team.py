@@ -279,9 +279,12 @@ async def test_the_team_maps_cluster_like_nearby(
     shops = [{"name": f"Seen {i:02d}", "lat": LAT - 0.02 + (i % 8) * 0.0004,
               "lng": LNG + (i // 8) * 0.0005} for i in range(VISITED)]  # fmt: skip
     ids = sync_accounts(server, "alice", shops)
-    now = datetime.now(UTC).replace(microsecond=0)
+    # Today in the past at any hour (n minutes ago is yesterday just after midnight).
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     sync_records(server, "alice", "visits", [
-        {"account_id": i, "started_at": (now - timedelta(minutes=n)).isoformat(),
+        {"account_id": i,
+         "started_at": (midnight + (now - midnight) * (n + 1) / (VISITED + 1)).isoformat(),
          "lat": shop["lat"], "lng": shop["lng"], "accuracy_m": 10}
         for n, (i, shop) in enumerate(zip(ids, shops, strict=True))
     ])  # fmt: skip
