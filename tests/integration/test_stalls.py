@@ -63,6 +63,10 @@ class LoopWatch:
 
 # Scheduling on a shared machine jitters: a held loop is one held for far longer than this.
 LOOP_HELD_S = 0.15
+# A round trip is wall time, and on a shared machine (`make test` runs in 3 processes) any
+# one of them can wait for a core: cheap requests must stay fast in one of TRIES tries. A
+# request that waits behind the heavy ones waits in every try.
+TRIES = 3
 
 
 def long_statement() -> str:
@@ -146,14 +150,20 @@ async def test_a_crafted_search_leaves_cheap_requests_fast(
             took.append(seconds)
         return took
 
-    async with LoopWatch() as watch:
-        searches = [asyncio.create_task(timed(crafted)) for _ in range(4)]
-        health = await cheap_ones()
-        results = await asyncio.gather(*searches)
-    assert all(status == 200 for _, status in results), results
-    search_s = max(seconds for seconds, _ in results)
-    assert max(health) < max(LOOP_HELD_S, search_s / 2), (health, search_s)
-    assert watch.worst < LOOP_HELD_S, watch.worst
+    tries = []
+    for _ in range(TRIES):
+        async with LoopWatch() as watch:
+            searches = [asyncio.create_task(timed(crafted)) for _ in range(4)]
+            health = await cheap_ones()
+            results = await asyncio.gather(*searches)
+        assert all(status == 200 for _, status in results), results
+        assert watch.worst < LOOP_HELD_S, watch.worst
+        search_s = max(seconds for seconds, _ in results)
+        tries.append((health, search_s))
+        if max(health) < max(LOOP_HELD_S, search_s / 2):
+            break
+    else:
+        raise AssertionError(f"a cheap request waited in every try: {tries}")
     found = (await get(client, rep, f"/api/notes?q={VOCABULARY[7]}")).json()["items"]
     assert found and all(VOCABULARY[7] in note["body"] for note in found)
 
@@ -294,20 +304,25 @@ async def test_ten_thousand_accounts_at_one_point_do_not_stall_nearby(
         return took
 
     await nearby(20)
-    async with LoopWatch() as watch:
-        searches = [asyncio.create_task(nearby(limit)) for limit in (20, 500, 500)]
-        health = await cheap_ones()
-        answers = await asyncio.gather(*searches)
-    for seconds, response in answers:
-        assert response.status_code == 200, response.text
-        assert seconds < 2.0, seconds
-    results = answers[1][1].json()["results"]
-    assert len(results) == 500 and {r["distance_m"] for r in results} == {0.0}
-    ids = [r["account"]["id"] for r in results]
-    assert ids == sorted(ids)  # equal distances: by id
-    # Round trips are wall time: on a loaded machine they wait for a core too.
-    assert max(health) < LOOP_HELD_S * 4, health
-    assert watch.worst < LOOP_HELD_S, watch.worst
+    tries = []
+    for _ in range(TRIES):
+        async with LoopWatch() as watch:
+            searches = [asyncio.create_task(nearby(limit)) for limit in (20, 500, 500)]
+            health = await cheap_ones()
+            answers = await asyncio.gather(*searches)
+        for seconds, response in answers:
+            assert response.status_code == 200, response.text
+            assert seconds < 2.0, seconds
+        results = answers[1][1].json()["results"]
+        assert len(results) == 500 and {r["distance_m"] for r in results} == {0.0}
+        ids = [r["account"]["id"] for r in results]
+        assert ids == sorted(ids)  # equal distances: by id
+        assert watch.worst < LOOP_HELD_S, watch.worst
+        tries.append(health)
+        if max(health) < LOOP_HELD_S * 2:
+            break
+    else:
+        raise AssertionError(f"a cheap request waited in every try: {tries}")
 
 
 async def test_a_large_sync_page_is_compressed_off_the_event_loop(
