@@ -168,8 +168,12 @@ class App:
         await self.page.locator("body[data-ready=yes]").wait_for(state="attached")
 
     async def go(self, hash_route: str) -> None:
-        """Follow an in-app link (a hash route) without reloading."""
+        """Follow an in-app link (a hash route) without reloading, and wait until the
+        router has drawn the screen for it: two routes of one screen (a new task, then an
+        edit) share their controls' test ids, so filling at once could type into the one
+        being replaced."""
         await self.page.evaluate("(h) => { location.hash = h; }", hash_route)
+        await self.page.wait_for_function("() => document.body.dataset.route === location.hash")
 
     async def expect_screen(self, screen: str) -> None:
         await expect(self.page.locator("body")).to_have_attribute("data-screen", screen)

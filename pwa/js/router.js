@@ -58,6 +58,7 @@ export function navigate(hash) {
 export function replaceQuery(path, query) {
   const search = query.toString();
   history.replaceState(null, "", `#${path}${search ? `?${search}` : ""}`);
+  document.body.dataset.route = location.hash;
 }
 
 function match(path) {
@@ -114,6 +115,7 @@ export async function render({ keepFocus = false } = {}) {
   document.title = view.title ? `${view.title} · fieldcrm` : "fieldcrm";
   markNav(path);
   document.body.dataset.screen = found.route === notFound ? "not-found" : path.split("/")[1] || "today";
+  document.body.dataset.route = location.hash; // the hash this screen was drawn for
   if (keepFocus) {
     restoreFocus(main, focus);
     window.scrollTo(0, scroll);
