@@ -42,7 +42,7 @@ Which module holds what (each imports only modules above it here, and nothing fr
 - setup.py: configure(), make_engine(), engine(), is_postgres(), start(), stop(),
   ON_CONFIGURE, and driver(): the driver configure() chose.
 - transactions.py: fetch(), fetch_rows(), read_transaction(), write_transaction(),
-  transaction(), next_values() and raise_sequence() (a PostgreSQL sequence's, for the
+  transaction(), analyze(), next_values() and raise_sequence() (a PostgreSQL sequence's, for the
   sync seqs).
 - bulk.py: insert_rows(), update_rows(), any_of(), padded().
 - side.py: the side connection, one per process outside the pool: side_fetch() (a
@@ -74,6 +74,7 @@ from server.db.setup import (
 from server.db.side import SideUnavailable
 from server.db.sqlite import SQLITE_BUSY_TIMEOUT_S, SQLITE_IDLE_READERS, SQLITE_READ_THREADS
 from server.db.transactions import (
+    analyze,
     fetch,
     fetch_rows,
     listen,
@@ -87,6 +88,7 @@ from server.db.transactions import (
 )
 
 __all__ = [
+    "analyze",
     "ON_CONFIGURE",
     "ReplicaUnavailable",
     "SQLITE_BUSY_TIMEOUT_S",

@@ -124,6 +124,18 @@ async def transaction() -> AsyncIterator[None]:
         yield
 
 
+async def analyze(tables: Sequence[str]) -> None:
+    """Have PostgreSQL gather these tables' statistics again (ANALYZE, in a transaction of
+    its own, which holds no write up), for a bulk write that grew them: its planner chooses
+    by them, and autovacuum refreshes them a minute later at best (never, where it is off).
+    Nothing on SQLite, whose plans here follow the indexes alone."""
+    backend = driver()
+    if not isinstance(backend, Postgres):
+        return
+    async with backend.transaction():
+        await fetch(f"ANALYZE {', '.join(tables)}")
+
+
 async def side_fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
     """One statement on the process's side connection (side.py): outside the pool and any
     transaction, one at a time. Raises SideUnavailable when the connection is not there."""

@@ -36,7 +36,7 @@ import msgspec
 
 from server import db
 from server.core.actor import Actor, scope_filter, team_scope
-from server.core.bulk import bulk_write
+from server.core.bulk import LOGGED, Statistics, bulk_write
 from server.core.writer import Edit, Source, writing
 from server.errors import ApiError
 from server.transfer import columns, planning
@@ -305,11 +305,14 @@ async def _write(job: Job, planned: list[Planned]) -> None:
     not give the loop a turn midway: it would hold the writer's lock while other requests
     run, and a phone's sync, which writes, would wait that much longer (docs/performance.md).
     The geocoder holds off meanwhile (a bulk write: server/core/bulk.py)."""
+    statistics = Statistics((job.table, *LOGGED, "import_items"))
     with bulk_write():
-        await _write_batches(job, planned)
+        await _write_batches(job, planned, statistics)
+        if not job.dry_run:
+            await statistics.done()
 
 
-async def _write_batches(job: Job, planned: list[Planned]) -> None:
+async def _write_batches(job: Job, planned: list[Planned], statistics: Statistics) -> None:
     report, size, start = job.report, FIRST_BATCH, 0
     while start < len(planned):
         batch = planned[start : start + size]
@@ -346,6 +349,8 @@ async def _write_batches(job: Job, planned: list[Planned]) -> None:
                 if job.import_id is not None:
                     await _progress(job.import_id, done, outcome)
         size = next_batch_size(len(batch), took_ms)
+        if not job.dry_run:
+            await statistics.wrote(len(outcome))
         for plan, refusal in refused:
             found = _FIELD_IN_DETAIL.search(refusal.detail)
             column = plan.columns.get(found[1], found[1]) if found else ""

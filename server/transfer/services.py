@@ -18,7 +18,7 @@ import msgspec
 
 from server import db
 from server.core.actor import Actor, scope_filter
-from server.core.bulk import bulk_write
+from server.core.bulk import LOGGED, Statistics, bulk_write
 from server.core.fields import CHILD_TABLES, SERVER, TABLE_FIELDS
 from server.core.phones import e164
 from server.core.rows import chunks
@@ -185,6 +185,7 @@ async def _revert(actor: Actor, import_id: str) -> dict[str, Any]:
                 with_children |= {str(r["account_id"]) for r in rows}
     deleted = emptied = 0
     kept: list[dict[str, Any]] = []
+    statistics = Statistics((table, *LOGGED))
     size, start = importing.FIRST_BATCH, 0
     while start < len(items):
         batch = items[start : start + size]
@@ -229,6 +230,8 @@ async def _revert(actor: Actor, import_id: str) -> dict[str, Any]:
             await writer.flush()
             took_ms = (time.perf_counter() - began) * 1000
         size = importing.next_batch_size(len(batch), took_ms)
+        await statistics.wrote(len(batch))
+    await statistics.done()
     summary = {"deleted": deleted, "emptied": emptied, "kept": kept[:1000]}
     await db.fetch(
         "UPDATE imports SET state = {}, reverted = {}, finished_at = {} WHERE id = {}",
