@@ -22,23 +22,41 @@ export class SignedOut extends Error {
 // {acked, changed, merged}.
 export async function applyResponse(data, sentCursor, { refused, token } = {}) {
   return write([...TABLES, "outbox", "meta", "drafts", "blobs"], async (s) => {
+    const ack = data.ack || { last_mid: 0, results: [] };
+    const lastMid = Number(ack.last_mid) || 0;
+    // What storing the page needs of the phone, asked for all at once: each await is a round
+    // trip to IndexedDB's thread, which stores nothing meanwhile (a first sync is dozens of
+    // pages). Writes below are asked for without waiting for them either, for the same
+    // reason: the transaction runs its requests in order, and any failure aborts it whole.
+    const [signedIn, acked, stored, clientId, kept, erasedBefore, mergedBefore, ongoing, histories,
+      drafts, clock] = await Promise.all([
+      token === undefined ? token : s.meta.get("token"),
+      lastMid > 0 ? s.outbox.index("mid").getAll(IDBKeyRange.upperBound(lastMid)) : [],
+      s.outbox.getAll(),
+      s.meta.get("client_id"),
+      s.meta.get("rejected"),
+      s.meta.get("erased"),
+      s.meta.get("merged"),
+      s.meta.get("reset"),
+      s.meta.get("history"),
+      s.drafts.getAll(),
+      s.meta.get("hlc"),
+    ]);
     // A pull that outlived its sign-in (the phone emptied meanwhile) stores nothing.
-    if (token !== undefined && (await s.meta.get("token")) !== token) throw new SignedOut();
+    if (signedIn !== token) throw new SignedOut();
     const touched = new Set();
     const refresh = new Map();
     const merged = new Set(); // of refresh's keys: merged, not rejected
 
-    const ack = data.ack || { last_mid: 0, results: [] };
-    const lastMid = Number(ack.last_mid) || 0;
-    const acked = lastMid > 0 ? await s.outbox.index("mid").getAll(IDBKeyRange.upperBound(lastMid)) : [];
     const sent = new Map(acked.map((e) => [e.mid, e]));
-    for (const e of acked) await s.outbox.delete(e.key);
+    for (const e of acked) s.outbox.raw.delete(e.key);
+    // The outbox once the acknowledged writes are gone; read again once a merge moved them.
+    let outbox = stored.filter((e) => !sent.has(e.mid));
 
-    const clientId = await s.meta.get("client_id");
-    let rejected = (await s.meta.get("rejected")) || [];
-    const erased = (await s.meta.get("erased")) || {}; // ids erased on request (SPEC 12)
+    let rejected = kept || [];
+    const erased = erasedBefore || {}; // ids erased on request (SPEC 12)
     let erasedNow = 0;
-    const merges = { map: (await s.meta.get("merged")) || {}, now: [] };
+    const merges = { map: mergedBefore || {}, now: [] };
     for (const r of ack.results || []) {
       const e = sent.get(r.mid);
       if (!e) continue;
@@ -46,6 +64,7 @@ export async function applyResponse(data, sentCursor, { refused, token } = {}) {
       // merged-away record follows it there.
       if (r.redirected_to && r.status !== "rejected") {
         await repoint(s, e.table, e.id, r.redirected_to, merges);
+        outbox = null;
       }
       // A merged write lost some fields. If the row changed, the pull brings it; if every
       // field lost, nothing comes (the pull had brought the winner before this write went
@@ -79,15 +98,15 @@ export async function applyResponse(data, sentCursor, { refused, token } = {}) {
       refresh.set(`${e.table}/${e.id}`, e);
       merged.delete(`${e.table}/${e.id}`);
     }
-    if ((ack.results || []).length) await s.meta.put(ack.results.slice(-50), "last_results");
+    if ((ack.results || []).length) s.meta.raw.put(ack.results.slice(-50), "last_results");
 
-    const reset = await resetState(s, data, sentCursor);
+    const reset = await resetState(s, data, sentCursor, ongoing);
     const left = []; // ids of rows deleted or evicted
 
     // The page's puts and deletes are asked for without waiting for each one (the
     // transaction runs them in order; a failure aborts it): a first sync of a big
-    // territory is thousands of rows. The outbox is read once for them, again after a
-    // repoint changed it; a row waits for nothing else.
+    // territory is thousands of rows. The outbox read above is used for them, read again
+    // after a repoint changed it; a row waits for nothing else.
     let unsent = null;
     // A reset into an empty phone stamps nothing: there is nothing to sweep after it.
     const stamp = reset && !reset.fresh ? reset.epoch : null;
@@ -101,7 +120,7 @@ export async function applyResponse(data, sentCursor, { refused, token } = {}) {
       touched.add(`${change.table}/${change.id}`);
       if (change.op === "put" && change.row) {
         delete merges.map[change.id]; // back: its merge was undone
-        if (!unsent) unsent = groupPending(await s.outbox.getAll());
+        if (!unsent) unsent = groupPending(outbox || (await s.outbox.getAll()));
         const row = overlay(change.row, change.seq, unsent.get(`${change.table}/${change.id}`) || []);
         if (stamp) row._epoch = stamp;
         if (change.table === "rejections") {
@@ -125,7 +144,7 @@ export async function applyResponse(data, sentCursor, { refused, token } = {}) {
         left.push(change.id);
         if (change.merged_into) {
           await repoint(s, change.table, change.id, change.merged_into, merges);
-          unsent = null;
+          unsent = outbox = null;
         }
       } else if (change.op === "evict") {
         left.push(...(await evict(s, change.table, change.id)));
@@ -133,17 +152,16 @@ export async function applyResponse(data, sentCursor, { refused, token } = {}) {
       }
     }
     // The history kept of a record the phone no longer holds goes with it.
-    const histories = (await s.meta.get("history")) || {};
-    if (left.some((id) => histories[id])) {
+    if (histories && left.some((id) => histories[id])) {
       for (const id of left) delete histories[id];
-      await s.meta.put(histories, "history");
+      s.meta.raw.put(histories, "history");
     }
     // Nothing of an erased record stays: this phone's copies of refused writes, drafts.
     const gone = (x) => erased[x.id] || erased[x.account_id] || erased[x.record_id] ||
       erased[(x.about || {}).account_id] || erased[(x.fields || {}).account_id];
     rejected = rejected.filter((x) => !gone(x));
-    for (const d of await s.drafts.getAll()) if (gone(d)) await s.drafts.delete(d.key);
-    await s.meta.put(erased, "erased");
+    for (const d of drafts) if (gone(d)) s.drafts.raw.delete(d.key);
+    s.meta.raw.put(erased, "erased");
     if (erasedNow) {
       // Nor its words in the search index kept here (js/search-worker.js builds it again).
       await s.meta.delete("search_index");
@@ -164,20 +182,20 @@ export async function applyResponse(data, sentCursor, { refused, token } = {}) {
       else await s[e.table].delete(e.id);
     }
 
-    await s.meta.put(rejected, "rejected");
-    await s.meta.put(merges.map, "merged");
-    if (data.cursor !== undefined) await s.meta.put(data.cursor, "cursor");
+    s.meta.raw.put(rejected, "rejected");
+    s.meta.raw.put(merges.map, "merged");
+    if (data.cursor !== undefined) s.meta.raw.put(data.cursor, "cursor");
     if (reset) {
       if (data.has_more) {
-        await s.meta.put({ ...reset, cursor: data.cursor }, "reset");
+        s.meta.raw.put({ ...reset, cursor: data.cursor }, "reset");
       } else {
         if (!reset.fresh) await sweep(s, reset.epoch);
-        await s.meta.delete("reset");
+        s.meta.raw.delete("reset");
       }
     }
-    await s.meta.put(observe(await s.meta.get("hlc"), data.hlc_max), "hlc");
+    s.meta.raw.put(observe(clock, data.hlc_max), "hlc");
     if (typeof data.server_time === "number") {
-      await s.meta.put(data.server_time - Date.now(), "server_offset_ms");
+      s.meta.raw.put(data.server_time - Date.now(), "server_offset_ms");
     }
     return {
       acked: acked.length,
@@ -257,8 +275,8 @@ function aboutOf(copy) {
 // A reset pages the whole scope; rows it sends are stamped with its epoch so the last
 // page can drop the rest. A reset continues while we send the cursor its last page gave;
 // a reset answer to any other cursor starts over.
-async function resetState(s, data, sentCursor) {
-  const ongoing = await s.meta.get("reset");
+// `ongoing`: meta "reset" as the transaction began.
+async function resetState(s, data, sentCursor, ongoing) {
   if (ongoing && ongoing.cursor === sentCursor) return ongoing;
   if (data.reset) {
     // A first sync: reading every row back at its end, to find none to sweep, took a
@@ -266,7 +284,7 @@ async function resetState(s, data, sentCursor) {
     const counts = await Promise.all([...TABLES, "outbox"].map((name) => s[name].count()));
     return { epoch: crypto.randomUUID(), cursor: null, fresh: counts.every((n) => n === 0) };
   }
-  if (ongoing) await s.meta.delete("reset"); // our cursor moved on some other way
+  if (ongoing) s.meta.raw.delete("reset"); // our cursor moved on some other way
   return null;
 }
 

@@ -392,14 +392,15 @@ function platform() {
 }
 
 // Pulled pages tell the screens at most every 5 s while more pages come (a first sync
-// of a big territory is dozens of pages; each redraw would slow it), and always after the
-// last one.
+// of a big territory is dozens of pages; each redraw would slow it), and always once the
+// sync is over: runOnce tells them after the status (the last page's rows are stored by
+// then), so that the badge reads "synced" before the screens read every store again.
 const DATA_EVERY_MS = 5000;
 let heldData = null;
 let lastDataAt = -Infinity;
 function emitData(merged, more) {
   heldData = { sync: true, merged: [...(heldData ? heldData.merged : []), ...merged] };
-  if (more && performance.now() - lastDataAt < DATA_EVERY_MS) return;
+  if (!more || performance.now() - lastDataAt < DATA_EVERY_MS) return;
   flushData();
 }
 
