@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "adbc6f8aca64";
+const VERSION = "dc1b6f6eb946";
 const SHELL = [
   "/",
   "/css/app.css",

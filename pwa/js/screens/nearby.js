@@ -87,8 +87,10 @@ function withLocalWrites(serverResults, local, pending, position, radiusM, statu
 }
 
 async function search(position, radiusM, status) {
-  // The very array kept (records.js): read here, never changed.
-  const [local, pending] = await Promise.all([keptRows("accounts"), pendingKeys()]);
+  // The very array kept (records.js): read here, never changed. Read while the server is
+  // asked (a failure is reported where it is awaited).
+  const reading = Promise.all([keptRows("accounts"), pendingKeys()]);
+  reading.catch(() => {});
   const token = session().token;
   if (token && navigator.onLine) {
     const params = new URLSearchParams({
@@ -96,7 +98,8 @@ async function search(position, radiusM, status) {
     });
     if (status) params.set("status", status);
     try {
-      const result = await apiFetch(`/api/nearby?${params}`, { token, timeoutMs: 8000 });
+      const [result, [local, pending]] = await Promise.all([
+        apiFetch(`/api/nearby?${params}`, { token, timeoutMs: 8000 }), reading]);
       if (result.status === 200 && result.data && Array.isArray(result.data.results)) {
         const results = withLocalWrites(result.data.results, local, pending, position, radiusM, status);
         return { source: "server", results, local, pending };
@@ -105,6 +108,7 @@ async function search(position, radiusM, status) {
       if (!(err instanceof NetworkError)) throw err;
     }
   }
+  const [local, pending] = await reading;
   return { source: "phone", results: measureLocally(local, position, radiusM, status), local, pending };
 }
 

@@ -40,9 +40,10 @@ function latest(visits, n) {
   return top;
 }
 
-// A big territory can have thousands of tasks due: drawn as they scroll into view. The
-// first screen holds five or six: eight are drawn with it, the next ones once it is on
-// screen (their layout was a fifth of Today's time on a slow phone), a dozen at a time.
+// A big territory can have thousands of tasks due: drawn as they scroll into view. A
+// phone's first screen holds two to five (a row is 100-180 px at 360 px wide): eight are
+// drawn with it, the next ones once it is on screen (laying out 20 was a fifth of Today's
+// time on a slow phone), a dozen at a time.
 function dueList(due, row) {
   const list = h("ul", { class: "list" });
   drawRows(list, due, row, { first: 8, more: 12 });
