@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "dc1b6f6eb946";
+const VERSION = "615a54191b26";
 const SHELL = [
   "/",
   "/css/app.css",

@@ -185,6 +185,10 @@ export async function nearbyScreen(_params, query) {
     // The list is painted first (placing 10,000 markers takes a big territory's phone
     // hundreds of ms); the first position can arrive before the screen is in the page.
     await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
+    // and the map once the phone is idle: its layout and paint (130 ms at 4x for the kept
+    // one) wait for a tap on another tab to be answered; a screen left by then draws none.
+    await new Promise((resolve) => (window.requestIdleCallback
+      ? requestIdleCallback(resolve, { timeout: 500 }) : setTimeout(resolve, 50)));
     if (kept && kept.owner !== mine) return;
     if (mapSlot !== mapBox && mapSlot.isConnected) mapSlot.replaceWith(mapBox);
     if (!mapBox.isConnected) return;
