@@ -34,6 +34,19 @@ class NearbyScreen:
     def rows(self) -> Locator:
         return self.tid("nearby-row")
 
+    async def scroll_to_the_end(self) -> None:
+        """The list draws its first rows, then the next ones as its end scrolls near
+        (js/chunks.js): scrolls to its end until every row is drawn."""
+        more = self.tid("nearby-list").locator(".list-more")
+        for _ in range(20):
+            if not await more.count():
+                return
+            await more.evaluate("(end) => end.scrollIntoView({ block: 'end' })")
+            await self.app.page.evaluate(
+                "() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 100)))"
+            )
+        raise AssertionError("the nearby list never drew its last row")
+
     def row(self, account_id: str) -> Locator:
         return self.app.page.locator(f'[data-testid=nearby-row][data-id="{account_id}"]')
 

@@ -144,6 +144,7 @@ async def test_the_map_offline_from_the_first_start(
     count = nearby.tid("nearby-count")
     await expect(count).to_have_attribute("data-capped", "yes")
     await expect(count).to_contain_text("The 100 nearest accounts within 25 km")
+    await nearby.scroll_to_the_end()
     await expect(nearby.rows()).to_have_count(100)
 
     # Coloured by the last visit (30 days), a legend that says so; the crowd is clustered.

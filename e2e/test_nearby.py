@@ -91,6 +91,17 @@ async def test_nearby_online_then_offline(server: Server, phones: Phones, artifa
     assert directions and directions.startswith("geo:45.76")
     await check_layout(app, artifacts, "nearby")
 
+    # Back on Nearby from another tab: the same map (kept across visits), its accounts and
+    # basemap on it again.
+    await app.tid("nav-today").click()
+    await app.expect_screen("today")
+    await nearby.open()
+    await expect(nearby.rows()).to_have_count(len(expected))
+    box = nearby.tid("nearby-map")
+    await expect(box).to_have_attribute("data-accounts", str(len(AROUND) + 1))
+    await expect(box).to_have_count(1)
+    await nearby.expect_basemap()
+
     await nearby.filter_status("customer")
     await expect(nearby.rows()).to_have_count(1)
     assert await nearby.names() == ["Fromagerie Lafayette"]

@@ -2,13 +2,13 @@
 // loaded when first opened), the task form's account picker and the reassign screen.
 
 import { on } from "./events.js";
-import { allRows, pendingKeys } from "./records.js";
+import { allRows, keptRows, pendingKeys, rowsById } from "./records.js";
 import { buildIndex, findAccounts, joinIndex, sortAccounts } from "./search.js";
 
 // The phone's accounts and their contacts, indexed for search (js/search.js) once, until
 // local rows change; built in a worker and kept in IndexedDB (js/search-worker.js), here
-// when the browser runs no module worker. Built again after each sync, so that Accounts
-// opens without waiting for it.
+// when the browser runs no module worker. Built again after each sync, and asked for as
+// the app starts (prefetchIndex), so that Accounts opens without waiting for it.
 let indexed = null;
 let unsent = null; // pendingKeys(), kept until local rows change as the index is
 on("data", () => {
@@ -20,10 +20,19 @@ on("sync", (s) => {
 });
 export function localIndex() {
   if (!indexed) {
-    indexed = Promise.all([allRows("accounts"), indexInWorker().catch(() => null)]).then(async ([a, compact]) =>
-      compact ? joinIndex(compact, a) : buildIndex(a, await allRows("contacts")));
+    // The accounts as kept (js/records.js), never changed here: their map by id is Today's.
+    indexed = Promise.all([keptRows("accounts"), indexInWorker().catch(() => null)]).then(async ([a, kept]) =>
+      kept ? joinIndex(kept, a, [], rowsById(a)) : buildIndex(a, await allRows("contacts")));
   }
   return indexed;
+}
+
+// The app starts: the index is read back (or built) by the worker while the first screen
+// is drawn, and joined with the accounts as soon as both are there, not after the first
+// sync as before: Accounts opened straight after a restart waited for the worker's start,
+// its read and the join.
+export function prefetchIndex() {
+  localIndex().catch(() => {});
 }
 
 let worker = null; // false once it failed to start

@@ -2,6 +2,7 @@
 // then start syncing. Everything on screen comes from IndexedDB, so it all works offline.
 
 import { lang, t, tn, translateShell } from "./i18n.js";
+import { prefetchIndex } from "./account-index.js";
 import { read, write } from "./db.js";
 import { on } from "./events.js";
 import { startInstall } from "./install.js";
@@ -184,6 +185,7 @@ async function boot() {
   updateConflictCount(root);
   startServiceWorker(root);
   startPush({ syncNow });
+  if (session().token) prefetchIndex();
   await startRouter(root.querySelector("main"));
   await refreshStatus();
   startSync();

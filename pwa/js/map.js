@@ -136,7 +136,9 @@ export class NearbyMap {
     return this.accounts.set(accounts, mode, lastVisit, near);
   }
 
-  // results: the nearest ([{account}]), which the view fits.
+  // results: the nearest ([{account}]), which the view fits. A view fitted to the same
+  // points and not moved since stays: fitting it again (Nearby opened again) would move
+  // nothing yet redraw every cluster and city name.
   showPosition(position, radiusM, results, { refit = false } = {}) {
     const L = this.L;
     this.here.clearLayers();
@@ -145,6 +147,12 @@ export class NearbyMap {
     L.circleMarker(here, { radius: 9, className: "nearby-you", interactive: false }).addTo(this.here);
     if (!refit) return;
     const points = [here, ...results.map(({ account: a }) => [a.lat, a.lng + 360 * Math.round((position.lng - a.lng) / 360)])];
+    const key = JSON.stringify(points);
+    const view = () => `${this.map.getCenter().toString()} ${this.map.getZoom()} ${this.map.getSize().toString()}`;
+    if (this.fitted && this.fitted.key === key && this.fitted.view === view()) return;
+    const fitted = { key, view: null };
+    this.fitted = fitted;
+    this.map.once("moveend", () => { fitted.view = view(); });
     if (points.length > 1) this.map.fitBounds(L.latLngBounds(points).pad(0.15), { maxZoom: 16 });
     else this.map.setView(here, 14);
   }

@@ -142,6 +142,16 @@ export async function keptRows(table) {
   return hit.rows;
 }
 
+// The rows of a keptRows() array by id, made once per array: Today's names, Nearby's
+// unsent edits and the accounts' search index (js/account-index.js) share one map of a
+// big territory's 10,000 accounts. Never change it.
+const byIds = new WeakMap();
+export function rowsById(rows) {
+  let map = byIds.get(rows);
+  if (!map) byIds.set(rows, (map = new Map(rows.map((row) => [row.id, row]))));
+  return map;
+}
+
 export async function getRecord(table, id) {
   const row = await read([table], (s) => s[table].get(id));
   return visible(row) ? row : null;

@@ -53,17 +53,18 @@ export const compactIndex = (index) => index.map((e) => [e.account.id, e.words, 
 
 // The index again from its compact form, over the accounts the phone holds now: an entry
 // whose account is gone is dropped; an account newer than the index is added at the end
-// (the next change of rows builds it again).
-export function joinIndex(compact, accounts, contacts = []) {
-  const byId = new Map(accounts.map((a) => [a.id, a]));
+// (the next change of rows builds it again). `byId`: the accounts by id, when the caller
+// has the map already (js/records.js rowsById); it is not changed.
+export function joinIndex(compact, accounts, contacts = [], byId = null) {
+  const rows = byId || new Map(accounts.map((a) => [a.id, a]));
   const index = [];
   for (const [id, words, phones] of compact) {
-    const account = byId.get(id);
-    if (!account) continue;
-    index.push({ account, words, phones });
-    byId.delete(id);
+    const account = rows.get(id);
+    if (account) index.push({ account, words, phones });
   }
-  return byId.size ? [...index, ...buildIndex([...byId.values()], contacts)] : index;
+  if (index.length === accounts.length) return index; // ids are unique: every account is in
+  const joined = new Set(index.map((e) => e.account.id));
+  return [...index, ...buildIndex(accounts.filter((a) => !joined.has(a.id)), contacts)];
 }
 
 const dialledDigits = (query) => (/^[\d\s.+()/-]+$/.test(String(query).trim()) ? digits(query) : "");

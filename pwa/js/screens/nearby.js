@@ -4,6 +4,7 @@
 // approximately, and says so. "Capture a prospect here" saves a new account at the rep's
 // position through the normal local write path, so it syncs like any other.
 
+import { drawRows } from "../chunks.js";
 import { formatNumber, t, tn } from "../i18n.js";
 import { apiFetch, NetworkError } from "../api.js";
 import { COLOUR_MODES, DEFAULT_COLOUR, lastVisits, legend } from "../map-layers.js";
@@ -12,7 +13,8 @@ import {
   NearbyMap,
 } from "../map.js";
 import { duplicateGate, heldAccounts, keepWarm } from "../duplicates.js";
-import { allRows, newId, pendingKeys, saveWrites } from "../records.js";
+import { on } from "../events.js";
+import { keptRows, newId, pendingKeys, rowsById, saveWrites } from "../records.js";
 import { replaceQuery } from "../router.js";
 import { planVisitButton } from "./route-plan.js";
 import { session } from "../session.js";
@@ -21,9 +23,21 @@ import { LABELS, field, h, link, options, toast } from "../ui.js";
 const RADII = { 1000: "1 km", 5000: "5 km", 25000: "25 km", 100000: "100 km" };
 const DEFAULT_RADIUS = 25000;
 const LIMIT = 100;
+const FIRST_ROWS = 10; // drawn at once; the others as the list scrolls near (js/chunks.js)
 const GEO_TIMEOUT_MS = 20_000;
 
-let shownMap = null; // one map at a time: the previous screen's is removed
+// One map for every visit of Nearby: its box moves into each new screen with its markers,
+// and only the accounts that changed are drawn again. A big territory's 10,000 markers
+// placed again on each visit kept a cheap phone busy for seconds after the list was
+// drawn, slowing whatever screen came next. `owner`: the screen drawing on it now;
+// `drawn`: what its markers show. Dropped at sign-out.
+let kept = null; // {box, map, owner, drawn}
+on("session", (s) => {
+  if (kept && !(s && s.token)) {
+    kept.map.remove();
+    kept = null;
+  }
+});
 
 // Always a fresh fix: a minute-old one is a town away on the road.
 function locate() {
@@ -63,7 +77,7 @@ export function measureLocally(accounts, position, radiusM, status, limit = LIMI
 // The server's answer with this phone's unsent writes on top: an account edited or captured
 // here and not synced yet is measured here (approximately), the rest keep the server's figure.
 function withLocalWrites(serverResults, local, pending, position, radiusM, status) {
-  const localById = new Map(local.map((a) => [a.id, a]));
+  const localById = rowsById(local);
   const unsent = (id) => pending.has(`accounts/${id}`);
   const kept = serverResults
     .filter((r) => !unsent(r.account.id))
@@ -73,7 +87,10 @@ function withLocalWrites(serverResults, local, pending, position, radiusM, statu
 }
 
 async function search(position, radiusM, status) {
-  const [local, pending] = await Promise.all([allRows("accounts"), pendingKeys()]);
+  // The very array kept (records.js): read here, never changed. Read while the server is
+  // asked (a failure is reported where it is awaited).
+  const reading = Promise.all([keptRows("accounts"), pendingKeys()]);
+  reading.catch(() => {});
   const token = session().token;
   if (token && navigator.onLine) {
     const params = new URLSearchParams({
@@ -81,16 +98,18 @@ async function search(position, radiusM, status) {
     });
     if (status) params.set("status", status);
     try {
-      const result = await apiFetch(`/api/nearby?${params}`, { token, timeoutMs: 8000 });
+      const [result, [local, pending]] = await Promise.all([
+        apiFetch(`/api/nearby?${params}`, { token, timeoutMs: 8000 }), reading]);
       if (result.status === 200 && result.data && Array.isArray(result.data.results)) {
         const results = withLocalWrites(result.data.results, local, pending, position, radiusM, status);
-        return { source: "server", results, local };
+        return { source: "server", results, local, pending };
       }
     } catch (err) {
       if (!(err instanceof NetworkError)) throw err;
     }
   }
-  return { source: "phone", results: measureLocally(local, position, radiusM, status), local };
+  const [local, pending] = await reading;
+  return { source: "phone", results: measureLocally(local, position, radiusM, status), local, pending };
 }
 
 function popupFor(account) {
@@ -118,17 +137,14 @@ function nearbyRow({ account, distance_m: distance, approximate }) {
 }
 
 export async function nearbyScreen(_params, query) {
-  if (shownMap) {
-    // Taking 10,000 markers off the last map waits until this screen is drawn.
-    const old = shownMap;
-    setTimeout(() => old.remove(), 1000);
-    shownMap = null;
-  }
+  const mine = {}; // this screen, as the kept map's owner
+  if (kept) kept.owner = mine;
   let radius = Number(query.get("radius")) in RADII ? Number(query.get("radius")) : DEFAULT_RADIUS;
   let status = LABELS.status[query.get("status")] ? query.get("status") : "";
   let colour = COLOUR_MODES[query.get("colour")] ? query.get("colour") : DEFAULT_COLOUR;
   let position = null;
-  let nearbyMap = null;
+  let nearbyMap = kept ? kept.map : null;
+  let resized = false; // the kept map measured again in this screen
   let refit = true;
 
   const positionLine = h("p", { class: "hint", testid: "nearby-position", "aria-live": "polite",
@@ -136,8 +152,13 @@ export async function nearbyScreen(_params, query) {
   const source = h("p", { class: "notice", testid: "nearby-source", hidden: true });
   const count = h("p", { class: "count", testid: "nearby-count", "aria-live": "polite" });
   const list = h("ul", { class: "list", testid: "nearby-list" });
-  const mapBox = h("div", { class: "nearby-map", testid: "nearby-map", role: "region",
+  const mapBox = kept ? kept.box : h("div", { class: "nearby-map", testid: "nearby-map", role: "region",
     "aria-label": t("Map of the accounts near you") });
+  delete mapBox.dataset.accounts; // set again once this screen's accounts are on it
+  // The kept map joins the page after the list is drawn: laying out its markers, outlines
+  // and names with the rest of the screen made the list wait. An empty box of its size
+  // stands in for it until then.
+  const mapSlot = kept ? h("div", { class: "nearby-map", "aria-hidden": "true" }) : mapBox;
   const mapNote = h("p", { class: "hint", testid: "nearby-map-note", hidden: true });
   const colourField = field({ name: "colour", label: t("Colour"), type: "select", testid: "map-colour",
     value: colour, options: Object.entries(COLOUR_MODES) });
@@ -164,13 +185,20 @@ export async function nearbyScreen(_params, query) {
     // The list is painted first (placing 10,000 markers takes a big territory's phone
     // hundreds of ms); the first position can arrive before the screen is in the page.
     await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve)));
+    // and the map once the phone is idle: its layout and paint (130 ms at 4x for the kept
+    // one) wait for a tap on another tab to be answered; a screen left by then draws none.
+    await new Promise((resolve) => (window.requestIdleCallback
+      ? requestIdleCallback(resolve, { timeout: 500 }) : setTimeout(resolve, 50)));
+    if (kept && kept.owner !== mine) return;
+    if (mapSlot !== mapBox && mapSlot.isConnected) mapSlot.replaceWith(mapBox);
     if (!mapBox.isConnected) return;
     if (!nearbyMap) {
       try {
         const [L, config] = await Promise.all([loadLeaflet(), mapConfig()]);
         if (!mapBox.isConnected || nearbyMap) return;
         nearbyMap = new NearbyMap(L, mapBox, config, popupFor);
-        shownMap = nearbyMap;
+        kept = { box: mapBox, map: nearbyMap, owner: mine, drawn: null };
+        resized = true;
       } catch (err) {
         mapBox.hidden = true;
         mapNote.textContent = `${(err && err.message) || t("The map could not be loaded.")} ${t("The list below works without it.")}`;
@@ -178,11 +206,26 @@ export async function nearbyScreen(_params, query) {
         return;
       }
     }
-    // Every account of the status, not only the nearest.
-    const shown = found.local.filter((a) => !status || a.status === status);
+    const shared = kept;
+    if (!shared || shared.map !== nearbyMap) return; // signed out meanwhile
+    if (!resized) {
+      nearbyMap.map.invalidateSize(false); // its box was out of the page since last drawn
+      resized = true;
+    }
     nearbyMap.showPosition(position, radius, found.results, { refit });
     refit = false;
-    mapBox.dataset.accounts = String(await nearbyMap.showAccounts(shown, colour, await lastVisits(shown), position));
+    // The markers already show these accounts in these colours (the same rows, no unsent
+    // visit more or less, within the hour): nothing to go through again.
+    const unsentVisits = [...found.pending].filter((key) => key.startsWith("visits/")).join();
+    const drawing = [found.local, status, colour, Math.floor(Date.now() / 3_600_000), Math.round(position.lng),
+      unsentVisits];
+    if (!shared.drawn || drawing.some((x, i) => x !== shared.drawn.what[i])) {
+      // Every account of the status, not only the nearest.
+      const shown = found.local.filter((a) => !status || a.status === status);
+      const count = await nearbyMap.showAccounts(shown, colour, await lastVisits(shown), position);
+      shared.drawn = { what: drawing, count };
+    }
+    if (shared.owner === mine) mapBox.dataset.accounts = String(shared.drawn.count);
   }
 
   async function refresh() {
@@ -193,7 +236,9 @@ export async function nearbyScreen(_params, query) {
       ? t("Distances measured by the server.")
       : t("Offline: distances measured on this phone from your synced accounts; they are approximate.");
     source.hidden = false;
-    list.replaceChildren(...found.results.map(nearbyRow));
+    // The list starts under the map, a screen down: its first rows now, the others as it
+    // scrolls near (a hundred rows took a cheap phone a tenth of a second to draw).
+    drawRows(list, found.results, nearbyRow, { first: FIRST_ROWS });
     const n = found.results.length;
     count.dataset.count = String(n);
     count.dataset.capped = n >= LIMIT ? "yes" : "no";
@@ -276,7 +321,7 @@ export async function nearbyScreen(_params, query) {
     h("h1", {}, t("Nearby")),
     h("div", { class: "title-row" }, positionLine, relocate),
     h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, radiusField, statusField),
-    mapBox,
+    mapSlot,
     mapNote,
     h("div", { class: "filters" }, colourField),
     mapLegend,
