@@ -13,6 +13,7 @@ first savepoint go in one round trip. Reads in a read_transaction() see one snap
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +29,8 @@ from server.db.group_commit import Groups
 from server.db.side import PostgresSide
 from server.db.sql import compile_sql
 from server.settings import DatabaseConfig
+
+log = logging.getLogger("fieldcrm.db")
 
 SIDE_APPLICATION_NAME = "fieldcrm side"  # the side connection, as pg_stat_activity names it
 WRITE_LOCK_KEY = 7_346_114_019  # pg_advisory_xact_lock key for "the sync writer"
@@ -49,6 +52,37 @@ _HORIZON_PASSED = (
 )
 
 
+# The statistics of these tables ($1, their names) and of their indexes (an expression
+# index has its own): dropped before ANALYZE gathers them again, in its transaction. ANALYZE
+# of a table left with no rows keeps the statistics it had, an erased value among a
+# column's most common ones.
+_FORGET_STATISTICS = (
+    "DELETE FROM pg_catalog.pg_statistic WHERE starelid IN ("
+    " SELECT CAST(t AS regclass) FROM unnest($1::text[]) AS t"
+    " UNION SELECT indexrelid FROM pg_catalog.pg_index"
+    " WHERE indrelid = ANY($1::text[]::regclass[]))"
+)
+
+
+async def _analyze_afresh(conn: Any, tables: Sequence[str]) -> None:
+    """ANALYZE `tables` with their old statistics dropped first, in one transaction (no
+    plan is ever made without them). A user who may not write `pg_statistic` (not a
+    superuser) gets ANALYZE alone, and a warning."""
+    import asyncpg
+
+    analyze = f"ANALYZE {', '.join(tables)}"
+    try:
+        async with conn.transaction():
+            await conn.execute(_FORGET_STATISTICS, list(tables))
+            await conn.execute(analyze)
+    except asyncpg.exceptions.InsufficientPrivilegeError:
+        log.warning(
+            "the database user may not write pg_statistic: statistics of a table an erasure"
+            " emptied may keep an erased value until it holds rows again (docs/deployment.md)"
+        )
+        await conn.execute(analyze)
+
+
 async def _rewrite(conn: Any, table: str, deadline: float, analyze: Sequence[str] = ()) -> None:
     """`VACUUM (FULL) table`, its lock asked for with a lock_timeout of
     RECLAIM_LOCK_WAIT_MS, and again after a pause while it is not had, until `deadline`
@@ -61,7 +95,7 @@ async def _rewrite(conn: Any, table: str, deadline: float, analyze: Sequence[str
         while True:
             try:
                 if analyze:
-                    await conn.execute(f"ANALYZE {', '.join(analyze)}")
+                    await _analyze_afresh(conn, analyze)
                     analyze = ()
                 await conn.execute(f"VACUUM (FULL) {table}")
                 return

@@ -214,6 +214,26 @@ async def test_an_erasure_leaves_no_byte_of_the_values_in_the_database_files(
         assert len(response.json()["items"]) == expected, (q, response.text)
 
 
+async def test_statistics_gathered_while_the_values_were_there_keep_none(
+    client: Any, database: Database
+) -> None:
+    """PostgreSQL's statistics (autovacuum's, a bulk write's: db.analyze) may hold an erased
+    value among a column's most common ones, and ANALYZE of a table the erasure left empty
+    keeps them: the erasure drops them first. (SQLite keeps no statistics of values.)"""
+    rep = await login_as(client, "rep", "north")
+    admin = await login_as(client, "admin", "hq")
+    mark = marker()
+    ids = await full_account(client, rep, mark)
+    await db.analyze(
+        ("accounts", "contacts", "visits", "notes", "tasks", "deals", "history", "conflicts",
+         "rejections", "import_items", "push_deliveries", "geocoding_attempts")
+    )  # fmt: skip
+    response = await erase(client, admin, "accounts", ids["accounts"])
+    assert response.status_code == 200 and response.json()["reclaimed"] is True, response.text
+    assert await db.fetch("SELECT id FROM contacts") == []  # a table it left empty
+    assert await files_holding(database, mark) == []
+
+
 async def test_an_export_holds_the_record_what_hangs_off_it_and_its_history(
     client: Any,
 ) -> None:
