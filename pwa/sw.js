@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "97a07a8490c3";
+const VERSION = "62c90a5bf3db";
 const SHELL = [
   "/",
   "/css/app.css",

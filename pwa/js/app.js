@@ -14,7 +14,6 @@ import { conflictsScreen, unresolvedConflicts } from "./screens/conflicts.js";
 import { draftsScreen } from "./screens/drafts.js";
 import { loginScreen } from "./screens/login.js";
 import { newNoteScreen } from "./screens/note.js";
-import { recordForm } from "./screens/record-form.js";
 import { settingsScreen } from "./screens/settings.js";
 import { tasksScreen } from "./screens/tasks.js";
 import { todayScreen } from "./screens/today.js";
@@ -41,6 +40,10 @@ const rejectedScreen = lazy(() => import("./screens/rejected.js"), "rejectedScre
 const reassignScreen = lazy(() => import("./screens/reassign.js"), "reassignScreen");
 const teamScreen = lazy(() => import("./screens/team.js"), "teamScreen");
 const nearbyScreen = lazy(() => import("./screens/nearby.js"), "nearbyScreen");
+// The forms of records (and the duplicate check the account form runs): opened from
+// another screen, never the first one drawn.
+const recordForm = (table) => async (...args) =>
+  (await import("./screens/record-form.js")).recordForm(table)(...args);
 // The accounts list: its search index (js/account-index.js) is part of the shell, for the
 // task form's account picker.
 const accountsScreen = lazy(() => import("./screens/accounts.js"), "accountsScreen");
