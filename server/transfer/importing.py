@@ -308,8 +308,7 @@ async def _write(job: Job, planned: list[Planned]) -> None:
     statistics = Statistics((job.table, *LOGGED, "import_items"))
     with bulk_write():
         await _write_batches(job, planned, statistics)
-        if not job.dry_run:
-            await statistics.done()
+        await statistics.done()  # nothing when nothing was written (a dry run)
 
 
 async def _write_batches(job: Job, planned: list[Planned], statistics: Statistics) -> None:
