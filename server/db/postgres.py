@@ -83,20 +83,16 @@ async def _analyze_afresh(conn: Any, tables: Sequence[str]) -> None:
         await conn.execute(analyze)
 
 
-async def _rewrite(conn: Any, table: str, deadline: float, analyze: Sequence[str] = ()) -> None:
+async def _rewrite(conn: Any, table: str, deadline: float) -> None:
     """`VACUUM (FULL) table`, its lock asked for with a lock_timeout of
     RECLAIM_LOCK_WAIT_MS, and again after a pause while it is not had, until `deadline`
-    (the loop's time); ANALYZE of `analyze` first (its lock holds no write up). The
-    connection's lock_timeout is as before after."""
+    (the loop's time). The connection's lock_timeout is as before after."""
     import asyncpg
 
     await conn.execute(f"SET lock_timeout = {RECLAIM_LOCK_WAIT_MS}")
     try:
         while True:
             try:
-                if analyze:
-                    await _analyze_afresh(conn, analyze)
-                    analyze = ()
                 await conn.execute(f"VACUUM (FULL) {table}")
                 return
             except asyncpg.exceptions.LockNotAvailableError:
@@ -275,9 +271,10 @@ class Postgres:
         """Rewrite these tables (and their indexes and TOAST) whole, outside any
         transaction: VACUUM alone leaves a deleted row's bytes in the free space of its
         pages and a dead index entry's in its index page; a rewrite leaves them in no file.
-        Then the statistics: ANALYZE (no lock that holds writes up) and the statistics'
-        table rewritten, whose most common values may hold an erased value (skipped with
-        a warning when the user may not vacuum it). docs/privacy.md says why not less.
+        The statistics first: dropped and gathered again (ANALYZE, no lock that holds
+        writes up); the statistics' table, whose most common values may have held an
+        erased value, is rewritten last (skipped with a warning when the user may not
+        vacuum it). docs/privacy.md says why not less.
 
         One table at a time, each in its own transaction (`VACUUM (FULL) t`): a table is
         locked only while it is rewritten (writes to it wait that long, about 0.3 s per
@@ -293,6 +290,10 @@ class Postgres:
         if not tables:
             return
         async with self._pool().acquire() as conn:
+            # The statistics first, so that the wait below covers the snapshots that could
+            # still see their old versions too: a rewrite copies the versions some
+            # snapshot may see, and statistics replaced after the wait were kept.
+            await _analyze_afresh(conn, tables)
             now = await conn.fetchval("SELECT pg_current_xact_id()::text")
             deadline = asyncio.get_running_loop().time() + RECLAIM_WAIT_S
             while not await conn.fetchval(_HORIZON_PASSED, now):
@@ -305,7 +306,7 @@ class Postgres:
             deadline = asyncio.get_running_loop().time() + RECLAIM_WAIT_S
             for table in tables:
                 await _rewrite(conn, table, deadline)
-            await _rewrite(conn, "pg_catalog.pg_statistic", deadline, analyze=tables)
+            await _rewrite(conn, "pg_catalog.pg_statistic", deadline)
 
     @staticmethod
     async def statements(conn: Any, *sql: str) -> None:
