@@ -299,3 +299,38 @@ async def test_the_team_report_downloads_as_csv(server: Server, phones: Phones) 
     assert sorted(r["username"] for r in rows) == ["alice", "bob", "boss"]
     assert {"visits", "new_accounts", "last_sync_at"} <= set(rows[0])
     assert {r["username"]: r["new_accounts"] for r in rows}["alice"] == "5"
+
+
+async def test_a_map_left_while_it_moves_logs_no_error(server: Server, phones: Phones) -> None:
+    """Leaflet ends a zoom on a timer and tells a resize's end late; a screen left meanwhile
+    has removed its map: neither may throw (the phones fixture fails on any error)."""
+    await seed(server)
+    app = await manager_phone(phones, server)
+    boss = await Rest.login(server.url, "boss")
+    try:
+        today = datetime.now(UTC).date()
+        made = await boss.client.post(
+            "/api/campaigns",
+            json={"name": "Moving", "from": today.isoformat(),
+                  "to": (today + timedelta(days=7)).isoformat(),
+                  "area": {"type": "rectangle", "points": [[45.75, 4.83], [45.77, 4.85]]}},
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        campaign = f"#/campaign/{made.json()['campaign']['id']}"
+    finally:
+        await boss.close()
+    markers = app.tid("campaign-accounts-map").locator("path.nearby-marker")
+    zoom_in = app.tid("campaign-accounts-map").locator(".leaflet-control-zoom-in")
+    for _ in range(3):
+        await app.go(campaign)
+        await expect(markers).to_have_count(3)
+        # Animated: its end comes 250 ms later, on a timer; the screen is left at once.
+        await zoom_in.evaluate("(b) => { b.click(); location.hash = '#/tasks'; }")
+        await app.page.wait_for_timeout(400)
+        await app.go(campaign)
+        await expect(markers).to_have_count(3)
+        await app.page.set_viewport_size({"width": PHONE["width"] - 40, "height": PHONE["height"]})
+        await app.go("#/tasks")  # the resize's moveend comes 200 ms later
+        await app.page.wait_for_timeout(400)
+        await app.page.set_viewport_size({"width": PHONE["width"], "height": PHONE["height"]})
+    assert not app.watch.errors, app.watch.errors

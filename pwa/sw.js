@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "62c90a5bf3db";
+const VERSION = "74a4a2bb3aa2";
 const SHELL = [
   "/",
   "/css/app.css",

@@ -163,12 +163,17 @@ export class NearbyMap {
 }
 
 // Screens redraw quickly (a range changed twice): two draws may both be handed the same
-// previous map, and Leaflet throws when a map is removed twice.
+// previous map, and Leaflet throws when a map is removed twice. Leaflet also ends a zoom
+// on a timer (250 ms) and tells a resize's end late (200 ms), and both read the map's
+// panes, gone once it is removed: a screen left mid-zoom threw. The zoom is ended now, and
+// the listeners go with the map.
 const removedMaps = new WeakSet();
 export function removeMap(map) {
   if (!map || removedMaps.has(map)) return;
   removedMaps.add(map);
+  if (map._animatingZoom) map._onZoomTransitionEnd(); // Leaflet's own end of a zoom
   map.remove();
+  map.off();
 }
 
 // A map in `box`: draw(L, map) adds what it shows and fits the view; `note` (optional) says

@@ -10,7 +10,7 @@ import { apiFetch, NetworkError } from "../api.js";
 import { COLOUR_MODES, DEFAULT_COLOUR, lastVisits, legend } from "../map-layers.js";
 import {
   approximateDistanceM, directionsHref, formatDistance, hasPosition, loadLeaflet, mapConfig,
-  NearbyMap,
+  NearbyMap, removeMap,
 } from "../map.js";
 import { duplicateGate, heldAccounts, keepWarm } from "../duplicates.js";
 import { on } from "../events.js";
@@ -34,7 +34,7 @@ const GEO_TIMEOUT_MS = 20_000;
 let kept = null; // {box, map, owner, drawn}
 on("session", (s) => {
   if (kept && !(s && s.token)) {
-    kept.map.remove();
+    removeMap(kept.map);
     kept = null;
   }
 });
