@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "74a4a2bb3aa2";
+const VERSION = "61b4b22888a7";
 const SHELL = [
   "/",
   "/css/app.css",
@@ -437,16 +437,19 @@ async function writeTaskChange(taskId, change) {
   }
   try {
     return await new Promise((resolve, reject) => {
-      const tx = db.transaction(["tasks", "outbox", "meta"], "readwrite");
+      // A first sync's rows may still be packed (js/db.js, "packs"): the task may be in one.
+      const packed = db.objectStoreNames.contains("packs");
+      const tx = db.transaction(["tasks", "outbox", "meta", ...(packed ? ["packs"] : [])], "readwrite");
       const tasks = tx.objectStore("tasks");
       const meta = tx.objectStore("meta");
       let outcome = "missing";
       const rowReq = tasks.get(taskId);
+      const packsReq = packed ? tx.objectStore("packs").index("table").getAll("tasks") : null;
       const midReq = meta.get("next_mid");
       const clockReq = meta.get("hlc");
       // Requests in a transaction complete in order: the row and the mid are in by now.
       clockReq.onsuccess = () => {
-        const row = rowReq.result;
+        const row = rowReq.result ?? packedRow(packsReq && packsReq.result, taskId);
         if (!row || row._deleted) return;
         const fields = change(row);
         if (!fields) {
@@ -475,6 +478,13 @@ async function writeTaskChange(taskId, change) {
   } finally {
     db.close();
   }
+}
+
+// js/db.js: the newest pack's copy of a row (packs come oldest first), or undefined.
+function packedRow(packs, id) {
+  let found;
+  for (const pack of packs || []) for (const row of pack.rows) if (row.id === id) found = row;
+  return found;
 }
 
 // js/hlc.js tick(): never behind the last clock; the counter breaks ties and carries into

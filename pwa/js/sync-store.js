@@ -3,11 +3,12 @@
 // and by js/sync-worker.js, which pulls a first sync's pages off the main thread: this
 // module imports nothing that needs a window or the app's language.
 
-import { TABLES, request, write } from "./db.js";
+import { TABLES, packKeys, request, unpackAllIn, write } from "./db.js";
 import { observe } from "./hlc.js";
 import { baseOf, overlay, pendingFor } from "./records.js";
 
 const SLICE = 250; // rows stored between two turns of the event loop (applyResponse)
+const PACK = 100; // rows a pack holds (js/db.js): a first sync's rows are stored packed
 const CHILD_TABLES = ["contacts", "visits", "notes", "tasks", "deals", "attachments"];
 
 export class SignedOut extends Error {
@@ -19,15 +20,13 @@ export class SignedOut extends Error {
 // server's `rejections` row for the write arrives), the page of changes and its cursor
 // land together. `refused`: the words for a refusal that came without any, in the app's
 // language; `token`: store nothing unless the phone is still signed in with it. Answers
-// {acked, changed, merged}.
+// {acked, changed, merged, packed: rows stored in packs}.
 export async function applyResponse(data, sentCursor, { refused, token } = {}) {
-  return write([...TABLES, "outbox", "meta", "drafts", "blobs"], async (s) => {
+  return write([...TABLES, "outbox", "meta", "drafts", "blobs", "packs"], async (s, tx) => {
     const ack = data.ack || { last_mid: 0, results: [] };
     const lastMid = Number(ack.last_mid) || 0;
-    // What storing the page needs of the phone, asked for all at once: each await is a round
-    // trip to IndexedDB's thread, which stores nothing meanwhile (a first sync is dozens of
-    // pages). Writes below are asked for without waiting for them either, for the same
-    // reason: the transaction runs its requests in order, and any failure aborts it whole.
+    // Asked for at once, and writes below without waiting (docs/pwa.md): each await is a
+    // round trip to IndexedDB's thread; the transaction runs requests in order, a failure aborts it.
     const [signedIn, acked, stored, clientId, kept, erasedBefore, mergedBefore, ongoing, histories,
       drafts, clock] = await Promise.all([
       token === undefined ? token : s.meta.get("token"),
@@ -100,28 +99,56 @@ export async function applyResponse(data, sentCursor, { refused, token } = {}) {
     }
     if ((ack.results || []).length) s.meta.raw.put(ack.results.slice(-50), "last_results");
 
-    const reset = await resetState(s, data, sentCursor, ongoing);
+    const reset = await resetState(s, tx, data, sentCursor, ongoing);
     const left = []; // ids of rows deleted or evicted
 
-    // The page's puts and deletes are asked for without waiting for each one (the
-    // transaction runs them in order; a failure aborts it): a first sync of a big
-    // territory is thousands of rows. The outbox read above is used for them, read again
-    // after a repoint changed it; a row waits for nothing else.
+    // Puts and deletes are not awaited one by one; the outbox read above serves them (read
+    // again after a repoint).
     let unsent = null;
     // A reset into an empty phone stamps nothing: there is nothing to sweep after it.
     const stamp = reset && !reset.fresh ? reset.epoch : null;
-    // Every SLICE rows the page waits for the previous slice's last put: the app gets a
-    // turn (a tap, a frame) between slices instead of after 2,000 rows, while the slice
-    // just asked for keeps the transaction open and IndexedDB busy.
+    // Every SLICE requests, a wait for the previous slice's last: the app gets a turn
+    // while the slice just asked for keeps IndexedDB busy.
     let asked = 0;
     let sliceEnd = null;
+    const slice = async (req) => {
+      if ((asked += 1) % SLICE !== 0) return;
+      const previous = sliceEnd;
+      sliceEnd = req;
+      if (previous) await request(previous);
+    };
+    // A first sync into an empty phone packs its rows (js/db.js), but those its stores hold.
+    const packing = reset && reset.fresh ? await packable(s, data.changes || []) : null;
+    const packed = new Map(); // table -> rows not yet in a pack
+    const packKey = packing ? await packKeys(s) : null;
+    let packedRows = 0;
+    const pack = async (table) => {
+      const rows = packed.get(table);
+      packed.delete(table);
+      if (!rows || !rows.length) return;
+      const key = packKey();
+      packedRows += rows.length;
+      await slice(s.packs.add({ key, table, rows }));
+    };
+    const packAll = async () => {
+      for (const table of [...packed.keys()]) await pack(table);
+    };
     for (const change of data.changes || []) {
       if (!TABLES.includes(change.table)) continue; // a newer server's table
       touched.add(`${change.table}/${change.id}`);
       if (change.op === "put" && change.row) {
         delete merges.map[change.id]; // back: its merge was undone
         if (!unsent) unsent = groupPending(outbox || (await s.outbox.getAll()));
-        const row = overlay(change.row, change.seq, unsent.get(`${change.table}/${change.id}`) || []);
+        const pending = unsent.get(`${change.table}/${change.id}`) || [];
+        const alone = !packing || !packing.has(change.table) || packing.get(change.table).has(change.id);
+        if (!alone && !pending.length) {
+          const rows = packed.get(change.table) || [];
+          rows.push(overlay(change.row, change.seq, []));
+          packed.set(change.table, rows);
+          if (rows.length >= PACK) await pack(change.table);
+          continue;
+        }
+        const row = overlay(change.row, change.seq, pending);
         if (stamp) row._epoch = stamp;
         if (change.table === "rejections") {
           // The server's row replaces this phone's copy of the write; what the copy knew
@@ -133,24 +160,22 @@ export async function applyResponse(data, sentCursor, { refused, token } = {}) {
           if (about) row._about = about;
           if (copy) rejected = rejected.filter((x) => x !== copy);
         }
-        const put = s[change.table].raw.put(row);
-        if ((asked += 1) % SLICE === 0) {
-          const previous = sliceEnd;
-          sliceEnd = put;
-          if (previous) await request(previous);
-        }
+        await slice(s[change.table].raw.put(row));
       } else if (change.op === "delete") {
-        s[change.table].raw.delete(change.id);
+        await packAll(); // a row packed above must be in its pack to be taken out of it
+        s[change.table].delete(change.id); // and out of its packs (js/db.js)
         left.push(change.id);
         if (change.merged_into) {
           await repoint(s, change.table, change.id, change.merged_into, merges);
           unsent = outbox = null;
         }
       } else if (change.op === "evict") {
+        await packAll();
         left.push(...(await evict(s, change.table, change.id)));
         if (change.erased) erased[change.id] = erasedNow = Date.now();
       }
     }
+    await packAll();
     // The history kept of a record the phone no longer holds goes with it.
     if (histories && left.some((id) => histories[id])) {
       for (const id of left) delete histories[id];
@@ -199,10 +224,18 @@ export async function applyResponse(data, sentCursor, { refused, token } = {}) {
     }
     return {
       acked: acked.length,
+      packed: packedRows,
       changed: acked.length + touched.size + refresh.size + (reset && !data.has_more ? 1 : 0),
       merged: merges.now,
     };
   });
+}
+
+// By table (not `rejections`), the ids its own store holds (few, on an empty phone).
+async function packable(s, changes) {
+  const tables = [...new Set(changes.map((c) => c.table))].filter((t) => TABLES.includes(t) && t !== "rejections");
+  const keys = await Promise.all(tables.map((t) => s[t].ownKeys()));
+  return new Map(tables.map((t, i) => [t, new Set(keys[i])]));
 }
 
 // Outbox entries by "table/id", each list in mid order (as pendingFor answers).
@@ -273,16 +306,26 @@ function aboutOf(copy) {
 }
 
 // A reset pages the whole scope; rows it sends are stamped with its epoch so the last
-// page can drop the rest. A reset continues while we send the cursor its last page gave;
-// a reset answer to any other cursor starts over.
+// page can drop the rest (not a first sync's: an empty phone has nothing to drop). A
+// reset continues while we send the cursor its last page gave; a reset answer to any
+// other cursor starts over.
 // `ongoing`: meta "reset" as the transaction began.
-async function resetState(s, data, sentCursor, ongoing) {
+async function resetState(s, tx, data, sentCursor, ongoing) {
   if (ongoing && ongoing.cursor === sentCursor) return ongoing;
-  if (data.reset) {
-    // A first sync: reading every row back at its end, to find none to sweep, took a
-    // big territory's phone seconds. Rows written here meanwhile are the phone's own.
+  if (data.reset || sentCursor === null) {
+    // A reset into an empty phone: reading every row back at its end, to find none to
+    // sweep, took a big territory's phone seconds. Rows written here meanwhile are the
+    // phone's own.
     const counts = await Promise.all([...TABLES, "outbox"].map((name) => s[name].count()));
-    return { epoch: crypto.randomUUID(), cursor: null, fresh: counts.every((n) => n === 0) };
+    const fresh = counts.every((n) => n === 0);
+    if (data.reset) {
+      // A reset that sweeps stamps rows one by one: packed rows are unpacked first.
+      if (!fresh) await unpackAllIn(s, tx);
+      return { epoch: crypto.randomUUID(), cursor: null, fresh };
+    }
+    // A first sync (no cursor) into an empty phone is stored as such a reset is: packed,
+    // nothing stamped, nothing swept.
+    if (fresh) return { epoch: crypto.randomUUID(), cursor: null, fresh };
   }
   if (ongoing) s.meta.raw.delete("reset"); // our cursor moved on some other way
   return null;

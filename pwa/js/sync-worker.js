@@ -7,12 +7,12 @@
 //
 // Asked {id, body, token, refused, timeoutMs}: `body` is the request to send, its cursor
 // the first page's. Answers, for each page stored, {id, page: {changed, merged, more,
-// stores, store, fetch}}, then once {id, end}: {done: true} once a page said there is no
+// stores, packed, store, fetch}}, then once {id, end}: {done: true} once a page said there is no
 // more, {result} for an answer that is not a 2xx (the page deals with it, nothing of it
 // was stored), {failure} when no whole answer came (js/http.js), {signedOut: true} when
 // the phone was signed out meanwhile, or {error}.
 
-import { STORES, writeCount } from "./db.js";
+import { STORES, unpackSoon, writeCount } from "./db.js";
 import { HttpFailure, fetchJson } from "./http.js";
 import { SignedOut, applyResponse } from "./sync-store.js";
 
@@ -55,11 +55,15 @@ async function pull({ id, body, token, refused, timeoutMs }) {
         merged: outcome.merged,
         more: Boolean(data.has_more),
         stores: STORES.filter((name, i) => writeCount(name) !== counts[i]),
+        packed: outcome.packed,
         store,
         fetch: fetched,
       },
     });
-    if (!data.has_more) return { done: true };
+    if (!data.has_more) {
+      unpackSoon(); // a first sync's packs, into their tables, in the background (js/db.js)
+      return { done: true };
+    }
     cursor = data.cursor ?? null;
   }
 }

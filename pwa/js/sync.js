@@ -4,7 +4,7 @@
 
 import { t } from "./i18n.js";
 import { apiFetch, errorDetail, NetworkError, networkError } from "./api.js";
-import { noteWrites, read, write } from "./db.js";
+import { noteWrites, read, unpackSoon, write } from "./db.js";
 import { emit, on } from "./events.js";
 import { countUnresolved } from "./rejections.js";
 import { expireSession, refreshUsers, session } from "./session.js";
@@ -168,11 +168,16 @@ async function exchange() {
       const acked = outcome.acked;
       // How long storing the answer took, for bench/pwa.py and the devtools' timeline.
       performance.measure("fieldcrm:sync-store", { start: stored, detail: (data.changes || []).length });
+      if (outcome.packed) performance.mark("fieldcrm:packed", { detail: outcome.packed });
       fromMid = 0;
       batchLimit = MAX_MUTATIONS;
       // Go on while the pull has pages, or the outbox had more than one request could
       // carry and the server took some (a server taking none must not make us spin).
-      if (!data.has_more && !(batch.more && acked > 0)) return "done";
+      if (!data.has_more && !(batch.more && acked > 0)) {
+        // A first sync's packs (js/db.js): unpacked here when no worker does it.
+        if (puller === false || typeof Worker === "undefined") unpackSoon();
+        return "done";
+      }
       continue;
     }
     if (result.status === 409 && data.error === "mid_gap") {
@@ -307,6 +312,7 @@ function pageStored(page) {
   if (page.changed) emitData(page.merged, page.more);
   const [at, ms, rows] = page.store;
   performance.measure("fieldcrm:sync-store", { start: at - performance.timeOrigin, duration: ms, detail: rows });
+  if (page.packed) performance.mark("fieldcrm:packed", { detail: page.packed });
   if (page.fetch) {
     const [start, duration, bytes] = page.fetch;
     performance.measure("fieldcrm:sync-fetch", { start: start - performance.timeOrigin, duration, detail: bytes });
