@@ -161,3 +161,38 @@ async def test_a_first_sync_is_packed_then_unpacked(server: Server, phones: Phon
     assert stored == {"packs": 0, "accounts": 120, "visits": 60}
     names = sorted(r["name"] for r in await app.rows("accounts"))
     assert names == [f"Shop {i:03}" for i in range(120)]
+
+
+DONE_FROM_A_NOTIFICATION = """
+async (id) => {
+  const db = await import("/js/db.js");
+  await db.write(["packs"], async (s) => {
+    const key = await db.packKeys(s);
+    const task = { id, title: "Call back", done: false, _base: true, _seq: 4 };
+    s.packs.add({ key: key(), table: "tasks", rows: [task] });
+  });
+  const registration = await navigator.serviceWorker.ready;
+  const channel = new MessageChannel();
+  const answer = new Promise((resolve) => { channel.port1.onmessage = (e) => resolve(e.data); });
+  const message = { type: "REMINDER_ACTION", action: "done", reminder: { task_id: id } };
+  registration.active.postMessage(message, [channel.port2]);
+  const outcome = await answer;
+  const [row, outbox] = await db.read(["tasks", "outbox"],
+    (s) => Promise.all([s.tasks.get(id), s.outbox.getAll()]));
+  return { outcome, row, outbox };
+}
+"""
+
+
+async def test_a_reminders_done_finds_its_task_in_a_pack(server: Server, phones: Phones) -> None:
+    """The notification's Done (pwa/sw.js) right after a first sync, before its unpacking."""
+    app = await phones.open(server.url)
+    await app.open()
+    await app.wait_controlled()
+    task_id = "7d1c1f5e-4c1a-4a8e-9a41-3f0c2b7d9e10"
+    got: dict[str, Any] = await app.page.evaluate(DONE_FROM_A_NOTIFICATION, task_id)
+    assert got["outcome"] == {"ok": True, "outcome": "saved"}
+    assert got["row"]["done"] is True
+    assert [(e["id"], e["fields"], e["base_seq"]) for e in got["outbox"]] == [
+        (task_id, {"done": True}, 4)
+    ]
