@@ -216,3 +216,36 @@ async def test_main_screens_fit_a_phone(server: Server, phones: Phones, artifact
 
     await app.tid("nav-settings").click()
     await check_screen(app, artifacts, "me", "me-username", "me-client-id", "logout-button")
+
+
+async def test_a_screen_opened_after_new_rows_is_not_drawn_again(
+    server: Server, phones: Phones
+) -> None:
+    """New rows on one screen (a sync's end redraws it 150 ms later), then a tap to the
+    next: that screen reads them as it is drawn, and is not drawn again after, when the
+    rep may already have tapped on it (a manager's "Exported." was wiped so, under load)."""
+    server.add_user("alice")
+    alice = await Rest.login(server.url, "alice")
+    try:
+        account = await alice.create("accounts", name="Bakery Martin", city="Lyon")
+    finally:
+        await alice.close()
+    app = await phones.open(server.url)
+    await app.open()
+    await app.login("alice")
+    await app.synced()
+    await app.go("#/today")
+    still: bool = await app.page.evaluate(
+        """async (route) => {
+          const { emit } = await import("/js/events.js");
+          emit("data", { local: true }, { local: true }); // Today is live: redraw in 150 ms
+          location.hash = route;
+          const frame = () => new Promise((r) => requestAnimationFrame(r));
+          while (document.body.dataset.screen !== "account") await frame();
+          const first = document.querySelector("[data-testid=account-screen]");
+          await new Promise((r) => setTimeout(r, 600));
+          return document.contains(first);
+        }""",
+        f"#/account/{account['id']}",
+    )
+    assert still, "the account screen was drawn again"

@@ -59,10 +59,9 @@ const DB_VERSION = UPGRADES.length;
 let opening = null;
 let database = null; // the open connection, for putNow()/deleteNow()
 
-// Writes to each store in this page, counted as their transactions end (committed or not):
-// rows read while the count stays the same are still the store's (js/records.js allRows). A
-// store counts as written when a transaction put, added, deleted or cleared through the
-// handle, or took its raw IDBObjectStore.
+// Writes to each store in this thread, counted as their transactions end (committed or
+// not): rows read while the count stays are the store's (js/records.js allRows). A handle's
+// put, add, delete, clear or raw counts.
 const writes = new Map();
 export const writeCount = (name) => writes.get(name) || 0;
 function wrote(names) {

@@ -75,6 +75,9 @@ function match(path) {
 }
 
 export async function render({ keepFocus = false } = {}) {
+  // This draw reads the rows a pending redraw was for (left, it redrew after a tap).
+  if (dataTimer) clearTimeout(dataTimer);
+  dataTimer = null;
   if (current && current.leave) {
     const leave = current.leave;
     current.leave = null;

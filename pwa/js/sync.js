@@ -168,7 +168,7 @@ async function exchange() {
       const acked = outcome.acked;
       // How long storing the answer took, for bench/pwa.py and the devtools' timeline.
       performance.measure("fieldcrm:sync-store", { start: stored, detail: (data.changes || []).length });
-      if (outcome.packed) performance.mark("fieldcrm:packed", { detail: outcome.packed });
+      if (outcome.packed) performance.measure("fieldcrm:packed", { start: performance.now(), detail: outcome.packed });
       fromMid = 0;
       batchLimit = MAX_MUTATIONS;
       // Go on while the pull has pages, or the outbox had more than one request could
@@ -312,7 +312,7 @@ function pageStored(page) {
   if (page.changed) emitData(page.merged, page.more);
   const [at, ms, rows] = page.store;
   performance.measure("fieldcrm:sync-store", { start: at - performance.timeOrigin, duration: ms, detail: rows });
-  if (page.packed) performance.mark("fieldcrm:packed", { detail: page.packed });
+  if (page.packed) performance.measure("fieldcrm:packed", { start: performance.now(), detail: page.packed });
   if (page.fetch) {
     const [start, duration, bytes] = page.fetch;
     performance.measure("fieldcrm:sync-fetch", { start: start - performance.timeOrigin, duration, detail: bytes });
