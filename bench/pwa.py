@@ -647,8 +647,13 @@ async def first_sync(
         "() => performance.getEntriesByName('fieldcrm:sync-store')"
         ".map((e) => [e.startTime, e.duration])"
     )
+    # Rows the first sync stored in packs (docs/pwa.md, "A first sync's packs").
+    packed = await page.evaluate(
+        "() => performance.getEntriesByName('fieldcrm:packed').reduce((n, e) => n + e.detail, 0)"
+    )
     during = [d for s, d in watch["longTasks"] if watch["tap"] <= s <= watch["synced"]]
     return {
+        "packed": packed,
         "context": context,
         "page": page,
         "sync_ms": watch["synced"] - watch["tap"],
@@ -751,7 +756,8 @@ async def territory(
         print(
             f"    {synced['requests']} requests, {synced['request_ms']:.0f} ms waiting for "
             f"answers, {synced['request_bytes'] / 1024:.0f} KiB on the wire, "
-            f"{synced['store_ms']:.0f} ms storing them (IndexedDB transactions)"
+            f"{synced['store_ms']:.0f} ms storing them (IndexedDB transactions), "
+            f"{synced['packed']} rows in packs"
         )
         path = synced["critical"]
         print(
