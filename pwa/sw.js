@@ -8,7 +8,7 @@
 // - push reminders: show the task; its Done / Snooze 1 h buttons work offline.
 
 // BEGIN SHELL (written by `python3 pwa/tools/stamp_sw.py`; tests/unit/test_pwa_static.py checks it)
-const VERSION = "b4eaa3ed7ee3";
+const VERSION = "20a01898ad83";
 const SHELL = [
   "/",
   "/css/app.css",

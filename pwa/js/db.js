@@ -49,7 +49,7 @@ const UPGRADES = [
   },
   // 5: packs of a first sync's rows, {key, table, rows}, read as rows of their table (below).
   // Keys are arrays in the order the packs were written (packKeys), a pack written again
-  // keeps its place (packContext's unpack).
+  // keeps its place (packContext's drop).
   (db) => {
     db.createObjectStore("packs", { keyPath: "key" }).createIndex("table", "table");
   },
@@ -153,6 +153,7 @@ function packedBy(hit, name, value) {
 }
 
 const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const unheld = (hit, held) => [...hit.rows.values()].filter((row) => !held.has(row.id));
 
 // A store handle whose methods answer promises. `touched`: the names of stores written;
 // `tx`: the transaction's packs (packContext).
@@ -179,10 +180,7 @@ function wrapStore(store, touched, tx) {
     getAll: async (query, count) => {
       const whole = query === undefined && count === undefined;
       const [rows, hit] = await Promise.all([request(store.getAll(query, count)), whole ? packs() : null]);
-      if (!hit) return rows;
-      const held = new Set(rows.map((row) => row.id));
-      const more = [];
-      for (const row of hit.rows.values()) if (!held.has(row.id)) more.push(row);
+      const more = hit ? unheld(hit, new Set(rows.map((row) => row.id))) : [];
       return more.length ? rows.concat(more).sort(byId) : rows;
     },
     ownKeys: () => request(store.getAllKeys()),
@@ -203,7 +201,7 @@ function wrapStore(store, touched, tx) {
       const deleted = request(store.delete(key)); // at once: in order with what follows
       if (store.name === "packs" && tx.forget) tx.forget();
       if (!table) return deleted;
-      return Promise.all([deleted, tx.unpack(table, key)]).then(([result]) => result);
+      return Promise.all([deleted, tx.drop(table, key)]).then(([result]) => result);
     },
     clear: () => {
       writing();
@@ -214,10 +212,7 @@ function wrapStore(store, touched, tx) {
       const hit = query === undefined && (await packs());
       if (!hit) return request(store.count(query));
       const keys = await request(store.getAllKeys());
-      const held = new Set(keys);
-      let more = 0;
-      for (const id of hit.rows.keys()) if (!held.has(id)) more += 1;
-      return keys.length + more;
+      return keys.length + unheld(hit, new Set(keys)).length;
     },
     index: (name) => {
       const index = store.index(name);
@@ -249,7 +244,7 @@ function wrapStore(store, touched, tx) {
 }
 
 // A transaction's packs: `packed(table)` read once (again once it changed them);
-// `unpack(table, id)` takes a deleted row out of the packs that hold it.
+// `drop(table, id)` takes a deleted row out of the packs that hold it.
 function packContext(packs, touched) {
   if (!packs) return { packs: null };
   const seen = new Map();
@@ -259,7 +254,7 @@ function packContext(packs, touched) {
   };
   // A row deleted: each pack holding it written again without it, under a new key in its
   // place ([3, 1] < [3, 1, 1] < [3, 2]); else an empty pack: a new key (packsOf).
-  const unpack = async (table, id) => {
+  const drop = async (table, id) => {
     const hit = await packed(table);
     if (!hit) return;
     let renamed = false;
@@ -275,7 +270,7 @@ function packContext(packs, touched) {
     touched.add("packs");
   };
   const forget = (table) => (table ? seen.delete(table) : seen.clear());
-  return { packs, packed, unpack, forget };
+  return { packs, packed, drop, forget };
 }
 
 // The next packs' keys, one a call: [n, 0, u], [n, 1, u]... after every pack; `u`
