@@ -12,6 +12,11 @@ another, except that every pull sees the writes of the whole batch.
 If a batch fails, each of its requests runs again on its own, so that the one that failed
 (a bug, a database error) fails alone. Requests without mutations do not wait for the
 writer: they run on their own, in parallel.
+
+A store may put writers in lanes (`lane_of(actor)`, `in_lane(lane)`: on PostgreSQL a
+team's writers, whose writer's lock lets other teams' through): each lane batches and
+writes on its own, beside the others. A batch that would write outside its lane's domain
+(`WiderLock`) runs again, whole, in lane None, which holds every domain's lock.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.engine import Exchange, SyncStore, round_trip, round_trips
+from sync.engine import Exchange, SyncStore, WiderLock, in_lane, round_trip, round_trips
 from sync.protocol import RequestRefused, SyncRequest, SyncResponse
 
 MAX_BATCH_REQUESTS = 64
@@ -43,8 +48,8 @@ class _Queue:
 class Batcher:
     def __init__(self, store: SyncStore) -> None:
         self.store = store
-        # Per event loop (tests run one loop per test).
-        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
+        # Per event loop (tests run one loop per test), per lane.
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, _Queue]] = (
             weakref.WeakKeyDictionary()
         )
         self._tasks: set[asyncio.Task[None]] = set()
@@ -54,24 +59,25 @@ class Batcher:
         if not request.mutations:
             return await round_trip(self.store, actor, request, now_ms)
         loop = asyncio.get_running_loop()
-        queue = self._queues.setdefault(loop, _Queue())
+        lane = in_lane(self.store, actor)
+        queue = self._queues.setdefault(loop, {}).setdefault(lane, _Queue())
         waiting = _Waiting(Exchange(actor, request, now_ms), loop.create_future())
         queue.waiting.append(waiting)
         if not queue.running:
             queue.running = True
-            task = loop.create_task(self._drain(queue))
+            task = loop.create_task(self._drain(queue, lane))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return await waiting.answer
 
-    async def _drain(self, queue: _Queue) -> None:
+    async def _drain(self, queue: _Queue, lane: SyncStore) -> None:
         try:
             while queue.waiting:
                 # Requests whose bodies were read in this round of the loop join too.
                 await asyncio.sleep(0)
                 batch = _take(queue, [])
                 if batch:
-                    await self._run(batch, queue)
+                    await self._run(batch, queue, lane)
         except BaseException as exc:
             for waiting in queue.waiting:
                 _fail(waiting.answer, exc)
@@ -80,17 +86,27 @@ class Batcher:
         finally:
             queue.running = False
 
-    async def _run(self, batch: list[_Waiting], queue: _Queue | None = None) -> None:
-        """Answer `batch` and, if `queue` is given, those that join it from the queue
-        while its mutations are applied (a request read a moment after the batch began
-        need not wait for the whole batch to commit)."""
+    async def _run(
+        self, batch: list[_Waiting], queue: _Queue | None = None, lane: SyncStore | None = None
+    ) -> None:
+        """Answer `batch` (in `lane`: the store its write sessions use, by default the
+        Batcher's) and, if `queue` is given, those that join it from the queue while its
+        mutations are applied (a request read a moment after the batch began need not
+        wait for the whole batch to commit)."""
 
         def more() -> list[Exchange]:
             joining = _take(queue, batch) if queue is not None else []
             return [waiting.exchange for waiting in joining]
 
+        store = lane if lane is not None else self.store
         try:
-            answers = await round_trips(self.store, [w.exchange for w in batch], more)
+            answers = await round_trips(store, [w.exchange for w in batch], more)
+        except WiderLock:
+            if store is self.store:
+                raise
+            # Nothing of the batch was applied: again, whole, holding every domain's lock.
+            await self._run(batch)
+            return
         except Exception as exc:
             if len(batch) == 1:
                 _fail(batch[0].answer, exc)
@@ -98,7 +114,7 @@ class Batcher:
             # Nothing of the batch was applied: each again on its own, so that only the
             # request that failed fails.
             for waiting in batch:
-                await self._run([waiting])
+                await self._run([waiting], lane=lane)
             return
         except BaseException as exc:  # cancelled: the server is stopping
             for waiting in batch:

@@ -79,6 +79,15 @@ class Quiet:
     purged_seq: int
     hlc_max: tuple[int, int]
     last_mid: int  # the client's last applied mid
+    # Whether the cursor moves on to `seq`; False when the store keeps its order per
+    # domain (a later seq of one domain may commit after `seq`): it stays where it was.
+    moves: bool = True
+
+
+class WiderLock(Exception):
+    """A write session that holds one domain's writer's lock (a team's) was about to write
+    in another domain: nothing of it stays, and its requests run again in a session that
+    holds every domain's (`sync.batching`)."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +224,18 @@ class SyncSession(Protocol):
     async def flush(self) -> None:
         """Write what the session holds back (the change log, counters, rows) before the
         transaction commits. Called once, last."""
+
+    async def settled(self, scopes: tuple[str, ...] | None) -> int:
+        """A seq at or below which every change in these scopes has committed and is in
+        this session's view, and any change still to commit there will have a greater
+        one: a first sync's `fresh_until`. `current_seq` for a store with one order."""
+
+    async def holds(
+        self, scopes: tuple[str, ...] | None, position: Position, fresh_until: int
+    ) -> bool:
+        """Whether this session's view (a replica's snapshot) holds every change in these
+        scopes a client at `position`, whose first sync began at `fresh_until`, has seen
+        (`caught_up`)."""
 
 
 class RecordRules(Protocol):
@@ -364,16 +385,19 @@ class Behind(Exception):
     replica that has not replayed that far): answer from a newer one."""
 
 
-def caught_up(session: SyncSession, cursor_text: str | None) -> bool:
-    """Whether `session`'s snapshot holds everything a client with this cursor has seen,
-    so that a pull from it neither takes the cursor back nor skips a change. A cursor that
-    is not ours or from another epoch is a reset wherever it is answered; one of ours needs
-    its seq and the seq its first scan started from (`fresh_until`: tombstones up to it
-    are left out, so they must be in the snapshot) at or below the snapshot's."""
+async def caught_up(
+    session: SyncSession, scopes: tuple[str, ...] | None, cursor_text: str | None
+) -> bool:
+    """Whether `session`'s snapshot holds everything a client with this cursor, pulling
+    these scopes, has seen, so that a pull from it neither takes the cursor back nor skips
+    a change. A cursor that is not ours or from another epoch is a reset wherever it is
+    answered; one of ours needs its position and the seq its first scan started from
+    (`fresh_until`: tombstones up to it are left out, so they must be in the snapshot)
+    held by the snapshot (`SyncSession.holds`)."""
     cursor = decode_cursor(cursor_text)
     if cursor is None or cursor.epoch != session.epoch:
         return True
-    return max(cursor.seq, cursor.fresh_until) <= session.current_seq
+    return await session.holds(scopes, cursor.position, cursor.fresh_until)
 
 
 async def round_trip(
@@ -392,14 +416,33 @@ async def round_trip(
     `lagging`: the store's read sessions may see an older snapshot than the client has
     (a streaming replica); the request must have no mutations, and `Behind` is raised,
     with nothing done, when the snapshot is not `caught_up` with its cursor."""
+    exchange = Exchange(actor, request, now_ms)
     if not request.mutations:
         idle = await _idle_answer(store, actor, request, now_ms)
         if idle is not None:
             return idle
-    [answer] = await round_trips(store, [Exchange(actor, request, now_ms)], lagging=lagging)
+    elif (lane := in_lane(store, actor)) is not store:
+        try:
+            [answer] = await round_trips(lane, [exchange])
+        except WiderLock:
+            pass  # nothing of it was applied: again, holding every domain's lock
+        else:
+            if isinstance(answer, RequestRefused):
+                raise answer
+            return answer
+    [answer] = await round_trips(store, [exchange], lagging=lagging)
     if isinstance(answer, RequestRefused):
         raise answer
     return answer
+
+
+def in_lane(store: SyncStore, actor: Any) -> SyncStore:
+    """The store whose write sessions hold `actor`'s writer's lane only, when the store
+    has lanes (`lane_of`, `in_lane`: on PostgreSQL a team's lock, beside other teams'
+    writers), else `store`. Writes outside the lane raise `WiderLock`."""
+    lane_of = getattr(store, "lane_of", None)
+    lane = lane_of(actor) if lane_of is not None else None
+    return store if lane is None else store.in_lane(lane)  # type: ignore[attr-defined]
 
 
 async def round_trips(
@@ -430,8 +473,11 @@ async def round_trips(
         more = None
     pushed: list[tuple[Exchange, Ack | RequestRefused]] = []
     async with session_cm as session:
-        if lagging and not all(caught_up(session, e.request.cursor) for e in exchanges):
-            raise Behind()
+        if lagging:
+            for exchange in exchanges:
+                scopes = store.rules.scopes(exchange.actor)
+                if not await caught_up(session, scopes, exchange.request.cursor):
+                    raise Behind()
         todo = list(exchanges)
         while todo:
             await _load(session, todo)
@@ -451,7 +497,9 @@ async def round_trips(
             None
             if isinstance(ack, RequestRefused)
             else (
-                _position(session, exchange.request.cursor),
+                await _position(
+                    session, store.rules.scopes(exchange.actor), exchange.request.cursor
+                ),
                 max(1, min(exchange.request.pull_limit, MAX_PULL_LIMIT)),
             )
             for exchange, ack in pushed
@@ -516,7 +564,10 @@ async def _idle_answer(
     ):
         return None
     store.note_sync(actor.user_id, request.client_id, request.device, now_ms)
-    next_cursor = Cursor(quiet.epoch, quiet.seq, cursor.fresh_until, False)
+    if quiet.moves:
+        next_cursor = Cursor(quiet.epoch, quiet.seq, cursor.fresh_until, False)
+    else:
+        next_cursor = cursor._replace(reset=False)
     return SyncResponse(
         ack=Ack(last_mid=quiet.last_mid, results=[]),
         changes=[],
@@ -775,9 +826,11 @@ async def _update(
     return scope
 
 
-def _position(session: SyncSession, cursor_text: str | None) -> Cursor:
-    """Where a pull starts: the client's cursor if it can be honoured, else from zero
-    (`reset` when the client had a cursor)."""
+async def _position(
+    session: SyncSession, scopes: tuple[str, ...] | None, cursor_text: str | None
+) -> Cursor:
+    """Where a pull of these scopes starts: the client's cursor if it can be honoured,
+    else from zero (`reset` when the client had a cursor)."""
     cursor = decode_cursor(cursor_text)
     honoured = (
         cursor is not None
@@ -790,7 +843,7 @@ def _position(session: SyncSession, cursor_text: str | None) -> Cursor:
         return cursor
     # A first sync, or a cursor we cannot honour: page the whole scope from the start.
     # Tombstones that exist now need not be sent to a client that starts from nothing.
-    return Cursor(session.epoch, 0, session.current_seq, cursor_text is not None)
+    return Cursor(session.epoch, 0, await session.settled(scopes), cursor_text is not None)
 
 
 async def _pull(

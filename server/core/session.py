@@ -54,7 +54,7 @@ from server.core.rows import (
 from server.core.usage import ScopeUsage, WriteBudgets
 from sync.clock import Stamp, tick
 from sync.cursor import Position, position
-from sync.engine import DELETED_STAMP, Page, StoredRecord
+from sync.engine import DELETED_STAMP, Page, StoredRecord, WiderLock
 from sync.merge import LostValue
 from sync.protocol import Change, DeviceReport, Mutation, WireRow, canonical_uuid
 
@@ -64,14 +64,6 @@ _device_json = msgspec.json.Encoder()
 META = "sync_meta"
 # Kept by every row, not fields anyone wrote: left out of a create's history entry.
 _BOOKKEEPING = frozenset({"created_at", "updated_at"})
-# Whether a pull leaves each of the caller's domains at its own counter (what writers per
-# team need, docs/sync-protocol.md "The cursor") rather than every domain at the one
-# order's seq, the engine's rule. Off while every writer still takes the one lock: seqs are
-# then in commit order across domains, and one seq keeps the idle polls' floor (which is
-# one seq, server/core/changelog/newest.py) behind every phone that pulled once; a quiet
-# team's phones would otherwise read the database at every poll after a restart.
-# tests/contract/test_domains.py runs with it on as well as off.
-PER_DOMAIN_CURSORS = False
 # PostgreSQL: how many seqs a session takes from the sequence at first, and at most at
 # once (each block twice the last: a write of thousands takes a few round trips).
 _FIRST_BLOCK = 8
@@ -79,6 +71,65 @@ _MAX_BLOCK = 1024
 # A domain's counter only ever goes up (sessions committed together each write theirs).
 _COUNTED = "ON CONFLICT (domain) DO UPDATE SET seq = GREATEST(sync_counters.seq, EXCLUDED.seq)"
 _MOVE_COLUMNS = ("record_table", "record_id", "from_scope", "to_scope", "moved_at_ms", "seq")
+
+
+# db.shared() key, PostgreSQL: what the committed members of a group handed out, for
+# `commit_meta` (their highest seq, the highest clock, and per scope and per domain the
+# highest seq).
+COMMIT_META = "sync_meta at commit"
+_META_KEYS = ("seq", "hlc_ms", "hlc_counter", "commits")
+
+
+def note_committed(session: Session) -> None:
+    """PostgreSQL: a write session's part is done (its last statement ran): what it handed
+    out goes into its group's sync_meta update, which `commit_meta` writes just before the
+    group commits."""
+    shared = db.shared()
+    seq, hlc = 0, (0, 0)
+    scopes: dict[str, int] = {}
+    domains: dict[str, int] = {}
+    if COMMIT_META in shared:
+        seq, hlc, scopes, domains = shared[COMMIT_META]
+    for scope, top in session.log.newest.items():
+        if scopes.get(scope, 0) < top:
+            scopes[scope] = top
+    for domain, top in session.domain_seqs.items():
+        if domains.get(domain, 0) < top:
+            domains[domain] = top
+    top = max(seq, session.current_seq)
+    shared[COMMIT_META] = (top, max(hlc, session.hlc_max()), scopes, domains)
+    db.at_commit(commit_meta)
+
+
+async def commit_meta() -> None:
+    """A group's last statements (PostgreSQL): sync_meta's seq and clock raised to what
+    its members handed out, never lowered (writers of other teams commit in between), and,
+    when they handed out seqs, its commit number raised by one and every process told
+    (server/core/changelog/newest.py), in the same statement. The rows stay locked until
+    the commit, so the commit numbers are in commit order, as the notifications are."""
+    seq, hlc, scopes, domains = db.shared()[COMMIT_META]
+    rows = await db.fetch(
+        "SELECT key, value FROM sync_meta WHERE key IN ({}, {}, {}, {}) FOR UPDATE", *_META_KEYS
+    )
+    stored = {str(r["key"]): int(r["value"]) for r in rows}
+    clock = max((stored["hlc_ms"], stored["hlc_counter"]), hlc)
+    new = {
+        "seq": max(stored["seq"], seq),
+        "hlc_ms": clock[0],
+        "hlc_counter": clock[1],
+        "commits": stored.get("commits", 0) + (1 if domains else 0),
+    }
+    if new == stored:
+        return
+    update = (
+        "UPDATE sync_meta SET value = CASE key WHEN 'seq' THEN {} WHEN 'hlc_ms' THEN {}"
+        " WHEN 'hlc_counter' THEN {} ELSE {} END WHERE key IN ({}, {}, {}, {})"
+    )
+    args = [str(new[key]) for key in _META_KEYS] + list(_META_KEYS)
+    if domains:
+        update += " AND (SELECT pg_notify({}, {})::text) IS NOT NULL"
+        args += [CHANNEL, payload(seq, scopes, new["commits"], domains)]
+    await db.fetch(update, *args)
 
 
 def device_json(device: DeviceReport | None) -> str | None:
@@ -91,8 +142,11 @@ def device_json(device: DeviceReport | None) -> str | None:
 class Session:
     """One transaction: a write session holds the writer's lock and hands out seqs."""
 
-    def __init__(self, writable: bool) -> None:
+    def __init__(self, writable: bool, team: str | None = None) -> None:
         self.writable = writable
+        # PostgreSQL: the one domain whose writer's lock this write session holds (a
+        # team's, docs/sync-protocol.md "Writers per team"), or None: every domain's.
+        self.team = team
         self.clients = Clients()
         self.log = ChangeLog()
         self.budgets = WriteBudgets()
@@ -184,17 +238,17 @@ class Session:
         if counters:
             await db.insert_rows("sync_counters", ("domain", "seq"), counters, upsert=_COUNTED)
             self._counted.update(counters)
-        if (self.current_seq, self._hlc) != (self._meta_seq, self._meta_hlc):
+        if db.is_postgres():
+            # What a group of write sessions hands out is written once, at its end
+            # (`commit_meta`): its writers then hold sync_meta's rows a moment, not from
+            # their first flush to the commit, and writers of other teams go on meanwhile.
+            pass
+        elif (self.current_seq, self._hlc) != (self._meta_seq, self._meta_hlc):
             update = (
                 "UPDATE sync_meta SET value = CASE key WHEN 'seq' THEN {} WHEN 'hlc_ms' THEN {}"
                 " ELSE {} END WHERE key IN ('seq', 'hlc_ms', 'hlc_counter')"
             )
             args = [str(self.current_seq), str(self._hlc[0]), str(self._hlc[1])]
-            if self.current_seq != self._meta_seq and db.is_postgres():
-                # Every process hears the new seqs, by scope, when (and only if) this
-                # commits (server/core/changelog/newest.py); in the same round trip.
-                update += " AND (SELECT pg_notify({}, {})::text) IS NOT NULL"
-                args += [CHANNEL, payload(self.current_seq, self.log.newest)]
             await db.fetch(update, *args)
         if self.current_seq != self._meta_seq:
             NEWEST.writing(self.current_seq, self.log.newest)
@@ -228,6 +282,10 @@ class Session:
             self.current_seq += 1
             return self.current_seq
         domain = await self._domain(scope)
+        if self.team is not None and (domain != self.team or not await self._counted_team()):
+            # Another team's domain, or one no write has counted yet (whose first seqs
+            # only a writer holding every domain's lock may hand out): run again so.
+            raise WiderLock(domain)
         if not self._spare:
             taken = await db.next_values("sync_seq", self._block)
             if taken[0] <= self._began_at:
@@ -241,6 +299,16 @@ class Session:
         if self.domain_seqs.get(domain, 0) < seq:
             self.domain_seqs[domain] = seq
         return seq
+
+    async def _counted_team(self) -> bool:
+        """Whether the team this session holds has a counter row (read once per group: the
+        lock keeps it so)."""
+        key = ("counted", self.team)
+        shared = db.shared()
+        if key not in shared:
+            rows = await db.fetch("SELECT seq FROM sync_counters WHERE domain = {}", self.team)
+            shared[key] = bool(rows)
+        return bool(shared[key])
 
     async def _domain(self, scope: str) -> str:
         """The domain of `scope` (server/core/actor.py's `scope_domain`), found once per
@@ -801,12 +869,10 @@ class Session:
         leaves its cursor, per domain (docs/sync-protocol.md, "The cursor"): each of the
         caller's domains at its counter in this snapshot, or at `last` when the page
         stopped before it; never back. None (the engine's rule, one order) on SQLite, which
-        has one domain, and unless PER_DOMAIN_CURSORS."""
-        if not db.is_postgres() or not PER_DOMAIN_CURSORS:
+        has one domain."""
+        if not self._per_domain():
             return None
-        domains = None
-        if scopes is not None:
-            domains = tuple(sorted({d for s in scopes if (d := scope_domain(s)) is not None}))
+        domains = _domains(scopes)
         seqs = {
             domain: max(after.at(domain), counter if last is None else min(last, counter))
             for domain, counter in (await self._counters(domains)).items()
@@ -834,6 +900,45 @@ class Session:
             if (domains is None or domain in domains) and found.get(domain, 0) < seq:
                 found[domain] = seq
         return found
+
+    def _per_domain(self) -> bool:
+        """Whether seqs are in order per domain only (PostgreSQL: writers of different teams
+        commit side by side), not across them (SQLite: one writer)."""
+        return db.is_postgres()
+
+    async def settled(self, scopes: tuple[str, ...] | None) -> int:
+        """The lowest counter of the caller's domains in this transaction (every change of
+        a domain up to its counter has committed, and a writer in flight holds greater
+        seqs: its lock came after that commit), or `current_seq` with one order. A domain
+        with no counter row has no writer in flight but one holding every lock, whose
+        seqs are above every committed one."""
+        if not self._per_domain():
+            return self.current_seq
+        counters = await self._counters(_domains(scopes))
+        return min(counters.values(), default=self.current_seq)
+
+    async def holds(
+        self, scopes: tuple[str, ...] | None, position: Position, fresh_until: int
+    ) -> bool:
+        """Whether this snapshot (a replica's) holds all a client at `position` has seen:
+        with one order, its seq and `fresh_until` at or below `current_seq`; per domain,
+        also each of the caller's domains at or below its counter here (a domain's
+        counter covers all of the domain's changes up to it, whatever other domains
+        committed)."""
+        if max(position.seq, fresh_until) > self.current_seq:
+            return False
+        if not self._per_domain():
+            return True
+        counters = await self._counters(_domains(scopes))
+        return all(max(position.at(d), fresh_until) <= seq for d, seq in counters.items())
+
+
+def _domains(scopes: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The domains of a caller's scopes (None: every domain); a user's own scope is in
+    their team's, which their team's scope names."""
+    if scopes is None:
+        return None
+    return tuple(sorted({d for s in scopes if (d := scope_domain(s)) is not None}))
 
 
 async def _name_survivors(deletes: list[Change]) -> None:

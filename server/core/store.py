@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from server import db
+from server.core.actor import Actor, team_domain
 from server.core.changelog.clients import PENDING_REPORTS, merge_report
 from server.core.changelog.newest import NEWEST
 from server.core.rows import WIRE_ROWS
 from server.core.rules import RULES, CrmRules
-from server.core.session import META, Session, device_json
+from server.core.session import META, Session, device_json, note_committed
 from sync.engine import Quiet
 from sync.protocol import DeviceReport
 
@@ -34,10 +35,33 @@ class PiccoloSyncStore:
     def forget_epoch(self) -> None:
         self._epoch = None
 
+    def lane_of(self, actor: Actor) -> str | None:
+        """The writer's lane of `actor`'s sync writes (sync.batching): on PostgreSQL a
+        rep's or a manager's team (their writes take their team's lock and run beside
+        other teams', docs/sync-protocol.md "Writers per team"); None, every domain's
+        lock, for an admin, the server, and on SQLite."""
+        if not db.is_postgres() or actor.scopes is None:
+            return None
+        return team_domain(actor.team_id)
+
+    def in_lane(self, lane: str | None) -> PiccoloSyncStore:
+        """This store, its write sessions in `lane` (None: this store)."""
+        if lane is None:
+            return self
+        store = _LANES.get(lane)
+        if store is None:
+            store = _LANES[lane] = _LaneStore(lane)
+        return store
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Session]:
-        async with db.write_transaction():
-            session = Session(writable=True)
+        async with self._write(None) as session:
+            yield session
+
+    @asynccontextmanager
+    async def _write(self, lane: str | None) -> AsyncIterator[Session]:
+        async with db.write_transaction(lane):
+            session = Session(writable=True, team=lane)
             await session.begin()
             yield session
             # For the sessions committed with this one (group commit), which see its rows
@@ -45,6 +69,8 @@ class PiccoloSyncStore:
             shared = db.shared()
             shared.update(session.wired)
             shared[META] = session.stored_meta()
+            if db.is_postgres():
+                note_committed(session)
         _keep_wired(session)
         session.history.committed(session.epoch)
 
@@ -67,6 +93,24 @@ class PiccoloSyncStore:
         self, user_id: str, client_id: str, device: DeviceReport | None, now_ms: int
     ) -> None:
         merge_report(PENDING_REPORTS, (user_id, client_id), (now_ms, device_json(device)))
+
+
+class _LaneStore(PiccoloSyncStore):
+    """The store whose write sessions hold one team's writer's lock (`in_lane`)."""
+
+    def __init__(self, lane: str) -> None:
+        self.lane = lane
+
+    async def epoch(self) -> str:
+        return await STORE.epoch()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Session]:
+        async with self._write(self.lane) as session:
+            yield session
+
+
+_LANES: dict[str, _LaneStore] = {}
 
 
 def _keep_wired(session: Session) -> None:

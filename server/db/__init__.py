@@ -54,7 +54,7 @@ Which module holds what (each imports only modules above it here, and nothing fr
 """
 
 from server.db.bulk import any_of, insert_rows, padded, update_rows
-from server.db.context import SLOW_READ_LIMIT_S, StatementTimeout, defer, shared
+from server.db.context import SLOW_READ_LIMIT_S, StatementTimeout, at_commit, defer, shared
 from server.db.postgres import WRITE_LOCK_KEY
 from server.db.replica import (
     ReplicaUnavailable,
@@ -99,6 +99,7 @@ __all__ = [
     "StatementTimeout",
     "WRITE_LOCK_KEY",
     "any_of",
+    "at_commit",
     "configure",
     "configure_replica",
     "defer",

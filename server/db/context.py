@@ -105,3 +105,18 @@ def defer(send: Callable[[], Awaitable[None]]) -> None:
     if transaction is None or not transaction.write:
         raise RuntimeError("db.defer() needs a write transaction")
     transaction.deferred = send
+
+
+# shared() key: the work a write transaction does last, before it commits (at_commit()).
+AT_COMMIT = "at commit"
+
+
+def at_commit(work: Callable[[], Awaitable[None]]) -> None:
+    """Have `work` run once, as the current write transaction's last statements, just
+    before it commits (after every member of its group: group_commit.py); if it fails,
+    nothing of the transaction stays. One at a time: a second replaces the first, so
+    callers share one and keep what it writes in shared()."""
+    transaction = current_transaction.get()
+    if transaction is None or not transaction.write:
+        raise RuntimeError("db.at_commit() needs a write transaction")
+    transaction.shared[AT_COMMIT] = work

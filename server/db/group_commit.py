@@ -10,9 +10,14 @@ outside a transaction on SQLite enter it through member()):
 - A member returns only after the group's commit, so its writes are durable when it
   returns. If the commit fails, or a member's part cannot be undone, every member fails
   and nothing of any of them stays.
-- The members share one shared() dict (context.py).
+- The members share one shared() dict (context.py); what a member left with at_commit()
+  runs after the last member, before the commit.
 
-A driver gives it three things (Backend): begin_group() takes the writer's lock, begins
+Groups of different lanes run side by side (PostgreSQL: a team's writers, whose lock lets
+other teams' writers through; lane None holds every lane's lock, docs/sync-protocol.md
+"Writers per team"); each lane forms its own groups, one at a time.
+
+A driver gives it three things (Backend): begin_group(lane) takes the lane's lock, begins
 and sets the first savepoint, and returns the connection; end_group() commits or rolls
 back and hands the connection back; statements() runs a few statements in one round trip.
 """
@@ -27,11 +32,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from server.db.context import Transaction, current_while, send_deferred
+from server.db.context import AT_COMMIT, Transaction, current_while, send_deferred
 
 
 class Backend(Protocol):
-    async def begin_group(self) -> Any: ...
+    async def begin_group(self, lane: str | None) -> Any: ...
 
     async def end_group(self, conn: Any, commit: bool) -> None: ...
 
@@ -63,31 +68,35 @@ class Groups:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        # Per event loop (tests run one loop per test): its writer's lock and the group
-        # taking members.
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._forming: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Group] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Per event loop (tests run one loop per test), per lane: its writer's lock and
+        # the group taking members.
+        self._locks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str | None, asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
+        self._forming: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str | None, _Group]
+        ] = weakref.WeakKeyDictionary()
         self._leaders: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
         """The writer's lock with no transaction: for what must run between two write
         transactions (SQLite's checkpoint of its log)."""
-        async with self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+        async with self._lock(asyncio.get_running_loop(), None):
             yield
 
+    def _lock(self, loop: asyncio.AbstractEventLoop, lane: str | None) -> asyncio.Lock:
+        return self._locks.setdefault(loop, {}).setdefault(lane, asyncio.Lock())
+
     @asynccontextmanager
-    async def member(self) -> AsyncIterator[None]:
+    async def member(self, lane: str | None = None) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        group = self._forming.get(loop)
+        forming = self._forming.setdefault(loop, {})
+        group = forming.get(lane)
         if group is None or not group.open:
             group = _Group(committed=loop.create_future())
-            self._forming[loop] = group
-            leader = loop.create_task(self._lead(loop, group))
+            forming[lane] = group
+            leader = loop.create_task(self._lead(loop, lane, group))
             self._leaders.add(leader)
             leader.add_done_callback(self._leaders.discard)
         turn: asyncio.Future[Any] = loop.create_future()
@@ -128,12 +137,11 @@ class Groups:
         if group.done is not None and not group.done.done():
             group.done.set_result(None)
 
-    async def _lead(self, loop: asyncio.AbstractEventLoop, group: _Group) -> None:
+    async def _lead(self, loop: asyncio.AbstractEventLoop, lane: str | None, group: _Group) -> None:
         assert group.committed is not None
-        lock = self._locks.setdefault(loop, asyncio.Lock())
         try:
-            async with lock:
-                conn = await self.backend.begin_group()
+            async with self._lock(loop, lane):
+                conn = await self.backend.begin_group(lane)
                 commit = False
                 try:
                     while group.broken is None:
@@ -154,6 +162,12 @@ class Groups:
                             raise
                     if group.broken is not None:
                         raise group.broken
+                    last = group.shared.get(AT_COMMIT)
+                    if last is not None:
+                        transaction = Transaction(conn, write=True, shared=group.shared)
+                        with current_while(transaction):
+                            await last()
+                            await send_deferred(transaction)
                     commit = True
                 finally:
                     group.open = False
@@ -172,5 +186,6 @@ class Groups:
         else:
             group.committed.set_result(None)
         finally:
-            if self._forming.get(loop) is group:
-                del self._forming[loop]
+            forming = self._forming.get(loop, {})
+            if forming.get(lane) is group:
+                del forming[lane]

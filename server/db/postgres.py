@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +35,20 @@ log = logging.getLogger("fieldcrm.db")
 
 SIDE_APPLICATION_NAME = "fieldcrm side"  # the side connection, as pg_stat_activity names it
 WRITE_LOCK_KEY = 7_346_114_019  # pg_advisory_xact_lock key for "the sync writer"
+TEAM_LOCK_CLASS = 734_611  # pg_advisory_xact_lock(class, key): a team's writers' lock
+
+
+def lane_locks(lane: str | None) -> str:
+    """The statement that takes a writer's lane's locks (Postgres.begin_group)."""
+    if lane is None:
+        return f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
+    team_key = zlib.crc32(lane.encode()) - 2**31  # an int4
+    return (
+        f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK_KEY}),"
+        f" pg_advisory_xact_lock({TEAM_LOCK_CLASS}, {team_key})"
+    )
+
+
 # reclaim(): how long it waits for older transactions to end before it gives up.
 RECLAIM_WAIT_S = 60.0
 # reclaim(): how long a table's rewrite waits in the queue for its lock before it lets the
@@ -249,12 +264,14 @@ class Postgres:
 
     # -- the writer's group transactions (see group_commit.py) --
 
-    async def begin_group(self) -> Any:
+    async def begin_group(self, lane: str | None) -> Any:
+        """Lane None: the writer's lock of every domain (WRITE_LOCK_KEY, exclusive). A
+        team's lane: WRITE_LOCK_KEY shared (writers of other teams hold it too), then the
+        team's own lock (a key of TEAM_LOCK_CLASS; two teams whose keys meet only wait
+        for each other). Always in that order, so no two writers wait on each other."""
         conn = await self._pool().acquire()
         try:
-            await conn.execute(
-                f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY}); SAVEPOINT member"
-            )
+            await conn.execute(f"BEGIN; {lane_locks(lane)}; SAVEPOINT member")
         except BaseException:
             await self._pool().release(conn)
             raise

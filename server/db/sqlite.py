@@ -251,7 +251,9 @@ class SQLite:
 
     # -- the writer's group transactions (see group_commit.py) --
 
-    async def begin_group(self) -> sqlite3.Connection:
+    async def begin_group(self, lane: str | None) -> sqlite3.Connection:
+        """One writer: every lane's group is begun here (transactions.py gives them all
+        lane None)."""
         conn = self._writers.pop() if self._writers else self.connect(query_only=False)
         try:
             await in_thread(self._threads(), conn.execute, "BEGIN IMMEDIATE")

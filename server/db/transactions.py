@@ -87,16 +87,19 @@ async def raise_sequence(sequence: str, at_least: int) -> None:
 
 
 @asynccontextmanager
-async def write_transaction() -> AsyncIterator[None]:
-    """A transaction that holds the single writer's lock until it commits. Inside another
-    write transaction it is that one."""
+async def write_transaction(lane: str | None = None) -> AsyncIterator[None]:
+    """A transaction that holds the writer's lock until it commits: of every domain
+    (`lane` None), or on PostgreSQL of one lane only (a team's domain: its sync writes,
+    server/core/store.py; or a lane of its own for writes that touch no domain's order),
+    beside the writers of other lanes. Inside another write transaction it is that one."""
     transaction = current_transaction.get()
     if transaction is not None:
         if not transaction.write:
             raise RuntimeError("a write transaction cannot start inside a read transaction")
         yield
         return
-    async with driver().groups.member():
+    backend = driver()
+    async with backend.groups.member(lane if isinstance(backend, Postgres) else None):
         yield
 
 

@@ -12,10 +12,7 @@ import random
 import time
 from typing import Any
 
-import pytest
-
 from server import db
-from server.core import session
 from server.core.actor import Actor, team_domain
 from sync.cursor import Cursor, Position, decode_cursor
 from tests.contract.sim import (
@@ -59,15 +56,7 @@ async def log_after(actor: Actor, seq: int) -> list[tuple[int, str, str, str]]:
     return [(int(r["seq"]), r["record_table"], str(r["record_id"]), r["op"]) for r in rows]
 
 
-@pytest.fixture(params=[False, True], ids=["one-order", "per-domain"])
-def per_domain(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Cursors moved in the one order (today's writer's lock), or each domain to its own
-    counter (what writers per team need; server/core/session.py)."""
-    monkeypatch.setattr(session, "PER_DOMAIN_CURSORS", request.param)
-    return bool(request.param)
-
-
-async def test_an_old_cursor_is_every_domain_at_its_seq(started_db: Any, per_domain: bool) -> None:
+async def test_an_old_cursor_is_every_domain_at_its_seq(started_db: Any) -> None:
     """A `1.` cursor (all any server before per-domain order handed out) at seq N pulls
     exactly the entries after N, whichever team wrote what since, with no reset."""
     _, (north,) = await add_team(["rep"])
@@ -110,9 +99,7 @@ async def entries_after(scopes: tuple[str, ...] | None, at: Position) -> list[An
     ]
 
 
-async def test_a_cursor_with_a_domain_behind_is_honoured_exactly(
-    started_db: Any, per_domain: bool
-) -> None:
+async def test_a_cursor_with_a_domain_behind_is_honoured_exactly(started_db: Any) -> None:
     """A `2.` cursor gives each domain behind its seq the entries after that domain's own
     seq, and the others those after the cursor's seq: alone (a read of its own), and in a
     batch whose pulls read the log in one query (Session.plan_pulls). The cursor it moves
@@ -150,9 +137,7 @@ async def test_a_cursor_with_a_domain_behind_is_honoured_exactly(
         assert [(c["seq"], c["table"], c["id"], c["op"]) for c in data["changes"]] == expected
 
 
-async def test_an_admin_gets_each_teams_changes_once_where_each_team_is(
-    started_db: Any, per_domain: bool
-) -> None:
+async def test_an_admin_gets_each_teams_changes_once_where_each_team_is(started_db: Any) -> None:
     """An admin pulls page by page while two teams write in turn: every change once, none
     missed. With per-domain cursors on PostgreSQL the quieter team's seq is kept behind the
     cursor's (a `2.` cursor); SQLite has one domain."""
@@ -179,7 +164,7 @@ async def test_an_admin_gets_each_teams_changes_once_where_each_team_is(
             behind = behind or bool(decoded.behind)
             if not data["has_more"]:
                 break
-    assert behind == (per_domain and started_db.engine == "postgres")
+    assert behind == (started_db.engine == "postgres")
     everything = {**await server_rows(north), **await server_rows(south)}
     mine = {key: row for key, row in watcher.rows.items() if key[0] == "accounts"}
     assert mine == {key: row for key, row in everything.items() if key[0] == "accounts"}
@@ -207,7 +192,7 @@ class Puller:
 
 
 async def test_moves_between_teams_while_both_write_skip_and_repeat_nothing(
-    started_db: Any, per_domain: bool
+    started_db: Any,
 ) -> None:
     """Reps of two teams write, an admin moves accounts from one team to the other and
     back, and a rep of each team and the admin pull all the while: each ends with exactly

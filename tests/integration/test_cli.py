@@ -68,7 +68,7 @@ def test_migrate_exits_0_on_an_empty_database_and_again(database_url: str) -> No
         result = fieldcrm(database_url, "migrate")
         assert result.returncode == 0, result.stderr
         assert "migrations applied" in result.stdout
-    assert query(database_url, "SELECT COUNT(*) AS n FROM sync_meta")[0]["n"] == 5
+    assert query(database_url, "SELECT COUNT(*) AS n FROM sync_meta")[0]["n"] == 6
 
 
 def test_user_add_twice_fails_the_second_time_with_a_clear_message(database_url: str) -> None:
@@ -163,7 +163,7 @@ def test_two_migrations_at_once_on_postgres_both_succeed() -> None:
         errors = [proc.communicate(timeout=120)[1] for proc in procs]
         assert [proc.returncode for proc in procs] == [0, 0], errors
         meta = query(pg_url(name), "SELECT key FROM sync_meta")
-        assert len(meta) == 5
+        assert len(meta) == 6
     finally:
         drop_pg_database(name)
 

@@ -122,8 +122,9 @@ def test_migrating_an_empty_database_twice(empty_database: DatabaseConfig) -> No
     assert SYNC_INDEXES <= first["indexes"]
     assert not GONE_INDEXES & first["indexes"]
     meta = first["meta"]
-    assert set(meta) == {"seq", "epoch", "purged_seq", "hlc_ms", "hlc_counter"}
+    assert set(meta) == {"seq", "epoch", "purged_seq", "hlc_ms", "hlc_counter", "commits"}
     assert (meta["seq"], meta["purged_seq"], meta["hlc_ms"], meta["hlc_counter"]) == ("0",) * 4
+    assert meta["commits"] == "0"
     assert len(meta["epoch"]) == 16 and int(meta["epoch"], 16) >= 0
     apps = {app for app, _ in first["applied"]}
     assert {"auth", "records", "syncing", "push", "nearby"} <= apps

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sync.cursor import Cursor, decode_cursor
+from sync.cursor import Cursor, Position, decode_cursor
 
 EPOCH = "9f86d081884c7d65"  # secrets.token_hex(8), as the migration makes it
 BIGINT_MAX = 2**63 - 1  # seqs are 64-bit integers in both databases
@@ -134,11 +134,15 @@ def test_only_the_numbers_encode_writes_are_read(number: str) -> None:
 
 
 class _Snapshot:
-    """What caught_up reads of a session: its epoch and newest seq."""
+    """What caught_up reads of a session: its epoch, and whether it holds a position (as
+    a store with one order answers: its newest seq)."""
 
     def __init__(self, epoch: str, current_seq: int) -> None:
         self.epoch = epoch
         self.current_seq = current_seq
+
+    async def holds(self, scopes: object, position: Position, fresh_until: int) -> bool:
+        return max(position.seq, fresh_until) <= self.current_seq
 
 
 @pytest.mark.parametrize(
@@ -153,12 +157,13 @@ class _Snapshot:
         (f"1.{EPOCH}.10.40.1", 40, True),
     ],
 )
-def test_a_snapshot_answers_a_cursor_once_it_holds_all_the_cursor_has_seen(
+async def test_a_snapshot_answers_a_cursor_once_it_holds_all_the_cursor_has_seen(
     cursor: str | None, current_seq: int, caught: bool
 ) -> None:
     from sync.engine import caught_up
 
-    assert caught_up(_Snapshot(EPOCH, current_seq), cursor) is caught  # type: ignore[arg-type]
+    snapshot = _Snapshot(EPOCH, current_seq)
+    assert await caught_up(snapshot, None, cursor) is caught  # type: ignore[arg-type]
 
 
 # -- Per-domain positions (issue 20): `2.` cursors ------------------------------------------

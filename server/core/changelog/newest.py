@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server import db
+from server.core.actor import scope_domain
 from sync.engine import Quiet
 
 log = logging.getLogger("fieldcrm")
@@ -60,12 +61,17 @@ def scope_keys(scope: str) -> list[str]:
     return keys
 
 
-def payload(seq: int, scopes: dict[str, int]) -> str:
-    """A commit's notification: its highest seq and each scope's (or none past the size
-    limit: every scope up to `seq`)."""
-    text = json.dumps({"seq": seq, "scopes": scopes}, separators=(",", ":"))
+def payload(seq: int, scopes: dict[str, int], commits: int, domains: dict[str, int]) -> str:
+    """A commit's notification: its highest seq, its commit number, and each scope's
+    highest seq (past the size limit, none: every scope of each of these domains, up to
+    the domain's highest seq)."""
+    message: dict[str, Any] = {"seq": seq, "commits": commits, "scopes": scopes}
+    text = json.dumps(message, separators=(",", ":"))
     if len(text) > MAX_PAYLOAD:
-        text = json.dumps({"seq": seq, "scopes": None}, separators=(",", ":"))
+        message.update(scopes=None, domains=domains)
+        text = json.dumps(message, separators=(",", ":"))
+        if len(text) > MAX_PAYLOAD:
+            text = json.dumps({"seq": seq, "commits": commits, "scopes": None})
     return text
 
 
@@ -100,6 +106,12 @@ class Newest:
         self.floor = 0
         self.known = 0
         self.by_scope: dict[str, int] = {}
+        # PostgreSQL: per domain, its counter when this process began listening (what a
+        # scope of it heard nothing of since is at most), and the commit number of the
+        # last notification heard (every commit up to it is known).
+        self.floors: dict[str, int] = {}
+        self.commits = 0
+        self.per_domain = False  # primed with floors per domain (PostgreSQL)
         self.local_end = -1  # SQLite: the seq this process's last write session left
         self.behind_since: float | None = None
 
@@ -114,17 +126,25 @@ class Newest:
         try:
             message = json.loads(text)
             seq = int(message["seq"])
+            commits = int(message["commits"])
             scopes = message["scopes"]
-        except (ValueError, KeyError, TypeError):
+            domains = {str(d): int(top) for d, top in (message.get("domains") or {}).items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("an unreadable change notification: starting again")
             self.forget()
             return
-        if scopes is None:
-            self._raise_floor(seq)
-            self._wake()
+        if scopes is None and not domains:
+            # Which domains it wrote is unknown: start again from the database's counters.
+            self.forget()
             return
-        self._note(scopes)
+        if scopes is None:
+            for domain, top in domains.items():
+                self.floors[domain] = max(self.floors.get(domain, 0), top)
+            self.floor = max(self.floor, seq)
+        else:
+            self._note(scopes)
         self.known = max(self.known, seq)
+        self.commits = max(self.commits, commits)
         self._wake()
 
     def _wake(self) -> None:
@@ -166,10 +186,25 @@ class Newest:
 
     def newest(self, scopes: tuple[str, ...] | None) -> int | None:
         """The newest seq of these scopes (None: every scope) as far as known, or None when
-        it cannot say (a pattern not at a ":")."""
-        if scopes is None:
+        it cannot say (a pattern not at a ":"; on PostgreSQL, every scope, or scopes of no
+        one team: seqs are in order within a team only, and a cursor is one per team).
+
+        On PostgreSQL the scopes are a rep's or a manager's, all in their team's domain
+        (a user's own scope is in their team's): what they heard nothing of is at most
+        that domain's counter when this process began listening."""
+        if self.per_domain:
+            if scopes is None:
+                return None
+            teams = {scope_domain(s) for s in scopes if s.startswith("team:")}
+            if len(teams) != 1:
+                return None
+            (domain,) = teams
+            floor = self.floors.get(domain or "", 0)
+        elif scopes is None:
             return max(self.known, self.floor)
-        top = self.floor
+        else:
+            floor = self.floor
+        top = floor
         for scope in scopes:
             if scope.endswith("*") and not scope.endswith(":*"):
                 return None
@@ -190,11 +225,12 @@ class Newest:
         try:
             meta, mids = await asyncio.wait_for(self._ask((user_id, client_id)), 1.0)
             seq = int(meta["seq"])
+            commits = int(meta["commits"])
             state = (meta["epoch"], int(meta["purged_seq"]))
             hlc = (int(meta["hlc_ms"]), int(meta["hlc_counter"]))
         except (db.SideUnavailable, TimeoutError, KeyError, ValueError):
             return None
-        if not self.live or not await self._caught_up(seq):
+        if not self.live or not await self._caught_up(seq, commits):
             return None
         newest = self.newest(scopes)
         if newest is None or newest > after:
@@ -205,32 +241,35 @@ class Newest:
             purged_seq=state[1],
             hlc_max=hlc,
             last_mid=mids.get((user_id, client_id), 0),
+            # PostgreSQL: the cursor stays at its team's seq (seqs are in order per team).
+            moves=not self.per_domain,
         )
 
-    async def _caught_up(self, seq: int) -> bool:
-        """Whether every commit up to `seq` (the database's, just read) is known."""
-        if self.known >= seq:
-            self.behind_since = None
+    async def _caught_up(self, seq: int, commits: int) -> bool:
+        """Whether every commit the database shows (its seq on SQLite, its commit number
+        on PostgreSQL, just read) is known."""
+        if not self.per_domain:
+            if self.known < seq:
+                self._raise_floor(seq)  # another process's commit: no other word of it comes
             return True
-        if not db.is_postgres():
-            self._raise_floor(seq)  # another process's commit: no other word of it comes
+        if self.commits >= commits:
+            self.behind_since = None
             return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CATCH_UP_S
-        while self.live and self.known < seq and loop.time() < deadline:
+        while self.live and self.commits < commits and loop.time() < deadline:
             if self._moved is None:
                 self._moved = asyncio.Event()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._moved.wait(), deadline - loop.time())
-        if self.live and self.known >= seq:
+        if self.live and self.commits >= commits:
             self.behind_since = None
             return True
         if self.behind_since is None:
             self.behind_since = loop.time()
         elif loop.time() - self.behind_since > STALL_S and self.live:
             log.warning("change notifications lag behind the database: starting again")
-            self._raise_floor(seq)
-            self.behind_since = None
+            self.forget()
         return False
 
     async def _ask(
@@ -286,19 +325,27 @@ class Newest:
         heard from then on continue)."""
         try:
             db.listen(CHANNEL, self.heard, self.forget)
-            rows = await db.side_fetch("SELECT key, value FROM sync_meta WHERE key = 'seq'")
-            seq = int(rows[0]["value"])
+            sql = "SELECT key, value FROM sync_meta WHERE key IN ('seq', 'commits')"
+            if db.is_postgres():
+                sql += " UNION ALL SELECT 'domain:' || domain, CAST(seq AS TEXT) FROM sync_counters"
+            rows = await db.side_fetch(sql)
+            read = {str(r["key"]): int(r["value"]) for r in rows}
         except Exception:  # noqa: BLE001 - not primed: polls take the ordinary path
             self.priming = False
             self._early = []
             return
         if self.priming:  # else forgotten meanwhile
-            self.primed(seq)
+            floors = {k.partition(":")[2]: v for k, v in read.items() if k.startswith("domain:")}
+            self.primed(read["seq"], read.get("commits", 0), floors if db.is_postgres() else None)
 
-    def primed(self, seq: int) -> None:
-        """Know from here: every scope's newest seq is at most `seq` (read after listening),
-        then what was heard while it was read."""
+    def primed(self, seq: int, commits: int = 0, floors: dict[str, int] | None = None) -> None:
+        """Know from here: every scope's newest seq is at most `seq`, and on PostgreSQL at
+        most its domain's counter in `floors`, and every commit up to number `commits` is
+        known (read after listening), then what was heard while it was read."""
         self.floor = self.known = seq
+        self.floors = dict(floors or {})
+        self.per_domain = floors is not None
+        self.commits = commits
         self.local_end = seq
         self.by_scope = {}
         self.live = True
