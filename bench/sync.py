@@ -67,7 +67,7 @@ import zstandard  # noqa: E402
 from bench.support import LeanClient, database, settle_after_bulk_load  # noqa: E402
 from server import db  # noqa: E402
 from server.auth.services import token_digest  # noqa: E402
-from server.core.actor import Actor, team_scope  # noqa: E402
+from server.core.actor import Actor, scope_domain, team_scope  # noqa: E402
 from server.core.fields import SPECS  # noqa: E402
 from server.core.rows import clocks_text  # noqa: E402
 from server.core.store import STORE  # noqa: E402
@@ -192,9 +192,17 @@ class Loader:
         for table, rows in self.rows.items():
             columns = list(rows[0])
             await insert(table, columns, [[row[c] for c in columns] for row in rows])
+        # Each entry in its scope's domain, and each domain's counter at its newest seq,
+        # as the one writer leaves them (docs/sync-protocol.md, "Writers per team").
+        changes = [[*row, scope_domain(row[3]) or ""] for row in self.changes]
         await insert(
-            "sync_changes", ["seq", "record_table", "record_id", "scope", "op"], self.changes
+            "sync_changes", ["seq", "record_table", "record_id", "scope", "op", "domain"], changes
         )
+        counters: dict[str, int] = {}
+        for row in changes:
+            counters[row[5]] = max(counters.get(row[5], 0), row[0])
+        if db.is_postgres():
+            await insert("sync_counters", ["domain", "seq"], [[d, s] for d, s in counters.items()])
         async with db.write_transaction():
             for key, value in (("seq", self.seq), ("hlc_ms", self.ms), ("hlc_counter", 0)):
                 await db.fetch("UPDATE sync_meta SET value = {} WHERE key = {}", str(value), key)

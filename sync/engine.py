@@ -101,13 +101,14 @@ class Page:
 
 class SyncSession(Protocol):
     """One transaction on the store, committed (or rolled back) when the context manager
-    that made it exits. Writes happen only in a write session, which holds the single
-    writer's lock, so the seqs it hands out are in commit order; a read session sees one
-    snapshot. The engine calls, per round trip: `load_clients`, then per request
-    `last_mid`, `stored_results` (replays), `prefetch`, then per mutation `load`, one of
-    `create` / `update` / `delete` (with `keep_lost` for values that lost) and, once the
-    write is applied, `observe_hlc`; `save_results` and `note_sync`; then `plan_pulls`,
-    `pull` per request, and `flush` last.
+    that made it exits. Writes happen only in a write session, which holds a writer's lock
+    (the one writer's, or one domain's: `WiderLock`), so the seqs it hands out are in
+    commit order within each domain it writes; a read session sees one snapshot. The
+    engine calls, per round trip: `load_clients`, then per request `last_mid`,
+    `stored_results` (replays), `prefetch`, then per mutation `load`, one of `create` /
+    `update` / `delete` (with `keep_lost` for values that lost) and, once the write is
+    applied, `observe_hlc`; `save_results` and `note_sync`; then `settled` (a first
+    sync), `plan_pulls`, `pull` per request, and `flush` last.
 
     The contract suite (tests/contract/) runs every rule against both implementations
     (SQLite and PostgreSQL), through this interface."""

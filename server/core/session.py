@@ -140,7 +140,8 @@ def device_json(device: DeviceReport | None) -> str | None:
 
 
 class Session:
-    """One transaction: a write session holds the writer's lock and hands out seqs."""
+    """One transaction: a write session holds a writer's lock (every domain's, or on
+    PostgreSQL one team's: `team`) and hands out seqs."""
 
     def __init__(self, writable: bool, team: str | None = None) -> None:
         self.writable = writable

@@ -1,5 +1,5 @@
-"""Group commit for the single writer: write transactions that arrive while the writer is
-busy run one after another in one database transaction and are committed together.
+"""Group commit for the writers: write transactions that arrive while their lane's writer
+is busy run one after another in one database transaction and are committed together.
 
 What callers rely on (each driver makes one Groups; write_transaction() and a write
 outside a transaction on SQLite enter it through member()):

@@ -4,10 +4,11 @@ Its connections are not reset on release (we keep no session state: no LISTEN, n
 session locks or settings; the side connection, side.py, is outside the pool and
 LISTENs), take and give UUIDs as strings (as SQLite's are read, see
 sqlite.py), and have met every array type the bulk statements use before their first
-request. The one writer is a transaction-level advisory lock, WRITE_LOCK_KEY, so several
-server processes on one database are serialised too; BEGIN, the lock and the group's
-first savepoint go in one round trip. Reads in a read_transaction() see one snapshot
-(REPEATABLE READ).
+request. The writers' locks are transaction-level advisory locks, so several server
+processes on one database share them: a team's writers hold WRITE_LOCK_KEY shared and
+their team's lock, the writers of every domain WRITE_LOCK_KEY exclusive (`lane_locks`);
+BEGIN, the locks and the group's first savepoint go in one round trip. Reads in a
+read_transaction() see one snapshot (REPEATABLE READ).
 """
 
 from __future__ import annotations

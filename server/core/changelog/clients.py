@@ -33,7 +33,6 @@ log = logging.getLogger("fieldcrm")
 # (user_id, client_id) -> (last sync, unix ms; the device object as JSON, None: not sent)
 Report = tuple[int, str | None]
 PENDING_REPORTS: dict[tuple[str, str], Report] = {}
-REPORTS_LANE = "reports"  # the writer's lane of write_pending_reports (no team's domain)
 db.ON_CONFIGURE.append(PENDING_REPORTS.clear)  # reports of another database
 
 _COLUMNS = ("user_id", "client_id", "last_mid", "writes", "last_sync_ms", "device")
@@ -71,9 +70,9 @@ async def write_pending_reports() -> None:
     reports = dict(PENDING_REPORTS)
     PENDING_REPORTS.clear()
     try:
-        # A lane of its own (PostgreSQL): the upsert only ever raises what a row holds,
-        # so it needs no other writer to wait (server/db/transactions.py).
-        async with db.write_transaction(REPORTS_LANE):
+        # Every lane's lock: beside a team's writers, which write the same rows a
+        # statement at a time, rows locked in two orders could deadlock.
+        async with db.write_transaction():
             await _upsert({}, {}, reports)
     except BaseException:
         for key, report in reports.items():

@@ -3,15 +3,16 @@ request with no mutations whose cursor is already past every change its user can
 answered without a transaction and without a pooled connection (SPEC section 15,
 docs/sync-protocol.md "Idle polls").
 
-What it keeps is an upper bound: every change committed with a seq up to `known` is in a
-scope whose entry in `by_scope` is at least its seq, or has a seq at or below `floor`. It
+What it keeps is an upper bound: every change committed is in a scope whose entry in
+`by_scope` is at least its seq, or has a seq at or below the floor (on SQLite `floor`, on
+PostgreSQL its domain's in `floors`: seqs are in commit order within a team only). It
 learns of commits:
-- on PostgreSQL, from every process's write sessions: each sends, in its transaction, a
-  NOTIFY on CHANNEL with its highest seq and the highest seq of each scope it wrote
-  (PostgreSQL delivers them when and only when the transaction commits, in commit order,
-  which is seq order: the writer's lock). The side connection (server/db/side.py) hears
-  them; while it is down or opening again, nothing is known and every poll takes the
-  ordinary path.
+- on PostgreSQL, from every process's group commits: each sends, in its last statement, a
+  NOTIFY on CHANNEL with its commit number (sync_meta's `commits`, raised by one), its
+  highest seq and the highest seq of each scope it wrote (PostgreSQL delivers them when
+  and only when the transaction commits, in commit order, and the commit numbers are in
+  commit order too). The side connection (server/db/side.py) hears them; while it is down
+  or opening again, nothing is known and every poll takes the ordinary path.
 - on SQLite, from this process's own write sessions, noted before they commit (an upper
   bound either way: a rollback leaves bounds that are too high, never too low). A commit
   by another process on the same file shows as a seq the process did not hand out; then
@@ -19,9 +20,10 @@ learns of commits:
 
 The knowledge alone can be a moment late (a notification on its way), so a poll that
 would be answered from it first asks the database one question on the side connection,
-coalesced with the polls that came in meanwhile: the committed seq, clock and epoch
-(sync_meta) and the clients' last mids (sync_clients), in one statement, no BEGIN. The
-answer stands only if everything up to that seq is known: never "nothing new" when a
+coalesced with the polls that came in meanwhile: the committed seq, commit number, clock
+and epoch (sync_meta) and the clients' last mids (sync_clients), in one statement, no
+BEGIN. The answer stands only if every commit it shows is known (SQLite: up to its seq;
+PostgreSQL: up to its commit number): never "nothing new" when a
 change the client can see committed before the poll came in. Anything else (unsure, the
 side connection down, an error) answers None, and the engine opens a read session.
 """
