@@ -293,6 +293,12 @@ async def serving(url: str, workers: int = 1) -> AsyncIterator[tuple[str, int]]:
     # counted as always, with bounds no scenario reaches, so what they cost is measured.
     env.setdefault("FIELDCRM_WRITE_RATE_PER_MIN", str(10**9))
     env.setdefault("FIELDCRM_WRITE_BURST", str(10**9))
+    if workers > 2:
+        # Each process's pool (20 by default) and side connection within PostgreSQL's
+        # default max_connections (100), with room for the bench's own (docs/deployment.md).
+        pool = str(60 // workers)
+        env.setdefault("FIELDCRM_DB_POOL_MIN", pool)
+        env.setdefault("FIELDCRM_DB_POOL_MAX", pool)
     log = tempfile.TemporaryFile()  # a pipe nobody reads would stall the server once full
     process = await asyncio.create_subprocess_exec(
         sys.executable,
