@@ -239,12 +239,11 @@ class Session:
         if counters:
             await db.insert_rows("sync_counters", ("domain", "seq"), counters, upsert=_COUNTED)
             self._counted.update(counters)
-        if db.is_postgres():
-            # What a group of write sessions hands out is written once, at its end
-            # (`commit_meta`): its writers then hold sync_meta's rows a moment, not from
-            # their first flush to the commit, and writers of other teams go on meanwhile.
-            pass
-        elif (self.current_seq, self._hlc) != (self._meta_seq, self._meta_hlc):
+        # On PostgreSQL what a group of write sessions hands out is written once, at its
+        # end (`commit_meta`): its writers then hold sync_meta's rows a moment, not from
+        # their first flush to the commit, and writers of other teams go on meanwhile.
+        changed = (self.current_seq, self._hlc) != (self._meta_seq, self._meta_hlc)
+        if changed and not db.is_postgres():
             update = (
                 "UPDATE sync_meta SET value = CASE key WHEN 'seq' THEN {} WHEN 'hlc_ms' THEN {}"
                 " ELSE {} END WHERE key IN ('seq', 'hlc_ms', 'hlc_counter')"
