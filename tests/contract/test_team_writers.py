@@ -62,9 +62,10 @@ async def write(
     device.receive(body, data)
 
 
-async def pulled(actor: Actor) -> dict[Any, Any]:
-    """What a new phone of `actor` holds once it has pulled everything."""
-    phone = Device(actor.user_id)
+async def pulled(actor: Actor, phone: Device | None = None) -> dict[Any, Any]:
+    """What `phone` (by default a new one) of `actor` holds once it has pulled
+    everything."""
+    phone = phone or Device(actor.user_id)
     send = engine_link(actor, now_ms)
     while True:
         body = phone.request()
@@ -169,15 +170,7 @@ async def test_a_write_that_lands_in_another_team_runs_again_holding_every_lock(
         await late
     assert await db.fetch("SELECT id FROM rejections") == []
     for actor, phone in ((rep, rep_phone), (south, south_phone)):
-        body = phone.request()
-        while True:
-            status, data = await engine_link(actor, now_ms)(body)
-            assert status == 200, data
-            phone.receive(body, data)
-            if not data["has_more"]:
-                break
-            body = phone.request()
-        assert phone.rows == await server_rows(actor)
+        assert await pulled(actor, phone) == await server_rows(actor)
     assert ("accounts", account) not in rep_phone.rows
     assert south_phone.rows[("accounts", account)]["city"] == "Brest"
 
