@@ -110,6 +110,14 @@ def scope_domain(scope: str) -> str | None:
     return ""
 
 
+def scopes_domains(scopes: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The domains of a caller's scopes, in order (None: every domain); a user's own scope
+    is in their team's, which their team's scope names."""
+    if scopes is None:
+        return None
+    return tuple(sorted({d for s in scopes if (d := scope_domain(s)) is not None}))
+
+
 def team_domain(team_id: str | None) -> str:
     """A team's domain: its UUID's hex ('' for no team)."""
     return (team_id or "").replace("-", "")

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from server import db
-from server.core.actor import SERVER_CLIENT_ID, scope_domain, team_domain
+from server.core.actor import SERVER_CLIENT_ID, scope_domain, scopes_domains, team_domain
 from server.core.changelog import log
 from server.core.changelog.clients import PENDING_REPORTS, Clients, merge_report
 from server.core.changelog.log import ChangeLog
@@ -90,15 +90,18 @@ def note_committed(session: Session) -> None:
     domains: dict[str, int] = {}
     if COMMIT_META in shared:
         seq, hlc, scopes, domains = shared[COMMIT_META]
-    for scope, top in session.log.newest.items():
-        if scopes.get(scope, 0) < top:
-            scopes[scope] = top
-    for domain, top in session.domain_seqs.items():
-        if domains.get(domain, 0) < top:
-            domains[domain] = top
+    _raise_to(scopes, session.log.newest)
+    _raise_to(domains, session.domain_seqs)
     top = max(seq, session.current_seq)
     shared[COMMIT_META] = (top, max(hlc, session.hlc_max()), scopes, domains)
     db.at_commit(commit_meta)
+
+
+def _raise_to(tops: dict[str, int], more: dict[str, int]) -> None:
+    """Each key of `tops` at the greater of its seq and `more`'s."""
+    for key, seq in more.items():
+        if tops.get(key, 0) < seq:
+            tops[key] = seq
 
 
 async def commit_meta() -> None:
@@ -872,7 +875,7 @@ class Session:
         has one domain."""
         if not self._per_domain():
             return None
-        domains = _domains(scopes)
+        domains = scopes_domains(scopes)
         seqs = {
             domain: max(after.at(domain), counter if last is None else min(last, counter))
             for domain, counter in (await self._counters(domains)).items()
@@ -914,7 +917,7 @@ class Session:
         seqs are above every committed one."""
         if not self._per_domain():
             return self.current_seq
-        counters = await self._counters(_domains(scopes))
+        counters = await self._counters(scopes_domains(scopes))
         return min(counters.values(), default=self.current_seq)
 
     async def holds(
@@ -929,16 +932,8 @@ class Session:
             return False
         if not self._per_domain():
             return True
-        counters = await self._counters(_domains(scopes))
+        counters = await self._counters(scopes_domains(scopes))
         return all(max(position.at(d), fresh_until) <= seq for d, seq in counters.items())
-
-
-def _domains(scopes: tuple[str, ...] | None) -> tuple[str, ...] | None:
-    """The domains of a caller's scopes (None: every domain); a user's own scope is in
-    their team's, which their team's scope names."""
-    if scopes is None:
-        return None
-    return tuple(sorted({d for s in scopes if (d := scope_domain(s)) is not None}))
 
 
 async def _name_survivors(deletes: list[Change]) -> None:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server import db
-from server.core.actor import scope_domain
+from server.core.actor import scopes_domains
 from sync.engine import Quiet
 
 log = logging.getLogger("fieldcrm")
@@ -142,7 +142,6 @@ class Newest:
         if scopes is None:
             for domain, top in domains.items():
                 self.floors[domain] = max(self.floors.get(domain, 0), top)
-            self.floor = max(self.floor, seq)
         else:
             self._note(scopes)
         self.known = max(self.known, seq)
@@ -197,11 +196,10 @@ class Newest:
         if self.per_domain:
             if scopes is None:
                 return None
-            teams = {scope_domain(s) for s in scopes if s.startswith("team:")}
-            if len(teams) != 1:
+            domains = scopes_domains(scopes)
+            if domains is None or len(domains) != 1:
                 return None
-            (domain,) = teams
-            floor = self.floors.get(domain or "", 0)
+            floor = self.floors.get(domains[0], 0)
         elif scopes is None:
             return max(self.known, self.floor)
         else:
