@@ -23,6 +23,7 @@ no device holds what its user may not see.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import time
@@ -1144,6 +1145,11 @@ def run_machine(
                 runner.run(process.start())
             attributes = {"runner": runner, "servers": processes}
             machine = type("SyncMachine", (SyncMachine,), attributes)
+            # What earlier tests left (a pending task, a connection) is finalized now, not
+            # while Hypothesis parses the machine's source: a finalizer that formats a
+            # traceback parses too, and Python 3.11's parser then raises "AST constructor
+            # recursion depth mismatch" (seen after tests/contract/test_team_writers.py).
+            gc.collect()
             run_state_machine_as_test(
                 machine,
                 settings=settings(
