@@ -305,11 +305,13 @@ class Model:
         last = FieldStamp(*self.hlc, "", "", 0)
         if table == "accounts":
             for account in merged:
-                for child_table in ("contacts", "tasks"):  # the server's order: by table, id
+                # The server's order: by account and table, and within them any (its batches
+                # take whatever is left, unsorted), so the stamps it gave say which came first.
+                for child_table in ("contacts", "tasks"):
                     children = sorted(
                         (r for r in self.records.values() if r.table == child_table
                          and r.values.get("account_id") == account.id and not r.deleted),
-                        key=lambda r: r.id,
+                        key=lambda r: stored[(r.table, r.id)].stamps["account_id"].key,
                     )  # fmt: skip
                     for child in children:
                         last = self.server_write(child, {"account_id": survivor_id}, stored, last)
@@ -1253,5 +1255,64 @@ async def test_a_conflict_made_by_the_write_that_hands_a_task_over_goes_with_it(
         assert (conflict["lost_value"], conflict["scope"]) == ("Visit", user_scope(bob.user_id))
         assert bobs.rows == await server_rows(bob)
         assert tablet.rows == phone.rows == await server_rows(ann) == {}
+    finally:
+        await db.stop()
+
+
+async def test_a_merge_moves_an_accounts_records_in_any_order(database: Any) -> None:
+    """A merge moves what hangs off a merged account in whatever order its batches find
+    it, not by id: the model follows the server's stamps (found by the runs above on
+    SQLite: the model walked two contacts by id and saw the second's stamp, (ms, 5), come
+    before the first's, (ms, 6), when they had been made in the other order)."""
+    await _start(database)
+    try:
+        team, [rep] = await add_team(["rep"])
+        _, [admin] = await add_team(["admin"])
+        now = int(time.time() * 1000)
+        model = Model({rep.user_id: team}, {rep.user_id: "rep"})
+        model.hlc = await server_hlc()
+        keep, dup = str(uuid.uuid4()), str(uuid.uuid4())
+        low, high = sorted(str(uuid.uuid4()) for _ in range(2))
+        made = [
+            ("accounts", keep, {"name": "Acme"}),
+            ("accounts", dup, {"name": "Bolt"}),
+            ("contacts", high, {"account_id": dup, "name": "Ann"}),  # the greater id first
+            ("contacts", low, {"account_id": dup, "name": "Bob"}),
+        ]
+        client = str(uuid.uuid4())
+        mutations = [
+            {"mid": mid, "table": table, "id": record_id, "op": "upsert", "fields": fields,
+             "base_seq": None, "hlc": [now, mid]}
+            for mid, (table, record_id, fields) in enumerate(made, start=1)
+        ]  # fmt: skip
+        body = {"protocol": 1, "client_id": client, "cursor": None, "mutations": mutations}
+        status, answer = await engine_link(rep, lambda: now)(body)
+        assert status == 200, answer
+        for m, result in zip(mutations, answer["ack"]["results"], strict=True):
+            assert model.apply(client, rep.user_id, m, now) == ("applied", None, result["hlc"])
+            model.hlc = max(model.hlc, (result["hlc"][0], result["hlc"][1]))
+
+        async def stored(keys: list[Key]) -> Stored:
+            return {
+                (table, record_id): record
+                for table in ("accounts", "contacts")
+                for record_id, record in (
+                    await stored_records(table, [k[1] for k in keys if k[0] == table])
+                ).items()
+            }
+
+        keys = [("accounts", keep), ("accounts", dup), ("contacts", low), ("contacts", high)]
+        request = MergeRequest(table="accounts", survivor_id=keep, merged_ids=[dup], fields={})
+        merged = await merging.merge(admin, request, now_ms=now)
+        model.merge(merged.merge_id, "accounts", keep, [dup], {}, await stored(keys))
+        model.hlc = await server_hlc()
+        [entry] = model.merges
+        assert [key for key, _, _ in entry.moved] == [("contacts", high), ("contacts", low)]
+        await merging.undo(admin, merged.merge_id, now_ms=now)
+        model.undo(entry, await stored(keys))
+        back = await stored(keys)
+        for key, record in model.records.items():
+            assert {n: wire(back[key].values[n]) for n in record.values} == record.values, key
+            assert back[key].deleted == record.deleted, key
     finally:
         await db.stop()
