@@ -7,6 +7,7 @@ from those rows in Python, and compares it with the report."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import itertools
@@ -19,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from server import db
+from server.core.changelog.clients import write_pending_reports
 from server.settings import Settings
 from tests.factories import Login, login_as, new_id
 
@@ -552,6 +555,33 @@ async def devices(client: Any, manager: Login) -> dict[str, dict[str, Any]]:
     response = await client.get("/api/team/devices", headers=manager.headers)
     assert response.status_code == 200, response.text
     return {d["client_id"]: d for d in response.json()["devices"]}
+
+
+async def test_the_devices_list_waits_for_reports_being_written(client: Any) -> None:
+    """A pull-only sync's report that the once-a-second writer has taken out and not yet
+    committed is in the devices list all the same: the list waits for that write. (It
+    read the table before the write committed, and the phone was missing: seen in an e2e
+    run under load, the manager's own phone absent from the team screen.)"""
+    manager = await login_as(client, "manager", "north")
+    tablet = Phone(await login_as(client, "rep", "north"))
+    await tablet.sync(client, [], device={"pending": 0, "platform": "iPadOS"})
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_writer() -> None:
+        async with db.write_transaction():
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_writer())
+    await held.wait()
+    flush = asyncio.create_task(write_pending_reports())
+    await asyncio.sleep(0.05)  # it has taken the report out and waits for the writer
+    listing = asyncio.create_task(devices(client, manager))
+    await asyncio.sleep(0.2)
+    release.set()
+    await holder
+    await flush
+    assert tablet.client_id in await listing
 
 
 async def test_devices_report_their_state_through_sync(client: Any) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,11 @@ log = logging.getLogger("fieldcrm")
 Report = tuple[int, str | None]
 PENDING_REPORTS: dict[tuple[str, str], Report] = {}
 db.ON_CONFIGURE.append(PENDING_REPORTS.clear)  # reports of another database
+# One write of the pending reports at a time in each event loop: a reader that asks for
+# them written waits for one already taken out of PENDING_REPORTS and not yet committed.
+_WRITING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 _COLUMNS = ("user_id", "client_id", "last_mid", "writes", "last_sync_ms", "device")
 # A row's mid only goes up; writes add up; the newest sync wins, and keeps the last device
@@ -64,20 +70,25 @@ def merge_report(reports: dict[tuple[str, str], Report], key: tuple[str, str], n
 
 async def write_pending_reports() -> None:
     """Write the reports of pull-only syncs waiting in this process, in one transaction.
-    If that fails they wait for the next try (newer ones of the same clients win)."""
-    if not PENDING_REPORTS:
-        return
-    reports = dict(PENDING_REPORTS)
-    PENDING_REPORTS.clear()
-    try:
-        # Every lane's lock: beside a team's writers, which write the same rows a
-        # statement at a time, rows locked in two orders could deadlock.
-        async with db.write_transaction():
-            await _upsert({}, {}, reports)
-    except BaseException:
-        for key, report in reports.items():
-            merge_report(PENDING_REPORTS, key, report)
-        raise
+    If that fails they wait for the next try (newer ones of the same clients win). Once
+    it returns, every report this process had when it was called is committed, also those
+    another call was writing (call it outside any transaction)."""
+    loop = asyncio.get_running_loop()
+    writing = _WRITING.get(loop) or _WRITING.setdefault(loop, asyncio.Lock())
+    async with writing:
+        if not PENDING_REPORTS:
+            return
+        reports = dict(PENDING_REPORTS)
+        PENDING_REPORTS.clear()
+        try:
+            # Every lane's lock: beside a team's writers, which write the same rows a
+            # statement at a time, rows locked in two orders could deadlock.
+            async with db.write_transaction():
+                await _upsert({}, {}, reports)
+        except BaseException:
+            for key, report in reports.items():
+                merge_report(PENDING_REPORTS, key, report)
+            raise
 
 
 async def run_report_writer() -> None:
