@@ -597,6 +597,20 @@ class Phones:
         self.apps.append(app)
         return app
 
+    async def signed_in(
+        self, base_url: str, username: str, *, controlled: bool = True, **context_options: Any
+    ) -> App:
+        """A phone that opened the app, signed in as `username` and synced all it holds;
+        with `controlled`, once its service worker controls the page (so it works
+        offline)."""
+        app = await self.open(base_url, **context_options)
+        await app.open()
+        await app.login(username)
+        if controlled:
+            await app.wait_controlled()
+        await app.synced()
+        return app
+
     def errors(self) -> list[str]:
         return [error for app in self.apps for error in app.watch.errors]
 

@@ -110,11 +110,7 @@ async def test_the_account_screen_shows_its_position_on_a_small_map(
             nowhere = await rest.create("accounts", name="Sans adresse")
         finally:
             await rest.close()
-        app = await phones.open(server.url, user_agent=ANDROID)
-        await app.open()
-        await app.login("alice")
-        await app.wait_controlled()
-        await app.synced()
+        app = await phones.signed_in(server.url, "alice", user_agent=ANDROID)
 
         await app.account.open(halles["id"])
         small = app.tid("account-map")
@@ -180,10 +176,7 @@ async def test_the_account_map_in_french(tmp_path: Path, phones: Phones, artifac
             )  # fmt: skip
         finally:
             await rest.close()
-        app = await phones.open(server.url, locale="fr-FR")
-        await app.open()
-        await app.login("alice")
-        await app.synced()
+        app = await phones.signed_in(server.url, "alice", locale="fr-FR", controlled=False)
         await app.account.open(account["id"])
         box = app.tid("account-map-box")
         await expect(box).to_have_attribute("data-state", "map")

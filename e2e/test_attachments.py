@@ -53,15 +53,12 @@ async def test_photos_taken_offline_reach_the_server_once(
         await alice.close()
     shots = [camera_photo(tmp_path / f"IMG_{n}.jpg", n) for n in (1, 2)]
 
-    app = await phones.open(
+    app = await phones.signed_in(
         server.url,
+        "alice",
         permissions=["geolocation"],
         geolocation={"latitude": SHOP[0], "longitude": SHOP[1], "accuracy": 12},
     )
-    await app.open()
-    await app.login("alice")
-    await app.wait_controlled()
-    await app.synced()
     await app.set_offline(True)
 
     # At the shop, no signal: check in, two photos, one of them taken twice.
@@ -186,11 +183,7 @@ async def test_a_voice_note_recorded_offline_is_uploaded(
         )
         phones = Phones(browser)
         try:
-            app = await phones.open(server.url, permissions=["microphone"])
-            await app.open()
-            await app.login("alice")
-            await app.wait_controlled()
-            await app.synced()
+            app = await phones.signed_in(server.url, "alice", permissions=["microphone"])
             await app.set_offline(True)
             await app.account.open(shop["id"])
             await app.account.log_visit()
@@ -234,11 +227,7 @@ async def test_a_photo_on_a_note_taken_offline_reaches_the_server(
     finally:
         await alice.close()
     shot = camera_photo(tmp_path / "IMG_note.jpg", 7)
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("alice")
-    await app.wait_controlled()
-    await app.synced()
+    app = await phones.signed_in(server.url, "alice")
     await app.set_offline(True)
 
     await app.account.open(shop["id"])

@@ -31,11 +31,7 @@ async def test_the_calendar_link_from_me(server: Server, phones: Phones, artifac
     finally:
         await alice.close()
 
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("alice")
-    await app.wait_controlled()
-    await app.synced()
+    app = await phones.signed_in(server.url, "alice")
     await app.tid("nav-settings").click()
     await expect(app.tid("calendar-state")).to_contain_text("No calendar link yet")
 

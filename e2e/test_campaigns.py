@@ -55,11 +55,7 @@ async def seed(server: Server) -> dict[str, Any]:
 
 
 async def manager_phone(phones: Phones, server: Server) -> App:
-    app = await phones.open(server.url, **UTC_PHONE)
-    await app.open()
-    await app.login("boss")
-    await app.wait_controlled()
-    await app.synced()
+    app = await phones.signed_in(server.url, "boss", **UTC_PHONE)
     return app
 
 

@@ -152,10 +152,7 @@ async def test_an_edit_that_lost_every_field_shows_the_winner(
     try:
         account = await rest.create("accounts", name="Café du Port", phone=ORIGINAL)
         account_id = account["id"]
-        app = await phones.open(server.url)
-        await app.open()
-        await app.login("bob")
-        await app.synced()
+        app = await phones.signed_in(server.url, "bob", controlled=False)
         await app.account.open(account_id)
 
         async with app.sync_in_flight():  # a sync with nothing to send

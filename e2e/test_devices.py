@@ -36,11 +36,7 @@ async def test_the_manager_sees_each_phone_and_what_it_holds(
     server.add_user("boss", role="manager", team="north")
     version = re.search(r'const VERSION = "([0-9a-f]+)"', SW.read_text())
     assert version
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("alice")
-    await app.wait_controlled()
-    await app.synced()
+    app = await phones.signed_in(server.url, "alice")
 
     # 501 writes made offline go out in two requests: the first says one is still queued,
     # and since when; the second that nothing is.

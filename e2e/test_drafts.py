@@ -33,10 +33,9 @@ async def rep_with_an_account(server: Server, phones: Phones) -> tuple[App, str]
         )
     finally:
         await rest.close()
-    app = await phones.open(server.url, permissions=["geolocation"], geolocation=PHONE_AT)
-    await app.open()
-    await app.login("alice")
-    await app.synced()
+    app = await phones.signed_in(
+        server.url, "alice", permissions=["geolocation"], geolocation=PHONE_AT, controlled=False
+    )
     return app, account["id"]
 
 

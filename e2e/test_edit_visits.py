@@ -31,11 +31,7 @@ async def test_an_author_edits_and_deletes_their_visit_and_note(
     finally:
         await bruno.close()
 
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("alice")
-    await app.wait_controlled()
-    await app.synced()
+    app = await phones.signed_in(server.url, "alice")
     await app.set_offline(True)
 
     await app.go(f"#/visit/{visit['id']}")

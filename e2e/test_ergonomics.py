@@ -224,10 +224,7 @@ async def test_text_at_200_percent_keeps_header_and_tabs_apart(
 
     # A manager's seventh tab (Team) fits too.
     await app.set_offline(False)
-    manager = await phones.open(server.url)
-    await manager.open()
-    await manager.login("maria")
-    await manager.synced()
+    manager = await phones.signed_in(server.url, "maria", controlled=False)
     await expect(manager.tid("nav-team")).to_be_visible()
     for percent in (100, 200):
         await text_size(manager, percent)
@@ -282,10 +279,7 @@ async def test_the_address_opens_the_phones_maps_app(server: Server, phones: Pho
         (android, f"geo:0,0?q={query}"),
         (iphone, f"https://maps.apple.com/?q={query}"),
     ):
-        app = await phones.open(server.url, user_agent=agent)
-        await app.open()
-        await app.login("alice")
-        await app.synced()
+        app = await phones.signed_in(server.url, "alice", user_agent=agent, controlled=False)
         await app.account.open(ids["account"])
         link = app.tid("account-address").get_by_role("link")
         await expect(link).to_have_attribute("href", href)

@@ -18,10 +18,7 @@ def when(iso: str) -> datetime:
 
 
 async def signed_in(server: Server, phones: Phones, username: str = "alice") -> App:
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login(username)
-    await app.synced()
+    app = await phones.signed_in(server.url, username, controlled=False)
     return app
 
 

@@ -47,11 +47,7 @@ def french_excel() -> bytes:
 async def manager_on_import(phones: Phones, server: Server) -> tuple[App, ImportScreen]:
     server.add_user("maud", role="manager", team="north")
     server.add_user("alice", team="north")
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("maud")
-    await app.wait_controlled()
-    await app.synced()
+    app = await phones.signed_in(server.url, "maud")
     screen = ImportScreen(app)
     await screen.open()
     return app, screen
@@ -175,11 +171,7 @@ async def test_an_xlsx_of_contacts_and_the_exports(
 async def test_offline_or_as_a_rep(server: Server, phones: Phones) -> None:
     server.add_user("maud", role="manager", team="north")
     server.add_user("alice", team="north")
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("maud")
-    await app.wait_controlled()
-    await app.synced()
+    app = await phones.signed_in(server.url, "maud")
     # The screen is fetched when opened, not kept for offline use: offline it says so.
     await app.set_offline(True)
     await app.go("#/import")

@@ -57,10 +57,7 @@ async def test_an_iphone_is_told_how_to_add_the_app(
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15"
         " (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
     )
-    app = await phones.open(server.url, user_agent=iphone)
-    await app.open()
-    await app.login("alice")
-    await app.synced()
+    app = await phones.signed_in(server.url, "alice", user_agent=iphone, controlled=False)
     await app.go("#/settings")
     await app.expect_screen("settings")
     await expect(app.tid("install-ios")).to_contain_text("Add to Home Screen")

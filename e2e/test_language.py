@@ -176,12 +176,14 @@ async def test_a_managers_screens_hold_in_french(
 ) -> None:
     await seed(server)
     server.add_user("maria", role="manager", team="north")
-    app = await phones.open(
-        server.url, locale="fr-FR", permissions=["geolocation"], geolocation=HERE
+    app = await phones.signed_in(
+        server.url,
+        "maria",
+        locale="fr-FR",
+        permissions=["geolocation"],
+        geolocation=HERE,
+        controlled=False,
     )
-    await app.open()
-    await app.login("maria")
-    await app.synced()
     await expect(app.tid("nav-team")).to_contain_text("Équipe")
     screens = [
         ("team", "#/team", "team-source"),

@@ -42,11 +42,7 @@ async def seed(server: Server) -> dict[str, Any]:
 
 
 async def signed_in(phones: Phones, server: Server, username: str) -> App:
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login(username)
-    await app.wait_controlled()
-    await app.synced()
+    app = await phones.signed_in(server.url, username)
     return app
 
 

@@ -19,10 +19,7 @@ async def test_a_rep_cannot_hand_an_owned_account_to_someone_else(
         account = await rest.create("accounts", name="Quincaillerie Roux")
     finally:
         await rest.close()
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("bob")
-    await app.synced()
+    app = await phones.signed_in(server.url, "bob", controlled=False)
     await app.account.open(account["id"])
     await app.account.edit()
     owner = app.page.locator("select[name=owner_id]")

@@ -141,10 +141,7 @@ async def test_a_first_sync_is_packed_then_unpacked(server: Server, phones: Phon
                                    started_at="2026-12-01T09:00:00Z")  # fmt: skip
     finally:
         await alice.close()
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("alice")
-    await app.synced()
+    app = await phones.signed_in(server.url, "alice", controlled=False)
     packed = await app.page.evaluate(
         "() => performance.getEntriesByName('fieldcrm:packed').reduce((n, m) => n + m.detail, 0)"
     )

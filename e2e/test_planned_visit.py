@@ -22,11 +22,7 @@ async def test_plan_a_visit_then_make_it_offline(
     finally:
         await alice.close()
 
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("alice")
-    await app.wait_controlled()
-    await app.synced()
+    app = await phones.signed_in(server.url, "alice")
     await app.set_offline(True)
 
     await app.account.open(shop["id"])

@@ -68,10 +68,7 @@ async def test_a_refused_visit_is_shown_whole_fixed_and_applied_again(
     try:
         moved = await alice_rest.create("accounts", name="Électricité Laurent", city="Lyon")
         other = await alice_rest.create("accounts", name="Boulangerie Martin", city="Paris")
-        app = await phones.open(server.url)
-        await app.open()
-        await app.login("alice")
-        await app.synced()
+        app = await phones.signed_in(server.url, "alice", controlled=False)
 
         # The account moves to another team while Alice is offline; she logs two visits.
         await app.set_offline(True)
@@ -151,10 +148,7 @@ async def test_a_refused_visit_is_shown_whole_fixed_and_applied_again(
         assert fixed[0]["resolved"] is True
 
         # Her manager sees the other one, whose it is, and applies it to another account.
-        boss = await phones.open(server.url)
-        await boss.open()
-        await boss.login("boss")
-        await boss.synced()
+        boss = await phones.signed_in(server.url, "boss", controlled=False)
         await open_rejected(boss)
         mine = row_of(boss, id=second_id)
         await expect(mine.get_by_test_id("rejected-who")).to_contain_text("Written by alice")
@@ -199,10 +193,7 @@ async def test_mark_resolved_and_a_copy_the_server_keeps_no_row_of(
     rest = await Rest.login(server.url, "alice")
     try:
         account = await rest.create("accounts", name="Fromagerie Roux", city="Lyon")
-        app = await phones.open(server.url)
-        await app.open()
-        await app.login("alice")
-        await app.synced()
+        app = await phones.signed_in(server.url, "alice", controlled=False)
         await app.page.evaluate(
             """async ([id]) => {
               const records = await import("/js/records.js");

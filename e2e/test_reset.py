@@ -35,10 +35,7 @@ async def test_a_row_kept_for_its_writes_goes_when_the_server_refuses_them(
     try:
         gone = await rest.create("accounts", name="Closed Shop", phone="+33 1 00 00 00 01")
         kept = await rest.create("accounts", name="Open Shop", phone="+33 1 00 00 00 02")
-        app = await phones.open(server.url)
-        await app.open()
-        await app.login("bob")
-        await app.synced()
+        app = await phones.signed_in(server.url, "bob", controlled=False)
         await app.account.open(gone["id"])
 
         # Deleted on the server; the phone has not heard, and its cursor is one the

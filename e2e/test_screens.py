@@ -230,10 +230,7 @@ async def test_a_screen_opened_after_new_rows_is_not_drawn_again(
         account = await alice.create("accounts", name="Bakery Martin", city="Lyon")
     finally:
         await alice.close()
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("alice")
-    await app.synced()
+    app = await phones.signed_in(server.url, "alice", controlled=False)
     await app.go("#/today")
     still: bool = await app.page.evaluate(
         """async (route) => {

@@ -66,10 +66,9 @@ async def test_search_and_sort_the_accounts_offline(
     server: Server, phones: Phones, artifacts: Path
 ) -> None:
     await seed(server)
-    app = await phones.open(server.url, geolocation=BELLECOUR, permissions=["geolocation"])
-    await app.open()
-    await app.login("alice")
-    await app.synced()
+    app = await phones.signed_in(
+        server.url, "alice", geolocation=BELLECOUR, permissions=["geolocation"], controlled=False
+    )
     await app.set_offline(True)
     await app.accounts.open()
 
@@ -146,10 +145,7 @@ async def test_the_list_holds_only_the_rows_on_screen_and_reaches_the_last(
         assert response.status_code == 200, response.text
     finally:
         await alice.close()
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("alice")
-    await app.synced()
+    app = await phones.signed_in(server.url, "alice", controlled=False)
     await app.accounts.open()
     await expect(app.tid("account-count")).to_have_text(f"{total} accounts")
     rows = app.tid("account-row")

@@ -159,12 +159,7 @@ async def expect_figures(team: TeamScreen, report: dict[str, Any]) -> None:
 
 
 async def manager_phone(phones: Phones, server: Server, **options: Any) -> App:
-    app = await phones.open(server.url, **UTC_PHONE, **options)
-    await app.open()
-    await app.login("boss")
-    await app.wait_controlled()
-    await app.synced()
-    return app
+    return await phones.signed_in(server.url, "boss", **UTC_PHONE, **options)
 
 
 async def test_the_team_screen_shows_the_reports_figures_for_the_range_picked(
@@ -328,10 +323,7 @@ async def test_the_manager_sees_a_reps_phone_that_holds_unsent_work(
     server: Server, phones: Phones
 ) -> None:
     await seed(server)
-    rep = await phones.open(server.url, **UTC_PHONE)
-    await rep.open()
-    await rep.login("alice")
-    await rep.synced()
+    rep = await phones.signed_in(server.url, "alice", **UTC_PHONE, controlled=False)
     # 501 writes made offline: the first request carries 500 and reports one still held;
     # then the server stops answering, so that report stays the last.
     await rep.set_offline(True)
@@ -440,10 +432,7 @@ async def test_a_manager_reassigns_accounts_and_what_hangs_off_them(
 
 async def test_a_rep_has_no_team_tab(server: Server, phones: Phones) -> None:
     await seed(server)
-    app = await phones.open(server.url)
-    await app.open()
-    await app.login("alice")
-    await app.synced()
+    app = await phones.signed_in(server.url, "alice", controlled=False)
     await expect(app.tid("nav-today")).to_be_visible()
     await expect(app.tid("nav-team")).to_be_hidden()
     await app.accounts.open()
