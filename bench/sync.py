@@ -350,6 +350,26 @@ def tree_cpu_seconds(pid: int) -> float:
     return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
 
 
+def postgres_cpu_seconds() -> float:
+    """The CPU time of every PostgreSQL process on the machine, living ones only (a backend
+    that exits takes its time with it: the bench's connections live through a scenario)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            text = stat.read_text()
+            if "(postgres)" in text:
+                total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
+def machine_cpu() -> tuple[float, float]:
+    """The machine's busy and total CPU seconds since it started (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
 @contextlib.contextmanager
 def profiling(pid: int, directory: Path | None, name: str) -> Any:
     """py-spy on the server while the block runs, if asked for; prints the busiest frames."""
@@ -966,10 +986,13 @@ async def fleet_idle(
     return {"paced": paced, "burst": burst, "cpu": cpu}
 
 
-async def fleet_ingest(base: str, reps: list[Any], cursor: str, seconds: float) -> dict[str, Any]:
+async def fleet_ingest(
+    base: str, pid: int, reps: list[Any], cursor: str, seconds: float
+) -> dict[str, Any]:
     """One phone per team pushes batches of 100 writes (new accounts, and edits of them)
     as fast as the server takes them: mutations applied per second and each request's
-    wait. Teams share no record."""
+    wait. Teams share no record. Where the CPU went, per mutation: the server's processes,
+    PostgreSQL's, the bench's own (the phones); and how busy the machine's cores were."""
     applied = 0
     waits: list[float] = []
     stop = time.perf_counter() + seconds
@@ -993,9 +1016,19 @@ async def fleet_ingest(base: str, reps: list[Any], cursor: str, seconds: float) 
                 applied += sum(r["status"] != "rejected" for r in data["ack"]["results"])
 
     started = time.perf_counter()
+    before = (tree_cpu_seconds(pid), postgres_cpu_seconds(), time.process_time(), machine_cpu())
     await asyncio.gather(*(loop(rep) for rep in reps))
     elapsed = time.perf_counter() - started
-    return {"rate": applied / elapsed, "waits": waits}
+    after = (tree_cpu_seconds(pid), postgres_cpu_seconds(), time.process_time(), machine_cpu())
+    per = 1000 / max(1, applied)
+    return {
+        "rate": applied / elapsed,
+        "waits": waits,
+        "server_ms": per * (after[0] - before[0]),
+        "postgres_ms": per * (after[1] - before[1]),
+        "phones_ms": per * (after[2] - before[2]),
+        "busy": (after[3][0] - before[3][0]) / max(1e-9, after[3][1] - before[3][1]),
+    }
 
 
 async def fleet(engine: str, args: argparse.Namespace) -> dict[str, str]:
@@ -1021,11 +1054,17 @@ async def fleet(engine: str, args: argparse.Namespace) -> dict[str, str]:
                         flush=True,
                     )
                     summary[f"idle {phones} x{workers}"] = line
+                # A second of ingest first, not counted: the processes' first batches (new
+                # connections' statements and caches, what the idle phones left) cost more.
+                await fleet_ingest(base, pid, reps, await newest_cursor(), 1.0)
                 cursor = await newest_cursor()
-                fed = await fleet_ingest(base, reps, cursor, args.seconds)
+                fed = await fleet_ingest(base, pid, reps, cursor, args.seconds)
                 line = f"{fed['rate']:.0f} mutations/s, p99 {pct(fed['waits'], 0.99):.0f} ms"
                 print(
-                    f"  {workers} process(es), ingest from {teams} teams x 100 writes: {line}",
+                    f"  {workers} process(es), ingest from {teams} teams x 100 writes: {line};"
+                    f" CPU a mutation: server {fed['server_ms']:.3f} ms, PostgreSQL"
+                    f" {fed['postgres_ms']:.3f} ms, phones {fed['phones_ms']:.3f} ms;"
+                    f" cores busy {100 * fed['busy']:.0f}%",
                     flush=True,
                 )
                 summary[f"ingest x{workers}"] = line
