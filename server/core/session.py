@@ -694,37 +694,52 @@ class Session:
         db.defer(self._write_pending)
 
     async def _move_dependents(self, record: StoredRecord, scope: str, stamp: Stamp) -> None:
-        """When an account changes team, what hangs off it moves too; when another record
-        changes scope (a task given to someone else), its conflicts go with it."""
+        """When an account changes team, what hangs off it moves too, with the conflicts
+        about each of those records; when another record changes scope (a task given to
+        someone else), its conflicts go with it."""
         if record.table == "accounts":
             dependents = [(child, "account_id") for child in (*CHILD_TABLES, "conflicts")]
         else:
             dependents = [("conflicts", "record_id")]
+        children: list[str] = []
         for child, column in dependents:
             rows = await db.fetch(
                 f"SELECT id, scope, deleted, seq FROM {child} WHERE {column} = {{}}", record.id
             )
+            if child not in SERVER_MADE:
+                children += [str(row["id"]) for row in rows]
             for row in rows:
-                if row["scope"] == scope:
-                    continue
-                seq = await self.next_seq(scope)
-                child_id = str(row["id"])
-                await db.fetch(
-                    f"UPDATE {child} SET scope = {{}}, seq = {{}} WHERE id = {{}}",
-                    scope,
-                    seq,
-                    child_id,
-                )
-                self._cache.pop((child, child_id), None)  # the next load reads it again
-                self.log.put(child, child_id, seq, scope, "delete" if row["deleted"] else "put")
-                self.log.evict(child, child_id, await self.next_seq(row["scope"]), row["scope"])
-                if child not in SERVER_MADE:
-                    # It moved with its account: an entry without fields keeps its chain
-                    # at its seq (docs/history.md).
-                    self._note(child, child_id, seq, now_utc(), stamp, "move", {}, row["seq"])
-                if child not in SERVER_MADE and not row["deleted"]:
-                    self.usage.move(row["scope"], scope)
-                    db.defer(self._write_pending)
+                await self._move_row(child, row, scope, stamp)
+        # A conflict names the account its record was on when it was made: a record that
+        # changed account since (a client's edit, a merge's undo) takes its conflicts along
+        # all the same, since they are seen by whoever sees the record.
+        for chunk in chunks(children, IN_CHUNK):
+            where, args = db.any_of("record_id", chunk)
+            for row in await db.fetch(
+                f"SELECT id, scope, deleted, seq FROM conflicts WHERE {where}", *args
+            ):
+                await self._move_row("conflicts", row, scope, stamp)
+
+    async def _move_row(self, table: str, row: dict[str, Any], scope: str, stamp: Stamp) -> None:
+        """One record (its id, scope, deleted, seq) moved to `scope` with a new seq there,
+        unless it is in it already."""
+        if row["scope"] == scope:
+            return
+        seq = await self.next_seq(scope)
+        record_id = str(row["id"])
+        await db.fetch(
+            f"UPDATE {table} SET scope = {{}}, seq = {{}} WHERE id = {{}}", scope, seq, record_id
+        )
+        self._cache.pop((table, record_id), None)  # the next load reads it again
+        self.log.put(table, record_id, seq, scope, "delete" if row["deleted"] else "put")
+        self.log.evict(table, record_id, await self.next_seq(row["scope"]), row["scope"])
+        if table not in SERVER_MADE:
+            # It moved with its account: an entry without fields keeps its chain at its
+            # seq (docs/history.md).
+            self._note(table, record_id, seq, now_utc(), stamp, "move", {}, row["seq"])
+        if table not in SERVER_MADE and not row["deleted"]:
+            self.usage.move(row["scope"], scope)
+            db.defer(self._write_pending)
 
     # -- held-back writes ------------------------------------------------------------
 

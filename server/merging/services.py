@@ -677,6 +677,15 @@ async def _move_back(writer: Writer, job: _Undo, item: dict[str, Any], survivor_
             job.kept.append(Kept(table=table, id=record_id, reason=rejected.detail))
         else:
             job.moved_back[table] += 1
+            # The conflicts about it made since the merge name the survivor: they go back
+            # with it (those the merge moved would go back as items of their own).
+            for row in await db.fetch(
+                "SELECT id FROM conflicts WHERE record_id = {} AND account_id = {} ORDER BY id",
+                record_id,
+                survivor_id,
+            ):
+                await writer.set_account("conflicts", str(row["id"]), from_id)
+                job.moved_back["conflicts"] += 1
 
 
 # -- a merge or an undo cut short ----------------------------------------------------

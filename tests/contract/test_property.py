@@ -1316,3 +1316,85 @@ async def test_a_merge_moves_an_accounts_records_in_any_order(database: Any) -> 
             assert back[key].deleted == record.deleted, key
     finally:
         await db.stop()
+
+
+async def test_a_contacts_conflicts_follow_it_when_its_account_changes_team(
+    database: Any,
+) -> None:
+    """A conflict about a contact, made while a merge had moved the contact to the
+    survivor, goes with the contact: back with the undo, and to the other team when its
+    account changes team (found by the long runs: it stayed in the old team's scope)."""
+    await _start(database)
+    try:
+        team, (ann, bob) = await add_team(["rep", "rep"])
+        other, [carl] = await add_team(["rep"])
+        _, [admin] = await add_team(["admin"])
+        now = int(time.time() * 1000)
+        phone, bobs = Device(ann.user_id), Device(bob.user_id)
+
+        async def sync(*devices: Device) -> None:
+            for device in devices:
+                actor = ann if device.user_id == ann.user_id else bob
+                await sync_until_done(device, engine_link(actor, lambda: now))
+
+        keep, dup, contact = (str(uuid.uuid4()) for _ in range(3))
+        phone.write("accounts", keep, "upsert", {"name": "Acme"}, now)
+        phone.write("accounts", dup, "upsert", {"name": "Bolt"}, now)
+        phone.write("contacts", contact, "upsert", {"account_id": dup, "name": "Cy"}, now)
+        await sync(phone, bobs)
+        request = MergeRequest(table="accounts", survivor_id=keep, merged_ids=[dup], fields={})
+        merged = await merging.merge(admin, request, now_ms=now)
+        await sync(phone, bobs)
+        # Clocks far enough apart that wall time passing during the test cannot reorder them.
+        phone.write("contacts", contact, "upsert", {"name": "Ann"}, now + 600_000)
+        bobs.write("contacts", contact, "upsert", {"name": "Bob"}, now + 1)
+        await sync(phone, bobs)
+        [conflict] = await conflicts_about([contact])
+        assert (conflict["lost_value"], conflict["account_id"]) == ("Bob", keep)
+        await merging.undo(admin, merged.merge_id, now_ms=now)
+        async with writing(Source.REST, now_ms=now) as writer:
+            moved = await writer.apply(admin, Edit("accounts", dup, {"owner_id": carl.user_id}))
+        assert moved == "applied"
+        stored = (await stored_records("contacts", [contact]))[contact]
+        assert (stored.values["account_id"], stored.scope) == (dup, team_scope(other))
+        [conflict] = await conflicts_about([contact])
+        assert (conflict["account_id"], conflict["scope"]) == (dup, team_scope(other)), team
+    finally:
+        await db.stop()
+
+
+async def test_a_contacts_conflicts_follow_it_after_it_changed_account(database: Any) -> None:
+    """A contact moved to another account of its team keeps its conflicts in sight: when
+    that account changes team, they go with the contact, though they still name the
+    account it was on when they were made."""
+    await _start(database)
+    try:
+        _, (ann, bob) = await add_team(["rep", "rep"])
+        other, [carl] = await add_team(["rep"])
+        _, [admin] = await add_team(["admin"])
+        now = int(time.time() * 1000)
+        phone, bobs = Device(ann.user_id), Device(bob.user_id)
+
+        async def sync(*devices: Device) -> None:
+            for device in devices:
+                actor = ann if device.user_id == ann.user_id else bob
+                await sync_until_done(device, engine_link(actor, lambda: now))
+
+        first, second, contact = (str(uuid.uuid4()) for _ in range(3))
+        phone.write("accounts", first, "upsert", {"name": "Acme"}, now)
+        phone.write("accounts", second, "upsert", {"name": "Bolt"}, now)
+        phone.write("contacts", contact, "upsert", {"account_id": first, "name": "Cy"}, now)
+        await sync(phone, bobs)
+        phone.write("contacts", contact, "upsert", {"name": "Ann"}, now + 600_000)
+        bobs.write("contacts", contact, "upsert", {"name": "Bob"}, now + 1)
+        await sync(phone, bobs)
+        phone.write("contacts", contact, "upsert", {"account_id": second}, now + 700_000)
+        await sync(phone)
+        async with writing(Source.REST, now_ms=now) as writer:
+            moved = await writer.apply(admin, Edit("accounts", second, {"owner_id": carl.user_id}))
+        assert moved == "applied"
+        assert (await stored_records("contacts", [contact]))[contact].scope == team_scope(other)
+        [conflict] = await conflicts_about([contact])
+        assert (conflict["account_id"], conflict["scope"]) == (first, team_scope(other))
+    finally:
+        await db.stop()
