@@ -1356,6 +1356,60 @@ async def test_a_merge_moves_an_accounts_records_in_any_order(database: Any) -> 
         await db.stop()
 
 
+@dataclass
+class Rivals:
+    """Two reps of one team with a phone each, a rep of another team and an admin: enough
+    to make a conflict about a contact and give its account to the other team."""
+
+    ann: Actor
+    bob: Actor
+    carl: Actor
+    admin: Actor
+    other: str  # carl's team
+    now: int = field(default_factory=lambda: int(time.time() * 1000))
+
+    @classmethod
+    async def meet(cls) -> Rivals:
+        _, (ann, bob) = await add_team(["rep", "rep"])
+        other, [carl] = await add_team(["rep"])
+        _, [admin] = await add_team(["admin"])
+        return cls(ann, bob, carl, admin, other)
+
+    def __post_init__(self) -> None:
+        self.phone, self.bobs = Device(self.ann.user_id), Device(self.bob.user_id)
+
+    async def sync(self, *devices: Device) -> None:
+        for device in devices or (self.phone, self.bobs):
+            actor = self.ann if device is self.phone else self.bob
+            await sync_until_done(device, engine_link(actor, lambda: self.now))
+
+    async def two_accounts_and_a_contact(self) -> tuple[str, str, str]:
+        """Two accounts and a contact on the second, on both phones."""
+        first, second, contact = (str(uuid.uuid4()) for _ in range(3))
+        self.phone.write("accounts", first, "upsert", {"name": "Acme"}, self.now)
+        self.phone.write("accounts", second, "upsert", {"name": "Bolt"}, self.now)
+        fields = {"account_id": second, "name": "Cy"}
+        self.phone.write("contacts", contact, "upsert", fields, self.now)
+        await self.sync()
+        return first, second, contact
+
+    async def conflict(self, contact: str) -> dict[str, Any]:
+        """Both rename the contact; Bob's older name loses and is kept in a conflict."""
+        # Clocks far enough apart that wall time passing during the test cannot reorder them.
+        self.phone.write("contacts", contact, "upsert", {"name": "Ann"}, self.now + 600_000)
+        self.bobs.write("contacts", contact, "upsert", {"name": "Bob"}, self.now + 1)
+        await self.sync()
+        [conflict] = await conflicts_about([contact])
+        assert conflict["lost_value"] == "Bob"
+        return conflict
+
+    async def give_away(self, account: str) -> None:
+        """The admin gives the account to carl, of the other team."""
+        async with writing(Source.REST, now_ms=self.now) as writer:
+            edit = Edit("accounts", account, {"owner_id": self.carl.user_id})
+            assert await writer.apply(self.admin, edit) == "applied"
+
+
 async def test_a_contacts_conflicts_follow_it_when_its_account_changes_team(
     database: Any,
 ) -> None:
@@ -1364,39 +1418,18 @@ async def test_a_contacts_conflicts_follow_it_when_its_account_changes_team(
     account changes team (found by the long runs: it stayed in the old team's scope)."""
     await _start(database)
     try:
-        team, (ann, bob) = await add_team(["rep", "rep"])
-        other, [carl] = await add_team(["rep"])
-        _, [admin] = await add_team(["admin"])
-        now = int(time.time() * 1000)
-        phone, bobs = Device(ann.user_id), Device(bob.user_id)
-
-        async def sync(*devices: Device) -> None:
-            for device in devices:
-                actor = ann if device.user_id == ann.user_id else bob
-                await sync_until_done(device, engine_link(actor, lambda: now))
-
-        keep, dup, contact = (str(uuid.uuid4()) for _ in range(3))
-        phone.write("accounts", keep, "upsert", {"name": "Acme"}, now)
-        phone.write("accounts", dup, "upsert", {"name": "Bolt"}, now)
-        phone.write("contacts", contact, "upsert", {"account_id": dup, "name": "Cy"}, now)
-        await sync(phone, bobs)
+        them = await Rivals.meet()
+        keep, dup, contact = await them.two_accounts_and_a_contact()
         request = MergeRequest(table="accounts", survivor_id=keep, merged_ids=[dup], fields={})
-        merged = await merging.merge(admin, request, now_ms=now)
-        await sync(phone, bobs)
-        # Clocks far enough apart that wall time passing during the test cannot reorder them.
-        phone.write("contacts", contact, "upsert", {"name": "Ann"}, now + 600_000)
-        bobs.write("contacts", contact, "upsert", {"name": "Bob"}, now + 1)
-        await sync(phone, bobs)
-        [conflict] = await conflicts_about([contact])
-        assert (conflict["lost_value"], conflict["account_id"]) == ("Bob", keep)
-        await merging.undo(admin, merged.merge_id, now_ms=now)
-        async with writing(Source.REST, now_ms=now) as writer:
-            moved = await writer.apply(admin, Edit("accounts", dup, {"owner_id": carl.user_id}))
-        assert moved == "applied"
+        merged = await merging.merge(them.admin, request, now_ms=them.now)
+        await them.sync()
+        assert (await them.conflict(contact))["account_id"] == keep
+        await merging.undo(them.admin, merged.merge_id, now_ms=them.now)
+        await them.give_away(dup)
         stored = (await stored_records("contacts", [contact]))[contact]
-        assert (stored.values["account_id"], stored.scope) == (dup, team_scope(other))
+        assert (stored.values["account_id"], stored.scope) == (dup, team_scope(them.other))
         [conflict] = await conflicts_about([contact])
-        assert (conflict["account_id"], conflict["scope"]) == (dup, team_scope(other)), team
+        assert (conflict["account_id"], conflict["scope"]) == (dup, team_scope(them.other))
     finally:
         await db.stop()
 
@@ -1407,32 +1440,15 @@ async def test_a_contacts_conflicts_follow_it_after_it_changed_account(database:
     account it was on when they were made."""
     await _start(database)
     try:
-        _, (ann, bob) = await add_team(["rep", "rep"])
-        other, [carl] = await add_team(["rep"])
-        _, [admin] = await add_team(["admin"])
-        now = int(time.time() * 1000)
-        phone, bobs = Device(ann.user_id), Device(bob.user_id)
-
-        async def sync(*devices: Device) -> None:
-            for device in devices:
-                actor = ann if device.user_id == ann.user_id else bob
-                await sync_until_done(device, engine_link(actor, lambda: now))
-
-        first, second, contact = (str(uuid.uuid4()) for _ in range(3))
-        phone.write("accounts", first, "upsert", {"name": "Acme"}, now)
-        phone.write("accounts", second, "upsert", {"name": "Bolt"}, now)
-        phone.write("contacts", contact, "upsert", {"account_id": first, "name": "Cy"}, now)
-        await sync(phone, bobs)
-        phone.write("contacts", contact, "upsert", {"name": "Ann"}, now + 600_000)
-        bobs.write("contacts", contact, "upsert", {"name": "Bob"}, now + 1)
-        await sync(phone, bobs)
-        phone.write("contacts", contact, "upsert", {"account_id": second}, now + 700_000)
-        await sync(phone)
-        async with writing(Source.REST, now_ms=now) as writer:
-            moved = await writer.apply(admin, Edit("accounts", second, {"owner_id": carl.user_id}))
-        assert moved == "applied"
-        assert (await stored_records("contacts", [contact]))[contact].scope == team_scope(other)
+        them = await Rivals.meet()
+        first, second, contact = await them.two_accounts_and_a_contact()
+        await them.conflict(contact)
+        them.phone.write("contacts", contact, "upsert", {"account_id": first}, them.now + 700_000)
+        await them.sync(them.phone)
+        await them.give_away(first)
+        stored = (await stored_records("contacts", [contact]))[contact]
+        assert (stored.values["account_id"], stored.scope) == (first, team_scope(them.other))
         [conflict] = await conflicts_about([contact])
-        assert (conflict["account_id"], conflict["scope"]) == (first, team_scope(other))
+        assert (conflict["account_id"], conflict["scope"]) == (second, team_scope(them.other))
     finally:
         await db.stop()
