@@ -694,26 +694,22 @@ class Session:
         db.defer(self._write_pending)
 
     async def _move_dependents(self, record: StoredRecord, scope: str, stamp: Stamp) -> None:
-        """When an account changes team, what hangs off it moves too, with the conflicts
-        about each of those records; when another record changes scope (a task given to
-        someone else), its conflicts go with it."""
+        """When an account changes team, what hangs off it moves too; the conflicts about
+        each record that moves go with it (a task given to someone else takes its own)."""
+        records = [record.id]
         if record.table == "accounts":
-            dependents = [(child, "account_id") for child in (*CHILD_TABLES, "conflicts")]
-        else:
-            dependents = [("conflicts", "record_id")]
-        children: list[str] = []
-        for child, column in dependents:
-            rows = await db.fetch(
-                f"SELECT id, scope, deleted, seq FROM {child} WHERE {column} = {{}}", record.id
-            )
-            if child not in SERVER_MADE:
-                children += [str(row["id"]) for row in rows]
-            for row in rows:
-                await self._move_row(child, row, scope, stamp)
-        # A conflict names the account its record was on when it was made: a record that
-        # changed account since (a client's edit, a merge's undo) takes its conflicts along
-        # all the same, since they are seen by whoever sees the record.
-        for chunk in chunks(children, IN_CHUNK):
+            for child in CHILD_TABLES:
+                rows = await db.fetch(
+                    f"SELECT id, scope, deleted, seq FROM {child} WHERE account_id = {{}}",
+                    record.id,
+                )
+                records += [str(row["id"]) for row in rows]
+                for row in rows:
+                    await self._move_row(child, row, scope, stamp)
+        # By their record, not by the account they name (the one their record was on when
+        # they were made: it may have changed account since), since whoever sees the
+        # record sees its conflicts.
+        for chunk in chunks(records, IN_CHUNK):
             where, args = db.any_of("record_id", chunk)
             for row in await db.fetch(
                 f"SELECT id, scope, deleted, seq FROM conflicts WHERE {where}", *args
